@@ -1,0 +1,29 @@
+/*
+ * segment.c
+ *     Module entry point: PG_MODULE_MAGIC, _PG_init and the extension's GUCs.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "segment.h"
+
+PG_MODULE_MAGIC;
+
+int			segment_progress_seconds = 5;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("segment.progress_seconds",
+							"Seconds between progress NOTICEs of a long refresh (0 turns them off).",
+							NULL,
+							&segment_progress_seconds,
+							5, 0, 86400,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("segment");
+}
