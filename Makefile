@@ -12,9 +12,14 @@ PG_CONFIG  ?= pg_config
 REGRESS      = $(basename $(notdir $(sort $(wildcard sql/[0-9]*.sql))))
 REGRESS_OPTS = --inputdir=. --load-extension=segment
 
+.DEFAULT_GOAL := all
+
 # The install script is assembled from one part per concern, in name order.
 sql/segment--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
+
+# No LLVM bitcode: nothing to gain for this module, and no clang needed.
+override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

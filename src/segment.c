@@ -25,5 +25,12 @@ _PG_init(void)
 							5, 0, 86400,
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomStringVariable("segment.as_of",
+							   "Evaluation date seen by segment.as_of() in rules (empty: current_date).",
+							   "segment.refresh sets it for its own duration; SET it to evaluate a rule in plain SQL as a refresh would.",
+							   &segment_as_of_guc,
+							   "",
+							   PGC_USERSET, 0,
+							   segment_as_of_check, NULL, NULL);
 	MarkGUCPrefixReserved("segment");
 }

@@ -9,6 +9,17 @@
 
 /* GUCs (segment.c) */
 extern int	segment_progress_seconds;
+extern char *segment_as_of_guc;
+
+/* asof.c */
+#include "utils/guc.h"
+extern bool segment_as_of_check(char **newval, void **extra, GucSource source);
+
+/*
+ * Advisory lock class for per-subject serialization (refresh, key map
+ * changes). SQL takes the same lock with pg_advisory_xact_lock(24173, subject_id).
+ */
+#define SEGMENT_LOCK_CLASS 24173
 
 /* Member ids of integer-keyed subjects are the keys themselves. */
 #define SEGMENT_MAX_MEMBER_ID ((int64) PG_UINT32_MAX)

@@ -1,0 +1,271 @@
+-- segment install script, part 50: subjects and tags (definitions).
+-- Orchestration is PL/pgSQL; rule analysis is C (segment._rule_columns).
+
+CREATE FUNCTION segment.as_of() RETURNS date
+    AS 'MODULE_PATHNAME', 'segment_as_of' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION segment.as_of() IS
+    'Evaluation date of rules: the refresh''s as_of inside a refresh, else the GUC segment.as_of, else current_date';
+
+-- Validates a rule against a table; returns the columns it reads.
+CREATE FUNCTION segment._rule_columns(relation regclass, rule text, what text DEFAULT NULL)
+    RETURNS name[]
+    AS 'MODULE_PATHNAME', 'segment_rule_columns' LANGUAGE C STABLE;
+
+-- Names usable in audiences: identifier-like, no keywords of the audience language.
+CREATE FUNCTION segment._check_name(kind text, n name) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF n IS NULL OR n !~ '^[A-Za-z_\u0080-\uFFFF][A-Za-z0-9_\u0080-\uFFFF]*$' THEN
+        RAISE EXCEPTION 'invalid % name "%"', kind, n
+            USING ERRCODE = 'invalid_name',
+                  HINT = 'Use letters, digits and underscores, starting with a letter or underscore.';
+    END IF;
+    IF lower(n) IN ('and', 'or', 'not') THEN
+        RAISE EXCEPTION 'invalid % name "%"', kind, n
+            USING ERRCODE = 'invalid_name',
+                  DETAIL = 'and, or and not are keywords of the audience language.';
+    END IF;
+END $$;
+
+CREATE FUNCTION segment._subject_id(subject name) RETURNS int
+LANGUAGE plpgsql STABLE AS $$
+DECLARE id int;
+BEGIN
+    SELECT s.subject_id INTO id FROM segment.subject s WHERE s.name = subject;
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'subject "%" is not registered', subject
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Register it with segment.register_subject().';
+    END IF;
+    RETURN id;
+END $$;
+
+CREATE FUNCTION segment.register_subject(subject name, relation regclass, key_column name,
+                                         org_column name DEFAULT NULL,
+                                         owner_column name DEFAULT NULL)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    kind char;
+    ktype regtype;
+    col name;
+    id int;
+BEGIN
+    PERFORM segment._check_name('subject', subject);
+    IF relation IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'relation and key_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF EXISTS (SELECT 1 FROM segment.subject s WHERE s.name = subject) THEN
+        RAISE EXCEPTION 'subject "%" already exists', subject USING ERRCODE = 'duplicate_object';
+    END IF;
+    SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = relation;
+    IF kind NOT IN ('r', 'm') THEN
+        RAISE EXCEPTION '"%" is not a table', relation
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'A subject is an ordinary table or materialized view; partitioned tables are not supported yet.';
+    END IF;
+    SELECT a.atttypid::regtype INTO ktype FROM pg_attribute a
+     WHERE a.attrelid = relation AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF ktype IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', key_column, relation
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF ktype NOT IN ('int4'::regtype, 'int8'::regtype, 'text'::regtype, 'varchar'::regtype) THEN
+        RAISE EXCEPTION 'key column "%" has type %, not integer, bigint or text', key_column, ktype
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Register the subject on a column of type integer, bigint, text or varchar.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index i
+                    WHERE i.indrelid = relation AND i.indisunique AND i.indnkeyatts = 1
+                      AND i.indpred IS NULL AND i.indexprs IS NULL
+                      AND i.indkey[0] = (SELECT a.attnum FROM pg_attribute a
+                                          WHERE a.attrelid = relation AND a.attname = key_column)) THEN
+        RAISE EXCEPTION 'key column "%" of "%" is not unique', key_column, relation
+            USING ERRCODE = 'invalid_column_reference',
+                  HINT = 'Add a primary key or unique index on the key column.';
+    END IF;
+    FOREACH col IN ARRAY ARRAY[org_column, owner_column] LOOP
+        IF col IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM pg_attribute a
+             WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, relation
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+    INSERT INTO segment.subject (name, relation, key_column, key_type, org_column, owner_column)
+    VALUES (subject, relation, key_column, ktype, org_column, owner_column)
+    RETURNING subject_id INTO id;
+    RETURN id;
+END $$;
+
+CREATE FUNCTION segment.unregister_subject(subject name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE id int := segment._subject_id(subject);
+BEGIN
+    INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, old_description, old_active)
+    SELECT t.tag_id, t.name, 'drop', t.rule, t.description, t.active
+      FROM segment.tag t WHERE t.subject_id = id;
+    DELETE FROM segment.subject s WHERE s.subject_id = id;
+END $$;
+
+CREATE FUNCTION segment.create_tag(subject name, tag name, rule text,
+                                   category text DEFAULT NULL, description text DEFAULT NULL)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    sid int := segment._subject_id(subject);
+    rel regclass;
+    cols name[] := '{}';
+    id int;
+BEGIN
+    PERFORM segment._check_name('tag', tag);
+    IF EXISTS (SELECT 1 FROM segment.tag t WHERE t.name = tag) THEN
+        RAISE EXCEPTION 'tag "%" already exists', tag
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Tag names are unique across subjects; use segment.alter_tag() to change it.';
+    END IF;
+    IF rule IS NOT NULL THEN
+        SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
+        cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
+    END IF;
+    INSERT INTO segment.tag (subject_id, name, rule, category, description, columns)
+    VALUES (sid, tag, rule, category, description, cols)
+    RETURNING tag_id INTO id;
+    INSERT INTO segment.tag_history (tag_id, tag, action, new_rule, new_description, new_active)
+    VALUES (id, tag, 'create', rule, description, true);
+    RETURN id;
+END $$;
+
+CREATE FUNCTION segment._tag(tag name) RETURNS segment.tag
+LANGUAGE plpgsql STABLE AS $$
+DECLARE t segment.tag;
+BEGIN
+    SELECT * INTO t FROM segment.tag x WHERE x.name = tag;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tag "%" does not exist', tag USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN t;
+END $$;
+
+CREATE FUNCTION segment.alter_tag(tag name, rule text DEFAULT NULL, description text DEFAULT NULL,
+                                  active boolean DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    old segment.tag := segment._tag(tag);
+    rel regclass;
+    cols name[] := old.columns;
+BEGIN
+    IF rule IS NOT NULL THEN
+        IF old.rule IS NULL THEN
+            RAISE EXCEPTION 'tag "%" is a manual tag', tag
+                USING ERRCODE = 'wrong_object_type',
+                      HINT = 'Manual tags have no rule; create a rule tag instead.';
+        END IF;
+        SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = old.subject_id;
+        cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
+    END IF;
+    IF rule IS NOT DISTINCT FROM NULL AND description IS NULL AND active IS NULL THEN
+        RAISE EXCEPTION 'nothing to change for tag "%"', tag
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass rule, description or active.';
+    END IF;
+    UPDATE segment.tag t
+       SET rule = coalesce(alter_tag.rule, t.rule),
+           description = coalesce(alter_tag.description, t.description),
+           active = coalesce(alter_tag.active, t.active),
+           columns = cols,
+           version = t.version + 1,
+           updated_at = now(), updated_by = current_user
+     WHERE t.tag_id = old.tag_id;
+    INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, new_rule,
+                                     old_description, new_description, old_active, new_active)
+    VALUES (old.tag_id, tag, 'alter', old.rule, coalesce(rule, old.rule),
+            old.description, coalesce(description, old.description),
+            old.active, coalesce(active, old.active));
+END $$;
+
+CREATE FUNCTION segment.drop_tag(tag name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE old segment.tag := segment._tag(tag);
+BEGIN
+    DELETE FROM segment.tag t WHERE t.tag_id = old.tag_id;
+    INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, old_description, old_active)
+    VALUES (old.tag_id, tag, 'drop', old.rule, old.description, old.active);
+END $$;
+
+-- Member id of a key; for text keys, assigns one if create (under the subject lock).
+CREATE FUNCTION segment._member_id(sid int, key text, "create" boolean) RETURNS int8
+LANGUAGE plpgsql AS $$
+DECLARE
+    ktype regtype;
+    id int8;
+BEGIN
+    SELECT s.key_type INTO ktype FROM segment.subject s WHERE s.subject_id = sid;
+    IF ktype IN ('int4'::regtype, 'int8'::regtype) THEN
+        BEGIN
+            id := key::int8;
+        EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+            RAISE EXCEPTION 'invalid key "%" for a subject with % keys', key, ktype
+                USING ERRCODE = 'invalid_text_representation';
+        END;
+        IF id < 0 OR id > 4294967295 THEN
+            RAISE EXCEPTION 'key % is outside the range of member ids', id
+                USING ERRCODE = 'numeric_value_out_of_range',
+                      DETAIL = 'Integer keys are used as member ids and must be between 0 and 4294967295.';
+        END IF;
+        RETURN id;
+    END IF;
+    SELECT m.member_id INTO id FROM segment.keymap m WHERE m.subject_id = sid AND m.key = _member_id.key;
+    IF id IS NULL AND "create" THEN
+        PERFORM pg_advisory_xact_lock(24173, sid);
+        SELECT m.member_id INTO id FROM segment.keymap m WHERE m.subject_id = sid AND m.key = _member_id.key;
+        IF id IS NULL THEN
+            SELECT coalesce(max(m.member_id) + 1, 0) INTO id FROM segment.keymap m WHERE m.subject_id = sid;
+            INSERT INTO segment.keymap (subject_id, key, member_id) VALUES (sid, key, id);
+        END IF;
+    END IF;
+    RETURN id;
+END $$;
+
+CREATE FUNCTION segment.set_tag(subject name, key text, tag name, "on" boolean DEFAULT true,
+                                expires_at timestamptz DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    sid int := segment._subject_id(subject);
+    t segment.tag := segment._tag(tag);
+    mid int8;
+BEGIN
+    IF t.subject_id <> sid THEN
+        RAISE EXCEPTION 'tag "%" does not belong to subject "%"', tag, subject
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF t.rule IS NOT NULL THEN
+        RAISE EXCEPTION 'tag "%" is a rule tag', tag
+            USING ERRCODE = 'wrong_object_type',
+                  DETAIL = 'Its members come from its rule at each refresh.',
+                  HINT = 'Create a manual tag (rule NULL) with segment.create_tag() and set that.';
+    END IF;
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF "on" IS NULL THEN
+        RAISE EXCEPTION '"on" must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF expires_at IS NOT NULL AND expires_at <= now() AND "on" THEN
+        RAISE EXCEPTION 'expires_at % is not in the future', expires_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    mid := segment._member_id(sid, key, "on");
+    IF "on" THEN
+        INSERT INTO segment.manual_tag AS m (tag_id, key, member_id, expires_at)
+        VALUES (t.tag_id, key, mid, set_tag.expires_at)
+        ON CONFLICT (tag_id, member_id) DO UPDATE
+           SET expires_at = excluded.expires_at, set_at = now(), set_by = current_user;
+    ELSIF mid IS NOT NULL THEN
+        DELETE FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = mid;
+    END IF;
+END $$;
+
+CREATE FUNCTION segment.set_tag(subject name, key bigint, tag name, "on" boolean DEFAULT true,
+                                expires_at timestamptz DEFAULT NULL)
+RETURNS void LANGUAGE sql AS $$
+    SELECT segment.set_tag(subject, key::text, tag, "on", expires_at)
+$$;

@@ -1,0 +1,80 @@
+-- segment install script, part 60: refresh, explain, and the guard that
+-- keeps subject tables and the rules over them consistent.
+
+CREATE FUNCTION segment.refresh(subject name DEFAULT NULL, as_of date DEFAULT current_date)
+RETURNS TABLE (subject name, tag name, members bigint, entered bigint, exited bigint)
+    AS 'MODULE_PATHNAME', 'segment_refresh' LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+CREATE FUNCTION segment.explain(subject name, key text, what text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'segment_explain' LANGUAGE C STABLE STRICT;
+CREATE FUNCTION segment.explain(subject name, key bigint, what text) RETURNS jsonb
+    LANGUAGE sql STABLE STRICT AS $$ SELECT segment.explain(subject, key::text, what) $$;
+
+-- Re-check every rule over a table after DDL on it; refuse the DDL when a
+-- rule no longer analyses (a dropped, renamed or retyped column).
+CREATE FUNCTION segment._check_rules_of(rel oid) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    keycol name;
+BEGIN
+    FOR t IN SELECT g.name AS tag, g.rule, s.relation, s.name AS subject
+               FROM segment.tag g JOIN segment.subject s USING (subject_id)
+              WHERE s.relation = rel AND g.rule IS NOT NULL
+    LOOP
+        BEGIN
+            PERFORM segment._rule_columns(t.relation, t.rule, NULL);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'cannot change table "%": tag "%" of subject "%" depends on it', t.relation, t.tag, t.subject
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = format('Rule %s would fail: %s', t.rule, SQLERRM),
+                      HINT = 'Alter or drop the tag first (segment.alter_tag, segment.drop_tag).';
+        END;
+    END LOOP;
+    FOR t IN SELECT s.name AS subject, s.key_column, s.key_type, s.relation FROM segment.subject s
+              WHERE s.relation = rel
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+                        WHERE a.attrelid = rel AND a.attname = t.key_column AND NOT a.attisdropped
+                          AND a.atttypid = t.key_type) THEN
+            RAISE EXCEPTION 'cannot change table "%": column "%" is the key of subject "%"', t.relation, t.key_column, t.subject
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Unregister the subject first with segment.unregister_subject().';
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION segment._ddl_guard() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
+              WHERE command_tag = 'ALTER TABLE' AND classid = 'pg_class'::regclass
+    LOOP
+        IF EXISTS (SELECT 1 FROM segment.subject s WHERE s.relation = c.objid) THEN
+            PERFORM segment._check_rules_of(c.objid);
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION segment._drop_guard() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    s record;
+BEGIN
+    FOR s IN SELECT x.name, d.object_identity
+               FROM pg_event_trigger_dropped_objects() d
+               JOIN segment.subject x ON x.relation::oid = d.objid
+              WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+    LOOP
+        RAISE EXCEPTION 'cannot drop table %: it is registered as subject "%"', s.object_identity, s.name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Unregister the subject first with segment.unregister_subject().';
+    END LOOP;
+END $$;
+
+CREATE EVENT TRIGGER segment_ddl_guard ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment._ddl_guard();
+CREATE EVENT TRIGGER segment_drop_guard ON sql_drop
+    EXECUTE FUNCTION segment._drop_guard();

@@ -1,0 +1,463 @@
+/*
+ * explain.c
+ *     segment.explain(subject, key, what): why one customer is in or out of a
+ *     tag or an audience, as jsonb.
+ *
+ * For a rule tag, the rule is evaluated by PostgreSQL on the customer's
+ * current row as of the date of the last refresh; every AND / OR / NOT
+ * branch is reported with its value, and every leaf with the column values
+ * it read. "member" says whether the stored set (last refresh) holds the
+ * customer, so a row changed since then shows up as member <> value.
+ * For an audience, each tag it names is explained and "value" is the
+ * audience's answer for this customer.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+#include "utils/snapmgr.h"
+
+#include "rule.h"
+
+typedef struct ExplainCtx
+{
+	Relation	rel;
+	TupleTableSlot *slot;
+	ExprContext *econtext;
+	List	   *dpcontext;
+} ExplainCtx;
+
+static void
+append_json_string(StringInfo buf, const char *s)
+{
+	escape_json(buf, s);
+}
+
+static void
+append_value(StringInfo buf, RuleValue v)
+{
+	appendStringInfoString(buf, v == RULE_TRUE ? "true" : v == RULE_FALSE ? "false" : "null");
+}
+
+/* A column value as JSON: numbers and booleans natively, the rest as text. */
+static void
+append_datum(StringInfo buf, Datum d, bool isnull, Oid typid)
+{
+	Oid			outfn;
+	bool		varlena;
+	char	   *s;
+
+	if (isnull)
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+	getTypeOutputInfo(typid, &outfn, &varlena);
+	s = OidOutputFunctionCall(outfn, d);
+	switch (typid)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			appendStringInfoString(buf, s);
+			break;
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			/* NaN and Infinity are not JSON numbers */
+			if (strspn(s, "0123456789.-eE+") == strlen(s))
+				appendStringInfoString(buf, s);
+			else
+				append_json_string(buf, s);
+			break;
+		case BOOLOID:
+			appendStringInfoString(buf, DatumGetBool(d) ? "true" : "false");
+			break;
+		default:
+			append_json_string(buf, s);
+	}
+}
+
+static RuleValue
+eval_expr(ExplainCtx *ctx, Expr *expr)
+{
+	ExprState  *state = ExecInitExpr(expr, NULL);
+	bool		isnull;
+	Datum		d;
+
+	ctx->econtext->ecxt_scantuple = ctx->slot;
+	d = ExecEvalExprSwitchContext(state, ctx->econtext, &isnull);
+	if (isnull)
+		return RULE_NULL;
+	return DatumGetBool(d) ? RULE_TRUE : RULE_FALSE;
+}
+
+static void
+append_columns(StringInfo buf, ExplainCtx *ctx, Node *node)
+{
+	Bitmapset  *attnos = NULL;
+	int			a = -1;
+	bool		first = true;
+	TupleDesc	desc = RelationGetDescr(ctx->rel);
+
+	pull_varattnos(node, 1, &attnos);
+	appendStringInfoString(buf, "{");
+	while ((a = bms_next_member(attnos, a)) >= 0)
+	{
+		AttrNumber	attno = a + FirstLowInvalidHeapAttributeNumber;
+		Form_pg_attribute att;
+		bool		isnull;
+		Datum		d;
+
+		if (attno <= 0)
+			continue;
+		att = TupleDescAttr(desc, attno - 1);
+		d = slot_getattr(ctx->slot, attno, &isnull);
+		if (!first)
+			appendStringInfoString(buf, ", ");
+		first = false;
+		append_json_string(buf, NameStr(att->attname));
+		appendStringInfoString(buf, ": ");
+		append_datum(buf, d, isnull, att->atttypid);
+	}
+	appendStringInfoString(buf, "}");
+}
+
+static void
+explain_node(StringInfo buf, ExplainCtx *ctx, Node *node)
+{
+	char	   *text;
+
+	check_stack_depth();
+	text = deparse_expression(node, ctx->dpcontext, false, false);
+	appendStringInfoString(buf, "{\"expr\": ");
+	append_json_string(buf, text);
+	appendStringInfoString(buf, ", \"value\": ");
+	append_value(buf, eval_expr(ctx, (Expr *) node));
+
+	if (IsA(node, BoolExpr))
+	{
+		BoolExpr   *b = (BoolExpr *) node;
+		ListCell   *lc;
+
+		appendStringInfo(buf, ", \"op\": \"%s\", \"args\": [",
+						 b->boolop == AND_EXPR ? "and" : b->boolop == OR_EXPR ? "or" : "not");
+		foreach(lc, b->args)
+		{
+			if (foreach_current_index(lc) > 0)
+				appendStringInfoString(buf, ", ");
+			explain_node(buf, ctx, lfirst(lc));
+		}
+		appendStringInfoString(buf, "]");
+	}
+	else
+	{
+		appendStringInfoString(buf, ", \"columns\": ");
+		append_columns(buf, ctx, node);
+	}
+	appendStringInfoString(buf, "}");
+}
+
+typedef struct FoldAsOf
+{
+	Oid			funcoid;
+	Const	   *date;
+} FoldAsOf;
+
+static Node *
+fold_as_of(Node *node, FoldAsOf *f)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcid == f->funcoid)
+		return (Node *) copyObject(f->date);
+	return expression_tree_mutator(node, fold_as_of, (void *) f);
+}
+
+/* Explain one tag for the customer whose row is in ctx->slot (or absent). */
+static void
+explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
+			int64 member_id, bool row_found, DateADT as_of)
+{
+	Datum		args[3];
+	Oid			argtypes[3] = {INT4OID, NAMEOID, INT8OID};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	char	   *rule;
+	bool		active;
+	bool		refreshed;
+	Datum		member;
+
+	args[0] = Int32GetDatum(subject_id);
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(tag));
+	args[2] = Int64GetDatum(member_id);
+	if (SPI_execute_with_args(
+			"SELECT t.rule, t.active, s.tag_id IS NOT NULL, "
+			"       s.members @> $3, s.as_of, "
+			"       (SELECT jsonb_build_object('set_by', m.set_by, 'set_at', m.set_at, 'expires_at', m.expires_at, "
+			"                                  'expired', m.expires_at IS NOT NULL AND m.expires_at <= now()) "
+			"          FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3)::text, "
+			"       EXISTS (SELECT 1 FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3 "
+			"                  AND (m.expires_at IS NULL OR m.expires_at > now())) "
+			"  FROM segment.tag t LEFT JOIN segment.tag_state s USING (tag_id) "
+			" WHERE t.subject_id = $1 AND t.name = $2",
+			3, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.tag");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tag \"%s\" does not exist for this subject", tag)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	rule = SPI_getvalue(tup, desc, 1);
+	active = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+	refreshed = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+	member = SPI_getbinval(tup, desc, 4, &isnull);
+
+	appendStringInfoString(buf, "{\"tag\": ");
+	append_json_string(buf, tag);
+	appendStringInfo(buf, ", \"active\": %s", active ? "true" : "false");
+	if (rule == NULL)
+	{
+		char	   *manual = SPI_getvalue(tup, desc, 6);
+		bool		has = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+
+		appendStringInfo(buf, ", \"manual\": true, \"value\": %s, \"set\": ", has ? "true" : "false");
+		appendStringInfoString(buf, manual ? manual : "null");
+		appendStringInfoString(buf, "}");
+		return;
+	}
+	if (refreshed)
+	{
+		as_of = DatumGetDateADT(SPI_getbinval(tup, desc, 5, &isnull));
+		appendStringInfo(buf, ", \"member\": %s", isnull || !DatumGetBool(member) ? "false" : "true");
+	}
+	else
+		appendStringInfoString(buf, ", \"member\": null");
+	appendStringInfoString(buf, ", \"as_of\": ");
+	append_json_string(buf, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))));
+	appendStringInfoString(buf, ", \"rule\": ");
+	append_json_string(buf, rule);
+	if (row_found)
+	{
+		char	   *what = psprintf("tag \"%s\"", tag);
+		Node	   *analysed = rule_analyze(ctx->rel, rule, what, NULL);
+		FoldAsOf	f;
+		RuleValue	v;
+
+		f.funcoid = segment_as_of_funcoid();
+		f.date = makeConst(DATEOID, -1, InvalidOid, sizeof(DateADT),
+						   DateADTGetDatum(as_of), false, true);
+		analysed = fold_as_of(analysed, &f);
+		fix_opfuncids(analysed);
+		v = eval_expr(ctx, (Expr *) analysed);
+		appendStringInfoString(buf, ", \"value\": ");
+		append_value(buf, v);
+		appendStringInfoString(buf, ", \"why\": ");
+		explain_node(buf, ctx, analysed);
+	}
+	else
+		appendStringInfoString(buf, ", \"value\": null, \"why\": \"no row with this key\"");
+	appendStringInfoString(buf, "}");
+}
+
+/* Names an audience text refers to (identifiers that are not keywords). */
+static List *
+audience_names(const char *what)
+{
+	List	   *names = NIL;
+	const char *p = what;
+
+	while (*p)
+	{
+		if (isalpha((unsigned char) *p) || *p == '_' || IS_HIGHBIT_SET(*p))
+		{
+			const char *start = p;
+			char	   *name;
+
+			while (*p && (isalnum((unsigned char) *p) || *p == '_' || IS_HIGHBIT_SET(*p) || *p == '.'))
+				p++;
+			name = pnstrdup(start, p - start);
+			if (pg_strcasecmp(name, "and") != 0 && pg_strcasecmp(name, "or") != 0 &&
+				pg_strcasecmp(name, "not") != 0)
+				names = list_append_unique(names, makeString(name));
+		}
+		else if (*p == '"')
+		{
+			const char *start = ++p;
+
+			while (*p && *p != '"')
+				p++;
+			names = list_append_unique(names, makeString(pnstrdup(start, p - start)));
+			if (*p)
+				p++;
+		}
+		else
+			p++;
+	}
+	return names;
+}
+
+/*
+ * segment.explain(subject name, key text, what text) -> jsonb
+ */
+PG_FUNCTION_INFO_V1(segment_explain);
+Datum
+segment_explain(PG_FUNCTION_ARGS)
+{
+	char	   *subject = NameStr(*PG_GETARG_NAME(0));
+	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *what = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	MemoryContext callcxt = CurrentMemoryContext;
+	StringInfoData buf;
+	ExplainCtx	ctx;
+	Datum		args[2];
+	Oid			argtypes[2] = {NAMEOID, TEXTOID};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int32		subject_id;
+	Oid			relid;
+	char	   *keycol;
+	int64		member_id = -1;
+	bool		row_found = false;
+	bool		is_tag;
+	DateADT		as_of = segment_current_as_of();
+	Jsonb	   *result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PointerGetDatum(cstring_to_text(what));
+	if (SPI_execute_with_args("SELECT s.subject_id, s.relation::oid, s.key_column, "
+							  "       EXISTS (SELECT 1 FROM segment.tag t WHERE t.subject_id = s.subject_id AND t.name::text = $2) "
+							  "  FROM segment.subject s WHERE s.name = $1",
+							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.subject");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("subject \"%s\" is not registered", subject),
+				 errhint("Register it with segment.register_subject().")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	subject_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	keycol = SPI_getvalue(tup, desc, 3);
+	is_tag = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+
+	ctx.rel = table_open(relid, AccessShareLock);
+	ctx.slot = table_slot_create(ctx.rel, NULL);
+	ctx.econtext = CreateStandaloneExprContext();
+	ctx.dpcontext = deparse_context_for(RelationGetRelationName(ctx.rel), relid);
+
+	/* the customer's member id (NULL when a text key was never seen) and row */
+	{
+		Datum		a[2];
+		Oid			t[2] = {INT4OID, TEXTOID};
+		char	   *q;
+
+		a[0] = Int32GetDatum(subject_id);
+		a[1] = PointerGetDatum(cstring_to_text(key));
+		if (SPI_execute_with_args("SELECT segment._member_id($1, $2, false)", 2, t, a, NULL,
+								  false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not map key");
+		member_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull)
+			member_id = -1;
+
+		q = psprintf("SELECT ctid FROM ONLY %s WHERE %s = $2::%s",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(ctx.rel)),
+												RelationGetRelationName(ctx.rel)),
+					 quote_identifier(keycol),
+					 format_type_be(TupleDescAttr(RelationGetDescr(ctx.rel),
+												  get_attnum(relid, keycol) - 1)->atttypid));
+		if (SPI_execute_with_args(q, 2, t, a, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the subject row");
+		if (SPI_processed > 0)
+		{
+			ItemPointer tid = (ItemPointer) DatumGetPointer(
+				SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			ItemPointerData tidcopy = *tid;
+
+			row_found = table_tuple_fetch_row_version(ctx.rel, &tidcopy, GetActiveSnapshot(), ctx.slot);
+		}
+	}
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"subject\": ");
+	append_json_string(&buf, subject);
+	appendStringInfoString(&buf, ", \"key\": ");
+	append_json_string(&buf, key);
+	appendStringInfo(&buf, ", \"row_found\": %s", row_found ? "true" : "false");
+	if (is_tag)
+	{
+		appendStringInfoString(&buf, ", \"what\": ");
+		append_json_string(&buf, what);
+		appendStringInfoString(&buf, ", ");
+		/* splice the tag object's members into this object */
+		{
+			StringInfoData tb;
+
+			initStringInfo(&tb);
+			explain_tag(&tb, &ctx, subject_id, what, member_id, row_found, as_of);
+			appendStringInfoString(&buf, tb.data + 1);
+		}
+	}
+	else
+	{
+		ListCell   *lc;
+		Datum		a[3];
+		Oid			t[3] = {NAMEOID, TEXTOID, INT8OID};
+		Datum		inaud;
+
+		a[0] = PG_GETARG_DATUM(0);
+		a[1] = PointerGetDatum(cstring_to_text(what));
+		a[2] = Int64GetDatum(member_id);
+		if (SPI_execute_with_args("SELECT segment.audience($1, $2) @> $3", 3, t, a, NULL,
+								  false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not evaluate the audience");
+		inaud = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		appendStringInfoString(&buf, ", \"audience\": ");
+		append_json_string(&buf, what);
+		appendStringInfo(&buf, ", \"value\": %s, \"tags\": [",
+						 (member_id >= 0 && !isnull && DatumGetBool(inaud)) ? "true" : "false");
+		foreach(lc, audience_names(what))
+		{
+			if (foreach_current_index(lc) > 0)
+				appendStringInfoString(&buf, ", ");
+			explain_tag(&buf, &ctx, subject_id, strVal(lfirst(lc)), member_id, row_found, as_of);
+		}
+		appendStringInfoString(&buf, "]}");
+	}
+
+	ExecDropSingleTupleTableSlot(ctx.slot);
+	FreeExprContext(ctx.econtext, true);
+	table_close(ctx.rel, AccessShareLock);
+
+	{
+		MemoryContext spicxt = MemoryContextSwitchTo(callcxt);
+
+		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+		MemoryContextSwitchTo(spicxt);
+	}
+	SPI_finish();
+	PG_RETURN_JSONB_P(result);
+}

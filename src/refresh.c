@@ -1,0 +1,741 @@
+/*
+ * refresh.c
+ *     segment.refresh(): one sequential pass over a subject table evaluates
+ *     every active rule tag and writes one member set per tag.
+ *
+ * Atomic: the new sets are ordinary row versions of segment.tag_state, so
+ * readers see the old sets until the refresh commits. Serialized: a
+ * transaction-level advisory lock per subject. Cancellable: the row loop
+ * checks for interrupts. A rule that raises an error on some row (a division
+ * by zero, a bad cast) does not sink the run: the scan runs in a
+ * subtransaction, the failing tag keeps its previous set, is reported with
+ * its error in the result, a WARNING and the run log, and the scan restarts
+ * without it. Memory: the member sets plus small per-tag buffers, and for
+ * text-keyed subjects the key map.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "memberset.h"
+#include "rule.h"
+#include "segment.h"
+
+#define ID_BUFFER_SIZE 2048
+#define KEYMAP_BATCH 10000
+
+typedef struct TagRun
+{
+	int32		tag_id;
+	char	   *name;
+	char	   *rule;
+	RuleProgram *prog;
+	RoaringOwned *set;
+	uint32	   *buf;
+	int			nbuf;
+	char	   *error;			/* set when the rule failed on some row */
+	int64		members;
+	int64		entered;
+	int64		exited;
+} TagRun;
+
+typedef struct KeyEntry
+{
+	char	   *key;			/* hash key: pointer to a NUL-terminated copy */
+	int64		member_id;
+} KeyEntry;
+
+typedef struct SubjectRun
+{
+	int32		subject_id;
+	char	   *name;
+	Oid			relid;
+	AttrNumber	keyattno;
+	Oid			keytype;
+	int			ntags;
+	TagRun	   *tags;
+	RoaringOwned *universe;
+	uint32	   *ubuf;
+	int			nubuf;
+	int64		rows;
+	int64		null_keys;
+	/* text keys only */
+	HTAB	   *keymap;
+	int64		next_member_id;
+	List	   *new_keys;		/* KeyEntry * assigned during this run */
+} SubjectRun;
+
+/* ---------- key map for text-keyed subjects ---------- */
+
+static uint32
+keymap_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) s, strlen(s));
+}
+
+static int
+keymap_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
+}
+
+static void
+keymap_load(SubjectRun *sr, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+	Datum		arg = Int32GetDatum(sr->subject_id);
+	Oid			argtype = INT4OID;
+	uint64		i;
+
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(KeyEntry);
+	ctl.hash = keymap_hash;
+	ctl.match = keymap_match;
+	ctl.hcxt = cxt;
+	sr->keymap = hash_create("segment key map", 1024, &ctl,
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	sr->next_member_id = 0;
+
+	if (SPI_execute_with_args("SELECT key, member_id FROM segment.keymap WHERE subject_id = $1",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.keymap");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 2, &isnull));
+		KeyEntry   *e;
+		bool		found;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		key = pstrdup(key);
+		MemoryContextSwitchTo(old);
+		e = hash_search(sr->keymap, &key, HASH_ENTER, &found);
+		e->key = key;
+		e->member_id = id;
+		if (id >= sr->next_member_id)
+			sr->next_member_id = id + 1;
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+static int64
+keymap_member_id(SubjectRun *sr, Datum keydatum, MemoryContext cxt)
+{
+	char	   *key = TextDatumGetCString(keydatum);
+	KeyEntry   *e;
+	bool		found;
+
+	e = hash_search(sr->keymap, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		if (sr->next_member_id > SEGMENT_MAX_MEMBER_ID)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("subject \"%s\" has more than %lld keys", sr->name,
+							(long long) SEGMENT_MAX_MEMBER_ID + 1)));
+		e->key = pstrdup(key);
+		e->member_id = sr->next_member_id++;
+		sr->new_keys = lappend(sr->new_keys, e);
+		MemoryContextSwitchTo(old);
+	}
+	pfree(key);
+	return e->member_id;
+}
+
+/* Persist keys first seen in this run, in batches. */
+static void
+keymap_save(SubjectRun *sr)
+{
+	ListCell   *lc;
+	int			n = 0;
+	int			total = list_length(sr->new_keys);
+	Datum	   *keys;
+	Datum	   *ids;
+	Oid			argtypes[3] = {INT4OID, TEXTARRAYOID, INT8ARRAYOID};
+
+	if (total == 0)
+		return;
+	keys = palloc(sizeof(Datum) * Min(total, KEYMAP_BATCH));
+	ids = palloc(sizeof(Datum) * Min(total, KEYMAP_BATCH));
+	foreach(lc, sr->new_keys)
+	{
+		KeyEntry   *e = lfirst(lc);
+
+		keys[n] = CStringGetTextDatum(e->key);
+		ids[n] = Int64GetDatum(e->member_id);
+		n++;
+		if (n == KEYMAP_BATCH || foreach_current_index(lc) == total - 1)
+		{
+			Datum		args[3];
+
+			args[0] = Int32GetDatum(sr->subject_id);
+			args[1] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+			args[2] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			if (SPI_execute_with_args("INSERT INTO segment.keymap (subject_id, key, member_id) "
+									  "SELECT $1, k, i FROM unnest($2, $3) AS u(k, i)",
+									  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not extend segment.keymap");
+			n = 0;
+		}
+	}
+}
+
+/* ---------- loading ---------- */
+
+static void
+lock_subject(SubjectRun *sr)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, SEGMENT_LOCK_CLASS, (uint32) sr->subject_id, 2);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		ereport(NOTICE,
+				(errmsg("waiting for another refresh of subject \"%s\" to finish", sr->name)));
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+}
+
+static void
+load_subject(SubjectRun *sr, const char *name)
+{
+	Datum		arg = CStringGetDatum(name);
+	Oid			argtype = NAMEOID;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	char	   *keycol;
+
+	if (SPI_execute_with_args("SELECT subject_id, relation::oid, key_column, key_type::oid "
+							  "FROM segment.subject WHERE name = $1",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.subject");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("subject \"%s\" is not registered", name),
+				 errhint("Register it with segment.register_subject().")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	sr->subject_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	sr->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	keycol = SPI_getvalue(tup, desc, 3);
+	sr->keytype = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	sr->name = pstrdup(name);
+	sr->keyattno = get_attnum(sr->relid, keycol);
+	if (sr->keyattno == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key column \"%s\" of subject \"%s\" no longer exists", keycol, name)));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+static void
+load_tags(SubjectRun *sr)
+{
+	Datum		arg = Int32GetDatum(sr->subject_id);
+	Oid			argtype = INT4OID;
+	uint64		i;
+
+	if (SPI_execute_with_args("SELECT tag_id, name, rule FROM segment.tag "
+							  "WHERE subject_id = $1 AND active AND rule IS NOT NULL ORDER BY name",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.tag");
+	sr->ntags = SPI_processed;
+	sr->tags = palloc0(sizeof(TagRun) * Max(sr->ntags, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		sr->tags[i].tag_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		sr->tags[i].name = SPI_getvalue(tup, desc, 2);
+		sr->tags[i].rule = SPI_getvalue(tup, desc, 3);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* ---------- the scan ---------- */
+
+static inline void
+flush_ids(RoaringOwned *set, uint32 *buf, int *n)
+{
+	if (*n > 0)
+	{
+		roaring_bitmap_add_many(set->bitmap, *n, buf);
+		*n = 0;
+	}
+}
+
+static int64
+row_member_id(SubjectRun *sr, TupleTableSlot *slot, MemoryContext keycxt)
+{
+	Datum		d = slot->tts_values[sr->keyattno - 1];
+	int64		id;
+
+	if (sr->keytype == INT4OID)
+		id = DatumGetInt32(d);
+	else if (sr->keytype == INT8OID)
+		id = DatumGetInt64(d);
+	else
+		return keymap_member_id(sr, d, keycxt);
+
+	if (id < 0 || id > SEGMENT_MAX_MEMBER_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("key %lld of subject \"%s\" is outside the range of member ids",
+						(long long) id, sr->name),
+				 errdetail("Integer keys are used as member ids and must be between 0 and %lld.",
+						   (long long) SEGMENT_MAX_MEMBER_ID),
+				 errhint("Register the subject on a text column holding the key instead.")));
+	return id;
+}
+
+static void
+report_progress(SubjectRun *sr, TableScanDesc scan)
+{
+	HeapScanDesc hscan = (HeapScanDesc) scan;
+	double		pct = 0;
+
+	if (hscan->rs_nblocks > 0)
+	{
+		BlockNumber done = (hscan->rs_cblock + hscan->rs_nblocks - hscan->rs_startblock) % hscan->rs_nblocks;
+
+		pct = 100.0 * done / hscan->rs_nblocks;
+	}
+	ereport(NOTICE,
+			(errmsg("refresh of subject \"%s\": %.0f%% of the table, %lld rows",
+					sr->name, pct, (long long) sr->rows)));
+}
+
+/*
+ * Compile and scan. Runs inside a subtransaction; *current_tag tells the
+ * caller which tag was being compiled or evaluated if an error escapes.
+ */
+static void
+scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
+			 MemoryContext keycxt, volatile int *current_tag)
+{
+	MemoryContext old = MemoryContextSwitchTo(scancxt);
+	ExprContext *econtext = CreateStandaloneExprContext();
+	RuleScan   *rs = rule_scan_create(econtext);
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	TimestampTz last_report = GetCurrentTimestamp();
+	int			i;
+
+	for (i = 0; i < sr->ntags; i++)
+	{
+		TagRun	   *t = &sr->tags[i];
+		char	   *what;
+		Node	   *analysed;
+
+		if (t->error)
+			continue;
+		*current_tag = i;
+		what = psprintf("tag \"%s\"", t->name);
+		analysed = rule_analyze(rel, t->rule, what, NULL);
+		t->prog = rule_compile(rs, rule_plan(analysed, as_of));
+		t->set = roaring_owned_create();
+		t->buf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
+		t->nbuf = 0;
+	}
+	*current_tag = -1;
+	sr->universe = roaring_owned_create();
+	sr->ubuf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
+	sr->nubuf = 0;
+	sr->rows = 0;
+	sr->null_keys = 0;
+	if (rs->maxattno < sr->keyattno)
+		rs->maxattno = sr->keyattno;
+
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		uint32		id;
+
+		CHECK_FOR_INTERRUPTS();
+		rule_scan_prepare_row(rs, slot);
+		sr->rows++;
+		if (slot->tts_isnull[sr->keyattno - 1])
+		{
+			sr->null_keys++;
+			continue;
+		}
+		id = (uint32) row_member_id(sr, slot, keycxt);
+
+		sr->ubuf[sr->nubuf++] = id;
+		if (sr->nubuf == ID_BUFFER_SIZE)
+			flush_ids(sr->universe, sr->ubuf, &sr->nubuf);
+
+		for (i = 0; i < sr->ntags; i++)
+		{
+			TagRun	   *t = &sr->tags[i];
+
+			if (t->error)
+				continue;
+			*current_tag = i;
+			if (rule_eval(t->prog, slot) == RULE_TRUE)
+			{
+				t->buf[t->nbuf++] = id;
+				if (t->nbuf == ID_BUFFER_SIZE)
+					flush_ids(t->set, t->buf, &t->nbuf);
+			}
+		}
+		*current_tag = -1;
+
+		if ((sr->rows & 0xFFFF) == 0 && segment_progress_seconds > 0 &&
+			TimestampDifferenceExceeds(last_report, GetCurrentTimestamp(),
+									   segment_progress_seconds * 1000))
+		{
+			report_progress(sr, scan);
+			last_report = GetCurrentTimestamp();
+		}
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+
+	flush_ids(sr->universe, sr->ubuf, &sr->nubuf);
+	for (i = 0; i < sr->ntags; i++)
+		if (!sr->tags[i].error)
+			flush_ids(sr->tags[i].set, sr->tags[i].buf, &sr->tags[i].nbuf);
+	FreeExprContext(econtext, true);
+	MemoryContextSwitchTo(old);
+}
+
+/* Scan until every tag either succeeded or is marked failed. */
+static void
+scan_isolating_failures(SubjectRun *sr, Relation rel, DateADT as_of,
+						MemoryContext runcxt)
+{
+	MemoryContext scancxt = AllocSetContextCreate(runcxt, "segment refresh scan",
+												  ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		MemoryContext oldcontext = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
+		volatile int current_tag = -1;
+		bool		done = false;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcontext);
+		PG_TRY();
+		{
+			scan_subject(sr, rel, as_of, scancxt, runcxt, &current_tag);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+			done = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcontext);
+			edata = CopyErrorData();
+			if (current_tag < 0 || edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+				edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
+				PG_RE_THROW();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+
+			sr->tags[current_tag].error = MemoryContextStrdup(runcxt, edata->message);
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("tag \"%s\" failed and keeps its previous members: %s",
+							sr->tags[current_tag].name, edata->message),
+					 errhint("Fix the rule with segment.alter_tag(); the other tags are refreshed.")));
+			FreeErrorData(edata);
+			MemoryContextReset(scancxt);	/* frees the partial sets */
+		}
+		PG_END_TRY();
+		if (done)
+			break;
+	}
+}
+
+/* ---------- writing ---------- */
+
+static Oid
+memberset_typoid(void)
+{
+	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+						   CStringGetDatum("memberset"),
+						   ObjectIdGetDatum(get_namespace_oid("segment", false)));
+}
+
+static int64
+start_run(SubjectRun *sr, DateADT as_of, TimestampTz started)
+{
+	Datum		args[3];
+	Oid			argtypes[3] = {INT4OID, DATEOID, TIMESTAMPTZOID};
+	bool		isnull;
+
+	args[0] = Int32GetDatum(sr->subject_id);
+	args[1] = DateADTGetDatum(as_of);
+	args[2] = TimestampTzGetDatum(started);
+	if (SPI_execute_with_args("INSERT INTO segment.run (subject_id, as_of, started_at) "
+							  "VALUES ($1, $2, $3) RETURNING run_id",
+							  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not write segment.run");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static void
+finish_run(SubjectRun *sr, int64 run_id)
+{
+	Datum		args[4];
+	Oid			argtypes[4] = {INT8OID, INT8OID, INT4OID, TEXTOID};
+	char		nulls[4] = {' ', ' ', ' ', 'n'};
+	StringInfoData errors;
+	int			i;
+	int			evaluated = 0;
+
+	initStringInfo(&errors);
+	for (i = 0; i < sr->ntags; i++)
+	{
+		if (sr->tags[i].error)
+			appendStringInfo(&errors, "%stag \"%s\": %s", errors.len ? "; " : "",
+							 sr->tags[i].name, sr->tags[i].error);
+		else
+			evaluated++;
+	}
+	args[0] = Int64GetDatum(run_id);
+	args[1] = Int64GetDatum(sr->rows);
+	args[2] = Int32GetDatum(evaluated);
+	if (errors.len)
+	{
+		args[3] = CStringGetTextDatum(errors.data);
+		nulls[3] = ' ';
+	}
+	if (SPI_execute_with_args("UPDATE segment.run SET finished_at = clock_timestamp(), "
+							  "rows_scanned = $2, tags = $3, error = $4 WHERE run_id = $1",
+							  4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not write segment.run");
+}
+
+/* Previous set of a state row, or NULL. Owned by CurrentMemoryContext. */
+static RoaringOwned *
+load_previous(const char *query, int32 id)
+{
+	Datum		arg = Int32GetDatum(id);
+	Oid			argtype = INT4OID;
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute_with_args(query, 1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read previous member set");
+	if (SPI_processed == 0)
+		return NULL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? NULL : memberset_to_roaring(DatumGetMemberSetP(d));
+}
+
+static void
+save_tag(TagRun *t, DateADT as_of, int64 run_id, Oid mstype)
+{
+	RoaringOwned *prev = load_previous("SELECT members FROM segment.tag_state WHERE tag_id = $1",
+									   t->tag_id);
+	Datum		args[7];
+	Oid			argtypes[7] = {INT4OID, mstype, INT8OID, INT8OID, INT8OID, DATEOID, INT8OID};
+
+	t->members = roaring_bitmap_get_cardinality(t->set->bitmap);
+	if (prev)
+	{
+		t->entered = roaring_bitmap_andnot_cardinality(t->set->bitmap, prev->bitmap);
+		t->exited = roaring_bitmap_andnot_cardinality(prev->bitmap, t->set->bitmap);
+		roaring_owned_free(prev);
+	}
+	else
+	{
+		t->entered = t->members;
+		t->exited = 0;
+	}
+	args[0] = Int32GetDatum(t->tag_id);
+	args[1] = PointerGetDatum(memberset_from_roaring(t->set->bitmap));
+	args[2] = Int64GetDatum(t->members);
+	args[3] = Int64GetDatum(t->entered);
+	args[4] = Int64GetDatum(t->exited);
+	args[5] = DateADTGetDatum(as_of);
+	args[6] = Int64GetDatum(run_id);
+	roaring_owned_free(t->set);
+	if (SPI_execute_with_args("INSERT INTO segment.tag_state AS s "
+							  "(tag_id, members, member_count, entered, exited, as_of, refreshed_at, run_id) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, now(), $7) "
+							  "ON CONFLICT (tag_id) DO UPDATE SET members = excluded.members, "
+							  "member_count = excluded.member_count, entered = excluded.entered, "
+							  "exited = excluded.exited, as_of = excluded.as_of, "
+							  "refreshed_at = excluded.refreshed_at, run_id = excluded.run_id",
+							  7, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write segment.tag_state");
+	pfree(DatumGetPointer(args[1]));
+}
+
+static void
+save_universe(SubjectRun *sr, DateADT as_of, int64 run_id, Oid mstype)
+{
+	Datum		args[5];
+	Oid			argtypes[5] = {INT4OID, mstype, INT8OID, DATEOID, INT8OID};
+
+	args[0] = Int32GetDatum(sr->subject_id);
+	args[1] = PointerGetDatum(memberset_from_roaring(sr->universe->bitmap));
+	args[2] = Int64GetDatum(roaring_bitmap_get_cardinality(sr->universe->bitmap));
+	args[3] = DateADTGetDatum(as_of);
+	args[4] = Int64GetDatum(run_id);
+	roaring_owned_free(sr->universe);
+	if (SPI_execute_with_args("INSERT INTO segment.subject_state "
+							  "(subject_id, universe, member_count, as_of, refreshed_at, run_id) "
+							  "VALUES ($1, $2, $3, $4, now(), $5) "
+							  "ON CONFLICT (subject_id) DO UPDATE SET universe = excluded.universe, "
+							  "member_count = excluded.member_count, as_of = excluded.as_of, "
+							  "refreshed_at = excluded.refreshed_at, run_id = excluded.run_id",
+							  5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write segment.subject_state");
+}
+
+/* Refresh one subject; append its result rows to the tuplestore. */
+static void
+refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
+{
+	MemoryContext runcxt = AllocSetContextCreate(CurrentMemoryContext, "segment refresh",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(runcxt);
+	SubjectRun *sr = palloc0(sizeof(SubjectRun));
+	TimestampTz started = GetCurrentTimestamp();
+	Relation	rel;
+	int64		run_id;
+	Oid			mstype = memberset_typoid();
+	int			i;
+
+	load_subject(sr, name);
+	lock_subject(sr);
+	load_tags(sr);
+	if (sr->keytype != INT4OID && sr->keytype != INT8OID)
+		keymap_load(sr, runcxt);
+
+	rel = table_open(sr->relid, AccessShareLock);
+	scan_isolating_failures(sr, rel, as_of, runcxt);
+	table_close(rel, AccessShareLock);
+
+	if (sr->null_keys > 0)
+		ereport(WARNING,
+				(errmsg("subject \"%s\": %lld rows with a NULL key were skipped",
+						sr->name, (long long) sr->null_keys)));
+	keymap_save(sr);
+	run_id = start_run(sr, as_of, started);
+	for (i = 0; i < sr->ntags; i++)
+	{
+		TagRun	   *t = &sr->tags[i];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		if (!t->error)
+			save_tag(t, as_of, run_id, mstype);
+		values[0] = CStringGetDatum(sr->name);
+		values[1] = CStringGetDatum(t->name);
+		values[2] = Int64GetDatum(t->members);
+		values[3] = Int64GetDatum(t->entered);
+		values[4] = Int64GetDatum(t->exited);
+		if (t->error)
+			nulls[2] = nulls[3] = nulls[4] = true;
+		/* name columns want NAMEDATALEN buffers */
+		values[0] = DirectFunctionCall1(namein, values[0]);
+		values[1] = DirectFunctionCall1(namein, values[1]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	save_universe(sr, as_of, run_id, mstype);
+	finish_run(sr, run_id);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(runcxt);
+}
+
+/*
+ * segment.refresh(subject name default null, as_of date default current_date)
+ *   returns table (subject name, tag name, members bigint, entered bigint, exited bigint)
+ */
+PG_FUNCTION_INFO_V1(segment_refresh);
+Datum
+segment_refresh(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	DateADT		as_of;
+	List	   *subjects = NIL;
+	ListCell   *lc;
+	int			nestlevel;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of must not be NULL")));
+	as_of = PG_GETARG_DATEADT(1);
+	if (DATE_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must be a finite date")));
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* rules see the run's date through segment.as_of(), also in fallbacks */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("segment.as_of",
+							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (PG_ARGISNULL(0))
+	{
+		uint64		i;
+
+		if (SPI_execute("SELECT name FROM segment.subject ORDER BY name", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read segment.subject");
+		for (i = 0; i < SPI_processed; i++)
+			subjects = lappend(subjects,
+							   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	}
+	else
+		subjects = list_make1(NameStr(*PG_GETARG_NAME(0)));
+
+	foreach(lc, subjects)
+		refresh_subject(lfirst(lc), as_of, rsinfo);
+
+	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
+	return (Datum) 0;
+}
