@@ -20,6 +20,7 @@
 #                        on one machine (default /tmp/segment-install.lock;
 #                        empty: no lock). The installed segment.so is shared
 #                        by every cluster on the machine, hence the lock.
+#   SEGMENT_LOCK_WAIT    seconds to wait for the lock (default 1800)
 #   SEGMENT_SKIP_INSTALL=1  do not run `make install` (already installed)
 set -euo pipefail
 
@@ -41,8 +42,13 @@ lock=${SEGMENT_LOCK-/tmp/segment-install.lock}
 if [[ -n $lock && -z ${SEGMENT_LOCK_HELD:-} ]] && command -v flock >/dev/null; then
   { exec 9>>"$lock"; } 2>/dev/null || exec 9<"$lock"
   if ! flock -n 9; then
-    echo "with-cluster: waiting for $lock (another checkout is installing/testing)"
-    flock 9
+    wait=${SEGMENT_LOCK_WAIT:-1800}
+    echo "with-cluster: waiting up to $wait s for $lock (another checkout is installing/testing)"
+    flock -w "$wait" 9 || {
+      echo "with-cluster: $lock still held after $wait s. If you wrapped this in flock on the" >&2
+      echo "same file, don't: it takes the lock itself (SEGMENT_LOCK= turns that off)." >&2
+      exit 1
+    }
   fi
   export SEGMENT_LOCK_HELD=1
 fi
