@@ -1,27 +1,69 @@
 # segment: PGXS build. Targets: all install test demo bench deps (see README.md).
+#   make deps    install the Debian packages needed (test/deps.sh; apt only if something is missing)
+#   make         build (-Wall -Wextra -Werror)
+#   make install install into PostgreSQL 15 (needs root)
+#   make test    deps + build + install + pg_regress and pgTAP in a throwaway cluster (test/run-tests.sh)
+#   make demo    deps + build + install + test/demo.sh in a throwaway cluster
+#   make bench   deps + build + install + test/bench.sh in a throwaway cluster (ROWS=, TAGS=, ...)
 EXTENSION   = segment
 EXTVERSION  = 0.1.0
 MODULE_big  = segment
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA_built  = sql/segment--$(EXTVERSION).sql
+# Upgrade scripts (segment--A--B.sql) are written by hand and installed as they are.
+DATA        = $(wildcard sql/segment--*--*.sql)
 SHLIB_LINK  = -lroaring
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers -Wno-cast-function-type
-PG_CONFIG  ?= pg_config
+
+# PostgreSQL 15 explicitly: /usr/bin/pg_config may point at another version.
+PG_CONFIG  ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 
 REGRESS      = $(basename $(notdir $(sort $(wildcard sql/[0-9]*.sql))))
 REGRESS_OPTS = --inputdir=. --load-extension=segment
 
-.DEFAULT_GOAL := all
+# First rule, so that a bare `make` builds everything (PGXS's `all`).
+all:
 
 # The install script is assembled from one part per concern, in name order.
 sql/segment--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
-# No LLVM bitcode: nothing to gain for this module, and no clang needed.
+# No LLVM bitcode: nothing to gain for this module.
 override with_llvm = no
+
+# Each of these runs deps first, then a fresh make (which loads PGXS even when
+# deps has just installed pg_config), then a script from test/.
+SUBMAKE = $(MAKE) --no-print-directory PG_CONFIG=$(PG_CONFIG)
+
+deps:
+	@bash test/deps.sh
+
+test:
+	@$(SUBMAKE) deps
+	@$(SUBMAKE) all
+	@bash test/run-tests.sh
+
+demo:
+	@test -f test/demo.sh || { echo "make demo: test/demo.sh does not exist yet (the demo is not written)"; exit 1; }
+	@$(SUBMAKE) deps
+	@$(SUBMAKE) all
+	@bash test/with-cluster.sh bash test/demo.sh
+
+# Variables given on the command line (make bench ROWS=100000 TAGS=20) reach
+# bench.sh through the environment, as make exports them.
+bench:
+	@test -f test/bench.sh || { echo "make bench: test/bench.sh does not exist yet (the benchmark is not written)"; exit 1; }
+	@$(SUBMAKE) deps
+	@$(SUBMAKE) all
+	@bash test/with-cluster.sh bash test/bench.sh
+
+.PHONY: deps test demo bench
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
+else
+all install installcheck:
+	@echo "pg_config ($(PG_CONFIG)) not found: run 'make deps' first (or 'make test', which does)"; exit 1
 endif
