@@ -16,6 +16,8 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/tableam.h"
+#include "port/pg_bitutils.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -338,6 +340,50 @@ report_progress(SubjectRun *sr, TableScanDesc scan)
 					sr->name, pct, (long long) sr->rows)));
 }
 
+/* Is the scan about to leave the page the batch's values point into? */
+static inline bool
+at_page_end(TableScanDesc scan, bool heap_pagemode)
+{
+	HeapScanDesc hscan = (HeapScanDesc) scan;
+
+	return !heap_pagemode || hscan->rs_cindex + 1 >= hscan->rs_ntuples;
+}
+
+/* Evaluate every tag over the batch and collect the member ids it matched. */
+static void
+flush_batch(SubjectRun *sr, RuleScan *rs, uint32 *ids, volatile int *current_tag)
+{
+	int			nwords = (rule_scan_nrows(rs) + 63) / 64;
+	int			i;
+
+	if (rule_scan_nrows(rs) == 0)
+		return;
+	for (i = 0; i < sr->ntags; i++)
+	{
+		TagRun	   *t = &sr->tags[i];
+		RuleMask	m;
+		int			w;
+
+		if (t->error)
+			continue;
+		*current_tag = i;
+		rule_eval_batch(t->prog, &m);
+		for (w = 0; w < nwords; w++)
+		{
+			uint64		bits;
+
+			for (bits = m.w[w]; bits != 0; bits &= bits - 1)
+			{
+				t->buf[t->nbuf++] = ids[w * 64 + pg_rightmost_one_pos64(bits)];
+				if (t->nbuf == ID_BUFFER_SIZE)
+					flush_ids(t->set, t->buf, &t->nbuf);
+			}
+		}
+	}
+	*current_tag = -1;
+	rule_scan_reset_batch(rs);
+}
+
 /*
  * Compile and scan. Runs inside a subtransaction; *current_tag tells the
  * caller which tag was being compiled or evaluated if an error escapes.
@@ -348,10 +394,12 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 {
 	MemoryContext old = MemoryContextSwitchTo(scancxt);
 	ExprContext *econtext = CreateStandaloneExprContext();
-	RuleScan   *rs = rule_scan_create(econtext);
+	RuleScan   *rs = rule_scan_create(rel, econtext);
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	TimestampTz last_report = GetCurrentTimestamp();
+	uint32		ids[RULE_BATCH_ROWS];
+	bool		heap_pagemode;
 	int			i;
 
 	for (i = 0; i < sr->ntags; i++)
@@ -371,49 +419,36 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 		t->nbuf = 0;
 	}
 	*current_tag = -1;
+	rule_scan_begin(rs, sr->keyattno);
 	sr->universe = roaring_owned_create();
 	sr->ubuf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
 	sr->nubuf = 0;
 	sr->rows = 0;
 	sr->null_keys = 0;
-	if (rs->maxattno < sr->keyattno)
-		rs->maxattno = sr->keyattno;
 
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	heap_pagemode = rel->rd_tableam == GetHeapamTableAmRoutine() &&
+		(scan->rs_flags & SO_ALLOW_PAGEMODE) != 0;
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		uint32		id;
-
 		CHECK_FOR_INTERRUPTS();
-		rule_scan_prepare_row(rs, slot);
 		sr->rows++;
+		slot_getsomeattrs(slot, sr->keyattno);
 		if (slot->tts_isnull[sr->keyattno - 1])
-		{
 			sr->null_keys++;
-			continue;
-		}
-		id = (uint32) row_member_id(sr, slot, keycxt);
-
-		sr->ubuf[sr->nubuf++] = id;
-		if (sr->nubuf == ID_BUFFER_SIZE)
-			flush_ids(sr->universe, sr->ubuf, &sr->nubuf);
-
-		for (i = 0; i < sr->ntags; i++)
+		else
 		{
-			TagRun	   *t = &sr->tags[i];
+			uint32		id = (uint32) row_member_id(sr, slot, keycxt);
 
-			if (t->error)
-				continue;
-			*current_tag = i;
-			if (rule_eval(t->prog, slot) == RULE_TRUE)
-			{
-				t->buf[t->nbuf++] = id;
-				if (t->nbuf == ID_BUFFER_SIZE)
-					flush_ids(t->set, t->buf, &t->nbuf);
-			}
+			sr->ubuf[sr->nubuf++] = id;
+			if (sr->nubuf == ID_BUFFER_SIZE)
+				flush_ids(sr->universe, sr->ubuf, &sr->nubuf);
+			ids[rule_scan_nrows(rs)] = id;
+			rule_scan_add_row(rs, slot);
 		}
-		*current_tag = -1;
+		if (rule_scan_nrows(rs) == RULE_BATCH_ROWS || at_page_end(scan, heap_pagemode))
+			flush_batch(sr, rs, ids, current_tag);
 
 		if ((sr->rows & 0xFFFF) == 0 && segment_progress_seconds > 0 &&
 			TimestampDifferenceExceeds(last_report, GetCurrentTimestamp(),
@@ -423,6 +458,7 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 			last_report = GetCurrentTimestamp();
 		}
 	}
+	flush_batch(sr, rs, ids, current_tag);
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 
@@ -637,6 +673,8 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	MemoryContext old = MemoryContextSwitchTo(runcxt);
 	SubjectRun *sr = palloc0(sizeof(SubjectRun));
 	TimestampTz started = GetCurrentTimestamp();
+	TimestampTz loaded;
+	TimestampTz scanned;
 	Relation	rel;
 	int64		run_id;
 	Oid			mstype = memberset_typoid();
@@ -647,10 +685,12 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	load_tags(sr);
 	if (sr->keytype != INT4OID && sr->keytype != INT8OID)
 		keymap_load(sr, runcxt);
+	loaded = GetCurrentTimestamp();
 
 	rel = table_open(sr->relid, AccessShareLock);
 	scan_isolating_failures(sr, rel, as_of, runcxt);
 	table_close(rel, AccessShareLock);
+	scanned = GetCurrentTimestamp();
 
 	if (sr->null_keys > 0)
 		ereport(WARNING,
@@ -680,6 +720,12 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	}
 	save_universe(sr, as_of, run_id, mstype);
 	finish_run(sr, run_id);
+	ereport(DEBUG1,
+			(errmsg("refresh of subject \"%s\": %lld rows, %d tags; load %.1f ms, scan %.1f ms, save %.1f ms",
+					sr->name, (long long) sr->rows, sr->ntags,
+					(double) (loaded - started) / 1000.0,
+					(double) (scanned - loaded) / 1000.0,
+					(double) (GetCurrentTimestamp() - scanned) / 1000.0)));
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(runcxt);

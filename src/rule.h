@@ -43,29 +43,33 @@ extern Expr *rule_plan(Node *analysed, DateADT as_of);
 extern DateADT segment_current_as_of(void);
 extern Oid	segment_as_of_funcoid(void);
 
-/* A compiled rule. */
-typedef struct RuleProgram RuleProgram;
-typedef struct RuleNode RuleNode;
+/*
+ * Batch evaluation. A scan feeds rows into a RuleScan (rule_scan_add_row);
+ * when the batch is full or the scan is about to leave the current heap page
+ * the caller evaluates every program over the batch (rule_eval_batch) and
+ * starts a new batch. Column values may point into the pinned page, which
+ * is why a batch must not outlive its page.
+ */
+#define RULE_BATCH_ROWS 256
+#define RULE_BATCH_WORDS (RULE_BATCH_ROWS / 64)
 
-/* Shared per-scan state: one per scan of one relation. */
-typedef struct RuleScan
+typedef struct RuleMask
 {
-	ExprContext *econtext;		/* per-row memory for fallback evaluation */
-	AttrNumber	maxattno;		/* deform up to here */
-	int			nprep;			/* columns to un-short/detoast once per row */
-	AttrNumber *prep_attnos;
-	char	  **prep_bufs;		/* per prepared numeric column: reusable buffer */
-	int		   *prep_buflens;
-	bool	   *prep_is_text;
-	int			native_nodes;	/* statistics, for tests and tuning */
-	int			fallback_nodes;
-} RuleScan;
+	uint64		w[RULE_BATCH_WORDS];
+} RuleMask;
 
-extern RuleScan *rule_scan_create(ExprContext *econtext);
+typedef struct RuleProgram RuleProgram;
+typedef struct RuleScan RuleScan;
+
+extern RuleScan *rule_scan_create(Relation rel, ExprContext *econtext);
 extern RuleProgram *rule_compile(RuleScan *scan, Expr *planned);
-/* Deform and prepare the slot once per row before evaluating programs. */
-extern void rule_scan_prepare_row(RuleScan *scan, TupleTableSlot *slot);
-extern RuleValue rule_eval(RuleProgram *prog, TupleTableSlot *slot);
-extern bool rule_program_is_native(RuleProgram *prog);
+/* After all programs are compiled, before the first row. */
+extern void rule_scan_begin(RuleScan *scan, AttrNumber also_attno);
+extern void rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot);
+extern int	rule_scan_nrows(RuleScan *scan);
+/* Rows of the batch for which the program is TRUE. */
+extern void rule_eval_batch(RuleProgram *prog, RuleMask *result);
+extern void rule_scan_reset_batch(RuleScan *scan);
+extern void rule_scan_stats(RuleScan *scan, int *native_nodes, int *fallback_nodes);
 
 #endif							/* SEGMENT_RULE_H */

@@ -92,6 +92,8 @@ typedef struct CmpConst
 	bool		isnull;
 } CmpConst;
 
+typedef struct RuleNode RuleNode;
+
 struct RuleNode
 {
 	RuleNodeKind kind;
@@ -99,7 +101,7 @@ struct RuleNode
 	int			strategy;		/* RN_CMP / RN_IN: btree strategy or STRAT_NE */
 	CmpClass	cmpclass;
 	FetchKind	fetch;
-	int			attidx;			/* column index (attno - 1) */
+	int			col;			/* index into the scan's column stores */
 	Oid			collid;
 	BoolTestType booltest;		/* RN_BOOLTEST */
 	bool		isnull_test;	/* RN_NULLTEST: IS NULL (true) or IS NOT NULL */
@@ -110,61 +112,122 @@ struct RuleNode
 	int			nargs;			/* RN_AND / RN_OR / RN_NOT / RN_BOOLTEST */
 	RuleNode  **args;
 	ExprState  *state;			/* RN_EXPR */
+	int			nreads;			/* RN_EXPR: columns it reads (store indexes) */
+	int		   *reads;
 };
 
 struct RuleProgram
 {
 	RuleScan   *scan;
 	RuleNode   *root;
-	bool		native;			/* no RN_EXPR leaf anywhere */
+};
+
+/*
+ * The values of one column over the batch. d holds the datum as read (or a
+ * detoasted / 4-byte-header copy); i or f the value converted once for
+ * native fixed-width comparisons.
+ */
+typedef struct ColumnStore
+{
+	int			attidx;
+	Oid			typid;
+	int16		typlen;
+	bool		numeric_native;	/* give numerics a 4-byte header */
+	bool		varlena_native; /* detoast compressed / external values */
+	FetchKind	fetch;			/* conversion to i / f, or FK_DATUM for none */
+	RuleMask	nulls;
+	Datum		d[RULE_BATCH_ROWS];
+	int64	   *i;
+	double	   *f;
+} ColumnStore;
+
+struct RuleScan
+{
+	Relation	rel;
+	ExprContext *econtext;		/* per-batch memory, fallback evaluation */
+	TupleTableSlot *vslot;		/* virtual slot for fallback leaves */
+	AttrNumber	maxattno;
+	int			ncols;
+	int			maxcols;
+	ColumnStore **cols;
+	int		   *colmap;			/* attidx -> store index, -1 if none */
+	int			nrows;
+	int			native_nodes;
+	int			fallback_nodes;
 };
 
 RuleScan *
-rule_scan_create(ExprContext *econtext)
+rule_scan_create(Relation rel, ExprContext *econtext)
 {
 	RuleScan   *scan = palloc0(sizeof(RuleScan));
+	int			natts = RelationGetDescr(rel)->natts;
+	int			i;
 
+	scan->rel = rel;
 	scan->econtext = econtext;
+	scan->colmap = palloc(sizeof(int) * natts);
+	for (i = 0; i < natts; i++)
+		scan->colmap[i] = -1;
+	scan->maxcols = 8;
+	scan->cols = palloc(sizeof(ColumnStore *) * scan->maxcols);
 	return scan;
 }
 
-/* Remember that a column needs preparing once per row (un-short/detoast). */
-static void
-scan_prepare_column(RuleScan *scan, int attidx, bool is_text)
+/* The store of column attidx, created on first use. */
+static int
+column_store(RuleScan *scan, int attidx)
 {
-	int			i;
+	ColumnStore *cs;
+	Form_pg_attribute att;
 
-	for (i = 0; i < scan->nprep; i++)
-		if (scan->prep_attnos[i] == attidx)
-			return;
-	if (scan->nprep == 0)
+	if (scan->colmap[attidx] >= 0)
+		return scan->colmap[attidx];
+	if (scan->ncols == scan->maxcols)
 	{
-		scan->prep_attnos = palloc(sizeof(AttrNumber) * 8);
-		scan->prep_bufs = palloc(sizeof(char *) * 8);
-		scan->prep_buflens = palloc(sizeof(int) * 8);
-		scan->prep_is_text = palloc(sizeof(bool) * 8);
+		scan->maxcols *= 2;
+		scan->cols = repalloc(scan->cols, sizeof(ColumnStore *) * scan->maxcols);
 	}
-	else if ((scan->nprep & 7) == 0)
-	{
-		int			n = scan->nprep + 8;
-
-		scan->prep_attnos = repalloc(scan->prep_attnos, sizeof(AttrNumber) * n);
-		scan->prep_bufs = repalloc(scan->prep_bufs, sizeof(char *) * n);
-		scan->prep_buflens = repalloc(scan->prep_buflens, sizeof(int) * n);
-		scan->prep_is_text = repalloc(scan->prep_is_text, sizeof(bool) * n);
-	}
-	scan->prep_attnos[scan->nprep] = attidx;
-	scan->prep_buflens[scan->nprep] = is_text ? 0 : 64;
-	scan->prep_bufs[scan->nprep] = is_text ? NULL : palloc(64);
-	scan->prep_is_text[scan->nprep] = is_text;
-	scan->nprep++;
-}
-
-static void
-note_column(RuleScan *scan, int attidx)
-{
+	att = TupleDescAttr(RelationGetDescr(scan->rel), attidx);
+	cs = palloc0(sizeof(ColumnStore));
+	cs->attidx = attidx;
+	cs->typid = att->atttypid;
+	cs->typlen = att->attlen;
+	cs->fetch = FK_DATUM;
+	scan->cols[scan->ncols] = cs;
+	scan->colmap[attidx] = scan->ncols;
 	if (attidx + 1 > scan->maxattno)
 		scan->maxattno = attidx + 1;
+	return scan->ncols++;
+}
+
+/* A store that also converts to i / f for native comparisons. */
+static int
+column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk)
+{
+	int			c = column_store(scan, attidx);
+	ColumnStore *cs = scan->cols[c];
+
+	switch (cls)
+	{
+		case CC_INT:
+			if (cs->i == NULL)
+				cs->i = palloc(sizeof(int64) * RULE_BATCH_ROWS);
+			cs->fetch = fk;
+			break;
+		case CC_FLOAT:
+			if (cs->f == NULL)
+				cs->f = palloc(sizeof(double) * RULE_BATCH_ROWS);
+			cs->fetch = fk;
+			break;
+		case CC_NUMERIC:
+			cs->numeric_native = true;
+			break;
+		case CC_TEXT_EQ:
+		case CC_TEXT_ORD:
+			cs->varlena_native = true;
+			break;
+	}
+	return c;
 }
 
 static FetchKind
@@ -357,18 +420,20 @@ static RuleNode *
 compile_fallback(RuleProgram *prog, Expr *expr)
 {
 	RuleNode   *n = new_node(RN_EXPR);
+	Bitmapset  *attnos = NULL;
+	int			a = -1;
 
 	n->state = ExecInitExpr(expr, NULL);
-	prog->native = false;
 	prog->scan->fallback_nodes++;
-	/* the executor deforms what it needs; make sure we deform at least that */
+	/* the leaf reads these columns from the batch through a virtual slot */
+	pull_varattnos((Node *) expr, 1, &attnos);
+	n->reads = palloc(sizeof(int) * Max(bms_num_members(attnos), 1));
+	while ((a = bms_next_member(attnos, a)) >= 0)
 	{
-		Bitmapset  *attnos = NULL;
-		int			a = -1;
+		int			attidx = a + FirstLowInvalidHeapAttributeNumber - 1;
 
-		pull_varattnos((Node *) expr, 1, &attnos);
-		while ((a = bms_next_member(attnos, a)) >= 0)
-			note_column(prog->scan, a + FirstLowInvalidHeapAttributeNumber - 1);
+		if (attidx >= 0)
+			n->reads[n->nreads++] = column_store(prog->scan, attidx);
 	}
 	return n;
 }
@@ -414,12 +479,9 @@ compile_opexpr(RuleProgram *prog, OpExpr *op)
 	n->cmpclass = cls;
 	n->fetch = fk;
 	n->strategy = var_left ? strategy : commute_strategy(strategy);
-	n->attidx = var->varattno - 1;
+	n->col = column_store_native(prog->scan, var->varattno - 1, cls, fk);
 	n->collid = op->inputcollid;
 	make_const(&n->c, k, cls);
-	note_column(prog->scan, n->attidx);
-	if (cls == CC_NUMERIC || cls == CC_TEXT_EQ || cls == CC_TEXT_ORD)
-		scan_prepare_column(prog->scan, n->attidx, cls != CC_NUMERIC);
 	return n;
 }
 
@@ -468,7 +530,7 @@ compile_saop(RuleProgram *prog, ScalarArrayOpExpr *saop)
 	n->cmpclass = cls;
 	n->fetch = fk;
 	n->strategy = strategy;
-	n->attidx = var->varattno - 1;
+	n->col = column_store_native(prog->scan, var->varattno - 1, cls, fk);
 	n->collid = saop->inputcollid;
 	n->use_or = saop->useOr;
 	n->nelems = nvalues;
@@ -480,9 +542,6 @@ compile_saop(RuleProgram *prog, ScalarArrayOpExpr *saop)
 
 		make_const(&n->elems[i], ek, cls);
 	}
-	note_column(prog->scan, n->attidx);
-	if (cls == CC_NUMERIC || cls == CC_TEXT_EQ || cls == CC_TEXT_ORD)
-		scan_prepare_column(prog->scan, n->attidx, cls != CC_NUMERIC);
 	return n;
 }
 
@@ -536,8 +595,7 @@ compile_node(RuleProgram *prog, Expr *expr)
 				if (v->vartype == BOOLOID && v->varattno > 0)
 				{
 					n = new_node(RN_BOOLVAR);
-					n->attidx = v->varattno - 1;
-					note_column(prog->scan, n->attidx);
+					n->col = column_store_native(prog->scan, v->varattno - 1, CC_INT, FK_BOOL);
 				}
 			}
 			break;
@@ -549,9 +607,8 @@ compile_node(RuleProgram *prog, Expr *expr)
 				if (!nt->argisrow && IsA(arg, Var) && ((Var *) arg)->varattno > 0)
 				{
 					n = new_node(RN_NULLTEST);
-					n->attidx = ((Var *) arg)->varattno - 1;
+					n->col = column_store(prog->scan, ((Var *) arg)->varattno - 1);
 					n->isnull_test = nt->nulltesttype == IS_NULL;
-					note_column(prog->scan, n->attidx);
 				}
 			}
 			break;
@@ -577,71 +634,103 @@ rule_compile(RuleScan *scan, Expr *planned)
 	RuleProgram *prog = palloc0(sizeof(RuleProgram));
 
 	prog->scan = scan;
-	prog->native = true;
 	prog->root = compile_node(prog, planned);
 	return prog;
 }
 
-bool
-rule_program_is_native(RuleProgram *prog)
+
+void
+rule_scan_stats(RuleScan *scan, int *native_nodes, int *fallback_nodes)
 {
-	return prog->native;
+	*native_nodes = scan->native_nodes;
+	*fallback_nodes = scan->fallback_nodes;
+}
+
+void
+rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
+{
+	if (also_attno > scan->maxattno)
+		scan->maxattno = also_attno;
+	scan->vslot = MakeSingleTupleTableSlot(RelationGetDescr(scan->rel), &TTSOpsVirtual);
+	scan->nrows = 0;
+}
+
+int
+rule_scan_nrows(RuleScan *scan)
+{
+	return scan->nrows;
+}
+
+void
+rule_scan_reset_batch(RuleScan *scan)
+{
+	int			c;
+
+	scan->nrows = 0;
+	for (c = 0; c < scan->ncols; c++)
+		memset(&scan->cols[c]->nulls, 0, sizeof(RuleMask));
+	ResetExprContext(scan->econtext);
 }
 
 /*
- * Once per row: deform the columns the rules read, and give numeric and text
- * columns that native comparisons use a form they can read without a copy
- * per comparison (PostgreSQL's own operators detoast per call).
+ * Copy the row's values into the column stores. Numerics that native
+ * comparisons read get a 4-byte header once here (PostgreSQL's operators
+ * would copy them on every comparison); compressed or external values are
+ * detoasted once into batch memory.
  */
 void
-rule_scan_prepare_row(RuleScan *scan, TupleTableSlot *slot)
+rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 {
-	int			i;
+	int			r = scan->nrows;
+	uint64		bit = UINT64CONST(1) << (r & 63);
+	int			c;
 
-	ResetExprContext(scan->econtext);
+	Assert(r < RULE_BATCH_ROWS);
 	slot_getsomeattrs(slot, scan->maxattno);
-	for (i = 0; i < scan->nprep; i++)
+	for (c = 0; c < scan->ncols; c++)
 	{
-		int			a = scan->prep_attnos[i];
-		struct varlena *v;
+		ColumnStore *cs = scan->cols[c];
+		Datum		d;
 
-		if (slot->tts_isnull[a])
-			continue;
-		v = (struct varlena *) DatumGetPointer(slot->tts_values[a]);
-		if (scan->prep_is_text[i])
+		if (slot->tts_isnull[cs->attidx])
 		{
-			/* short headers are readable as is; only compressed/external need work */
-			if (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v))
+			cs->nulls.w[r >> 6] |= bit;
+			continue;
+		}
+		d = slot->tts_values[cs->attidx];
+		if (cs->typlen == -1 && (cs->numeric_native || cs->varlena_native))
+		{
+			struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+			if (VARATT_IS_EXTENDED(v) && (cs->numeric_native || !VARATT_IS_SHORT(v)))
 			{
 				MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
 
-				slot->tts_values[a] = PointerGetDatum(pg_detoast_datum_packed(v));
+				d = PointerGetDatum(cs->numeric_native ? pg_detoast_datum(v)
+									: pg_detoast_datum_packed(v));
 				MemoryContextSwitchTo(old);
 			}
 		}
-		else if (VARATT_IS_SHORT(v))
+		cs->d[r] = d;
+		switch (cs->fetch)
 		{
-			/* numeric_cmp wants a 4-byte header: copy into our buffer, not palloc */
-			Size		len = VARSIZE_SHORT(v) - VARHDRSZ_SHORT;
-
-			if (len + VARHDRSZ > (Size) scan->prep_buflens[i])
-			{
-				scan->prep_bufs[i] = repalloc(scan->prep_bufs[i], len + VARHDRSZ);
-				scan->prep_buflens[i] = len + VARHDRSZ;
-			}
-			SET_VARSIZE(scan->prep_bufs[i], len + VARHDRSZ);
-			memcpy(VARDATA(scan->prep_bufs[i]), VARDATA_SHORT(v), len);
-			slot->tts_values[a] = PointerGetDatum(scan->prep_bufs[i]);
-		}
-		else if (VARATT_IS_EXTENDED(v))
-		{
-			MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
-
-			slot->tts_values[a] = PointerGetDatum(pg_detoast_datum(v));
-			MemoryContextSwitchTo(old);
+			case FK_DATUM:
+				break;
+			case FK_FLOAT4:
+				cs->f[r] = DatumGetFloat4(d);
+				break;
+			case FK_FLOAT8:
+				cs->f[r] = DatumGetFloat8(d);
+				break;
+			default:
+				cs->i[r] = fetch_int(cs->fetch, d);
+				break;
 		}
 	}
+	scan->nrows++;
 }
+
+/* ---------- batch evaluation: TRUE and FALSE masks, NULL is neither ---------- */
 
 static inline int
 float_order(double a, double b)
@@ -674,26 +763,39 @@ strategy_holds(int strategy, int cmp)
 	}
 }
 
-/* Three-way comparison of a non-null column value with a non-null constant. */
+/* Three-way comparison of a non-null stored value with a non-null constant. */
 static inline int
-compare_value(RuleNode *n, Datum d, const CmpConst *c)
+compare_value(RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
 {
 	switch (n->cmpclass)
 	{
 		case CC_INT:
-			{
-				int64		v = fetch_int(n->fetch, d);
-
-				return (v > c->i) - (v < c->i);
-			}
+			return (cs->i[r] > c->i) - (cs->i[r] < c->i);
 		case CC_FLOAT:
-			return float_order(n->fetch == FK_FLOAT4 ? (double) DatumGetFloat4(d)
-							   : DatumGetFloat8(d), c->f);
+			return float_order(cs->f[r], c->f);
 		case CC_NUMERIC:
-			return DatumGetInt32(DirectFunctionCall2(numeric_cmp, d, c->d));
+			{
+				struct varlena *v = (struct varlena *) DatumGetPointer(cs->d[r]);
+				union
+				{
+					int32		align;
+					char		data[VARHDRSZ + 256];
+				}			buf;
+
+				/* numeric_cmp wants a 4-byte header; short ones are small */
+				if (VARATT_IS_SHORT(v))
+				{
+					Size		len = VARSIZE_SHORT(v) - VARHDRSZ_SHORT;
+
+					SET_VARSIZE(buf.data, len + VARHDRSZ);
+					memcpy(buf.data + VARHDRSZ, VARDATA_SHORT(v), len);
+					v = (struct varlena *) buf.data;
+				}
+				return DatumGetInt32(DirectFunctionCall2(numeric_cmp, PointerGetDatum(v), c->d));
+			}
 		case CC_TEXT_EQ:
 			{
-				struct varlena *t = (struct varlena *) DatumGetPointer(d);
+				struct varlena *t = (struct varlena *) DatumGetPointer(cs->d[r]);
 				int			len = VARSIZE_ANY_EXHDR(t);
 
 				/* only equal / not equal are asked of this class */
@@ -701,7 +803,7 @@ compare_value(RuleNode *n, Datum d, const CmpConst *c)
 			}
 		case CC_TEXT_ORD:
 			{
-				struct varlena *t = (struct varlena *) DatumGetPointer(d);
+				struct varlena *t = (struct varlena *) DatumGetPointer(cs->d[r]);
 
 				return varstr_cmp(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
 								  c->s, c->slen, n->collid);
@@ -710,144 +812,459 @@ compare_value(RuleNode *n, Datum d, const CmpConst *c)
 	pg_unreachable();
 }
 
-static RuleValue eval_node(RuleNode *n, TupleTableSlot *slot, ExprContext *econtext);
+#define FOREACH_ROW_BIT(mask, nwords, r) \
+	for (int _w = 0; _w < (nwords); _w++) \
+		for (uint64 _m = (mask)->w[_w]; _m != 0; _m &= _m - 1) \
+			if (((r) = _w * 64 + pg_rightmost_one_pos64(_m)), true)
 
-static RuleValue
-eval_in(RuleNode *n, TupleTableSlot *slot)
-{
-	Datum		d;
-	bool		saw_null = false;
-	int			i;
-
-	if (n->nelems == 0)
-		return n->use_or ? RULE_FALSE : RULE_TRUE;
-	if (slot->tts_isnull[n->attidx])
-		return RULE_NULL;
-	d = slot->tts_values[n->attidx];
-	for (i = 0; i < n->nelems; i++)
-	{
-		bool		holds;
-
-		if (n->elems[i].isnull)
-		{
-			saw_null = true;
-			continue;
-		}
-		holds = strategy_holds(n->strategy, compare_value(n, d, &n->elems[i]));
-		if (n->use_or && holds)
-			return RULE_TRUE;
-		if (!n->use_or && !holds)
-			return RULE_FALSE;
+/*
+ * Fixed-width comparison of a whole batch with one constant: a branch-free
+ * loop per strategy that the compiler turns into straight-line code.
+ */
+#define CMP_LOOP(VALS, OP, CONST) \
+	for (w = 0; w < nwords; w++) \
+	{ \
+		uint64		bits = 0; \
+		int			base = w * 64; \
+		int			lim = Min(64, nrows - base); \
+		for (j = 0; j < lim; j++) \
+			bits |= (uint64) ((VALS)[base + j] OP (CONST)) << j; \
+		holds.w[w] = bits; \
 	}
-	if (saw_null)
-		return RULE_NULL;
-	return n->use_or ? RULE_FALSE : RULE_TRUE;
+
+static void
+cmp_fixed_batch(RuleNode *n, ColumnStore *cs, const CmpConst *c, int strategy,
+				int nrows, RuleMask *out)
+{
+	int			nwords = (nrows + 63) / 64;
+	int			w,
+				j;
+	RuleMask	holds;
+
+	memset(&holds, 0, sizeof(holds));
+	if (n->cmpclass == CC_INT)
+	{
+		int64		k = c->i;
+		int64	   *v = cs->i;
+
+		switch (strategy)
+		{
+			case BTLessStrategyNumber:
+				CMP_LOOP(v, <, k);
+				break;
+			case BTLessEqualStrategyNumber:
+				CMP_LOOP(v, <=, k);
+				break;
+			case BTEqualStrategyNumber:
+				CMP_LOOP(v, ==, k);
+				break;
+			case BTGreaterEqualStrategyNumber:
+				CMP_LOOP(v, >=, k);
+				break;
+			case BTGreaterStrategyNumber:
+				CMP_LOOP(v, >, k);
+				break;
+			default:
+				CMP_LOOP(v, !=, k);
+				break;
+		}
+	}
+	else
+	{
+		/* floats: NaN sorts above everything, so decide NaN rows separately */
+		double		k = c->f;
+		double	   *v = cs->f;
+
+		if (isnan(k))
+		{
+			for (j = 0; j < nrows; j++)
+				if (strategy_holds(strategy, float_order(v[j], k)))
+					holds.w[j >> 6] |= UINT64CONST(1) << (j & 63);
+		}
+		else
+		{
+			switch (strategy)
+			{
+				case BTLessStrategyNumber:
+					CMP_LOOP(v, <, k);
+					break;
+				case BTLessEqualStrategyNumber:
+					CMP_LOOP(v, <=, k);
+					break;
+				case BTEqualStrategyNumber:
+					CMP_LOOP(v, ==, k);
+					break;
+				case BTGreaterEqualStrategyNumber:
+					CMP_LOOP(v, >=, k);
+					break;
+				case BTGreaterStrategyNumber:
+					CMP_LOOP(v, >, k);
+					break;
+				default:
+					CMP_LOOP(v, !=, k);
+					break;
+			}
+			/* IEEE comparisons with NaN are false; PostgreSQL says NaN > k */
+			for (j = 0; j < nrows; j++)
+				if (unlikely(isnan(v[j])))
+				{
+					uint64		b = UINT64CONST(1) << (j & 63);
+
+					if (strategy_holds(strategy, 1))
+						holds.w[j >> 6] |= b;
+					else
+						holds.w[j >> 6] &= ~b;
+				}
+		}
+	}
+	*out = holds;
 }
 
-static RuleValue
-eval_node(RuleNode *n, TupleTableSlot *slot, ExprContext *econtext)
+static void
+mask_fill(RuleMask *m, int nrows)
 {
+	int			w;
+
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+	{
+		int			base = w * 64;
+
+		if (nrows >= base + 64)
+			m->w[w] = ~UINT64CONST(0);
+		else if (nrows > base)
+			m->w[w] = (UINT64CONST(1) << (nrows - base)) - 1;
+		else
+			m->w[w] = 0;
+	}
+}
+
+static void eval_batch(RuleScan *scan, RuleNode *n, const RuleMask *active,
+					   RuleMask *T, RuleMask *F);
+
+/* column op const, or column op ANY/ALL(consts), over the active rows */
+static void
+eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, RuleMask *F)
+{
+	ColumnStore *cs = scan->cols[n->col];
+	int			nrows = scan->nrows;
+	int			nwords = (nrows + 63) / 64;
+	RuleMask	live;			/* active and not null */
+	int			w;
+
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+	{
+		live.w[w] = active->w[w] & ~cs->nulls.w[w];
+		T->w[w] = F->w[w] = 0;
+	}
+
+	if (n->kind == RN_CMP && (n->cmpclass == CC_INT || n->cmpclass == CC_FLOAT))
+	{
+		RuleMask	holds;
+
+		cmp_fixed_batch(n, cs, &n->c, n->strategy, nrows, &holds);
+		for (w = 0; w < RULE_BATCH_WORDS; w++)
+		{
+			T->w[w] = holds.w[w] & live.w[w];
+			F->w[w] = ~holds.w[w] & live.w[w];
+		}
+		return;
+	}
+	if (n->kind == RN_CMP)
+	{
+		int			r;
+
+		FOREACH_ROW_BIT(&live, nwords, r)
+		{
+			uint64		b = UINT64CONST(1) << (r & 63);
+
+			if (strategy_holds(n->strategy, compare_value(n, cs, r, &n->c)))
+				T->w[r >> 6] |= b;
+			else
+				F->w[r >> 6] |= b;
+		}
+		return;
+	}
+
+	/* RN_IN: ANY is an OR over elements, ALL an AND; a NULL element is unknown */
+	if (n->nelems == 0)
+	{
+		/* PostgreSQL answers an empty list without looking at the value */
+		if (n->use_or)
+			*F = *active;
+		else
+			*T = *active;
+		return;
+	}
+	{
+		bool		saw_null_elem = false;
+		int			e;
+		RuleMask	acc;		/* ANY: some element holds; ALL: some element fails */
+
+		memset(&acc, 0, sizeof(acc));
+		for (e = 0; e < n->nelems; e++)
+		{
+			if (n->elems[e].isnull)
+			{
+				saw_null_elem = true;
+				continue;
+			}
+			if (n->cmpclass == CC_INT || n->cmpclass == CC_FLOAT)
+			{
+				RuleMask	holds;
+
+				cmp_fixed_batch(n, cs, &n->elems[e], n->strategy, nrows, &holds);
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+					acc.w[w] |= (n->use_or ? holds.w[w] : ~holds.w[w]) & live.w[w];
+			}
+			else
+			{
+				RuleMask	todo;
+				int			r;
+
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+					todo.w[w] = live.w[w] & ~acc.w[w];
+				FOREACH_ROW_BIT(&todo, nwords, r)
+				{
+					bool		h = strategy_holds(n->strategy,
+												   compare_value(n, cs, r, &n->elems[e]));
+
+					if (h == n->use_or)
+						acc.w[r >> 6] |= UINT64CONST(1) << (r & 63);
+				}
+			}
+		}
+		for (w = 0; w < RULE_BATCH_WORDS; w++)
+		{
+			uint64		decided = acc.w[w];
+			uint64		rest = live.w[w] & ~decided;
+
+			if (n->use_or)
+			{
+				T->w[w] = decided;
+				F->w[w] = saw_null_elem ? 0 : rest;
+			}
+			else
+			{
+				F->w[w] = decided;
+				T->w[w] = saw_null_elem ? 0 : rest;
+			}
+		}
+	}
+}
+
+/* A leaf PostgreSQL evaluates: one row at a time through a virtual slot. */
+static void
+eval_expr_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, RuleMask *F)
+{
+	ExprContext *econtext = scan->econtext;
+	TupleTableSlot *vslot = scan->vslot;
+	int			nwords = (scan->nrows + 63) / 64;
+	int			r;
+
+	memset(T, 0, sizeof(RuleMask));
+	memset(F, 0, sizeof(RuleMask));
+	econtext->ecxt_scantuple = vslot;
+	FOREACH_ROW_BIT(active, nwords, r)
+	{
+		uint64		b = UINT64CONST(1) << (r & 63);
+		bool		isnull;
+		Datum		d;
+		int			k;
+
+		ExecClearTuple(vslot);
+		for (k = 0; k < n->nreads; k++)
+		{
+			ColumnStore *cs = scan->cols[n->reads[k]];
+
+			vslot->tts_isnull[cs->attidx] = (cs->nulls.w[r >> 6] & b) != 0;
+			vslot->tts_values[cs->attidx] = cs->d[r];
+		}
+		ExecStoreVirtualTuple(vslot);
+		d = ExecEvalExprSwitchContext(n->state, econtext, &isnull);
+		if (!isnull)
+		{
+			if (DatumGetBool(d))
+				T->w[r >> 6] |= b;
+			else
+				F->w[r >> 6] |= b;
+		}
+	}
+}
+
+static void
+eval_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, RuleMask *F)
+{
+	int			w;
+
 	switch (n->kind)
 	{
 		case RN_CMP:
-			if (slot->tts_isnull[n->attidx] || n->c.isnull)
-				return RULE_NULL;
-			return strategy_holds(n->strategy,
-								  compare_value(n, slot->tts_values[n->attidx], &n->c))
-				? RULE_TRUE : RULE_FALSE;
+		case RN_IN:
+			eval_cmp_batch(scan, n, active, T, F);
+			return;
+		case RN_EXPR:
+			eval_expr_batch(scan, n, active, T, F);
+			return;
+		case RN_CONST:
+			memset(T, 0, sizeof(RuleMask));
+			memset(F, 0, sizeof(RuleMask));
+			if (n->constval == RULE_TRUE)
+				*T = *active;
+			else if (n->constval == RULE_FALSE)
+				*F = *active;
+			return;
 		case RN_BOOLVAR:
-			if (slot->tts_isnull[n->attidx])
-				return RULE_NULL;
-			return DatumGetBool(slot->tts_values[n->attidx]) ? RULE_TRUE : RULE_FALSE;
+			{
+				ColumnStore *cs = scan->cols[n->col];
+				RuleMask	holds;
+				CmpConst	one;
+
+				one.i = 1;
+				cmp_fixed_batch(n, cs, &one, BTEqualStrategyNumber, scan->nrows, &holds);
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+				{
+					uint64		live = active->w[w] & ~cs->nulls.w[w];
+
+					T->w[w] = holds.w[w] & live;
+					F->w[w] = ~holds.w[w] & live;
+				}
+			}
+			return;
 		case RN_NULLTEST:
-			return (slot->tts_isnull[n->attidx] == n->isnull_test) ? RULE_TRUE : RULE_FALSE;
+			{
+				ColumnStore *cs = scan->cols[n->col];
+
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+				{
+					uint64		isnull = cs->nulls.w[w];
+
+					T->w[w] = (n->isnull_test ? isnull : ~isnull) & active->w[w];
+					F->w[w] = (n->isnull_test ? ~isnull : isnull) & active->w[w];
+				}
+			}
+			return;
 		case RN_AND:
 			{
-				bool		saw_null = false;
+				RuleMask	accT = *active;
+				RuleMask	accF;
 				int			i;
 
+				/* later arguments only for rows not already false */
+				memset(&accF, 0, sizeof(accF));
 				for (i = 0; i < n->nargs; i++)
 				{
-					RuleValue	v = eval_node(n->args[i], slot, econtext);
+					RuleMask	act,
+								cT,
+								cF;
+					bool		any = false;
 
-					if (v == RULE_FALSE)
-						return RULE_FALSE;
-					if (v == RULE_NULL)
-						saw_null = true;
+					for (w = 0; w < RULE_BATCH_WORDS; w++)
+					{
+						act.w[w] = active->w[w] & ~accF.w[w];
+						any |= act.w[w] != 0;
+					}
+					if (!any)
+						break;
+					eval_batch(scan, n->args[i], &act, &cT, &cF);
+					for (w = 0; w < RULE_BATCH_WORDS; w++)
+					{
+						accF.w[w] |= cF.w[w] & act.w[w];
+						accT.w[w] &= cT.w[w] | ~act.w[w];
+					}
 				}
-				return saw_null ? RULE_NULL : RULE_TRUE;
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+				{
+					T->w[w] = accT.w[w] & ~accF.w[w] & active->w[w];
+					F->w[w] = accF.w[w];
+				}
 			}
+			return;
 		case RN_OR:
 			{
-				bool		saw_null = false;
+				RuleMask	accF = *active;
+				RuleMask	accT;
 				int			i;
 
+				memset(&accT, 0, sizeof(accT));
 				for (i = 0; i < n->nargs; i++)
 				{
-					RuleValue	v = eval_node(n->args[i], slot, econtext);
+					RuleMask	act,
+								cT,
+								cF;
+					bool		any = false;
 
-					if (v == RULE_TRUE)
-						return RULE_TRUE;
-					if (v == RULE_NULL)
-						saw_null = true;
+					for (w = 0; w < RULE_BATCH_WORDS; w++)
+					{
+						act.w[w] = active->w[w] & ~accT.w[w];
+						any |= act.w[w] != 0;
+					}
+					if (!any)
+						break;
+					eval_batch(scan, n->args[i], &act, &cT, &cF);
+					for (w = 0; w < RULE_BATCH_WORDS; w++)
+					{
+						accT.w[w] |= cT.w[w] & act.w[w];
+						accF.w[w] &= cF.w[w] | ~act.w[w];
+					}
 				}
-				return saw_null ? RULE_NULL : RULE_FALSE;
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+				{
+					F->w[w] = accF.w[w] & ~accT.w[w] & active->w[w];
+					T->w[w] = accT.w[w];
+				}
 			}
+			return;
 		case RN_NOT:
-			{
-				RuleValue	v = eval_node(n->args[0], slot, econtext);
-
-				return v == RULE_NULL ? RULE_NULL : (v == RULE_TRUE ? RULE_FALSE : RULE_TRUE);
-			}
+			eval_batch(scan, n->args[0], active, F, T);
+			return;
 		case RN_BOOLTEST:
 			{
-				RuleValue	v = eval_node(n->args[0], slot, econtext);
-				bool		r;
+				RuleMask	cT,
+							cF;
 
-				switch (n->booltest)
+				eval_batch(scan, n->args[0], active, &cT, &cF);
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
 				{
-					case IS_TRUE:
-						r = v == RULE_TRUE;
-						break;
-					case IS_NOT_TRUE:
-						r = v != RULE_TRUE;
-						break;
-					case IS_FALSE:
-						r = v == RULE_FALSE;
-						break;
-					case IS_NOT_FALSE:
-						r = v != RULE_FALSE;
-						break;
-					case IS_UNKNOWN:
-						r = v == RULE_NULL;
-						break;
-					default:
-						r = v != RULE_NULL;
-						break;
-				}
-				return r ? RULE_TRUE : RULE_FALSE;
-			}
-		case RN_IN:
-			return eval_in(n, slot);
-		case RN_CONST:
-			return n->constval;
-		case RN_EXPR:
-			{
-				bool		isnull;
-				Datum		d;
+					uint64		a = active->w[w];
+					uint64		unk = a & ~cT.w[w] & ~cF.w[w];
+					uint64		yes;
 
-				econtext->ecxt_scantuple = slot;
-				d = ExecEvalExprSwitchContext(n->state, econtext, &isnull);
-				if (isnull)
-					return RULE_NULL;
-				return DatumGetBool(d) ? RULE_TRUE : RULE_FALSE;
+					switch (n->booltest)
+					{
+						case IS_TRUE:
+							yes = cT.w[w];
+							break;
+						case IS_NOT_TRUE:
+							yes = a & ~cT.w[w];
+							break;
+						case IS_FALSE:
+							yes = cF.w[w];
+							break;
+						case IS_NOT_FALSE:
+							yes = a & ~cF.w[w];
+							break;
+						case IS_UNKNOWN:
+							yes = unk;
+							break;
+						default:
+							yes = a & ~unk;
+							break;
+					}
+					T->w[w] = yes & a;
+					F->w[w] = ~yes & a;
+				}
 			}
+			return;
 	}
 	pg_unreachable();
 }
 
-RuleValue
-rule_eval(RuleProgram *prog, TupleTableSlot *slot)
+void
+rule_eval_batch(RuleProgram *prog, RuleMask *result)
 {
-	return eval_node(prog->root, slot, prog->scan->econtext);
+	RuleMask	all,
+				F;
+
+	mask_fill(&all, prog->scan->nrows);
+	eval_batch(prog->scan, prog->root, &all, result, &F);
 }
