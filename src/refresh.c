@@ -340,15 +340,6 @@ report_progress(SubjectRun *sr, TableScanDesc scan)
 					sr->name, pct, (long long) sr->rows)));
 }
 
-/* Is the scan about to leave the page the batch's values point into? */
-static inline bool
-at_page_end(TableScanDesc scan, bool heap_pagemode)
-{
-	HeapScanDesc hscan = (HeapScanDesc) scan;
-
-	return !heap_pagemode || hscan->rs_cindex + 1 >= hscan->rs_ntuples;
-}
-
 /* Evaluate every tag over the batch and collect the member ids it matched. */
 static void
 flush_batch(SubjectRun *sr, RuleScan *rs, uint32 *ids, volatile int *current_tag)
@@ -399,7 +390,6 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	TupleTableSlot *slot;
 	TimestampTz last_report = GetCurrentTimestamp();
 	uint32		ids[RULE_BATCH_ROWS];
-	bool		heap_pagemode;
 	int			i;
 
 	for (i = 0; i < sr->ntags; i++)
@@ -428,8 +418,6 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
-	heap_pagemode = rel->rd_tableam == GetHeapamTableAmRoutine() &&
-		(scan->rs_flags & SO_ALLOW_PAGEMODE) != 0;
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -447,7 +435,7 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 			ids[rule_scan_nrows(rs)] = id;
 			rule_scan_add_row(rs, slot);
 		}
-		if (rule_scan_nrows(rs) == RULE_BATCH_ROWS || at_page_end(scan, heap_pagemode))
+		if (rule_scan_nrows(rs) == RULE_BATCH_ROWS)
 			flush_batch(sr, rs, ids, current_tag);
 
 		if ((sr->rows & 0xFFFF) == 0 && segment_progress_seconds > 0 &&

@@ -44,11 +44,10 @@ extern DateADT segment_current_as_of(void);
 extern Oid	segment_as_of_funcoid(void);
 
 /*
- * Batch evaluation. A scan feeds rows into a RuleScan (rule_scan_add_row);
- * when the batch is full or the scan is about to leave the current heap page
- * the caller evaluates every program over the batch (rule_eval_batch) and
- * starts a new batch. Column values may point into the pinned page, which
- * is why a batch must not outlive its page.
+ * Batch evaluation. A scan feeds rows into a RuleScan (rule_scan_add_row),
+ * which copies the columns the rules read; when the batch is full the caller
+ * evaluates every program over it (rule_eval_batch) and starts a new batch
+ * (rule_scan_reset_batch).
  */
 #define RULE_BATCH_ROWS 256
 #define RULE_BATCH_WORDS (RULE_BATCH_ROWS / 64)

@@ -152,6 +152,9 @@ struct RuleScan
 	ColumnStore **cols;
 	int		   *colmap;			/* attidx -> store index, -1 if none */
 	int			nrows;
+	char	   *arena;			/* copies of by-reference values of the batch */
+	Size		arena_used;
+	Size		arena_size;
 	int			native_nodes;
 	int			fallback_nodes;
 };
@@ -653,6 +656,9 @@ rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 		scan->maxattno = also_attno;
 	scan->vslot = MakeSingleTupleTableSlot(RelationGetDescr(scan->rel), &TTSOpsVirtual);
 	scan->nrows = 0;
+	scan->arena_size = 64 * 1024;
+	scan->arena = palloc(scan->arena_size);
+	scan->arena_used = 0;
 }
 
 int
@@ -667,16 +673,44 @@ rule_scan_reset_batch(RuleScan *scan)
 	int			c;
 
 	scan->nrows = 0;
+	scan->arena_used = 0;
 	for (c = 0; c < scan->ncols; c++)
 		memset(&scan->cols[c]->nulls, 0, sizeof(RuleMask));
 	ResetExprContext(scan->econtext);
 }
 
 /*
+ * Room for a by-reference value of the batch. Values are copied so that a
+ * batch can span heap pages (the scan only pins the current one). Arena
+ * chunks that fill up are kept until the batch ends.
+ */
+static char *
+arena_alloc(RuleScan *scan, Size len)
+{
+	char	   *p;
+
+	len = MAXALIGN(len);
+	if (scan->arena_used + len > scan->arena_size)
+	{
+		/* the filled arena stays alive in batch memory until the batch ends */
+		Size		newsize = Max(scan->arena_size, len);
+		MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
+
+		scan->arena = palloc(newsize);
+		MemoryContextSwitchTo(old);
+		scan->arena_size = newsize;
+		scan->arena_used = 0;
+	}
+	p = scan->arena + scan->arena_used;
+	scan->arena_used += len;
+	return p;
+}
+
+/*
  * Copy the row's values into the column stores. Numerics that native
- * comparisons read get a 4-byte header once here (PostgreSQL's operators
- * would copy them on every comparison); compressed or external values are
- * detoasted once into batch memory.
+ * comparisons read get a 4-byte header here, once (PostgreSQL's operators
+ * would convert them on every comparison); compressed or external values are
+ * detoasted once.
  */
 void
 rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
@@ -698,18 +732,43 @@ rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 			continue;
 		}
 		d = slot->tts_values[cs->attidx];
-		if (cs->typlen == -1 && (cs->numeric_native || cs->varlena_native))
+		if (cs->typlen == -1)
 		{
 			struct varlena *v = (struct varlena *) DatumGetPointer(d);
 
-			if (VARATT_IS_EXTENDED(v) && (cs->numeric_native || !VARATT_IS_SHORT(v)))
+			if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
 			{
 				MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
 
-				d = PointerGetDatum(cs->numeric_native ? pg_detoast_datum(v)
-									: pg_detoast_datum_packed(v));
+				/* a fresh copy in batch memory: nothing more to do */
+				d = PointerGetDatum(pg_detoast_datum(v));
 				MemoryContextSwitchTo(old);
 			}
+			else if (VARATT_IS_SHORT(v) && cs->numeric_native)
+			{
+				Size		len = VARSIZE_SHORT(v) - VARHDRSZ_SHORT;
+				char	   *copy = arena_alloc(scan, len + VARHDRSZ);
+
+				SET_VARSIZE(copy, len + VARHDRSZ);
+				memcpy(copy + VARHDRSZ, VARDATA_SHORT(v), len);
+				d = PointerGetDatum(copy);
+			}
+			else
+			{
+				Size		len = VARSIZE_ANY(v);
+				char	   *copy = arena_alloc(scan, len);
+
+				memcpy(copy, v, len);
+				d = PointerGetDatum(copy);
+			}
+		}
+		else if (cs->typlen > (int) sizeof(Datum) || cs->typlen == -2)
+		{
+			Size		len = cs->typlen > 0 ? cs->typlen : strlen(DatumGetCString(d)) + 1;
+			char	   *copy = arena_alloc(scan, len);
+
+			memcpy(copy, DatumGetPointer(d), len);
+			d = PointerGetDatum(copy);
 		}
 		cs->d[r] = d;
 		switch (cs->fetch)
@@ -775,23 +834,8 @@ compare_value(RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
 			return float_order(cs->f[r], c->f);
 		case CC_NUMERIC:
 			{
-				struct varlena *v = (struct varlena *) DatumGetPointer(cs->d[r]);
-				union
-				{
-					int32		align;
-					char		data[VARHDRSZ + 256];
-				}			buf;
-
-				/* numeric_cmp wants a 4-byte header; short ones are small */
-				if (VARATT_IS_SHORT(v))
-				{
-					Size		len = VARSIZE_SHORT(v) - VARHDRSZ_SHORT;
-
-					SET_VARSIZE(buf.data, len + VARHDRSZ);
-					memcpy(buf.data + VARHDRSZ, VARDATA_SHORT(v), len);
-					v = (struct varlena *) buf.data;
-				}
-				return DatumGetInt32(DirectFunctionCall2(numeric_cmp, PointerGetDatum(v), c->d));
+				/* add_row gave the value a 4-byte header: numeric_cmp copies nothing */
+				return DatumGetInt32(DirectFunctionCall2(numeric_cmp, cs->d[r], c->d));
 			}
 		case CC_TEXT_EQ:
 			{
