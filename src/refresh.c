@@ -449,6 +449,7 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	flush_batch(sr, rs, ids, current_tag);
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
+	rule_scan_end(rs);
 
 	flush_ids(sr->universe, sr->ubuf, &sr->nubuf);
 	for (i = 0; i < sr->ntags; i++)

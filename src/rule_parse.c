@@ -240,13 +240,14 @@ rule_analyze(Relation rel, const char *rule, const char *what, Bitmapset **attno
 	/* SELECT-target rules let us reject what a rule may not contain ourselves,
 	 * with messages about rules rather than about WHERE clauses. */
 	expr = transformExpr(pstate, rawexpr, EXPR_KIND_SELECT_TARGET);
-	expr = coerce_to_boolean(pstate, expr, "rule");
-	assign_expr_collations(pstate, expr);
 
 	w.rule = rule;
 	w.attnos = NULL;
 	w.rel = rel;
 	reject_analysed_walker(expr, &w);
+
+	expr = coerce_to_boolean(pstate, expr, "rule");
+	assign_expr_collations(pstate, expr);
 
 	free_parsestate(pstate);
 	error_context_stack = errcb.previous;

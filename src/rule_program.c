@@ -661,6 +661,13 @@ rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 	scan->arena_used = 0;
 }
 
+void
+rule_scan_end(RuleScan *scan)
+{
+	ExecDropSingleTupleTableSlot(scan->vslot);
+	scan->vslot = NULL;
+}
+
 int
 rule_scan_nrows(RuleScan *scan)
 {

@@ -3,7 +3,8 @@
 #   1. pg_regress (`make installcheck`): sql/NNN_*.sql compared with expected/;
 #      regression.diffs is printed when a test fails;
 #   2. pgTAP (`pg_prove`): test/pgtap/*.sql in a fresh database (default
-#      segment_tap) where pgtap and segment are created.
+#      segment_tap) where pgtap and segment are created;
+#   3. shell tests: test/shell/*.sh (dump/restore, documentation examples).
 # Ends with one line "tests: N passed, N failed" and exits non-zero when any
 # test failed, or when no test was found at all.
 #
@@ -80,6 +81,21 @@ if (( ${#tap[@]} > 0 )); then
 else
   echo "== pgTAP: no test/pgtap/*.sql files"
 fi
+
+# --- 3. shell tests ------------------------------------------------------------
+# test/shell/*.sh: scripts that need more than one database or connection
+# (pg_dump/restore, documentation examples). Exit status 0 means passed.
+shell=(test/shell/*.sh)
+for t in "${shell[@]}"; do
+  echo "== shell: $t"
+  if bash "$t"; then
+    passed=$((passed + 1))
+  else
+    echo "FAILED: $t"
+    failed=$((failed + 1))
+  fi
+  ran=$((ran + 1))
+done
 
 if (( ran == 0 )); then
   echo "run-tests: no tests found (sql/NNN_*.sql, test/pgtap/*.sql)"
