@@ -47,6 +47,8 @@
 
 #define STRAT_NE		6		/* ROWCOMPARE_NE: negator of btree equality */
 
+#define RULE_ARENA_SIZE (64 * 1024)
+
 typedef enum RuleNodeKind
 {
 	RN_CONST,
@@ -155,6 +157,7 @@ struct RuleScan
 	char	   *arena;			/* copies of by-reference values of the batch */
 	Size		arena_used;
 	Size		arena_size;
+	char	   *arena_base;		/* the long-lived first chunk */
 	int			native_nodes;
 	int			fallback_nodes;
 };
@@ -656,8 +659,8 @@ rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 		scan->maxattno = also_attno;
 	scan->vslot = MakeSingleTupleTableSlot(RelationGetDescr(scan->rel), &TTSOpsVirtual);
 	scan->nrows = 0;
-	scan->arena_size = 64 * 1024;
-	scan->arena = palloc(scan->arena_size);
+	scan->arena_size = RULE_ARENA_SIZE;
+	scan->arena_base = scan->arena = palloc(scan->arena_size);
 	scan->arena_used = 0;
 }
 
@@ -680,6 +683,9 @@ rule_scan_reset_batch(RuleScan *scan)
 	int			c;
 
 	scan->nrows = 0;
+	/* overflow chunks live in batch memory, which is reset just below */
+	scan->arena = scan->arena_base;
+	scan->arena_size = RULE_ARENA_SIZE;
 	scan->arena_used = 0;
 	for (c = 0; c < scan->ncols; c++)
 		memset(&scan->cols[c]->nulls, 0, sizeof(RuleMask));
