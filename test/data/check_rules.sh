@@ -29,44 +29,45 @@ P=(psql -X -q -v ON_ERROR_STOP=1 -d "$db")
 "${P[@]}" -o /dev/null -f "$here/tags.sql"
 "${P[@]}" -f "$here/bench_tags.sql"
 "${P[@]}" -P pager=off <<SQL
-insert into stub.tag (subject, tag, rule, category, description)
-select 'customer', tag, rule, 'bench', shape from dw.bench_rules($ntags);
+select count(segment.create_tag('customer', tag, rule, 'bench', shape)) from dw.bench_rules($ntags) \gset
 
 create temp table result (tag name, category text, members bigint, error text);
 do \$\$
 declare
   t record; n bigint;
 begin
-  for t in select * from stub.tag order by tag_id loop
+  for t in select * from segment.tag order by tag_id loop
     begin
       execute format('select count(*) filter (where (%s) is true) from dw.customer_wide',
                      replace(t.rule, 'segment.as_of()', quote_literal('$as_of') || '::date'))
          into n;
-      insert into result values (t.tag, t.category, n, null);
+      insert into result values (t.name, t.category, n, null);
     exception when others then
-      insert into result values (t.tag, t.category, null, sqlerrm);
+      insert into result values (t.name, t.category, null, sqlerrm);
     end;
   end loop;
 end
 \$\$;
 
-\echo library tags (tags.sql):
+\echo library tags (tags.sql), $customers customers as of $as_of:
 select category, count(*) as tags, min(members) as min_members, max(members) as max_members
   from result where category <> 'bench' group by category order by category;
-\echo rules that failed, or select nobody or everybody:
+\echo rules that failed, or select nobody or everybody (bench rules past t060 may; e.g. cities absent at this size):
 select r.tag, r.category, r.members, r.error, t.rule
-  from result r join stub.tag t using (tag)
+  from result r join segment.tag t on t.name = r.tag
  where r.error is not null or r.members = 0 or r.members = $customers
  order by t.tag_id;
 select count(*) filter (where category <> 'bench') as library_tags,
        count(*) filter (where category = 'bench') as bench_rules,
-       (select count(distinct rule) from stub.tag where category = 'bench') as distinct_bench_rules,
+       (select count(distinct rule) from segment.tag where category = 'bench') as distinct_bench_rules,
        count(*) filter (where error is not null) as errors,
        count(*) filter (where members = 0) as empty,
        count(*) filter (where members = $customers) as everyone
   from result;
 select count(*) filter (where error is not null) = 0
-       and (select count(distinct rule) from stub.tag where category = 'bench') = $ntags as ok
+       and count(*) filter (where category <> 'bench' and (members = 0 or members = $customers)) = 0
+       and count(*) filter (where category <> 'bench') >= 40
+       and (select count(distinct rule) from segment.tag where category = 'bench') = $ntags as ok
   from result \gset
 \if :ok
 \echo check_rules: OK
