@@ -259,9 +259,13 @@ BEGIN
         CASE WHEN d.u_null2 < 0.62 THEN NULL
              ELSE lower(replace(d.surname || '.' || d.given, ' ', '')) || d.id
                   || (ARRAY['@qq.com','@163.com','@126.com','@gmail.com','@outlook.com'])[1 + floor(d.u_mob * 5)::int] END,
-        CASE WHEN d.u_city < 0.88 THEN d.branch_city
+        -- most live in their branch's city, some elsewhere in the province, a few far away
+        CASE WHEN d.u_city < 0.85 THEN d.branch_city
+             WHEN d.u_city < 0.94 THEN (ARRAY['Hangzhou','Ningbo','Wenzhou','Shaoxing','Jiaxing','Huzhou','Jinhua',
+                                              'Taizhou','Lishui','Quzhou','Zhoushan','Yiwu'])
+                                       [1 + floor((d.u_city - 0.85) / 0.09 * 12)::int]
              WHEN d.u_city < 0.995 THEN (ARRAY['Shanghai','Suzhou','Nanjing','Hefei','Beijing','Shenzhen','Guangzhou','Wuhan'])
-                                        [1 + floor((d.u_city - 0.88) / 0.115 * 8)::int]
+                                        [1 + floor((d.u_city - 0.94) / 0.055 * 8)::int]
              ELSE NULL END,
         CASE WHEN d.age >= 62 THEN 'retired'
              WHEN d.u_occ < 0.06 THEN NULL

@@ -52,7 +52,7 @@ end
 \echo library tags (tags.sql), $customers customers as of $as_of:
 select category, count(*) as tags, min(members) as min_members, max(members) as max_members
   from result where category <> 'bench' group by category order by category;
-\echo rules that failed, or select nobody or everybody (bench rules past t060 may; e.g. cities absent at this size):
+\echo rules that failed, or select nobody or everybody:
 select r.tag, r.category, r.members, r.error, t.rule
   from result r join segment.tag t on t.name = r.tag
  where r.error is not null or r.members = 0 or r.members = $customers
