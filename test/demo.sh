@@ -147,7 +147,7 @@ select jsonb_pretty(segment.explain('customer', :cust, 'payroll_no_wealth')) as 
 
 \echo
 \echo '== 9. A day later: 5 % of customers move (dw.simulate_day), refresh as of tomorrow'
-select dw.simulate_day(0.05, current_date + 1) as customers_changed;
+select dw.simulate_day(0.05, current_date + 1, :seed) as customers_changed;
 select clock_timestamp() as t0 \gset
 create temp table refreshed2 as select * from segment.refresh('customer', current_date + 1);
 select round(extract(epoch from clock_timestamp() - :'t0'::timestamptz)::numeric * 1000) as refresh_ms \gset
