@@ -1,0 +1,302 @@
+/*
+ * reading.c
+ *     The SQL-callable reading side of the API: count, members,
+ *     members_text, audience and keys over audiences (audience.c), and
+ *     has_tag / tags for one customer.
+ *
+ * Membership of a tag = its last refreshed member set (rule tags) plus its
+ * unexpired manual members (segment.manual_tag rows whose expires_at is null
+ * or in the future). A manual tag (rule is null) needs no refresh.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "audience.h"
+#include "memberset.h"
+#include "subject.h"
+
+/* segment.count(subject name, audience text) -> bigint */
+PG_FUNCTION_INFO_V1(segment_count);
+Datum
+segment_count(PG_FUNCTION_ARGS)
+{
+	SubjectInfo *s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	char	   *aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	RoaringOwned *set = audience_evaluate(s, aud);
+	int64		n = (int64) roaring_bitmap_get_cardinality(set->bitmap);
+
+	roaring_owned_free(set);
+	PG_RETURN_INT64(n);
+}
+
+/* segment.audience(subject name, audience text) -> segment.memberset */
+PG_FUNCTION_INFO_V1(segment_audience);
+Datum
+segment_audience(PG_FUNCTION_ARGS)
+{
+	SubjectInfo *s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	char	   *aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	RoaringOwned *set = audience_evaluate(s, aud);
+	MemberSet  *ms = memberset_from_roaring(set->bitmap);
+
+	roaring_owned_free(set);
+	PG_RETURN_MEMBERSET_P(ms);
+}
+
+/* segment.members(subject name, audience text) -> setof bigint, ascending */
+typedef struct MembersState
+{
+	RoaringOwned *set;
+	roaring_uint32_iterator_t it;
+} MembersState;
+
+PG_FUNCTION_INFO_V1(segment_members);
+Datum
+segment_members(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	MembersState *st;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+		SubjectInfo *s;
+		char	   *aud;
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+		if (!s->integer_keys)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("subject \"%s\" has %s keys, which segment.members cannot return as bigint",
+							NameStr(s->name), format_type_be(s->key_type)),
+					 errhint("Use segment.members_text('%s', ...) instead.", NameStr(s->name))));
+		aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		st = palloc(sizeof(MembersState));
+		st->set = audience_evaluate(s, aud);
+		roaring_init_iterator(st->set->bitmap, &st->it);
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(old);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	st = (MembersState *) funcctx->user_fctx;
+	if (st->it.has_value)
+	{
+		int64		id = st->it.current_value;
+
+		roaring_advance_uint32_iterator(&st->it);
+		SRF_RETURN_NEXT(funcctx, Int64GetDatum(id));
+	}
+	roaring_owned_free(st->set);
+	SRF_RETURN_DONE(funcctx);
+}
+
+/* segment.members_text(subject name, audience text) -> setof text */
+PG_FUNCTION_INFO_V1(segment_members_text);
+Datum
+segment_members_text(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SubjectInfo *s;
+	char	   *aud;
+	RoaringOwned *set;
+	MemberSet  *ms;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	set = audience_evaluate(s, aud);
+	ms = memberset_from_roaring(set->bitmap);
+	roaring_owned_free(set);
+	subject_put_keys(s, ms, rsinfo->setResult, rsinfo->setDesc);
+	pfree(ms);
+	return (Datum) 0;
+}
+
+/* segment.keys(subject name, set segment.memberset) -> setof text */
+PG_FUNCTION_INFO_V1(segment_keys);
+Datum
+segment_keys(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SubjectInfo *s;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	subject_put_keys(s, PG_GETARG_MEMBERSET_P(1), rsinfo->setResult, rsinfo->setDesc);
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * has_tag / tags
+ * ------------------------------------------------------------------------
+ */
+
+static bool
+has_tag_internal(const SubjectInfo *s, bool known, uint32 member_id, const char *tag)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {NAMEOID, INT8OID};
+	Datum		args[2];
+	char		nulls[2] = {' ', known ? ' ' : 'n'};
+	NameData	tagname;
+	int			ret;
+	bool		found = false;
+	int32		subject_id = 0;
+	char	   *subject_name = NULL;
+	bool		manual = false,
+				active = false,
+				refreshed = false,
+				result = false;
+
+	namestrcpy(&tagname, tag);
+	args[0] = NameGetDatum(&tagname);
+	args[1] = Int64GetDatum((int64) member_id);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	segment_saved_plan(&plan,
+					   "SELECT t.subject_id, s.name::text, t.rule IS NULL, t.active,"
+					   "       st.tag_id IS NOT NULL,"
+					   "       COALESCE(t.rule IS NOT NULL AND st.members OPERATOR(segment.@>) $2, false)"
+					   "       OR EXISTS (SELECT 1 FROM segment.manual_tag m"
+					   "                   WHERE m.tag_id = t.tag_id AND m.member_id = $2"
+					   "                     AND (m.expires_at IS NULL OR m.expires_at > now()))"
+					   "  FROM segment.tag t"
+					   "  JOIN segment.subject s ON s.subject_id = t.subject_id"
+					   "  LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id"
+					   " WHERE t.name = $1",
+					   2, argtypes);
+	ret = SPI_execute_plan(plan, args, nulls, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "has_tag failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		found = true;
+		subject_id = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
+		subject_name = SPI_getvalue(tup, td, 2);
+		manual = DatumGetBool(SPI_getbinval(tup, td, 3, &isnull));
+		active = DatumGetBool(SPI_getbinval(tup, td, 4, &isnull));
+		refreshed = DatumGetBool(SPI_getbinval(tup, td, 5, &isnull));
+		result = DatumGetBool(SPI_getbinval(tup, td, 6, &isnull)) && !isnull;
+		subject_name = MemoryContextStrdup(callercxt, subject_name ? subject_name : "");
+	}
+	SPI_finish();
+
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tag \"%s\" does not exist", tag),
+				 errhint("The tags of subject \"%s\" are listed in segment.tag.", NameStr(s->name))));
+	if (subject_id != s->subject_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tag \"%s\" belongs to subject \"%s\", not \"%s\"",
+						tag, subject_name, NameStr(s->name))));
+	if (!active)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tag \"%s\" is inactive", tag),
+				 errhint("Reactivate it with segment.alter_tag('%s', active => true).", tag)));
+	if (!manual && !refreshed)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tag \"%s\" has not been refreshed", tag),
+				 errhint("Run: select * from segment.refresh('%s');", NameStr(s->name))));
+	return result;
+}
+
+/* segment.has_tag(subject name, key bigint, tag name) -> boolean */
+PG_FUNCTION_INFO_V1(segment_has_tag_int8);
+Datum
+segment_has_tag_int8(PG_FUNCTION_ARGS)
+{
+	SubjectInfo *s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	uint32		member_id = 0;
+	bool		known = subject_member_id_int8(s, PG_GETARG_INT64(1), &member_id);
+
+	PG_RETURN_BOOL(has_tag_internal(s, known, member_id, NameStr(*PG_GETARG_NAME(2))));
+}
+
+/* segment.has_tag(subject name, key text, tag name) -> boolean */
+PG_FUNCTION_INFO_V1(segment_has_tag_text);
+Datum
+segment_has_tag_text(PG_FUNCTION_ARGS)
+{
+	SubjectInfo *s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	uint32		member_id = 0;
+	bool		known = subject_member_id_text(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), &member_id);
+
+	PG_RETURN_BOOL(has_tag_internal(s, known, member_id, NameStr(*PG_GETARG_NAME(2))));
+}
+
+static Datum
+tags_internal(const SubjectInfo *s, bool known, uint32 member_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Datum		args[2];
+	Datum		result;
+	bool		isnull;
+	int			ret;
+
+	if (!known)
+		return PointerGetDatum(construct_empty_array(TEXTOID));
+
+	args[0] = Int32GetDatum(s->subject_id);
+	args[1] = Int64GetDatum((int64) member_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	segment_saved_plan(&plan,
+					   "SELECT COALESCE(array_agg(t.name::text ORDER BY t.name), '{}')"
+					   "  FROM segment.tag t"
+					   "  LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id"
+					   " WHERE t.subject_id = $1 AND t.active"
+					   "   AND ((t.rule IS NOT NULL AND st.members OPERATOR(segment.@>) $2)"
+					   "        OR EXISTS (SELECT 1 FROM segment.manual_tag m"
+					   "                    WHERE m.tag_id = t.tag_id AND m.member_id = $2"
+					   "                      AND (m.expires_at IS NULL OR m.expires_at > now())))",
+					   2, argtypes);
+	ret = SPI_execute_plan(plan, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "tags failed: %s", SPI_result_code_string(ret));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	result = SPI_datumTransfer(result, false, -1);
+	SPI_finish();
+	return result;
+}
+
+/* segment.tags(subject name, key bigint) -> text[] */
+PG_FUNCTION_INFO_V1(segment_tags_int8);
+Datum
+segment_tags_int8(PG_FUNCTION_ARGS)
+{
+	SubjectInfo *s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	uint32		member_id = 0;
+	bool		known = subject_member_id_int8(s, PG_GETARG_INT64(1), &member_id);
+
+	return tags_internal(s, known, member_id);
+}
+
+/* segment.tags(subject name, key text) -> text[] */
+PG_FUNCTION_INFO_V1(segment_tags_text);
+Datum
+segment_tags_text(PG_FUNCTION_ARGS)
+{
+	SubjectInfo *s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	uint32		member_id = 0;
+	bool		known = subject_member_id_text(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), &member_id);
+
+	return tags_internal(s, known, member_id);
+}

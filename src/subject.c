@@ -1,0 +1,286 @@
+/*
+ * subject.c
+ *     Subjects from C: lookup of a registered subject by name, and the
+ *     mapping between keys and member ids (integer keys are their own member
+ *     ids; text keys go through segment.keymap). See subject.h.
+ */
+#include "postgres.h"
+
+#include <errno.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "segment.h"
+#include "subject.h"
+
+#define KEY_FETCH_BATCH 10000
+
+SPIPlanPtr
+segment_saved_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+Oid
+memberset_type_oid(void)
+{
+	Oid			nsp = get_namespace_oid("segment", false);
+	Oid			typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										CStringGetDatum("memberset"),
+										ObjectIdGetDatum(nsp));
+
+	if (!OidIsValid(typid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("type segment.memberset does not exist")));
+	return typid;
+}
+
+static void
+copy_name(NameData *dst, HeapTuple tup, TupleDesc td, int col, bool *present)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, td, col, &isnull);
+
+	if (present)
+		*present = !isnull;
+	if (isnull)
+		namestrcpy(dst, "");
+	else
+		namestrcpy(dst, NameStr(*DatumGetName(d)));
+}
+
+SubjectInfo *
+subject_lookup(const char *name, bool missing_ok)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext callercxt = CurrentMemoryContext;
+	SubjectInfo *s = NULL;
+	Oid			argtypes[1] = {NAMEOID};
+	Datum		args[1];
+	NameData	n;
+	int			ret;
+
+	namestrcpy(&n, name);
+	args[0] = NameGetDatum(&n);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	segment_saved_plan(&plan,
+					   "SELECT subject_id, name, relation::oid, key_column, key_type::oid,"
+					   "       org_column, owner_column"
+					   "  FROM segment.subject WHERE name = $1",
+					   1, argtypes);
+	ret = SPI_execute_plan(plan, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "subject lookup failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		s = MemoryContextAllocZero(callercxt, sizeof(SubjectInfo));
+		s->subject_id = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
+		copy_name(&s->name, tup, td, 2, NULL);
+		s->relid = DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull));
+		copy_name(&s->key_column, tup, td, 4, NULL);
+		s->key_type = DatumGetObjectId(SPI_getbinval(tup, td, 5, &isnull));
+		s->integer_keys = (s->key_type == INT4OID || s->key_type == INT8OID);
+		copy_name(&s->org_column, tup, td, 6, &s->has_org_column);
+		copy_name(&s->owner_column, tup, td, 7, &s->has_owner_column);
+	}
+	SPI_finish();
+
+	if (s == NULL && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("subject \"%s\" is not registered", name),
+				 errhint("Register it with segment.register_subject(); registered subjects are listed in segment.subject.")));
+	return s;
+}
+
+/* keymap lookup for text-keyed subjects */
+static bool
+keymap_lookup(const SubjectInfo *s, const char *key, uint32 *member_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		args[2];
+	int			ret;
+	bool		found = false;
+
+	args[0] = Int32GetDatum(s->subject_id);
+	args[1] = CStringGetTextDatum(key);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	segment_saved_plan(&plan,
+					   "SELECT member_id FROM segment.keymap WHERE subject_id = $1 AND key = $2",
+					   2, argtypes);
+	ret = SPI_execute_plan(plan, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "keymap lookup failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			*member_id = memberset_check_id(DatumGetInt64(d), "member id");
+			found = true;
+		}
+	}
+	SPI_finish();
+	return found;
+}
+
+static uint32
+integer_key_member_id(const SubjectInfo *s, int64 key)
+{
+	if (key < 0 || key > SEGMENT_MAX_MEMBER_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("key " INT64_FORMAT " of subject \"%s\" is out of range for a member id",
+						key, NameStr(s->name)),
+				 errdetail("An integer key is its own member id, so keys must lie between 0 and 4294967295."),
+				 errhint("Check the key value; rows with keys outside that range cannot carry tags.")));
+	return (uint32) key;
+}
+
+bool
+subject_member_id_int8(const SubjectInfo *s, int64 key, uint32 *member_id)
+{
+	char		buf[MAXINT8LEN + 1];
+
+	if (s->integer_keys)
+	{
+		*member_id = integer_key_member_id(s, key);
+		return true;
+	}
+	pg_lltoa(key, buf);
+	return keymap_lookup(s, buf, member_id);
+}
+
+bool
+subject_member_id_text(const SubjectInfo *s, const char *key, uint32 *member_id)
+{
+	if (s->integer_keys)
+	{
+		char	   *end;
+		long long	v;
+
+		errno = 0;
+		v = strtoll(key, &end, 10);
+		while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+			end++;
+		if (end == key || *end != '\0' || *key == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid key \"%s\" for subject \"%s\"", key, NameStr(s->name)),
+					 errdetail("Subject \"%s\" has %s keys.", NameStr(s->name),
+							   format_type_be(s->key_type))));
+		if (errno == ERANGE)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("key \"%s\" of subject \"%s\" is out of range for a member id",
+							key, NameStr(s->name)),
+					 errdetail("An integer key is its own member id, so keys must lie between 0 and 4294967295.")));
+		*member_id = integer_key_member_id(s, (int64) v);
+		return true;
+	}
+	return keymap_lookup(s, key, member_id);
+}
+
+void
+subject_put_keys(const SubjectInfo *s, MemberSet *set,
+				 Tuplestorestate *tupstore, TupleDesc tupdesc)
+{
+	if (s->integer_keys)
+	{
+		RoaringOwned *o = memberset_to_roaring(set);
+		roaring_uint32_iterator_t it;
+		char		digits[12];
+		uint64		n = 0;
+
+		roaring_init_iterator(o->bitmap, &it);
+		while (it.has_value)
+		{
+			Datum		value;
+			bool		isnull = false;
+
+			value = PointerGetDatum(cstring_to_text_with_len(digits,
+															 pg_ultoa_n(it.current_value, digits)));
+			tuplestore_putvalues(tupstore, tupdesc, &value, &isnull);
+			pfree(DatumGetPointer(value));
+			if ((++n & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+			roaring_advance_uint32_iterator(&it);
+		}
+		roaring_owned_free(o);
+	}
+	else
+	{
+		static SPIPlanPtr plan = NULL;
+		static Oid	plan_typid = InvalidOid;
+		Oid			argtypes[2] = {INT4OID, InvalidOid};
+		Datum		args[2];
+		Portal		portal;
+
+		argtypes[1] = memberset_type_oid();
+		args[0] = Int32GetDatum(s->subject_id);
+		args[1] = PointerGetDatum(set);
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		/* the type's OID changes if the extension is re-created */
+		if (plan != NULL && plan_typid != argtypes[1])
+		{
+			SPI_freeplan(plan);
+			plan = NULL;
+		}
+		segment_saved_plan(&plan,
+						   "SELECT k.key FROM segment.member_ids($2) AS m(id)"
+						   "  JOIN segment.keymap k ON k.subject_id = $1 AND k.member_id = m.id"
+						   " ORDER BY m.id",
+						   2, argtypes);
+		plan_typid = argtypes[1];
+		portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, KEY_FETCH_BATCH);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				bool		isnull;
+				Datum		value = SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 1, &isnull);
+
+				tuplestore_putvalues(tupstore, tupdesc, &value, &isnull);
+			}
+			SPI_freetuptable(SPI_tuptable);
+			CHECK_FOR_INTERRUPTS();
+		}
+		SPI_cursor_close(portal);
+		SPI_finish();
+	}
+}

@@ -1,0 +1,80 @@
+/*
+ * subject.h
+ *     Registered subjects (segment.subject) as seen from C, and the mapping
+ *     between a subject's keys and the member ids stored in member sets.
+ *
+ * Member ids: for int4/int8 keys the member id IS the key (it must lie in
+ * 0..4294967295); for text/varchar keys segment.keymap(subject_id, key)
+ * gives a dense member id.
+ *
+ * All functions run their catalog queries through SPI with saved plans, so
+ * they may be called with or without an open SPI connection (they connect
+ * and finish their own). Results are palloc'd in the caller's
+ * CurrentMemoryContext.
+ */
+#ifndef SEGMENT_SUBJECT_H
+#define SEGMENT_SUBJECT_H
+
+#include "postgres.h"
+#include "access/tupdesc.h"
+#include "executor/spi.h"
+#include "utils/tuplestore.h"
+
+#include "memberset.h"
+
+typedef struct SubjectInfo
+{
+	int32		subject_id;
+	NameData	name;
+	Oid			relid;			/* the registered table */
+	NameData	key_column;
+	Oid			key_type;		/* INT4OID, INT8OID, TEXTOID or VARCHAROID */
+	bool		integer_keys;	/* key_type is int4/int8: member id == key */
+	bool		has_org_column;
+	NameData	org_column;
+	bool		has_owner_column;
+	NameData	owner_column;
+} SubjectInfo;
+
+/*
+ * Look a subject up by name. When it is not registered: NULL if missing_ok,
+ * else ERROR 42704 'subject "x" is not registered' with a hint.
+ */
+extern SubjectInfo *subject_lookup(const char *name, bool missing_ok);
+
+/*
+ * Member id of a key given as bigint. Integer subjects: the key itself,
+ * ERROR 22003 with a hint when outside 0..4294967295. Text subjects: the
+ * keymap entry of the key's decimal text. Returns false when the key has no
+ * member id (text subject, key never seen by a refresh).
+ */
+extern bool subject_member_id_int8(const SubjectInfo *s, int64 key, uint32 *member_id);
+
+/*
+ * Member id of a key given as text. Integer subjects: the text must be an
+ * integer (ERROR 22P02 otherwise; 22003 when out of range). Text subjects:
+ * keymap lookup; false when absent.
+ */
+extern bool subject_member_id_text(const SubjectInfo *s, const char *key, uint32 *member_id);
+
+/*
+ * Append the keys (as text, one column) of the members of set to tupstore,
+ * in ascending member-id order. Integer subjects print the ids; text
+ * subjects map them through segment.keymap (ids without a keymap entry are
+ * skipped). Memory stays bounded: keys are fetched in batches.
+ */
+extern void subject_put_keys(const SubjectInfo *s, MemberSet *set,
+							 Tuplestorestate *tupstore, TupleDesc tupdesc);
+
+/*
+ * SPI helper shared by the C files that query the catalog: on first use,
+ * prepare sql and keep the plan (SPI_keepplan) in *cache. Must be called
+ * while connected to SPI.
+ */
+extern SPIPlanPtr segment_saved_plan(SPIPlanPtr *cache, const char *sql,
+									 int nargs, Oid *argtypes);
+
+/* OID of type segment.memberset (looked up by name; errors if missing). */
+extern Oid	memberset_type_oid(void);
+
+#endif							/* SEGMENT_SUBJECT_H */
