@@ -210,7 +210,7 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 	args[2] = Int64GetDatum(member_id);
 	if (SPI_execute_with_args(
 			"SELECT t.rule, t.active, s.tag_id IS NOT NULL, "
-			"       s.members @> $3, s.as_of, "
+			"       s.members OPERATOR(segment.@>) $3, s.as_of, "
 			"       (SELECT jsonb_build_object('set_by', m.set_by, 'set_at', m.set_at, 'expires_at', m.expires_at, "
 			"                                  'expired', m.expires_at IS NOT NULL AND m.expires_at <= now()) "
 			"          FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3)::text, "
@@ -431,7 +431,7 @@ segment_explain(PG_FUNCTION_ARGS)
 		a[0] = PG_GETARG_DATUM(0);
 		a[1] = PointerGetDatum(cstring_to_text(what));
 		a[2] = Int64GetDatum(member_id);
-		if (SPI_execute_with_args("SELECT segment.audience($1, $2) @> $3", 3, t, a, NULL,
+		if (SPI_execute_with_args("SELECT segment.audience($1, $2) OPERATOR(segment.@>) $3", 3, t, a, NULL,
 								  false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not evaluate the audience");
 		inaud = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
