@@ -57,7 +57,10 @@ SELECT q, pg_temp.sqlstate_of(q) FROM (VALUES
     ($$SELECT ''::segment.memberset$$),
     ($$SELECT '{1}x'::segment.memberset$$),
     ($$SELECT '{-1}'::segment.memberset$$),
-    ($$SELECT '{4294967296}'::segment.memberset$$)) v(q);
+    ($$SELECT '{4294967296}'::segment.memberset$$),
+    ($$SELECT segment.memberset(ARRAY[1, NULL]::int8[])$$),
+    ($$SELECT segment.memberset(ARRAY[-1]::int8[])$$),
+    ($$SELECT segment.memberset_agg(-5)$$)) v(q);
 
 ------------------------------------------------------------------------
 -- Binary I/O (COPY BINARY round trip; corrupted input is rejected)

@@ -139,6 +139,11 @@ SELECT array_agg(k) AS as_text FROM segment.members_text('customer', 'vip and pa
 SELECT count(*) AS rows, count(*) FILTER (WHERE m::text <> k) AS different
 FROM (SELECT m, row_number() OVER () AS n FROM segment.members('customer', 'maturing or young') m) a
 JOIN (SELECT k, row_number() OVER () AS n FROM segment.members_text('customer', 'maturing or young') k) b USING (n);
+-- members are keys: join them back to the customer table
+INSERT INTO cust SELECT id FROM truth;
+SELECT count(*) AS customers, min(c.id), max(c.id)
+FROM cust c
+JOIN segment.members('customer', 'high_value and maturing') m(id) ON m.id = c.id;
 -- the first rows only: the set-returning function stops early
 SELECT m FROM segment.members('customer', 'young and dormant') m LIMIT 3;
 
