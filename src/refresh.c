@@ -84,6 +84,8 @@ typedef struct SubjectRun
 	int			nubuf;
 	int64		rows;
 	int64		null_keys;
+	int			native_nodes;	/* rule nodes evaluated natively */
+	int			fallback_nodes; /* rule nodes left to PostgreSQL's executor */
 	/* text keys only */
 	HTAB	   *keymap;
 	int64		next_member_id;
@@ -409,6 +411,7 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 		t->nbuf = 0;
 	}
 	*current_tag = -1;
+	rule_scan_stats(rs, &sr->native_nodes, &sr->fallback_nodes);
 	rule_scan_begin(rs, sr->keyattno);
 	sr->universe = roaring_owned_create();
 	sr->ubuf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
@@ -710,8 +713,8 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	save_universe(sr, as_of, run_id, mstype);
 	finish_run(sr, run_id);
 	ereport(DEBUG1,
-			(errmsg("refresh of subject \"%s\": %lld rows, %d tags; load %.1f ms, scan %.1f ms, save %.1f ms",
-					sr->name, (long long) sr->rows, sr->ntags,
+			(errmsg("refresh of subject \"%s\": %lld rows, %d tags (%d native nodes, %d executor leaves); load %.1f ms, scan %.1f ms, save %.1f ms",
+					sr->name, (long long) sr->rows, sr->ntags, sr->native_nodes, sr->fallback_nodes,
 					(double) (loaded - started) / 1000.0,
 					(double) (scanned - loaded) / 1000.0,
 					(double) (GetCurrentTimestamp() - scanned) / 1000.0)));

@@ -1,166 +1,38 @@
 /*
- * rule_program.c
- *     Compile an analysed rule into a small tree that a table scan evaluates
- *     on each row, natively for the shapes that dominate tag libraries.
+ * rule_batch.c
+ *     The batch of rows a scan feeds to rule programs, and the programs'
+ *     evaluation over it.
  *
- * Native shapes: AND / OR / NOT with three-valued logic, IS [NOT] TRUE /
- * FALSE / UNKNOWN, a boolean column, column IS [NOT] NULL, and a column
- * compared with a constant (or an IN / NOT IN list of constants) where the
- * operator is the btree comparison of the integer, date/time, float, numeric,
- * boolean or text family. Those are decided by the operator's btree strategy,
- * so they mean exactly what PostgreSQL's operator means (NaN ordering of
- * floats, numeric comparison, the column's collation for text ordering;
- * equality of text only natively under a deterministic collation).
- * Anything else becomes a leaf evaluated by PostgreSQL's own executor, so the
- * native part only ever saves time, never changes an answer.
+ * A scan copies the columns the rules read into column stores, up to
+ * RULE_BATCH_ROWS rows at a time (by-reference values into an arena, so the
+ * batch does not depend on the heap page staying pinned). Then every program
+ * runs over the whole batch: comparisons of fixed-width values are branch-free
+ * loops, and three-valued logic is two bitmasks per node, TRUE and FALSE (a
+ * row in neither is NULL). AND, OR and CASE narrow the rows their later
+ * arguments are evaluated for, as PostgreSQL's short-circuit evaluation does,
+ * so a leaf that would raise an error for a row is only evaluated where
+ * PostgreSQL would evaluate it too.
  */
 #include "postgres.h"
 
 #include "access/stratnum.h"
-#include "catalog/pg_collation.h"
-#include "catalog/pg_opfamily.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/executor.h"
-#include "miscadmin.h"
-#include "nodes/makefuncs.h"
-#include "nodes/nodeFuncs.h"
-#include "optimizer/optimizer.h"
-#include "utils/array.h"
+#include "fmgr.h"
+#include "port/pg_bitutils.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include <math.h>
 
-#include "rule.h"
-
-/* btree families whose comparison we evaluate natively */
-#define FAM_INTEGER		1976
-#define FAM_FLOAT		1970
-#define FAM_NUMERIC		1988
-#define FAM_TEXT		1994
-#define FAM_DATETIME	434
-#define FAM_BOOL		424
-
-#define STRAT_NE		6		/* ROWCOMPARE_NE: negator of btree equality */
+#include "numeric_scaled.h"
+#include "rule_program.h"
 
 #define RULE_ARENA_SIZE (64 * 1024)
-
-typedef enum RuleNodeKind
-{
-	RN_CONST,
-	RN_AND,
-	RN_OR,
-	RN_NOT,
-	RN_BOOLTEST,
-	RN_BOOLVAR,
-	RN_NULLTEST,
-	RN_CMP,
-	RN_IN,
-	RN_EXPR
-} RuleNodeKind;
-
-typedef enum CmpClass
-{
-	CC_INT,						/* int2/4/8, date, timestamp(tz), bool: as int64 */
-	CC_FLOAT,					/* float4/8: as double with PostgreSQL's NaN order */
-	CC_NUMERIC,					/* numeric_cmp */
-	CC_TEXT_EQ,					/* bytewise equality, deterministic collation */
-	CC_TEXT_ORD					/* varstr_cmp under the collation */
-} CmpClass;
-
-typedef enum FetchKind
-{
-	FK_BOOL,
-	FK_INT2,
-	FK_INT4,
-	FK_INT8,
-	FK_FLOAT4,
-	FK_FLOAT8,
-	FK_DATUM
-} FetchKind;
-
-/* A constant operand, converted once. */
-typedef struct CmpConst
-{
-	int64		i;
-	double		f;
-	Datum		d;
-	const char *s;
-	int			slen;
-	bool		isnull;
-} CmpConst;
-
-typedef struct RuleNode RuleNode;
-
-struct RuleNode
-{
-	RuleNodeKind kind;
-	RuleValue	constval;		/* RN_CONST */
-	int			strategy;		/* RN_CMP / RN_IN: btree strategy or STRAT_NE */
-	CmpClass	cmpclass;
-	FetchKind	fetch;
-	int			col;			/* index into the scan's column stores */
-	Oid			collid;
-	BoolTestType booltest;		/* RN_BOOLTEST */
-	bool		isnull_test;	/* RN_NULLTEST: IS NULL (true) or IS NOT NULL */
-	bool		use_or;			/* RN_IN: ANY (true) or ALL */
-	CmpConst	c;				/* RN_CMP */
-	int			nelems;			/* RN_IN */
-	CmpConst   *elems;
-	int			nargs;			/* RN_AND / RN_OR / RN_NOT / RN_BOOLTEST */
-	RuleNode  **args;
-	ExprState  *state;			/* RN_EXPR */
-	int			nreads;			/* RN_EXPR: columns it reads (store indexes) */
-	int		   *reads;
-};
-
-struct RuleProgram
-{
-	RuleScan   *scan;
-	RuleNode   *root;
-};
-
-/*
- * The values of one column over the batch. d holds the datum as read (or a
- * detoasted / 4-byte-header copy); i or f the value converted once for
- * native fixed-width comparisons.
- */
-typedef struct ColumnStore
-{
-	int			attidx;
-	Oid			typid;
-	int16		typlen;
-	bool		numeric_native;	/* give numerics a 4-byte header */
-	bool		varlena_native; /* detoast compressed / external values */
-	FetchKind	fetch;			/* conversion to i / f, or FK_DATUM for none */
-	RuleMask	nulls;
-	Datum		d[RULE_BATCH_ROWS];
-	int64	   *i;
-	double	   *f;
-} ColumnStore;
-
-struct RuleScan
-{
-	Relation	rel;
-	ExprContext *econtext;		/* per-batch memory, fallback evaluation */
-	TupleTableSlot *vslot;		/* virtual slot for fallback leaves */
-	AttrNumber	maxattno;
-	int			ncols;
-	int			maxcols;
-	ColumnStore **cols;
-	int		   *colmap;			/* attidx -> store index, -1 if none */
-	int			nrows;
-	char	   *arena;			/* copies of by-reference values of the batch */
-	Size		arena_used;
-	Size		arena_size;
-	char	   *arena_base;		/* the long-lived first chunk */
-	int			native_nodes;
-	int			fallback_nodes;
-};
 
 RuleScan *
 rule_scan_create(Relation rel, ExprContext *econtext)
@@ -180,7 +52,7 @@ rule_scan_create(Relation rel, ExprContext *econtext)
 }
 
 /* The store of column attidx, created on first use. */
-static int
+int
 column_store(RuleScan *scan, int attidx)
 {
 	ColumnStore *cs;
@@ -207,7 +79,7 @@ column_store(RuleScan *scan, int attidx)
 }
 
 /* A store that also converts to i / f for native comparisons. */
-static int
+int
 column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk)
 {
 	int			c = column_store(scan, attidx);
@@ -227,16 +99,57 @@ column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk)
 			break;
 		case CC_NUMERIC:
 			cs->numeric_native = true;
+#ifdef HAVE_INT128
+			if (cs->n == NULL)
+				cs->n = palloc(sizeof(int128) * RULE_BATCH_ROWS);
+#endif
 			break;
 		case CC_TEXT_EQ:
 		case CC_TEXT_ORD:
-			cs->varlena_native = true;
-			break;
+			break;				/* read in place from the arena copy */
 	}
 	return c;
 }
 
-static FetchKind
+/*
+ * A store for an integer/date value computed from other stores and
+ * constants; one store per distinct definition.
+ */
+int
+column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
+					 Oid funcoid, Oid restype, bool result_int4)
+{
+	ColumnStore *cs;
+	int			c;
+
+	for (c = 0; c < scan->ncols; c++)
+	{
+		cs = scan->cols[c];
+		if (cs->derive == kind && cs->funcoid == funcoid &&
+			cs->a.col == a.col && cs->a.k == a.k && cs->b.col == b.col && cs->b.k == b.k)
+			return c;
+	}
+	if (scan->ncols == scan->maxcols)
+	{
+		scan->maxcols *= 2;
+		scan->cols = repalloc(scan->cols, sizeof(ColumnStore *) * scan->maxcols);
+	}
+	cs = palloc0(sizeof(ColumnStore));
+	cs->attidx = -1;
+	cs->typid = restype;
+	cs->typlen = sizeof(int64);
+	cs->fetch = FK_INT8;
+	cs->i = palloc(sizeof(int64) * RULE_BATCH_ROWS);
+	cs->derive = kind;
+	cs->a = a;
+	cs->b = b;
+	cs->funcoid = funcoid;
+	cs->result_int4 = result_int4;
+	scan->cols[scan->ncols] = cs;
+	return scan->ncols++;
+}
+
+FetchKind
 fetch_kind_for(Oid typid, CmpClass *cls)
 {
 	switch (typid)
@@ -269,11 +182,11 @@ fetch_kind_for(Oid typid, CmpClass *cls)
 			*cls = CC_TEXT_ORD;
 			return FK_DATUM;
 		default:
-			return -1;
+			return FK_NONE;
 	}
 }
 
-static int64
+int64
 fetch_int(FetchKind fk, Datum d)
 {
 	switch (fk)
@@ -287,361 +200,6 @@ fetch_int(FetchKind fk, Datum d)
 		default:
 			return DatumGetInt64(d);
 	}
-}
-
-static void
-make_const(CmpConst *c, Const *k, CmpClass cls)
-{
-	CmpClass	kcls;
-	FetchKind	kf = fetch_kind_for(k->consttype, &kcls);
-
-	c->isnull = k->constisnull;
-	if (c->isnull)
-		return;
-	switch (cls)
-	{
-		case CC_INT:
-			c->i = fetch_int(kf, k->constvalue);
-			break;
-		case CC_FLOAT:
-			c->f = kf == FK_FLOAT4 ? (double) DatumGetFloat4(k->constvalue)
-				: DatumGetFloat8(k->constvalue);
-			break;
-		case CC_NUMERIC:
-			c->d = PointerGetDatum(PG_DETOAST_DATUM(k->constvalue));
-			break;
-		case CC_TEXT_EQ:
-		case CC_TEXT_ORD:
-			{
-				text	   *t = DatumGetTextPP(k->constvalue);
-
-				c->s = VARDATA_ANY(t);
-				c->slen = VARSIZE_ANY_EXHDR(t);
-			}
-			break;
-	}
-}
-
-static Node *
-strip_relabel(Node *n)
-{
-	while (n && IsA(n, RelabelType))
-		n = (Node *) ((RelabelType *) n)->arg;
-	return n;
-}
-
-static int
-commute_strategy(int s)
-{
-	switch (s)
-	{
-		case BTLessStrategyNumber:
-			return BTGreaterStrategyNumber;
-		case BTLessEqualStrategyNumber:
-			return BTGreaterEqualStrategyNumber;
-		case BTGreaterEqualStrategyNumber:
-			return BTLessEqualStrategyNumber;
-		case BTGreaterStrategyNumber:
-			return BTLessStrategyNumber;
-		default:
-			return s;
-	}
-}
-
-/*
- * Is `opno` applied to (column of type coltype, constant of type consttype)
- * one we evaluate natively? Sets class, fetch kind and strategy.
- */
-static bool
-native_comparison(Oid opno, Oid coltype, Oid consttype, Oid collid,
-				  CmpClass *cls, FetchKind *fk, int *strategy)
-{
-	List	   *interps = get_op_btree_interpretation(opno);
-	ListCell   *lc;
-	CmpClass	colcls,
-				constcls;
-	FetchKind	colfk = fetch_kind_for(coltype, &colcls);
-
-	if ((int) colfk < 0 || (int) fetch_kind_for(consttype, &constcls) < 0 ||
-		colcls != constcls)
-		return false;
-
-	foreach(lc, interps)
-	{
-		OpBtreeInterpretation *oi = lfirst(lc);
-		bool		ok;
-
-		switch (oi->opfamily_id)
-		{
-			case FAM_INTEGER:
-				ok = (coltype == INT2OID || coltype == INT4OID || coltype == INT8OID) &&
-					(consttype == INT2OID || consttype == INT4OID || consttype == INT8OID);
-				break;
-			case FAM_DATETIME:
-				/* cross-type date/timestamp comparisons convert; leave them */
-				ok = coltype == consttype &&
-					(coltype == DATEOID || coltype == TIMESTAMPOID || coltype == TIMESTAMPTZOID);
-				break;
-			case FAM_BOOL:
-				ok = coltype == BOOLOID && consttype == BOOLOID;
-				break;
-			case FAM_FLOAT:
-			case FAM_NUMERIC:
-				ok = true;		/* class match checked above */
-				break;
-			case FAM_TEXT:
-				ok = coltype == TEXTOID && consttype == TEXTOID && OidIsValid(collid);
-				if (ok && (oi->strategy == BTEqualStrategyNumber || oi->strategy == STRAT_NE) &&
-					get_collation_isdeterministic(collid))
-					colcls = CC_TEXT_EQ;
-				else if (ok && (oi->strategy == BTEqualStrategyNumber || oi->strategy == STRAT_NE))
-					ok = false;	/* nondeterministic equality: leave to PostgreSQL */
-				break;
-			default:
-				ok = false;
-		}
-		if (ok)
-		{
-			*cls = colcls;
-			*fk = colfk;
-			*strategy = oi->strategy;
-			return true;
-		}
-	}
-	return false;
-}
-
-static RuleNode *
-new_node(RuleNodeKind kind)
-{
-	RuleNode   *n = palloc0(sizeof(RuleNode));
-
-	n->kind = kind;
-	return n;
-}
-
-static RuleNode *compile_node(RuleProgram *prog, Expr *expr);
-
-static RuleNode *
-compile_fallback(RuleProgram *prog, Expr *expr)
-{
-	RuleNode   *n = new_node(RN_EXPR);
-	Bitmapset  *attnos = NULL;
-	int			a = -1;
-
-	n->state = ExecInitExpr(expr, NULL);
-	prog->scan->fallback_nodes++;
-	/* the leaf reads these columns from the batch through a virtual slot */
-	pull_varattnos((Node *) expr, 1, &attnos);
-	n->reads = palloc(sizeof(int) * Max(bms_num_members(attnos), 1));
-	while ((a = bms_next_member(attnos, a)) >= 0)
-	{
-		int			attidx = a + FirstLowInvalidHeapAttributeNumber - 1;
-
-		if (attidx >= 0)
-			n->reads[n->nreads++] = column_store(prog->scan, attidx);
-	}
-	return n;
-}
-
-/* column op const, const op column */
-static RuleNode *
-compile_opexpr(RuleProgram *prog, OpExpr *op)
-{
-	Node	   *l,
-			   *r;
-	Var		   *var;
-	Const	   *k;
-	bool		var_left;
-	RuleNode   *n;
-	CmpClass	cls;
-	FetchKind	fk;
-	int			strategy;
-
-	if (list_length(op->args) != 2)
-		return NULL;
-	l = strip_relabel(linitial(op->args));
-	r = strip_relabel(lsecond(op->args));
-	if (IsA(l, Var) && IsA(r, Const))
-	{
-		var = (Var *) l;
-		k = (Const *) r;
-		var_left = true;
-	}
-	else if (IsA(l, Const) && IsA(r, Var))
-	{
-		var = (Var *) r;
-		k = (Const *) l;
-		var_left = false;
-	}
-	else
-		return NULL;
-	if (var->varattno <= 0)
-		return NULL;
-	if (!native_comparison(op->opno, var_left ? var->vartype : var->vartype,
-						   k->consttype, op->inputcollid, &cls, &fk, &strategy))
-		return NULL;
-	n = new_node(RN_CMP);
-	n->cmpclass = cls;
-	n->fetch = fk;
-	n->strategy = var_left ? strategy : commute_strategy(strategy);
-	n->col = column_store_native(prog->scan, var->varattno - 1, cls, fk);
-	n->collid = op->inputcollid;
-	make_const(&n->c, k, cls);
-	return n;
-}
-
-/* column op ANY/ALL (constant array) */
-static RuleNode *
-compile_saop(RuleProgram *prog, ScalarArrayOpExpr *saop)
-{
-	Node	   *l,
-			   *r;
-	Var		   *var;
-	Const	   *k;
-	ArrayType  *arr;
-	Oid			elemtype;
-	int16		elmlen;
-	bool		elmbyval;
-	char		elmalign;
-	Datum	   *values;
-	bool	   *nulls;
-	int			nvalues;
-	RuleNode   *n;
-	CmpClass	cls;
-	FetchKind	fk;
-	int			strategy;
-	int			i;
-
-	if (list_length(saop->args) != 2)
-		return NULL;
-	l = strip_relabel(linitial(saop->args));
-	r = lsecond(saop->args);
-	if (!IsA(l, Var) || !IsA(r, Const) || ((Var *) l)->varattno <= 0)
-		return NULL;
-	var = (Var *) l;
-	k = (Const *) r;
-	if (k->constisnull)
-		return NULL;			/* NULL array: rare, leave to PostgreSQL */
-	arr = DatumGetArrayTypeP(k->constvalue);
-	elemtype = ARR_ELEMTYPE(arr);
-	if (!native_comparison(saop->opno, var->vartype, elemtype, saop->inputcollid,
-						   &cls, &fk, &strategy))
-		return NULL;
-	get_typlenbyvalalign(elemtype, &elmlen, &elmbyval, &elmalign);
-	deconstruct_array(arr, elemtype, elmlen, elmbyval, elmalign,
-					  &values, &nulls, &nvalues);
-
-	n = new_node(RN_IN);
-	n->cmpclass = cls;
-	n->fetch = fk;
-	n->strategy = strategy;
-	n->col = column_store_native(prog->scan, var->varattno - 1, cls, fk);
-	n->collid = saop->inputcollid;
-	n->use_or = saop->useOr;
-	n->nelems = nvalues;
-	n->elems = palloc0(sizeof(CmpConst) * Max(nvalues, 1));
-	for (i = 0; i < nvalues; i++)
-	{
-		Const	   *ek = makeConst(elemtype, -1, saop->inputcollid, elmlen,
-								   values[i], nulls[i], elmbyval);
-
-		make_const(&n->elems[i], ek, cls);
-	}
-	return n;
-}
-
-static RuleNode *
-compile_node(RuleProgram *prog, Expr *expr)
-{
-	RuleNode   *n = NULL;
-
-	check_stack_depth();
-
-	switch (nodeTag(expr))
-	{
-		case T_Const:
-			{
-				Const	   *k = (Const *) expr;
-
-				n = new_node(RN_CONST);
-				n->constval = k->constisnull ? RULE_NULL :
-					(DatumGetBool(k->constvalue) ? RULE_TRUE : RULE_FALSE);
-			}
-			break;
-		case T_BoolExpr:
-			{
-				BoolExpr   *b = (BoolExpr *) expr;
-				ListCell   *lc;
-				int			i = 0;
-
-				n = new_node(b->boolop == AND_EXPR ? RN_AND :
-							 b->boolop == OR_EXPR ? RN_OR : RN_NOT);
-				n->nargs = list_length(b->args);
-				n->args = palloc(sizeof(RuleNode *) * n->nargs);
-				foreach(lc, b->args)
-					n->args[i++] = compile_node(prog, lfirst(lc));
-			}
-			break;
-		case T_BooleanTest:
-			{
-				BooleanTest *bt = (BooleanTest *) expr;
-
-				n = new_node(RN_BOOLTEST);
-				n->booltest = bt->booltesttype;
-				n->nargs = 1;
-				n->args = palloc(sizeof(RuleNode *));
-				n->args[0] = compile_node(prog, bt->arg);
-			}
-			break;
-		case T_Var:
-			{
-				Var		   *v = (Var *) expr;
-
-				if (v->vartype == BOOLOID && v->varattno > 0)
-				{
-					n = new_node(RN_BOOLVAR);
-					n->col = column_store_native(prog->scan, v->varattno - 1, CC_INT, FK_BOOL);
-				}
-			}
-			break;
-		case T_NullTest:
-			{
-				NullTest   *nt = (NullTest *) expr;
-				Node	   *arg = strip_relabel((Node *) nt->arg);
-
-				if (!nt->argisrow && IsA(arg, Var) && ((Var *) arg)->varattno > 0)
-				{
-					n = new_node(RN_NULLTEST);
-					n->col = column_store(prog->scan, ((Var *) arg)->varattno - 1);
-					n->isnull_test = nt->nulltesttype == IS_NULL;
-				}
-			}
-			break;
-		case T_OpExpr:
-			n = compile_opexpr(prog, (OpExpr *) expr);
-			break;
-		case T_ScalarArrayOpExpr:
-			n = compile_saop(prog, (ScalarArrayOpExpr *) expr);
-			break;
-		default:
-			break;
-	}
-	if (n == NULL)
-		return compile_fallback(prog, expr);
-	if (n->kind != RN_EXPR)
-		prog->scan->native_nodes++;
-	return n;
-}
-
-RuleProgram *
-rule_compile(RuleScan *scan, Expr *planned)
-{
-	RuleProgram *prog = palloc0(sizeof(RuleProgram));
-
-	prog->scan = scan;
-	prog->root = compile_node(prog, planned);
-	return prog;
 }
 
 
@@ -683,12 +241,18 @@ rule_scan_reset_batch(RuleScan *scan)
 	int			c;
 
 	scan->nrows = 0;
+	scan->derived_ready = false;
 	/* overflow chunks live in batch memory, which is reset just below */
 	scan->arena = scan->arena_base;
 	scan->arena_size = RULE_ARENA_SIZE;
 	scan->arena_used = 0;
 	for (c = 0; c < scan->ncols; c++)
+	{
 		memset(&scan->cols[c]->nulls, 0, sizeof(RuleMask));
+#ifdef HAVE_INT128
+		memset(&scan->cols[c]->n_slow, 0, sizeof(RuleMask));
+#endif
+	}
 	ResetExprContext(scan->econtext);
 }
 
@@ -739,6 +303,8 @@ rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 		ColumnStore *cs = scan->cols[c];
 		Datum		d;
 
+		if (cs->derive != DV_NONE)
+			continue;			/* computed per batch, before evaluation */
 		if (slot->tts_isnull[cs->attidx])
 		{
 			cs->nulls.w[r >> 6] |= bit;
@@ -784,6 +350,10 @@ rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 			d = PointerGetDatum(copy);
 		}
 		cs->d[r] = d;
+#ifdef HAVE_INT128
+		if (cs->n && !numeric_scaled((struct varlena *) DatumGetPointer(d), &cs->n[r]))
+			cs->n_slow.w[r >> 6] |= bit;
+#endif
 		switch (cs->fetch)
 		{
 			case FK_DATUM:
@@ -830,8 +400,12 @@ strategy_holds(int strategy, int cmp)
 			return cmp >= 0;
 		case BTGreaterStrategyNumber:
 			return cmp > 0;
-		default:
+		case STRAT_NE:
 			return cmp != 0;
+		case STRAT_NEVER:
+			return false;
+		default:
+			return true;		/* STRAT_ALWAYS */
 	}
 }
 
@@ -847,6 +421,10 @@ compare_value(RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
 			return float_order(cs->f[r], c->f);
 		case CC_NUMERIC:
 			{
+#ifdef HAVE_INT128
+				if (c->n_ok && !((cs->n_slow.w[r >> 6] >> (r & 63)) & 1))
+					return (cs->n[r] > c->n) - (cs->n[r] < c->n);
+#endif
 				/* add_row gave the value a 4-byte header: numeric_cmp copies nothing */
 				return DatumGetInt32(DirectFunctionCall2(numeric_cmp, cs->d[r], c->d));
 			}
@@ -867,6 +445,24 @@ compare_value(RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
 			}
 	}
 	pg_unreachable();
+}
+
+static void
+mask_fill(RuleMask *m, int nrows)
+{
+	int			w;
+
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+	{
+		int			base = w * 64;
+
+		if (nrows >= base + 64)
+			m->w[w] = ~UINT64CONST(0);
+		else if (nrows > base)
+			m->w[w] = (UINT64CONST(1) << (nrows - base)) - 1;
+		else
+			m->w[w] = 0;
+	}
 }
 
 #define FOREACH_ROW_BIT(mask, nwords, r) \
@@ -899,6 +495,44 @@ cmp_fixed_batch(RuleNode *n, ColumnStore *cs, const CmpConst *c, int strategy,
 	RuleMask	holds;
 
 	memset(&holds, 0, sizeof(holds));
+	if (strategy == STRAT_NEVER || strategy == STRAT_ALWAYS)
+	{
+		if (strategy == STRAT_ALWAYS)
+			mask_fill(&holds, nrows);
+		*out = holds;
+		return;
+	}
+#ifdef HAVE_INT128
+	if (n->cmpclass == CC_NUMERIC)
+	{
+		int128		k = c->n;
+		int128	   *v = cs->n;
+
+		switch (strategy)
+		{
+			case BTLessStrategyNumber:
+				CMP_LOOP(v, <, k);
+				break;
+			case BTLessEqualStrategyNumber:
+				CMP_LOOP(v, <=, k);
+				break;
+			case BTEqualStrategyNumber:
+				CMP_LOOP(v, ==, k);
+				break;
+			case BTGreaterEqualStrategyNumber:
+				CMP_LOOP(v, >=, k);
+				break;
+			case BTGreaterStrategyNumber:
+				CMP_LOOP(v, >, k);
+				break;
+			default:
+				CMP_LOOP(v, !=, k);
+				break;
+		}
+		*out = holds;
+		return;
+	}
+#endif
 	if (n->cmpclass == CC_INT)
 	{
 		int64		k = c->i;
@@ -977,22 +611,154 @@ cmp_fixed_batch(RuleNode *n, ColumnStore *cs, const CmpConst *c, int strategy,
 	*out = holds;
 }
 
+
+/* ---------- derived values ---------- */
+
+static inline int64
+operand_value(RuleScan *scan, const Operand *op, int r)
+{
+	return op->col < 0 ? op->k : scan->cols[op->col]->i[r];
+}
+
+static inline uint64
+operand_word(RuleScan *scan, const Operand *op, int w, bool errors)
+{
+	if (op->col < 0)
+		return 0;
+	return errors ? scan->cols[op->col]->errors.w[w] : scan->cols[op->col]->nulls.w[w];
+}
+
+static Datum
+operand_datum(int64 v, Oid type)
+{
+	if (type == INT8OID)
+		return Int64GetDatum(v);
+	return Int32GetDatum((int32) v);
+}
+
+/*
+ * Compute a derived store for the batch. Rows where PostgreSQL's function
+ * would raise an error (infinite dates, overflow) are marked, not raised:
+ * only a comparison that PostgreSQL would evaluate on that row raises it.
+ */
 static void
-mask_fill(RuleMask *m, int nrows)
+compute_derived(RuleScan *scan, ColumnStore *cs)
+{
+	int			nrows = scan->nrows;
+	int			w,
+				r;
+
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+	{
+		cs->errors.w[w] = operand_word(scan, &cs->a, w, true) | operand_word(scan, &cs->b, w, true);
+		cs->nulls.w[w] = operand_word(scan, &cs->a, w, false) | operand_word(scan, &cs->b, w, false);
+	}
+	if (cs->derive == DV_COALESCE)
+	{
+		/* coalesce(a, constant): never NULL; a's errors stay */
+		for (r = 0; r < nrows; r++)
+		{
+			bool		anull = (scan->cols[cs->a.col]->nulls.w[r >> 6] >> (r & 63)) & 1;
+
+			cs->i[r] = anull ? cs->b.k : scan->cols[cs->a.col]->i[r];
+		}
+		memset(&cs->nulls, 0, sizeof(RuleMask));
+		return;
+	}
+	for (r = 0; r < nrows; r++)
+	{
+		int64		a = operand_value(scan, &cs->a, r);
+		int64		b = operand_value(scan, &cs->b, r);
+		int64		v = 0;
+		bool		bad = false;
+
+		switch (cs->derive)
+		{
+			case DV_DATE_MI:
+				bad = DATE_NOT_FINITE((DateADT) a) || DATE_NOT_FINITE((DateADT) b);
+				v = (int32) ((uint32) a - (uint32) b);
+				break;
+			case DV_DATE_PLI:
+			case DV_DATE_MII:
+				if (DATE_NOT_FINITE((DateADT) a))
+					v = a;		/* infinity plus days is infinity */
+				else
+				{
+					v = cs->derive == DV_DATE_PLI ? a + b : a - b;
+					bad = !IS_VALID_DATE(v);
+				}
+				break;
+			case DV_INT_ADD:
+				bad = pg_add_s64_overflow(a, b, &v);
+				break;
+			case DV_INT_SUB:
+				bad = pg_sub_s64_overflow(a, b, &v);
+				break;
+			case DV_INT_MUL:
+				bad = pg_mul_s64_overflow(a, b, &v);
+				break;
+			default:
+				break;
+		}
+		if ((cs->derive == DV_INT_ADD || cs->derive == DV_INT_SUB || cs->derive == DV_INT_MUL) &&
+			cs->result_int4 && !bad && (v < PG_INT32_MIN || v > PG_INT32_MAX))
+			bad = true;
+		cs->i[r] = v;
+		if (bad)
+			cs->errors.w[r >> 6] |= UINT64CONST(1) << (r & 63);
+	}
+	/* a NULL operand makes the row NULL, with no error */
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+		cs->errors.w[w] &= ~cs->nulls.w[w] |
+			operand_word(scan, &cs->a, w, true) | operand_word(scan, &cs->b, w, true);
+}
+
+/* Raise PostgreSQL's own error for row r of a derived store. */
+static void
+raise_derived_error(RuleScan *scan, ColumnStore *cs, int r)
+{
+	/* an operand's error comes first, as PostgreSQL evaluates arguments first */
+	for (;;)
+	{
+		ColumnStore *a = cs->a.col >= 0 ? scan->cols[cs->a.col] : NULL;
+		ColumnStore *b = cs->b.col >= 0 ? scan->cols[cs->b.col] : NULL;
+
+		if (a && ((a->errors.w[r >> 6] >> (r & 63)) & 1))
+			cs = a;
+		else if (b && ((b->errors.w[r >> 6] >> (r & 63)) & 1))
+			cs = b;
+		else
+			break;
+	}
+	(void) OidFunctionCall2(cs->funcoid,
+							operand_datum(operand_value(scan, &cs->a, r), cs->a.type),
+							operand_datum(operand_value(scan, &cs->b, r), cs->b.type));
+	elog(ERROR, "segment: native evaluation expected function %u to fail", cs->funcoid);
+}
+
+static void
+check_derived_errors(RuleScan *scan, ColumnStore *cs, const RuleMask *live)
 {
 	int			w;
 
 	for (w = 0; w < RULE_BATCH_WORDS; w++)
 	{
-		int			base = w * 64;
+		uint64		bad = live->w[w] & cs->errors.w[w];
 
-		if (nrows >= base + 64)
-			m->w[w] = ~UINT64CONST(0);
-		else if (nrows > base)
-			m->w[w] = (UINT64CONST(1) << (nrows - base)) - 1;
-		else
-			m->w[w] = 0;
+		if (bad)
+			raise_derived_error(scan, cs, w * 64 + pg_rightmost_one_pos64(bad));
 	}
+}
+
+static void
+prepare_batch(RuleScan *scan)
+{
+	int			c;
+
+	for (c = 0; c < scan->ncols; c++)
+		if (scan->cols[c]->derive != DV_NONE)
+			compute_derived(scan, scan->cols[c]);
+	scan->derived_ready = true;
 }
 
 static void eval_batch(RuleScan *scan, RuleNode *n, const RuleMask *active,
@@ -1013,6 +779,8 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		live.w[w] = active->w[w] & ~cs->nulls.w[w];
 		T->w[w] = F->w[w] = 0;
 	}
+	if (cs->derive != DV_NONE)
+		check_derived_errors(scan, cs, &live);
 
 	if (n->kind == RN_CMP && (n->cmpclass == CC_INT || n->cmpclass == CC_FLOAT))
 	{
@@ -1026,6 +794,33 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		}
 		return;
 	}
+#ifdef HAVE_INT128
+	if (n->kind == RN_CMP && n->cmpclass == CC_NUMERIC && n->c.n_ok)
+	{
+		/* integer comparison for exact values, numeric_cmp for the rest */
+		RuleMask	holds,
+					slow;
+		int			r;
+
+		cmp_fixed_batch(n, cs, &n->c, n->strategy, nrows, &holds);
+		for (w = 0; w < RULE_BATCH_WORDS; w++)
+		{
+			slow.w[w] = live.w[w] & cs->n_slow.w[w];
+			T->w[w] = holds.w[w] & live.w[w] & ~slow.w[w];
+			F->w[w] = ~holds.w[w] & live.w[w] & ~slow.w[w];
+		}
+		FOREACH_ROW_BIT(&slow, nwords, r)
+		{
+			uint64		b = UINT64CONST(1) << (r & 63);
+
+			if (strategy_holds(n->strategy, compare_value(n, cs, r, &n->c)))
+				T->w[r >> 6] |= b;
+			else
+				F->w[r >> 6] |= b;
+		}
+		return;
+	}
+#endif
 	if (n->kind == RN_CMP)
 	{
 		int			r;
@@ -1161,6 +956,78 @@ eval_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, Rul
 			return;
 		case RN_EXPR:
 			eval_expr_batch(scan, n, active, T, F);
+			return;
+		case RN_PREFIX:
+			{
+				ColumnStore *cs = scan->cols[n->col];
+				int			nwords = (scan->nrows + 63) / 64;
+				RuleMask	live;
+				int			r;
+
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+				{
+					live.w[w] = active->w[w] & ~cs->nulls.w[w];
+					T->w[w] = F->w[w] = 0;
+				}
+				FOREACH_ROW_BIT(&live, nwords, r)
+				{
+					struct varlena *t = (struct varlena *) DatumGetPointer(cs->d[r]);
+					int			len = VARSIZE_ANY_EXHDR(t);
+					bool		match = (n->exact ? len == n->prefixlen : len >= n->prefixlen) &&
+						memcmp(VARDATA_ANY(t), n->prefix, n->prefixlen) == 0;
+
+					if (match != n->negate)
+						T->w[r >> 6] |= UINT64CONST(1) << (r & 63);
+					else
+						F->w[r >> 6] |= UINT64CONST(1) << (r & 63);
+				}
+			}
+			return;
+		case RN_CASE:
+			{
+				RuleMask	remaining = *active;
+				int			i;
+
+				memset(T, 0, sizeof(RuleMask));
+				memset(F, 0, sizeof(RuleMask));
+				/* each WHEN only for rows no earlier WHEN took; THEN only where it is TRUE */
+				for (i = 0; i + 1 < n->nargs; i += 2)
+				{
+					RuleMask	cT,
+								cF,
+								rT,
+								rF;
+					bool		any = false;
+
+					for (w = 0; w < RULE_BATCH_WORDS; w++)
+						any |= remaining.w[w] != 0;
+					if (!any)
+						break;
+					eval_batch(scan, n->args[i], &remaining, &cT, &cF);
+					for (w = 0; w < RULE_BATCH_WORDS; w++)
+					{
+						cT.w[w] &= remaining.w[w];
+						remaining.w[w] &= ~cT.w[w];
+					}
+					eval_batch(scan, n->args[i + 1], &cT, &rT, &rF);
+					for (w = 0; w < RULE_BATCH_WORDS; w++)
+					{
+						T->w[w] |= rT.w[w] & cT.w[w];
+						F->w[w] |= rF.w[w] & cT.w[w];
+					}
+				}
+				{
+					RuleMask	dT,
+								dF;
+
+					eval_batch(scan, n->args[n->nargs - 1], &remaining, &dT, &dF);
+					for (w = 0; w < RULE_BATCH_WORDS; w++)
+					{
+						T->w[w] |= dT.w[w] & remaining.w[w];
+						F->w[w] |= dF.w[w] & remaining.w[w];
+					}
+				}
+			}
 			return;
 		case RN_CONST:
 			memset(T, 0, sizeof(RuleMask));
@@ -1322,6 +1189,8 @@ rule_eval_batch(RuleProgram *prog, RuleMask *result)
 	RuleMask	all,
 				F;
 
+	if (!prog->scan->derived_ready)
+		prepare_batch(prog->scan);
 	mask_fill(&all, prog->scan->nrows);
 	eval_batch(prog->scan, prog->root, &all, result, &F);
 }

@@ -1,0 +1,188 @@
+/*
+ * rule_program.h
+ *     Internals shared by rule_compile.c, which turns analysed rules into
+ *     programs, and rule_batch.c, which keeps the batch of rows and runs the
+ *     programs over it. Nothing outside those two files includes this.
+ */
+#ifndef SEGMENT_RULE_PROGRAM_H
+#define SEGMENT_RULE_PROGRAM_H
+
+#include "rule.h"
+
+/* btree operator families whose comparisons run natively */
+#define FAM_INTEGER		1976
+#define FAM_FLOAT		1970
+#define FAM_NUMERIC		1988
+#define FAM_TEXT		1994
+#define FAM_DATETIME	434
+#define FAM_BOOL		424
+
+/* comparison strategies beyond btree's 1..5 */
+#define STRAT_NE		6		/* negator of btree equality */
+#define STRAT_NEVER		7		/* false for every non-null value */
+#define STRAT_ALWAYS	8		/* true for every non-null value */
+
+typedef enum RuleNodeKind
+{
+	RN_CONST,
+	RN_AND,
+	RN_OR,
+	RN_NOT,
+	RN_BOOLTEST,
+	RN_BOOLVAR,
+	RN_NULLTEST,
+	RN_CMP,						/* value op constant */
+	RN_IN,						/* value op ANY / ALL (constants) */
+	RN_PREFIX,					/* text LIKE 'prefix%' (or without wildcard) */
+	RN_CASE,					/* CASE WHEN c THEN r ... ELSE d END, boolean */
+	RN_EXPR						/* anything else: PostgreSQL's executor */
+} RuleNodeKind;
+
+typedef enum CmpClass
+{
+	CC_INT,						/* int2/4/8, date, timestamp(tz), bool: as int64 */
+	CC_FLOAT,					/* float4/8: as double with PostgreSQL's NaN order */
+	CC_NUMERIC,					/* numeric_cmp */
+	CC_TEXT_EQ,					/* bytewise equality, deterministic collation */
+	CC_TEXT_ORD					/* varstr_cmp under the collation */
+} CmpClass;
+
+typedef enum FetchKind
+{
+	FK_NONE = -1,
+	FK_BOOL,
+	FK_INT2,
+	FK_INT4,
+	FK_INT8,
+	FK_FLOAT4,
+	FK_FLOAT8,
+	FK_DATUM
+} FetchKind;
+
+/* Integer-valued expressions computed per batch (a "derived" store). */
+typedef enum DeriveKind
+{
+	DV_NONE,					/* a table column */
+	DV_DATE_MI,					/* date - date -> int4 */
+	DV_INT_ADD,
+	DV_INT_SUB,
+	DV_INT_MUL,
+	DV_DATE_PLI,				/* date + int4 -> date */
+	DV_DATE_MII,				/* date - int4 -> date */
+	DV_COALESCE					/* coalesce(value, constant) */
+} DeriveKind;
+
+/* An operand of a derived value: another store, or a constant (col < 0). */
+typedef struct Operand
+{
+	int			col;
+	int64		k;
+	Oid			type;
+} Operand;
+
+/* A constant a value is compared with, converted once. */
+typedef struct CmpConst
+{
+	int64		i;
+	double		f;
+	Datum		d;
+	const char *s;
+	int			slen;
+	bool		isnull;
+#ifdef HAVE_INT128
+	int128		n;				/* numeric constant * 10^8 ... */
+	bool		n_ok;			/* ... when exact */
+#endif
+} CmpConst;
+
+/*
+ * The values of one column (or derived value) over the batch. d holds the
+ * datum (by-reference values copied into the batch arena); i or f the value
+ * converted once for native comparisons.
+ */
+typedef struct ColumnStore
+{
+	int			attidx;			/* table column, or -1 when derived */
+	Oid			typid;
+	int16		typlen;
+	bool		numeric_native; /* give numerics a 4-byte header */
+	FetchKind	fetch;			/* conversion to i / f, or FK_DATUM */
+	RuleMask	nulls;
+	Datum		d[RULE_BATCH_ROWS];
+	int64	   *i;
+	double	   *f;
+#ifdef HAVE_INT128
+	int128	   *n;				/* numeric_native: value * 10^8 ... */
+	RuleMask	n_slow;			/* ... except these rows: use numeric_cmp */
+#endif
+	/* derived values */
+	DeriveKind	derive;
+	Operand		a;
+	Operand		b;
+	Oid			funcoid;		/* PostgreSQL's function: raises its own error */
+	bool		result_int4;	/* int arithmetic overflows at int4 range */
+	RuleMask	errors;			/* rows where PostgreSQL would raise an error */
+} ColumnStore;
+
+typedef struct RuleNode RuleNode;
+
+struct RuleNode
+{
+	RuleNodeKind kind;
+	RuleValue	constval;		/* RN_CONST */
+	int			strategy;		/* RN_CMP / RN_IN */
+	CmpClass	cmpclass;
+	int			col;			/* store index */
+	Oid			collid;
+	BoolTestType booltest;		/* RN_BOOLTEST */
+	bool		isnull_test;	/* RN_NULLTEST: IS NULL (true) or IS NOT NULL */
+	bool		use_or;			/* RN_IN: ANY (true) or ALL */
+	CmpConst	c;				/* RN_CMP */
+	int			nelems;			/* RN_IN */
+	CmpConst   *elems;
+	const char *prefix;			/* RN_PREFIX */
+	int			prefixlen;
+	bool		exact;			/* RN_PREFIX: no trailing %, whole value */
+	bool		negate;			/* RN_PREFIX: NOT LIKE */
+	int			nargs;			/* RN_AND / RN_OR / RN_NOT / RN_BOOLTEST / RN_CASE */
+	RuleNode  **args;			/* RN_CASE: cond, result, ..., default */
+	ExprState  *state;			/* RN_EXPR */
+	int			nreads;			/* RN_EXPR: stores it reads */
+	int		   *reads;
+};
+
+struct RuleProgram
+{
+	RuleScan   *scan;
+	RuleNode   *root;
+};
+
+struct RuleScan
+{
+	Relation	rel;
+	ExprContext *econtext;		/* per-batch memory, fallback evaluation */
+	TupleTableSlot *vslot;		/* virtual slot for fallback leaves */
+	AttrNumber	maxattno;
+	int			ncols;
+	int			maxcols;
+	ColumnStore **cols;
+	int		   *colmap;			/* attidx -> store index, -1 if none */
+	int			nrows;
+	bool		derived_ready;	/* derived stores computed for this batch */
+	char	   *arena;			/* copies of by-reference values of the batch */
+	Size		arena_used;
+	Size		arena_size;
+	char	   *arena_base;		/* the long-lived first chunk */
+	int			native_nodes;
+	int			fallback_nodes;
+};
+
+/* rule_batch.c */
+extern int	column_store(RuleScan *scan, int attidx);
+extern int	column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk);
+extern int	column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
+								 Oid funcoid, Oid restype, bool result_int4);
+extern FetchKind fetch_kind_for(Oid typid, CmpClass *cls);
+extern int64 fetch_int(FetchKind fk, Datum d);
+
+#endif							/* SEGMENT_RULE_PROGRAM_H */
