@@ -29,6 +29,9 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "optimizer/cost.h"
+#include "optimizer/paths.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/array.h"
@@ -43,10 +46,11 @@
 #include "utils/timestamp.h"
 
 #include "memberset.h"
+#include "refresh_parallel.h"
+#include "refresh_scan.h"
 #include "rule.h"
 #include "segment.h"
 
-#define ID_BUFFER_SIZE 2048
 #define KEYMAP_BATCH 10000
 
 typedef struct TagRun
@@ -54,10 +58,7 @@ typedef struct TagRun
 	int32		tag_id;
 	char	   *name;
 	char	   *rule;
-	RuleProgram *prog;
-	RoaringOwned *set;
-	uint32	   *buf;
-	int			nbuf;
+	RoaringOwned *set;			/* the new members, after the scan */
 	char	   *error;			/* set when the rule failed on some row */
 	int64		members;
 	int64		entered;
@@ -79,14 +80,14 @@ typedef struct SubjectRun
 	Oid			keytype;
 	int			ntags;
 	TagRun	   *tags;
-	RoaringOwned *universe;
-	uint32	   *ubuf;
-	int			nubuf;
+	RoaringOwned *universe;		/* every key seen */
 	int64		rows;
 	int64		null_keys;
 	int			native_nodes;	/* rule nodes evaluated natively */
 	int			fallback_nodes; /* rule nodes left to PostgreSQL's executor */
+	int			workers;		/* parallel workers planned */
 	/* text keys only */
+	MemoryContext keycxt;		/* lives for the whole refresh */
 	HTAB	   *keymap;
 	int64		next_member_id;
 	List	   *new_keys;		/* KeyEntry * assigned during this run */
@@ -291,174 +292,90 @@ load_tags(SubjectRun *sr)
 
 /* ---------- the scan ---------- */
 
-static inline void
-flush_ids(RoaringOwned *set, uint32 *buf, int *n)
+static uint32
+map_text_key(void *arg, Datum key)
 {
-	if (*n > 0)
-	{
-		roaring_bitmap_add_many(set->bitmap, *n, buf);
-		*n = 0;
-	}
-}
+	SubjectRun *sr = (SubjectRun *) arg;
 
-static int64
-row_member_id(SubjectRun *sr, TupleTableSlot *slot, MemoryContext keycxt)
-{
-	Datum		d = slot->tts_values[sr->keyattno - 1];
-	int64		id;
-
-	if (sr->keytype == INT4OID)
-		id = DatumGetInt32(d);
-	else if (sr->keytype == INT8OID)
-		id = DatumGetInt64(d);
-	else
-		return keymap_member_id(sr, d, keycxt);
-
-	if (id < 0 || id > SEGMENT_MAX_MEMBER_ID)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("key %lld of subject \"%s\" is outside the range of member ids",
-						(long long) id, sr->name),
-				 errdetail("Integer keys are used as member ids and must be between 0 and %lld.",
-						   (long long) SEGMENT_MAX_MEMBER_ID),
-				 errhint("Register the subject on a text column holding the key instead.")));
-	return id;
-}
-
-static void
-report_progress(SubjectRun *sr, TableScanDesc scan)
-{
-	HeapScanDesc hscan = (HeapScanDesc) scan;
-	double		pct = 0;
-
-	if (hscan->rs_nblocks > 0)
-	{
-		BlockNumber done = (hscan->rs_cblock + hscan->rs_nblocks - hscan->rs_startblock) % hscan->rs_nblocks;
-
-		pct = 100.0 * done / hscan->rs_nblocks;
-	}
-	ereport(NOTICE,
-			(errmsg("refresh of subject \"%s\": %.0f%% of the table, %lld rows",
-					sr->name, pct, (long long) sr->rows)));
-}
-
-/* Evaluate every tag over the batch and collect the member ids it matched. */
-static void
-flush_batch(SubjectRun *sr, RuleScan *rs, uint32 *ids, volatile int *current_tag)
-{
-	int			nwords = (rule_scan_nrows(rs) + 63) / 64;
-	int			i;
-
-	if (rule_scan_nrows(rs) == 0)
-		return;
-	for (i = 0; i < sr->ntags; i++)
-	{
-		TagRun	   *t = &sr->tags[i];
-		RuleMask	m;
-		int			w;
-
-		if (t->error)
-			continue;
-		*current_tag = i;
-		rule_eval_batch(t->prog, &m);
-		for (w = 0; w < nwords; w++)
-		{
-			uint64		bits;
-
-			for (bits = m.w[w]; bits != 0; bits &= bits - 1)
-			{
-				t->buf[t->nbuf++] = ids[w * 64 + pg_rightmost_one_pos64(bits)];
-				if (t->nbuf == ID_BUFFER_SIZE)
-					flush_ids(t->set, t->buf, &t->nbuf);
-			}
-		}
-	}
-	*current_tag = -1;
-	rule_scan_reset_batch(rs);
+	return (uint32) keymap_member_id(sr, key, sr->keycxt);
 }
 
 /*
- * Compile and scan. Runs inside a subtransaction; *current_tag tells the
- * caller which tag was being compiled or evaluated if an error escapes.
+ * Workers for a scan of rel, as PostgreSQL would plan a parallel sequential
+ * scan of it: none below min_parallel_table_scan_size, one more each time
+ * the table triples, at most max_parallel_workers_per_gather.
  */
+static int
+parallel_workers_for(Relation rel, Oid keytype)
+{
+	BlockNumber pages = RelationGetNumberOfBlocks(rel);
+	double		threshold = Max(min_parallel_table_scan_size, 1);
+	int			workers = 0;
+
+	if (keytype != INT4OID && keytype != INT8OID)
+		return 0;				/* the text key map lives in the leader */
+	if (IsInParallelMode() || max_parallel_workers_per_gather <= 0 ||
+		rel->rd_tableam != GetHeapamTableAmRoutine())
+		return 0;
+	if (pages < threshold)
+		return 0;
+	workers = 1;
+	while (pages >= threshold * 3 && workers < max_parallel_workers_per_gather)
+	{
+		workers++;
+		threshold *= 3;
+	}
+	return Min(workers, max_parallel_workers_per_gather);
+}
+
+/* Compile and scan, serially or in parallel. */
 static void
 scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
-			 MemoryContext keycxt, volatile int *current_tag)
+			 volatile int *current_tag)
 {
 	MemoryContext old = MemoryContextSwitchTo(scancxt);
-	ExprContext *econtext = CreateStandaloneExprContext();
-	RuleScan   *rs = rule_scan_create(rel, econtext);
-	TableScanDesc scan;
-	TupleTableSlot *slot;
-	TimestampTz last_report = GetCurrentTimestamp();
-	uint32		ids[RULE_BATCH_ROWS];
+	ScanCore	sc;
+	int			nworkers = parallel_workers_for(rel, sr->keytype);
 	int			i;
 
+	memset(&sc, 0, sizeof(sc));
+	sc.rel = rel;
+	sc.keyattno = sr->keyattno;
+	sc.keytype = sr->keytype;
+	sc.subject = sr->name;
+	sc.map_key = map_text_key;
+	sc.map_key_arg = sr;
+	sc.ntags = sr->ntags;
+	sc.tags = palloc0(sizeof(ScanTag) * Max(sr->ntags, 1));
+	sc.current_tag = current_tag;
 	for (i = 0; i < sr->ntags; i++)
 	{
-		TagRun	   *t = &sr->tags[i];
-		char	   *what;
-		Node	   *analysed;
-
-		if (t->error)
-			continue;
-		*current_tag = i;
-		what = psprintf("tag \"%s\"", t->name);
-		analysed = rule_analyze(rel, t->rule, what, NULL);
-		t->prog = rule_compile(rs, rule_plan(analysed, as_of));
-		t->set = roaring_owned_create();
-		t->buf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
-		t->nbuf = 0;
+		sc.tags[i].name = sr->tags[i].name;
+		sc.tags[i].rule = sr->tags[i].rule;
+		sc.tags[i].skip = sr->tags[i].error != NULL;
 	}
-	*current_tag = -1;
-	rule_scan_stats(rs, &sr->native_nodes, &sr->fallback_nodes);
-	rule_scan_begin(rs, sr->keyattno);
-	sr->universe = roaring_owned_create();
-	sr->ubuf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
-	sr->nubuf = 0;
-	sr->rows = 0;
-	sr->null_keys = 0;
 
-	slot = table_slot_create(rel, NULL);
-	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	if (nworkers > 0)
+		refresh_parallel_scan(&sc, nworkers, as_of);
+	else
 	{
-		CHECK_FOR_INTERRUPTS();
-		sr->rows++;
-		slot_getsomeattrs(slot, sr->keyattno);
-		if (slot->tts_isnull[sr->keyattno - 1])
-			sr->null_keys++;
-		else
-		{
-			uint32		id = (uint32) row_member_id(sr, slot, keycxt);
+		TableScanDesc scan;
 
-			sr->ubuf[sr->nubuf++] = id;
-			if (sr->nubuf == ID_BUFFER_SIZE)
-				flush_ids(sr->universe, sr->ubuf, &sr->nubuf);
-			ids[rule_scan_nrows(rs)] = id;
-			rule_scan_add_row(rs, slot);
-		}
-		if (rule_scan_nrows(rs) == RULE_BATCH_ROWS)
-			flush_batch(sr, rs, ids, current_tag);
-
-		if ((sr->rows & 0xFFFF) == 0 && segment_progress_seconds > 0 &&
-			TimestampDifferenceExceeds(last_report, GetCurrentTimestamp(),
-									   segment_progress_seconds * 1000))
-		{
-			report_progress(sr, scan);
-			last_report = GetCurrentTimestamp();
-		}
+		scan_core_compile(&sc, as_of);
+		scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+		scan_core_run(&sc, scan, true);
+		table_endscan(scan);
+		scan_core_finish(&sc);
 	}
-	flush_batch(sr, rs, ids, current_tag);
-	table_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	rule_scan_end(rs);
 
-	flush_ids(sr->universe, sr->ubuf, &sr->nubuf);
 	for (i = 0; i < sr->ntags; i++)
-		if (!sr->tags[i].error)
-			flush_ids(sr->tags[i].set, sr->tags[i].buf, &sr->tags[i].nbuf);
-	FreeExprContext(econtext, true);
+		sr->tags[i].set = sc.tags[i].set;
+	sr->universe = sc.universe;
+	sr->rows = sc.rows;
+	sr->null_keys = sc.null_keys;
+	sr->native_nodes = sc.native_nodes;
+	sr->fallback_nodes = sc.fallback_nodes;
+	sr->workers = nworkers;
 	MemoryContextSwitchTo(old);
 }
 
@@ -481,7 +398,7 @@ scan_isolating_failures(SubjectRun *sr, Relation rel, DateADT as_of,
 		MemoryContextSwitchTo(oldcontext);
 		PG_TRY();
 		{
-			scan_subject(sr, rel, as_of, scancxt, runcxt, &current_tag);
+			scan_subject(sr, rel, as_of, scancxt, &current_tag);
 			ReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(oldcontext);
 			CurrentResourceOwner = oldowner;
@@ -675,6 +592,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	load_subject(sr, name);
 	lock_subject(sr);
 	load_tags(sr);
+	sr->keycxt = runcxt;
 	if (sr->keytype != INT4OID && sr->keytype != INT8OID)
 		keymap_load(sr, runcxt);
 	loaded = GetCurrentTimestamp();
@@ -713,8 +631,8 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	save_universe(sr, as_of, run_id, mstype);
 	finish_run(sr, run_id);
 	ereport(DEBUG1,
-			(errmsg("refresh of subject \"%s\": %lld rows, %d tags (%d native nodes, %d executor leaves); load %.1f ms, scan %.1f ms, save %.1f ms",
-					sr->name, (long long) sr->rows, sr->ntags, sr->native_nodes, sr->fallback_nodes,
+			(errmsg("refresh of subject \"%s\": %lld rows, %d tags (%d native nodes, %d executor leaves), %d parallel workers; load %.1f ms, scan %.1f ms, save %.1f ms",
+					sr->name, (long long) sr->rows, sr->ntags, sr->native_nodes, sr->fallback_nodes, sr->workers,
 					(double) (loaded - started) / 1000.0,
 					(double) (scanned - loaded) / 1000.0,
 					(double) (GetCurrentTimestamp() - scanned) / 1000.0)));
