@@ -1,6 +1,7 @@
 #!/bin/bash
 # docs-examples.sh: run every ```sql block of docs/*.md, in order, one fresh
-# database per document, stopping at the first error. A document creates the
+# database per document, stopping at the first error. (```psql blocks are
+# transcripts taken from the pg_regress tests, which check their output.) A document creates the
 # extension itself (CREATE EXTENSION IF NOT EXISTS segment) in its first block. Blocks that show an
 # error on purpose are written as ```text. Needs PGHOST/PGPORT (a cluster
 # where segment is installed), as run by test/run-tests.sh.
