@@ -34,6 +34,7 @@
 #include "utils/snapmgr.h"
 
 #include "rule.h"
+#include "subject.h"
 
 typedef struct ExplainCtx
 {
@@ -328,77 +329,51 @@ segment_explain(PG_FUNCTION_ARGS)
 	MemoryContext callcxt = CurrentMemoryContext;
 	StringInfoData buf;
 	ExplainCtx	ctx;
+	SubjectInfo *si = subject_lookup(subject, false);
 	Datum		args[2];
-	Oid			argtypes[2] = {NAMEOID, TEXTOID};
-	HeapTuple	tup;
-	TupleDesc	desc;
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
 	bool		isnull;
-	int32		subject_id;
-	Oid			relid;
-	char	   *keycol;
-	int64		member_id = -1;
+	uint32		id;
+	int64		member_id;
 	bool		row_found = false;
 	bool		is_tag;
 	DateADT		as_of = segment_current_as_of();
 	Jsonb	   *result;
+	char	   *q;
+
+	/* the customer's member id (-1 when a text key was never seen) */
+	member_id = subject_member_id_text(si, key, &id) ? (int64) id : -1;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	args[0] = PG_GETARG_DATUM(0);
+	args[0] = Int32GetDatum(si->subject_id);
 	args[1] = PointerGetDatum(cstring_to_text(what));
-	if (SPI_execute_with_args("SELECT s.subject_id, s.relation::oid, s.key_column, "
-							  "       EXISTS (SELECT 1 FROM segment.tag t WHERE t.subject_id = s.subject_id AND t.name::text = $2) "
-							  "  FROM segment.subject s WHERE s.name = $1",
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM segment.tag t "
+							  "WHERE t.subject_id = $1 AND t.name::text = $2)",
 							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.subject");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("subject \"%s\" is not registered", subject),
-				 errhint("Register it with segment.register_subject().")));
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	subject_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-	relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-	keycol = SPI_getvalue(tup, desc, 3);
-	is_tag = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		elog(ERROR, "could not read segment.tag");
+	is_tag = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-	ctx.rel = table_open(relid, AccessShareLock);
+	ctx.rel = table_open(si->relid, AccessShareLock);
 	ctx.slot = table_slot_create(ctx.rel, NULL);
 	ctx.econtext = CreateStandaloneExprContext();
-	ctx.dpcontext = deparse_context_for(RelationGetRelationName(ctx.rel), relid);
+	ctx.dpcontext = deparse_context_for(RelationGetRelationName(ctx.rel), si->relid);
 
-	/* the customer's member id (NULL when a text key was never seen) and row */
+	/* the customer's current row */
+	args[1] = PointerGetDatum(cstring_to_text(key));
+	q = psprintf("SELECT ctid FROM ONLY %s WHERE %s = $2::%s",
+				 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(ctx.rel)),
+											RelationGetRelationName(ctx.rel)),
+				 quote_identifier(NameStr(si->key_column)),
+				 format_type_be(si->key_type));
+	if (SPI_execute_with_args(q, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the subject row");
+	if (SPI_processed > 0)
 	{
-		Datum		a[2];
-		Oid			t[2] = {INT4OID, TEXTOID};
-		char	   *q;
+		ItemPointerData tid = *(ItemPointer) DatumGetPointer(
+			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-		a[0] = Int32GetDatum(subject_id);
-		a[1] = PointerGetDatum(cstring_to_text(key));
-		if (SPI_execute_with_args("SELECT segment._member_id($1, $2, false)", 2, t, a, NULL,
-								  false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not map key");
-		member_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (isnull)
-			member_id = -1;
-
-		q = psprintf("SELECT ctid FROM ONLY %s WHERE %s = $2::%s",
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(ctx.rel)),
-												RelationGetRelationName(ctx.rel)),
-					 quote_identifier(keycol),
-					 format_type_be(TupleDescAttr(RelationGetDescr(ctx.rel),
-												  get_attnum(relid, keycol) - 1)->atttypid));
-		if (SPI_execute_with_args(q, 2, t, a, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read the subject row");
-		if (SPI_processed > 0)
-		{
-			ItemPointer tid = (ItemPointer) DatumGetPointer(
-				SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			ItemPointerData tidcopy = *tid;
-
-			row_found = table_tuple_fetch_row_version(ctx.rel, &tidcopy, GetActiveSnapshot(), ctx.slot);
-		}
+		row_found = table_tuple_fetch_row_version(ctx.rel, &tid, GetActiveSnapshot(), ctx.slot);
 	}
 
 	initStringInfo(&buf);
@@ -417,7 +392,7 @@ segment_explain(PG_FUNCTION_ARGS)
 			StringInfoData tb;
 
 			initStringInfo(&tb);
-			explain_tag(&tb, &ctx, subject_id, what, member_id, row_found, as_of);
+			explain_tag(&tb, &ctx, si->subject_id, what, member_id, row_found, as_of);
 			appendStringInfoString(&buf, tb.data + 1);
 		}
 	}
@@ -443,7 +418,7 @@ segment_explain(PG_FUNCTION_ARGS)
 		{
 			if (foreach_current_index(lc) > 0)
 				appendStringInfoString(&buf, ", ");
-			explain_tag(&buf, &ctx, subject_id, strVal(lfirst(lc)), member_id, row_found, as_of);
+			explain_tag(&buf, &ctx, si->subject_id, strVal(lfirst(lc)), member_id, row_found, as_of);
 		}
 		appendStringInfoString(&buf, "]}");
 	}

@@ -50,6 +50,7 @@
 #include "refresh_scan.h"
 #include "rule.h"
 #include "segment.h"
+#include "subject.h"
 
 #define KEYMAP_BATCH 10000
 
@@ -233,35 +234,18 @@ lock_subject(SubjectRun *sr)
 static void
 load_subject(SubjectRun *sr, const char *name)
 {
-	Datum		arg = CStringGetDatum(name);
-	Oid			argtype = NAMEOID;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	char	   *keycol;
+	SubjectInfo *si = subject_lookup(name, false);
 
-	if (SPI_execute_with_args("SELECT subject_id, relation::oid, key_column, key_type::oid "
-							  "FROM segment.subject WHERE name = $1",
-							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.subject");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("subject \"%s\" is not registered", name),
-				 errhint("Register it with segment.register_subject().")));
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	sr->subject_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-	sr->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-	keycol = SPI_getvalue(tup, desc, 3);
-	sr->keytype = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	sr->subject_id = si->subject_id;
+	sr->relid = si->relid;
+	sr->keytype = si->key_type;
 	sr->name = pstrdup(name);
-	sr->keyattno = get_attnum(sr->relid, keycol);
+	sr->keyattno = get_attnum(sr->relid, NameStr(si->key_column));
 	if (sr->keyattno == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("key column \"%s\" of subject \"%s\" no longer exists", keycol, name)));
-	SPI_freetuptable(SPI_tuptable);
+				 errmsg("key column \"%s\" of subject \"%s\" no longer exists",
+						NameStr(si->key_column), name)));
 }
 
 static void
@@ -436,13 +420,6 @@ scan_isolating_failures(SubjectRun *sr, Relation rel, DateADT as_of,
 
 /* ---------- writing ---------- */
 
-static Oid
-memberset_typoid(void)
-{
-	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-						   CStringGetDatum("memberset"),
-						   ObjectIdGetDatum(get_namespace_oid("segment", false)));
-}
 
 static int64
 start_run(SubjectRun *sr, DateADT as_of, TimestampTz started)
@@ -586,7 +563,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	TimestampTz scanned;
 	Relation	rel;
 	int64		run_id;
-	Oid			mstype = memberset_typoid();
+	Oid			mstype = memberset_type_oid();
 	int			i;
 
 	load_subject(sr, name);

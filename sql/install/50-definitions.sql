@@ -35,7 +35,7 @@ BEGIN
     IF id IS NULL THEN
         RAISE EXCEPTION 'subject "%" is not registered', subject
             USING ERRCODE = 'undefined_object',
-                  HINT = 'Register it with segment.register_subject().';
+                  HINT = 'Register it with segment.register_subject(); registered subjects are listed in segment.subject.';
     END IF;
     RETURN id;
 END $$;
