@@ -113,7 +113,37 @@ UPDATE bank.customer SET risk_level = 0 WHERE customer_id = 5;
 SELECT * FROM segment.refresh('customer', '2026-11-22');
 SELECT tags, error IS NOT NULL AS failed, error FROM segment.run ORDER BY run_id DESC LIMIT 1;
 
+-- a refresh that fails as a whole (a key outside the member id range) leaves
+-- the session usable and changes nothing
+SELECT segment.drop_tag('ratio');
+SELECT member_count FROM segment.tag_state JOIN segment.tag USING (tag_id) WHERE name = 'maturing';
+ALTER TABLE bank.customer ADD CHECK (true);   -- DDL on a subject table that keeps rules valid
+INSERT INTO bank.customer (customer_id, aum) VALUES (5000000000, 1);
+SELECT * FROM segment.refresh('customer', '2026-11-22');
+SELECT member_count FROM segment.tag_state JOIN segment.tag USING (tag_id) WHERE name = 'maturing';
+DELETE FROM bank.customer WHERE customer_id = 5000000000;
+
+-- privileges: refreshing needs SELECT on the table; ordinary users' DDL
+-- passes the guard without any access to segment's catalog
+CREATE ROLE segment_regress_user;
+GRANT CREATE ON SCHEMA public TO segment_regress_user;
+SET ROLE segment_regress_user;
+CREATE TABLE public.mine (id int);
+ALTER TABLE public.mine ADD COLUMN y int;
+DROP TABLE public.mine;
+RESET ROLE;
+GRANT USAGE ON SCHEMA segment TO segment_regress_user;
+GRANT SELECT ON segment.subject TO segment_regress_user;
+SET ROLE segment_regress_user;
+SELECT * FROM segment.refresh('customer', '2026-11-22');
+RESET ROLE;
+REVOKE ALL ON SCHEMA segment FROM segment_regress_user;
+REVOKE ALL ON segment.subject FROM segment_regress_user;
+REVOKE ALL ON SCHEMA public FROM segment_regress_user;
+DROP ROLE segment_regress_user;
+
 -- drop and unregister
+SELECT segment.create_tag('customer', 'ratio', 'aum / risk_level > 100000');
 SELECT segment.drop_tag('ratio');
 SELECT segment.drop_tag('ratio');
 SELECT count(*) FROM segment.tag_history WHERE tag = 'ratio';

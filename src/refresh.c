@@ -34,6 +34,7 @@
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -41,6 +42,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -217,6 +219,12 @@ keymap_save(SubjectRun *sr)
 
 /* ---------- loading ---------- */
 
+/*
+ * Serialize refreshes of one subject. A refresh that had to wait must not
+ * work from a snapshot taken before the other one committed: in READ
+ * COMMITTED it takes a new one (the caller pushes it); under a
+ * transaction-wide snapshot it cannot, so it fails and can be retried.
+ */
 static void
 lock_subject(SubjectRun *sr)
 {
@@ -228,7 +236,32 @@ lock_subject(SubjectRun *sr)
 		ereport(NOTICE,
 				(errmsg("waiting for another refresh of subject \"%s\" to finish", sr->name)));
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize the refresh of subject \"%s\": another refresh of it committed meanwhile",
+							sr->name),
+					 errhint("Retry the transaction.")));
 	}
+}
+
+/* The caller must be able to read every row of the table. */
+static void
+check_table_access(SubjectRun *sr)
+{
+	if (pg_class_aclcheck(sr->relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to refresh subject \"%s\"", sr->name),
+				 errdetail("Refreshing reads every row of table %s.", get_rel_name(sr->relid)),
+				 errhint("Grant SELECT on the table to the refreshing role.")));
+	if (check_enable_rls(sr->relid, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot refresh subject \"%s\": row-level security applies to you on table %s",
+						sr->name, get_rel_name(sr->relid)),
+				 errdetail("Member sets are computed over every row, so a refresh must see them all."),
+				 errhint("Refresh as the table owner or a role with BYPASSRLS.")));
 }
 
 static void
@@ -394,14 +427,16 @@ scan_isolating_failures(SubjectRun *sr, Relation rel, DateADT as_of,
 
 			MemoryContextSwitchTo(oldcontext);
 			edata = CopyErrorData();
-			if (current_tag < 0 || edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-				edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
-				PG_RE_THROW();
 			FlushErrorState();
 			RollbackAndReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(oldcontext);
 			CurrentResourceOwner = oldowner;
+
+			/* not a rule's fault (cancel, timeout, a bad key ...): the refresh fails */
+			if (current_tag < 0 || edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+				edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
+				ReThrowError(edata);
 
 			sr->tags[current_tag].error = MemoryContextStrdup(runcxt, edata->message);
 			ereport(WARNING,
@@ -567,7 +602,10 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	int			i;
 
 	load_subject(sr, name);
+	check_table_access(sr);
 	lock_subject(sr);
+	/* everything from here on sees what committed before we held the lock */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	load_tags(sr);
 	sr->keycxt = runcxt;
 	if (sr->keytype != INT4OID && sr->keytype != INT8OID)
@@ -607,6 +645,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	}
 	save_universe(sr, as_of, run_id, mstype);
 	finish_run(sr, run_id);
+	PopActiveSnapshot();
 	ereport(DEBUG1,
 			(errmsg("refresh of subject \"%s\": %lld rows, %d tags (%d native nodes, %d executor leaves), %d parallel workers; load %.1f ms, scan %.1f ms, save %.1f ms",
 					sr->name, (long long) sr->rows, sr->ntags, sr->native_nodes, sr->fallback_nodes, sr->workers,

@@ -57,6 +57,11 @@ BEGIN
     IF EXISTS (SELECT 1 FROM segment.subject s WHERE s.name = subject) THEN
         RAISE EXCEPTION 'subject "%" already exists', subject USING ERRCODE = 'duplicate_object';
     END IF;
+    IF NOT has_table_privilege(relation, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', relation
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A subject''s rules read every row: its table must be readable by you.';
+    END IF;
     SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = relation;
     IF kind NOT IN ('r', 'm') THEN
         RAISE EXCEPTION '"%" is not a table', relation

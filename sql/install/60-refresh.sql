@@ -12,8 +12,10 @@ CREATE FUNCTION segment.explain(subject name, key bigint, what text) RETURNS jso
 
 -- Re-check every rule over a table after DDL on it; refuse the DDL when a
 -- rule no longer analyses (a dropped, renamed or retyped column).
+-- The guards run for every user's DDL: SECURITY DEFINER so that users
+-- without access to segment's catalog can still alter their own tables.
 CREATE FUNCTION segment._check_rules_of(rel oid) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
     keycol name;
@@ -45,7 +47,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION segment._ddl_guard() RETURNS event_trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c record;
 BEGIN
@@ -59,7 +61,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION segment._drop_guard() RETURNS event_trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s record;
 BEGIN
