@@ -15,11 +15,15 @@
 --                                 with a missing key / org / owner column
 --   42804 datatype_mismatch       rule is not boolean; key column of a type
 --                                 other than int4 / int8 / text / varchar
---   0A000 feature_not_supported   subquery, aggregate, window function,
---                                 set-returning function, volatile function
---                                 (PostgreSQL's own CHECK-constraint codes would
---                                 be 42803 for aggregates and 42P20 for windows:
---                                 the lead maps them to 0A000, or edits here)
+--   0A000 feature_not_supported   subquery, set-returning function, volatile
+--                                 function
+--   42803 grouping_error          aggregate (as in src/rule_parse.c)
+--   42P20 windowing_error         window function (as in src/rule_parse.c)
+--   42602 invalid_name            tag name that is not an identifier or is
+--                                 and / or / not
+--   22023 invalid_parameter_value alter_tag with nothing to change; set_tag
+--                                 with an expiry in the past
+--   42P10 invalid_column_reference  register_subject on a non-unique key column
 --   42P01 undefined_table         rule refers to another table; register_subject
 --                                 on a missing relation (regclass input)
 --   42883 undefined_function      rule calls an unknown function
@@ -35,9 +39,11 @@
 --   42809 wrong_object_type       set_tag on a rule tag
 --   22003 numeric_value_out_of_range  integer key outside 0..4294967295 at
 --                                 register or refresh
---   2BP01 dependent_objects_still_exist  ALTER TABLE drops or retypes a
---                                 column used by a rule (message, detail or
---                                 hint names the tag)
+--   2BP01 dependent_objects_still_exist  ALTER TABLE drops, renames or
+--                                 retypes a column used by a rule (message,
+--                                 detail or hint names the tag), even when the
+--                                 rule would still analyse (numeric -> int
+--                                 silently rounds); DROP TABLE of a subject
 
 \set ECHO none
 \set QUIET 1
@@ -169,9 +175,9 @@ insert into bad.cases (what, sql, sqlstate) values
 ('rule: scalar subquery',              $s$select segment.create_tag('c', 'x1', 'aum > (select 1)')$s$, '0A000'),
 ('rule: exists subquery',              $s$select segment.create_tag('c', 'x1', 'exists (select 1 from bad.other)')$s$, '0A000'),
 ('rule: in subquery',                  $s$select segment.create_tag('c', 'x1', 'id in (select x from bad.other)')$s$, '0A000'),
-('rule: count(*)',                     $s$select segment.create_tag('c', 'x1', 'count(*) > 1')$s$, '0A000'),
-('rule: sum()',                        $s$select segment.create_tag('c', 'x1', 'sum(aum) > 0')$s$, '0A000'),
-('rule: window function',              $s$select segment.create_tag('c', 'x1', 'row_number() over () > 1')$s$, '0A000'),
+('rule: count(*)',                     $s$select segment.create_tag('c', 'x1', 'count(*) > 1')$s$, '42803'),
+('rule: sum()',                        $s$select segment.create_tag('c', 'x1', 'sum(aum) > 0')$s$, '42803'),
+('rule: window function',              $s$select segment.create_tag('c', 'x1', 'row_number() over () > 1')$s$, '42P20'),
 ('rule: generate_series',              $s$select segment.create_tag('c', 'x1', 'generate_series(1, 2) > 1')$s$, '0A000'),
 ('rule: unnest',                       $s$select segment.create_tag('c', 'x1', 'unnest(array[1, 2]) > 1')$s$, '0A000'),
 -- volatile functions
@@ -193,6 +199,9 @@ insert into bad.cases (what, sql, sqlstate) values
 ('create_tag: duplicate tag',          $s$select segment.create_tag('c', 'good', 'aum > 0')$s$, '42710'),
 ('create_tag: duplicate across subjects', $s$select segment.create_tag('c2', 'good', 'v > 0')$s$, '42710'),
 ('create_tag: duplicate manual tag',   $s$select segment.create_tag('c', 'manual_one', null)$s$, '42710'),
+('create_tag: tag named like a keyword', $s$select segment.create_tag('c', 'and', 'true')$s$, '42602'),
+('create_tag: tag name with a space',  $s$select segment.create_tag('c', 'high value', 'true')$s$, '42602'),
+('alter_tag: nothing to change',       $s$select segment.alter_tag('good')$s$, '22023'),
 ('alter_tag: unknown tag',             $s$select segment.alter_tag('nosuch', rule => 'true')$s$, '42704'),
 ('alter_tag: unknown tag, active only', $s$select segment.alter_tag('nosuch', active => false)$s$, '42704'),
 ('drop_tag: unknown tag',              $s$select segment.drop_tag('nosuch')$s$, '42704'),
@@ -201,6 +210,7 @@ insert into bad.cases (what, sql, sqlstate) values
 ('set_tag: unknown tag',               $s$select segment.set_tag('c', '7', 'nosuch')$s$, '42704'),
 ('set_tag: unknown subject',           $s$select segment.set_tag('nosuch', '7', 'manual_one')$s$, '42704'),
 ('set_tag: non-integer key on an int8 subject', $s$select segment.set_tag('c', 'abc', 'manual_one')$s$, '22P02'),
+('set_tag: expiry in the past',        $s$select segment.set_tag('c', '8', 'manual_one', true, now() - interval '1 day')$s$, '22023'),
 -- subjects
 ('register_subject: numeric key',      $s$select segment.register_subject('s1', 'bad.numkey', 'k')$s$, '42804'),
 ('register_subject: date key',         $s$select segment.register_subject('s1', 'bad.c', 'd')$s$, '42804'),
@@ -209,6 +219,8 @@ insert into bad.cases (what, sql, sqlstate) values
 ('register_subject: missing owner column', $s$select segment.register_subject('s1', 'bad.c', 'id', null, 'nosuch')$s$, '42703'),
 ('register_subject: duplicate name',   $s$select segment.register_subject('c', 'bad.c', 'id')$s$, '42710'),
 ('register_subject: missing relation', $s$select segment.register_subject('s1', 'bad.nosuch', 'id')$s$, '42P01'),
+('register_subject: key not unique',   $s$select segment.register_subject('s1', 'bad.c', 'retype_col')$s$, '42P10'),
+('drop the table of a subject',        $s$drop table bad.tk$s$, '2BP01'),
 ('unregister_subject: unknown subject', $s$select segment.unregister_subject('nosuch')$s$, '42704'),
 ('negative int8 key (register + refresh)',
     $s$do $d$ begin perform segment.register_subject('s_neg', 'bad.negkey', 'k'); perform segment.refresh('s_neg', '2026-11-22'); end $d$$s$, '22003'),
@@ -224,7 +236,7 @@ insert into bad.cases (what, sql, sqlstate) values
 ('count: unbalanced parenthesis',      $s$select segment.count('c', '(good or manual_one')$s$, '42601'),
 ('members_text: unknown subject',      $s$select * from segment.members_text('nosuch', 'good')$s$, '42704');
 
-select plan((select 2 * count(*)::int + 21 from bad.cases));
+select plan((select 2 * count(*)::int + 22 from bad.cases));
 
 create function bad.run_cases() returns setof text language plpgsql as $f$
 declare
@@ -251,8 +263,8 @@ select matches(bad.error_of($$select segment.create_tag('nosuch_subject', 'x1', 
                'unknown subject: the message names the subject');
 select matches(bad.error_of($$select segment.create_tag('c', 'good', 'true')$$), 'good',
                'duplicate tag: the message names the tag');
-select matches(bad.error_of($$select segment.create_tag('c', 'x1', 'random() < 0.5')$$), 'random',
-               'volatile function: the message names the function');
+select matches(bad.error_of($$select segment.create_tag('c', 'x1', 'random() < 0.5')$$), 'volatile',
+               'volatile function: the message says so');
 select doesnt_match(bad.error_of($$select segment.create_tag('c', 'x1', 'aum >')$$), '^XX',
                'syntax error is not an internal error');
 
@@ -269,6 +281,8 @@ select matches(bad.error_of('alter table bad.c alter column retype_col type text
                'retype a column used by a rule (int to text): the error names the tag');
 select is(split_part(bad.error_of('alter table bad.c drop column aum cascade'), ':', 1), '2BP01',
           'drop ... cascade is refused too');
+select is(split_part(bad.error_of('alter table bad.c rename column aum to aum2'), ':', 1), '2BP01',
+          'rename a column used by a rule: 2BP01');
 
 do $$ declare b text := bad.snapshot(); begin
     perform bad.error_of('alter table bad.c drop column aum');
