@@ -28,7 +28,8 @@ CREATE TABLE segment.tag (
     category    text,
     description text,
     active      boolean NOT NULL DEFAULT true,
-    columns     name[] NOT NULL DEFAULT '{}',
+    columns     name[] NOT NULL DEFAULT '{}',   -- columns the rule reads ...
+    column_types regtype[] NOT NULL DEFAULT '{}', -- ... and their types when it was written
     version     int NOT NULL DEFAULT 1,
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  name NOT NULL DEFAULT current_user,

@@ -11,6 +11,15 @@ CREATE FUNCTION segment._rule_columns(relation regclass, rule text, what text DE
     RETURNS name[]
     AS 'MODULE_PATHNAME', 'segment_rule_columns' LANGUAGE C STABLE;
 
+-- Current types of a table's columns, in the order given (NULL where missing).
+CREATE FUNCTION segment._column_types(relation regclass, cols name[]) RETURNS regtype[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(a.atttypid::regtype ORDER BY c.n), '{}')
+      FROM unnest(cols) WITH ORDINALITY AS c(col, n)
+      LEFT JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = relation AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
 -- Names usable in audiences: identifier-like, no keywords of the audience language.
 CREATE FUNCTION segment._check_name(kind text, n name) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -131,8 +140,8 @@ BEGIN
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
         cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
     END IF;
-    INSERT INTO segment.tag (subject_id, name, rule, category, description, columns)
-    VALUES (sid, tag, rule, category, description, cols)
+    INSERT INTO segment.tag (subject_id, name, rule, category, description, columns, column_types)
+    VALUES (sid, tag, rule, category, description, cols, segment._column_types(rel, cols))
     RETURNING tag_id INTO id;
     INSERT INTO segment.tag_history (tag_id, tag, action, new_rule, new_description, new_active)
     VALUES (id, tag, 'create', rule, description, true);
@@ -177,6 +186,8 @@ BEGIN
            description = coalesce(alter_tag.description, t.description),
            active = coalesce(alter_tag.active, t.active),
            columns = cols,
+           column_types = segment._column_types(
+               (SELECT s.relation FROM segment.subject s WHERE s.subject_id = old.subject_id), cols),
            version = t.version + 1,
            updated_at = now(), updated_by = current_user
      WHERE t.tag_id = old.tag_id;

@@ -20,7 +20,7 @@ DECLARE
     t record;
     keycol name;
 BEGIN
-    FOR t IN SELECT g.name AS tag, g.rule, s.relation, s.name AS subject
+    FOR t IN SELECT g.name AS tag, g.rule, g.columns, g.column_types, s.relation, s.name AS subject
                FROM segment.tag g JOIN segment.subject s USING (subject_id)
               WHERE s.relation = rel AND g.rule IS NOT NULL
     LOOP
@@ -32,6 +32,16 @@ BEGIN
                       DETAIL = format('Rule %s would fail: %s', t.rule, SQLERRM),
                       HINT = 'Alter or drop the tag first (segment.alter_tag, segment.drop_tag).';
         END;
+        -- a rule that still parses after a retype may mean something else
+        -- (numeric rounded to integer, a date compared as text): refuse too
+        IF segment._column_types(t.relation, t.columns) IS DISTINCT FROM t.column_types THEN
+            RAISE EXCEPTION 'cannot change the type of a column that tag "%" of subject "%" reads', t.tag, t.subject
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = format('Rule %s was written for columns %s of types %s, now %s.',
+                                      t.rule, t.columns, t.column_types,
+                                      segment._column_types(t.relation, t.columns)),
+                      HINT = 'Drop the tag, change the column, and create the tag again (or alter its rule to the new type first).';
+        END IF;
     END LOOP;
     FOR t IN SELECT s.name AS subject, s.key_column, s.key_type, s.relation FROM segment.subject s
               WHERE s.relation = rel
