@@ -485,6 +485,17 @@ mask_fill(RuleMask *m, int nrows)
 		holds.w[w] = bits; \
 	}
 
+#define CMP_BY_STRATEGY(VALS, CONST) \
+	switch (strategy) \
+	{ \
+		case BTLessStrategyNumber: CMP_LOOP(VALS, <, CONST); break; \
+		case BTLessEqualStrategyNumber: CMP_LOOP(VALS, <=, CONST); break; \
+		case BTEqualStrategyNumber: CMP_LOOP(VALS, ==, CONST); break; \
+		case BTGreaterEqualStrategyNumber: CMP_LOOP(VALS, >=, CONST); break; \
+		case BTGreaterStrategyNumber: CMP_LOOP(VALS, >, CONST); break; \
+		default: CMP_LOOP(VALS, !=, CONST); break; \
+	}
+
 static void
 cmp_fixed_batch(RuleNode *n, ColumnStore *cs, const CmpConst *c, int strategy,
 				int nrows, RuleMask *out)
@@ -508,27 +519,7 @@ cmp_fixed_batch(RuleNode *n, ColumnStore *cs, const CmpConst *c, int strategy,
 		int128		k = c->n;
 		int128	   *v = cs->n;
 
-		switch (strategy)
-		{
-			case BTLessStrategyNumber:
-				CMP_LOOP(v, <, k);
-				break;
-			case BTLessEqualStrategyNumber:
-				CMP_LOOP(v, <=, k);
-				break;
-			case BTEqualStrategyNumber:
-				CMP_LOOP(v, ==, k);
-				break;
-			case BTGreaterEqualStrategyNumber:
-				CMP_LOOP(v, >=, k);
-				break;
-			case BTGreaterStrategyNumber:
-				CMP_LOOP(v, >, k);
-				break;
-			default:
-				CMP_LOOP(v, !=, k);
-				break;
-		}
+		CMP_BY_STRATEGY(v, k);
 		*out = holds;
 		return;
 	}
@@ -538,27 +529,7 @@ cmp_fixed_batch(RuleNode *n, ColumnStore *cs, const CmpConst *c, int strategy,
 		int64		k = c->i;
 		int64	   *v = cs->i;
 
-		switch (strategy)
-		{
-			case BTLessStrategyNumber:
-				CMP_LOOP(v, <, k);
-				break;
-			case BTLessEqualStrategyNumber:
-				CMP_LOOP(v, <=, k);
-				break;
-			case BTEqualStrategyNumber:
-				CMP_LOOP(v, ==, k);
-				break;
-			case BTGreaterEqualStrategyNumber:
-				CMP_LOOP(v, >=, k);
-				break;
-			case BTGreaterStrategyNumber:
-				CMP_LOOP(v, >, k);
-				break;
-			default:
-				CMP_LOOP(v, !=, k);
-				break;
-		}
+		CMP_BY_STRATEGY(v, k);
 	}
 	else
 	{
@@ -574,27 +545,7 @@ cmp_fixed_batch(RuleNode *n, ColumnStore *cs, const CmpConst *c, int strategy,
 		}
 		else
 		{
-			switch (strategy)
-			{
-				case BTLessStrategyNumber:
-					CMP_LOOP(v, <, k);
-					break;
-				case BTLessEqualStrategyNumber:
-					CMP_LOOP(v, <=, k);
-					break;
-				case BTEqualStrategyNumber:
-					CMP_LOOP(v, ==, k);
-					break;
-				case BTGreaterEqualStrategyNumber:
-					CMP_LOOP(v, >=, k);
-					break;
-				case BTGreaterStrategyNumber:
-					CMP_LOOP(v, >, k);
-					break;
-				default:
-					CMP_LOOP(v, !=, k);
-					break;
-			}
+			CMP_BY_STRATEGY(v, k);
 			/* IEEE comparisons with NaN are false; PostgreSQL says NaN > k */
 			for (j = 0; j < nrows; j++)
 				if (unlikely(isnan(v[j])))
@@ -943,6 +894,55 @@ eval_expr_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T
 	}
 }
 
+/*
+ * AND and OR are mirror images: a FALSE argument decides an AND, a TRUE one
+ * an OR. Later arguments are evaluated only for rows not yet decided, as in
+ * PostgreSQL; a row no argument decides is the other outcome if every
+ * argument agreed, else NULL.
+ */
+static void
+eval_junction(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, RuleMask *F)
+{
+	bool		is_and = n->kind == RN_AND;
+	RuleMask	decided;
+	RuleMask	agreed = *active;
+	int			i,
+				w;
+
+	memset(&decided, 0, sizeof(decided));
+	for (i = 0; i < n->nargs; i++)
+	{
+		RuleMask	act,
+					cT,
+					cF;
+		bool		any = false;
+
+		for (w = 0; w < RULE_BATCH_WORDS; w++)
+		{
+			act.w[w] = active->w[w] & ~decided.w[w];
+			any |= act.w[w] != 0;
+		}
+		if (!any)
+			break;
+		eval_batch(scan, n->args[i], &act, &cT, &cF);
+		for (w = 0; w < RULE_BATCH_WORDS; w++)
+		{
+			uint64		dec = is_and ? cF.w[w] : cT.w[w];
+			uint64		agr = is_and ? cT.w[w] : cF.w[w];
+
+			decided.w[w] |= dec & act.w[w];
+			agreed.w[w] &= agr | ~act.w[w];
+		}
+	}
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+	{
+		uint64		other = agreed.w[w] & ~decided.w[w] & active->w[w];
+
+		T->w[w] = is_and ? other : decided.w[w];
+		F->w[w] = is_and ? decided.w[w] : other;
+	}
+}
+
 static void
 eval_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, RuleMask *F)
 {
@@ -1068,75 +1068,8 @@ eval_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, Rul
 			}
 			return;
 		case RN_AND:
-			{
-				RuleMask	accT = *active;
-				RuleMask	accF;
-				int			i;
-
-				/* later arguments only for rows not already false */
-				memset(&accF, 0, sizeof(accF));
-				for (i = 0; i < n->nargs; i++)
-				{
-					RuleMask	act,
-								cT,
-								cF;
-					bool		any = false;
-
-					for (w = 0; w < RULE_BATCH_WORDS; w++)
-					{
-						act.w[w] = active->w[w] & ~accF.w[w];
-						any |= act.w[w] != 0;
-					}
-					if (!any)
-						break;
-					eval_batch(scan, n->args[i], &act, &cT, &cF);
-					for (w = 0; w < RULE_BATCH_WORDS; w++)
-					{
-						accF.w[w] |= cF.w[w] & act.w[w];
-						accT.w[w] &= cT.w[w] | ~act.w[w];
-					}
-				}
-				for (w = 0; w < RULE_BATCH_WORDS; w++)
-				{
-					T->w[w] = accT.w[w] & ~accF.w[w] & active->w[w];
-					F->w[w] = accF.w[w];
-				}
-			}
-			return;
 		case RN_OR:
-			{
-				RuleMask	accF = *active;
-				RuleMask	accT;
-				int			i;
-
-				memset(&accT, 0, sizeof(accT));
-				for (i = 0; i < n->nargs; i++)
-				{
-					RuleMask	act,
-								cT,
-								cF;
-					bool		any = false;
-
-					for (w = 0; w < RULE_BATCH_WORDS; w++)
-					{
-						act.w[w] = active->w[w] & ~accT.w[w];
-						any |= act.w[w] != 0;
-					}
-					if (!any)
-						break;
-					eval_batch(scan, n->args[i], &act, &cT, &cF);
-					for (w = 0; w < RULE_BATCH_WORDS; w++)
-					{
-						accT.w[w] |= cT.w[w] & act.w[w];
-						accF.w[w] &= cF.w[w] | ~act.w[w];
-					}
-				}
-				for (w = 0; w < RULE_BATCH_WORDS; w++)
-				{
-					F->w[w] = accF.w[w] & ~accT.w[w] & active->w[w];
-					T->w[w] = accT.w[w];
-				}
-			}
+			eval_junction(scan, n, active, T, F);
 			return;
 		case RN_NOT:
 			eval_batch(scan, n->args[0], active, F, T);
