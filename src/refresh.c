@@ -48,6 +48,7 @@
 #include "utils/timestamp.h"
 
 #include "memberset.h"
+#include "refresh.h"
 #include "refresh_parallel.h"
 #include "refresh_scan.h"
 #include "rule.h"
@@ -55,46 +56,6 @@
 #include "subject.h"
 
 #define KEYMAP_BATCH 10000
-
-typedef struct TagRun
-{
-	int32		tag_id;
-	char	   *name;
-	char	   *rule;
-	RoaringOwned *set;			/* the new members, after the scan */
-	char	   *error;			/* set when the rule failed on some row */
-	int64		members;
-	int64		entered;
-	int64		exited;
-} TagRun;
-
-typedef struct KeyEntry
-{
-	char	   *key;			/* hash key: pointer to a NUL-terminated copy */
-	int64		member_id;
-} KeyEntry;
-
-typedef struct SubjectRun
-{
-	int32		subject_id;
-	char	   *name;
-	Oid			relid;
-	AttrNumber	keyattno;
-	Oid			keytype;
-	int			ntags;
-	TagRun	   *tags;
-	RoaringOwned *universe;		/* every key seen */
-	int64		rows;
-	int64		null_keys;
-	int			native_nodes;	/* rule nodes evaluated natively */
-	int			fallback_nodes; /* rule nodes left to PostgreSQL's executor */
-	int			workers;		/* parallel workers planned */
-	/* text keys only */
-	MemoryContext keycxt;		/* lives for the whole refresh */
-	HTAB	   *keymap;
-	int64		next_member_id;
-	List	   *new_keys;		/* KeyEntry * assigned during this run */
-} SubjectRun;
 
 /* ---------- key map for text-keyed subjects ---------- */
 
@@ -348,7 +309,7 @@ parallel_workers_for(Relation rel, Oid keytype)
 /* Compile and scan, serially or in parallel. */
 static void
 scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
-			 volatile int *current_tag)
+			 volatile int *current_unit)
 {
 	MemoryContext old = MemoryContextSwitchTo(scancxt);
 	ScanCore	sc;
@@ -364,13 +325,22 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	sc.map_key_arg = sr;
 	sc.ntags = sr->ntags;
 	sc.tags = palloc0(sizeof(ScanTag) * Max(sr->ntags, 1));
-	sc.current_tag = current_tag;
+	sc.current_unit = current_unit;
 	for (i = 0; i < sr->ntags; i++)
 	{
 		sc.tags[i].name = sr->tags[i].name;
 		sc.tags[i].rule = sr->tags[i].rule;
 		sc.tags[i].skip = sr->tags[i].error != NULL;
 	}
+	/* schemes and scorecards: their definitions live in sr, results too */
+	sc.nschemes = sr->nschemes;
+	sc.schemes = sr->schemes;
+	for (i = 0; i < sr->nschemes; i++)
+		sr->schemes[i].skip = sr->scheme_errors[i] != NULL;
+	sc.nscorecards = sr->nscorecards;
+	sc.scorecards = sr->scorecards;
+	for (i = 0; i < sr->nscorecards; i++)
+		sr->scorecards[i].skip = sr->scorecard_errors[i] != NULL;
 
 	if (nworkers > 0)
 		refresh_parallel_scan(&sc, nworkers, as_of);
@@ -408,14 +378,14 @@ scan_isolating_failures(SubjectRun *sr, Relation rel, DateADT as_of,
 	{
 		MemoryContext oldcontext = CurrentMemoryContext;
 		ResourceOwner oldowner = CurrentResourceOwner;
-		volatile int current_tag = -1;
+		volatile int current_unit = -1;
 		bool		done = false;
 
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(oldcontext);
 		PG_TRY();
 		{
-			scan_subject(sr, rel, as_of, scancxt, &current_tag);
+			scan_subject(sr, rel, as_of, scancxt, &current_unit);
 			ReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(oldcontext);
 			CurrentResourceOwner = oldowner;
@@ -433,17 +403,37 @@ scan_isolating_failures(SubjectRun *sr, Relation rel, DateADT as_of,
 			CurrentResourceOwner = oldowner;
 
 			/* not a rule's fault (cancel, timeout, a bad key ...): the refresh fails */
-			if (current_tag < 0 || edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			if (current_unit < 0 || edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
 				edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
 				ReThrowError(edata);
 
-			sr->tags[current_tag].error = MemoryContextStrdup(runcxt, edata->message);
-			ereport(WARNING,
-					(errcode(edata->sqlerrcode),
-					 errmsg("tag \"%s\" failed and keeps its previous members: %s",
-							sr->tags[current_tag].name, edata->message),
-					 errhint("Fix the rule with segment.alter_tag(); the other tags are refreshed.")));
+			{
+				int			u = current_unit;
+				char	   *msg = MemoryContextStrdup(runcxt, edata->message);
+				const char *what;
+
+				if (u < sr->ntags)
+				{
+					sr->tags[u].error = msg;
+					what = psprintf("tag \"%s\"", sr->tags[u].name);
+				}
+				else if (u < sr->ntags + sr->nschemes)
+				{
+					sr->scheme_errors[u - sr->ntags] = msg;
+					what = psprintf("scheme \"%s\"", sr->schemes[u - sr->ntags].name);
+				}
+				else
+				{
+					u -= sr->ntags + sr->nschemes;
+					sr->scorecard_errors[u] = msg;
+					what = psprintf("scorecard \"%s\"", sr->scorecards[u].name);
+				}
+				ereport(WARNING,
+						(errcode(edata->sqlerrcode),
+						 errmsg("%s failed and keeps its previous members: %s", what, edata->message),
+						 errhint("Fix its rules; everything else is refreshed.")));
+			}
 			FreeErrorData(edata);
 			MemoryContextReset(scancxt);	/* frees the partial sets */
 		}
@@ -492,6 +482,14 @@ finish_run(SubjectRun *sr, int64 run_id)
 		else
 			evaluated++;
 	}
+	for (i = 0; i < sr->nschemes; i++)
+		if (sr->scheme_errors[i])
+			appendStringInfo(&errors, "%sscheme \"%s\": %s", errors.len ? "; " : "",
+							 sr->schemes[i].name, sr->scheme_errors[i]);
+	for (i = 0; i < sr->nscorecards; i++)
+		if (sr->scorecard_errors[i])
+			appendStringInfo(&errors, "%sscorecard \"%s\": %s", errors.len ? "; " : "",
+							 sr->scorecards[i].name, sr->scorecard_errors[i]);
 	args[0] = Int64GetDatum(run_id);
 	args[1] = Int64GetDatum(sr->rows);
 	args[2] = Int32GetDatum(evaluated);
@@ -506,16 +504,22 @@ finish_run(SubjectRun *sr, int64 run_id)
 		elog(ERROR, "could not write segment.run");
 }
 
-/* Previous set of a state row, or NULL. Owned by CurrentMemoryContext. */
-static RoaringOwned *
-load_previous(const char *query, int32 id)
+/*
+ * The set in the first column of query (parameters: an int4 id and an
+ * optional second argument), or NULL. Owned by CurrentMemoryContext.
+ */
+RoaringOwned *
+refresh_load_previous(const char *query, int32 id, Datum arg2, Oid arg2type)
 {
-	Datum		arg = Int32GetDatum(id);
-	Oid			argtype = INT4OID;
+	Datum		args[2];
+	Oid			argtypes[2] = {INT4OID, arg2type};
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_execute_with_args(query, 1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+	args[0] = Int32GetDatum(id);
+	args[1] = arg2;
+	if (SPI_execute_with_args(query, OidIsValid(arg2type) ? 2 : 1, argtypes, args, NULL,
+							  true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read previous member set");
 	if (SPI_processed == 0)
 		return NULL;
@@ -523,11 +527,29 @@ load_previous(const char *query, int32 id)
 	return isnull ? NULL : memberset_to_roaring(DatumGetMemberSetP(d));
 }
 
+/* One result row of segment.refresh. */
+void
+refresh_put_row(ReturnSetInfo *rsinfo, const char *subject, const char *name,
+				int64 members, int64 entered, int64 exited, bool failed)
+{
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, failed, failed};
+
+	/* name columns want NAMEDATALEN buffers */
+	values[0] = DirectFunctionCall1(namein, CStringGetDatum(subject));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(name));
+	values[2] = Int64GetDatum(members);
+	values[3] = Int64GetDatum(entered);
+	values[4] = Int64GetDatum(exited);
+	nulls[2] = failed;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
 static void
 save_tag(TagRun *t, DateADT as_of, int64 run_id, Oid mstype)
 {
-	RoaringOwned *prev = load_previous("SELECT members FROM segment.tag_state WHERE tag_id = $1",
-									   t->tag_id);
+	RoaringOwned *prev = refresh_load_previous("SELECT members FROM segment.tag_state WHERE tag_id = $1",
+											   t->tag_id, (Datum) 0, InvalidOid);
 	Datum		args[7];
 	Oid			argtypes[7] = {INT4OID, mstype, INT8OID, INT8OID, INT8OID, DATEOID, INT8OID};
 
@@ -607,6 +629,8 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	/* everything from here on sees what committed before we held the lock */
 	PushActiveSnapshot(GetTransactionSnapshot());
 	load_tags(sr);
+	load_schemes(sr);
+	load_scorecards(sr);
 	sr->keycxt = runcxt;
 	if (sr->keytype != INT4OID && sr->keytype != INT8OID)
 		keymap_load(sr, runcxt);
@@ -626,24 +650,16 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	for (i = 0; i < sr->ntags; i++)
 	{
 		TagRun	   *t = &sr->tags[i];
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
 
 		if (!t->error)
 			save_tag(t, as_of, run_id, mstype);
-		values[0] = CStringGetDatum(sr->name);
-		values[1] = CStringGetDatum(t->name);
-		values[2] = Int64GetDatum(t->members);
-		values[3] = Int64GetDatum(t->entered);
-		values[4] = Int64GetDatum(t->exited);
-		if (t->error)
-			nulls[2] = nulls[3] = nulls[4] = true;
-		/* name columns want NAMEDATALEN buffers */
-		values[0] = DirectFunctionCall1(namein, values[0]);
-		values[1] = DirectFunctionCall1(namein, values[1]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		refresh_put_row(rsinfo, sr->name, t->name, t->members, t->entered, t->exited,
+						t->error != NULL);
 	}
+	save_schemes(sr, as_of, run_id, mstype, rsinfo);
+	save_scorecards(sr, as_of, run_id, mstype);
 	save_universe(sr, as_of, run_id, mstype);
+	save_history(sr, as_of, run_id, mstype);
 	finish_run(sr, run_id);
 	PopActiveSnapshot();
 	ereport(DEBUG1,

@@ -21,20 +21,19 @@
 #include "port/atomics.h"
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
+#include "lib/stringinfo.h"
+#include "utils/hsearch.h"
 #include "utils/snapmgr.h"
 
 #include "refresh_parallel.h"
 
 #define KEY_SHARED		UINT64CONST(0x5E6D000000000001)
-#define KEY_TAGS		UINT64CONST(0x5E6D000000000002)
+#define KEY_UNITS		UINT64CONST(0x5E6D000000000002)
 #define KEY_PSCAN		UINT64CONST(0x5E6D000000000003)
 #define KEY_QUEUES		UINT64CONST(0x5E6D000000000004)
 
 #define QUEUE_SIZE		(1024 * 1024)
 
-/* message kinds ahead of the payload; tags are >= 0 */
-#define MSG_UNIVERSE	(-1)
-#define MSG_COUNTS		(-2)
 
 typedef struct SharedRefresh
 {
@@ -42,67 +41,157 @@ typedef struct SharedRefresh
 	AttrNumber	keyattno;
 	Oid			keytype;
 	DateADT		as_of;
-	int			ntags;
-	pg_atomic_uint32 failed_tag;	/* 1 + index of a tag that raised an error */
+	pg_atomic_uint32 failed_unit;	/* 1 + index of a unit that raised an error */
 } SharedRefresh;
 
-/* Tags as: skip flag byte, name, NUL, rule, NUL; repeated ntags times. */
-static Size
-tags_blob_size(ScanCore *sc)
+/*
+ * The units a worker compiles, as one blob: counts, then per tag (skip,
+ * name, rule), per scheme (skip, name, n, then n times name, rule), per
+ * scorecard (skip, name, base, n, then n times rule, points). Strings are
+ * NUL-terminated; numbers are copied as bytes.
+ */
+static void
+put_str(StringInfo b, const char *s)
 {
-	Size		sz = 0;
-	int			i;
-
-	for (i = 0; i < sc->ntags; i++)
-		sz += 1 + strlen(sc->tags[i].name) + 1 + strlen(sc->tags[i].rule) + 1;
-	return sz;
+	appendBinaryStringInfo(b, s, strlen(s) + 1);
 }
 
-static void
-tags_blob_write(ScanCore *sc, char *p)
-{
-	int			i;
+#define put_val(b, v) appendBinaryStringInfo((b), (const char *) &(v), sizeof(v))
 
+static char *
+units_blob(ScanCore *sc, Size *size)
+{
+	StringInfoData b;
+	int			i,
+				j;
+
+	initStringInfo(&b);
+	put_val(&b, sc->ntags);
+	put_val(&b, sc->nschemes);
+	put_val(&b, sc->nscorecards);
 	for (i = 0; i < sc->ntags; i++)
 	{
-		Size		n;
+		put_val(&b, sc->tags[i].skip);
+		put_str(&b, sc->tags[i].name);
+		put_str(&b, sc->tags[i].rule);
+	}
+	for (i = 0; i < sc->nschemes; i++)
+	{
+		ScanScheme *s = &sc->schemes[i];
 
-		*p++ = sc->tags[i].skip ? 1 : 0;
-		n = strlen(sc->tags[i].name) + 1;
-		memcpy(p, sc->tags[i].name, n);
-		p += n;
-		n = strlen(sc->tags[i].rule) + 1;
-		memcpy(p, sc->tags[i].rule, n);
-		p += n;
+		put_val(&b, s->skip);
+		put_str(&b, s->name);
+		put_val(&b, s->nbuckets);
+		for (j = 0; j < s->nbuckets; j++)
+		{
+			put_str(&b, s->buckets[j].name);
+			put_str(&b, s->buckets[j].rule);
+		}
+	}
+	for (i = 0; i < sc->nscorecards; i++)
+	{
+		ScanScorecard *c = &sc->scorecards[i];
+
+		put_val(&b, c->skip);
+		put_str(&b, c->name);
+		put_val(&b, c->base);
+		put_val(&b, c->nitems);
+		for (j = 0; j < c->nitems; j++)
+		{
+			put_str(&b, c->items[j].rule);
+			put_val(&b, c->points[j]);
+		}
+	}
+	*size = b.len;
+	return b.data;
+}
+
+static const char *
+get_str(const char **p)
+{
+	const char *s = *p;
+
+	*p += strlen(s) + 1;
+	return s;
+}
+
+#define get_val(p, v) (memcpy(&(v), *(p), sizeof(v)), *(p) += sizeof(v))
+
+static void
+units_read(ScanCore *sc, const char *p)
+{
+	int			i,
+				j;
+
+	get_val(&p, sc->ntags);
+	get_val(&p, sc->nschemes);
+	get_val(&p, sc->nscorecards);
+	sc->tags = palloc0(sizeof(ScanTag) * Max(sc->ntags, 1));
+	sc->schemes = palloc0(sizeof(ScanScheme) * Max(sc->nschemes, 1));
+	sc->scorecards = palloc0(sizeof(ScanScorecard) * Max(sc->nscorecards, 1));
+	for (i = 0; i < sc->ntags; i++)
+	{
+		get_val(&p, sc->tags[i].skip);
+		sc->tags[i].name = get_str(&p);
+		sc->tags[i].rule = get_str(&p);
+	}
+	for (i = 0; i < sc->nschemes; i++)
+	{
+		ScanScheme *s = &sc->schemes[i];
+
+		get_val(&p, s->skip);
+		s->name = get_str(&p);
+		get_val(&p, s->nbuckets);
+		s->buckets = palloc0(sizeof(ScanTag) * Max(s->nbuckets, 1));
+		for (j = 0; j < s->nbuckets; j++)
+		{
+			s->buckets[j].name = get_str(&p);
+			s->buckets[j].rule = get_str(&p);
+		}
+	}
+	for (i = 0; i < sc->nscorecards; i++)
+	{
+		ScanScorecard *c = &sc->scorecards[i];
+
+		get_val(&p, c->skip);
+		c->name = get_str(&p);
+		get_val(&p, c->base);
+		get_val(&p, c->nitems);
+		c->items = palloc0(sizeof(ScanTag) * Max(c->nitems, 1));
+		c->points = palloc(sizeof(ScoreValue) * Max(c->nitems, 1));
+		for (j = 0; j < c->nitems; j++)
+		{
+			c->items[j].rule = get_str(&p);
+			c->items[j].name = "item";
+			get_val(&p, c->points[j]);
+		}
 	}
 }
 
-static ScanTag *
-tags_blob_read(const char *p, int ntags)
+/* What a worker sends back, ahead of a serialized set or the counts. */
+typedef struct ResultHeader
 {
-	ScanTag    *tags = palloc0(sizeof(ScanTag) * Max(ntags, 1));
-	int			i;
+	int32		kind;			/* MSG_* */
+	int32		unit;			/* tag, scheme or scorecard index */
+	int32		bucket;			/* MSG_BUCKET */
+	ScoreValue	score;			/* MSG_SCORE */
+} ResultHeader;
 
-	for (i = 0; i < ntags; i++)
-	{
-		tags[i].skip = *p++ != 0;
-		tags[i].name = p;
-		p += strlen(p) + 1;
-		tags[i].rule = p;
-		p += strlen(p) + 1;
-	}
-	return tags;
-}
+#define MSG_TAG			1
+#define MSG_BUCKET		2
+#define MSG_SCORE		3
+#define MSG_UNIVERSE_SET 4
+#define MSG_ROW_COUNTS	5
 
 static void
-send_set(shm_mq_handle *mqh, int32 kind, roaring_bitmap_t *set)
+send_set(shm_mq_handle *mqh, ResultHeader *h, roaring_bitmap_t *set)
 {
 	Size		n = roaring_bitmap_portable_size_in_bytes(set);
-	char	   *buf = palloc(sizeof(int32) + n);
+	char	   *buf = palloc(sizeof(ResultHeader) + n);
 
-	memcpy(buf, &kind, sizeof(int32));
-	roaring_bitmap_portable_serialize(set, buf + sizeof(int32));
-	if (shm_mq_send(mqh, sizeof(int32) + n, buf, false, true) != SHM_MQ_SUCCESS)
+	memcpy(buf, h, sizeof(ResultHeader));
+	roaring_bitmap_portable_serialize(set, buf + sizeof(ResultHeader));
+	if (shm_mq_send(mqh, sizeof(ResultHeader) + n, buf, false, true) != SHM_MQ_SUCCESS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not send member sets to the leader")));
@@ -118,18 +207,19 @@ void
 segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 {
 	SharedRefresh *shared = shm_toc_lookup(toc, KEY_SHARED, false);
-	char	   *blob = shm_toc_lookup(toc, KEY_TAGS, false);
+	char	   *blob = shm_toc_lookup(toc, KEY_UNITS, false);
 	ParallelTableScanDesc pscan = shm_toc_lookup(toc, KEY_PSCAN, false);
 	char	   *queues = shm_toc_lookup(toc, KEY_QUEUES, false);
 	shm_mq	   *mq = (shm_mq *) (queues + (Size) ParallelWorkerNumber * QUEUE_SIZE);
 	shm_mq_handle *mqh;
-	volatile int current_tag = -1;
+	volatile int current_unit = -1;
 	ScanCore	sc;
 	TableScanDesc scan;
+	ResultHeader h;
 	int64		counts[2];
-	int32		kind = MSG_COUNTS;
-	char		msg[sizeof(int32) + sizeof(counts)];
-	int			i;
+	char		msg[sizeof(ResultHeader) + sizeof(counts)];
+	int			i,
+				j;
 
 	shm_mq_set_sender(mq, MyProc);
 	mqh = shm_mq_attach(mq, seg, NULL);
@@ -139,9 +229,8 @@ segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 	sc.keyattno = shared->keyattno;
 	sc.keytype = shared->keytype;
 	sc.subject = RelationGetRelationName(sc.rel);
-	sc.ntags = shared->ntags;
-	sc.tags = tags_blob_read(blob, shared->ntags);
-	sc.current_tag = &current_tag;
+	units_read(&sc, blob);
+	sc.current_unit = &current_unit;
 
 	PG_TRY();
 	{
@@ -154,30 +243,65 @@ segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 	PG_CATCH();
 	{
 		/* tell the leader which rule failed; the error itself follows */
-		if (current_tag >= 0)
+		if (current_unit >= 0)
 		{
 			uint32		expected = 0;
 
-			pg_atomic_compare_exchange_u32(&shared->failed_tag, &expected,
-										   (uint32) current_tag + 1);
+			pg_atomic_compare_exchange_u32(&shared->failed_unit, &expected,
+										   (uint32) current_unit + 1);
 		}
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
+	memset(&h, 0, sizeof(h));
 	for (i = 0; i < sc.ntags; i++)
 	{
 		if (sc.tags[i].skip)
 			continue;
-		send_set(mqh, i, sc.tags[i].set->bitmap);
+		h.kind = MSG_TAG;
+		h.unit = i;
+		send_set(mqh, &h, sc.tags[i].set->bitmap);
 		roaring_owned_free(sc.tags[i].set);
 	}
-	send_set(mqh, MSG_UNIVERSE, sc.universe->bitmap);
+	for (i = 0; i < sc.nschemes; i++)
+	{
+		if (sc.schemes[i].skip)
+			continue;
+		for (j = 0; j < sc.schemes[i].nbuckets; j++)
+		{
+			h.kind = MSG_BUCKET;
+			h.unit = i;
+			h.bucket = j;
+			send_set(mqh, &h, sc.schemes[i].buckets[j].set->bitmap);
+			roaring_owned_free(sc.schemes[i].buckets[j].set);
+		}
+	}
+	for (i = 0; i < sc.nscorecards; i++)
+	{
+		HASH_SEQ_STATUS hs;
+		ScoreSet   *ss;
+
+		if (sc.scorecards[i].skip)
+			continue;
+		hash_seq_init(&hs, sc.scorecards[i].scores);
+		while ((ss = hash_seq_search(&hs)) != NULL)
+		{
+			h.kind = MSG_SCORE;
+			h.unit = i;
+			h.score = ss->score;
+			send_set(mqh, &h, ss->set->bitmap);
+			roaring_owned_free(ss->set);
+		}
+	}
+	h.kind = MSG_UNIVERSE_SET;
+	send_set(mqh, &h, sc.universe->bitmap);
 	roaring_owned_free(sc.universe);
+	h.kind = MSG_ROW_COUNTS;
 	counts[0] = sc.rows;
 	counts[1] = sc.null_keys;
-	memcpy(msg, &kind, sizeof(int32));
-	memcpy(msg + sizeof(int32), counts, sizeof(counts));
+	memcpy(msg, &h, sizeof(h));
+	memcpy(msg + sizeof(h), counts, sizeof(counts));
 	if (shm_mq_send(mqh, sizeof(msg), msg, false, true) != SHM_MQ_SUCCESS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -208,32 +332,43 @@ receive_results(ScanCore *sc, shm_mq_handle *mqh)
 	{
 		Size		nbytes;
 		void	   *data;
-		int32		kind;
+		ResultHeader h;
+		const char *body;
+		Size		bodylen;
 		shm_mq_result res = shm_mq_receive(mqh, &nbytes, &data, false);
 
 		if (res == SHM_MQ_DETACHED)
 			break;
-		if (res != SHM_MQ_SUCCESS || nbytes < sizeof(int32))
+		if (res != SHM_MQ_SUCCESS || nbytes < sizeof(ResultHeader))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("lost contact with a parallel worker of the refresh")));
-		memcpy(&kind, data, sizeof(int32));
-		if (kind == MSG_COUNTS)
+		memcpy(&h, data, sizeof(h));
+		body = (const char *) data + sizeof(h);
+		bodylen = nbytes - sizeof(h);
+		if (h.kind == MSG_ROW_COUNTS)
 		{
 			int64		counts[2];
 
-			memcpy(counts, (char *) data + sizeof(int32), sizeof(counts));
+			memcpy(counts, body, sizeof(counts));
 			sc->rows += counts[0];
 			sc->null_keys += counts[1];
 		}
-		else if (kind == MSG_UNIVERSE)
-			merge_set(sc->universe, (char *) data + sizeof(int32), nbytes - sizeof(int32));
-		else if (kind >= 0 && kind < sc->ntags && !sc->tags[kind].skip)
-			merge_set(sc->tags[kind].set, (char *) data + sizeof(int32), nbytes - sizeof(int32));
+		else if (h.kind == MSG_UNIVERSE_SET)
+			merge_set(sc->universe, body, bodylen);
+		else if (h.kind == MSG_TAG && h.unit >= 0 && h.unit < sc->ntags && !sc->tags[h.unit].skip)
+			merge_set(sc->tags[h.unit].set, body, bodylen);
+		else if (h.kind == MSG_BUCKET && h.unit >= 0 && h.unit < sc->nschemes &&
+				 !sc->schemes[h.unit].skip &&
+				 h.bucket >= 0 && h.bucket < sc->schemes[h.unit].nbuckets)
+			merge_set(sc->schemes[h.unit].buckets[h.bucket].set, body, bodylen);
+		else if (h.kind == MSG_SCORE && h.unit >= 0 && h.unit < sc->nscorecards &&
+				 !sc->scorecards[h.unit].skip)
+			merge_set(scan_score_set(&sc->scorecards[h.unit], h.score)->set, body, bodylen);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("a parallel worker sent an unknown message %d", kind)));
+					 errmsg("a parallel worker sent an unknown message %d", h.kind)));
 	}
 }
 
@@ -247,7 +382,8 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	char	   *queues;
 	shm_mq_handle **handles;
 	Snapshot	snapshot = GetActiveSnapshot();
-	Size		blobsize = tags_blob_size(sc);
+	Size		blobsize;
+	char	   *units = units_blob(sc, &blobsize);
 	Size		pscansize = table_parallelscan_estimate(sc->rel, snapshot);
 	TableScanDesc scan;
 	int			i;
@@ -267,13 +403,12 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	shared->keyattno = sc->keyattno;
 	shared->keytype = sc->keytype;
 	shared->as_of = as_of;
-	shared->ntags = sc->ntags;
-	pg_atomic_init_u32(&shared->failed_tag, 0);
+	pg_atomic_init_u32(&shared->failed_unit, 0);
 	shm_toc_insert(pcxt->toc, KEY_SHARED, shared);
 
 	blob = shm_toc_allocate(pcxt->toc, blobsize);
-	tags_blob_write(sc, blob);
-	shm_toc_insert(pcxt->toc, KEY_TAGS, blob);
+	memcpy(blob, units, blobsize);
+	shm_toc_insert(pcxt->toc, KEY_UNITS, blob);
 
 	pscan = shm_toc_allocate(pcxt->toc, pscansize);
 	table_parallelscan_initialize(sc->rel, pscan, snapshot);
@@ -307,11 +442,11 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	}
 	PG_CATCH();
 	{
-		uint32		failed = pg_atomic_read_u32(&shared->failed_tag);
+		uint32		failed = pg_atomic_read_u32(&shared->failed_unit);
 
 		/* a worker's rule error: attribute it as a serial scan would */
-		if (failed > 0 && *sc->current_tag < 0)
-			*sc->current_tag = (int) failed - 1;
+		if (failed > 0 && *sc->current_unit < 0)
+			*sc->current_unit = (int) failed - 1;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

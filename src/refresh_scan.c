@@ -1,7 +1,8 @@
 /*
  * refresh_scan.c
- *     One pass over (a share of) a subject table: every tag's rule on every
- *     row, a batch at a time, member ids collected per tag.
+ *     One pass over (a share of) a subject table: every rule of the tags,
+ *     schemes and scorecards on every row, a batch at a time, member ids
+ *     collected per tag, per bucket and per score.
  */
 #include "postgres.h"
 
@@ -10,6 +11,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
+#include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
 #include "refresh_scan.h"
@@ -25,28 +27,79 @@ flush_ids(RoaringOwned *set, uint32 *buf, int *n)
 	}
 }
 
+static void
+compile_rule(ScanCore *sc, ScanTag *t, const char *what, DateADT as_of, bool with_set)
+{
+	Node	   *analysed = rule_analyze(sc->rel, t->rule, what, NULL);
+
+	t->prog = rule_compile(sc->rs, rule_plan(analysed, as_of));
+	if (with_set)
+	{
+		t->set = roaring_owned_create();
+		t->buf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
+		t->nbuf = 0;
+	}
+}
+
+ScoreSet *
+scan_score_set(ScanScorecard *card, ScoreValue score)
+{
+	bool		found;
+	ScoreSet   *ss = hash_search(card->scores, &score, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		ss->set = roaring_owned_create();
+		ss->buf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
+		ss->nbuf = 0;
+	}
+	return ss;
+}
+
 void
 scan_core_compile(ScanCore *sc, DateADT as_of)
 {
-	int			i;
+	int			i,
+				j;
 
 	sc->econtext = CreateStandaloneExprContext();
 	sc->rs = rule_scan_create(sc->rel, sc->econtext);
 	for (i = 0; i < sc->ntags; i++)
 	{
-		ScanTag    *t = &sc->tags[i];
-		Node	   *analysed;
-
-		if (t->skip)
+		if (sc->tags[i].skip)
 			continue;
-		*sc->current_tag = i;
-		analysed = rule_analyze(sc->rel, t->rule, psprintf("tag \"%s\"", t->name), NULL);
-		t->prog = rule_compile(sc->rs, rule_plan(analysed, as_of));
-		t->set = roaring_owned_create();
-		t->buf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
-		t->nbuf = 0;
+		*sc->current_unit = i;
+		compile_rule(sc, &sc->tags[i], psprintf("tag \"%s\"", sc->tags[i].name), as_of, true);
 	}
-	*sc->current_tag = -1;
+	for (i = 0; i < sc->nschemes; i++)
+	{
+		ScanScheme *s = &sc->schemes[i];
+
+		if (s->skip)
+			continue;
+		*sc->current_unit = sc->ntags + i;
+		for (j = 0; j < s->nbuckets; j++)
+			compile_rule(sc, &s->buckets[j],
+						 psprintf("bucket \"%s\" of scheme \"%s\"", s->buckets[j].name, s->name),
+						 as_of, true);
+	}
+	for (i = 0; i < sc->nscorecards; i++)
+	{
+		ScanScorecard *c = &sc->scorecards[i];
+		HASHCTL		ctl;
+
+		if (c->skip)
+			continue;
+		*sc->current_unit = sc->ntags + sc->nschemes + i;
+		for (j = 0; j < c->nitems; j++)
+			compile_rule(sc, &c->items[j],
+						 psprintf("item %d of scorecard \"%s\"", j + 1, c->name), as_of, false);
+		ctl.keysize = sizeof(ScoreValue);
+		ctl.entrysize = sizeof(ScoreSet);
+		ctl.hcxt = CurrentMemoryContext;
+		c->scores = hash_create("segment scores", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	*sc->current_unit = -1;
 	rule_scan_stats(sc->rs, &sc->native_nodes, &sc->fallback_nodes);
 	rule_scan_begin(sc->rs, sc->keyattno);
 	sc->universe = roaring_owned_create();
@@ -56,39 +109,121 @@ scan_core_compile(ScanCore *sc, DateADT as_of)
 	sc->null_keys = 0;
 }
 
-/* Evaluate every tag over the batch and collect the member ids it matched. */
 static void
-flush_batch(ScanCore *sc, uint32 *ids)
+collect_ids(ScanTag *t, const RuleMask *m, const uint32 *ids, int nwords)
 {
-	RuleScan   *rs = sc->rs;
-	int			nwords = (rule_scan_nrows(rs) + 63) / 64;
-	int			i;
+	int			w;
 
-	if (rule_scan_nrows(rs) == 0)
-		return;
-	for (i = 0; i < sc->ntags; i++)
+	for (w = 0; w < nwords; w++)
 	{
-		ScanTag    *t = &sc->tags[i];
-		RuleMask	m;
-		int			w;
+		uint64		bits;
 
-		if (t->skip)
-			continue;
-		*sc->current_tag = i;
-		rule_eval_batch(t->prog, &m);
+		for (bits = m->w[w]; bits != 0; bits &= bits - 1)
+		{
+			t->buf[t->nbuf++] = ids[w * 64 + pg_rightmost_one_pos64(bits)];
+			if (t->nbuf == ID_BUFFER_SIZE)
+				flush_ids(t->set, t->buf, &t->nbuf);
+		}
+	}
+}
+
+/* First matching bucket wins: later rules only see rows still unplaced. */
+static void
+batch_scheme(ScanCore *sc, ScanScheme *s, const uint32 *ids, int nwords)
+{
+	RuleMask	remaining;
+	int			b,
+				w;
+
+	rule_mask_all(sc->rs, &remaining);
+	for (b = 0; b < s->nbuckets; b++)
+	{
+		RuleMask	m;
+		bool		any = false;
+
+		for (w = 0; w < nwords; w++)
+			any |= remaining.w[w] != 0;
+		if (!any)
+			break;
+		rule_eval_batch_rows(s->buckets[b].prog, &remaining, &m);
+		collect_ids(&s->buckets[b], &m, ids, nwords);
+		for (w = 0; w < RULE_BATCH_WORDS; w++)
+			remaining.w[w] &= ~m.w[w];
+	}
+}
+
+static void
+batch_scorecard(ScanCore *sc, ScanScorecard *c, const uint32 *ids, int nrows)
+{
+	ScoreValue	score[RULE_BATCH_ROWS];
+	ScoreSet   *last = NULL;
+	int			nwords = (nrows + 63) / 64;
+	int			i,
+				r,
+				w;
+
+	for (r = 0; r < nrows; r++)
+		score[r] = c->base;
+	for (i = 0; i < c->nitems; i++)
+	{
+		RuleMask	m;
+
+		rule_eval_batch(c->items[i].prog, &m);
 		for (w = 0; w < nwords; w++)
 		{
 			uint64		bits;
 
 			for (bits = m.w[w]; bits != 0; bits &= bits - 1)
-			{
-				t->buf[t->nbuf++] = ids[w * 64 + pg_rightmost_one_pos64(bits)];
-				if (t->nbuf == ID_BUFFER_SIZE)
-					flush_ids(t->set, t->buf, &t->nbuf);
-			}
+				score[w * 64 + pg_rightmost_one_pos64(bits)] += c->points[i];
 		}
 	}
-	*sc->current_tag = -1;
+	for (r = 0; r < nrows; r++)
+	{
+		if (last == NULL || last->score != score[r])
+			last = scan_score_set(c, score[r]);
+		last->buf[last->nbuf++] = ids[r];
+		if (last->nbuf == ID_BUFFER_SIZE)
+			flush_ids(last->set, last->buf, &last->nbuf);
+	}
+}
+
+/* Evaluate every unit over the batch and collect the member ids. */
+static void
+flush_batch(ScanCore *sc, uint32 *ids)
+{
+	RuleScan   *rs = sc->rs;
+	int			nrows = rule_scan_nrows(rs);
+	int			nwords = (nrows + 63) / 64;
+	int			i;
+
+	if (nrows == 0)
+		return;
+	for (i = 0; i < sc->ntags; i++)
+	{
+		ScanTag    *t = &sc->tags[i];
+		RuleMask	m;
+
+		if (t->skip)
+			continue;
+		*sc->current_unit = i;
+		rule_eval_batch(t->prog, &m);
+		collect_ids(t, &m, ids, nwords);
+	}
+	for (i = 0; i < sc->nschemes; i++)
+	{
+		if (sc->schemes[i].skip)
+			continue;
+		*sc->current_unit = sc->ntags + i;
+		batch_scheme(sc, &sc->schemes[i], ids, nwords);
+	}
+	for (i = 0; i < sc->nscorecards; i++)
+	{
+		if (sc->scorecards[i].skip)
+			continue;
+		*sc->current_unit = sc->ntags + sc->nschemes + i;
+		batch_scorecard(sc, &sc->scorecards[i], ids, nrows);
+	}
+	*sc->current_unit = -1;
 	rule_scan_reset_batch(rs);
 }
 
@@ -181,6 +316,27 @@ scan_core_finish(ScanCore *sc)
 	for (i = 0; i < sc->ntags; i++)
 		if (!sc->tags[i].skip)
 			flush_ids(sc->tags[i].set, sc->tags[i].buf, &sc->tags[i].nbuf);
+	for (i = 0; i < sc->nschemes; i++)
+	{
+		int			b;
+
+		if (sc->schemes[i].skip)
+			continue;
+		for (b = 0; b < sc->schemes[i].nbuckets; b++)
+			flush_ids(sc->schemes[i].buckets[b].set, sc->schemes[i].buckets[b].buf,
+					  &sc->schemes[i].buckets[b].nbuf);
+	}
+	for (i = 0; i < sc->nscorecards; i++)
+	{
+		HASH_SEQ_STATUS hs;
+		ScoreSet   *ss;
+
+		if (sc->scorecards[i].skip)
+			continue;
+		hash_seq_init(&hs, sc->scorecards[i].scores);
+		while ((ss = hash_seq_search(&hs)) != NULL)
+			flush_ids(ss->set, ss->buf, &ss->nbuf);
+	}
 	rule_scan_end(sc->rs);
 	FreeExprContext(sc->econtext, true);
 	sc->rs = NULL;

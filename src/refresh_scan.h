@@ -1,9 +1,11 @@
 /*
  * refresh_scan.h
- *     The scan at the heart of a refresh: compile every tag's rule, read
- *     rows, evaluate the rules a batch at a time and collect member ids into
- *     one CRoaring bitmap per tag. The leader and parallel workers
- *     (refresh_parallel.c) run the same code over their share of the table.
+ *     The scan at the heart of a refresh: compile every rule of the subject's
+ *     tags, schemes and scorecards, read rows, evaluate the rules a batch at
+ *     a time and collect member ids into CRoaring bitmaps: one per tag, one
+ *     per scheme bucket (first matching bucket wins), one per distinct score
+ *     of each scorecard. The leader and parallel workers (refresh_parallel.c)
+ *     run the same code over their share of the table.
  */
 #ifndef SEGMENT_REFRESH_SCAN_H
 #define SEGMENT_REFRESH_SCAN_H
@@ -29,6 +31,42 @@ typedef struct ScanTag
 	int			nbuf;
 } ScanTag;
 
+/* Ordered buckets; a row goes to the first whose rule is true. */
+typedef struct ScanScheme
+{
+	const char *name;
+	bool		skip;
+	int			nbuckets;
+	ScanTag    *buckets;
+} ScanScheme;
+
+#ifdef HAVE_INT128
+typedef int128 ScoreValue;		/* score * 10^8, exact */
+#else
+#error "segment needs a 128-bit integer type"
+#endif
+
+/* The members with one score. */
+typedef struct ScoreSet
+{
+	ScoreValue	score;			/* hash key */
+	RoaringOwned *set;
+	uint32	   *buf;
+	int			nbuf;
+} ScoreSet;
+
+/* base + the points of every item whose rule is true. */
+typedef struct ScanScorecard
+{
+	const char *name;
+	bool		skip;
+	ScoreValue	base;
+	int			nitems;
+	ScanTag    *items;			/* rule and program per item */
+	ScoreValue *points;
+	HTAB	   *scores;			/* ScoreValue -> ScoreSet */
+} ScanScorecard;
+
 /* Maps a text key to its member id (the leader's key map). */
 typedef uint32 (*ScanKeyMapper) (void *arg, Datum key);
 
@@ -42,6 +80,10 @@ typedef struct ScanCore
 	void	   *map_key_arg;
 	int			ntags;
 	ScanTag    *tags;
+	int			nschemes;
+	ScanScheme *schemes;
+	int			nscorecards;
+	ScanScorecard *scorecards;
 	RuleScan   *rs;
 	ExprContext *econtext;
 	RoaringOwned *universe;
@@ -51,9 +93,17 @@ typedef struct ScanCore
 	int64		null_keys;
 	int			native_nodes;
 	int			fallback_nodes;
-	/* index of the tag being compiled or evaluated, -1 otherwise */
-	volatile int *current_tag;
+	/*
+	 * The unit (tag, then scheme, then scorecard, numbered in that order)
+	 * being compiled or evaluated, -1 otherwise: a rule error fails its unit.
+	 */
+	volatile int *current_unit;
 } ScanCore;
+
+#define SCAN_UNITS(sc) ((sc)->ntags + (sc)->nschemes + (sc)->nscorecards)
+
+/* The set of one score of a scorecard, created on first use. */
+extern ScoreSet *scan_score_set(ScanScorecard *card, ScoreValue score);
 
 /* Compile the tags that are not skipped; create their empty sets. */
 extern void scan_core_compile(ScanCore *sc, DateADT as_of);

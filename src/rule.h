@@ -69,6 +69,9 @@ extern void rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot);
 extern int	rule_scan_nrows(RuleScan *scan);
 /* Rows of the batch for which the program is TRUE. */
 extern void rule_eval_batch(RuleProgram *prog, RuleMask *result);
+/* Same, evaluating only the given rows (as a CASE evaluates later WHENs). */
+extern void rule_eval_batch_rows(RuleProgram *prog, const RuleMask *rows, RuleMask *result);
+extern void rule_mask_all(RuleScan *scan, RuleMask *m);
 extern void rule_scan_reset_batch(RuleScan *scan);
 extern void rule_scan_stats(RuleScan *scan, int *native_nodes, int *fallback_nodes);
 

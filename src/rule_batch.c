@@ -1119,11 +1119,27 @@ eval_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, Rul
 void
 rule_eval_batch(RuleProgram *prog, RuleMask *result)
 {
-	RuleMask	all,
-				F;
+	RuleMask	all;
+
+	mask_fill(&all, prog->scan->nrows);
+	rule_eval_batch_rows(prog, &all, result);
+}
+
+void
+rule_eval_batch_rows(RuleProgram *prog, const RuleMask *rows, RuleMask *result)
+{
+	RuleMask	F;
+	int			w;
 
 	if (!prog->scan->derived_ready)
 		prepare_batch(prog->scan);
-	mask_fill(&all, prog->scan->nrows);
-	eval_batch(prog->scan, prog->root, &all, result, &F);
+	eval_batch(prog->scan, prog->root, rows, result, &F);
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+		result->w[w] &= rows->w[w];
+}
+
+void
+rule_mask_all(RuleScan *scan, RuleMask *m)
+{
+	mask_fill(m, scan->nrows);
 }
