@@ -9,7 +9,8 @@
  * it read. "member" says whether the stored set (last refresh) holds the
  * customer, so a row changed since then shows up as member <> value.
  * For an audience, each tag it names is explained and "value" is the
- * audience's answer for this customer.
+ * audience's answer for this customer. For a scheme, the buckets are tried
+ * in order until one takes the row; for a scorecard, every item's points.
  */
 #include "postgres.h"
 
@@ -191,6 +192,185 @@ fold_as_of(Node *node, FoldAsOf *f)
 	return expression_tree_mutator(node, fold_as_of, (void *) f);
 }
 
+/*
+ * Append "value" and "why" (the rule's tree with every branch's value and
+ * the columns it read) for the row in ctx->slot; return the value.
+ */
+static RuleValue
+explain_rule(StringInfo buf, ExplainCtx *ctx, const char *rule, const char *what, DateADT as_of)
+{
+	Node	   *analysed = rule_analyze(ctx->rel, rule, what, NULL);
+	FoldAsOf	f;
+	RuleValue	v;
+
+	f.funcoid = segment_as_of_funcoid();
+	f.date = makeConst(DATEOID, -1, InvalidOid, sizeof(DateADT),
+					   DateADTGetDatum(as_of), false, true);
+	analysed = fold_as_of(analysed, &f);
+	fix_opfuncids(analysed);
+	v = eval_expr(ctx, (Expr *) analysed);
+	appendStringInfoString(buf, ", \"value\": ");
+	append_value(buf, v);
+	appendStringInfoString(buf, ", \"why\": ");
+	explain_node(buf, ctx, analysed);
+	return v;
+}
+
+/* The date of the last refresh of a subject, or the current evaluation date. */
+static DateADT
+last_as_of(int32 subject_id)
+{
+	Datum		arg = Int32GetDatum(subject_id);
+	Oid			argtype = INT4OID;
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT as_of FROM segment.subject_state WHERE subject_id = $1",
+							  1, &argtype, &arg, NULL, true, 0) == SPI_OK_SELECT &&
+		SPI_processed > 0)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			return DatumGetDateADT(d);
+	}
+	return segment_current_as_of();
+}
+
+/*
+ * A scheme: which bucket the row lands in now (first true rule), why the
+ * earlier buckets did not take it, and the bucket the last refresh stored.
+ */
+static void
+explain_scheme(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scheme_id,
+			   int64 member_id, bool row_found)
+{
+	Datum		args[2];
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	DateADT		as_of = last_as_of(subject_id);
+	SPITupleTable *tt;
+	uint64		n,
+				i;
+	bool		placed = false;
+
+	args[0] = Int32GetDatum(scheme_id);
+	args[1] = Int64GetDatum(member_id);
+	if (SPI_execute_with_args("SELECT b.name, b.rule, s.members OPERATOR(segment.@>) $2 "
+							  "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
+							  "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
+							  " WHERE b.scheme_id = $1 ORDER BY b.position",
+							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.scheme_bucket");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	appendStringInfoString(buf, ", \"stored_bucket\": ");
+	{
+		const char *stored = NULL;
+
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Datum		in = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
+
+			if (!isnull && DatumGetBool(in))
+				stored = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		}
+		if (stored)
+			append_json_string(buf, stored);
+		else
+			appendStringInfoString(buf, "null");
+	}
+	appendStringInfoString(buf, ", \"as_of\": ");
+	append_json_string(buf, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))));
+	if (!row_found)
+	{
+		appendStringInfoString(buf, ", \"bucket\": null, \"why\": \"no row with this key\"}");
+		return;
+	}
+	appendStringInfoString(buf, ", \"buckets\": [");
+	for (i = 0; i < n && !placed; i++)
+	{
+		char	   *bucket = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+
+		if (i > 0)
+			appendStringInfoString(buf, ", ");
+		appendStringInfoString(buf, "{\"bucket\": ");
+		append_json_string(buf, bucket);
+		appendStringInfoString(buf, ", \"rule\": ");
+		append_json_string(buf, SPI_getvalue(tt->vals[i], tt->tupdesc, 2));
+		placed = explain_rule(buf, ctx, SPI_getvalue(tt->vals[i], tt->tupdesc, 2),
+							  psprintf("bucket \"%s\"", bucket), as_of) == RULE_TRUE;
+		appendStringInfoString(buf, "}");
+		if (placed)
+		{
+			appendStringInfoString(buf, "], \"bucket\": ");
+			append_json_string(buf, bucket);
+		}
+	}
+	if (!placed)
+		appendStringInfoString(buf, "], \"bucket\": null");
+	appendStringInfoString(buf, "}");
+}
+
+/* A scorecard: the points of every item, the score now and as stored. */
+static void
+explain_scorecard(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scorecard_id,
+				  int64 member_id, bool row_found)
+{
+	Datum		args[2];
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	DateADT		as_of = last_as_of(subject_id);
+	SPITupleTable *tt;
+	uint64		n,
+				i;
+	StringInfoData sum;
+
+	args[0] = Int32GetDatum(scorecard_id);
+	args[1] = Int64GetDatum(member_id);
+	if (SPI_execute_with_args("SELECT c.base::text, "
+							  "       (SELECT s.score::text FROM segment.score_state s WHERE s.scorecard_id = c.scorecard_id "
+							  "           AND s.members OPERATOR(segment.@>) $2), "
+							  "       i.rule, i.points::text "
+							  "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
+							  " WHERE c.scorecard_id = $1 ORDER BY i.position",
+							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.scorecard");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	appendStringInfo(buf, ", \"base\": %s, \"stored_score\": %s, \"as_of\": ",
+					 SPI_getvalue(tt->vals[0], tt->tupdesc, 1),
+					 SPI_getvalue(tt->vals[0], tt->tupdesc, 2) ? SPI_getvalue(tt->vals[0], tt->tupdesc, 2) : "null");
+	append_json_string(buf, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))));
+	if (!row_found)
+	{
+		appendStringInfoString(buf, ", \"score\": null, \"why\": \"no row with this key\"}");
+		return;
+	}
+	/* the score now: base plus the points of the items that are true */
+	initStringInfo(&sum);
+	appendStringInfo(&sum, "SELECT %s::numeric", SPI_getvalue(tt->vals[0], tt->tupdesc, 1));
+	appendStringInfoString(buf, ", \"items\": [");
+	for (i = 0; i < n; i++)
+	{
+		char	   *rule = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+		char	   *points = SPI_getvalue(tt->vals[i], tt->tupdesc, 4);
+
+		if (rule == NULL)
+			break;
+		if (i > 0)
+			appendStringInfoString(buf, ", ");
+		appendStringInfo(buf, "{\"points\": %s, \"rule\": ", points);
+		append_json_string(buf, rule);
+		if (explain_rule(buf, ctx, rule, psprintf("item %d", (int) i + 1), as_of) == RULE_TRUE)
+			appendStringInfo(&sum, " + %s::numeric", points);
+		appendStringInfoString(buf, "}");
+	}
+	appendStringInfoString(buf, "]");
+	if (SPI_execute(sum.data, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not add the points");
+	appendStringInfo(buf, ", \"score\": %s}",
+					 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+}
+
 /* Explain one tag for the customer whose row is in ctx->slot (or absent). */
 static void
 explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
@@ -257,23 +437,7 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 	appendStringInfoString(buf, ", \"rule\": ");
 	append_json_string(buf, rule);
 	if (row_found)
-	{
-		char	   *what = psprintf("tag \"%s\"", tag);
-		Node	   *analysed = rule_analyze(ctx->rel, rule, what, NULL);
-		FoldAsOf	f;
-		RuleValue	v;
-
-		f.funcoid = segment_as_of_funcoid();
-		f.date = makeConst(DATEOID, -1, InvalidOid, sizeof(DateADT),
-						   DateADTGetDatum(as_of), false, true);
-		analysed = fold_as_of(analysed, &f);
-		fix_opfuncids(analysed);
-		v = eval_expr(ctx, (Expr *) analysed);
-		appendStringInfoString(buf, ", \"value\": ");
-		append_value(buf, v);
-		appendStringInfoString(buf, ", \"why\": ");
-		explain_node(buf, ctx, analysed);
-	}
+		(void) explain_rule(buf, ctx, rule, psprintf("tag \"%s\"", tag), as_of);
 	else
 		appendStringInfoString(buf, ", \"value\": null, \"why\": \"no row with this key\"");
 	appendStringInfoString(buf, "}");
@@ -382,6 +546,35 @@ segment_explain(PG_FUNCTION_ARGS)
 	appendStringInfoString(&buf, ", \"key\": ");
 	append_json_string(&buf, key);
 	appendStringInfo(&buf, ", \"row_found\": %s", row_found ? "true" : "false");
+	if (!is_tag)
+	{
+		/* a scheme or a scorecard of this subject? */
+		Datum		a[2];
+		Oid			t[2] = {INT4OID, TEXTOID};
+
+		a[0] = Int32GetDatum(si->subject_id);
+		a[1] = PointerGetDatum(cstring_to_text(what));
+		if (SPI_execute_with_args("SELECT 'scheme', scheme_id FROM segment.scheme "
+								  " WHERE subject_id = $1 AND name::text = $2 "
+								  "UNION ALL "
+								  "SELECT 'scorecard', scorecard_id FROM segment.scorecard "
+								  " WHERE subject_id = $1 AND name::text = $2",
+								  2, t, a, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read segment.scheme");
+		if (SPI_processed > 0)
+		{
+			char	   *kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+			appendStringInfo(&buf, ", \"%s\": ", kind);
+			append_json_string(&buf, what);
+			if (strcmp(kind, "scheme") == 0)
+				explain_scheme(&buf, &ctx, si->subject_id, id, member_id, row_found);
+			else
+				explain_scorecard(&buf, &ctx, si->subject_id, id, member_id, row_found);
+			goto done;
+		}
+	}
 	if (is_tag)
 	{
 		appendStringInfoString(&buf, ", \"what\": ");
@@ -423,6 +616,7 @@ segment_explain(PG_FUNCTION_ARGS)
 		appendStringInfoString(&buf, "]}");
 	}
 
+done:
 	ExecDropSingleTupleTableSlot(ctx.slot);
 	FreeExprContext(ctx.econtext, true);
 	table_close(ctx.rel, AccessShareLock);
