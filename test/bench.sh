@@ -216,6 +216,48 @@ if [[ $seg != none ]]; then
   fi
 fi
 
+# ------------------------------------------------- schemes and scorecards
+has_schemes=$([[ $seg == ext ]] && "${Q[@]}" -c "select count(*) from pg_proc where proname in ('create_scheme', 'create_scorecard') and pronamespace = 'segment'::regnamespace" || echo 0)
+if [[ $has_schemes == 2 ]]; then
+  "${P[@]}" -f "$here/data/bench_segmentation.sql"
+  "${Q[@]}" -c "select dw.bench_define_segmentation()" >/dev/null
+  "${Q[@]}" -o "$tmp/segsql.sql" -c "select dw.bench_segmentation_sql($ntags, '$as_of')"
+  {
+    echo '\timing on'
+    echo '\o /dev/null'
+    echo '\echo @@ warmup 0'
+    cat "$tmp/segsql.sql"; echo "$refresh_sql"
+    for ((r = 1; r <= reps; r++)); do
+      echo '\echo @@ skip 0'; echo 'update segment.scheme set active = false; update segment.scorecard set active = false;'
+      echo "\\echo @@ d $r"; echo "$refresh_sql"
+      echo '\echo @@ skip 0'; echo 'update segment.scheme set active = true; update segment.scorecard set active = true;'
+      echo "\\echo @@ e $r"; echo "$refresh_sql"
+      echo "\\echo @@ f $r"; cat "$tmp/segsql.sql"
+    done
+  } > "$tmp/seg.sql"
+  echo
+  echo "== Tags + 2 schemes of 5 buckets + 2 scorecards of 10 items (running $reps rounds ...)"
+  "${P[@]}" -f "$tmp/seg.sql" > "$tmp/seg.out"
+  best "$tmp/seg.out" > "$tmp/best_seg.txt"
+  sms() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/best_seg.txt"; }
+  d_ms=$(sms d); e_ms=$(sms e); f_ms=$(sms f)
+  printf '%-58s %10s %12s %12s\n' "step" "seconds" "x SQL (f)" "x tags-only"
+  printf '%-58s %10s %12s %12s\n' "----" "-------" "---------" "-----------"
+  awk -v d="$d_ms" -v e="$e_ms" -v f="$f_ms" 'BEGIN {
+    printf "%-58s %10.3f %12.2f %12.2f\n", "(d) segment.refresh, tags only", d / 1000, d / f, 1
+    printf "%-58s %10.3f %12.2f %12.2f\n", "(e) segment.refresh, tags + schemes + scorecards", e / 1000, e / f, e / d
+    printf "%-58s %10.3f %12.2f %12.2f\n", "(f) one SQL query computing the same", f / 1000, 1, f / d }'
+  # bucket sizes agree with SQL?
+  "${Q[@]}" -o "$tmp/segcheck.sql" -c "select 'select ' || string_agg(format('(select count(*) from (select case %s end as b from dw.customer_wide) x where b = %L) = (select member_count from segment.bucket_state s join segment.scheme m using (scheme_id) where m.name = %L and s.bucket = %L)',
+          (select string_agg(format('when %s then %L', replace(r2.rule, 'segment.as_of()', quote_literal('$as_of') || '::date'), r2.name), ' ' order by r2.pos) from dw.bench_seg_rules r2 where r2.unit = r.unit),
+          r.name, r.unit, r.name), ' and ') from dw.bench_seg_rules r where r.kind = 'scheme'"
+  if [[ $("${Q[@]}" -f "$tmp/segcheck.sql") == t ]]; then
+    echo "check: every bucket's members = the CASE expression's count in SQL"
+  else
+    echo "check: MISMATCH between bucket sizes and SQL"
+  fi
+fi
+
 # -------------------------------------------------------------- audience
 echo
 echo "== Audience: $audience"

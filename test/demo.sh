@@ -81,7 +81,23 @@ select case when grouping(category) = 1 then 'all' else coalesce(category, '(non
   from segment.tag group by rollup (category) order by grouping(category), category;
 
 \echo
-\echo '== 5. Refresh: one scan of dw.customer_wide evaluates every tag'
+\echo '== 4b. Schemes, a scorecard and named segments (test/data/segmentation.sql)'
+\o /dev/null
+\i '$here/data/segmentation.sql'
+\o
+select 'scheme' as kind, s.name, string_agg(b.name, ' > ' order by b.position) as definition
+  from segment.scheme s join segment.scheme_bucket b using (scheme_id) group by s.name
+union all
+select 'scorecard', c.name, count(*) || ' items, bands ' ||
+       (select string_agg(name, ', ' order by min_score nulls first) from segment.scorecard_band d
+         where d.scorecard_id = c.scorecard_id)
+  from segment.scorecard c join segment.scorecard_item i using (scorecard_id) group by c.scorecard_id, c.name
+union all
+select 'segment', name, audience from segment.segment
+order by 1, 2;
+
+\echo
+\echo '== 5. Refresh: one scan of dw.customer_wide evaluates every tag, bucket and score'
 select clock_timestamp() as t0 \gset
 create temp table refreshed as select * from segment.refresh('customer');
 select round(extract(epoch from clock_timestamp() - :'t0'::timestamptz)::numeric * 1000) as refresh_ms \gset
@@ -94,6 +110,15 @@ select r.tag, t.category, r.members,
        t.description
   from refreshed r join segment.tag t on t.name = r.tag
  order by t.category, r.members desc, r.tag;
+
+\echo
+\echo '== 6b. Tiers, lifecycle stages, score bands and segments'
+select kind, name, members, round(100.0 * members / :customers, 2) as "share %"
+  from segment.size_history
+ where subject = 'customer' and kind <> 'tag' and as_of = current_date
+ order by kind, name;
+\echo 'overlap of the segments (computed on member sets):'
+select * from segment.overlap('customer', array['retention_targets', 'maturity_calls', 'wealth_mining']);
 
 \echo
 \echo '== 7. Audiences: combinations of tags, answered from the member sets'
@@ -155,6 +180,29 @@ select round(extract(epoch from clock_timestamp() - :'t0'::timestamptz)::numeric
 select tag, members, entered, exited
   from refreshed2 where entered + exited > 0
  order by entered + exited desc, tag limit 12;
+
+\echo
+\echo '== 9b. Value-tier transitions from today to tomorrow (segment.transitions)'
+select * from segment.transitions('customer', 'value_tier', current_date, current_date + 1)
+ where from_bucket <> to_bucket
+ order by customers desc, from_bucket, to_bucket;
+\echo 'AIPL stage transitions:'
+select * from segment.transitions('customer', 'aipl', current_date, current_date + 1)
+ where from_bucket <> to_bucket
+ order by customers desc, from_bucket, to_bucket;
+
+\echo
+\echo '== 9c. The 10 highest service scores among maturity calls (segment.top)'
+select t.key as customer_id, t.score, c.customer_name, c.aum, c.td_maturity_date,
+       segment.bucket_of('customer', t.key::bigint, 'value_tier') as value_tier
+  from segment.top('customer', 'service_score', 'maturity_calls', 10) t
+  join dw.customer_wide c on c.customer_id = t.key::bigint
+ order by t.score desc, t.key::bigint;
+select :cust as cust \gset
+\set lbl 'why customer ' :cust ' has its service score (segment.explain):'
+\echo :lbl
+select i ->> 'points' as points, i ->> 'rule' as rule, i ->> 'value' as "true?"
+  from jsonb_array_elements(segment.explain('customer', :cust, 'service_score') -> 'items') i;
 
 \echo
 \echo '== 10. Run log (segment.run)'
