@@ -118,6 +118,12 @@ BEGIN
     INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, old_description, old_active)
     SELECT t.tag_id, t.name, 'drop', t.rule, t.description, t.active
       FROM segment.tag t WHERE t.subject_id = id;
+    INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
+    SELECT 'scheme', m.scheme_id, m.name, 'drop', segment._scheme_definition(m.scheme_id)
+      FROM segment.scheme m WHERE m.subject_id = id ORDER BY m.scheme_id;
+    INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
+    SELECT 'scorecard', c.scorecard_id, c.name, 'drop', segment._scorecard_definition(c.scorecard_id)
+      FROM segment.scorecard c WHERE c.subject_id = id ORDER BY c.scorecard_id;
     DELETE FROM segment.subject s WHERE s.subject_id = id;
 END $$;
 

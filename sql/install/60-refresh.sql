@@ -54,6 +54,8 @@ BEGIN
                       HINT = 'Unregister the subject first with segment.unregister_subject().';
         END IF;
     END LOOP;
+    -- scheme buckets and scorecard items (part 74)
+    PERFORM segment._check_scheme_rules_of(rel);
 END $$;
 
 CREATE FUNCTION segment._ddl_guard() RETURNS event_trigger
