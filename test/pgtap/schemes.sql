@@ -366,7 +366,7 @@ select throws_ok($$select * from segment.transitions('st_acct', 'st_tier', '2026
 ------------------------------------------------------------------------------
 -- size_history
 
-select set_eq($$select as_of, subject::text collate "default", kind, name, members from segment.size_history where subject = 'st_c'$$,
+select set_eq($$select as_of, subject::text collate "default", kind, name, members from segment.size_history where subject = 'st_c' and kind = 'bucket'$$,
               $$select as_of, 'st_c' s, 'bucket' k, scheme || '.' || bucket n, count(*) c from st.truth
                  where subject = 'st_c' and scheme is not null and bucket is not null group by 1, 4
                 union all

@@ -122,9 +122,9 @@ create temp table sd_run2 as select * from segment.refresh('seg_diff', '2026-11-
 select set_eq(
     $$select from_bucket, to_bucket, customers
         from segment.transitions('seg_diff', 'sd_tier', '2026-11-22', '2026-11-29')$$,
-    $$select coalesce(a.tier, case when a.id is null then '(entered)' else '(none)' end),
-             coalesce(b.tier, case when b.id is null then '(exited)' else '(none)' end),
-             count(*)
+    $$select coalesce(a.tier, case when a.id is null then '(entered)' else '(none)' end) as from_bucket,
+             coalesce(b.tier, case when b.id is null then '(exited)' else '(none)' end) as to_bucket,
+             count(*) as customers
         from sd_expected_1 a full join sd_expected_2 b using (id)
        group by 1, 2$$,
     'transitions equal a SQL diff of the two snapshots, entries and exits included');
