@@ -2,17 +2,25 @@
  * audience.c
  *     The audience language (see audience.h and docs/audiences.md): a
  *     tokenizer and recursive-descent parser, name resolution against the
- *     catalog, loading of every referenced member set with one SPI query,
- *     and evaluation with in-place CRoaring operations.
+ *     catalog (tags, named segments, scheme buckets, scorecard bands),
+ *     loading of every referenced member set, and evaluation with in-place
+ *     CRoaring operations.
+ *
+ * Resolution works in rounds: one SPI query looks up every name not seen
+ * yet and returns, with each tag, bucket or band, its member set (and the
+ * universe when a "not" needs it), and with each segment, its audience
+ * text; when a name is a segment, the subject's other segments come along.
+ * The segments reached are parsed, and the names only they use make a
+ * second round: an audience costs one query, two if it uses segments.
+ * Every segment is parsed, and evaluated, once however often it is used;
+ * a depth-first search over segments reports cycles (42P17).
  *
  * Errors are raised with errposition() (1-based character offset into the
  * audience text); an error context callback turns that into
  * internalerrposition()/internalerrquery() so clients show the audience
- * with a caret under the offending spot, as for SQL function bodies.
- *
- * Names resolve to tags today. A dotted name (scheme.bucket) is parsed and
- * reported as an unknown scheme; segments and scheme buckets plug in as new
- * AudienceRefKind values resolved and loaded next to tags.
+ * with a caret under the offending spot, as for SQL function bodies. A name
+ * reached through a segment is reported at the segment's name in the text
+ * the caller gave, with a CONTEXT line naming the segments in between.
  */
 #include "postgres.h"
 
@@ -40,17 +48,25 @@ audience_char_position(const char *text, int byte_offset)
 static void
 audience_error_callback(void *arg)
 {
-	const char *text = (const char *) arg;
+	Audience   *a = (Audience *) arg;
 	int			pos = geterrposition();
 
-	if (pos > 0)
+	if (pos > 0 && a->err_text != NULL)
 	{
 		errposition(0);
 		internalerrposition(pos);
-		internalerrquery(text);
+		internalerrquery(a->err_text);
+		if (a->err_segment != NULL)
+			errcontext("audience of segment \"%s\"", a->err_segment);
+		if (a->err_via != NULL)
+			errcontext("through %s %s", strstr(a->err_via, " -> ") ? "segments" : "segment",
+					   a->err_via);
 	}
+	if (a->ntops > 1)
+		errcontext("audience %d of %d", a->err_top + 1, a->ntops);
 }
 
+/* Errors about text a->err_text. */
 #define AUDPOS(text, off) errposition(audience_char_position((text), (off)))
 
 /* ------------------------------------------------------------------------
@@ -278,9 +294,8 @@ make_node(AudienceNodeKind kind, int location, AudienceNode *left, AudienceNode 
 	return n;
 }
 
-/* Index of the distinct name (qualifier, name), adding it if new. */
 static int
-add_ref(Audience *a, const char *qualifier, const char *name, int location)
+find_ref(Audience *a, const char *qualifier, const char *name)
 {
 	for (int i = 0; i < a->nrefs; i++)
 	{
@@ -291,14 +306,32 @@ add_ref(Audience *a, const char *qualifier, const char *name, int location)
 			 (r->qualifier != NULL && qualifier != NULL && strcmp(r->qualifier, qualifier) == 0)))
 			return i;
 	}
+	return -1;
+}
+
+/*
+ * Index of the distinct name (qualifier, name), adding it if new. A new
+ * name is reported where the text being parsed is used (a->cur_*).
+ */
+static int
+add_ref(Audience *a, const char *qualifier, const char *name, int location)
+{
+	int			i = find_ref(a, qualifier, name);
+	AudienceRef *r;
+
+	if (i >= 0)
+		return i;
 	if (a->nrefs % 8 == 0)
 		a->refs = a->nrefs == 0 ? palloc0(8 * sizeof(AudienceRef))
 			: repalloc(a->refs, (a->nrefs + 8) * sizeof(AudienceRef));
-	memset(&a->refs[a->nrefs], 0, sizeof(AudienceRef));
-	a->refs[a->nrefs].kind = AUDREF_UNRESOLVED;
-	a->refs[a->nrefs].qualifier = qualifier ? pstrdup(qualifier) : NULL;
-	a->refs[a->nrefs].name = pstrdup(name);
-	a->refs[a->nrefs].location = location;
+	r = &a->refs[a->nrefs];
+	memset(r, 0, sizeof(AudienceRef));
+	r->kind = AUDREF_UNRESOLVED;
+	r->qualifier = qualifier ? pstrdup(qualifier) : NULL;
+	r->name = pstrdup(name);
+	r->top = a->cur_top;
+	r->location = a->cur_location >= 0 ? a->cur_location : location;
+	r->via = a->cur_via;
 	return a->nrefs++;
 }
 
@@ -404,14 +437,37 @@ parse_or(Parser *p)
 	return left;
 }
 
-static Audience *
-audience_parse_internal(const char *text)
+/* Does evaluating this tree (segments aside) read the universe? */
+static bool
+needs_universe(AudienceNode *n)
+{
+	check_stack_depth();
+	switch (n->kind)
+	{
+		case AUD_NAME:
+			return false;
+		case AUD_NOT:
+			return true;
+		case AUD_AND:
+			/* mirrors count_uses(): x and not y needs no universe */
+			if (n->right->kind == AUD_NOT)
+				return needs_universe(n->left) || needs_universe(n->right->left);
+			if (n->left->kind == AUD_NOT)
+				return needs_universe(n->right) || needs_universe(n->left->left);
+			return needs_universe(n->left) || needs_universe(n->right);
+		case AUD_OR:
+			return needs_universe(n->left) || needs_universe(n->right);
+	}
+	return false;
+}
+
+/* Parse text into a tree, adding its names to a->refs. err_text must be text. */
+static AudienceNode *
+parse_text(Audience *a, const char *text)
 {
 	Parser		p;
-	Audience   *a = palloc0(sizeof(Audience));
+	AudienceNode *root;
 
-	a->text = text;
-	a->not_location = -1;
 	p.text = text;
 	p.len = strlen(text);
 	p.pos = 0;
@@ -423,7 +479,7 @@ audience_parse_internal(const char *text)
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("audience is empty"),
 				 errhint("Write tag names combined with and, or, not and parentheses, e.g. high_value and not dormant.")));
-	a->root = parse_or(&p);
+	root = parse_or(&p);
 	if (p.tok.kind != TK_END)
 	{
 		const char *hint = bad_token_hint(&p, &p.tok);
@@ -437,44 +493,89 @@ audience_parse_internal(const char *text)
 		}
 		syntax_error(&p, &p.tok, hint);
 	}
+	if (needs_universe(root))
+		a->needs_universe = true;
+	return root;
+}
+
+static Audience *
+audience_new(int ntops, const char **texts)
+{
+	Audience   *a = palloc0(sizeof(Audience));
+
+	a->ntops = ntops;
+	a->tops = palloc(sizeof(char *) * ntops);
+	memcpy(a->tops, texts, sizeof(char *) * ntops);
+	a->text = texts[0];
+	a->roots = palloc0(sizeof(AudienceNode *) * ntops);
+	a->cur_location = -1;
+	a->not_location = -1;
 	return a;
+}
+
+static void
+push_error_context(Audience *a, ErrorContextCallback *errcb)
+{
+	errcb->callback = audience_error_callback;
+	errcb->arg = (void *) a;
+	errcb->previous = error_context_stack;
+	error_context_stack = errcb;
+}
+
+/* Parse every top-level text. */
+static void
+parse_tops(Audience *a)
+{
+	for (int t = 0; t < a->ntops; t++)
+	{
+		a->cur_top = a->err_top = t;
+		a->err_text = a->tops[t];
+		a->err_segment = NULL;
+		a->err_via = NULL;
+		a->roots[t] = parse_text(a, a->tops[t]);
+	}
+	a->root = a->roots[0];
 }
 
 Audience *
 audience_parse(const char *text)
 {
 	ErrorContextCallback errcb;
-	Audience   *a;
+	Audience   *a = audience_new(1, &text);
 
-	errcb.callback = audience_error_callback;
-	errcb.arg = (void *) text;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
-	a = audience_parse_internal(text);
-
+	push_error_context(a, &errcb);
+	parse_tops(a);
 	error_context_stack = errcb.previous;
 	return a;
 }
 
+char *
+audience_quote_name(const char *name)
+{
+	bool		plain = is_ident_start((unsigned char) name[0]);
+	StringInfoData buf;
+
+	for (const char *s = name; *s && plain; s++)
+		plain = is_ident_cont((unsigned char) *s);
+	if (plain && pg_strcasecmp(name, "and") != 0 && pg_strcasecmp(name, "or") != 0 &&
+		pg_strcasecmp(name, "not") != 0)
+		return pstrdup(name);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '"');
+	for (const char *s = name; *s; s++)
+	{
+		if (*s == '"')
+			appendStringInfoChar(&buf, '"');
+		appendStringInfoChar(&buf, *s);
+	}
+	appendStringInfoChar(&buf, '"');
+	return buf.data;
+}
+
 /* ------------------------------------------------------------------------
- * Loading
+ * Resolution and loading
  * ------------------------------------------------------------------------
  */
-
-/* What the catalog says about one unqualified name. */
-typedef struct TagRow
-{
-	bool		found;
-	int32		tag_id;
-	int32		subject_id;
-	char	   *subject_name;
-	bool		manual;
-	bool		active;
-	bool		refreshed;
-	RoaringOwned *members;		/* rule result (rule tags of this subject) */
-	RoaringOwned *manual_members;	/* unexpired manual members, or NULL */
-} TagRow;
 
 /* Deserialize a memberset datum from an SPI tuple into cxt. */
 static RoaringOwned *
@@ -490,8 +591,326 @@ load_set(Datum d, MemoryContext cxt)
 	return o;
 }
 
+/*
+ * One round: look up every name not looked up yet, and the universe if
+ * want_universe. With load, the member sets come too. When one of the names
+ * is a segment, the subject's other segments come along (kind 5), so that
+ * the segments they lead to need no further round.
+ *
+ * Columns: kind (0 universe, 1 tag, 2 segment, 3 bucket, 4 band, 5 other
+ * segment of the subject), name, qualifier, id, subject_id, subject name,
+ * flag (tag: manual; bucket/band: missing), active, refreshed, set, manual
+ * set, audience.
+ */
+static const char *lookup_sql =
+	"SELECT 1, t.name, NULL::name, t.tag_id, t.subject_id, s.name, t.rule IS NULL, t.active,"
+	"       st.tag_id IS NOT NULL,"
+	"       CASE WHEN $6 AND t.subject_id = $4 AND t.active AND t.rule IS NOT NULL"
+	"            THEN st.members END,"
+	"       CASE WHEN $6 AND t.subject_id = $4 AND t.active THEN"
+	"            (SELECT segment.memberset_agg(m.member_id) FROM segment.manual_tag m"
+	"              WHERE m.tag_id = t.tag_id"
+	"                AND (m.expires_at IS NULL OR m.expires_at > now())) END,"
+	"       NULL::text"
+	"  FROM segment.tag t"
+	"  JOIN segment.subject s ON s.subject_id = t.subject_id"
+	"  LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id"
+	" WHERE t.name = ANY ($1)"
+	" UNION ALL "
+	"SELECT 2, g.name, NULL, g.segment_id, g.subject_id, s.name, false, true, true,"
+	"       NULL, NULL, g.audience"
+	"  FROM segment.segment g"
+	"  JOIN segment.subject s ON s.subject_id = g.subject_id"
+	" WHERE g.name = ANY ($1)"
+	" UNION ALL "
+	"SELECT 5, g.name, NULL, g.segment_id, g.subject_id, NULL, false, true, true,"
+	"       NULL, NULL, g.audience"
+	"  FROM segment.segment g"
+	" WHERE $7 AND g.subject_id = $4 AND NOT g.name = ANY ($1)"
+	"   AND EXISTS (SELECT 1 FROM segment.segment x"
+	"                WHERE x.name = ANY ($1) AND x.subject_id = $4)"
+	" UNION ALL "
+	"SELECT 3, r.n, r.q, c.scheme_id, c.subject_id, s.name, b.name IS NULL, c.active,"
+	"       bs.scheme_id IS NOT NULL,"
+	"       CASE WHEN $6 AND c.subject_id = $4 AND c.active THEN bs.members END,"
+	"       NULL, NULL"
+	"  FROM unnest($2, $3) AS r(q, n)"
+	"  JOIN segment.scheme c ON c.name = r.q"
+	"  JOIN segment.subject s ON s.subject_id = c.subject_id"
+	"  LEFT JOIN segment.scheme_bucket b ON b.scheme_id = c.scheme_id AND b.name = r.n"
+	"  LEFT JOIN segment.bucket_state bs ON bs.scheme_id = c.scheme_id AND bs.bucket = r.n"
+	" UNION ALL "
+	"SELECT 4, r.n, r.q, c.scorecard_id, c.subject_id, s.name, d.name IS NULL, c.active,"
+	"       EXISTS (SELECT 1 FROM segment.score_state x WHERE x.scorecard_id = c.scorecard_id),"
+	"       CASE WHEN $6 AND c.subject_id = $4 AND c.active AND d.name IS NOT NULL THEN"
+	"            (SELECT segment.union_agg(x.members) FROM segment.score_state x"
+	"              WHERE x.scorecard_id = c.scorecard_id"
+	"                AND (d.min_score IS NULL OR x.score >= d.min_score)"
+	"                AND (d.max_score IS NULL OR x.score < d.max_score)) END,"
+	"       NULL, NULL"
+	"  FROM unnest($2, $3) AS r(q, n)"
+	"  JOIN segment.scorecard c ON c.name = r.q"
+	"  JOIN segment.subject s ON s.subject_id = c.subject_id"
+	"  LEFT JOIN segment.scorecard_band d ON d.scorecard_id = c.scorecard_id AND d.name = r.n"
+	" UNION ALL "
+	"SELECT 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, u.universe, NULL, NULL"
+	"  FROM segment.subject_state u"
+	" WHERE u.subject_id = $4 AND $5";
+
+static void
+lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool load)
+{
+	static SPIPlanPtr plan = NULL;
+	static Oid	plan_typid = InvalidOid;
+	MemoryContext callercxt = CurrentMemoryContext;
+	int			n = Max(a->nrefs, 1);
+	Datum	   *names = palloc(sizeof(Datum) * n);
+	Datum	   *quals = palloc(sizeof(Datum) * n);
+	Datum	   *qnames = palloc(sizeof(Datum) * n);
+	int			nnames = 0,
+				nquals = 0;
+	Oid			argtypes[7] = {NAMEARRAYOID, NAMEARRAYOID, NAMEARRAYOID, INT4OID, BOOLOID, BOOLOID, BOOLOID};
+	Datum		args[7];
+	Oid			typid = memberset_type_oid();
+	int			ret;
+
+	for (int i = 0; i < a->nrefs; i++)
+	{
+		AudienceRef *r = &a->refs[i];
+		NameData   *nm;
+
+		if (r->looked_up)
+			continue;
+		r->pending = true;
+		nm = palloc(sizeof(NameData));
+		namestrcpy(nm, r->name);
+		if (r->qualifier == NULL)
+			names[nnames++] = NameGetDatum(nm);
+		else
+		{
+			NameData   *q = palloc(sizeof(NameData));
+
+			namestrcpy(q, r->qualifier);
+			quals[nquals] = NameGetDatum(q);
+			qnames[nquals++] = NameGetDatum(nm);
+		}
+	}
+	args[0] = PointerGetDatum(construct_array(names, nnames, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
+	args[1] = PointerGetDatum(construct_array(quals, nquals, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
+	args[2] = PointerGetDatum(construct_array(qnames, nquals, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
+	args[3] = Int32GetDatum(subject->subject_id);
+	args[4] = BoolGetDatum(want_universe);
+	args[5] = BoolGetDatum(load);
+	args[6] = BoolGetDatum(!a->segments_fetched);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (plan != NULL && plan_typid != typid)
+	{
+		SPI_freeplan(plan);
+		plan = NULL;
+	}
+	if (plan == NULL)
+	{
+		/*
+		 * A generic plan: the default (a custom plan per call while the
+		 * generic one looks dearer) re-plans this six-branch query at every
+		 * call, which costs several times the execution.
+		 */
+		SPIPlanPtr	p = SPI_prepare_cursor(lookup_sql, 7, argtypes, CURSOR_OPT_GENERIC_PLAN);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for the audience lookup: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		plan = p;
+	}
+	plan_typid = typid;
+	ret = SPI_execute_plan(plan, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "loading audience sets failed: %s", SPI_result_code_string(ret));
+
+	for (uint64 k = 0; k < SPI_processed; k++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[k];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			kind = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
+		char	   *qualifier = NULL;
+		char	   *name;
+		int			i;
+		AudienceRef *r;
+		Datum		d;
+
+		if (kind == 0)
+		{
+			d = SPI_getbinval(tup, td, 10, &isnull);
+			if (!isnull)
+				a->universe = load_set(d, callercxt);
+			continue;
+		}
+		name = NameStr(*DatumGetName(SPI_getbinval(tup, td, 2, &isnull)));
+		if (kind == 5)
+		{
+			MemoryContext old = MemoryContextSwitchTo(callercxt);
+
+			if (a->nknown % 16 == 0)
+			{
+				int			size = a->nknown + 16;
+
+				a->known_names = a->nknown == 0 ? palloc(size * sizeof(char *))
+					: repalloc(a->known_names, size * sizeof(char *));
+				a->known_texts = a->nknown == 0 ? palloc(size * sizeof(char *))
+					: repalloc(a->known_texts, size * sizeof(char *));
+				a->known_ids = a->nknown == 0 ? palloc(size * sizeof(int32))
+					: repalloc(a->known_ids, size * sizeof(int32));
+			}
+			a->known_names[a->nknown] = pstrdup(name);
+			a->known_texts[a->nknown] = TextDatumGetCString(SPI_getbinval(tup, td, 12, &isnull));
+			a->known_ids[a->nknown] = DatumGetInt32(SPI_getbinval(tup, td, 4, &isnull));
+			a->nknown++;
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		d = SPI_getbinval(tup, td, 3, &isnull);
+		if (!isnull)
+			qualifier = NameStr(*DatumGetName(d));
+		i = find_ref(a, qualifier, name);
+		if (i < 0 || !a->refs[i].pending)
+			continue;
+		r = &a->refs[i];
+		/* one name, one meaning: a tag before a segment, a scheme before a scorecard */
+		if (r->kind != AUDREF_UNRESOLVED)
+			continue;
+		if (kind == 2)
+			a->segments_fetched = true;
+		r->kind = kind == 1 ? AUDREF_TAG : kind == 2 ? AUDREF_SEGMENT :
+			kind == 3 ? AUDREF_BUCKET : AUDREF_BAND;
+		r->id = DatumGetInt32(SPI_getbinval(tup, td, 4, &isnull));
+		r->subject_id = DatumGetInt32(SPI_getbinval(tup, td, 5, &isnull));
+		r->subject_name = MemoryContextStrdup(callercxt,
+											  NameStr(*DatumGetName(SPI_getbinval(tup, td, 6, &isnull))));
+		if (DatumGetBool(SPI_getbinval(tup, td, 7, &isnull)))
+		{
+			if (r->kind == AUDREF_TAG)
+				r->manual = true;
+			else
+				r->missing = true;
+		}
+		r->active = DatumGetBool(SPI_getbinval(tup, td, 8, &isnull));
+		r->refreshed = DatumGetBool(SPI_getbinval(tup, td, 9, &isnull));
+		d = SPI_getbinval(tup, td, 10, &isnull);
+		if (!isnull)
+			r->set = load_set(d, callercxt);
+		d = SPI_getbinval(tup, td, 11, &isnull);
+		if (!isnull)
+			r->manual_set = load_set(d, callercxt);
+		d = SPI_getbinval(tup, td, 12, &isnull);
+		if (!isnull)
+			r->audience = MemoryContextStrdup(callercxt, TextDatumGetCString(d));
+	}
+	SPI_finish();
+
+	for (int i = 0; i < a->nrefs; i++)
+	{
+		if (a->refs[i].pending)
+			a->refs[i].looked_up = true;
+		a->refs[i].pending = false;
+	}
+	if (want_universe)
+		a->universe_fetched = true;
+}
+
+/* Parse the audience of segment ref i (of the subject); its names join a->refs. */
+static void
+parse_segment(Audience *a, int i)
+{
+	AudienceRef *r = &a->refs[i];
+	char	   *via = r->via ? psprintf("%s -> \"%s\"", r->via, r->name)
+		: psprintf("\"%s\"", r->name);
+	AudienceNode *root;
+
+	a->cur_top = a->err_top = r->top;
+	a->cur_location = r->location;
+	a->cur_via = via;
+	a->err_text = r->audience;
+	a->err_segment = r->name;
+	a->err_via = r->via;
+	root = parse_text(a, r->audience);	/* may move a->refs */
+	a->refs[i].root = root;
+	a->cur_location = -1;
+	a->cur_via = NULL;
+	a->err_segment = NULL;
+	a->err_via = NULL;
+}
+
+/* Resolve ref i from the segments fetched earlier, if it is one of them. */
+static void
+resolve_known(Audience *a, const SubjectInfo *subject, int i)
+{
+	AudienceRef *r = &a->refs[i];
+
+	if (r->looked_up || r->qualifier != NULL)
+		return;
+	for (int k = 0; k < a->nknown; k++)
+	{
+		if (strcmp(a->known_names[k], r->name) == 0)
+		{
+			r->kind = AUDREF_SEGMENT;
+			r->looked_up = true;
+			r->id = a->known_ids[k];
+			r->subject_id = subject->subject_id;
+			r->subject_name = pstrdup(NameStr(subject->name));
+			r->active = r->refreshed = true;
+			r->audience = a->known_texts[k];
+			return;
+		}
+	}
+}
+
+/*
+ * Look every name up until the audiences of all the segments reached are
+ * parsed. With load, sets come with the names (and the universe once some
+ * tree needs it).
+ */
+static void
+resolve(Audience *a, const SubjectInfo *subject, bool load)
+{
+	for (;;)
+	{
+		bool		pending = false;
+		bool		want_universe;
+
+		/* expand what is known (a->nrefs grows as segments are parsed) */
+		for (int i = 0; i < a->nrefs; i++)
+		{
+			AudienceRef *r;
+
+			resolve_known(a, subject, i);
+			r = &a->refs[i];
+			if (r->kind == AUDREF_SEGMENT && r->root == NULL && r->audience != NULL &&
+				r->subject_id == subject->subject_id)
+				parse_segment(a, i);
+			if (!a->refs[i].looked_up)
+				pending = true;
+		}
+		want_universe = load && a->needs_universe && !a->universe_fetched;
+		if (!pending && !want_universe)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		lookup_round(a, subject, want_universe, load);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Checks
+ * ------------------------------------------------------------------------
+ */
+
+/* Case-insensitive look-alike among the subject's tags and segments. */
 static char *
-suggest_tag_name(const SubjectInfo *subject, const char *name)
+suggest_name(const SubjectInfo *subject, const char *name)
 {
 	Datum		args[2];
 	Oid			types[2] = {INT4OID, TEXTOID};
@@ -502,9 +921,11 @@ suggest_tag_name(const SubjectInfo *subject, const char *name)
 	args[1] = CStringGetTextDatum(name);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT name::text FROM segment.tag"
-							  " WHERE subject_id = $1 AND lower(name::text) = lower($2)"
-							  " ORDER BY name LIMIT 1",
+	if (SPI_execute_with_args("SELECT n::text FROM ("
+							  " SELECT name AS n FROM segment.tag WHERE subject_id = $1"
+							  " UNION ALL SELECT name FROM segment.segment WHERE subject_id = $1) x"
+							  " WHERE lower(n::text) = lower($2)"
+							  " ORDER BY n LIMIT 1",
 							  2, types, args, NULL, true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
@@ -516,191 +937,264 @@ suggest_tag_name(const SubjectInfo *subject, const char *name)
 	return result;
 }
 
+/* The member names of a scheme or scorecard, for a hint. */
+static char *
+list_members(AudienceRef *r)
+{
+	Datum		args[1];
+	Oid			types[1] = {INT4OID};
+	char	   *result = NULL;
+	MemoryContext callercxt = CurrentMemoryContext;
+	const char *sql = r->kind == AUDREF_BUCKET
+		? "SELECT string_agg(name::text, ', ' ORDER BY position) FROM segment.scheme_bucket WHERE scheme_id = $1"
+		: "SELECT string_agg(name::text, ', ' ORDER BY min_score NULLS FIRST, name) FROM segment.scorecard_band"
+		"  WHERE scorecard_id = $1";
+
+	args[0] = Int32GetDatum(r->id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (s != NULL)
+			result = MemoryContextStrdup(callercxt, s);
+	}
+	SPI_finish();
+	return result;
+}
+
+static const char *
+ref_kind_word(const AudienceRef *r)
+{
+	switch (r->kind)
+	{
+		case AUDREF_TAG:
+			return "tag";
+		case AUDREF_SEGMENT:
+			return "segment";
+		case AUDREF_BUCKET:
+			return "scheme";
+		case AUDREF_BAND:
+			return "scorecard";
+		default:
+			return "name";
+	}
+}
+
+/*
+ * Is the name usable? Unknown names and names of another subject always
+ * fail; with load, so do inactive and never refreshed ones.
+ */
 static void
-check_ref(Audience *a, const SubjectInfo *subject, AudienceRef *r, TagRow *row)
+check_ref(Audience *a, const SubjectInfo *subject, AudienceRef *r, bool load)
 {
 	const char *sname = NameStr(subject->name);
+	const char *text = a->tops[r->top];
+	char	   *what;
 
-	if (r->qualifier != NULL)
+	a->err_top = r->top;
+	a->err_text = text;
+	a->err_segment = NULL;
+	a->err_via = r->via;
+
+	if (r->kind == AUDREF_UNRESOLVED && r->qualifier != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown scheme \"%s\" in audience", r->qualifier),
-				 errdetail("\"%s.%s\" names a bucket of a scheme, and subject \"%s\" has no scheme \"%s\".",
+				 errdetail("\"%s.%s\" names a bucket of a scheme or a band of a scorecard, and subject \"%s\" has no scheme or scorecard \"%s\".",
 						   r->qualifier, r->name, sname, r->qualifier),
 				 errhint("To use a tag whose name contains a dot, double-quote it: \"%s.%s\".",
 						 r->qualifier, r->name),
-				 AUDPOS(a->text, r->location)));
-	if (!row->found)
+				 AUDPOS(text, r->location)));
+	if (r->kind == AUDREF_UNRESOLVED)
 	{
-		char	   *suggestion = suggest_tag_name(subject, r->name);
+		char	   *suggestion = suggest_name(subject, r->name);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("unknown name \"%s\" in audience", r->name),
-				 errdetail("Subject \"%s\" has no tag named \"%s\".", sname, r->name),
+				 errdetail("Subject \"%s\" has no tag or segment named \"%s\".", sname, r->name),
 				 suggestion
 				 ? errhint("Names are case-sensitive; did you mean \"%s\"?", suggestion)
 				 : errhint("The tags of subject \"%s\" are listed in segment.tag.", sname),
-				 AUDPOS(a->text, r->location)));
+				 AUDPOS(text, r->location)));
 	}
-	if (row->subject_id != subject->subject_id)
+	what = r->qualifier ? r->qualifier : r->name;
+	if (r->subject_id != subject->subject_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("tag \"%s\" belongs to subject \"%s\", not \"%s\"",
-						r->name, row->subject_name, sname),
-				 errhint("An audience combines tags of one subject."),
-				 AUDPOS(a->text, r->location)));
-	if (!row->active)
+				 errmsg("%s \"%s\" belongs to subject \"%s\", not \"%s\"",
+						ref_kind_word(r), what, r->subject_name, sname),
+				 r->kind == AUDREF_TAG ? errhint("An audience combines tags of one subject.")
+				 : errhint("An audience combines names of one subject."),
+				 AUDPOS(text, r->location)));
+	if (r->missing)
+	{
+		char	   *members = list_members(r);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("%s \"%s\" has no %s \"%s\"", ref_kind_word(r), r->qualifier,
+						r->kind == AUDREF_BUCKET ? "bucket" : "band", r->name),
+				 members
+				 ? errhint("Its %s are: %s.", r->kind == AUDREF_BUCKET ? "buckets" : "bands", members)
+				 : errhint("It has no %s.", r->kind == AUDREF_BUCKET ? "buckets" : "bands"),
+				 AUDPOS(text, r->location)));
+	}
+	if (!load || r->kind == AUDREF_SEGMENT)
+		return;
+	if (!r->active)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("tag \"%s\" is inactive", r->name),
-				 errhint("Reactivate it with segment.alter_tag('%s', active => true), or leave it out of the audience.",
-						 r->name),
-				 AUDPOS(a->text, r->location)));
-	if (!row->manual && !row->refreshed)
+				 errmsg("%s \"%s\" is inactive", ref_kind_word(r), what),
+				 r->kind == AUDREF_TAG
+				 ? errhint("Reactivate it with segment.alter_tag('%s', active => true), or leave it out of the audience.",
+						   r->name)
+				 : errhint("Reactivate it, or leave it out of the audience."),
+				 AUDPOS(text, r->location)));
+	if (!(r->kind == AUDREF_TAG && r->manual) && !r->refreshed)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("tag \"%s\" has not been refreshed", r->name),
+				 errmsg("%s \"%s\" has not been refreshed", ref_kind_word(r), what),
 				 errdetail("Its members are computed by a refresh of subject \"%s\".", sname),
 				 errhint("Run: select * from segment.refresh('%s');", sname),
-				 AUDPOS(a->text, r->location)));
+				 AUDPOS(text, r->location)));
 }
 
-/*
- * Load every referenced set (and the universe if a "not" needs it) with one
- * query, then check the names in the order they appear in the text.
- */
-static void
-audience_load(Audience *a, const SubjectInfo *subject)
+static int
+ref_order_cmp(const void *x, const void *y, void *arg)
 {
-	static SPIPlanPtr plan = NULL;
-	static Oid	plan_typid = InvalidOid;
-	MemoryContext callercxt = CurrentMemoryContext;
-	TagRow	   *rows = palloc0(sizeof(TagRow) * Max(a->nrefs, 1));
-	Datum	   *names = palloc(sizeof(Datum) * Max(a->nrefs, 1));
-	int			nnames = 0;
-	Oid			argtypes[3] = {NAMEARRAYOID, INT4OID, BOOLOID};
-	Datum		args[3];
-	Oid			typid = memberset_type_oid();
-	int			ret;
+	const AudienceRef *refs = (const AudienceRef *) arg;
+	int			i = *(const int *) x;
+	int			j = *(const int *) y;
+
+	if (refs[i].top != refs[j].top)
+		return refs[i].top < refs[j].top ? -1 : 1;
+	if (refs[i].location != refs[j].location)
+		return refs[i].location < refs[j].location ? -1 : 1;
+	return i < j ? -1 : i > j ? 1 : 0;
+}
+
+/* Check every name, reporting the first wrong one in text order. */
+static void
+check_refs(Audience *a, const SubjectInfo *subject, bool load)
+{
+	int		   *order = palloc(sizeof(int) * Max(a->nrefs, 1));
 
 	for (int i = 0; i < a->nrefs; i++)
-	{
-		if (a->refs[i].qualifier == NULL)
-		{
-			NameData   *n = palloc(sizeof(NameData));
+		order[i] = i;
+	qsort_arg(order, a->nrefs, sizeof(int), ref_order_cmp, a->refs);
+	for (int k = 0; k < a->nrefs; k++)
+		check_ref(a, subject, &a->refs[order[k]], load);
+	pfree(order);
+}
 
-			namestrcpy(n, a->refs[i].name);
-			names[nnames++] = NameGetDatum(n);
-		}
+/* ------------------------------------------------------------------------
+ * Cycles of segments: depth-first search with the current path on a stack
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct CycleSearch
+{
+	Audience   *a;
+	int		   *path;
+	int			depth;
+} CycleSearch;
+
+static void visit_tree(CycleSearch *cs, AudienceNode *n);
+
+static void
+report_cycle(CycleSearch *cs, int i)
+{
+	Audience   *a = cs->a;
+	StringInfoData buf;
+	int			from = 0;
+	int			at = -1;
+
+	while (cs->path[from] != i)
+		from++;
+	initStringInfo(&buf);
+	for (int k = from; k < cs->depth; k++)
+	{
+		AudienceRef *r = &a->refs[cs->path[k]];
+
+		appendStringInfo(&buf, "%s -> ", r->name);
+		if (at < 0 && r->location >= 0)
+			at = cs->path[k];
 	}
-	args[0] = PointerGetDatum(construct_array(names, nnames, NAMEOID, NAMEDATALEN,
-											  false, TYPALIGN_CHAR));
-	args[1] = Int32GetDatum(subject->subject_id);
-	args[2] = BoolGetDatum(a->universe_uses > 0);
+	appendStringInfoString(&buf, a->refs[i].name);
+	if (at < 0)
+		at = i;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (plan != NULL && plan_typid != typid)
+	a->err_top = a->refs[at].top;
+	a->err_text = a->tops[a->refs[at].top];
+	a->err_segment = NULL;
+	a->err_via = NULL;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+			 errmsg("cycle in segment definitions: %s", buf.data),
+			 errdetail("A segment cannot use itself, directly or through other segments."),
+			 a->refs[at].location >= 0 ? AUDPOS(a->err_text, a->refs[at].location) : 0));
+}
+
+static void
+visit_segment(CycleSearch *cs, int i)
+{
+	AudienceRef *r = &cs->a->refs[i];
+
+	r->visit = 1;
+	cs->path[cs->depth++] = i;
+	if (r->root != NULL)
+		visit_tree(cs, r->root);
+	cs->depth--;
+	cs->a->refs[i].visit = 2;
+}
+
+static void
+visit_tree(CycleSearch *cs, AudienceNode *n)
+{
+	check_stack_depth();
+	switch (n->kind)
 	{
-		SPI_freeplan(plan);
-		plan = NULL;
-	}
-	segment_saved_plan(&plan,
-					   "SELECT t.name, t.tag_id, t.subject_id, s.name, t.rule IS NULL, t.active,"
-					   "       st.tag_id IS NOT NULL,"
-					   "       CASE WHEN t.subject_id = $2 AND t.active AND t.rule IS NOT NULL"
-					   "            THEN st.members END,"
-					   "       CASE WHEN t.subject_id = $2 AND t.active THEN"
-					   "            (SELECT segment.memberset_agg(m.member_id) FROM segment.manual_tag m"
-					   "              WHERE m.tag_id = t.tag_id"
-					   "                AND (m.expires_at IS NULL OR m.expires_at > now())) END"
-					   "  FROM segment.tag t"
-					   "  JOIN segment.subject s ON s.subject_id = t.subject_id"
-					   "  LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id"
-					   " WHERE t.name = ANY ($1)"
-					   " UNION ALL "
-					   "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, u.universe, NULL"
-					   "  FROM segment.subject_state u"
-					   " WHERE u.subject_id = $2 AND $3",
-					   3, argtypes);
-	plan_typid = typid;
-	ret = SPI_execute_plan(plan, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "loading audience sets failed: %s", SPI_result_code_string(ret));
-
-	for (uint64 k = 0; k < SPI_processed; k++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[k];
-		TupleDesc	td = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		d = SPI_getbinval(tup, td, 1, &isnull);
-		TagRow	   *row = NULL;
-
-		if (isnull)
-		{
-			/* the universe row */
-			d = SPI_getbinval(tup, td, 8, &isnull);
-			if (!isnull)
-				a->universe = load_set(d, callercxt);
-			continue;
-		}
-		for (int i = 0; i < a->nrefs; i++)
-			if (a->refs[i].qualifier == NULL &&
-				strcmp(a->refs[i].name, NameStr(*DatumGetName(d))) == 0)
-				row = &rows[i];
-		if (row == NULL)
-			continue;
-		row->found = true;
-		row->tag_id = DatumGetInt32(SPI_getbinval(tup, td, 2, &isnull));
-		row->subject_id = DatumGetInt32(SPI_getbinval(tup, td, 3, &isnull));
-		row->subject_name = MemoryContextStrdup(callercxt,
-												NameStr(*DatumGetName(SPI_getbinval(tup, td, 4, &isnull))));
-		row->manual = DatumGetBool(SPI_getbinval(tup, td, 5, &isnull));
-		row->active = DatumGetBool(SPI_getbinval(tup, td, 6, &isnull));
-		row->refreshed = DatumGetBool(SPI_getbinval(tup, td, 7, &isnull));
-		d = SPI_getbinval(tup, td, 8, &isnull);
-		if (!isnull)
-			row->members = load_set(d, callercxt);
-		d = SPI_getbinval(tup, td, 9, &isnull);
-		if (!isnull)
-			row->manual_members = load_set(d, callercxt);
-	}
-	SPI_finish();
-
-	for (int i = 0; i < a->nrefs; i++)
-	{
-		AudienceRef *r = &a->refs[i];
-		TagRow	   *row = &rows[i];
-
-		check_ref(a, subject, r, row);
-		r->kind = AUDREF_TAG;
-		r->id = row->tag_id;
-
-		/* a tag's members: its rule's result plus its unexpired manual members */
-		if (row->members != NULL)
-		{
-			r->set = row->members;
-			if (row->manual_members != NULL)
+		case AUD_NAME:
 			{
-				roaring_bitmap_or_inplace(r->set->bitmap, row->manual_members->bitmap);
-				roaring_owned_free(row->manual_members);
-			}
-		}
-		else if (row->manual_members != NULL)
-			r->set = row->manual_members;
-		else
-			r->set = roaring_owned_create();
-	}
+				AudienceRef *r = &cs->a->refs[n->ref];
 
-	if (a->universe_uses > 0 && a->universe == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("subject \"%s\" has not been refreshed", NameStr(subject->name)),
-				 errdetail("\"not\" is evaluated against all rows seen by the last refresh."),
-				 errhint("Run: select * from segment.refresh('%s');", NameStr(subject->name)),
-				 AUDPOS(a->text, a->not_location)));
-	pfree(rows);
+				if (r->kind != AUDREF_SEGMENT)
+					return;
+				if (r->visit == 1)
+					report_cycle(cs, n->ref);
+				if (r->visit == 0)
+					visit_segment(cs, n->ref);
+				return;
+			}
+		case AUD_NOT:
+			visit_tree(cs, n->left);
+			return;
+		case AUD_AND:
+		case AUD_OR:
+			visit_tree(cs, n->left);
+			visit_tree(cs, n->right);
+			return;
+	}
+}
+
+/* defining: index of the segment whose (new) audience is top 0, or -1. */
+static void
+check_cycles(Audience *a, int defining)
+{
+	CycleSearch cs;
+
+	cs.a = a;
+	cs.path = palloc(sizeof(int) * (a->nrefs + 1));
+	cs.depth = 0;
+	if (defining >= 0)
+		visit_segment(&cs, defining);
+	for (int t = 0; t < a->ntops; t++)
+		visit_tree(&cs, a->roots[t]);
+	pfree(cs.path);
 }
 
 /* ------------------------------------------------------------------------
@@ -708,45 +1202,64 @@ audience_load(Audience *a, const SubjectInfo *subject)
  *
  * count_uses() mirrors evaluate(): it counts how many times each loaded set
  * (and the universe) will be read, so the last reader can take the set
- * itself and modify it in place instead of copying it.
+ * itself and modify it in place instead of copying it. A segment's tree is
+ * walked (and evaluated) once; its set then counts like a tag's.
  * ------------------------------------------------------------------------
  */
 
+/* top, location: where a "not" in this tree is reported (location -1: its own) */
 static void
-count_uses(Audience *a, AudienceNode *n)
+count_uses(Audience *a, AudienceNode *n, int top, int location)
 {
 	check_stack_depth();
 	switch (n->kind)
 	{
 		case AUD_NAME:
-			a->refs[n->ref].uses++;
-			break;
+			{
+				AudienceRef *r = &a->refs[n->ref];
+
+				r->uses++;
+				if (r->kind == AUDREF_SEGMENT && !r->counted)
+				{
+					r->counted = true;
+					count_uses(a, r->root, r->top, r->location);
+				}
+				break;
+			}
 		case AUD_NOT:
-			if (a->not_location < 0 || n->location < a->not_location)
-				a->not_location = n->location;
-			a->universe_uses++;
-			count_uses(a, n->left);
-			break;
+			{
+				int			loc = location >= 0 ? location : n->location;
+
+				if (a->not_location < 0 || top < a->not_top ||
+					(top == a->not_top && loc < a->not_location))
+				{
+					a->not_top = top;
+					a->not_location = loc;
+				}
+				a->universe_uses++;
+				count_uses(a, n->left, top, location);
+				break;
+			}
 		case AUD_AND:
 			if (n->right->kind == AUD_NOT)
 			{
-				count_uses(a, n->left);
-				count_uses(a, n->right->left);
+				count_uses(a, n->left, top, location);
+				count_uses(a, n->right->left, top, location);
 			}
 			else if (n->left->kind == AUD_NOT)
 			{
-				count_uses(a, n->right);
-				count_uses(a, n->left->left);
+				count_uses(a, n->right, top, location);
+				count_uses(a, n->left->left, top, location);
 			}
 			else
 			{
-				count_uses(a, n->left);
-				count_uses(a, n->right);
+				count_uses(a, n->left, top, location);
+				count_uses(a, n->right, top, location);
 			}
 			break;
 		case AUD_OR:
-			count_uses(a, n->left);
-			count_uses(a, n->right);
+			count_uses(a, n->left, top, location);
+			count_uses(a, n->right, top, location);
 			break;
 	}
 }
@@ -785,7 +1298,16 @@ evaluate(Audience *a, AudienceNode *n)
 	switch (n->kind)
 	{
 		case AUD_NAME:
-			return take(&a->refs[n->ref].set, &a->refs[n->ref].uses);
+			{
+				AudienceRef *ref = &a->refs[n->ref];
+
+				if (ref->kind == AUDREF_SEGMENT && !ref->computed)
+				{
+					ref->computed = true;
+					ref->set = evaluate(a, ref->root);
+				}
+				return take(&ref->set, &ref->uses);
+			}
 		case AUD_NOT:
 			l = take(&a->universe, &a->universe_uses);
 			return minus(l, evaluate(a, n->left));
@@ -816,23 +1338,154 @@ evaluate(Audience *a, AudienceNode *n)
 	return NULL;				/* not reached */
 }
 
+/* A loaded name's set: a tag's rule result plus its unexpired manual members. */
+static void
+finish_sets(Audience *a)
+{
+	for (int i = 0; i < a->nrefs; i++)
+	{
+		AudienceRef *r = &a->refs[i];
+
+		if (r->kind == AUDREF_SEGMENT)
+			continue;
+		if (r->set != NULL && r->manual_set != NULL)
+		{
+			roaring_bitmap_or_inplace(r->set->bitmap, r->manual_set->bitmap);
+			roaring_owned_free(r->manual_set);
+		}
+		else if (r->manual_set != NULL)
+			r->set = r->manual_set;
+		else if (r->set == NULL)
+			r->set = roaring_owned_create();
+		r->manual_set = NULL;
+	}
+}
+
+void
+audience_evaluate_many(const SubjectInfo *subject, int n, const char **texts,
+					   RoaringOwned **results)
+{
+	ErrorContextCallback errcb;
+	Audience   *a = audience_new(n, texts);
+
+	push_error_context(a, &errcb);
+	parse_tops(a);
+	resolve(a, subject, true);
+	check_refs(a, subject, true);
+	check_cycles(a, -1);
+	for (int t = 0; t < n; t++)
+		count_uses(a, a->roots[t], t, -1);
+	if (a->universe_uses > 0 && a->universe == NULL)
+	{
+		a->err_top = a->not_top;
+		a->err_text = a->tops[a->not_top];
+		a->err_via = NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("subject \"%s\" has not been refreshed", NameStr(subject->name)),
+				 errdetail("\"not\" is evaluated against all rows seen by the last refresh."),
+				 errhint("Run: select * from segment.refresh('%s');", NameStr(subject->name)),
+				 AUDPOS(a->err_text, a->not_location)));
+	}
+	finish_sets(a);
+	for (int t = 0; t < n; t++)
+	{
+		a->err_top = t;
+		results[t] = evaluate(a, a->roots[t]);
+	}
+	/* a universe fetched but not used (only by "x and not y" forms) */
+	if (a->universe != NULL)
+		roaring_owned_free(a->universe);
+	error_context_stack = errcb.previous;
+}
+
 RoaringOwned *
 audience_evaluate(const SubjectInfo *subject, const char *text)
 {
-	ErrorContextCallback errcb;
-	Audience   *a;
 	RoaringOwned *result;
 
-	errcb.callback = audience_error_callback;
-	errcb.arg = (void *) text;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
-	a = audience_parse_internal(text);
-	count_uses(a, a->root);
-	audience_load(a, subject);
-	result = evaluate(a, a->root);
-
-	error_context_stack = errcb.previous;
+	audience_evaluate_many(subject, 1, &text, &result);
 	return result;
+}
+
+void
+audience_validate(const SubjectInfo *subject, const char *text, const char *defining)
+{
+	ErrorContextCallback errcb;
+	Audience   *a = audience_new(1, &text);
+	int			d = -1;
+
+	push_error_context(a, &errcb);
+	parse_tops(a);
+	if (defining != NULL)
+	{
+		AudienceRef *r;
+
+		/* the segment being defined stands for the new text */
+		d = find_ref(a, NULL, defining);
+		if (d < 0)
+		{
+			d = add_ref(a, NULL, defining, -1);
+			a->refs[d].location = -1;
+		}
+		r = &a->refs[d];
+		r->kind = AUDREF_SEGMENT;
+		r->looked_up = true;
+		r->id = 0;
+		r->subject_id = subject->subject_id;
+		r->subject_name = pstrdup(NameStr(subject->name));
+		r->active = r->refreshed = true;
+		r->audience = pstrdup(text);
+		r->root = a->roots[0];
+	}
+	resolve(a, subject, false);
+	check_refs(a, subject, false);
+	check_cycles(a, d);
+	error_context_stack = errcb.previous;
+}
+
+static void
+expand_tree(Audience *a, AudienceNode *n, List **out)
+{
+	check_stack_depth();
+	switch (n->kind)
+	{
+		case AUD_NAME:
+			{
+				AudienceRef *r = &a->refs[n->ref];
+
+				if (r->listed)
+					return;
+				r->listed = true;
+				*out = lappend(*out, r);
+				if (r->kind == AUDREF_SEGMENT && r->root != NULL)
+					expand_tree(a, r->root, out);
+				return;
+			}
+		case AUD_NOT:
+			expand_tree(a, n->left, out);
+			return;
+		case AUD_AND:
+		case AUD_OR:
+			expand_tree(a, n->left, out);
+			expand_tree(a, n->right, out);
+			return;
+	}
+}
+
+List *
+audience_expand(const SubjectInfo *subject, const char *text)
+{
+	ErrorContextCallback errcb;
+	Audience   *a = audience_new(1, &text);
+	List	   *out = NIL;
+
+	push_error_context(a, &errcb);
+	parse_tops(a);
+	resolve(a, subject, false);
+	check_refs(a, subject, false);
+	check_cycles(a, -1);
+	expand_tree(a, a->root, &out);
+	error_context_stack = errcb.previous;
+	return out;
 }

@@ -1,24 +1,34 @@
 /*
  * audience.h
- *     The audience language: names (tags now; segments and scheme buckets
- *     later) combined with and / or / not and parentheses, evaluated on
- *     member sets. See docs/audiences.md for the grammar.
+ *     The audience language: names (tags, named segments, scheme buckets
+ *     and scorecard bands) combined with and / or / not and parentheses,
+ *     evaluated on member sets. See docs/audiences.md for the grammar.
  *
  *     audience := or_expr
  *     or_expr  := and_expr ( OR and_expr )*
  *     and_expr := not_expr ( AND not_expr )*
  *     not_expr := NOT not_expr | '(' or_expr ')' | name
- *     name     := part [ '.' part ]        -- scheme.bucket
+ *     name     := part [ '.' part ]        -- scheme.bucket, scorecard.band
  *     part     := identifier | "quoted name"
  *
+ * A plain name is a tag or a segment of the subject; a segment stands for
+ * its own audience, expanded recursively (cycles are errors, 42P17). A
+ * dotted name is a bucket of a scheme (segment.bucket_state) or a band of a
+ * scorecard (the union of segment.score_state sets whose score lies in the
+ * band).
+ *
  * Errors carry the position in the audience text (shown by psql as a caret
- * under a QUERY line): 42601 syntax errors, 42704 unknown names, 55000 for
- * sets that are not available (tag not refreshed, tag inactive).
+ * under a QUERY line): 42601 syntax errors, 42704 unknown names, 42P17
+ * cycles of segments, 55000 for sets that are not available (not
+ * refreshed, inactive). A name reached through a segment is reported at the
+ * position of that segment's name, with a CONTEXT line naming the segments.
  */
 #ifndef SEGMENT_AUDIENCE_H
 #define SEGMENT_AUDIENCE_H
 
 #include "postgres.h"
+
+#include "nodes/pg_list.h"
 
 #include "memberset.h"
 #include "subject.h"
@@ -45,9 +55,11 @@ typedef struct AudienceNode
 /* What a distinct name denotes once resolved. */
 typedef enum AudienceRefKind
 {
-	AUDREF_UNRESOLVED,
-	AUDREF_TAG
-	/* later: AUDREF_SEGMENT, AUDREF_BUCKET */
+	AUDREF_UNRESOLVED,			/* not looked up yet, or not found */
+	AUDREF_TAG,
+	AUDREF_SEGMENT,
+	AUDREF_BUCKET,				/* scheme.bucket */
+	AUDREF_BAND					/* scorecard.band */
 } AudienceRefKind;
 
 typedef struct AudienceRef
@@ -55,18 +67,63 @@ typedef struct AudienceRef
 	AudienceRefKind kind;
 	char	   *qualifier;		/* as written (NULL if none) */
 	char	   *name;
-	int			location;		/* first occurrence, byte offset */
-	int32		id;				/* AUDREF_TAG: tag_id */
-	RoaringOwned *set;			/* loaded member set */
-	int			uses;			/* evaluation steps still to read set */
+	/* where to report it: the top-level text and byte offset of the first
+	 * name through which it is reached (itself, or a segment using it) */
+	int			top;
+	int			location;
+	char	   *via;			/* NULL, or the segments it is reached through */
+	/* catalog facts */
+	bool		looked_up;
+	bool		pending;		/* in the lookup round under way */
+	int32		id;				/* tag_id, segment_id, scheme_id, scorecard_id */
+	int32		subject_id;
+	char	   *subject_name;
+	bool		missing;		/* BUCKET/BAND: the scheme/scorecard has no such member */
+	bool		manual;			/* TAG: manual tag */
+	bool		active;
+	bool		refreshed;
+	/* segments: the audience, parsed */
+	char	   *audience;
+	AudienceNode *root;
+	int			visit;			/* cycle search: 0 new, 1 on the path, 2 done */
+	bool		counted;		/* count_uses has walked root */
+	bool		computed;		/* evaluate has computed set from root */
+	bool		listed;			/* audience_expand has listed it */
+	/* the member set and how many evaluation steps still read it */
+	RoaringOwned *set;
+	RoaringOwned *manual_set;	/* TAG: unexpired manual members while loading */
+	int			uses;
 } AudienceRef;
 
 typedef struct Audience
 {
-	const char *text;
-	AudienceNode *root;
+	const char *text;			/* the (first) top-level text */
+	AudienceNode *root;			/* its tree */
+	int			ntops;			/* top-level audiences (several for overlap) */
+	const char **tops;
+	AudienceNode **roots;
 	int			nrefs;
 	AudienceRef *refs;			/* distinct names, in order of first use */
+	/* parsing context: where names being parsed are reported */
+	int			cur_top;
+	int			cur_location;	/* -1: the name's own location */
+	char	   *cur_via;
+	/* error context: the text errpositions refer to */
+	const char *err_text;
+	const char *err_segment;	/* the text is this segment's audience */
+	const char *err_via;
+	int			err_top;
+	/* the subject's segments not named yet (name, audience, id), fetched
+	 * with the first round that meets a segment */
+	bool		segments_fetched;
+	int			nknown;
+	char	  **known_names;
+	char	  **known_texts;
+	int32	   *known_ids;
+	/* the universe, for "not" */
+	bool		needs_universe;
+	bool		universe_fetched;
+	int			not_top;
 	int			not_location;	/* first "not" needing the universe, or -1 */
 	int			universe_uses;
 	RoaringOwned *universe;
@@ -76,11 +133,40 @@ typedef struct Audience
 extern Audience *audience_parse(const char *text);
 
 /*
- * Parse, resolve the names against the subject, load every referenced set
- * with one catalog query, and combine. The result is owned by
+ * Parse, resolve the names against the subject (expanding segments), load
+ * every referenced set, and combine. Catalog queries: one for an audience
+ * without segments, two with (the first also fetches the subject's
+ * segment definitions, the second the sets only segments name). The result is owned by
  * CurrentMemoryContext; the caller may modify it.
  */
 extern RoaringOwned *audience_evaluate(const SubjectInfo *subject, const char *text);
+
+/*
+ * The same for n audiences at once (sets shared by several are loaded
+ * once): results[i] is the set of texts[i].
+ */
+extern void audience_evaluate_many(const SubjectInfo *subject, int n,
+								   const char **texts, RoaringOwned **results);
+
+/*
+ * Definition-time check of a segment's audience: syntax, names (tags and
+ * segments of this subject, scheme buckets, scorecard bands), and cycles,
+ * with segment `defining` standing for `text` (NULL when no segment is
+ * being defined). Sets are not loaded: names that are inactive or not
+ * refreshed yet are accepted.
+ */
+extern void audience_validate(const SubjectInfo *subject, const char *text,
+							  const char *defining);
+
+/*
+ * Resolve an audience (no sets loaded) and return its distinct names as
+ * AudienceRef pointers in order of appearance, each segment followed by the
+ * names of its audience (expanded in place). For explain.
+ */
+extern List *audience_expand(const SubjectInfo *subject, const char *text);
+
+/* The name quoted for an audience when it needs quotes (palloc'd). */
+extern char *audience_quote_name(const char *name);
 
 /*
  * Byte offset -> the 1-based character position used by errposition(); use

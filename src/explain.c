@@ -9,8 +9,10 @@
  * it read. "member" says whether the stored set (last refresh) holds the
  * customer, so a row changed since then shows up as member <> value.
  * For an audience, each tag it names is explained and "value" is the
- * audience's answer for this customer. For a scheme, the buckets are tried
- * in order until one takes the row; for a scorecard, every item's points.
+ * audience's answer for this customer. Segments (also a bare segment name)
+ * are expanded into the tags they use and listed under "segments". For a
+ * scheme, the buckets are tried in order until one takes the row; for a
+ * scorecard, every item's points.
  */
 #include "postgres.h"
 
@@ -34,6 +36,7 @@
 #include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 
+#include "audience.h"
 #include "rule.h"
 #include "subject.h"
 
@@ -443,39 +446,30 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 	appendStringInfoString(buf, "}");
 }
 
-/* Names an audience text refers to (identifiers that are not keywords). */
+/*
+ * The tags an audience text names, segments expanded (audience.c), in order
+ * of appearance; each segment met is added to segments as a JSON object.
+ */
 static List *
-audience_names(const char *what)
+audience_names(const SubjectInfo *si, const char *what, StringInfo segments)
 {
 	List	   *names = NIL;
-	const char *p = what;
+	ListCell   *lc;
 
-	while (*p)
+	foreach(lc, audience_expand(si, what))
 	{
-		if (isalpha((unsigned char) *p) || *p == '_' || IS_HIGHBIT_SET(*p))
-		{
-			const char *start = p;
-			char	   *name;
+		AudienceRef *r = (AudienceRef *) lfirst(lc);
 
-			while (*p && (isalnum((unsigned char) *p) || *p == '_' || IS_HIGHBIT_SET(*p) || *p == '.'))
-				p++;
-			name = pnstrdup(start, p - start);
-			if (pg_strcasecmp(name, "and") != 0 && pg_strcasecmp(name, "or") != 0 &&
-				pg_strcasecmp(name, "not") != 0)
-				names = list_append_unique(names, makeString(name));
-		}
-		else if (*p == '"')
+		if (r->kind == AUDREF_TAG)
+			names = lappend(names, makeString(r->name));
+		else if (r->kind == AUDREF_SEGMENT)
 		{
-			const char *start = ++p;
-
-			while (*p && *p != '"')
-				p++;
-			names = list_append_unique(names, makeString(pnstrdup(start, p - start)));
-			if (*p)
-				p++;
+			appendStringInfoString(segments, segments->len > 0 ? ", {\"segment\": " : "{\"segment\": ");
+			append_json_string(segments, r->name);
+			appendStringInfoString(segments, ", \"audience\": ");
+			append_json_string(segments, r->audience);
+			appendStringInfoString(segments, "}");
 		}
-		else
-			p++;
 	}
 	return names;
 }
@@ -595,6 +589,7 @@ segment_explain(PG_FUNCTION_ARGS)
 		Datum		a[3];
 		Oid			t[3] = {NAMEOID, TEXTOID, INT8OID};
 		Datum		inaud;
+		StringInfoData segments;
 
 		a[0] = PG_GETARG_DATUM(0);
 		a[1] = PointerGetDatum(cstring_to_text(what));
@@ -607,13 +602,17 @@ segment_explain(PG_FUNCTION_ARGS)
 		append_json_string(&buf, what);
 		appendStringInfo(&buf, ", \"value\": %s, \"tags\": [",
 						 (member_id >= 0 && !isnull && DatumGetBool(inaud)) ? "true" : "false");
-		foreach(lc, audience_names(what))
+		initStringInfo(&segments);
+		foreach(lc, audience_names(si, what, &segments))
 		{
 			if (foreach_current_index(lc) > 0)
 				appendStringInfoString(&buf, ", ");
 			explain_tag(&buf, &ctx, si->subject_id, strVal(lfirst(lc)), member_id, row_found, as_of);
 		}
-		appendStringInfoString(&buf, "]}");
+		appendStringInfoString(&buf, "]");
+		if (segments.len > 0)
+			appendStringInfo(&buf, ", \"segments\": [%s]", segments.data);
+		appendStringInfoString(&buf, "}");
 	}
 
 done:

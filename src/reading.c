@@ -1,8 +1,9 @@
 /*
  * reading.c
  *     The SQL-callable reading side of the API: count, members,
- *     members_text, audience and keys over audiences (audience.c), and
- *     has_tag / tags for one customer.
+ *     members_text, audience, keys and overlap over audiences (audience.c),
+ *     and has_tag / tags for one customer. has_tag also takes the name of a
+ *     segment (its audience is evaluated).
  *
  * Membership of a tag = its last refreshed member set (rule tags) plus its
  * unexpired manual members (segment.manual_tag rows whose expires_at is null
@@ -14,6 +15,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "audience.h"
@@ -138,6 +140,28 @@ segment_keys(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
+/* Is there a segment of this name (of any subject)? */
+static bool
+is_segment(const char *name)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {NAMEOID};
+	Datum		args[1];
+	NameData	n;
+	bool		found;
+
+	namestrcpy(&n, name);
+	args[0] = NameGetDatum(&n);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	segment_saved_plan(&plan, "SELECT 1 FROM segment.segment WHERE name = $1", 1, argtypes);
+	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "segment lookup failed");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
 static bool
 has_tag_internal(const SubjectInfo *s, bool known, uint32 member_id, const char *tag)
 {
@@ -194,6 +218,15 @@ has_tag_internal(const SubjectInfo *s, bool known, uint32 member_id, const char 
 	}
 	SPI_finish();
 
+	if (!found && is_segment(tag))
+	{
+		/* a segment: is the customer in its audience? */
+		RoaringOwned *set = audience_evaluate(s, audience_quote_name(tag));
+
+		result = known && roaring_bitmap_contains(set->bitmap, member_id);
+		roaring_owned_free(set);
+		return result;
+	}
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -299,4 +332,79 @@ segment_tags_text(PG_FUNCTION_ARGS)
 	bool		known = subject_member_id_text(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), &member_id);
 
 	return tags_internal(s, known, member_id);
+}
+
+/* ------------------------------------------------------------------------
+ * overlap
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * segment.overlap(subject name, audiences text[])
+ *     -> table (a text, b text, a_members bigint, b_members bigint,
+ *               both_members bigint, jaccard float8)
+ * Every unordered pair of the audiences (i < j, in array order), computed on
+ * their member sets; each audience is evaluated once, and the sets they
+ * share are loaded once. jaccard = |A and B| / |A or B|, NULL when both are
+ * empty.
+ */
+PG_FUNCTION_INFO_V1(segment_overlap);
+Datum
+segment_overlap(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SubjectInfo *s;
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *elems;
+	bool	   *elemnulls;
+	int			n;
+	const char **texts;
+	RoaringOwned **sets;
+	uint64	   *card;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elemnulls, &n);
+	if (n == 0)
+		return (Datum) 0;
+	texts = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (elemnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("audience %d of %d is NULL", i + 1, n)));
+		texts[i] = TextDatumGetCString(elems[i]);
+	}
+	sets = palloc(sizeof(RoaringOwned *) * n);
+	card = palloc(sizeof(uint64) * n);
+	audience_evaluate_many(s, n, texts, sets);
+	for (int i = 0; i < n; i++)
+		card[i] = roaring_bitmap_get_cardinality(sets[i]->bitmap);
+
+	for (int i = 0; i < n; i++)
+	{
+		for (int j = i + 1; j < n; j++)
+		{
+			Datum		values[6];
+			bool		nulls[6] = {false, false, false, false, false, false};
+			uint64		both = roaring_bitmap_and_cardinality(sets[i]->bitmap, sets[j]->bitmap);
+			uint64		either = card[i] + card[j] - both;
+
+			CHECK_FOR_INTERRUPTS();
+			values[0] = PointerGetDatum(cstring_to_text(texts[i]));
+			values[1] = PointerGetDatum(cstring_to_text(texts[j]));
+			values[2] = Int64GetDatum((int64) card[i]);
+			values[3] = Int64GetDatum((int64) card[j]);
+			values[4] = Int64GetDatum((int64) both);
+			if (either == 0)
+				nulls[5] = true;
+			else
+				values[5] = Float8GetDatum((double) both / (double) either);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		roaring_owned_free(sets[i]);
+	return (Datum) 0;
 }

@@ -124,6 +124,9 @@ BEGIN
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
     SELECT 'scorecard', c.scorecard_id, c.name, 'drop', segment._scorecard_definition(c.scorecard_id)
       FROM segment.scorecard c WHERE c.subject_id = id ORDER BY c.scorecard_id;
+    INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
+    SELECT 'segment', g.segment_id, g.name, 'drop', segment._segment_definition(g)
+      FROM segment.segment g WHERE g.subject_id = id;
     DELETE FROM segment.subject s WHERE s.subject_id = id;
 END $$;
 
@@ -146,6 +149,7 @@ BEGIN
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
         cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
     END IF;
+    PERFORM segment._check_name_free('tag', tag);   -- one namespace with segments, schemes, scorecards
     INSERT INTO segment.tag (subject_id, name, rule, category, description, columns, column_types)
     VALUES (sid, tag, rule, category, description, cols, segment._column_types(rel, cols))
     RETURNING tag_id INTO id;
@@ -204,10 +208,12 @@ BEGIN
             old.active, coalesce(active, old.active));
 END $$;
 
-CREATE FUNCTION segment.drop_tag(tag name) RETURNS void
+CREATE FUNCTION segment.drop_tag(tag name, "cascade" boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE old segment.tag := segment._tag(tag);
 BEGIN
+    -- refused while segments use the tag, unless cascade (72-segments.sql)
+    PERFORM segment._drop_segments_using('tag', tag, "cascade");
     DELETE FROM segment.tag t WHERE t.tag_id = old.tag_id;
     INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, old_description, old_active)
     VALUES (old.tag_id, tag, 'drop', old.rule, old.description, old.active);

@@ -7,37 +7,6 @@
 
 -- Names --------------------------------------------------------------------
 
--- Tags, segments, schemes and scorecards share one namespace of audience
--- names: which kind of object, if any, already has this name.
-CREATE FUNCTION segment._audience_name_kind(n name) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT x.kind FROM (
-        SELECT 1, 'tag' FROM segment.tag t WHERE t.name = n
-        UNION ALL SELECT 2, 'segment' FROM segment.segment s WHERE s.name = n
-        UNION ALL SELECT 3, 'scheme' FROM segment.scheme s WHERE s.name = n
-        UNION ALL SELECT 4, 'scorecard' FROM segment.scorecard s WHERE s.name = n
-    ) x(ord, kind) ORDER BY x.ord LIMIT 1
-$$;
-
--- Refuses a name that is not a valid audience name or is already taken.
-CREATE FUNCTION segment._check_new_audience_name(kind text, n name) RETURNS void
-LANGUAGE plpgsql STABLE AS $$
-DECLARE taken text;
-BEGIN
-    PERFORM segment._check_name(kind, n);
-    taken := segment._audience_name_kind(n);
-    IF taken = kind THEN
-        RAISE EXCEPTION '% "%" already exists', kind, n
-            USING ERRCODE = 'duplicate_object',
-                  HINT = format('Names are unique across subjects; use segment.alter_%s() to change it.', kind);
-    ELSIF taken IS NOT NULL THEN
-        RAISE EXCEPTION '% "%" already exists', taken, n
-            USING ERRCODE = 'duplicate_object',
-                  DETAIL = 'Tags, segments, schemes and scorecards share one namespace of audience names.',
-                  HINT = format('Choose another name for the %s.', kind);
-    END IF;
-END $$;
-
 -- A name taken from a text array (bucket, band): the name type would
 -- silently cut it at 63 bytes.
 CREATE FUNCTION segment._check_part_name(kind text, n text) RETURNS name
@@ -184,7 +153,8 @@ DECLARE
     defs segment.scheme_bucket[];
     id int;
 BEGIN
-    PERFORM segment._check_new_audience_name('scheme', scheme);
+    PERFORM segment._check_name('scheme', scheme);
+    PERFORM segment._check_name_free('scheme', scheme);   -- one namespace of audience names
     SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
     -- validate everything before writing anything (no sequence value is used up)
     defs := ARRAY(SELECT ROW(0, b.ord, b.name, b.rule, b.columns, b.column_types)::segment.scheme_bucket
@@ -232,11 +202,13 @@ BEGIN
     VALUES ('scheme', old.scheme_id, scheme, 'alter', old_def, segment._scheme_definition(old.scheme_id));
 END $$;
 
-CREATE FUNCTION segment.drop_scheme(scheme name) RETURNS void
+CREATE FUNCTION segment.drop_scheme(scheme name, "cascade" boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     old segment.scheme := segment._scheme(scheme, true);
 BEGIN
+    -- segments that name its buckets or bands: refuse, or drop them too
+    PERFORM segment._drop_segments_using('scheme', scheme, "cascade");
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
     VALUES ('scheme', old.scheme_id, scheme, 'drop', segment._scheme_definition(old.scheme_id));
     DELETE FROM segment.scheme s WHERE s.scheme_id = old.scheme_id;
@@ -386,7 +358,8 @@ DECLARE
     band_defs segment.scorecard_band[];
     id int;
 BEGIN
-    PERFORM segment._check_new_audience_name('scorecard', scorecard);
+    PERFORM segment._check_name('scorecard', scorecard);
+    PERFORM segment._check_name_free('scorecard', scorecard);
     IF base IS NULL THEN
         RAISE EXCEPTION 'base of scorecard "%" must not be NULL', scorecard
             USING ERRCODE = 'null_value_not_allowed',
@@ -459,11 +432,13 @@ BEGIN
             segment._scorecard_definition(old.scorecard_id));
 END $$;
 
-CREATE FUNCTION segment.drop_scorecard(scorecard name) RETURNS void
+CREATE FUNCTION segment.drop_scorecard(scorecard name, "cascade" boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     old segment.scorecard := segment._scorecard(scorecard, true);
 BEGIN
+    -- segments that name its buckets or bands: refuse, or drop them too
+    PERFORM segment._drop_segments_using('scorecard', scorecard, "cascade");
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
     VALUES ('scorecard', old.scorecard_id, scorecard, 'drop', segment._scorecard_definition(old.scorecard_id));
     DELETE FROM segment.scorecard s WHERE s.scorecard_id = old.scorecard_id;
