@@ -198,7 +198,7 @@ select t.key as customer_id, t.score, c.customer_name, c.aum, c.td_maturity_date
   from segment.top('customer', 'service_score', 'maturity_calls', 10) t
   join dw.customer_wide c on c.customer_id = t.key::bigint
  order by t.score desc, t.key::bigint;
-select :cust as cust \gset
+select key as cust from segment.top('customer', 'service_score', 'maturity_calls', 1) \gset
 \set lbl 'why customer ' :cust ' has its service score (segment.explain):'
 \echo :lbl
 select i ->> 'points' as points, i ->> 'rule' as rule, i ->> 'value' as "true?"
