@@ -52,6 +52,26 @@ score_to_numeric(ScoreValue v)
 							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 }
 
+/* Distinct values of the int4 first column of SPI_tuptable (rows sorted by it). */
+static int
+count_groups(void)
+{
+	int32		last = -1;
+	int			n = 0;
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (i == 0 || id != last)
+			n++;
+		last = id;
+	}
+	return n;
+}
+
 void
 load_schemes(SubjectRun *sr)
 {
@@ -68,17 +88,7 @@ load_schemes(SubjectRun *sr)
 							  " ORDER BY s.name, b.position",
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scheme");
-	/* count schemes first */
-	sr->nschemes = 0;
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-
-		if (id != last)
-			sr->nschemes++;
-		last = id;
-	}
+	sr->nschemes = count_groups();
 	sr->schemes = palloc0(sizeof(ScanScheme) * Max(sr->nschemes, 1));
 	sr->scheme_ids = palloc0(sizeof(int32) * Max(sr->nschemes, 1));
 	sr->scheme_errors = palloc0(sizeof(char *) * Max(sr->nschemes, 1));
@@ -126,16 +136,7 @@ load_scorecards(SubjectRun *sr)
 							  " ORDER BY c.name, i.position",
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scorecard");
-	sr->nscorecards = 0;
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-
-		if (id != last)
-			sr->nscorecards++;
-		last = id;
-	}
+	sr->nscorecards = count_groups();
 	sr->scorecards = palloc0(sizeof(ScanScorecard) * Max(sr->nscorecards, 1));
 	sr->scorecard_ids = palloc0(sizeof(int32) * Max(sr->nscorecards, 1));
 	sr->scorecard_errors = palloc0(sizeof(char *) * Max(sr->nscorecards, 1));
