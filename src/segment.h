@@ -1,6 +1,7 @@
 /*
  * segment.h
- *     Declarations shared across segment's C files: GUCs and subject lookup.
+ *     Declarations shared across segment's C files: GUCs, the subject lock
+ *     class and the member id range.
  */
 #ifndef SEGMENT_H
 #define SEGMENT_H
