@@ -22,7 +22,6 @@
 #   ROWS=1000000 TAGS=60 PGHOST=... PGDATABASE=... test/bench.sh
 # Environment: ROWS (1000000), TAGS (60), BENCH_REPS (3), BENCH_AUDIENCE_REPS (5),
 #   BENCH_AS_OF (server's current_date), BENCH_VARIANTS (1), BENCH_SEED (0.42),
-#   SEGMENT_STUB: test aid, load this SQL stand-in instead of the extension.
 # Peak memory is read from /proc/<backend pid>/status: the script must run on
 # the database server's machine (otherwise it prints n/a).
 set -euo pipefail
@@ -55,11 +54,7 @@ echo "== segment bench: $rows customers, $ntags tags, as_of $as_of, best of $rep
 
 # ---------------------------------------------------------------- set-up
 seg=none
-if [[ -n ${SEGMENT_STUB:-} ]]; then
-  "${P[@]}" -f "$SEGMENT_STUB"
-  seg=stub
-  echo "bench: segment is the plain-SQL stand-in $SEGMENT_STUB (plumbing test; its times mean nothing)"
-elif "${P[@]}" -c 'create extension if not exists segment' 2>"$tmp/ext.err"; then
+if "${P[@]}" -c 'create extension if not exists segment' 2>"$tmp/ext.err"; then
   seg=ext
   missing=$("${Q[@]}" -c "select string_agg(f, ', ') from unnest(array['register_subject', 'unregister_subject',
       'create_tag', 'drop_tag', 'refresh', 'count']) f

@@ -10,8 +10,6 @@
 # schema dw. Environment:
 #   DEMO_CUSTOMERS  customers to generate (default 100000)
 #   DEMO_SEED       generator seed in [-1, 1] (default 0.42)
-#   SEGMENT_STUB    test aid: load this SQL file instead of CREATE EXTENSION
-#                   (test/data/segment_stub.sql, to dry-run the script)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,12 +17,7 @@ customers=${DEMO_CUSTOMERS:-100000}
 seed=${DEMO_SEED:-0.42}
 [[ $customers =~ ^[0-9]+$ && $customers -ge 1 ]] || { echo "demo: DEMO_CUSTOMERS must be a positive integer" >&2; exit 2; }
 
-if [[ -n ${SEGMENT_STUB:-} ]]; then
-  setup="\\i $SEGMENT_STUB"
-  echo "demo: using the stand-in $SEGMENT_STUB instead of the extension (dry run)"
-else
-  setup="create extension if not exists segment;"
-fi
+setup="create extension if not exists segment;"
 
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 psql -X -q -v ON_ERROR_STOP=1 -P pager=off -P footer=off -P null='(null)' \
@@ -39,9 +32,7 @@ psql -X -q -v ON_ERROR_STOP=1 -P pager=off -P footer=off -P null='(null)' \
 \echo '== 1. Extension'
 $setup
 select extname as extension, extversion as version
-  from pg_extension where extname = 'segment'
-union all
-select 'segment (stand-in)', 'stub' where not exists (select from pg_extension where extname = 'segment');
+  from pg_extension where extname = 'segment';
 
 \echo
 \echo '== 2. Generate the bank inside the database (dw.generate_bank)'
