@@ -1139,12 +1139,15 @@ memberset_agg_trans(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(state);
 }
 
-/* union_agg(memberset) */
-PG_FUNCTION_INFO_V1(memberset_union_trans);
-Datum
-memberset_union_trans(PG_FUNCTION_ARGS)
+/*
+ * Transition of union_agg / intersect_agg: the first non-NULL set becomes the
+ * state (copied into the aggregate context); later ones are ORed or ANDed
+ * in. An empty intersection stays empty without reading more sets.
+ */
+static Datum
+set_agg_trans(FunctionCallInfo fcinfo, const char *fname, bool intersect)
 {
-	MemoryContext aggcxt = agg_context(fcinfo, "memberset_union_trans");
+	MemoryContext aggcxt = agg_context(fcinfo, fname);
 	RoaringOwned *state = agg_state(fcinfo);
 
 	if (PG_ARGISNULL(1))
@@ -1160,14 +1163,25 @@ memberset_union_trans(PG_FUNCTION_ARGS)
 		state = arg_roaring(fcinfo, 1);
 		MemoryContextSwitchTo(old);
 	}
-	else
+	else if (!intersect || !roaring_bitmap_is_empty(state->bitmap))
 	{
 		RoaringOwned *in = arg_roaring(fcinfo, 1);
 
-		roaring_bitmap_or_inplace(state->bitmap, in->bitmap);
+		if (intersect)
+			roaring_bitmap_and_inplace(state->bitmap, in->bitmap);
+		else
+			roaring_bitmap_or_inplace(state->bitmap, in->bitmap);
 		roaring_owned_free(in);
 	}
 	PG_RETURN_POINTER(state);
+}
+
+/* union_agg(memberset) */
+PG_FUNCTION_INFO_V1(memberset_union_trans);
+Datum
+memberset_union_trans(PG_FUNCTION_ARGS)
+{
+	return set_agg_trans(fcinfo, "memberset_union_trans", false);
 }
 
 /* intersect_agg(memberset) */
@@ -1175,30 +1189,7 @@ PG_FUNCTION_INFO_V1(memberset_intersect_trans);
 Datum
 memberset_intersect_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = agg_context(fcinfo, "memberset_intersect_trans");
-	RoaringOwned *state = agg_state(fcinfo);
-
-	if (PG_ARGISNULL(1))
-	{
-		if (state == NULL)
-			PG_RETURN_NULL();
-		PG_RETURN_POINTER(state);
-	}
-	if (state == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(aggcxt);
-
-		state = arg_roaring(fcinfo, 1);
-		MemoryContextSwitchTo(old);
-	}
-	else if (!roaring_bitmap_is_empty(state->bitmap))
-	{
-		RoaringOwned *in = arg_roaring(fcinfo, 1);
-
-		roaring_bitmap_and_inplace(state->bitmap, in->bitmap);
-		roaring_owned_free(in);
-	}
-	PG_RETURN_POINTER(state);
+	return set_agg_trans(fcinfo, "memberset_intersect_trans", true);
 }
 
 /*
