@@ -142,6 +142,10 @@ REVOKE ALL ON segment.subject FROM segment_regress_user;
 REVOKE ALL ON SCHEMA public FROM segment_regress_user;
 DROP ROLE segment_regress_user;
 
+-- a rule on the clock is accepted (current_date is stable) with a warning
+SELECT segment.create_tag('customer', 'recent_clock', 'last_login >= current_date - 30');
+SELECT segment.drop_tag('recent_clock');
+
 -- drop and unregister
 SELECT segment.create_tag('customer', 'ratio', 'aum / risk_level > 100000');
 SELECT segment.drop_tag('ratio');

@@ -29,6 +29,7 @@
 #include "parser/parser.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -305,6 +306,46 @@ attnos_to_name_array(Relation rel, Bitmapset *attnos)
 	return PointerGetDatum(construct_array(names, n, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
 }
 
+/* The first clock reading in a rule (current_date, now() ...), or NULL. */
+static bool
+find_clock_walker(Node *node, const char **found)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SQLValueFunction))
+	{
+		switch (((SQLValueFunction *) node)->op)
+		{
+			case SVFOP_CURRENT_DATE:
+				*found = "current_date";
+				return true;
+			case SVFOP_CURRENT_TIME:
+			case SVFOP_CURRENT_TIME_N:
+			case SVFOP_CURRENT_TIMESTAMP:
+			case SVFOP_CURRENT_TIMESTAMP_N:
+			case SVFOP_LOCALTIME:
+			case SVFOP_LOCALTIME_N:
+			case SVFOP_LOCALTIMESTAMP:
+			case SVFOP_LOCALTIMESTAMP_N:
+				*found = "the current time";
+				return true;
+			default:
+				break;
+		}
+	}
+	if (IsA(node, FuncExpr))
+	{
+		Oid			f = ((FuncExpr *) node)->funcid;
+
+		if (f == F_NOW || f == F_TRANSACTION_TIMESTAMP || f == F_STATEMENT_TIMESTAMP)
+		{
+			*found = "now()";
+			return true;
+		}
+	}
+	return expression_tree_walker(node, find_clock_walker, (void *) found);
+}
+
 /*
  * segment._rule_columns(relation regclass, rule text, what text) -> name[]
  * Validates a rule against a table and returns the columns it reads.
@@ -319,10 +360,19 @@ segment_rule_columns(PG_FUNCTION_ARGS)
 	Relation	rel;
 	Bitmapset  *attnos = NULL;
 	Datum		result;
+	Node	   *expr;
+	const char *clock = NULL;
 
 	rel = table_open(relid, AccessShareLock);
-	rule_analyze(rel, rule, what, &attnos);
+	expr = rule_analyze(rel, rule, what, &attnos);
 	result = attnos_to_name_array(rel, attnos);
+
+	/* at definition time (what given): a rule on the clock cannot be replayed */
+	if (what != NULL && find_clock_walker(expr, &clock))
+		ereport(WARNING,
+				(errmsg("rule of %s reads %s", what, clock),
+				 errdetail("A refresh evaluates it at the moment it runs, not as of its as_of date, so the run cannot be reproduced or back-filled."),
+				 errhint("Use segment.as_of() for the evaluation date.")));
 	table_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(result);
 }
