@@ -39,8 +39,10 @@ BEGIN
                     SELECT DISTINCT ON (m.%1$I::text) m.%1$I::text, m.%2$I::text, %3$s, %4$s
                       FROM %5$s m WHERE m.%1$I IS NOT NULL ORDER BY m.%1$I::text',
                    st.manager_column, st.org_column,
-                   coalesce(format('m.%I', st.capacity_column), 'NULL::int'),
-                   coalesce(format('coalesce(m.%I, false)', st.active_column), 'true'),
+                   CASE WHEN st.capacity_column IS NULL THEN 'NULL::int'
+                        ELSE format('m.%I', st.capacity_column) END,
+                   CASE WHEN st.active_column IS NULL THEN 'true'
+                        ELSE format('coalesce(m.%I, false)', st.active_column) END,
                    st.relation);
     UPDATE pg_temp._seg_staff f SET load = x.n
       FROM (SELECT o.manager, count(*) AS n FROM segment.opportunity o
@@ -74,6 +76,8 @@ DECLARE
     c record;
     err text;
     state text;
+    merge_join text := current_setting('enable_mergejoin');
+    nest_loop text := current_setting('enable_nestloop');
 BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
     SELECT * INTO cp FROM segment.contact_policy p WHERE p.subject_id = sid;
@@ -127,8 +131,8 @@ BEGIN
             CASE WHEN r.priority_scorecard IS NULL THEN r.priority::text
                  ELSE format('%s + coalesce(sc.score, 0)', r.priority) END,
             r.rule_id, r.holdout_pct,
-            coalesce(format('t.%I::text', s.owner_column), 'NULL'),
-            coalesce(format('t.%I::text', s.org_column), 'NULL'),
+            CASE WHEN s.owner_column IS NULL THEN 'NULL' ELSE format('t.%I::text', s.owner_column) END,
+            CASE WHEN s.org_column IS NULL THEN 'NULL' ELSE format('t.%I::text', s.org_column) END,
             key_join,
             CASE WHEN r.priority_scorecard IS NULL THEN ''
                  ELSE format('LEFT JOIN (SELECT x.score, segment.member_ids(x.members) AS id
@@ -158,6 +162,10 @@ BEGIN
             END LOOP;
         END;
     END LOOP;
+
+    -- the work table has no statistics yet; without them every join below
+    -- is planned for one row
+    ANALYZE pg_temp._seg_cand;
 
     -- failures are recorded and leave the run
     WITH f AS (DELETE FROM pg_temp._seg_cand x WHERE x.error IS NOT NULL
@@ -192,6 +200,7 @@ BEGIN
     -- 3. assignment of the treatment group
     UPDATE pg_temp._seg_cand x SET assignment = 'control' WHERE x.is_control;
     has_staff := segment._load_staff(sid, as_of);
+    ANALYZE pg_temp._seg_staff;
     IF has_staff THEN
         -- the owner, in priority order, within the rule's and the manager's capacity
         WITH o AS (SELECT x.ctid AS tid, x.owner, x.rule_id, x.priority, x.member_id,
@@ -225,6 +234,11 @@ BEGIN
         -- offers slots at load+1 .. load+k; the i-th candidate of the unit
         -- takes the i-th lowest slot, which is what assigning one at a time to
         -- the least-loaded manager gives.
+        -- candidates meet slots on (org, i): a hash join. The slot count is
+        -- overestimated (generate_series), and a merge join on org alone
+        -- would compare every candidate with every slot of its unit.
+        PERFORM set_config('enable_mergejoin', 'off', true);
+        PERFORM set_config('enable_nestloop', 'off', true);
         FOR r IN SELECT * FROM segment.opportunity_rule x
                   WHERE x.rule_id = ANY (rule_ids) AND x.assignment IN ('owner', 'org')
                   ORDER BY x.priority DESC, x.rule_id
@@ -266,6 +280,8 @@ BEGIN
                      GROUP BY y.manager) x
              WHERE x.manager = f.manager;
         END LOOP;
+        PERFORM set_config('enable_mergejoin', merge_join, true);
+        PERFORM set_config('enable_nestloop', nest_loop, true);
     END IF;
 
     -- the rest goes to the pool, with the reason
