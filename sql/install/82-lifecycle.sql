@@ -138,8 +138,8 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Say whether the customer took the product: true or false.';
     END IF;
-    IF amount < 0 OR amount = 'NaN'::numeric THEN
-        RAISE EXCEPTION 'amount must be zero or positive, not %', amount
+    IF amount < 0 OR amount IN ('NaN'::numeric, 'Infinity'::numeric) THEN
+        RAISE EXCEPTION 'amount must be a finite number, zero or positive, not %', amount
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT converted AND amount <> 0 THEN

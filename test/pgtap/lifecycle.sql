@@ -22,7 +22,7 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 create extension if not exists segment;
 
-select plan(289);
+select plan(290);
 
 create schema lc;
 create table lc.c (id int8 primary key, bal numeric);
@@ -167,6 +167,7 @@ select is(lc.err(format('select segment.complete(%s, null)', :c)),
           '22004|converted must not be NULL|', 'complete with converted NULL: 22004');
 select is(split_part(lc.err(format('select segment.complete(%s, true, -1)', :c)), '|', 1), '22023', 'negative amount: 22023');
 select is(split_part(lc.err(format('select segment.complete(%s, true, ''NaN'')', :c)), '|', 1), '22023', 'NaN amount: 22023');
+select is(split_part(lc.err(format('select segment.complete(%s, true, ''Infinity'')', :c)), '|', 1), '22023', 'infinite amount: 22023');
 select is(split_part(lc.err(format('select segment.complete(%s, false, 100)', :c)), '|', 1), '22023',
           'an amount without conversion: 22023');
 select ok(lc.row_of(:c) ->> 'status' = 'in_progress' and lc.logs(:c) = 0, 'refused completes changed nothing');
