@@ -78,7 +78,9 @@ CREATE FUNCTION segment._generate(sid int, rule_ids int[], as_of date,
                                   members segment.memberset DEFAULT NULL, source text DEFAULT 'batch')
 RETURNS TABLE (rule_name name, candidates bigint, generated bigint, control bigint,
                skipped_cooldown bigint, skipped_cap bigint, over_capacity bigint, failed bigint)
-LANGUAGE plpgsql AS $$
+-- The work-table statements are planned with forced join methods and their
+-- costs look huge; JIT would compile them for ~0.5 s each, for nothing.
+LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     s segment.subject;
     cp segment.contact_policy;
@@ -106,6 +108,10 @@ DECLARE
     msg text;
     has_staff boolean;
     needs_org text;
+    id_expr text;
+    from_sql text;
+    where_sql text;
+    n_rows float8;
     c record;
     err text;
     state text;
@@ -135,6 +141,7 @@ BEGIN
     END IF;
     has_staff := segment._load_staff(sid, as_of);
     ANALYZE pg_temp._seg_staff;
+    SELECT greatest(pc.reltuples, 0) INTO n_rows FROM pg_class pc WHERE pc.oid = s.relation;
     -- event-triggered generation looks at its few customers only (index on
     -- subject, member, period), not at every opportunity of the window
     IF members IS NOT NULL THEN
@@ -186,43 +193,93 @@ BEGIN
         n_gen := 0; n_ctl := 0; n_over := 0;
 
         IF NOT segment.is_empty(aud) THEN
+            -- Where the candidates come from: a large audience is found by
+            -- scanning the table with a member-set test per row; a small one
+            -- (events, narrow rules) by key lookups.
+            IF segment.cardinality(aud) * 20 > greatest(n_rows, 1) THEN
+                IF int_keys THEN
+                    id_expr := format('t.%I::int8', s.key_column);
+                    from_sql := format('%s t', s.relation);
+                ELSE
+                    id_expr := 'k.member_id';
+                    from_sql := format('%s t JOIN segment.keymap k ON k.subject_id = %s AND k.key = t.%I',
+                                       s.relation, sid, s.key_column);
+                END IF;
+                where_sql := format('WHERE $1 OPERATOR(segment.@>) %s', id_expr);
+                -- most of the table: hash joins with staff and scores, not a
+                -- lookup per row (the set-returning estimate is no help)
+                PERFORM set_config('enable_nestloop', 'off', true);
+            ELSE
+                id_expr := 'm.id';
+                from_sql := 'segment.member_ids($1) m(id) ' || key_join;
+                where_sql := '';
+            END IF;
             -- an owner gets the lead when the rule says so, the owner is an
             -- active manager, and within both the manager's capacity for the
-            -- day and the rule's per-manager capacity (in priority order)
+            -- day and the rule's per-manager capacity (in priority order);
+            -- then, in each org unit, as many of the others as the unit's
+            -- managers have room left are staged for least-loaded assignment;
+            -- the rest go to the pool now, with the reason
             needs_org := CASE WHEN has_staff AND r.assignment IN ('owner', 'org') AND s.org_column IS NOT NULL
-                              THEN 'd.org IS NOT NULL' ELSE 'false' END;
+                              THEN 'true' ELSE 'false' END;
             source_sql := format(
-                $q$SELECT m.id AS member_id, t.%1$I::text AS key, %2$s AS priority,
-                          segment._in_control(%3$s, m.id, $2, %4$s) AS is_control,
-                          %5$s AS owner, %6$s AS org, %%s AS message, f.manager AS staff,
-                          least(f.capacity - f.load, %7$s - coalesce(u.n, 0)) AS room
-                     FROM segment.member_ids($1) m(id) %8$s %9$s
-                     LEFT JOIN pg_temp._seg_staff f ON %10$s AND f.manager = %5$s AND f.active
-                     LEFT JOIN (SELECT o.manager, count(*) AS n FROM segment.opportunity o
-                                 WHERE o.rule_id = %3$s AND o.period = $2 AND o.manager IS NOT NULL
-                                 GROUP BY o.manager) u ON u.manager = f.manager$q$,
-                s.key_column,
+                $q$SELECT %1$s AS member_id, t.%2$I::text AS key, %3$s AS priority,
+                          segment._in_control(%4$s, %1$s, $2, %5$s) AS is_control,
+                          %6$s AS owner, %7$s AS org, %%s AS message, f.manager AS staff,
+                          least(f.capacity - f.load, %8$s - coalesce(u.n, 0)) AS room
+                     FROM %9$s %10$s
+                     LEFT JOIN pg_temp._seg_staff f ON %11$s AND f.manager = %6$s AND f.active
+                     LEFT JOIN rule_used u ON u.manager = f.manager
+                     %12$s$q$,
+                id_expr, s.key_column,
                 CASE WHEN r.priority_scorecard IS NULL THEN r.priority::text
                      ELSE format('%s + coalesce(sc.score, 0)', r.priority) END,
                 r.rule_id, r.holdout_pct,
                 CASE WHEN s.owner_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.owner_column) END,
                 CASE WHEN s.org_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.org_column) END,
                 coalesce(r.capacity::text, 'NULL'),
-                key_join,
+                from_sql,
                 CASE WHEN r.priority_scorecard IS NULL THEN ''
                      ELSE format('LEFT JOIN (SELECT x.score, segment.member_ids(x.members) AS id
                                                FROM segment.score_state x WHERE x.scorecard_id = %s) sc
-                                         ON sc.id = m.id', r.priority_scorecard) END,
-                CASE WHEN has_staff AND r.assignment = 'owner' THEN 'true' ELSE 'false' END);
+                                         ON sc.id = %s', r.priority_scorecard, id_expr) END,
+                CASE WHEN has_staff AND r.assignment = 'owner' THEN 'true' ELSE 'false' END,
+                where_sql);
             msg := coalesce(r.template_sql, 'NULL::text');
             gen_sql := format($q$
-                WITH src AS MATERIALIZED (%1$s),
+                WITH rule_used AS (
+                    SELECT o.manager, count(*) AS n FROM segment.opportunity o
+                     WHERE o.rule_id = %2$s AND o.period = $2 AND o.manager IS NOT NULL
+                     GROUP BY o.manager),
+                src AS MATERIALIZED (%1$s),
                 ranked AS (
                     SELECT d.*, d.staff IS NOT NULL AND NOT d.is_control
                                 AND (d.room IS NULL OR row_number() OVER (
                                         PARTITION BY d.staff IS NOT NULL AND NOT d.is_control, d.staff
                                         ORDER BY d.priority DESC, d.member_id) <= d.room) AS to_owner
                       FROM src d),
+                owner_took AS (
+                    SELECT d.staff AS manager, count(*) AS n FROM ranked d WHERE d.to_owner GROUP BY d.staff),
+                org_room AS (
+                    SELECT f.org, sum(greatest(0, least(
+                               coalesce(f.capacity - f.load - coalesce(t.n, 0), 2147483647),
+                               coalesce(%9$s - coalesce(u.n, 0) - coalesce(t.n, 0), 2147483647)))) AS room
+                      FROM pg_temp._seg_staff f
+                      LEFT JOIN owner_took t ON t.manager = f.manager
+                      LEFT JOIN rule_used u ON u.manager = f.manager
+                     WHERE f.active AND %8$s
+                     GROUP BY f.org),
+                -- only units with room left rank their candidates (usually
+                -- few: owners fill most managers' days)
+                org_ranked AS (
+                    SELECT d.member_id,
+                           row_number() OVER (PARTITION BY d.org ORDER BY d.priority DESC, d.member_id) <= g.room AS to_org
+                      FROM ranked d JOIN org_room g ON g.org = d.org AND g.room > 0
+                     WHERE NOT d.is_control AND NOT d.to_owner),
+                placed AS (
+                    SELECT d.*, g.room IS NOT NULL AS org_staffed, coalesce(x.to_org, false) AS to_org
+                      FROM ranked d LEFT JOIN org_room g ON g.org = d.org
+                      LEFT JOIN org_ranked x ON x.member_id = d.member_id),
                 direct AS (
                     INSERT INTO segment.opportunity AS o
                         (rule_id, rule_version, subject_id, member_id, key, period, valid_until,
@@ -234,19 +291,19 @@ BEGIN
                            CASE WHEN d.is_control OR d.to_owner THEN NULL
                                 WHEN %6$L = 'pool' THEN 'rule assigns to the pool'
                                 WHEN NOT %7$s THEN 'no staff table'
-                                WHEN d.staff IS NOT NULL THEN 'managers at capacity'
-                                WHEN d.owner IS NULL THEN 'no owner and no org unit'
+                                WHEN d.staff IS NOT NULL OR d.org_staffed THEN 'managers at capacity'
+                                WHEN d.owner IS NULL AND d.org IS NULL THEN 'no owner and no org unit'
                                 ELSE 'no active manager for the customer' END,
                            $3
-                      FROM ranked d
-                     WHERE d.is_control OR d.to_owner OR NOT (%8$s)
+                      FROM placed d
+                     WHERE NOT d.to_org
                     RETURNING o.member_id, o.is_control, o.manager, o.pool_reason),
                 staged AS (
                     INSERT INTO pg_temp._seg_cand (rule_id, member_id, key, priority, is_control,
                                                    owner, org, message)
                     SELECT %2$s, d.member_id, d.key, d.priority, false, d.owner, d.org, d.message
-                      FROM ranked d
-                     WHERE NOT (d.is_control OR d.to_owner) AND (%8$s)
+                      FROM placed d
+                     WHERE d.to_org
                     RETURNING member_id),
                 loads AS (
                     UPDATE pg_temp._seg_staff f SET load = f.load + x.n
@@ -261,11 +318,13 @@ BEGIN
                        (SELECT count(*) FROM direct WHERE direct.is_control),
                        (SELECT count(*) FROM direct WHERE direct.pool_reason = 'managers at capacity')$q$,
                 format(source_sql, msg), r.rule_id, r.version, sid, r.valid_days - 1,
-                r.assignment, has_staff::text, needs_org);
+                r.assignment, has_staff::text, needs_org, coalesce(r.capacity::text, 'NULL'));
             BEGIN
                 EXECUTE gen_sql
                 INTO made, n_gen, n_ctl, n_over USING aud, as_of, source;
+                PERFORM set_config('enable_nestloop', nest_loop, true);
             EXCEPTION WHEN OTHERS THEN
+                PERFORM set_config('enable_nestloop', nest_loop, true);
                 IF r.template_sql IS NULL THEN
                     RAISE;
                 END IF;
@@ -334,12 +393,7 @@ BEGIN
                          is_control, priority, message, org_unit, manager, assignment, pool_reason, source)
                     SELECT r.rule_id, r.version, sid, x.member_id, x.key, as_of, as_of + r.valid_days - 1,
                            false, x.priority, x.message, x.org, x.manager, coalesce(x.assignment, 'pool'),
-                           CASE WHEN x.manager IS NOT NULL THEN NULL
-                                WHEN EXISTS (SELECT 1 FROM pg_temp._seg_staff f
-                                              WHERE f.active AND (f.org = x.org
-                                                    OR (r.assignment = 'owner' AND f.manager = x.owner)))
-                                    THEN 'managers at capacity'
-                                ELSE 'no active manager for the customer' END,
+                           CASE WHEN x.manager IS NULL THEN 'managers at capacity' END,
                            _generate.source
                       FROM pg_temp._seg_cand x WHERE x.rule_id = r.rule_id
                     RETURNING o.pool_reason)
