@@ -150,8 +150,15 @@ BEGIN
     IF NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- Fails (2D000, nothing done) when called inside a transaction block or
-    -- from a function: the run commits step by step.
+    -- The run commits step by step, so it cannot run inside a transaction
+    -- block. (A top-level CALL starts its own transaction: both timestamps
+    -- are equal.) Called from a function, the COMMIT below fails with 2D000.
+    IF transaction_timestamp() <> statement_timestamp() THEN
+        RAISE EXCEPTION 'segment.run_all cannot run inside a transaction block'
+            USING ERRCODE = 'active_sql_transaction',
+                  DETAIL = 'The nightly run commits after each step, so that finished steps and its log survive a later failure.',
+                  HINT = 'CALL segment.run_all() on its own, outside BEGIN ... COMMIT and not from a function (pg_cron calls it that way).';
+    END IF;
     COMMIT;
 
     IF NOT pg_try_advisory_lock(24177, 0) THEN
@@ -258,11 +265,11 @@ CREATE FUNCTION segment._nightly_client() RETURNS text LANGUAGE sql STABLE AS $$
       FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid()
 $$;
 
--- Why pg_cron cannot be used from here, or NULL when it can. The decision
+-- Raises why pg_cron cannot be used from here; true when it can. The decision
 -- is a pure function of its inputs (tested with each combination);
 -- segment._require_cron() feeds it the server's real state.
 CREATE FUNCTION segment._cron_check(preloaded boolean, cron_database text, cron_installed boolean, this_database text)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     IF NOT preloaded THEN
         RAISE EXCEPTION 'pg_cron is not loaded: segment.schedule needs it'
@@ -284,6 +291,7 @@ BEGIN
                   DETAIL = 'pg_cron is preloaded and runs jobs from this database, but its extension (schema cron) has not been created.',
                   HINT = 'Run CREATE EXTENSION pg_cron; in this database (as a superuser).';
     END IF;
+    RETURN true;
 END $$;
 
 CREATE FUNCTION segment._require_cron() RETURNS void LANGUAGE plpgsql AS $$
