@@ -30,7 +30,7 @@ BEGIN
     END IF;
     IF to_regprocedure('segment.generate(name,date)') IS NULL THEN
         CREATE FUNCTION segment.generate(rule name, as_of date)
-        RETURNS TABLE (rule name, candidates bigint, generated bigint, control bigint, skipped_cooldown bigint,
+        RETURNS TABLE (rule_name name, candidates bigint, generated bigint, control bigint, skipped_cooldown bigint,
                        skipped_cap bigint, over_capacity bigint, failed bigint)
         LANGUAGE sql AS 'SELECT NULL::name, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint WHERE false';
         INSERT INTO stand_in VALUES ('segment.generate(name,date)');

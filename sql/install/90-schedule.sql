@@ -84,19 +84,21 @@ BEGIN
         EXECUTE 'SELECT segment.evaluate_outcomes($1)' INTO n USING as_of;
         RETURN jsonb_build_object('evaluated', n);
     ELSIF step = 'generate' THEN
+        -- columns read by name from the row as jsonb: the rule's name is the
+        -- first column (rule_name), the counts are bigint columns
         EXECUTE $q$
-            SELECT jsonb_build_object(
-                       'rules', count(*),
-                       'candidates', coalesce(sum(g.candidates), 0),
-                       'generated', coalesce(sum(g.generated), 0),
-                       'control', coalesce(sum(g.control), 0),
-                       'skipped_cooldown', coalesce(sum(g.skipped_cooldown), 0),
-                       'skipped_cap', coalesce(sum(g.skipped_cap), 0),
-                       'over_capacity', coalesce(sum(g.over_capacity), 0),
-                       'failed', coalesce(sum(g.failed), 0),
-                       'by_rule', coalesce(jsonb_object_agg(g.rule, to_jsonb(g) - 'rule')
-                                           FILTER (WHERE g.rule IS NOT NULL), '{}'))
-              FROM segment.generate(NULL, $1) g $q$
+            WITH g AS (SELECT to_jsonb(g) AS j, (to_jsonb(g) ->> (SELECT k FROM jsonb_object_keys(to_jsonb(g)) k
+                                                                   WHERE k IN ('rule_name', 'rule') LIMIT 1)) AS rule
+                         FROM segment.generate(NULL, $1) g)
+            SELECT jsonb_build_object('rules', count(*))
+                   || (SELECT jsonb_object_agg(c, coalesce(s, 0)) FROM
+                         (SELECT c, sum((g.j ->> c)::bigint) AS s
+                            FROM unnest(ARRAY['candidates', 'generated', 'control', 'skipped_cooldown',
+                                              'skipped_cap', 'over_capacity', 'failed']) c
+                            LEFT JOIN g ON g.j ? c GROUP BY c) t)
+                   || jsonb_build_object('by_rule', coalesce(jsonb_object_agg(g.rule, g.j - 'rule_name' - 'rule')
+                                                             FILTER (WHERE g.rule IS NOT NULL), '{}'))
+              FROM g $q$
           INTO result USING as_of;
         RETURN result;
     ELSIF step = 'size_snapshots' THEN

@@ -56,7 +56,7 @@ do $$ begin
   end if;
   if to_regprocedure('segment.generate(name,date)') is null then
     create function segment.generate(rule name, as_of date)
-    returns table (rule name, candidates bigint, generated bigint, control bigint, skipped_cooldown bigint,
+    returns table (rule_name name, candidates bigint, generated bigint, control bigint, skipped_cooldown bigint,
                    skipped_cap bigint, over_capacity bigint, failed bigint)
     language sql as 'select null::name, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint where false';
   end if;
