@@ -53,6 +53,9 @@ SELECT pg_catalog.pg_extension_config_dump('segment.nightly_run', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.nightly_run_run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.nightly_step', '');
 
+CREATE FUNCTION segment._in_transaction_block() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'segment_in_transaction_block' LANGUAGE C VOLATILE;
+
 -- Run one step's work (no logging, no transaction control); returns its counts.
 CREATE FUNCTION segment._nightly_step(step text, subject name, as_of date, run_id bigint)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -153,9 +156,8 @@ BEGIN
         RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- The run commits step by step, so it cannot run inside a transaction
-    -- block. (A top-level CALL starts its own transaction: both timestamps
-    -- are equal.) Called from a function, the COMMIT below fails with 2D000.
-    IF transaction_timestamp() <> statement_timestamp() THEN
+    -- block. Called from a function, the COMMIT below fails with 2D000.
+    IF segment._in_transaction_block() THEN
         RAISE EXCEPTION 'segment.run_all cannot run inside a transaction block'
             USING ERRCODE = 'active_sql_transaction',
                   DETAIL = 'The nightly run commits after each step, so that finished steps and its log survive a later failure.',
