@@ -13,35 +13,11 @@ CREATE DATABASE segment_nightly_regress;
 SET client_min_messages = warning;
 CREATE EXTENSION segment;
 
--- The opportunity steps call segment.expire, segment.evaluate_outcomes and
--- segment.generate (other parts of the install script). Where a build does
--- not have them yet, stand-ins that return what the real ones return with no
--- opportunity rules take their place, so this file tests the run itself.
-CREATE TEMP TABLE stand_in (f text);
-DO $$
-BEGIN
-    IF to_regprocedure('segment.expire(date)') IS NULL THEN
-        CREATE FUNCTION segment.expire(as_of date) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
-        INSERT INTO stand_in VALUES ('segment.expire(date)');
-    END IF;
-    IF to_regprocedure('segment.evaluate_outcomes(date)') IS NULL THEN
-        CREATE FUNCTION segment.evaluate_outcomes(as_of date) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
-        INSERT INTO stand_in VALUES ('segment.evaluate_outcomes(date)');
-    END IF;
-    IF to_regprocedure('segment.generate(name,date)') IS NULL THEN
-        CREATE FUNCTION segment.generate(rule name, as_of date)
-        RETURNS TABLE (rule_name name, candidates bigint, generated bigint, control bigint, skipped_cooldown bigint,
-                       skipped_cap bigint, over_capacity bigint, failed bigint)
-        LANGUAGE sql AS 'SELECT NULL::name, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint WHERE false';
-        INSERT INTO stand_in VALUES ('segment.generate(name,date)');
-    END IF;
-END $$;
-
-CREATE TABLE acct (id int8 PRIMARY KEY, balance numeric, opened date);
-INSERT INTO acct SELECT g, g * 100, date '2026-01-01' + g FROM generate_series(1, 50) g;
+CREATE TABLE acct (id int8 PRIMARY KEY, balance numeric, opened date, branch text, rm text);
+INSERT INTO acct SELECT g, g * 100, date '2026-01-01' + g, 'b1', 'rm' || g % 3 FROM generate_series(1, 50) g;
 CREATE TABLE card (no text PRIMARY KEY, spend numeric);
 INSERT INTO card SELECT 'C' || g, g * 10 FROM generate_series(1, 30) g;
-SELECT segment.register_subject('acct', 'acct', 'id');
+SELECT segment.register_subject('acct', 'acct', 'id', 'branch', 'rm');
 SELECT segment.register_subject('card', 'card', 'no');
 SELECT segment.create_tag('acct', 'rich', 'balance >= 4000');
 SELECT segment.create_tag('acct', 'new_acct', 'opened > segment.as_of() - 10');
@@ -156,9 +132,22 @@ SELECT segment.unschedule();
 SELECT segment.schedule(NULL);
 SELECT segment.schedule('', '* * * * *');
 
+------------------------------------------------------------------------
+-- 8. Opportunities through the nightly run: generated on one night,
+--    expired and evaluated on a later one (cool-down keeps them from being
+--    generated again)
+------------------------------------------------------------------------
+SELECT segment.create_opportunity_rule('acct', 'call_rich', 'rich', 'mining', 'fund',
+                                       valid_days => 3, cooldown_days => 30, assignment => 'pool');
+CALL segment.run_all('2026-03-01');
+CALL segment.run_all('2026-03-05');
+SELECT t.run_id, t.step, t.status, t.counts - 'by_rule' AS counts
+  FROM segment.nightly_step t
+ WHERE t.run_id IN (5, 6) AND t.step IN ('expire', 'evaluate_outcomes', 'generate') ORDER BY t.run_id, t.step_no;
+SELECT counts -> 'by_rule' -> 'call_rich' ->> 'generated' AS generated_by_rule
+  FROM segment.nightly_step WHERE run_id = 5 AND step = 'generate';
+SELECT period, status, count(*) FROM segment.opportunity GROUP BY period, status;
+
 -- tidy up
-DO $$ DECLARE f text; BEGIN
-    FOR f IN SELECT * FROM stand_in LOOP EXECUTE 'DROP FUNCTION ' || f; END LOOP;
-END $$;
 \c contrib_regression
 DROP DATABASE segment_nightly_regress;

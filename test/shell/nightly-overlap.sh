@@ -46,21 +46,6 @@ trap 'q -c "select pg_terminate_backend(pid) from pg_stat_activity where datname
 
 q >/dev/null <<'SQL'
 create extension segment;
--- stand-ins for the opportunity steps where this build does not have them
-do $$ begin
-  if to_regprocedure('segment.expire(date)') is null then
-    create function segment.expire(as_of date) returns bigint language sql as 'select 0::bigint';
-  end if;
-  if to_regprocedure('segment.evaluate_outcomes(date)') is null then
-    create function segment.evaluate_outcomes(as_of date) returns bigint language sql as 'select 0::bigint';
-  end if;
-  if to_regprocedure('segment.generate(name,date)') is null then
-    create function segment.generate(rule name, as_of date)
-    returns table (rule_name name, candidates bigint, generated bigint, control bigint, skipped_cooldown bigint,
-                   skipped_cap bigint, over_capacity bigint, failed bigint)
-    language sql as 'select null::name, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint where false';
-  end if;
-end $$;
 create table ov (id int8 primary key, v int);
 insert into ov select g, g % 10 from generate_series(1, 5000) g;
 select segment.register_subject('ov', 'ov', 'id');

@@ -30,12 +30,10 @@ wait_s=${CRON_WAIT:-150}
 had_cron=$(q -c "select count(*) from pg_extension where extname = 'pg_cron'")
 had_segment=$(q -c "select count(*) from pg_extension where extname = 'segment'")
 had_schema=$(q -c "select count(*) from pg_namespace where nspname = 'segment'")
-stand_ins=()
 jobid=
 cleanup() {
   [[ -n $jobid ]] && q -c "delete from cron.job_run_details where jobid = $jobid" >/dev/null 2>&1
   q -c "select cron.unschedule(jobid) from cron.job where jobname = '$job'" >/dev/null 2>&1
-  for f in "${stand_ins[@]}"; do q -c "drop function if exists $f" >/dev/null 2>&1; done
   if [[ $had_segment == 0 ]]; then
     q -c "drop extension if exists segment cascade" >/dev/null 2>&1
     [[ $had_schema == 0 ]] && q -c "drop schema if exists segment" >/dev/null 2>&1
@@ -63,32 +61,13 @@ else
 fi
 
 # --- a subject for the job to refresh ----------------------------------------
-for f in "segment.expire(date)" "segment.evaluate_outcomes(date)" "segment.generate(name,date)"; do
-  [[ -z $(q -c "select to_regprocedure('$f')") ]] && stand_ins+=("$f")
-done
 q >/dev/null <<SQL
 create schema $schema;
 create table $schema.c (id int8 primary key, v int);
 insert into $schema.c select g, g % 10 from generate_series(1, 1000) g;
 select segment.register_subject('$schema', '$schema.c', 'id');
 select segment.create_tag('$schema', '${schema}_low', 'v < 3');
--- stand-ins for the opportunity steps where this build does not have them
-do \$\$ begin
-  if to_regprocedure('segment.expire(date)') is null then
-    create function segment.expire(as_of date) returns bigint language sql as 'select 0::bigint';
-  end if;
-  if to_regprocedure('segment.evaluate_outcomes(date)') is null then
-    create function segment.evaluate_outcomes(as_of date) returns bigint language sql as 'select 0::bigint';
-  end if;
-  if to_regprocedure('segment.generate(name,date)') is null then
-    create function segment.generate(rule name, as_of date)
-    returns table (rule_name name, candidates bigint, generated bigint, control bigint, skipped_cooldown bigint,
-                   skipped_cap bigint, over_capacity bigint, failed bigint)
-    language sql as 'select null::name, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint where false';
-  end if;
-end \$\$;
 SQL
-(( ${#stand_ins[@]} > 0 )) && echo "# stand-ins for ${stand_ins[*]} (not in this build yet)"
 first_run=$(q -c "select coalesce(max(run_id), 0) from segment.nightly_run")
 
 # --- schedule / unschedule round trip ------------------------------------------
