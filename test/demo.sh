@@ -204,5 +204,29 @@ select r.run_id, s.name as subject, r.as_of, r.started_at::timestamp(0) as start
  order by r.run_id;
 
 \echo
+\echo '== 11. The nightly run under pg_cron (segment.schedule, segment.run_all; docs/scheduling.md)'
+select coalesce(current_setting('cron.database_name', true) = current_database(), false) as cron_here \gset
+\if :cron_here
+create extension if not exists pg_cron;
+select segment.schedule('segment-nightly', '0 18 * * *') as jobid;   -- 18:00 GMT = 02:00 in Beijing
+\echo 'the pg_cron job (cron.job):'
+select jobid, jobname, schedule, command, database, username, active
+  from cron.job where jobname = 'segment-nightly';
+\else
+\echo 'pg_cron does not run jobs from this database (cron.database_name): not scheduled'
+\endif
+\echo 'one run by hand, as the job does it every night (CALL segment.run_all()):'
+call segment.run_all();
+select t.step_no, t.step, coalesce(t.subject, '') as subject, t.status,
+       round(extract(epoch from t.finished_at - t.started_at)::numeric, 3) as seconds,
+       coalesce(t.counts - 'by_rule' - 'by_subject' - 'refresh_run_id', '{}')::text as counts
+  from segment.nightly_step t
+ where t.run_id = (select max(run_id) from segment.nightly_run)
+ order by t.step_no;
+\if :cron_here
+select segment.unschedule('segment-nightly') as unscheduled;   -- the demo cluster is thrown away
+\endif
+
+\echo
 \echo 'Done. Every query above is in test/demo.sh; the tag rules are in test/data/tags.sql.'
 SQL
