@@ -2,7 +2,9 @@
 # demo.sh: the `make demo` tour. Generates a synthetic retail bank inside the
 # database, registers its customer table with segment, loads a library of
 # retail-banking tags, refreshes them in one scan and prints what a bank DBA
-# or analyst would look at.
+# or analyst would look at, then generates opportunities from the rules of
+# test/data/opportunities.sql, simulates managers working them and a month
+# passing, and prints the review against control.
 #
 # Run by `make demo` inside a throwaway cluster (test/with-cluster.sh); by hand:
 #   PGHOST=... PGPORT=... PGUSER=... PGDATABASE=... test/demo.sh
@@ -249,7 +251,7 @@ select sum(candidates) as candidates, sum(generated) as generated, sum(control) 
 select clock_timestamp() as t0 \gset
 select coalesce(sum(generated + control), 0) as made_by_a_rerun from segment.generate(as_of => :'d0');
 select round(extract(epoch from clock_timestamp() - :'t0'::timestamptz)::numeric * 1000) as rerun_ms \gset
-\echo 'the same day again is idempotent (' :rerun_ms 'ms): nothing new'
+\echo 'generate() again for the same day is idempotent:' :rerun_ms 'ms, nothing new'
 
 \echo
 \echo '== 12b. Messages (templates with masking and formats)'
@@ -269,21 +271,21 @@ select assignment, coalesce(pool_reason, '') as pool_reason, count(*) as opportu
        round(100.0 * count(*) / sum(count(*)) over (), 1) as "share %"
   from segment.opportunity where period = :'d0'
  group by assignment, pool_reason order by assignment, pool_reason;
-\echo 'load against daily capacity, the five busiest and five quietest active managers:'
-with load as (
-  select m.manager_id, m.name, m.branch_id as sub_branch, m.daily_capacity,
-         count(o.opportunity_id) as assigned,
-         count(o.opportunity_id) filter (where o.assignment = 'owner') as as_owner,
-         count(o.opportunity_id) filter (where o.assignment = 'org') as via_org_unit,
-         count(distinct o.rule_id) as rules
-    from dw.manager m
-    left join segment.opportunity o on o.manager = m.manager_id::text and o.period = :'d0'
-   where m.active
-   group by m.manager_id)
-(select 'busiest' as who, * from load order by assigned desc, manager_id limit 5)
-union all
-(select 'quietest', * from load order by assigned, manager_id limit 5);
-select count(*) filter (where a.assigned > m.daily_capacity) as managers_over_capacity,
+\echo 'load against daily capacity: the managers of the largest and of the smallest sub-branch'
+select m.manager_id, m.name, m.role, m.branch_id as sub_branch, m.active, m.daily_capacity,
+       count(o.opportunity_id) as assigned,
+       count(o.opportunity_id) filter (where o.assignment = 'owner') as as_owner,
+       count(o.opportunity_id) filter (where o.assignment = 'org') as via_org_unit,
+       count(distinct o.rule_id) as rules
+  from dw.manager m
+  left join segment.opportunity o on o.manager = m.manager_id::text and o.period = :'d0'
+ where m.branch_id in ((select min(branch_id) from dw.branch where level = 'sub-branch'),
+                       (select max(branch_id) from dw.branch where level = 'sub-branch'))
+ group by m.manager_id order by m.branch_id, m.manager_id;
+\echo 'all managers:'
+select count(*) filter (where m.active and a.assigned = m.daily_capacity) as at_capacity,
+       count(*) filter (where m.active and coalesce(a.assigned, 0) < m.daily_capacity) as below_capacity,
+       count(*) filter (where a.assigned > m.daily_capacity) as over_capacity,
        count(*) filter (where not m.active and a.assigned > 0) as inactive_managers_assigned
   from dw.manager m
   left join (select manager, count(*) as assigned from segment.opportunity
@@ -410,7 +412,7 @@ update dw.customer_wide c
                case when 'buy_fund' = any (a.acts) then round(c2.current_balance * 0.2, 2) else 0 end as fund_add
           from acts a join dw.customer_wide c2 using (customer_id)) x
  where c.customer_id = x.customer_id;
-\echo 'customers whose rows now meet a goal because of the simulation:'
+\echo 'customers changed by the outcome simulation:'
 select count(*) as customers_changed from acts;
 select count(*) as refreshed_tags from segment.refresh('customer', :'later');
 \echo 'a month later: expire what was not worked in time, then evaluate every goal'
