@@ -78,6 +78,7 @@ DECLARE
     state text;
     merge_join text := current_setting('enable_mergejoin');
     nest_loop text := current_setting('enable_nestloop');
+    jit_on text := current_setting('jit');
 BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
     SELECT * INTO cp FROM segment.contact_policy p WHERE p.subject_id = sid;
@@ -239,6 +240,10 @@ BEGIN
         -- would compare every candidate with every slot of its unit.
         PERFORM set_config('enable_mergejoin', 'off', true);
         PERFORM set_config('enable_nestloop', 'off', true);
+        -- the disabled nested loop (the lateral generate_series needs one)
+        -- costs 1e10, which would JIT-compile every statement of the loop:
+        -- half a second each, for a few rows
+        PERFORM set_config('jit', 'off', true);
         FOR r IN SELECT * FROM segment.opportunity_rule x
                   WHERE x.rule_id = ANY (rule_ids) AND x.assignment IN ('owner', 'org')
                   ORDER BY x.priority DESC, x.rule_id
@@ -282,6 +287,7 @@ BEGIN
         END LOOP;
         PERFORM set_config('enable_mergejoin', merge_join, true);
         PERFORM set_config('enable_nestloop', nest_loop, true);
+        PERFORM set_config('jit', jit_on, true);
     END IF;
 
     -- the rest goes to the pool, with the reason
@@ -345,10 +351,18 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Activate it with segment.alter_opportunity_rule(name => ..., active => true).';
         END IF;
+        -- an event or entry rule's audience is who may get the lead when the
+        -- event happens: a batch run would give it to all of them (part 85)
+        IF segment._is_triggered(one.rule_id) THEN
+            RAISE EXCEPTION 'opportunity rule "%" is made by events or audience entries, not by batch generation', rule
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'See segment.event_rule and segment.entry_rule; detach it to generate it in batch.';
+        END IF;
     END IF;
     FOR g IN SELECT x.subject_id, array_agg(x.rule_id ORDER BY x.rule_id) AS ids
                FROM segment.opportunity_rule x
               WHERE x.active AND (one.rule_id IS NULL OR x.rule_id = one.rule_id)
+                AND NOT segment._is_triggered(x.rule_id)
               GROUP BY x.subject_id ORDER BY x.subject_id
     LOOP
         -- one generation per subject at a time: the second waits, then sees
