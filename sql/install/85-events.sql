@@ -348,11 +348,15 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM segment.entry_rule) THEN
         RETURN NEW;
     END IF;
-    sid := CASE TG_TABLE_NAME
-        WHEN 'tag_state' THEN (SELECT t.subject_id FROM segment.tag t WHERE t.tag_id = NEW.tag_id)
-        WHEN 'bucket_state' THEN (SELECT m.subject_id FROM segment.scheme m WHERE m.scheme_id = NEW.scheme_id)
-        WHEN 'score_state' THEN (SELECT c.subject_id FROM segment.scorecard c WHERE c.scorecard_id = NEW.scorecard_id)
-        ELSE NEW.subject_id END;
+    IF TG_TABLE_NAME = 'tag_state' THEN
+        SELECT t.subject_id INTO sid FROM segment.tag t WHERE t.tag_id = NEW.tag_id;
+    ELSIF TG_TABLE_NAME = 'bucket_state' THEN
+        SELECT m.subject_id INTO sid FROM segment.scheme m WHERE m.scheme_id = NEW.scheme_id;
+    ELSIF TG_TABLE_NAME = 'score_state' THEN
+        SELECT c.subject_id INTO sid FROM segment.scorecard c WHERE c.scorecard_id = NEW.scorecard_id;
+    ELSE
+        sid := NEW.subject_id;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.subject_id = sid)
        OR NOT EXISTS (SELECT 1 FROM segment.run x WHERE x.run_id = NEW.run_id AND x.subject_id = sid
                                                      AND x.finished_at IS NULL) THEN
