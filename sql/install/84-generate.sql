@@ -114,10 +114,19 @@ BEGIN
             aud := aud OPERATOR(segment.&) members;
         END IF;
         n_aud := segment.cardinality(aud);
-        SELECT segment.memberset_agg(o.member_id) INTO recent FROM segment.opportunity o
-         WHERE o.rule_id = r.rule_id
-           AND o.period > as_of - greatest(r.cooldown_days, 1)
-           AND o.period < as_of + greatest(r.cooldown_days, 1);
+        IF members IS NULL THEN
+            SELECT segment.memberset_agg(o.member_id) INTO recent FROM segment.opportunity o
+             WHERE o.rule_id = r.rule_id
+               AND o.period > as_of - greatest(r.cooldown_days, 1)
+               AND o.period < as_of + greatest(r.cooldown_days, 1);
+        ELSE
+            -- a few members (an event): look up just them, not the rule's
+            -- whole window (unique index on rule, member, period)
+            SELECT segment.memberset_agg(o.member_id) INTO recent FROM segment.opportunity o
+             WHERE o.rule_id = r.rule_id AND o.member_id = ANY (segment.to_array(aud))
+               AND o.period > as_of - greatest(r.cooldown_days, 1)
+               AND o.period < as_of + greatest(r.cooldown_days, 1);
+        END IF;
         IF recent IS NOT NULL THEN
             aud := aud OPERATOR(segment.-) recent;
         END IF;
@@ -184,6 +193,7 @@ BEGIN
         WITH e AS (SELECT o.member_id, count(*) AS n FROM segment.opportunity o
                     WHERE o.subject_id = sid AND o.period > as_of - cp.period_days
                       AND o.period <= as_of
+                      AND o.member_id IN (SELECT x.member_id FROM pg_temp._seg_cand x)
                     GROUP BY o.member_id),
              ranked AS (SELECT x.ctid AS tid,
                                row_number() OVER (PARTITION BY x.member_id
