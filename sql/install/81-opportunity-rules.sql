@@ -73,21 +73,12 @@ END $$;
 COMMENT ON FUNCTION segment.set_contact_policy(name, int, int) IS
     'at most max_contacts opportunities per customer in any period_days days, across all rules (NULL removes it)';
 
--- Masks a sensitive value for display to managers: a value with 7 or more
--- digits (phone, id or card number) keeps its first 3 and last 4
--- characters; an e-mail keeps the first character of its local part; anything
--- else (a name) keeps its first character. Characters, not bytes.
+-- Masks a sensitive value for display to managers (src/mask.c): a value
+-- with 7 or more digits (phone, id or card number) keeps its first 3 and last
+-- 4 characters; an e-mail keeps the first character of its local part and the
+-- domain; anything else (a name) keeps its first character.
 CREATE FUNCTION segment.mask(value text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN length(regexp_replace(value, '[^0-9]', '', 'g')) >= 7 AND length(value) > 7
-            THEN left(value, 3) || repeat('*', length(value) - 7) || right(value, 4)
-        WHEN position('@' IN value) > 1
-            THEN left(value, 1) || repeat('*', position('@' IN value) - 2)
-                 || substr(value, position('@' IN value))
-        ELSE left(value, 1) || repeat('*', greatest(length(value) - 1, 0))
-    END
-$$;
+    AS 'MODULE_PATHNAME', 'segment_mask' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION segment.mask(text) IS
     'masks a phone/id number (138****5678), an e-mail (a***@x.com) or a name (first character kept)';
 

@@ -52,9 +52,28 @@ BEGIN
     RETURN true;
 END $$;
 
+-- The key (as text) of a member id of a subject.
+CREATE FUNCTION segment._key_of(sid int, member_id int8) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN member_id::text
+                ELSE (SELECT k.key FROM segment.keymap k
+                       WHERE k.subject_id = sid AND k.member_id = _key_of.member_id) END
+      FROM segment.subject s WHERE s.subject_id = sid
+$$;
+
 -- Generates the opportunities of some rules of one subject for one day.
 -- members: restrict candidates to these members (event-triggered generation).
 -- The caller holds the subject's generation lock.
+--
+-- Rules are taken in priority order (then rule id): a higher-priority rule
+-- takes the contact-cap room and the managers' capacity first. Per rule:
+--   candidates = audience - members in cool-down - members at the contact cap
+-- (all member-set operations, no scan), then one statement joins them with
+-- the table, renders the message, draws the control group, ranks them per
+-- owner and inserts straight into segment.opportunity the ones that are
+-- decided (control, owner, pool). Only those waiting for an org-unit manager
+-- go through a work table. The contact cap is kept as member sets by level
+-- (level i: customers with at least i contacts in the window).
 CREATE FUNCTION segment._generate(sid int, rule_ids int[], as_of date,
                                   members segment.memberset DEFAULT NULL, source text DEFAULT 'batch')
 RETURNS TABLE (rule_name name, candidates bigint, generated bigint, control bigint,
@@ -64,15 +83,29 @@ DECLARE
     s segment.subject;
     cp segment.contact_policy;
     r segment.opportunity_rule;
-    started timestamptz := clock_timestamp();
+    started timestamptz;
     aud segment.memberset;
     recent segment.memberset;
+    made segment.memberset;
+    levels segment.memberset[];
+    lv record;
     n_aud int8;
+    n_after_cool int8;
+    n_cap int8;
+    n_failed int8;
+    n_gen int8;
+    n_ctl int8;
+    n_over int8;
+    i int;
     int_keys boolean;
     key_join text;
-    key_expr text;
-    insert_sql text;
+    source_sql text;
+    member_filter text := '';
+    member_ids int8[];
+    gen_sql text;
+    msg text;
     has_staff boolean;
+    needs_org text;
     c record;
     err text;
     state text;
@@ -89,260 +122,258 @@ BEGIN
         key_join := format('JOIN segment.keymap k ON k.subject_id = %s AND k.member_id = m.id
                             JOIN %s t ON t.%I = k.key', sid, s.relation, s.key_column);
     END IF;
-    key_expr := format('t.%I::text', s.key_column);
 
-    -- work tables live until the end of the transaction (a second call in
-    -- the same transaction empties them)
+    -- work table: candidates waiting for an org-unit manager, and the
+    -- customers whose message did not render (until the end of the
+    -- transaction; a second call in the same transaction empties it)
     IF to_regclass('pg_temp._seg_cand') IS NULL THEN
         CREATE TEMP TABLE _seg_cand (
             rule_id int NOT NULL, member_id int8 NOT NULL, key text, priority numeric,
             is_control boolean, owner text, org text, message text, error text, sqlstate text,
             manager text, assignment text, pool_reason text) ON COMMIT DROP;
-        CREATE TEMP TABLE _seg_count (rule_id int PRIMARY KEY, candidates int8 NOT NULL,
-            skipped_cooldown int8 NOT NULL, skipped_cap int8 NOT NULL DEFAULT 0,
-            failed int8 NOT NULL DEFAULT 0) ON COMMIT DROP;
     ELSE
-        TRUNCATE pg_temp._seg_cand, pg_temp._seg_count;
+        TRUNCATE pg_temp._seg_cand;
+    END IF;
+    has_staff := segment._load_staff(sid, as_of);
+    ANALYZE pg_temp._seg_staff;
+    -- event-triggered generation looks at its few customers only (index on
+    -- subject, member, period), not at every opportunity of the window
+    IF members IS NOT NULL THEN
+        member_ids := segment.to_array(members);
+        member_filter := 'AND o.subject_id = ' || sid || ' AND o.member_id = ANY ($5)';
     END IF;
 
-    -- 1. candidates per rule: audience minus cool-down, joined with the table
+    -- contact-cap levels from the opportunities already in the window
+    IF cp.subject_id IS NOT NULL THEN
+        levels := array_fill(NULL::segment.memberset, ARRAY[cp.max_contacts]);
+        FOR lv IN EXECUTE format(
+                   'SELECT x.n, segment.memberset_agg(x.member_id) AS ids
+                      FROM (SELECT o.member_id, least(count(*), $4)::int AS n
+                              FROM segment.opportunity o
+                             WHERE o.subject_id = $1 AND o.period > $2 - $3 AND o.period <= $2 %s
+                             GROUP BY o.member_id) x
+                     GROUP BY x.n', member_filter)
+                  USING sid, as_of, cp.period_days, cp.max_contacts, member_ids
+        LOOP
+            FOR i IN 1 .. lv.n LOOP
+                levels[i] := CASE WHEN levels[i] IS NULL THEN lv.ids
+                                  ELSE levels[i] OPERATOR(segment.|) lv.ids END;
+            END LOOP;
+        END LOOP;
+    END IF;
+
     FOR r IN SELECT * FROM segment.opportunity_rule x WHERE x.rule_id = ANY (rule_ids)
               ORDER BY x.priority DESC, x.rule_id
     LOOP
+        started := clock_timestamp();
+        n_failed := 0;
         aud := segment.audience(s.name, r.audience);
         IF members IS NOT NULL THEN
             aud := aud OPERATOR(segment.&) members;
         END IF;
         n_aud := segment.cardinality(aud);
-        IF members IS NULL THEN
-            SELECT segment.memberset_agg(o.member_id) INTO recent FROM segment.opportunity o
-             WHERE o.rule_id = r.rule_id
-               AND o.period > as_of - greatest(r.cooldown_days, 1)
-               AND o.period < as_of + greatest(r.cooldown_days, 1);
-        ELSE
-            -- a few members (an event): look up just them, not the rule's
-            -- whole window (unique index on rule, member, period)
-            SELECT segment.memberset_agg(o.member_id) INTO recent FROM segment.opportunity o
-             WHERE o.rule_id = r.rule_id AND o.member_id = ANY (segment.to_array(aud))
-               AND o.period > as_of - greatest(r.cooldown_days, 1)
-               AND o.period < as_of + greatest(r.cooldown_days, 1);
-        END IF;
+        EXECUTE format('SELECT segment.memberset_agg(o.member_id) FROM segment.opportunity o
+                         WHERE o.rule_id = $1 AND o.period > $2 - $3 AND o.period < $2 + $3 %s',
+                       member_filter)
+           INTO recent USING r.rule_id, as_of, greatest(r.cooldown_days, 1), NULL, member_ids;
         IF recent IS NOT NULL THEN
             aud := aud OPERATOR(segment.-) recent;
         END IF;
-        INSERT INTO pg_temp._seg_count (rule_id, candidates, skipped_cooldown)
-        VALUES (r.rule_id, n_aud, n_aud - segment.cardinality(aud));
-        CONTINUE WHEN segment.is_empty(aud);
-        insert_sql := format(
-            'INSERT INTO pg_temp._seg_cand (rule_id, member_id, key, priority, is_control, owner, org, message)
-             SELECT %s, m.id, %s, %s, segment._in_control(%s, m.id, $2, %s), %s, %s, %%s
-               FROM segment.member_ids($1) m(id) %s %s',
-            r.rule_id, key_expr,
-            CASE WHEN r.priority_scorecard IS NULL THEN r.priority::text
-                 ELSE format('%s + coalesce(sc.score, 0)', r.priority) END,
-            r.rule_id, r.holdout_pct,
-            CASE WHEN s.owner_column IS NULL THEN 'NULL' ELSE format('t.%I::text', s.owner_column) END,
-            CASE WHEN s.org_column IS NULL THEN 'NULL' ELSE format('t.%I::text', s.org_column) END,
-            key_join,
-            CASE WHEN r.priority_scorecard IS NULL THEN ''
-                 ELSE format('LEFT JOIN (SELECT x.score, segment.member_ids(x.members) AS id
-                                           FROM segment.score_state x WHERE x.scorecard_id = %s) sc
-                                     ON sc.id = m.id', r.priority_scorecard) END);
-        BEGIN
-            EXECUTE format(insert_sql, coalesce(r.template_sql, 'NULL')) USING aud, as_of;
-        EXCEPTION WHEN OTHERS THEN
-            IF r.template_sql IS NULL THEN
-                RAISE;
+        n_after_cool := segment.cardinality(aud);
+        IF cp.subject_id IS NOT NULL AND levels[cp.max_contacts] IS NOT NULL THEN
+            aud := aud OPERATOR(segment.-) levels[cp.max_contacts];
+        END IF;
+        n_cap := n_after_cool - segment.cardinality(aud);
+        n_gen := 0; n_ctl := 0; n_over := 0;
+
+        IF NOT segment.is_empty(aud) THEN
+            -- an owner gets the lead when the rule says so, the owner is an
+            -- active manager, and within both the manager's capacity for the
+            -- day and the rule's per-manager capacity (in priority order)
+            needs_org := CASE WHEN has_staff AND r.assignment IN ('owner', 'org') AND s.org_column IS NOT NULL
+                              THEN 'd.org IS NOT NULL' ELSE 'false' END;
+            source_sql := format(
+                $q$SELECT m.id AS member_id, t.%1$I::text AS key, %2$s AS priority,
+                          segment._in_control(%3$s, m.id, $2, %4$s) AS is_control,
+                          %5$s AS owner, %6$s AS org, %%s AS message, f.manager AS staff,
+                          least(f.capacity - f.load, %7$s - coalesce(u.n, 0)) AS room
+                     FROM segment.member_ids($1) m(id) %8$s %9$s
+                     LEFT JOIN pg_temp._seg_staff f ON %10$s AND f.manager = %5$s AND f.active
+                     LEFT JOIN (SELECT o.manager, count(*) AS n FROM segment.opportunity o
+                                 WHERE o.rule_id = %3$s AND o.period = $2 AND o.manager IS NOT NULL
+                                 GROUP BY o.manager) u ON u.manager = f.manager$q$,
+                s.key_column,
+                CASE WHEN r.priority_scorecard IS NULL THEN r.priority::text
+                     ELSE format('%s + coalesce(sc.score, 0)', r.priority) END,
+                r.rule_id, r.holdout_pct,
+                CASE WHEN s.owner_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.owner_column) END,
+                CASE WHEN s.org_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.org_column) END,
+                coalesce(r.capacity::text, 'NULL'),
+                key_join,
+                CASE WHEN r.priority_scorecard IS NULL THEN ''
+                     ELSE format('LEFT JOIN (SELECT x.score, segment.member_ids(x.members) AS id
+                                               FROM segment.score_state x WHERE x.scorecard_id = %s) sc
+                                         ON sc.id = m.id', r.priority_scorecard) END,
+                CASE WHEN has_staff AND r.assignment = 'owner' THEN 'true' ELSE 'false' END);
+            msg := coalesce(r.template_sql, 'NULL::text');
+            gen_sql := format($q$
+                WITH src AS MATERIALIZED (%1$s),
+                ranked AS (
+                    SELECT d.*, d.staff IS NOT NULL AND NOT d.is_control
+                                AND (d.room IS NULL OR row_number() OVER (
+                                        PARTITION BY d.staff IS NOT NULL AND NOT d.is_control, d.staff
+                                        ORDER BY d.priority DESC, d.member_id) <= d.room) AS to_owner
+                      FROM src d),
+                direct AS (
+                    INSERT INTO segment.opportunity AS o
+                        (rule_id, rule_version, subject_id, member_id, key, period, valid_until,
+                         is_control, priority, message, org_unit, manager, assignment, pool_reason, source)
+                    SELECT %2$s, %3$s, %4$s, d.member_id, d.key, $2, $2 + %5$s, d.is_control,
+                           d.priority, d.message, d.org,
+                           CASE WHEN d.to_owner THEN d.owner END,
+                           CASE WHEN d.is_control THEN 'control' WHEN d.to_owner THEN 'owner' ELSE 'pool' END,
+                           CASE WHEN d.is_control OR d.to_owner THEN NULL
+                                WHEN %6$L = 'pool' THEN 'rule assigns to the pool'
+                                WHEN NOT %7$s THEN 'no staff table'
+                                WHEN d.staff IS NOT NULL THEN 'managers at capacity'
+                                WHEN d.owner IS NULL THEN 'no owner and no org unit'
+                                ELSE 'no active manager for the customer' END,
+                           $3
+                      FROM ranked d
+                     WHERE d.is_control OR d.to_owner OR NOT (%8$s)
+                    RETURNING o.member_id, o.is_control, o.manager, o.pool_reason),
+                staged AS (
+                    INSERT INTO pg_temp._seg_cand (rule_id, member_id, key, priority, is_control,
+                                                   owner, org, message)
+                    SELECT %2$s, d.member_id, d.key, d.priority, false, d.owner, d.org, d.message
+                      FROM ranked d
+                     WHERE NOT (d.is_control OR d.to_owner) AND (%8$s)
+                    RETURNING member_id),
+                loads AS (
+                    UPDATE pg_temp._seg_staff f SET load = f.load + x.n
+                      FROM (SELECT direct.manager, count(*) AS n FROM direct
+                             WHERE direct.manager IS NOT NULL GROUP BY direct.manager) x
+                     WHERE f.manager = x.manager
+                    RETURNING 1)
+                SELECT (SELECT segment.memberset_agg(u.member_id)
+                          FROM (SELECT direct.member_id FROM direct
+                                UNION ALL SELECT staged.member_id FROM staged) u),
+                       (SELECT count(*) FROM direct WHERE NOT direct.is_control),
+                       (SELECT count(*) FROM direct WHERE direct.is_control),
+                       (SELECT count(*) FROM direct WHERE direct.pool_reason = 'managers at capacity')$q$,
+                format(source_sql, msg), r.rule_id, r.version, sid, r.valid_days - 1,
+                r.assignment, has_staff::text, needs_org);
+            BEGIN
+                EXECUTE gen_sql
+                INTO made, n_gen, n_ctl, n_over USING aud, as_of, source;
+            EXCEPTION WHEN OTHERS THEN
+                IF r.template_sql IS NULL THEN
+                    RAISE;
+                END IF;
+                -- a value that does not render: render customer by customer,
+                -- record the ones that fail, and generate the others
+                FOR c IN EXECUTE format('SELECT m.id FROM segment.member_ids($1) m(id)') USING aud
+                LOOP
+                    BEGIN
+                        EXECUTE format('SELECT %s FROM (SELECT $1::int8 AS id) m %s', msg, key_join)
+                           USING c.id;
+                    EXCEPTION WHEN OTHERS THEN
+                        GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+                        INSERT INTO segment.generation_failure (rule_id, member_id, key, period, error, sqlstate)
+                        SELECT r.rule_id, c.id, coalesce(segment._key_of(sid, c.id), c.id::text), as_of, err, state;
+                        aud := aud OPERATOR(segment.-) segment.memberset(ARRAY[c.id]);
+                        n_failed := n_failed + 1;
+                    END;
+                END LOOP;
+                -- the same statement as above, on the ones that render
+                EXECUTE gen_sql
+                INTO made, n_gen, n_ctl, n_over USING aud, as_of, source;
+            END;
+
+            -- the org unit: least-loaded active manager first (ties: manager
+            -- id). A manager with room for k more offers slots at load+1 ..
+            -- load+k; the i-th candidate of the unit takes the i-th lowest
+            -- slot, which is what assigning one at a time to the least-loaded
+            -- manager gives. Candidates meet slots on (org, i) by a hash join:
+            -- the slot count is overestimated (generate_series) and a merge
+            -- join on org alone would compare every candidate with every slot.
+            IF EXISTS (SELECT 1 FROM pg_temp._seg_cand x WHERE x.rule_id = r.rule_id) THEN
+                ANALYZE pg_temp._seg_cand;
+                PERFORM set_config('enable_mergejoin', 'off', true);
+                PERFORM set_config('enable_nestloop', 'off', true);
+                -- the nested loop that remains (lateral generate_series) costs
+                -- 1e10 when disabled, which would JIT-compile the statement:
+                -- half a second, for an event's one customer
+                PERFORM set_config('jit', 'off', true);
+                WITH cand AS (SELECT x.ctid AS tid, x.org,
+                                     row_number() OVER (PARTITION BY x.org
+                                                        ORDER BY x.priority DESC, x.member_id) AS i,
+                                     count(*) OVER (PARTITION BY x.org) AS n
+                                FROM pg_temp._seg_cand x WHERE x.rule_id = r.rule_id),
+                     units AS (SELECT DISTINCT cand.org, cand.n FROM cand),
+                     used AS (SELECT o.manager, count(*) AS n FROM segment.opportunity o
+                               WHERE o.rule_id = r.rule_id AND o.period = as_of AND o.manager IS NOT NULL
+                               GROUP BY o.manager),
+                     slots AS (SELECT f.manager, f.org,
+                                      row_number() OVER (PARTITION BY f.org ORDER BY f.load + g.k, f.manager) AS i
+                                 FROM pg_temp._seg_staff f
+                                 JOIN units ON units.org = f.org
+                                 LEFT JOIN used ON used.manager = f.manager
+                                 CROSS JOIN LATERAL generate_series(1, least(
+                                      coalesce(f.capacity - f.load, units.n),
+                                      coalesce(r.capacity - coalesce(used.n, 0), units.n),
+                                      units.n)::int) AS g(k)
+                                WHERE f.active)
+                UPDATE pg_temp._seg_cand x SET manager = slots.manager, assignment = 'org'
+                  FROM cand JOIN slots ON slots.org = cand.org AND slots.i = cand.i
+                 WHERE x.ctid = cand.tid;
+                PERFORM set_config('enable_mergejoin', merge_join, true);
+                PERFORM set_config('enable_nestloop', nest_loop, true);
+                PERFORM set_config('jit', jit_on, true);
+                UPDATE pg_temp._seg_staff f SET load = f.load + x.n
+                  FROM (SELECT y.manager, count(*) AS n FROM pg_temp._seg_cand y
+                         WHERE y.rule_id = r.rule_id AND y.manager IS NOT NULL GROUP BY y.manager) x
+                 WHERE x.manager = f.manager;
+                WITH ins AS (
+                    INSERT INTO segment.opportunity AS o
+                        (rule_id, rule_version, subject_id, member_id, key, period, valid_until,
+                         is_control, priority, message, org_unit, manager, assignment, pool_reason, source)
+                    SELECT r.rule_id, r.version, sid, x.member_id, x.key, as_of, as_of + r.valid_days - 1,
+                           false, x.priority, x.message, x.org, x.manager, coalesce(x.assignment, 'pool'),
+                           CASE WHEN x.manager IS NOT NULL THEN NULL
+                                WHEN EXISTS (SELECT 1 FROM pg_temp._seg_staff f
+                                              WHERE f.active AND (f.org = x.org
+                                                    OR (r.assignment = 'owner' AND f.manager = x.owner)))
+                                    THEN 'managers at capacity'
+                                ELSE 'no active manager for the customer' END,
+                           _generate.source
+                      FROM pg_temp._seg_cand x WHERE x.rule_id = r.rule_id
+                    RETURNING o.pool_reason)
+                SELECT n_gen + count(*), n_over + count(*) FILTER (WHERE ins.pool_reason = 'managers at capacity')
+                  INTO n_gen, n_over FROM ins;
             END IF;
-            -- a value that does not render: insert without messages, then
-            -- render customer by customer and record the ones that fail
-            EXECUTE format(insert_sql, 'NULL') USING aud, as_of;
-            FOR c IN SELECT x.ctid AS tid, x.member_id FROM pg_temp._seg_cand x
-                      WHERE x.rule_id = r.rule_id
-            LOOP
-                BEGIN
-                    EXECUTE format('UPDATE pg_temp._seg_cand x SET message = %s
-                                      FROM (SELECT $1 AS id) m %s WHERE x.ctid = $2',
-                                   r.template_sql, key_join)
-                    USING c.member_id, c.tid;
-                EXCEPTION WHEN OTHERS THEN
-                    GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
-                    UPDATE pg_temp._seg_cand x SET error = err, sqlstate = state WHERE x.ctid = c.tid;
-                END;
+        END IF;
+
+        -- what this rule made counts against the cap for the next rules
+        IF cp.subject_id IS NOT NULL AND made IS NOT NULL THEN
+            FOR i IN REVERSE cp.max_contacts .. 2 LOOP
+                IF levels[i - 1] IS NOT NULL THEN
+                    levels[i] := coalesce(levels[i], segment.memberset('{}'::int8[]))
+                                 OPERATOR(segment.|) (levels[i - 1] OPERATOR(segment.&) made);
+                END IF;
             END LOOP;
-        END;
+            levels[1] := CASE WHEN levels[1] IS NULL THEN made ELSE levels[1] OPERATOR(segment.|) made END;
+        END IF;
+
+        INSERT INTO segment.generation (rule_id, period, started_at, candidates, generated, control,
+                                        skipped_cooldown, skipped_cap, over_capacity, failed)
+        VALUES (r.rule_id, as_of, started, n_aud, n_gen, n_ctl, n_aud - n_after_cool, n_cap,
+                n_over, n_failed);
+        rule_name := r.name; candidates := n_aud; generated := n_gen; control := n_ctl;
+        skipped_cooldown := n_aud - n_after_cool; skipped_cap := n_cap;
+        over_capacity := n_over; failed := n_failed;
+        RETURN NEXT;
     END LOOP;
-
-    -- the work table has no statistics yet; without them every join below
-    -- is planned for one row
-    ANALYZE pg_temp._seg_cand;
-
-    -- failures are recorded and leave the run
-    WITH f AS (DELETE FROM pg_temp._seg_cand x WHERE x.error IS NOT NULL
-               RETURNING x.rule_id, x.member_id, x.key, x.error, x.sqlstate),
-         ins AS (INSERT INTO segment.generation_failure (rule_id, member_id, key, period, error, sqlstate)
-                 SELECT f.rule_id, f.member_id, f.key, as_of, f.error, f.sqlstate FROM f
-                 RETURNING generation_failure.rule_id)
-    UPDATE pg_temp._seg_count k SET failed = x.n
-      FROM (SELECT ins.rule_id, count(*) AS n FROM ins GROUP BY ins.rule_id) x
-     WHERE x.rule_id = k.rule_id;
-
-    -- 2. contact cap: per customer, existing opportunities of the window plus
-    -- the new ones in priority order; the ones past the cap are skipped
-    IF cp.subject_id IS NOT NULL THEN
-        WITH e AS (SELECT o.member_id, count(*) AS n FROM segment.opportunity o
-                    WHERE o.subject_id = sid AND o.period > as_of - cp.period_days
-                      AND o.period <= as_of
-                      AND o.member_id IN (SELECT x.member_id FROM pg_temp._seg_cand x)
-                    GROUP BY o.member_id),
-             ranked AS (SELECT x.ctid AS tid,
-                               row_number() OVER (PARTITION BY x.member_id
-                                                  ORDER BY x.priority DESC, x.rule_id)
-                               + coalesce(e.n, 0) AS total
-                          FROM pg_temp._seg_cand x LEFT JOIN e USING (member_id)),
-             d AS (DELETE FROM pg_temp._seg_cand x USING ranked
-                    WHERE x.ctid = ranked.tid AND ranked.total > cp.max_contacts
-                   RETURNING x.rule_id)
-        UPDATE pg_temp._seg_count k SET skipped_cap = x.n
-          FROM (SELECT d.rule_id, count(*) AS n FROM d GROUP BY d.rule_id) x
-         WHERE x.rule_id = k.rule_id;
-    END IF;
-
-    -- 3. assignment of the treatment group
-    UPDATE pg_temp._seg_cand x SET assignment = 'control' WHERE x.is_control;
-    has_staff := segment._load_staff(sid, as_of);
-    ANALYZE pg_temp._seg_staff;
-    IF has_staff THEN
-        -- the owner, in priority order, within the rule's and the manager's capacity
-        WITH o AS (SELECT x.ctid AS tid, x.owner, x.rule_id, x.priority, x.member_id,
-                          row_number() OVER (PARTITION BY x.owner, x.rule_id
-                                             ORDER BY x.priority DESC, x.member_id) AS rank_rule
-                     FROM pg_temp._seg_cand x
-                     JOIN segment.opportunity_rule rr ON rr.rule_id = x.rule_id AND rr.assignment = 'owner'
-                     JOIN pg_temp._seg_staff f ON f.manager = x.owner AND f.active
-                    WHERE NOT x.is_control),
-             used AS (SELECT o2.manager, o2.rule_id, count(*) AS n FROM segment.opportunity o2
-                       WHERE o2.subject_id = sid AND o2.period = as_of AND o2.manager IS NOT NULL
-                       GROUP BY o2.manager, o2.rule_id),
-             within_rule AS (SELECT o.* FROM o
-                               JOIN segment.opportunity_rule rr ON rr.rule_id = o.rule_id
-                               LEFT JOIN used u ON u.manager = o.owner AND u.rule_id = o.rule_id
-                              WHERE rr.capacity IS NULL OR o.rank_rule <= rr.capacity - coalesce(u.n, 0)),
-             ranked AS (SELECT w.tid, w.owner,
-                               row_number() OVER (PARTITION BY w.owner
-                                                  ORDER BY w.priority DESC, w.rule_id, w.member_id) AS rank_all
-                          FROM within_rule w)
-        UPDATE pg_temp._seg_cand x SET manager = k.owner, assignment = 'owner'
-          FROM ranked k JOIN pg_temp._seg_staff f ON f.manager = k.owner
-         WHERE x.ctid = k.tid AND (f.capacity IS NULL OR k.rank_all <= f.capacity - f.load);
-        UPDATE pg_temp._seg_staff f SET load = f.load + x.n
-          FROM (SELECT y.manager, count(*) AS n FROM pg_temp._seg_cand y
-                 WHERE y.manager IS NOT NULL GROUP BY y.manager) x
-         WHERE x.manager = f.manager;
-
-        -- the org unit: least-loaded active manager first (ties: manager id),
-        -- rule by rule in priority order. A manager with room for k more
-        -- offers slots at load+1 .. load+k; the i-th candidate of the unit
-        -- takes the i-th lowest slot, which is what assigning one at a time to
-        -- the least-loaded manager gives.
-        -- candidates meet slots on (org, i): a hash join. The slot count is
-        -- overestimated (generate_series), and a merge join on org alone
-        -- would compare every candidate with every slot of its unit.
-        PERFORM set_config('enable_mergejoin', 'off', true);
-        PERFORM set_config('enable_nestloop', 'off', true);
-        -- the disabled nested loop (the lateral generate_series needs one)
-        -- costs 1e10, which would JIT-compile every statement of the loop:
-        -- half a second each, for a few rows
-        PERFORM set_config('jit', 'off', true);
-        FOR r IN SELECT * FROM segment.opportunity_rule x
-                  WHERE x.rule_id = ANY (rule_ids) AND x.assignment IN ('owner', 'org')
-                  ORDER BY x.priority DESC, x.rule_id
-        LOOP
-            WITH cand AS (SELECT x.ctid AS tid, x.org,
-                              row_number() OVER (PARTITION BY x.org
-                                                 ORDER BY x.priority DESC, x.member_id) AS i,
-                              count(*) OVER (PARTITION BY x.org) AS n
-                         FROM pg_temp._seg_cand x
-                        WHERE x.rule_id = r.rule_id AND NOT x.is_control
-                          AND x.manager IS NULL AND x.org IS NOT NULL),
-                 units AS (SELECT DISTINCT cand.org, cand.n FROM cand),
-                 used AS (SELECT u.manager, count(*) AS n
-                            FROM (SELECT o.manager FROM segment.opportunity o
-                                   WHERE o.rule_id = r.rule_id AND o.period = as_of AND o.manager IS NOT NULL
-                                  UNION ALL
-                                  SELECT y.manager FROM pg_temp._seg_cand y
-                                   WHERE y.rule_id = r.rule_id AND y.manager IS NOT NULL) u
-                           GROUP BY u.manager),
-                 slots AS (SELECT f.manager, f.org,
-                                  row_number() OVER (PARTITION BY f.org ORDER BY f.load + g.k, f.manager) AS i
-                             FROM pg_temp._seg_staff f
-                             JOIN units ON units.org = f.org
-                             LEFT JOIN used ON used.manager = f.manager
-                             CROSS JOIN LATERAL generate_series(1, least(
-                                  coalesce(f.capacity - f.load, units.n),
-                                  coalesce(r.capacity - coalesce(used.n, 0), units.n),
-                                  units.n)::int) AS g(k)
-                            WHERE f.active)
-            UPDATE pg_temp._seg_cand x SET manager = slots.manager, assignment = 'org'
-              FROM cand JOIN slots ON slots.org = cand.org AND slots.i = cand.i
-             WHERE x.ctid = cand.tid;
-            UPDATE pg_temp._seg_staff f SET load = x.n
-              FROM (SELECT y.manager, count(*) AS n
-                      FROM (SELECT o.manager FROM segment.opportunity o
-                             WHERE o.subject_id = sid AND o.period = as_of AND o.manager IS NOT NULL
-                            UNION ALL
-                            SELECT y2.manager FROM pg_temp._seg_cand y2 WHERE y2.manager IS NOT NULL) y
-                     GROUP BY y.manager) x
-             WHERE x.manager = f.manager;
-        END LOOP;
-        PERFORM set_config('enable_mergejoin', merge_join, true);
-        PERFORM set_config('enable_nestloop', nest_loop, true);
-        PERFORM set_config('jit', jit_on, true);
-    END IF;
-
-    -- the rest goes to the pool, with the reason
-    UPDATE pg_temp._seg_cand x
-       SET assignment = 'pool',
-           pool_reason = CASE
-               WHEN rr.assignment = 'pool' THEN 'rule assigns to the pool'
-               WHEN NOT has_staff THEN 'no staff table'
-               WHEN EXISTS (SELECT 1 FROM pg_temp._seg_staff f
-                             WHERE f.active AND ((rr.assignment = 'owner' AND f.manager = x.owner)
-                                                 OR f.org = x.org))
-                   THEN 'managers at capacity'
-               WHEN x.owner IS NULL AND x.org IS NULL THEN 'no owner and no org unit'
-               ELSE 'no active manager for the customer' END
-      FROM segment.opportunity_rule rr
-     WHERE rr.rule_id = x.rule_id AND x.manager IS NULL AND NOT x.is_control;
-
-    -- 4. insert; the unique (rule, member, period) is the last guard
-    RETURN QUERY
-    WITH ins AS (
-        INSERT INTO segment.opportunity AS o
-            (rule_id, rule_version, subject_id, member_id, key, period, valid_until, is_control,
-             priority, message, org_unit, manager, assignment, pool_reason, source)
-        SELECT x.rule_id, rr.version, sid, x.member_id, x.key, as_of, as_of + rr.valid_days - 1,
-               x.is_control, x.priority, x.message, x.org, x.manager, x.assignment,
-               x.pool_reason, _generate.source
-          FROM pg_temp._seg_cand x JOIN segment.opportunity_rule rr USING (rule_id)
-        ON CONFLICT (rule_id, member_id, period) DO NOTHING
-        RETURNING o.rule_id, o.is_control, o.pool_reason),
-         made AS (SELECT ins.rule_id,
-                         count(*) FILTER (WHERE NOT ins.is_control) AS generated,
-                         count(*) FILTER (WHERE ins.is_control) AS control,
-                         count(*) FILTER (WHERE ins.pool_reason = 'managers at capacity') AS over_capacity
-                    FROM ins GROUP BY ins.rule_id),
-         logged AS (
-        INSERT INTO segment.generation AS g (rule_id, period, started_at, candidates, generated, control,
-                                             skipped_cooldown, skipped_cap, over_capacity, failed)
-        SELECT k.rule_id, as_of, started, k.candidates, coalesce(m.generated, 0), coalesce(m.control, 0),
-               k.skipped_cooldown, k.skipped_cap, coalesce(m.over_capacity, 0), k.failed
-          FROM pg_temp._seg_count k LEFT JOIN made m USING (rule_id)
-        RETURNING g.*)
-    SELECT rr.name, l.candidates, l.generated, l.control, l.skipped_cooldown, l.skipped_cap,
-           l.over_capacity, l.failed
-      FROM logged l JOIN segment.opportunity_rule rr USING (rule_id)
-     ORDER BY rr.name;
 END $$;
 
 CREATE FUNCTION segment.generate(rule name DEFAULT NULL, as_of date DEFAULT current_date)
