@@ -132,11 +132,11 @@ BEGIN
     EXECUTE format('SELECT count(*), segment.memberset_agg(m.id),
                            (array_agg(m.key::text ORDER BY m.key) FILTER (WHERE m.id IS NULL))[1:10]
                       FROM (SELECT %1$s AS id, k.key
-                              FROM (SELECT DISTINCT e.%2$I%3$s AS key FROM segment_new_events e
-                                     WHERE (%4$s) IS TRUE AND e.%2$I IS NOT NULL) k %5$s) m',
+                              FROM (SELECT DISTINCT %6$I.%2$I%3$s AS key FROM segment_new_events AS %6$I
+                                     WHERE (%4$s) IS TRUE AND %6$I.%2$I IS NOT NULL) k %5$s) m',
                    id_expr, a.key_column,
                    CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '::int8' ELSE '::text' END,
-                   a.condition, map_join)
+                   a.condition, map_join, TG_TABLE_NAME)
        INTO n_keys, found_set, unmapped;
     IF n_keys = 0 THEN
         RETURN NULL;
@@ -226,6 +226,10 @@ BEGIN
     END IF;
     cols := segment._rule_columns(event_table, condition,
                                   format('event rule "%s" on %s', rule, event_table));
+    -- the trigger reads the new rows under the table's own name: a column
+    -- may be written "status" or "loan_application.status", not with its schema
+    EXECUTE format('SELECT 1 FROM ONLY %s AS %I WHERE (%s) IS TRUE LIMIT 0',
+                   event_table, (SELECT c.relname FROM pg_class c WHERE c.oid = event_table), condition);
     trg := format('segment_event_rule_%s', r.rule_id);
     INSERT INTO segment.event_rule (rule_id, event_table, key_column, key_type, condition,
                                     columns, column_types, trigger_name)
@@ -401,8 +405,14 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             CONTINUE;
         END;
-        PERFORM segment._fire_entries(NEW.subject_id, b.audience,
-                                      after OPERATOR(segment.-) b.members, NEW.as_of);
+        -- a failing entry rule must not fail the refresh: it is reported
+        BEGIN
+            PERFORM segment._fire_entries(NEW.subject_id, b.audience,
+                                          after OPERATOR(segment.-) b.members, NEW.as_of);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'entry rules on % of subject "%" failed: %', quote_literal(b.audience), sname, SQLERRM
+                USING DETAIL = format('SQLSTATE %s; the refresh goes on, no opportunity was made for this entry.', SQLSTATE);
+        END;
     END LOOP;
     RETURN NULL;
 END $$;

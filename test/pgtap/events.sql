@@ -20,7 +20,7 @@ create extension if not exists pgtap;
 create extension if not exists segment;
 set local segment.progress_seconds = 0;
 
-select plan(65);
+select plan(66);
 
 ------------------------------------------------------------------------
 -- Fixture: 20 customers of subject evx.
@@ -82,6 +82,8 @@ select throws_ok($$select segment.attach_event_rule('ev_loan', 'evx.loan_app', '
                  '42601', null, 'a condition that does not parse is refused');
 select throws_ok($$select segment.attach_event_rule('ev_loan', 'evx.loan_app', 'cust_id', '')$$,
                  '22004', null, 'an empty condition is refused');
+select throws_ok($$select segment.attach_event_rule('ev_loan', 'evx.loan_app', 'cust_id', 'evx.loan_app.amount > 1')$$,
+                 '42P01', null, 'a column qualified with its schema is refused (the trigger reads the rows under the table name)');
 drop view evx.loan_view;
 select is((select (count(*), (select count(*) from pg_trigger where tgrelid = 'evx.loan_app'::regclass))::text
              from segment.event_rule),
@@ -197,7 +199,7 @@ select segment.set_contact_policy('evx', null);
 ------------------------------------------------------------------------
 select segment.create_opportunity_rule('evx', 'ev_ctl', 'evx_all', 'mining', 'fund', holdout_pct => 50);
 create table evx.visit (cust int, page text);
-select segment.attach_event_rule('ev_ctl', 'evx.visit', 'cust', 'page like ''fund%''');
+select segment.attach_event_rule('ev_ctl', 'evx.visit', 'cust', 'visit.page like ''fund%''');
 set local segment.as_of = '2026-03-02';
 insert into evx.visit select i, 'fund/' || i from generate_series(1, 20) i;
 select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
