@@ -117,6 +117,7 @@ DECLARE
     state text;
     merge_join text := current_setting('enable_mergejoin');
     nest_loop text := current_setting('enable_nestloop');
+    jit_on text := current_setting('jit');
 BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
     SELECT * INTO cp FROM segment.contact_policy p WHERE p.subject_id = sid;
@@ -359,6 +360,10 @@ BEGIN
                 ANALYZE pg_temp._seg_cand;
                 PERFORM set_config('enable_mergejoin', 'off', true);
                 PERFORM set_config('enable_nestloop', 'off', true);
+                -- the nested loop that remains (lateral generate_series) costs
+                -- 1e10 when disabled, which would JIT-compile the statement:
+                -- half a second, for an event's one customer
+                PERFORM set_config('jit', 'off', true);
                 WITH cand AS (SELECT x.ctid AS tid, x.org,
                                      row_number() OVER (PARTITION BY x.org
                                                         ORDER BY x.priority DESC, x.member_id) AS i,
@@ -383,6 +388,7 @@ BEGIN
                  WHERE x.ctid = cand.tid;
                 PERFORM set_config('enable_mergejoin', merge_join, true);
                 PERFORM set_config('enable_nestloop', nest_loop, true);
+                PERFORM set_config('jit', jit_on, true);
                 UPDATE pg_temp._seg_staff f SET load = f.load + x.n
                   FROM (SELECT y.manager, count(*) AS n FROM pg_temp._seg_cand y
                          WHERE y.rule_id = r.rule_id AND y.manager IS NOT NULL GROUP BY y.manager) x
@@ -440,10 +446,18 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Activate it with segment.alter_opportunity_rule(name => ..., active => true).';
         END IF;
+        -- an event or entry rule's audience is who may get the lead when the
+        -- event happens: a batch run would give it to all of them (part 85)
+        IF segment._is_triggered(one.rule_id) THEN
+            RAISE EXCEPTION 'opportunity rule "%" is made by events or audience entries, not by batch generation', rule
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'See segment.event_rule and segment.entry_rule; detach it to generate it in batch.';
+        END IF;
     END IF;
     FOR g IN SELECT x.subject_id, array_agg(x.rule_id ORDER BY x.rule_id) AS ids
                FROM segment.opportunity_rule x
               WHERE x.active AND (one.rule_id IS NULL OR x.rule_id = one.rule_id)
+                AND NOT segment._is_triggered(x.rule_id)
               GROUP BY x.subject_id ORDER BY x.subject_id
     LOOP
         -- one generation per subject at a time: the second waits, then sees
