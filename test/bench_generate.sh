@@ -12,7 +12,8 @@
 #        INSERT ... SELECT ... WHERE <audience> AND NOT EXISTS (cool-down)
 #        AND (SELECT count(*) ...) < cap, into a table with the same columns
 #        and indexes (LIKE segment.opportunity INCLUDING ALL), with no control
-#        group, no message and the owner copied as is.
+#        group, no message and the owner copied as is, plus the index by
+#        customer its correlated checks need.
 #
 # Existing opportunities (identical in both tables): the measured rule on
 # as_of - 20 for every 10th customer (in cool-down), and two other rules on
@@ -56,6 +57,9 @@ select r, 1, :sid, c.customer_id, c.customer_id::text, d, d + 6, false, 'pool', 
  where c.customer_id % v.m = 0;
 drop table if exists dw.bench_opportunity;
 create table dw.bench_opportunity (like segment.opportunity including all);
+-- the plain SQL's per-customer checks need an index by customer (segment
+-- checks with member sets and has none)
+create index on dw.bench_opportunity (subject_id, member_id, period);
 insert into dw.bench_opportunity select * from segment.opportunity where subject_id = :sid;
 vacuum analyze segment.opportunity;
 vacuum analyze dw.bench_opportunity;

@@ -113,8 +113,10 @@ CREATE TABLE segment.opportunity (
     evaluated_at   timestamptz,
     UNIQUE (rule_id, member_id, period)
 );
--- Per customer (cool-down and contact cap of event-triggered generation).
-CREATE INDEX ON segment.opportunity (subject_id, member_id, period);
+-- No index by customer: batch generation checks cool-downs and the contact
+-- cap with member sets built from a window of periods; event-triggered
+-- generation looks its customers up through (rule_id, member_id, period),
+-- naming every rule of the subject.
 -- Periods and deadlines grow with insertion order: BRIN indexes find a
 -- day's or a window's rows (contact cap, manager loads, expire, review) for
 -- almost nothing at insert time, where a btree would add ~2 us a row.

@@ -79,7 +79,8 @@ CREATE FUNCTION segment._generate(sid int, rule_ids int[], as_of date,
 RETURNS TABLE (rule_name name, candidates bigint, generated bigint, control bigint,
                skipped_cooldown bigint, skipped_cap bigint, over_capacity bigint, failed bigint)
 -- The work-table statements are planned with forced join methods and their
--- costs look huge; JIT would compile them for ~0.5 s each, for nothing.
+-- costs look huge; JIT would compile them for ~0.5 s each (per event
+-- statement too), for nothing.
 LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     s segment.subject;
@@ -104,6 +105,7 @@ DECLARE
     source_sql text;
     member_filter text := '';
     member_ids int8[];
+    subject_rules int[];
     gen_sql text;
     msg text;
     has_staff boolean;
@@ -117,7 +119,6 @@ DECLARE
     state text;
     merge_join text := current_setting('enable_mergejoin');
     nest_loop text := current_setting('enable_nestloop');
-    jit_on text := current_setting('jit');
 BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
     SELECT * INTO cp FROM segment.contact_policy p WHERE p.subject_id = sid;
@@ -147,7 +148,9 @@ BEGIN
     -- subject, member, period), not at every opportunity of the window
     IF members IS NOT NULL THEN
         member_ids := segment.to_array(members);
-        member_filter := 'AND o.subject_id = ' || sid || ' AND o.member_id = ANY ($5)';
+        -- (rule, member, period) is the index there is: name every rule
+        member_filter := 'AND o.rule_id = ANY ($6) AND o.member_id = ANY ($5)';
+        SELECT array_agg(x.rule_id) INTO subject_rules FROM segment.opportunity_rule x WHERE x.subject_id = sid;
     END IF;
 
     -- contact-cap levels from the opportunities already in the window
@@ -160,7 +163,7 @@ BEGIN
                              WHERE o.subject_id = $1 AND o.period > $2 - $3 AND o.period <= $2 %s
                              GROUP BY o.member_id) x
                      GROUP BY x.n', member_filter)
-                  USING sid, as_of, cp.period_days, cp.max_contacts, member_ids
+                  USING sid, as_of, cp.period_days, cp.max_contacts, member_ids, subject_rules
         LOOP
             FOR i IN 1 .. lv.n LOOP
                 levels[i] := CASE WHEN levels[i] IS NULL THEN lv.ids
@@ -182,7 +185,7 @@ BEGIN
         EXECUTE format('SELECT segment.memberset_agg(o.member_id) FROM segment.opportunity o
                          WHERE o.rule_id = $1 AND o.period > $2 - $3 AND o.period < $2 + $3 %s',
                        member_filter)
-           INTO recent USING r.rule_id, as_of, greatest(r.cooldown_days, 1), NULL, member_ids;
+           INTO recent USING r.rule_id, as_of, greatest(r.cooldown_days, 1), NULL, member_ids, subject_rules;
         IF recent IS NOT NULL THEN
             aud := aud OPERATOR(segment.-) recent;
         END IF;
@@ -360,10 +363,6 @@ BEGIN
                 ANALYZE pg_temp._seg_cand;
                 PERFORM set_config('enable_mergejoin', 'off', true);
                 PERFORM set_config('enable_nestloop', 'off', true);
-                -- the nested loop that remains (lateral generate_series) costs
-                -- 1e10 when disabled, which would JIT-compile the statement:
-                -- half a second, for an event's one customer
-                PERFORM set_config('jit', 'off', true);
                 WITH cand AS (SELECT x.ctid AS tid, x.org,
                                      row_number() OVER (PARTITION BY x.org
                                                         ORDER BY x.priority DESC, x.member_id) AS i,
@@ -388,7 +387,6 @@ BEGIN
                  WHERE x.ctid = cand.tid;
                 PERFORM set_config('enable_mergejoin', merge_join, true);
                 PERFORM set_config('enable_nestloop', nest_loop, true);
-                PERFORM set_config('jit', jit_on, true);
                 UPDATE pg_temp._seg_staff f SET load = f.load + x.n
                   FROM (SELECT y.manager, count(*) AS n FROM pg_temp._seg_cand y
                          WHERE y.rule_id = r.rule_id AND y.manager IS NOT NULL GROUP BY y.manager) x
