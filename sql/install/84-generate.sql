@@ -256,14 +256,19 @@ BEGIN
                      WHERE o.rule_id = %2$s AND o.period = $2 AND o.manager IS NOT NULL
                      GROUP BY o.manager),
                 src AS MATERIALIZED (%1$s),
+                -- the owners' picks: ranked on a narrow projection, so the
+                -- sort is small, and only the winners are joined back
+                owner_pick AS (
+                    SELECT w.member_id, w.staff FROM (
+                        SELECT d.member_id, d.staff, d.room,
+                               row_number() OVER (PARTITION BY d.staff ORDER BY d.priority DESC, d.member_id) AS k
+                          FROM src d WHERE d.staff IS NOT NULL AND NOT d.is_control) w
+                     WHERE w.room IS NULL OR w.k <= w.room),
                 ranked AS (
-                    SELECT d.*, d.staff IS NOT NULL AND NOT d.is_control
-                                AND (d.room IS NULL OR row_number() OVER (
-                                        PARTITION BY d.staff IS NOT NULL AND NOT d.is_control, d.staff
-                                        ORDER BY d.priority DESC, d.member_id) <= d.room) AS to_owner
-                      FROM src d),
+                    SELECT d.*, p.member_id IS NOT NULL AS to_owner
+                      FROM src d LEFT JOIN owner_pick p ON p.member_id = d.member_id),
                 owner_took AS (
-                    SELECT d.staff AS manager, count(*) AS n FROM ranked d WHERE d.to_owner GROUP BY d.staff),
+                    SELECT p.staff AS manager, count(*) AS n FROM owner_pick p GROUP BY p.staff),
                 org_room AS (
                     SELECT f.org, sum(greatest(0, least(
                                coalesce(f.capacity - f.load - coalesce(t.n, 0), 2147483647),

@@ -23,7 +23,7 @@ create extension if not exists pgtap;
 create extension if not exists segment;
 set local segment.progress_seconds = 0;
 
-select plan(63);
+select plan(66);
 
 ------------------------------------------------------------------------
 -- Fixture 1: assignment. 20 customers, all in the audience, same priority
@@ -251,11 +251,30 @@ create table ofz.cust (id int primary key);
 insert into ofz.cust select generate_series(1, 100000);
 select segment.register_subject('ofz', 'ofz.cust', 'id');
 select segment.create_tag('ofz', 'ofz_all', 'true');
+select segment.create_tag('ofz', 'ofz_few', 'id <= 300');
 select count(*) from segment.refresh('ofz', '2026-03-01');
+analyze ofz.cust;
 select segment.create_opportunity_rule('ofz', 'ofz_ten', 'ofz_all', 'mining', 'a', holdout_pct => 10, assignment => 'pool');
 select segment.create_opportunity_rule('ofz', 'ofz_half', 'ofz_all', 'mining', 'b', holdout_pct => 50, assignment => 'pool');
 select segment.create_opportunity_rule('ofz', 'ofz_none', 'ofz_all', 'mining', 'c', holdout_pct => 0, assignment => 'pool');
+select segment.create_opportunity_rule('ofz', 'ofz_few_r', 'ofz_few', 'mining', 'd', holdout_pct => 30, assignment => 'pool');
 create temp table ofz_run1 as select * from segment.generate(null, '2026-03-01');
+-- a small audience (300 of 100,000) is found by key lookups, a large one by
+-- a scan: both draw the control group by the same formula
+select set_eq($$select o.member_id from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+                where r.name = 'ofz_few_r' and o.is_control$$,
+              $$select i::int8 from generate_series(1, 300) i
+                 where segment._in_control((select rule_id from segment.opportunity_rule where name = 'ofz_few_r'),
+                                           i, '2026-03-01', 30)$$,
+              'small audience: the control group is exactly the formula''s');
+select is((select generated + control from ofz_run1 where rule_name = 'ofz_few_r'), 300::bigint,
+          'small audience: every candidate got an opportunity');
+select set_eq($$select o.member_id from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+                where r.name = 'ofz_ten' and o.is_control$$,
+              $$select i::int8 from generate_series(1, 100000) i
+                 where segment._in_control((select rule_id from segment.opportunity_rule where name = 'ofz_ten'),
+                                           i, '2026-03-01', 10)$$,
+              'large audience: the control group is exactly the formula''s');
 -- binomial: n = 100000, p = 0.1 -> sd 94.9, 5 sd = 474; p = 0.5 -> sd 158, 5 sd = 791
 select ok((select control between 10000 - 474 and 10000 + 474 and generated + control = 100000
              from ofz_run1 where rule_name = 'ofz_ten'),
@@ -269,10 +288,11 @@ select is((select count(*) from segment.opportunity o join segment.opportunity_r
           0::bigint, 'control opportunities are recorded, unassigned');
 -- the two rules draw independently: overlap of the control groups ~ 5%
 select ok((select count(*) between 5000 - 350 and 5000 + 350
-             from segment.opportunity a join segment.opportunity b using (member_id)
-            where a.rule_id = (select rule_id from segment.opportunity_rule where name = 'ofz_ten')
-              and b.rule_id = (select rule_id from segment.opportunity_rule where name = 'ofz_half')
-              and a.is_control and b.is_control),
+             from (select o.member_id from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+                    where r.name = 'ofz_ten' and o.is_control
+                   intersect
+                   select o.member_id from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+                    where r.name = 'ofz_half' and o.is_control) x),
           'control groups of two rules are independent draws');
 create temp table ofz_ctl1 as
 select member_id from segment.opportunity o join segment.opportunity_rule r using (rule_id)
