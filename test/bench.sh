@@ -316,6 +316,12 @@ aline "SQL scan of dw.customer_wide with the equivalent WHERE" f
 aline "intarray GIN, planner's choice (${plan:-?})" g
 aline "intarray GIN, enable_seqscan = off" h
 
+# -------------------------------------------------------------- opportunity generation
+# generate() over every customer against INSERT ... WHERE NOT EXISTS (test/bench_generate.sh)
+if [[ $seg == ext ]] && "${Q[@]}" -c "select count(*) from pg_proc where proname = 'generate' and pronamespace = 'segment'::regnamespace" | grep -qx 1; then
+  BENCH_AS_OF=$as_of "$here/bench_generate.sh"
+fi
+
 # -------------------------------------------------------------- event rules
 # Events per second through an event rule (docs/events.md): EVENTS rows
 # (default 100,000; half of them match the condition, customers drawn at

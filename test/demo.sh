@@ -459,8 +459,57 @@ union all
 reset jit;
 -- <<< opportunities (issue 4) <<<-----------------------------------------
 
+-- >>> events (issue 5) >>>--------------------------------------------------
 \echo
-\echo '== 11. The nightly run under pg_cron (segment.schedule, segment.run_all; docs/scheduling.md)'
+\echo '== 16. T+0: leads from events in the same transaction (segment.attach_event_rule; docs/events.md)'
+create table dw.loan_application (
+    application_id bigserial primary key, customer_id int8 not null, channel text not null,
+    status text not null, amount numeric(14,2), applied_at timestamptz not null default now());
+create table dw.transfer_out (
+    transfer_id bigserial primary key, customer_id int8 not null, amount numeric(14,2) not null,
+    to_bank text not null, same_name boolean not null, at timestamptz not null default now());
+select segment.create_opportunity_rule('customer', 'loan_rejected_t0', 'not do_not_contact and not staff',
+    'mining', 'consumer loan', channel => 'phone', priority => 60, valid_days => 3, cooldown_days => 30,
+    holdout_pct => 10, goal => 'has_loan', assignment => 'org',
+    template => '{customer_name|mask} ({mobile|mask}) was just refused an online loan: call today with an assisted application.')
+  as loan_rule \gset
+select segment.attach_event_rule('loan_rejected_t0', 'dw.loan_application', 'customer_id',
+                                 \$\$status = 'rejected' and channel = 'online'\$\$);
+select segment.create_opportunity_rule('customer', 'xbank_out_t0', 'not do_not_contact and not staff',
+    'maintenance', 'deposit retention', channel => 'manager', priority => 70, valid_days => 2, cooldown_days => 14,
+    holdout_pct => 10, goal => 'current_balance >= 50000', assignment => 'owner',
+    template => '{customer_name|mask} moved money to an own account at another bank just now: offer a rate match.')
+  as xbank_rule \gset
+select segment.attach_event_rule('xbank_out_t0', 'dw.transfer_out', 'customer_id',
+                                 \$\$same_name and amount >= 50000\$\$);
+select r.name as rule, e.event_table, e.condition from segment.event_rule e
+  join segment.opportunity_rule r using (rule_id) order by 1;
+\echo 'one INSERT of 3,000 loan applications and one of 2,000 transfers (random customers):'
+select clock_timestamp() as e0 \gset
+insert into dw.loan_application (customer_id, channel, status, amount)
+select 1 + (hashint4(g) & 2147483647) % :customers,
+       case when g % 3 = 0 then 'branch' else 'online' end,
+       case when g % 4 = 0 then 'rejected' else 'approved' end, 10000 + g % 50 * 1000
+  from generate_series(1, 3000) g;
+insert into dw.transfer_out (customer_id, amount, to_bank, same_name)
+select 1 + (hashint4(g + 7) & 2147483647) % :customers, 1000 * (1 + g % 120), 'Other Bank', g % 5 <> 0
+  from generate_series(1, 2000) g;
+select round(extract(epoch from clock_timestamp() - :'e0'::timestamptz) * 1000) as events_ms \gset
+\echo 'both inserts, with their triggers, took' :events_ms 'ms'
+select o.source, count(*) as leads, count(*) filter (where o.is_control) as control,
+       count(*) filter (where o.assignment = 'pool') as pool
+  from segment.opportunity o where o.source like 'event:%' group by 1 order by 1;
+select o.key as customer, r.name as rule, coalesce(o.manager, '(pool)') as manager, o.valid_until, o.message
+  from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+ where o.source like 'event:%' and not o.is_control order by o.opportunity_id limit 4;
+\echo 'the same customers again a minute later: cool-down, so no new leads'
+insert into dw.transfer_out (customer_id, amount, to_bank, same_name)
+select customer_id, amount, to_bank, same_name from dw.transfer_out;
+select count(*) as leads_from_transfers from segment.opportunity where source = 'event:dw.transfer_out';
+-- <<< events (issue 5) <<<--------------------------------------------------
+
+\echo
+\echo '== 17. The nightly run under pg_cron (segment.schedule, segment.run_all; docs/scheduling.md)'
 select coalesce(current_setting('cron.database_name', true) = current_database(), false) as cron_here \gset
 \if :cron_here
 create extension if not exists pg_cron;
