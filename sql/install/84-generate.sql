@@ -135,7 +135,7 @@ BEGIN
     -- transaction; a second call in the same transaction empties it)
     IF to_regclass('pg_temp._seg_cand') IS NULL THEN
         CREATE TEMP TABLE _seg_cand (
-            rule_id int NOT NULL, member_id int8 NOT NULL, key text, priority numeric,
+            opportunity_id int8, rule_id int NOT NULL, member_id int8 NOT NULL, key text, priority numeric,
             is_control boolean, owner text, org text, message text, error text, sqlstate text,
             manager text, assignment text, pool_reason text) ON COMMIT DROP;
     ELSE
@@ -279,12 +279,16 @@ BEGIN
                      WHERE f.active AND %8$s
                      GROUP BY f.org),
                 -- only units with room left rank their candidates (usually
-                -- few: owners fill most managers' days)
+                -- few: owners fill most managers' days). Every candidate is
+                -- inserted by one statement (ranked and placed are read once,
+                -- so they stream); the ones for an org-unit manager go in as
+                -- 'org' without a manager and get one just after.
                 org_ranked AS (
                     SELECT d.member_id,
                            row_number() OVER (PARTITION BY d.org ORDER BY d.priority DESC, d.member_id) <= g.room AS to_org
-                      FROM ranked d JOIN org_room g ON g.org = d.org AND g.room > 0
-                     WHERE NOT d.is_control AND NOT d.to_owner),
+                      FROM src d JOIN org_room g ON g.org = d.org AND g.room > 0
+                     WHERE NOT d.is_control
+                       AND NOT EXISTS (SELECT 1 FROM owner_pick p WHERE p.member_id = d.member_id)),
                 placed AS (
                     SELECT d.*, g.room IS NOT NULL AS org_staffed, coalesce(x.to_org, false) AS to_org
                       FROM ranked d LEFT JOIN org_room g ON g.org = d.org
@@ -296,8 +300,9 @@ BEGIN
                     SELECT %2$s, %3$s, %4$s, d.member_id, d.key, $2, $2 + %5$s, d.is_control,
                            d.priority, d.message, d.org,
                            CASE WHEN d.to_owner THEN d.owner END,
-                           CASE WHEN d.is_control THEN 'control' WHEN d.to_owner THEN 'owner' ELSE 'pool' END,
-                           CASE WHEN d.is_control OR d.to_owner THEN NULL
+                           CASE WHEN d.is_control THEN 'control' WHEN d.to_owner THEN 'owner'
+                                WHEN d.to_org THEN 'org' ELSE 'pool' END,
+                           CASE WHEN d.is_control OR d.to_owner OR d.to_org THEN NULL
                                 WHEN %6$L = 'pool' THEN 'rule assigns to the pool'
                                 WHEN NOT %7$s THEN 'no staff table'
                                 WHEN d.staff IS NOT NULL OR d.org_staffed THEN 'managers at capacity'
@@ -305,24 +310,21 @@ BEGIN
                                 ELSE 'no active manager for the customer' END,
                            $3
                       FROM placed d
-                     WHERE NOT d.to_org
-                    RETURNING o.member_id, o.is_control, o.manager, o.pool_reason),
+                    RETURNING o.opportunity_id, o.member_id, o.is_control, o.manager, o.assignment,
+                              o.org_unit, o.priority, o.pool_reason),
                 staged AS (
-                    INSERT INTO pg_temp._seg_cand (rule_id, member_id, key, priority, is_control,
-                                                   owner, org, message)
-                    SELECT %2$s, d.member_id, d.key, d.priority, false, d.owner, d.org, d.message
-                      FROM placed d
-                     WHERE d.to_org
-                    RETURNING member_id),
+                    INSERT INTO pg_temp._seg_cand (opportunity_id, rule_id, member_id, priority, is_control, org)
+                    SELECT direct.opportunity_id, %2$s, direct.member_id, direct.priority, false, direct.org_unit
+                      FROM direct
+                     WHERE direct.assignment = 'org'
+                    RETURNING 1),
                 loads AS (
                     UPDATE pg_temp._seg_staff f SET load = f.load + x.n
                       FROM (SELECT direct.manager, count(*) AS n FROM direct
                              WHERE direct.manager IS NOT NULL GROUP BY direct.manager) x
                      WHERE f.manager = x.manager
                     RETURNING 1)
-                SELECT (SELECT segment.memberset_agg(u.member_id)
-                          FROM (SELECT direct.member_id FROM direct
-                                UNION ALL SELECT staged.member_id FROM staged) u),
+                SELECT (SELECT segment.memberset_agg(direct.member_id) FROM direct),
                        (SELECT count(*) FROM direct WHERE NOT direct.is_control),
                        (SELECT count(*) FROM direct WHERE direct.is_control),
                        (SELECT count(*) FROM direct WHERE direct.pool_reason = 'managers at capacity')$q$,
@@ -396,18 +398,18 @@ BEGIN
                   FROM (SELECT y.manager, count(*) AS n FROM pg_temp._seg_cand y
                          WHERE y.rule_id = r.rule_id AND y.manager IS NOT NULL GROUP BY y.manager) x
                  WHERE x.manager = f.manager;
-                WITH ins AS (
-                    INSERT INTO segment.opportunity AS o
-                        (rule_id, rule_version, subject_id, member_id, key, period, valid_until,
-                         is_control, priority, message, org_unit, manager, assignment, pool_reason, source)
-                    SELECT r.rule_id, r.version, sid, x.member_id, x.key, as_of, as_of + r.valid_days - 1,
-                           false, x.priority, x.message, x.org, x.manager, coalesce(x.assignment, 'pool'),
-                           CASE WHEN x.manager IS NULL THEN 'managers at capacity' END,
-                           _generate.source
-                      FROM pg_temp._seg_cand x WHERE x.rule_id = r.rule_id
-                    RETURNING o.pool_reason)
-                SELECT n_gen + count(*), n_over + count(*) FILTER (WHERE ins.pool_reason = 'managers at capacity')
-                  INTO n_gen, n_over FROM ins;
+                -- the staged ones got their manager (a unit's room was
+                -- counted exactly, so none should be left without one)
+                WITH upd AS (
+                    UPDATE segment.opportunity o
+                       SET manager = x.manager,
+                           assignment = CASE WHEN x.manager IS NULL THEN 'pool' ELSE 'org' END,
+                           pool_reason = CASE WHEN x.manager IS NULL THEN 'managers at capacity' END
+                      FROM pg_temp._seg_cand x
+                     WHERE x.rule_id = r.rule_id AND x.opportunity_id IS NOT NULL
+                       AND o.opportunity_id = x.opportunity_id
+                    RETURNING o.manager)
+                SELECT n_over + count(*) FILTER (WHERE upd.manager IS NULL) INTO n_over FROM upd;
             END IF;
         END IF;
 
