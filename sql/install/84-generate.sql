@@ -27,7 +27,7 @@ DECLARE st segment.staff;
 BEGIN
     IF to_regclass('pg_temp._seg_staff') IS NULL THEN
         CREATE TEMP TABLE _seg_staff (manager text PRIMARY KEY, org text, capacity int,
-                                      active boolean, load int NOT NULL DEFAULT 0) ON COMMIT DROP;
+                                      active boolean, load int NOT NULL DEFAULT 0) ON COMMIT DELETE ROWS;
     ELSE
         TRUNCATE pg_temp._seg_staff;
     END IF;
@@ -130,19 +130,22 @@ BEGIN
                             JOIN %s t ON t.%I = k.key', sid, s.relation, s.key_column);
     END IF;
 
-    -- work table: candidates waiting for an org-unit manager, and the
-    -- customers whose message did not render (until the end of the
-    -- transaction; a second call in the same transaction empties it)
+    -- work table: candidates waiting for an org-unit manager. Created once
+    -- per session (creating temporary tables in every event transaction cost
+    -- more than the rest of an event's generation), emptied at commit and at
+    -- every call.
     IF to_regclass('pg_temp._seg_cand') IS NULL THEN
         CREATE TEMP TABLE _seg_cand (
             opportunity_id int8, rule_id int NOT NULL, member_id int8 NOT NULL, key text, priority numeric,
             is_control boolean, owner text, org text, message text, error text, sqlstate text,
-            manager text, assignment text, pool_reason text) ON COMMIT DROP;
+            manager text, assignment text, pool_reason text) ON COMMIT DELETE ROWS;
     ELSE
         TRUNCATE pg_temp._seg_cand;
     END IF;
     has_staff := segment._load_staff(sid, as_of);
-    ANALYZE pg_temp._seg_staff;
+    IF members IS NULL THEN
+        ANALYZE pg_temp._seg_staff;   -- a few customers (an event) plan fine without
+    END IF;
     SELECT greatest(pc.reltuples, 0) INTO n_rows FROM pg_class pc WHERE pc.oid = s.relation;
     -- event-triggered generation looks at its few customers only (index on
     -- subject, member, period), not at every opportunity of the window
@@ -367,7 +370,9 @@ BEGIN
             -- the slot count is overestimated (generate_series) and a merge
             -- join on org alone would compare every candidate with every slot.
             IF EXISTS (SELECT 1 FROM pg_temp._seg_cand x WHERE x.rule_id = r.rule_id) THEN
-                ANALYZE pg_temp._seg_cand;
+                IF members IS NULL THEN
+                    ANALYZE pg_temp._seg_cand;
+                END IF;
                 PERFORM set_config('enable_mergejoin', 'off', true);
                 PERFORM set_config('enable_nestloop', 'off', true);
                 WITH cand AS (SELECT x.ctid AS tid, x.org,
