@@ -127,6 +127,7 @@ BEGIN
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
     SELECT 'segment', g.segment_id, g.name, 'drop', segment._segment_definition(g)
       FROM segment.segment g WHERE g.subject_id = id;
+    PERFORM segment._live_drop_triggers(id);   -- part 86
     DELETE FROM segment.subject s WHERE s.subject_id = id;
 END $$;
 
