@@ -36,6 +36,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "nodes/nodes.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
@@ -402,6 +403,278 @@ write_rows(LiveRows *lr)
 	PG_END_TRY();
 }
 
+/*
+ * The subject's rules, analysed and planned for the as_of of its last
+ * refresh, kept per backend across statements (parsing and analysing every
+ * rule per statement would cost more than a one-row UPDATE itself). Valid
+ * while the fingerprint is: the xmin of every definition row (tag, scheme,
+ * bucket, scorecard, item) and of the subject, and the as_of, so that any
+ * definition change or refresh builds a new entry.
+ */
+typedef struct LiveDefs
+{
+	int32		subject_id;
+	Oid			relid;
+	char	   *fingerprint;
+	MemoryContext cxt;
+	SubjectRun *sr;				/* definitions; sets unused */
+	DateADT		as_of;
+	Expr	  **tag_exprs;
+	Expr	 ***bucket_exprs;
+	Expr	 ***item_exprs;
+	struct LiveDefs *next;
+} LiveDefs;
+
+static LiveDefs *live_cache = NULL;
+
+static const char *fingerprint_sql =
+	"SELECT s.name::text, s.key_column::text, st.as_of,"
+	"       concat_ws('/', s.xmin::text, st.as_of::text,"
+	"         (SELECT string_agg(t.tag_id || '.' || t.xmin::text, ',' ORDER BY t.tag_id)"
+	"            FROM segment.tag t WHERE t.subject_id = s.subject_id),"
+	"         (SELECT string_agg(c.scheme_id || '.' || c.xmin::text || '.' || b.position || '.' || b.xmin::text,"
+	"                            ',' ORDER BY c.scheme_id, b.position)"
+	"            FROM segment.scheme c JOIN segment.scheme_bucket b USING (scheme_id)"
+	"           WHERE c.subject_id = s.subject_id),"
+	"         (SELECT string_agg(c.scorecard_id || '.' || c.xmin::text || '.'"
+	"                            || coalesce(i.position || '.' || i.xmin::text, ''),"
+	"                            ',' ORDER BY c.scorecard_id, i.position)"
+	"            FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id)"
+	"           WHERE c.subject_id = s.subject_id))"
+	"  FROM segment.subject s JOIN segment.subject_state st USING (subject_id)"
+	" WHERE s.subject_id = $1";
+
+static Expr *
+plan_rule(Relation rel, const char *rule, const char *what, DateADT as_of)
+{
+	return rule_plan(rule_analyze(rel, rule, what, NULL), as_of);
+}
+
+/* Deep copy of the definitions in tmp into sr, in CurrentMemoryContext. */
+static void
+copy_definitions(SubjectRun *sr, SubjectRun *tmp)
+{
+	int			i,
+				j;
+
+	sr->ntags = tmp->ntags;
+	sr->tags = palloc0(sizeof(TagRun) * Max(sr->ntags, 1));
+	for (i = 0; i < sr->ntags; i++)
+	{
+		sr->tags[i].tag_id = tmp->tags[i].tag_id;
+		sr->tags[i].name = pstrdup(tmp->tags[i].name);
+		sr->tags[i].rule = pstrdup(tmp->tags[i].rule);
+	}
+	sr->nschemes = tmp->nschemes;
+	sr->schemes = palloc0(sizeof(ScanScheme) * Max(sr->nschemes, 1));
+	sr->scheme_ids = palloc0(sizeof(int32) * Max(sr->nschemes, 1));
+	sr->scheme_errors = palloc0(sizeof(char *) * Max(sr->nschemes, 1));
+	for (i = 0; i < sr->nschemes; i++)
+	{
+		ScanScheme *from = &tmp->schemes[i];
+		ScanScheme *to = &sr->schemes[i];
+
+		sr->scheme_ids[i] = tmp->scheme_ids[i];
+		to->name = pstrdup(from->name);
+		to->nbuckets = from->nbuckets;
+		to->buckets = palloc0(sizeof(ScanTag) * Max(to->nbuckets, 1));
+		for (j = 0; j < to->nbuckets; j++)
+		{
+			to->buckets[j].name = pstrdup(from->buckets[j].name);
+			to->buckets[j].rule = pstrdup(from->buckets[j].rule);
+		}
+	}
+	sr->nscorecards = tmp->nscorecards;
+	sr->scorecards = palloc0(sizeof(ScanScorecard) * Max(sr->nscorecards, 1));
+	sr->scorecard_ids = palloc0(sizeof(int32) * Max(sr->nscorecards, 1));
+	sr->scorecard_errors = palloc0(sizeof(char *) * Max(sr->nscorecards, 1));
+	for (i = 0; i < sr->nscorecards; i++)
+	{
+		ScanScorecard *from = &tmp->scorecards[i];
+		ScanScorecard *to = &sr->scorecards[i];
+
+		sr->scorecard_ids[i] = tmp->scorecard_ids[i];
+		if (tmp->scorecard_errors[i])
+			sr->scorecard_errors[i] = pstrdup(tmp->scorecard_errors[i]);
+		to->name = pstrdup(from->name);
+		to->base = from->base;
+		to->nitems = from->nitems;
+		to->items = palloc0(sizeof(ScanTag) * Max(to->nitems, 1));
+		to->points = palloc0(sizeof(ScoreValue) * Max(to->nitems, 1));
+		for (j = 0; j < to->nitems; j++)
+		{
+			to->items[j].name = pstrdup(from->items[j].name);
+			to->items[j].rule = pstrdup(from->items[j].rule);
+			to->points[j] = from->points[j];
+		}
+	}
+}
+
+/* Load and plan every rule of the subject into a new entry (SPI connected). */
+static LiveDefs *
+build_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
+		   DateADT as_of, const char *fingerprint, MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "segment live definitions",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	LiveDefs   *d = palloc0(sizeof(LiveDefs));
+	SubjectRun *sr = palloc0(sizeof(SubjectRun));
+	int			i,
+				j;
+
+	d->cxt = cxt;
+	d->subject_id = subject_id;
+	d->relid = RelationGetRelid(rel);
+	d->fingerprint = pstrdup(fingerprint);
+	d->as_of = as_of;
+	d->sr = sr;
+	sr->subject_id = subject_id;
+	sr->name = pstrdup(name);
+	sr->relid = d->relid;
+	sr->keyattno = get_attnum(sr->relid, keycol);
+	if (sr->keyattno == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key column \"%s\" of subject \"%s\" no longer exists", keycol, name)));
+	sr->keytype = get_atttype(sr->relid, sr->keyattno);
+	if (sr->keytype != INT4OID && sr->keytype != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("live maintenance supports integer-keyed subjects only; subject \"%s\" is keyed by %s",
+						name, format_type_be(sr->keytype)),
+				 errhint("Run segment.disable_live('%s') and refresh instead.", name)));
+
+	/* SPI calls return to SPI's own context: load there, then copy */
+	{
+		SubjectRun *tmp = palloc0(sizeof(SubjectRun));
+
+		tmp->subject_id = subject_id;
+		tmp->name = sr->name;
+		live_load_tags(tmp);
+		load_schemes(tmp);
+		load_scorecards(tmp);
+		MemoryContextSwitchTo(cxt);
+		copy_definitions(sr, tmp);
+	}
+
+	d->tag_exprs = palloc0(sizeof(Expr *) * Max(sr->ntags, 1));
+	for (i = 0; i < sr->ntags; i++)
+		d->tag_exprs[i] = plan_rule(rel, sr->tags[i].rule,
+									psprintf("tag \"%s\"", sr->tags[i].name), as_of);
+	d->bucket_exprs = palloc0(sizeof(Expr **) * Max(sr->nschemes, 1));
+	for (i = 0; i < sr->nschemes; i++)
+	{
+		ScanScheme *s = &sr->schemes[i];
+
+		d->bucket_exprs[i] = palloc0(sizeof(Expr *) * Max(s->nbuckets, 1));
+		for (j = 0; j < s->nbuckets; j++)
+			d->bucket_exprs[i][j] = plan_rule(rel, s->buckets[j].rule,
+											  psprintf("bucket \"%s\" of scheme \"%s\"",
+													   s->buckets[j].name, s->name), as_of);
+	}
+	d->item_exprs = palloc0(sizeof(Expr **) * Max(sr->nscorecards, 1));
+	for (i = 0; i < sr->nscorecards; i++)
+	{
+		ScanScorecard *c = &sr->scorecards[i];
+
+		d->item_exprs[i] = palloc0(sizeof(Expr *) * Max(c->nitems, 1));
+		for (j = 0; j < c->nitems; j++)
+			d->item_exprs[i][j] = plan_rule(rel, c->items[j].rule,
+											psprintf("item %d of scorecard \"%s\"", j + 1, c->name),
+											as_of);
+	}
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+/* The cached definitions of the subject, rebuilt when the fingerprint moved. */
+static LiveDefs *
+get_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
+		 DateADT as_of, const char *fingerprint)
+{
+	LiveDefs  **link;
+	LiveDefs   *d;
+
+	for (link = &live_cache; *link != NULL; link = &(*link)->next)
+		if ((*link)->subject_id == subject_id)
+			break;
+	d = *link;
+	if (d != NULL && d->relid == RelationGetRelid(rel) && strcmp(d->fingerprint, fingerprint) == 0)
+		return d;
+	if (d != NULL)
+	{
+		*link = d->next;
+		MemoryContextDelete(d->cxt);
+	}
+	/* built under the statement's context: an error frees it with the rest */
+	d = build_defs(rel, subject_id, name, keycol, as_of, fingerprint, CurrentMemoryContext);
+	MemoryContextSetParent(d->cxt, CacheMemoryContext);
+	d->next = live_cache;
+	live_cache = d;
+	return d;
+}
+
+/* A statement's copy of the definitions, with fresh sets and programs. */
+static SubjectRun *
+statement_run(LiveDefs *d, ScanCore *sc)
+{
+	SubjectRun *sr = palloc(sizeof(SubjectRun));
+	int			i,
+				j;
+
+	*sr = *d->sr;
+	sc->ntags = sr->ntags;
+	sc->tags = palloc0(sizeof(ScanTag) * Max(sr->ntags, 1));
+	for (i = 0; i < sr->ntags; i++)
+	{
+		sc->tags[i].name = sr->tags[i].name;
+		sc->tags[i].rule = sr->tags[i].rule;
+		sc->tags[i].planned = copyObject(d->tag_exprs[i]);
+	}
+	sr->schemes = palloc0(sizeof(ScanScheme) * Max(sr->nschemes, 1));
+	for (i = 0; i < sr->nschemes; i++)
+	{
+		ScanScheme *from = &d->sr->schemes[i];
+		ScanScheme *s = &sr->schemes[i];
+
+		s->name = from->name;
+		s->nbuckets = from->nbuckets;
+		s->buckets = palloc0(sizeof(ScanTag) * Max(s->nbuckets, 1));
+		for (j = 0; j < s->nbuckets; j++)
+		{
+			s->buckets[j].name = from->buckets[j].name;
+			s->buckets[j].rule = from->buckets[j].rule;
+			s->buckets[j].planned = copyObject(d->bucket_exprs[i][j]);
+		}
+	}
+	sr->scorecards = palloc0(sizeof(ScanScorecard) * Max(sr->nscorecards, 1));
+	for (i = 0; i < sr->nscorecards; i++)
+	{
+		ScanScorecard *from = &d->sr->scorecards[i];
+		ScanScorecard *c = &sr->scorecards[i];
+
+		c->name = from->name;
+		c->base = from->base;
+		c->points = from->points;
+		c->nitems = from->nitems;
+		/* a scorecard whose base or points are out of range is not evaluated */
+		c->skip = sr->scorecard_errors[i] != NULL;
+		c->items = palloc0(sizeof(ScanTag) * Max(c->nitems, 1));
+		for (j = 0; j < c->nitems; j++)
+		{
+			c->items[j].name = from->items[j].name;
+			c->items[j].rule = from->items[j].rule;
+			c->items[j].planned = copyObject(d->item_exprs[i][j]);
+		}
+	}
+	sc->nschemes = sr->nschemes;
+	sc->schemes = sr->schemes;
+	sc->nscorecards = sr->nscorecards;
+	sc->scorecards = sr->scorecards;
+	return sr;
+}
+
 /* Evaluate one statement's transition tables and write the overlay. */
 static void
 live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
@@ -413,26 +686,24 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(subject_id);
-	SubjectRun *sr = palloc0(sizeof(SubjectRun));
+	SubjectRun *sr;
+	LiveDefs   *defs;
 	ScanCore	sc;
 	volatile int current_unit = -1;
 	ErrorContextCallback errcb;
 	LiveErrorInfo info;
 	DateADT		as_of;
+	char	   *name;
 	char	   *keycol;
+	char	   *fingerprint;
 	bool		isnull;
 	int			nestlevel;
-	int			i;
 	RoaringOwned *gone;
 	LiveRows   *lr;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	segment_saved_plan(&plan,
-					   "SELECT s.name::text, s.key_column::text, st.as_of"
-					   "  FROM segment.subject s JOIN segment.subject_state st USING (subject_id)"
-					   " WHERE s.subject_id = $1",
-					   1, &argtype);
+	segment_saved_plan(&plan, fingerprint_sql, 1, &argtype);
 	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.subject");
 	if (SPI_processed == 0)
@@ -443,27 +714,22 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 		MemoryContextDelete(cxt);
 		return;
 	}
-	sr->subject_id = subject_id;
-	sr->name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	MemoryContextSwitchTo(cxt);
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	keycol = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	as_of = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	sr->relid = RelationGetRelid(rel);
-	sr->keyattno = get_attnum(sr->relid, keycol);
-	if (sr->keyattno == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("key column \"%s\" of subject \"%s\" no longer exists", keycol, sr->name)));
-	sr->keytype = get_atttype(sr->relid, sr->keyattno);
-	if (sr->keytype != INT4OID && sr->keytype != INT8OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("live maintenance supports integer-keyed subjects only; subject \"%s\" is keyed by %s",
-						sr->name, format_type_be(sr->keytype)),
-				 errhint("Run segment.disable_live('%s') and refresh instead.", sr->name)));
+	fingerprint = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	SPI_freetuptable(SPI_tuptable);
 
-	live_load_tags(sr);
-	load_schemes(sr);
-	load_scorecards(sr);
+	defs = get_defs(rel, subject_id, name, keycol, as_of, fingerprint);
+
+	memset(&sc, 0, sizeof(sc));
+	sr = statement_run(defs, &sc);
+	sc.rel = rel;
+	sc.keyattno = sr->keyattno;
+	sc.keytype = sr->keytype;
+	sc.subject = sr->name;
+	sc.current_unit = &current_unit;
 
 	info.subject = sr->name;
 	info.sr = sr;
@@ -478,27 +744,6 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	(void) set_config_option("segment.as_of",
 							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-
-	memset(&sc, 0, sizeof(sc));
-	sc.rel = rel;
-	sc.keyattno = sr->keyattno;
-	sc.keytype = sr->keytype;
-	sc.subject = sr->name;
-	sc.ntags = sr->ntags;
-	sc.tags = palloc0(sizeof(ScanTag) * Max(sr->ntags, 1));
-	sc.current_unit = &current_unit;
-	for (i = 0; i < sr->ntags; i++)
-	{
-		sc.tags[i].name = sr->tags[i].name;
-		sc.tags[i].rule = sr->tags[i].rule;
-	}
-	sc.nschemes = sr->nschemes;
-	sc.schemes = sr->schemes;
-	sc.nscorecards = sr->nscorecards;
-	sc.scorecards = sr->scorecards;
-	/* a scorecard whose base or points are out of range is not evaluated */
-	for (i = 0; i < sr->nscorecards; i++)
-		sr->scorecards[i].skip = sr->scorecard_errors[i] != NULL;
 
 	scan_core_compile(&sc, as_of);
 	if (newtable != NULL)

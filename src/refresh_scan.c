@@ -30,9 +30,11 @@ flush_ids(RoaringOwned *set, uint32 *buf, int *n)
 static void
 compile_rule(ScanCore *sc, ScanTag *t, const char *what, DateADT as_of, bool with_set)
 {
-	Node	   *analysed = rule_analyze(sc->rel, t->rule, what, NULL);
+	Expr	   *planned = t->planned;
 
-	t->prog = rule_compile(sc->rs, rule_plan(analysed, as_of));
+	if (planned == NULL)
+		planned = rule_plan(rule_analyze(sc->rel, t->rule, what, NULL), as_of);
+	t->prog = rule_compile(sc->rs, planned);
 	if (with_set)
 	{
 		t->set = roaring_owned_create();

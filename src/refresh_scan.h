@@ -25,6 +25,7 @@ typedef struct ScanTag
 	const char *name;
 	const char *rule;
 	bool		skip;			/* failed earlier in this refresh */
+	Expr	   *planned;		/* the rule analysed and planned already, or NULL */
 	RuleProgram *prog;
 	RoaringOwned *set;
 	uint32	   *buf;
