@@ -42,6 +42,7 @@
 
 #include "live.h"
 #include "memberset.h"
+#include "numeric_scaled.h"
 #include "refresh.h"
 #include "refresh_scan.h"
 #include "rule.h"
@@ -62,6 +63,9 @@ typedef struct LiveRows
 } LiveRows;
 
 static LiveRows *live_pending = NULL;
+
+/* Statements with fewer rows write every member without comparing. */
+#define LIVE_COMPARE_MIN_ROWS 64
 
 /* For error context lines: which subject and unit was being evaluated. */
 typedef struct LiveErrorInfo
@@ -201,7 +205,8 @@ table_keys(Tuplestorestate *ts, TupleDesc desc, AttrNumber keyattno, Oid keytype
  * scores; members only in `gone` are marked deleted.
  */
 static LiveRows *
-build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, DateADT as_of)
+build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, RoaringOwned *write,
+		   DateADT as_of)
 {
 	LiveRows   *lr = palloc0(sizeof(LiveRows));
 	int			nnew,
@@ -210,7 +215,7 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, DateADT as_of)
 				i,
 				j,
 				k;
-	uint32	   *ids_new = set_ids(sc->universe, &nnew);
+	uint32	   *ids_new;
 	uint32	   *ids_gone;
 	int		   *count;
 	int		   *start;
@@ -223,6 +228,9 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, DateADT as_of)
 	StringInfoData buf;
 
 	roaring_bitmap_andnot_inplace(gone->bitmap, sc->universe->bitmap);
+	roaring_bitmap_and_inplace(gone->bitmap, write->bitmap);
+	roaring_bitmap_and_inplace(sc->universe->bitmap, write->bitmap);
+	ids_new = set_ids(sc->universe, &nnew);
 	ids_gone = set_ids(gone, &ngone);
 	n = nnew + ngone;
 	lr->subject_id = sr->subject_id;
@@ -239,20 +247,22 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, DateADT as_of)
 	start = palloc0(sizeof(int) * (nnew + 1));
 	for (i = 0; i < sr->ntags; i++)
 	{
-		int			m;
+		int			m,
+					kept = 0;
 		uint32	   *ids = set_ids(sc->tags[i].set, &m);
 
 		for (j = 0; j < m; j++)
 		{
 			int			idx = find_id(ids_new, nnew, ids[j]);
 
-			Assert(idx >= 0);
-			ids[j] = (uint32) idx;	/* keep the index for the second pass */
+			if (idx < 0)
+				continue;		/* not written: unchanged */
+			ids[kept++] = (uint32) idx; /* keep the index for the second pass */
 			count[idx]++;
 		}
 		sc->tags[i].buf = ids;	/* reuse: the flushed buffer is not needed */
-		sc->tags[i].nbuf = m;
-		total += m;
+		sc->tags[i].nbuf = kept;
+		total += kept;
 	}
 	for (i = 0; i < nnew; i++)
 		start[i + 1] = start[i] + count[i];
@@ -279,7 +289,12 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, DateADT as_of)
 				uint32	   *ids = set_ids(sr->schemes[i].buckets[k].set, &m);
 
 				for (j = 0; j < m; j++)
-					bucket_of[i * nnew + find_id(ids_new, nnew, ids[j])] = (int16) k;
+				{
+					int			idx = find_id(ids_new, nnew, ids[j]);
+
+					if (idx >= 0)
+						bucket_of[i * nnew + idx] = (int16) k;
+				}
 				pfree(ids);
 			}
 	}
@@ -298,7 +313,12 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, DateADT as_of)
 				uint32	   *ids = set_ids(ss->set, &m);
 
 				for (j = 0; j < m; j++)
-					score_of[i * nnew + find_id(ids_new, nnew, ids[j])] = ss->score;
+				{
+					int			idx = find_id(ids_new, nnew, ids[j]);
+
+					if (idx >= 0)
+						score_of[i * nnew + idx] = ss->score;
+				}
 				pfree(ids);
 			}
 		}
@@ -369,6 +389,175 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, DateADT as_of)
 		lr->scores[nnew + i] = empty_json;
 	}
 	return lr;
+}
+
+/*
+ * Which of the statement's members need an overlay row. Small statements
+ * write every member. Larger ones compare with what readers see now: a
+ * member with an overlay row is always rewritten; one without is written
+ * only when its tags, buckets or scores differ from the last refresh's sets
+ * (or it is new); a deleted key only when readers still count it. The
+ * queries take a fresh snapshot (read_only false): a writer of the same
+ * customer that committed while this statement waited for its row lock is
+ * seen.
+ */
+static RoaringOwned *
+members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone)
+{
+	static SPIPlanPtr overlay_plan = NULL;
+	static SPIPlanPtr base_plan = NULL;
+	RoaringOwned *all = roaring_owned_copy(sc->universe->bitmap);
+	RoaringOwned *overlay;
+	RoaringOwned *base_universe = NULL;
+	RoaringOwned *changed;
+	RoaringOwned *scratch = roaring_owned_create();
+	Oid			argtypes[5] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
+	Datum		args[5];
+	Datum	   *d;
+	bool		isnull;
+	int			n,
+				i;
+	uint32	   *ids;
+	uint64		k;
+
+	roaring_bitmap_or_inplace(all->bitmap, gone->bitmap);
+	if (roaring_bitmap_get_cardinality(all->bitmap) < LIVE_COMPARE_MIN_ROWS)
+		return all;
+
+	/* members that have an overlay row */
+	ids = set_ids(all, &n);
+	d = palloc(sizeof(Datum) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum((int64) ids[i]);
+	args[0] = Int32GetDatum(sr->subject_id);
+	args[1] = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	segment_saved_plan(&overlay_plan,
+					   "SELECT segment.memberset_agg(member_id) FROM segment.live_member "
+					   " WHERE subject_id = $1 AND member_id = ANY ($2)",
+					   2, argtypes);
+	if (SPI_execute_plan(overlay_plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read segment.live_member");
+	{
+		Datum		m = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		overlay = isnull ? roaring_owned_create() : memberset_to_roaring(DatumGetMemberSetP(m));
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* the sets of the last refresh */
+	d = palloc(sizeof(Datum) * Max(Max(sr->ntags, sr->nschemes), Max(sr->nscorecards, 1)));
+	for (i = 0; i < sr->ntags; i++)
+		d[i] = Int32GetDatum(sr->tags[i].tag_id);
+	args[2] = PointerGetDatum(construct_array(d, sr->ntags, INT4OID, 4, true, TYPALIGN_INT));
+	for (i = 0; i < sr->nschemes; i++)
+		d[i] = Int32GetDatum(sr->scheme_ids[i]);
+	args[3] = PointerGetDatum(construct_array(d, sr->nschemes, INT4OID, 4, true, TYPALIGN_INT));
+	n = 0;
+	for (i = 0; i < sr->nscorecards; i++)
+		if (!sr->scorecards[i].skip)
+			d[n++] = Int32GetDatum(sr->scorecard_ids[i]);
+	args[4] = PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
+	segment_saved_plan(&base_plan,
+					   "SELECT 0, 0, NULL::text, NULL::numeric, universe FROM segment.subject_state"
+					   " WHERE subject_id = $1"
+					   " UNION ALL SELECT 1, tag_id, NULL, NULL, members FROM segment.tag_state"
+					   " WHERE tag_id = ANY ($3)"
+					   " UNION ALL SELECT 2, scheme_id, bucket::text, NULL, members FROM segment.bucket_state"
+					   " WHERE scheme_id = ANY ($4)"
+					   " UNION ALL SELECT 3, scorecard_id, NULL, score, members FROM segment.score_state"
+					   " WHERE scorecard_id = ANY ($5)",
+					   5, argtypes);
+	if (SPI_execute_plan(base_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the state of subject \"%s\"", sr->name);
+
+	changed = roaring_owned_create();
+	for (k = 0; k < SPI_processed; k++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[k];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		int			kind = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
+		int32		id = DatumGetInt32(SPI_getbinval(tup, td, 2, &isnull));
+		RoaringOwned *base = memberset_to_roaring(DatumGetMemberSetP(SPI_getbinval(tup, td, 5, &isnull)));
+		RoaringOwned *now = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		if (kind == 0)
+		{
+			base_universe = base;
+			continue;
+		}
+		roaring_bitmap_and_inplace(base->bitmap, sc->universe->bitmap);
+		if (kind == 1)
+		{
+			for (i = 0; i < sr->ntags; i++)
+				if (sr->tags[i].tag_id == id)
+					now = sc->tags[i].set;
+		}
+		else if (kind == 2)
+		{
+			char	   *bucket = TextDatumGetCString(SPI_getbinval(tup, td, 3, &isnull));
+
+			for (i = 0; i < sr->nschemes; i++)
+				if (sr->scheme_ids[i] == id)
+				{
+					ScanScheme *s = &sr->schemes[i];
+
+					for (n = 0; n < s->nbuckets; n++)
+						if (strcmp(s->buckets[n].name, bucket) == 0)
+							now = s->buckets[n].set;
+				}
+			if (now == NULL)
+				now = scratch;	/* a bucket gone from the scheme */
+		}
+		else
+		{
+			ScoreValue	score;
+			Datum		num = SPI_getbinval(tup, td, 4, &isnull);
+
+			now = scratch;
+			for (i = 0; i < sr->nscorecards; i++)
+				if (sr->scorecard_ids[i] == id && !sr->scorecards[i].skip)
+				{
+					if (numeric_scaled((struct varlena *) PG_DETOAST_DATUM_PACKED(num), &score))
+					{
+						ScoreSet   *ss = hash_search(sr->scorecards[i].scores, &score, HASH_FIND, NULL);
+
+						if (ss != NULL)
+							now = ss->set;
+					}
+				}
+		}
+		if (now != NULL)
+		{
+			roaring_bitmap_xor_inplace(base->bitmap, now->bitmap);
+			roaring_bitmap_or_inplace(changed->bitmap, base->bitmap);
+		}
+		roaring_owned_free(base);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/*
+	 * changed: members whose tags, bucket or score differ from the stored
+	 * sets (a stored score without an exact form compares with an empty
+	 * set, so its members count as changed). Add the keys the refresh did
+	 * not see, the members with overlay rows, and the deleted keys readers
+	 * still count.
+	 */
+	if (base_universe == NULL)
+		return all;
+	{
+		RoaringOwned *fresh = roaring_owned_copy(sc->universe->bitmap);
+		RoaringOwned *dead = roaring_owned_copy(gone->bitmap);
+
+		roaring_bitmap_andnot_inplace(fresh->bitmap, base_universe->bitmap);
+		roaring_bitmap_or_inplace(changed->bitmap, fresh->bitmap);
+		roaring_bitmap_and_inplace(overlay->bitmap, all->bitmap);
+		roaring_bitmap_or_inplace(changed->bitmap, overlay->bitmap);
+		roaring_bitmap_or_inplace(base_universe->bitmap, overlay->bitmap);
+		roaring_bitmap_and_inplace(dead->bitmap, base_universe->bitmap);
+		roaring_bitmap_or_inplace(changed->bitmap, dead->bitmap);
+	}
+	return changed;
 }
 
 /* Upsert the statement's rows into segment.live_member. */
@@ -752,7 +941,7 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	gone = oldtable != NULL ? table_keys(oldtable, RelationGetDescr(rel), sr->keyattno, sr->keytype)
 		: roaring_owned_create();
 
-	lr = build_rows(sr, &sc, gone, as_of);
+	lr = build_rows(sr, &sc, gone, members_to_write(sr, &sc, gone), as_of);
 	AtEOXact_GUC(true, nestlevel);
 	error_context_stack = errcb.previous;
 
