@@ -554,6 +554,7 @@ members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone)
 		roaring_bitmap_and_inplace(overlay->bitmap, all->bitmap);
 		roaring_bitmap_or_inplace(changed->bitmap, overlay->bitmap);
 		roaring_bitmap_or_inplace(base_universe->bitmap, overlay->bitmap);
+		roaring_bitmap_andnot_inplace(dead->bitmap, sc->universe->bitmap);
 		roaring_bitmap_and_inplace(dead->bitmap, base_universe->bitmap);
 		roaring_bitmap_or_inplace(changed->bitmap, dead->bitmap);
 	}
