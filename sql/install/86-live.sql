@@ -41,6 +41,26 @@ COMMENT ON FUNCTION segment._live_rows() IS
 CREATE FUNCTION segment._live_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'segment_live_trigger' LANGUAGE C SECURITY DEFINER;
 
+-- A key changed by an UPDATE: the old key leaves the table. A row trigger
+-- that fires only when the key column changes, so that the statement
+-- trigger on UPDATE needs no OLD TABLE (capturing the old rows of every
+-- bulk UPDATE would cost more than this rare case).
+CREATE FUNCTION segment._live_key_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sid int := TG_ARGV[0]::int;
+    old_key int8 := (to_jsonb(OLD) ->> TG_ARGV[1])::int8;
+BEGIN
+    IF old_key BETWEEN 0 AND 4294967295 THEN
+        INSERT INTO segment.live_member AS l (subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at)
+        SELECT sid, old_key, true, '{}', '{}', '{}', st.as_of, now()
+          FROM segment.subject_state st WHERE st.subject_id = sid
+        ON CONFLICT (subject_id, member_id) DO UPDATE SET deleted = true, tags = '{}', buckets = '{}',
+               scores = '{}', as_of = excluded.as_of, changed_at = excluded.changed_at;
+    END IF;
+    RETURN NULL;
+END $$;
+
 -- Merging: for any set X of the last refresh,
 --   X now = (X - every overlay member) | (overlay members that are in X now).
 -- Without overlay rows for the subject the stored set is returned as is.
@@ -141,7 +161,7 @@ $$;
 CREATE FUNCTION segment._live_trigger_names(sid int) RETURNS name[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT ARRAY[format('segment_live_%s_insert', sid), format('segment_live_%s_update', sid),
-                 format('segment_live_%s_delete', sid)]::name[]
+                 format('segment_live_%s_delete', sid), format('segment_live_%s_key', sid)]::name[]
 $$;
 
 CREATE FUNCTION segment._live_drop_triggers(sid int) RETURNS void
@@ -189,8 +209,11 @@ BEGIN
     END IF;
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new '
                    'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[1], s.relation, sid);
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS segment_old NEW TABLE AS segment_new '
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING NEW TABLE AS segment_new '
                    'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[2], s.relation, sid);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE OF %I ON %s FOR EACH ROW '
+                   'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION segment._live_key_change(%L, %L)',
+                   names[4], s.key_column, s.relation, s.key_column, s.key_column, sid, s.key_column);
     EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS segment_old '
                    'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[3], s.relation, sid);
     INSERT INTO segment.live_subject (subject_id) VALUES (sid);
