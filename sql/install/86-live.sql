@@ -36,10 +36,14 @@ RETURNS TABLE (subject_id int, member_id int8, deleted boolean, tags int4[],
 COMMENT ON FUNCTION segment._live_rows() IS
     'internal: the overlay rows of the statement the live trigger is processing';
 
--- Runs as the extension owner: writers need no rights on segment's tables.
--- Its SQL is schema-qualified; rules are parsed as at refresh.
+-- Runs as the extension owner, so that writers need no rights on
+-- segment's tables; with a fixed search_path, so that a writer cannot make
+-- the rules it parses call functions of the writer's choosing. Rules must
+-- therefore name functions outside pg_catalog with their schema (as
+-- segment.as_of() is).
 CREATE FUNCTION segment._live_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'segment_live_trigger' LANGUAGE C SECURITY DEFINER;
+    AS 'MODULE_PATHNAME', 'segment_live_trigger' LANGUAGE C SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
 
 -- A key changed by an UPDATE: the old key leaves the table. A row trigger
 -- that fires only when the key column changes, so that the statement
