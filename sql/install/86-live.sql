@@ -178,8 +178,10 @@ BEGIN
     IF rel IS NULL THEN
         RETURN;
     END IF;
-    FOREACH t IN ARRAY segment._live_trigger_names(sid) LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', t, rel);
+    FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g
+              WHERE g.tgrelid = rel AND g.tgname = ANY (segment._live_trigger_names(sid))
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t, rel);
     END LOOP;
 END $$;
 
