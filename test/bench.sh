@@ -318,6 +318,72 @@ aline "SQL scan of dw.customer_wide with the equivalent WHERE" f
 aline "intarray GIN, planner's choice (${plan:-?})" g
 aline "intarray GIN, enable_seqscan = off" h
 
+# -------------------------------------------------------------- opportunity generation
+# generate() over every customer against INSERT ... WHERE NOT EXISTS (test/bench_generate.sh)
+if [[ $seg == ext ]] && "${Q[@]}" -c "select count(*) from pg_proc where proname = 'generate' and pronamespace = 'segment'::regnamespace" | grep -qx 1; then
+  BENCH_AS_OF=$as_of "$here/bench_generate.sh"
+fi
+
+# -------------------------------------------------------------- event rules
+# Events per second through an event rule (docs/events.md): EVENTS rows
+# (default 100,000; half of them match the condition, customers drawn at
+# random) loaded with COPY into a table (i) without a rule, (j) with the rule
+# attached, every customer new (one generation call makes the leads), (k) with
+# the rule attached, every customer in cool-down (the same file again); and
+# OLTP: EVENT_TXNS (default 500) one-row INSERTs, each its own transaction,
+# (l) without and (m) with the rule. One run each (the opportunities made
+# change what the next run does); times are wall-clock around psql.
+has_events=$([[ $seg == ext ]] && "${Q[@]}" -c "select count(*) from pg_proc where proname = 'attach_event_rule' and pronamespace = 'segment'::regnamespace" || echo 0)
+if [[ $has_events == 1 ]]; then
+  nev=${EVENTS:-100000}
+  ntx=${EVENT_TXNS:-500}
+  "${P[@]}" >/dev/null <<SQL
+do \$\$ begin
+  if exists (select from segment.event_rule e join segment.opportunity_rule r using (rule_id) where r.name = 'bench_event') then
+    perform segment.detach_event_rule('bench_event', 'dw.bench_events');
+  end if;
+  if exists (select from segment.opportunity_rule where name = 'bench_event') then
+    perform segment.drop_opportunity_rule('bench_event', true);
+  end if;
+end \$\$;
+drop table if exists dw.bench_events;
+create table dw.bench_events (event_id bigserial primary key, customer_id int8 not null,
+                              kind text not null, amount numeric, at timestamptz not null default now());
+select segment.create_opportunity_rule('customer', 'bench_event', '$(name "${aud[0]}") or not $(name "${aud[0]}")',
+                                       'mining', 'loan', assignment => 'pool', cooldown_days => 30);
+select setseed($seed);
+\\copy (select (1 + floor(random() * $rows))::int8, case when random() < 0.5 then 'loan_failed' else 'login' end, round((random() * 100000)::numeric, 2) from generate_series(1, $nev)) to '$tmp/events.csv' with (format csv)
+SQL
+  copy_events() { local t0; t0=$(now); "${P[@]}" -c "\\copy dw.bench_events (customer_id, kind, amount) from '$tmp/events.csv' with (format csv)"; secs3 "$t0" "$(now)"; }
+  secs3() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+  oltp() {  # n transactions, one row each, customers from the file's first lines
+    head -n "$ntx" "$tmp/events.csv" | awk -F, '{ printf "insert into dw.bench_events (customer_id, kind, amount) values (%s, '\''loan_failed'\'', %s);\n", $1, $3 }' > "$tmp/oltp.sql"
+    local t0; t0=$(now); "${P[@]}" -f "$tmp/oltp.sql" >/dev/null; secs3 "$t0" "$(now)"
+  }
+  i_s=$(copy_events)
+  l_s=$(oltp)
+  "${P[@]}" -c "truncate dw.bench_events" -c "select segment.attach_event_rule('bench_event', 'dw.bench_events', 'customer_id', 'kind = ''loan_failed'' and amount > 0')" >/dev/null
+  j_s=$(copy_events)
+  made=$("${Q[@]}" -c "select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id) where r.name = 'bench_event'")
+  k_s=$(copy_events)
+  made2=$("${Q[@]}" -c "select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id) where r.name = 'bench_event'")
+  # OLTP with the rule: fresh customers, so every insert makes a lead
+  "${Q[@]}" -c "delete from segment.opportunity o using segment.opportunity_rule r where r.rule_id = o.rule_id and r.name = 'bench_event'" >/dev/null
+  m_s=$(oltp)
+  made3=$("${Q[@]}" -c "select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id) where r.name = 'bench_event'")
+  echo
+  echo "== Event rule: COPY of $nev events (half match the condition), $ntx one-row INSERT transactions"
+  printf '%-58s %10s %14s %12s\n' "step" "seconds" "events/s" "x no rule"
+  printf '%-58s %10s %14s %12s\n' "----" "-------" "--------" "---------"
+  awk -v n="$nev" -v t="$ntx" -v i="$i_s" -v j="$j_s" -v k="$k_s" -v l="$l_s" -v m="$m_s" -v made="$made" 'BEGIN {
+    printf "%-58s %10.3f %14.0f %12.2f\n", "(i) COPY, no event rule", i, n / i, 1
+    printf "%-58s %10.3f %14.0f %12.2f\n", "(j) COPY, event rule, " made " leads made", j, n / j, j / i
+    printf "%-58s %10.3f %14.0f %12.2f\n", "(k) COPY, event rule, every customer in cool-down", k, n / k, k / i
+    printf "%-58s %10.3f %14.0f %12.2f\n", "(l) " t " one-row INSERTs, no event rule", l, t / l, 1
+    printf "%-58s %10.3f %14.0f %12.2f\n", "(m) " t " one-row INSERTs, event rule, a lead each", m, t / m, m / l }'
+  echo "check: leads after (k) = after (j): $([[ $made2 == "$made" ]] && echo yes || echo "NO ($made2 vs $made)"); leads made by (m): $made3"
+fi
+
 # -------------------------------------------------------------- memory
 # A fresh backend runs the step once; its VmHWM (peak resident set) includes
 # the shared buffers it touched (RssShmem), so private peak ~ VmHWM - RssShmem.

@@ -2,7 +2,9 @@
 # demo.sh: the `make demo` tour. Generates a synthetic retail bank inside the
 # database, registers its customer table with segment, loads a library of
 # retail-banking tags, refreshes them in one scan and prints what a bank DBA
-# or analyst would look at.
+# or analyst would look at, then generates opportunities from the rules of
+# test/data/opportunities.sql, simulates managers working them and a month
+# passing, and prints the review against control.
 #
 # Run by `make demo` inside a throwaway cluster (test/with-cluster.sh); by hand:
 #   PGHOST=... PGPORT=... PGUSER=... PGDATABASE=... test/demo.sh
@@ -202,6 +204,333 @@ select r.run_id, s.name as subject, r.as_of, r.started_at::timestamp(0) as start
        r.rows_scanned, r.tags, coalesce(r.error, '') as error
   from segment.run r join segment.subject s using (subject_id)
  order by r.run_id;
+
+-- >>> opportunities (issue 4) >>>-----------------------------------------
+-- Self-contained: the rules of test/data/opportunities.sql are generated on
+-- the day of the last refresh (d0 = current_date + 1, section 9), managers
+-- work part of them, a month passes (simulated) and the review compares
+-- treatment with control. docs/demo-data.md describes the rules and the
+-- simulation.
+select current_date + 1 as d0, current_date + 36 as later \gset
+-- Workaround: generate() turns merge and nested-loop joins off for its
+-- org-unit assignment; the disabled-node cost penalty then exceeds
+-- jit_above_cost and every rule's assignment query is JIT-compiled (about
+-- 0.5 s each, 10-20 s for the demo's rules instead of well under 1 s).
+-- Until generate() sets jit off itself, the demo does it for this part.
+set jit = off;
+
+\echo
+\echo '== 11. Opportunity rules (test/data/opportunities.sql): staff, contact policy, rules'
+\o /dev/null
+\i '$here/data/opportunities.sql'
+-- the tags added by opportunities.sql get their members (same day as section 9)
+select * from segment.refresh('customer', :'d0');
+\o
+select p.max_contacts || ' per ' || p.period_days || ' days' as contact_policy,
+       f.relation as staff_table, f.capacity_column, f.active_column
+  from segment.contact_policy p join segment.staff f using (subject_id);
+select r.name as rule, r.kind, r.product, r.channel,
+       r.priority || coalesce(' + ' || c.name, '') as priority,
+       r.valid_days as valid, r.cooldown_days as cooldown, r.holdout_pct as holdout,
+       r.assignment || coalesce(' (cap ' || r.capacity || ')', '') as assignment,
+       r.audience
+  from segment.opportunity_rule r left join segment.scorecard c on c.scorecard_id = r.priority_scorecard
+ order by r.kind, r.priority desc, r.name;
+
+\echo
+\echo '== 12. segment.generate(as_of => d0): every active rule, in one call'
+select clock_timestamp() as t0 \gset
+create temp table generated as select * from segment.generate(as_of => :'d0');
+select round(extract(epoch from clock_timestamp() - :'t0'::timestamptz)::numeric * 1000) as generate_ms \gset
+select * from generated order by rule_name;
+select sum(candidates) as candidates, sum(generated) as generated, sum(control) as control,
+       sum(skipped_cooldown) as skipped_cooldown, sum(skipped_cap) as skipped_cap,
+       sum(over_capacity) as over_capacity, sum(failed) as failed
+  from generated;
+\echo 'segment.generate():' :generate_ms 'ms for' :customers 'customers'
+select clock_timestamp() as t0 \gset
+select coalesce(sum(generated + control), 0) as made_by_a_rerun from segment.generate(as_of => :'d0');
+select round(extract(epoch from clock_timestamp() - :'t0'::timestamptz)::numeric * 1000) as rerun_ms \gset
+\echo 'generate() again for the same day is idempotent:' :rerun_ms 'ms, nothing new'
+
+\echo
+\echo '== 12b. Messages (templates with masking and formats)'
+select distinct on (r.name) r.name as rule, o.key as customer, o.message
+  from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+ where r.name in ('td_maturity_7d', 'td_maturity_15d', 'xbank_transfer_out', 'churn_warning',
+                  'card_activation', 'birthday_greeting', 'failed_loan_assist', 'wealth_maturing')
+ order by r.name, o.opportunity_id;
+\echo 'contacts per customer today (contact policy: at most 3 in 30 days):'
+select n as opportunities, count(*) as customers
+  from (select member_id, count(*) as n from segment.opportunity where period = :'d0' group by member_id) x
+ group by n order by n;
+
+\echo
+\echo '== 12c. Assignment: owner, org unit (least-loaded manager), pool'
+select assignment, coalesce(pool_reason, '') as pool_reason, count(*) as opportunities,
+       round(100.0 * count(*) / sum(count(*)) over (), 1) as "share %"
+  from segment.opportunity where period = :'d0'
+ group by assignment, pool_reason order by assignment, pool_reason;
+\echo 'load against daily capacity: the managers of the largest and of the smallest sub-branch'
+select m.manager_id, m.name, m.role, m.branch_id as sub_branch, m.active, m.daily_capacity,
+       count(o.opportunity_id) as assigned,
+       count(o.opportunity_id) filter (where o.assignment = 'owner') as as_owner,
+       count(o.opportunity_id) filter (where o.assignment = 'org') as via_org_unit,
+       count(distinct o.rule_id) as rules
+  from dw.manager m
+  left join segment.opportunity o on o.manager = m.manager_id::text and o.period = :'d0'
+ where m.branch_id in ((select min(branch_id) from dw.branch where level = 'sub-branch'),
+                       (select max(branch_id) from dw.branch where level = 'sub-branch'))
+ group by m.manager_id order by m.branch_id, m.manager_id;
+\echo 'all managers:'
+select count(*) filter (where m.active and a.assigned = m.daily_capacity) as at_capacity,
+       count(*) filter (where m.active and coalesce(a.assigned, 0) < m.daily_capacity) as below_capacity,
+       count(*) filter (where a.assigned > m.daily_capacity) as over_capacity,
+       count(*) filter (where not m.active and a.assigned > 0) as inactive_managers_assigned
+  from dw.manager m
+  left join (select manager, count(*) as assigned from segment.opportunity
+              where period = :'d0' and manager is not null group by manager) a
+    on a.manager = m.manager_id::text;
+
+\echo
+\echo '== 13. Managers work the leads (simulated, deterministic by hash of rule and customer)'
+-- Of the treatment leads: 85 % dispatched; of those 70 % started; of those
+-- 85 % completed and reported converted (with an amount) for 25 % of the
+-- manager, phone and branch leads and 10 % of the sms and app ones; a few
+-- cancelled with a reason. The rest is left alone and will expire.
+-- Control leads are never touched.
+create temp table work as
+select o.opportunity_id, o.status, r.name as rule,
+       case when r.channel in ('sms', 'app') then 10 else 25 end as conv_pct,
+       abs(hashtext(o.key || '/' || r.name)) % 100 as h1,
+       abs(hashtext(r.name || '/' || o.key)) % 100 as h2,
+       abs(hashtext(o.key || '#' || o.rule_id)) % 100 as h3
+  from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+ where o.period = :'d0' and not o.is_control;
+select clock_timestamp() as t0 \gset
+select segment.dispatch(array_agg(opportunity_id order by opportunity_id)) as dispatched
+  from work where h1 < 85;
+select count(*) as started
+  from (select segment.start(opportunity_id) from work where h1 < 85 and h2 < 70) s;
+select count(*) as completed
+  from (select segment.complete(w.opportunity_id, converted => w.h3 < w.conv_pct,
+                                amount => case when w.h3 < w.conv_pct
+                                               then round(greatest(coalesce(nullif(c.term_balance, 0), c.current_balance * 0.5), 10000), -2) end,
+                                note => case when w.h3 < w.conv_pct then 'customer agreed' else 'not interested for now' end)
+          from work w
+          join segment.opportunity o using (opportunity_id)
+          join dw.customer_wide c on c.customer_id = o.member_id
+         where w.h1 < 85 and w.h2 < 70 and w.h3 < 85) s;
+select count(*) as cancelled
+  from (select segment.cancel(opportunity_id,
+                              (array['customer asked not to be contacted', 'wrong phone number',
+                                     'already handled at the counter'])[1 + h3 % 3])
+          from work where (h1 >= 85 and h1 < 88) or (h1 < 85 and h2 >= 95)) s;
+select round(extract(epoch from clock_timestamp() - :'t0'::timestamptz)::numeric * 1000) as work_ms \gset
+\echo 'lifecycle calls took' :work_ms 'ms; status of the opportunities now:'
+select case when is_control then 'control' else 'treatment' end as "group", status, count(*)
+  from segment.opportunity where period = :'d0'
+ group by 1, 2 order by 1, 2;
+
+\echo
+\echo '== 14. A month passes: customers move on, outcomes arrive (simulated)'
+-- dw.simulate_day moves 5 % of customers on each week: balances drift,
+-- deposits mature and are renewed or paid out, people log in.
+select sum(dw.simulate_day(0.05, :'d0'::date + 7 * w, :seed)) as customer_days_changed
+  from generate_series(1, 5) w;
+-- Outcomes are simulated too, and the simulation is what makes lift appear:
+-- every customer a manager reported converted really did it, and on top of
+-- that a share of ALL customers of a rule -- treatment and control alike,
+-- chosen by a hash of (rule, customer) -- does it on its own. So the control
+-- group converts at the base rate and the treatment group at the base rate
+-- plus what the managers' work added. Each rule's goal is made true by the
+-- matching change of the customer's row ("action").
+create temp table rule_action (rule name, action text, base_pct int);
+insert into rule_action values
+  ('td_maturity_30d', 'renew_td', 30), ('td_maturity_15d', 'renew_td', 30),
+  ('td_maturity_7d', 'renew_td', 30), ('td_maturity_1d', 'renew_td', 30),
+  ('td_matured_not_renewed', 'renew_td', 10), ('wealth_maturing', 'reinvest_wealth', 40),
+  ('churn_warning', 'deposit_back', 8), ('xbank_transfer_out', 'xbank_back', 10),
+  ('dormant_reactivation', 'login', 6), ('high_value_no_manager', 'assign_manager', 3),
+  ('risk_assessment_renewal', 'risk_assessed', 12), ('loan_overdue_reminder', 'repaid', 45),
+  ('payroll_wealth', 'buy_wealth', 3), ('idle_cash', 'buy_wealth', 5),
+  ('large_td_to_wealth', 'buy_wealth', 8), ('failed_loan_assist', 'loan', 4),
+  ('card_activation', 'activate_card', 10), ('card_prospect', 'open_card', 2),
+  ('fund_prospect', 'buy_fund', 3), ('insurance_prospect', 'insurance', 2),
+  ('pension_prospect', 'pension', 3), ('tier_upgrade', 'bring_money', 12),
+  ('wechat_binding', 'wechat', 15), ('business_loan', 'loan', 2);
+create temp table acts as
+select o.member_id as customer_id, array_agg(distinct a.action) as acts, min(o.manager) as manager
+  from segment.opportunity o
+  join segment.opportunity_rule r using (rule_id)
+  join rule_action a on a.rule = r.name
+ where o.period = :'d0'
+   and (o.converted is true
+        or abs(hashtext(r.name || ':' || o.key)) % 100 < a.base_pct)
+ group by o.member_id;
+update dw.customer_wide c
+   set term_balance = case when 'renew_td' = any (x.acts)
+                           then greatest(coalesce(c.term_balance, 0), round(c.current_balance * 0.6, 2), 10000)
+                           else c.term_balance end,
+       td_maturity_date = case when 'renew_td' = any (x.acts) then :'later'::date + 180 else c.td_maturity_date end,
+       current_balance = c.current_balance + x.cur_add - x.wealth_add - x.fund_add,
+       aum = c.aum + x.cur_add
+             + case when 'renew_td' = any (x.acts)
+                    then greatest(coalesce(c.term_balance, 0), round(c.current_balance * 0.6, 2), 10000)
+                         - coalesce(c.term_balance, 0) else 0 end,
+       has_wealth = c.has_wealth or x.acts && '{buy_wealth,reinvest_wealth}',
+       wealth_balance = coalesce(c.wealth_balance, 0) + x.wealth_add,
+       wealth_maturity_date = case when x.acts && '{buy_wealth,reinvest_wealth}'
+                                   then :'later'::date + 180 else c.wealth_maturity_date end,
+       has_fund = c.has_fund or 'buy_fund' = any (x.acts),
+       fund_balance = coalesce(c.fund_balance, 0) + x.fund_add,
+       xbank_same_name_out_30d = case when 'xbank_back' = any (x.acts) then 0 else c.xbank_same_name_out_30d end,
+       last_login_date = case when 'login' = any (x.acts) then :'later'::date - 3 else c.last_login_date end,
+       manager_id = case when 'assign_manager' = any (x.acts)
+                         then coalesce(x.manager::int, (select min(m.manager_id) from dw.manager m
+                                                         where m.branch_id = c.sub_branch_id and m.active))
+                         else c.manager_id end,
+       risk_assessed_date = case when 'risk_assessed' = any (x.acts) then :'later'::date - 5 else c.risk_assessed_date end,
+       loan_overdue_days = case when x.acts && '{repaid,loan}' then 0 else c.loan_overdue_days end,
+       has_loan = c.has_loan or 'loan' = any (x.acts),
+       loan_type = case when 'loan' = any (x.acts) then coalesce(c.loan_type, 'consumer') else c.loan_type end,
+       card_activated = case when x.acts && '{activate_card,open_card}' then true else c.card_activated end,
+       has_credit_card = c.has_credit_card or 'open_card' = any (x.acts),
+       has_insurance = c.has_insurance or 'insurance' = any (x.acts),
+       has_pension_account = c.has_pension_account or 'pension' = any (x.acts),
+       wechat_bound = c.wechat_bound or 'wechat' = any (x.acts)
+  from (select a.customer_id, a.acts, a.manager,
+               -- money brought back or brought in (deposit_back, xbank_back, bring_money)
+               greatest(0,
+                 case when 'deposit_back' = any (a.acts)
+                      then c2.balance_3m_ago - c2.current_balance - coalesce(c2.term_balance, 0) else 0 end,
+                 case when 'xbank_back' = any (a.acts)
+                      then greatest(coalesce(c2.xbank_same_name_out_30d, 0), 50000 - c2.current_balance) else 0 end,
+                 case when 'bring_money' = any (a.acts) then 205000 - c2.aum else 0 end) as cur_add,
+               -- money moved from current account into a new product
+               case when 'buy_wealth' = any (a.acts) then round(c2.current_balance * 0.4, 2) else 0 end as wealth_add,
+               case when 'buy_fund' = any (a.acts) then round(c2.current_balance * 0.2, 2) else 0 end as fund_add
+          from acts a join dw.customer_wide c2 using (customer_id)) x
+ where c.customer_id = x.customer_id;
+\echo 'customers changed by the outcome simulation:'
+select count(*) as customers_changed from acts;
+select count(*) as refreshed_tags from segment.refresh('customer', :'later');
+\echo 'a month later: expire what was not worked in time, then evaluate every goal'
+select segment.expire(:'later') as expired, segment.evaluate_outcomes(:'later') as evaluated;
+
+\echo
+\echo '== 15. Review per rule (segment.rule_review): treatment against control, lift, leak rate'
+select rule, generated as treated, control, dispatched, executed, expired,
+       round(leak_rate::numeric * 100, 1) as "leak %",
+       round(treatment_rate::numeric * 100, 1) as "treat %",
+       round(control_rate::numeric * 100, 1) as "ctrl %",
+       round(lift::numeric * 100, 1) as "lift pts",
+       '[' || round(lift_low::numeric * 100, 1) || ', ' || round(lift_high::numeric * 100, 1) || ']' as "95% CI",
+       case when p_value < 0.0001 then '<0.0001' else round(p_value::numeric, 4)::text end as p_value
+  from segment.rule_review
+ order by lift desc nulls last, rule;
+\echo 'overall (every rule with a goal and a control group):'
+select sum(generated) as treated, sum(control) as control,
+       round(100.0 * sum(treatment_converted) / nullif(sum(treatment_evaluated), 0), 1) as "treat %",
+       round(100.0 * sum(control_converted) / nullif(sum(control_evaluated), 0), 1) as "ctrl %",
+       round(100.0 * sum(expired) / nullif(sum(executed + expired), 0), 1) as "leak %",
+       sum(reported_converted) as reported_sales, sum(amount) as reported_amount
+  from segment.rule_review where control_evaluated > 0;
+
+\echo
+\echo '== 15b. Review per manager (segment.manager_review): the five best and worst, and the pool'
+with m as (
+  select r.*, d.name from segment.manager_review r
+    left join dw.manager d on d.manager_id::text = r.manager
+   where r.manager is not null and r.assigned >= 10)
+(select 'top' as who, manager, name, assigned, executed, expired,
+        round(leak_rate::numeric * 100, 1) as "leak %", reported_converted as sales,
+        round(goal_rate::numeric * 100, 1) as "goal %"
+   from m order by goal_rate desc, manager limit 5)
+union all
+(select 'bottom', manager, name, assigned, executed, expired,
+        round(leak_rate::numeric * 100, 1), reported_converted, round(goal_rate::numeric * 100, 1)
+   from m order by goal_rate, manager limit 5)
+union all
+(select 'pool', '(unassigned)', '', assigned, executed, expired,
+        round(leak_rate::numeric * 100, 1), reported_converted, round(goal_rate::numeric * 100, 1)
+   from segment.manager_review where manager is null);
+\echo 'segment.generate() took' :generate_ms 'ms; the rules are in test/data/opportunities.sql.'
+reset jit;
+-- <<< opportunities (issue 4) <<<-----------------------------------------
+
+-- >>> events (issue 5) >>>--------------------------------------------------
+\echo
+\echo '== 16. T+0: leads from events in the same transaction (segment.attach_event_rule; docs/events.md)'
+create table dw.loan_application (
+    application_id bigserial primary key, customer_id int8 not null, channel text not null,
+    status text not null, amount numeric(14,2), applied_at timestamptz not null default now());
+create table dw.transfer_out (
+    transfer_id bigserial primary key, customer_id int8 not null, amount numeric(14,2) not null,
+    to_bank text not null, same_name boolean not null, at timestamptz not null default now());
+select segment.create_opportunity_rule('customer', 'loan_rejected_t0', 'not do_not_contact and not staff',
+    'mining', 'consumer loan', channel => 'phone', priority => 60, valid_days => 3, cooldown_days => 30,
+    holdout_pct => 10, goal => 'has_loan', assignment => 'org',
+    template => '{customer_name|mask} ({mobile|mask}) was just refused an online loan: call today with an assisted application.')
+  as loan_rule \gset
+select segment.attach_event_rule('loan_rejected_t0', 'dw.loan_application', 'customer_id',
+                                 \$\$status = 'rejected' and channel = 'online'\$\$);
+select segment.create_opportunity_rule('customer', 'xbank_out_t0', 'not do_not_contact and not staff',
+    'maintenance', 'deposit retention', channel => 'manager', priority => 70, valid_days => 2, cooldown_days => 14,
+    holdout_pct => 10, goal => 'current_balance >= 50000', assignment => 'owner',
+    template => '{customer_name|mask} moved money to an own account at another bank just now: offer a rate match.')
+  as xbank_rule \gset
+select segment.attach_event_rule('xbank_out_t0', 'dw.transfer_out', 'customer_id',
+                                 \$\$same_name and amount >= 50000\$\$);
+select r.name as rule, e.event_table, e.condition from segment.event_rule e
+  join segment.opportunity_rule r using (rule_id) order by 1;
+\echo 'one INSERT of 3,000 loan applications and one of 2,000 transfers (random customers):'
+select clock_timestamp() as e0 \gset
+insert into dw.loan_application (customer_id, channel, status, amount)
+select 1 + (hashint4(g) & 2147483647) % :customers,
+       case when g % 3 = 0 then 'branch' else 'online' end,
+       case when g % 4 = 0 then 'rejected' else 'approved' end, 10000 + g % 50 * 1000
+  from generate_series(1, 3000) g;
+insert into dw.transfer_out (customer_id, amount, to_bank, same_name)
+select 1 + (hashint4(g + 7) & 2147483647) % :customers, 1000 * (1 + g % 120), 'Other Bank', g % 5 <> 0
+  from generate_series(1, 2000) g;
+select round(extract(epoch from clock_timestamp() - :'e0'::timestamptz) * 1000) as events_ms \gset
+\echo 'both inserts, with their triggers, took' :events_ms 'ms'
+select o.source, count(*) as leads, count(*) filter (where o.is_control) as control,
+       count(*) filter (where o.assignment = 'pool') as pool
+  from segment.opportunity o where o.source like 'event:%' group by 1 order by 1;
+select o.key as customer, r.name as rule, coalesce(o.manager, '(pool)') as manager, o.valid_until, o.message
+  from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+ where o.source like 'event:%' and not o.is_control order by o.opportunity_id limit 4;
+\echo 'the same customers again a minute later: cool-down, so no new leads'
+insert into dw.transfer_out (customer_id, amount, to_bank, same_name)
+select customer_id, amount, to_bank, same_name from dw.transfer_out;
+select count(*) as leads_from_transfers from segment.opportunity where source = 'event:dw.transfer_out';
+-- <<< events (issue 5) <<<--------------------------------------------------
+
+\echo
+\echo '== 17. The nightly run under pg_cron (segment.schedule, segment.run_all; docs/scheduling.md)'
+select coalesce(current_setting('cron.database_name', true) = current_database(), false) as cron_here \gset
+\if :cron_here
+create extension if not exists pg_cron;
+select segment.schedule('segment-nightly', '0 18 * * *') as jobid;   -- 18:00 GMT = 02:00 in Beijing
+\echo 'the pg_cron job (cron.job):'
+select jobid, jobname, schedule, command, database, username, active
+  from cron.job where jobname = 'segment-nightly';
+\else
+\echo 'pg_cron does not run jobs from this database (cron.database_name): not scheduled'
+\endif
+\echo 'one run by hand, as the job does it every night (CALL segment.run_all()):'
+call segment.run_all();
+select t.step_no, t.step, coalesce(t.subject, '') as subject, t.status,
+       round(extract(epoch from t.finished_at - t.started_at)::numeric, 3) as seconds,
+       coalesce(t.counts - 'by_rule' - 'by_subject' - 'refresh_run_id', '{}')::text as counts
+  from segment.nightly_step t
+ where t.run_id = (select max(run_id) from segment.nightly_run)
+ order by t.step_no;
+\if :cron_here
+select segment.unschedule('segment-nightly') as unscheduled;   -- the demo cluster is thrown away
+\endif
 
 \echo
 \echo 'Done. Every query above is in test/demo.sh; the tag rules are in test/data/tags.sql.'

@@ -11,7 +11,8 @@
 #   PGPASSWORD, PG_CONFIG (PostgreSQL 15), PGVERSION=15
 #   SEGMENT_ROOT=<repository root> (also the working directory)
 #   SEGMENT_IN_CLUSTER=1
-#   pg_cron preloaded with cron.database_name=postgres; segment installed on
+#   pg_cron preloaded with cron.database_name=postgres, jobs run in background
+#   workers (cron.use_background_workers=on); segment installed on
 #   disk but not created in any database.
 # Environment on input:
 #   SEGMENT_PG_SETTINGS  extra postgresql.conf settings, space separated
@@ -61,7 +62,10 @@ if [[ -z ${SEGMENT_SKIP_INSTALL:-} ]]; then
   fi
 fi
 
-opts=(-o shared_preload_libraries=pg_cron -o cron.database_name=postgres)
+# cron.use_background_workers: pg_cron runs jobs in background workers
+# instead of connecting over libpq to localhost, which needs a password in
+# this cluster (test/shell/pg-cron.sh runs a job for real).
+opts=(-o shared_preload_libraries=pg_cron -o cron.database_name=postgres -o cron.use_background_workers=on)
 for s in ${SEGMENT_PG_SETTINGS:-}; do opts+=(-o "$s"); done
 
 # -t: keep the cluster in a temporary directory even as root, so that it never

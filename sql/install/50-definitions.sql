@@ -127,6 +127,11 @@ BEGIN
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
     SELECT 'segment', g.segment_id, g.name, 'drop', segment._segment_definition(g)
       FROM segment.segment g WHERE g.subject_id = id;
+    INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action, old_definition)
+    SELECT r.rule_id, r.name, r.version, 'drop', segment._opportunity_rule_definition(r)
+      FROM segment.opportunity_rule r WHERE r.subject_id = id ORDER BY r.rule_id;
+    -- opportunities have no foreign key (part 80): delete them here
+    DELETE FROM segment.opportunity o WHERE o.subject_id = id;
     PERFORM segment._live_drop_triggers(id);   -- part 86
     DELETE FROM segment.subject s WHERE s.subject_id = id;
 END $$;

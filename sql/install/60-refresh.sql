@@ -56,6 +56,8 @@ BEGIN
     END LOOP;
     -- scheme buckets and scorecard items (part 74)
     PERFORM segment._check_scheme_rules_of(rel);
+    -- goals and templates of opportunity rules (part 81)
+    PERFORM segment._check_opportunity_rules_of(rel);
 END $$;
 
 CREATE FUNCTION segment._ddl_guard() RETURNS event_trigger

@@ -1,0 +1,493 @@
+-- segment install script, part 84: generating opportunities (issue 4,
+-- parts 2-6). Set-based: the candidates of each rule come from its
+-- audience's member set (no rescan of the rules), minus the members in
+-- cool-down (a member set of the rule's recent opportunities); one join with
+-- the subject's table fetches key, owner, org unit and renders the message;
+-- the contact cap, assignment and the insert are one statement each over a
+-- temporary table. docs/opportunities.md explains the policy; the order of
+-- the steps is part of it:
+--   audience -> cool-down -> render (failures recorded) -> contact cap
+--   (priority wins) -> control group -> owner -> org unit -> pool.
+
+-- Control membership: a fixed hash of (rule, member, period), so reruns and
+-- back-fills agree. 10,000 buckets: holdout_pct has two decimals of effect.
+CREATE FUNCTION segment._in_control(rule_id int, member_id int8, period date, holdout_pct numeric)
+RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT abs(hashint8extended(member_id, rule_id::int8 * 1000003 + (period - date '2000-01-01')) % 10000)
+           < holdout_pct * 100
+$$;
+COMMENT ON FUNCTION segment._in_control(int, int8, date, numeric) IS
+    'whether a candidate falls in the control group of a rule for a period (deterministic)';
+
+-- The staff of a subject as a temporary table _seg_staff(manager, org,
+-- capacity, active, load): load is what each manager already has for the day.
+CREATE FUNCTION segment._load_staff(sid int, as_of date) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE st segment.staff;
+BEGIN
+    IF to_regclass('pg_temp._seg_staff') IS NULL THEN
+        CREATE TEMP TABLE _seg_staff (manager text PRIMARY KEY, org text, capacity int,
+                                      active boolean, load int NOT NULL DEFAULT 0) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp._seg_staff;
+    END IF;
+    SELECT * INTO st FROM segment.staff f WHERE f.subject_id = sid;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('INSERT INTO pg_temp._seg_staff (manager, org, capacity, active)
+                    SELECT DISTINCT ON (m.%1$I::text) m.%1$I::text, m.%2$I::text, %3$s, %4$s
+                      FROM %5$s m WHERE m.%1$I IS NOT NULL ORDER BY m.%1$I::text',
+                   st.manager_column, st.org_column,
+                   CASE WHEN st.capacity_column IS NULL THEN 'NULL::int'
+                        ELSE format('m.%I', st.capacity_column) END,
+                   CASE WHEN st.active_column IS NULL THEN 'true'
+                        ELSE format('coalesce(m.%I, false)', st.active_column) END,
+                   st.relation);
+    UPDATE pg_temp._seg_staff f SET load = x.n
+      FROM (SELECT o.manager, count(*) AS n FROM segment.opportunity o
+             WHERE o.subject_id = sid AND o.period = as_of AND o.manager IS NOT NULL
+             GROUP BY o.manager) x
+     WHERE x.manager = f.manager;
+    RETURN true;
+END $$;
+
+-- The key (as text) of a member id of a subject.
+CREATE FUNCTION segment._key_of(sid int, member_id int8) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN member_id::text
+                ELSE (SELECT k.key FROM segment.keymap k
+                       WHERE k.subject_id = sid AND k.member_id = _key_of.member_id) END
+      FROM segment.subject s WHERE s.subject_id = sid
+$$;
+
+-- Generates the opportunities of some rules of one subject for one day.
+-- members: restrict candidates to these members (event-triggered generation).
+-- The caller holds the subject's generation lock.
+--
+-- Rules are taken in priority order (then rule id): a higher-priority rule
+-- takes the contact-cap room and the managers' capacity first. Per rule:
+--   candidates = audience - members in cool-down - members at the contact cap
+-- (all member-set operations, no scan), then one statement joins them with
+-- the table, renders the message, draws the control group, ranks them per
+-- owner and inserts straight into segment.opportunity the ones that are
+-- decided (control, owner, pool). Only those waiting for an org-unit manager
+-- go through a work table. The contact cap is kept as member sets by level
+-- (level i: customers with at least i contacts in the window).
+CREATE FUNCTION segment._generate(sid int, rule_ids int[], as_of date,
+                                  members segment.memberset DEFAULT NULL, source text DEFAULT 'batch')
+RETURNS TABLE (rule_name name, candidates bigint, generated bigint, control bigint,
+               skipped_cooldown bigint, skipped_cap bigint, over_capacity bigint, failed bigint)
+-- The work-table statements are planned with forced join methods and their
+-- costs look huge; JIT would compile them for ~0.5 s each (per event
+-- statement too), for nothing.
+LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    s segment.subject;
+    cp segment.contact_policy;
+    r segment.opportunity_rule;
+    started timestamptz;
+    aud segment.memberset;
+    recent segment.memberset;
+    made segment.memberset;
+    levels segment.memberset[];
+    lv record;
+    n_aud int8;
+    n_after_cool int8;
+    n_cap int8;
+    n_failed int8;
+    n_gen int8;
+    n_ctl int8;
+    n_over int8;
+    i int;
+    int_keys boolean;
+    key_join text;
+    source_sql text;
+    member_filter text := '';
+    member_ids int8[];
+    subject_rules int[];
+    gen_sql text;
+    msg text;
+    has_staff boolean;
+    needs_org text;
+    id_expr text;
+    from_sql text;
+    where_sql text;
+    n_rows float8;
+    c record;
+    err text;
+    state text;
+    merge_join text := current_setting('enable_mergejoin');
+    nest_loop text := current_setting('enable_nestloop');
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
+    SELECT * INTO cp FROM segment.contact_policy p WHERE p.subject_id = sid;
+    int_keys := s.key_type IN ('int4'::regtype, 'int8'::regtype);
+    IF int_keys THEN
+        key_join := format('JOIN %s t ON t.%I = m.id', s.relation, s.key_column);
+    ELSE
+        key_join := format('JOIN segment.keymap k ON k.subject_id = %s AND k.member_id = m.id
+                            JOIN %s t ON t.%I = k.key', sid, s.relation, s.key_column);
+    END IF;
+
+    -- work table: candidates waiting for an org-unit manager, and the
+    -- customers whose message did not render (until the end of the
+    -- transaction; a second call in the same transaction empties it)
+    IF to_regclass('pg_temp._seg_cand') IS NULL THEN
+        CREATE TEMP TABLE _seg_cand (
+            rule_id int NOT NULL, member_id int8 NOT NULL, key text, priority numeric,
+            is_control boolean, owner text, org text, message text, error text, sqlstate text,
+            manager text, assignment text, pool_reason text) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp._seg_cand;
+    END IF;
+    has_staff := segment._load_staff(sid, as_of);
+    ANALYZE pg_temp._seg_staff;
+    SELECT greatest(pc.reltuples, 0) INTO n_rows FROM pg_class pc WHERE pc.oid = s.relation;
+    -- event-triggered generation looks at its few customers only (index on
+    -- subject, member, period), not at every opportunity of the window
+    IF members IS NOT NULL THEN
+        member_ids := segment.to_array(members);
+        -- (rule, member, period) is the index there is: name every rule
+        member_filter := 'AND o.rule_id = ANY ($6) AND o.member_id = ANY ($5)';
+        SELECT array_agg(x.rule_id) INTO subject_rules FROM segment.opportunity_rule x WHERE x.subject_id = sid;
+    END IF;
+
+    -- contact-cap levels from the opportunities already in the window
+    IF cp.subject_id IS NOT NULL THEN
+        levels := array_fill(NULL::segment.memberset, ARRAY[cp.max_contacts]);
+        FOR lv IN EXECUTE format(
+                   'SELECT x.n, segment.memberset_agg(x.member_id) AS ids
+                      FROM (SELECT o.member_id, least(count(*), $4)::int AS n
+                              FROM segment.opportunity o
+                             WHERE o.subject_id = $1 AND o.period > $2 - $3 AND o.period <= $2 %s
+                             GROUP BY o.member_id) x
+                     GROUP BY x.n', member_filter)
+                  USING sid, as_of, cp.period_days, cp.max_contacts, member_ids, subject_rules
+        LOOP
+            FOR i IN 1 .. lv.n LOOP
+                levels[i] := CASE WHEN levels[i] IS NULL THEN lv.ids
+                                  ELSE levels[i] OPERATOR(segment.|) lv.ids END;
+            END LOOP;
+        END LOOP;
+    END IF;
+
+    FOR r IN SELECT * FROM segment.opportunity_rule x WHERE x.rule_id = ANY (rule_ids)
+              ORDER BY x.priority DESC, x.rule_id
+    LOOP
+        started := clock_timestamp();
+        n_failed := 0;
+        aud := segment.audience(s.name, r.audience);
+        IF members IS NOT NULL THEN
+            aud := aud OPERATOR(segment.&) members;
+        END IF;
+        n_aud := segment.cardinality(aud);
+        EXECUTE format('SELECT segment.memberset_agg(o.member_id) FROM segment.opportunity o
+                         WHERE o.rule_id = $1 AND o.period > $2 - $3 AND o.period < $2 + $3 %s',
+                       member_filter)
+           INTO recent USING r.rule_id, as_of, greatest(r.cooldown_days, 1), NULL, member_ids, subject_rules;
+        IF recent IS NOT NULL THEN
+            aud := aud OPERATOR(segment.-) recent;
+        END IF;
+        n_after_cool := segment.cardinality(aud);
+        IF cp.subject_id IS NOT NULL AND levels[cp.max_contacts] IS NOT NULL THEN
+            aud := aud OPERATOR(segment.-) levels[cp.max_contacts];
+        END IF;
+        n_cap := n_after_cool - segment.cardinality(aud);
+        n_gen := 0; n_ctl := 0; n_over := 0;
+
+        IF NOT segment.is_empty(aud) THEN
+            -- Where the candidates come from: a large audience is found by
+            -- scanning the table with a member-set test per row; a small one
+            -- (events, narrow rules) by key lookups.
+            IF segment.cardinality(aud) * 20 > greatest(n_rows, 1) THEN
+                IF int_keys THEN
+                    id_expr := format('t.%I::int8', s.key_column);
+                    from_sql := format('%s t', s.relation);
+                ELSE
+                    id_expr := 'k.member_id';
+                    from_sql := format('%s t JOIN segment.keymap k ON k.subject_id = %s AND k.key = t.%I',
+                                       s.relation, sid, s.key_column);
+                END IF;
+                where_sql := format('WHERE $1 OPERATOR(segment.@>) %s', id_expr);
+                -- most of the table: hash joins with staff and scores, not a
+                -- lookup per row (the set-returning estimate is no help)
+                PERFORM set_config('enable_nestloop', 'off', true);
+            ELSE
+                id_expr := 'm.id';
+                from_sql := 'segment.member_ids($1) m(id) ' || key_join;
+                where_sql := '';
+            END IF;
+            -- an owner gets the lead when the rule says so, the owner is an
+            -- active manager, and within both the manager's capacity for the
+            -- day and the rule's per-manager capacity (in priority order);
+            -- then, in each org unit, as many of the others as the unit's
+            -- managers have room left are staged for least-loaded assignment;
+            -- the rest go to the pool now, with the reason
+            needs_org := CASE WHEN has_staff AND r.assignment IN ('owner', 'org') AND s.org_column IS NOT NULL
+                              THEN 'true' ELSE 'false' END;
+            source_sql := format(
+                $q$SELECT %1$s AS member_id, t.%2$I::text AS key, %3$s AS priority,
+                          segment._in_control(%4$s, %1$s, $2, %5$s) AS is_control,
+                          %6$s AS owner, %7$s AS org, %%s AS message, f.manager AS staff,
+                          least(f.capacity - f.load, %8$s - coalesce(u.n, 0)) AS room
+                     FROM %9$s %10$s
+                     LEFT JOIN pg_temp._seg_staff f ON %11$s AND f.manager = %6$s AND f.active
+                     LEFT JOIN rule_used u ON u.manager = f.manager
+                     %12$s$q$,
+                id_expr, s.key_column,
+                CASE WHEN r.priority_scorecard IS NULL THEN r.priority::text
+                     ELSE format('%s + coalesce(sc.score, 0)', r.priority) END,
+                r.rule_id, r.holdout_pct,
+                CASE WHEN s.owner_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.owner_column) END,
+                CASE WHEN s.org_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.org_column) END,
+                coalesce(r.capacity::text, 'NULL'),
+                from_sql,
+                CASE WHEN r.priority_scorecard IS NULL THEN ''
+                     ELSE format('LEFT JOIN (SELECT x.score, segment.member_ids(x.members) AS id
+                                               FROM segment.score_state x WHERE x.scorecard_id = %s) sc
+                                         ON sc.id = %s', r.priority_scorecard, id_expr) END,
+                CASE WHEN has_staff AND r.assignment = 'owner' THEN 'true' ELSE 'false' END,
+                where_sql);
+            msg := coalesce(r.template_sql, 'NULL::text');
+            gen_sql := format($q$
+                WITH rule_used AS (
+                    SELECT o.manager, count(*) AS n FROM segment.opportunity o
+                     WHERE o.rule_id = %2$s AND o.period = $2 AND o.manager IS NOT NULL
+                     GROUP BY o.manager),
+                src AS MATERIALIZED (%1$s),
+                -- the owners' picks: ranked on a narrow projection, so the
+                -- sort is small, and only the winners are joined back
+                owner_pick AS (
+                    SELECT w.member_id, w.staff FROM (
+                        SELECT d.member_id, d.staff, d.room,
+                               row_number() OVER (PARTITION BY d.staff ORDER BY d.priority DESC, d.member_id) AS k
+                          FROM src d WHERE d.staff IS NOT NULL AND NOT d.is_control) w
+                     WHERE w.room IS NULL OR w.k <= w.room),
+                ranked AS (
+                    SELECT d.*, p.member_id IS NOT NULL AS to_owner
+                      FROM src d LEFT JOIN owner_pick p ON p.member_id = d.member_id),
+                owner_took AS (
+                    SELECT p.staff AS manager, count(*) AS n FROM owner_pick p GROUP BY p.staff),
+                org_room AS (
+                    SELECT f.org, sum(greatest(0, least(
+                               coalesce(f.capacity - f.load - coalesce(t.n, 0), 2147483647),
+                               coalesce(%9$s - coalesce(u.n, 0) - coalesce(t.n, 0), 2147483647)))) AS room
+                      FROM pg_temp._seg_staff f
+                      LEFT JOIN owner_took t ON t.manager = f.manager
+                      LEFT JOIN rule_used u ON u.manager = f.manager
+                     WHERE f.active AND %8$s
+                     GROUP BY f.org),
+                -- only units with room left rank their candidates (usually
+                -- few: owners fill most managers' days)
+                org_ranked AS (
+                    SELECT d.member_id,
+                           row_number() OVER (PARTITION BY d.org ORDER BY d.priority DESC, d.member_id) <= g.room AS to_org
+                      FROM ranked d JOIN org_room g ON g.org = d.org AND g.room > 0
+                     WHERE NOT d.is_control AND NOT d.to_owner),
+                placed AS (
+                    SELECT d.*, g.room IS NOT NULL AS org_staffed, coalesce(x.to_org, false) AS to_org
+                      FROM ranked d LEFT JOIN org_room g ON g.org = d.org
+                      LEFT JOIN org_ranked x ON x.member_id = d.member_id),
+                direct AS (
+                    INSERT INTO segment.opportunity AS o
+                        (rule_id, rule_version, subject_id, member_id, key, period, valid_until,
+                         is_control, priority, message, org_unit, manager, assignment, pool_reason, source)
+                    SELECT %2$s, %3$s, %4$s, d.member_id, d.key, $2, $2 + %5$s, d.is_control,
+                           d.priority, d.message, d.org,
+                           CASE WHEN d.to_owner THEN d.owner END,
+                           CASE WHEN d.is_control THEN 'control' WHEN d.to_owner THEN 'owner' ELSE 'pool' END,
+                           CASE WHEN d.is_control OR d.to_owner THEN NULL
+                                WHEN %6$L = 'pool' THEN 'rule assigns to the pool'
+                                WHEN NOT %7$s THEN 'no staff table'
+                                WHEN d.staff IS NOT NULL OR d.org_staffed THEN 'managers at capacity'
+                                WHEN d.owner IS NULL AND d.org IS NULL THEN 'no owner and no org unit'
+                                ELSE 'no active manager for the customer' END,
+                           $3
+                      FROM placed d
+                     WHERE NOT d.to_org
+                    RETURNING o.member_id, o.is_control, o.manager, o.pool_reason),
+                staged AS (
+                    INSERT INTO pg_temp._seg_cand (rule_id, member_id, key, priority, is_control,
+                                                   owner, org, message)
+                    SELECT %2$s, d.member_id, d.key, d.priority, false, d.owner, d.org, d.message
+                      FROM placed d
+                     WHERE d.to_org
+                    RETURNING member_id),
+                loads AS (
+                    UPDATE pg_temp._seg_staff f SET load = f.load + x.n
+                      FROM (SELECT direct.manager, count(*) AS n FROM direct
+                             WHERE direct.manager IS NOT NULL GROUP BY direct.manager) x
+                     WHERE f.manager = x.manager
+                    RETURNING 1)
+                SELECT (SELECT segment.memberset_agg(u.member_id)
+                          FROM (SELECT direct.member_id FROM direct
+                                UNION ALL SELECT staged.member_id FROM staged) u),
+                       (SELECT count(*) FROM direct WHERE NOT direct.is_control),
+                       (SELECT count(*) FROM direct WHERE direct.is_control),
+                       (SELECT count(*) FROM direct WHERE direct.pool_reason = 'managers at capacity')$q$,
+                format(source_sql, msg), r.rule_id, r.version, sid, r.valid_days - 1,
+                r.assignment, has_staff::text, needs_org, coalesce(r.capacity::text, 'NULL'));
+            BEGIN
+                EXECUTE gen_sql
+                INTO made, n_gen, n_ctl, n_over USING aud, as_of, source;
+                PERFORM set_config('enable_nestloop', nest_loop, true);
+            EXCEPTION WHEN OTHERS THEN
+                PERFORM set_config('enable_nestloop', nest_loop, true);
+                IF r.template_sql IS NULL THEN
+                    RAISE;
+                END IF;
+                -- a value that does not render: render customer by customer,
+                -- record the ones that fail, and generate the others
+                FOR c IN EXECUTE format('SELECT m.id FROM segment.member_ids($1) m(id)') USING aud
+                LOOP
+                    BEGIN
+                        EXECUTE format('SELECT %s FROM (SELECT $1::int8 AS id) m %s', msg, key_join)
+                           USING c.id;
+                    EXCEPTION WHEN OTHERS THEN
+                        GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+                        INSERT INTO segment.generation_failure (rule_id, member_id, key, period, error, sqlstate)
+                        SELECT r.rule_id, c.id, coalesce(segment._key_of(sid, c.id), c.id::text), as_of, err, state;
+                        aud := aud OPERATOR(segment.-) segment.memberset(ARRAY[c.id]);
+                        n_failed := n_failed + 1;
+                    END;
+                END LOOP;
+                -- the same statement as above, on the ones that render
+                EXECUTE gen_sql
+                INTO made, n_gen, n_ctl, n_over USING aud, as_of, source;
+            END;
+
+            -- the org unit: least-loaded active manager first (ties: manager
+            -- id). A manager with room for k more offers slots at load+1 ..
+            -- load+k; the i-th candidate of the unit takes the i-th lowest
+            -- slot, which is what assigning one at a time to the least-loaded
+            -- manager gives. Candidates meet slots on (org, i) by a hash join:
+            -- the slot count is overestimated (generate_series) and a merge
+            -- join on org alone would compare every candidate with every slot.
+            IF EXISTS (SELECT 1 FROM pg_temp._seg_cand x WHERE x.rule_id = r.rule_id) THEN
+                ANALYZE pg_temp._seg_cand;
+                PERFORM set_config('enable_mergejoin', 'off', true);
+                PERFORM set_config('enable_nestloop', 'off', true);
+                WITH cand AS (SELECT x.ctid AS tid, x.org,
+                                     row_number() OVER (PARTITION BY x.org
+                                                        ORDER BY x.priority DESC, x.member_id) AS i,
+                                     count(*) OVER (PARTITION BY x.org) AS n
+                                FROM pg_temp._seg_cand x WHERE x.rule_id = r.rule_id),
+                     units AS (SELECT DISTINCT cand.org, cand.n FROM cand),
+                     used AS (SELECT o.manager, count(*) AS n FROM segment.opportunity o
+                               WHERE o.rule_id = r.rule_id AND o.period = as_of AND o.manager IS NOT NULL
+                               GROUP BY o.manager),
+                     slots AS (SELECT f.manager, f.org,
+                                      row_number() OVER (PARTITION BY f.org ORDER BY f.load + g.k, f.manager) AS i
+                                 FROM pg_temp._seg_staff f
+                                 JOIN units ON units.org = f.org
+                                 LEFT JOIN used ON used.manager = f.manager
+                                 CROSS JOIN LATERAL generate_series(1, least(
+                                      coalesce(f.capacity - f.load, units.n),
+                                      coalesce(r.capacity - coalesce(used.n, 0), units.n),
+                                      units.n)::int) AS g(k)
+                                WHERE f.active)
+                UPDATE pg_temp._seg_cand x SET manager = slots.manager, assignment = 'org'
+                  FROM cand JOIN slots ON slots.org = cand.org AND slots.i = cand.i
+                 WHERE x.ctid = cand.tid;
+                PERFORM set_config('enable_mergejoin', merge_join, true);
+                PERFORM set_config('enable_nestloop', nest_loop, true);
+                UPDATE pg_temp._seg_staff f SET load = f.load + x.n
+                  FROM (SELECT y.manager, count(*) AS n FROM pg_temp._seg_cand y
+                         WHERE y.rule_id = r.rule_id AND y.manager IS NOT NULL GROUP BY y.manager) x
+                 WHERE x.manager = f.manager;
+                WITH ins AS (
+                    INSERT INTO segment.opportunity AS o
+                        (rule_id, rule_version, subject_id, member_id, key, period, valid_until,
+                         is_control, priority, message, org_unit, manager, assignment, pool_reason, source)
+                    SELECT r.rule_id, r.version, sid, x.member_id, x.key, as_of, as_of + r.valid_days - 1,
+                           false, x.priority, x.message, x.org, x.manager, coalesce(x.assignment, 'pool'),
+                           CASE WHEN x.manager IS NULL THEN 'managers at capacity' END,
+                           _generate.source
+                      FROM pg_temp._seg_cand x WHERE x.rule_id = r.rule_id
+                    RETURNING o.pool_reason)
+                SELECT n_gen + count(*), n_over + count(*) FILTER (WHERE ins.pool_reason = 'managers at capacity')
+                  INTO n_gen, n_over FROM ins;
+            END IF;
+        END IF;
+
+        -- what this rule made counts against the cap for the next rules
+        IF cp.subject_id IS NOT NULL AND made IS NOT NULL THEN
+            FOR i IN REVERSE cp.max_contacts .. 2 LOOP
+                IF levels[i - 1] IS NOT NULL THEN
+                    levels[i] := coalesce(levels[i], segment.memberset('{}'::int8[]))
+                                 OPERATOR(segment.|) (levels[i - 1] OPERATOR(segment.&) made);
+                END IF;
+            END LOOP;
+            levels[1] := CASE WHEN levels[1] IS NULL THEN made ELSE levels[1] OPERATOR(segment.|) made END;
+        END IF;
+
+        INSERT INTO segment.generation (rule_id, period, started_at, candidates, generated, control,
+                                        skipped_cooldown, skipped_cap, over_capacity, failed)
+        VALUES (r.rule_id, as_of, started, n_aud, n_gen, n_ctl, n_aud - n_after_cool, n_cap,
+                n_over, n_failed);
+        rule_name := r.name; candidates := n_aud; generated := n_gen; control := n_ctl;
+        skipped_cooldown := n_aud - n_after_cool; skipped_cap := n_cap;
+        over_capacity := n_over; failed := n_failed;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION segment.generate(rule name DEFAULT NULL, as_of date DEFAULT current_date)
+RETURNS TABLE (rule_name name, candidates bigint, generated bigint, control bigint,
+               skipped_cooldown bigint, skipped_cap bigint, over_capacity bigint, failed bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    one segment.opportunity_rule;
+    g record;
+BEGIN
+    as_of := coalesce(as_of, current_date);
+    IF rule IS NOT NULL THEN
+        one := segment._opportunity_rule(rule);
+        IF NOT one.active THEN
+            RAISE EXCEPTION 'opportunity rule "%" is not active', rule
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Activate it with segment.alter_opportunity_rule(name => ..., active => true).';
+        END IF;
+        -- an event or entry rule's audience is who may get the lead when the
+        -- event happens: a batch run would give it to all of them (part 85)
+        IF segment._is_triggered(one.rule_id) THEN
+            RAISE EXCEPTION 'opportunity rule "%" is made by events or audience entries, not by batch generation', rule
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'See segment.event_rule and segment.entry_rule; detach it to generate it in batch.';
+        END IF;
+    END IF;
+    FOR g IN SELECT x.subject_id, array_agg(x.rule_id ORDER BY x.rule_id) AS ids
+               FROM segment.opportunity_rule x
+              WHERE x.active AND (one.rule_id IS NULL OR x.rule_id = one.rule_id)
+                AND NOT segment._is_triggered(x.rule_id)
+              GROUP BY x.subject_id ORDER BY x.subject_id
+    LOOP
+        -- one generation per subject at a time: the second waits, then sees
+        -- what the first made (cool-down and the unique key keep it from
+        -- making it twice)
+        PERFORM pg_advisory_xact_lock(24175, g.subject_id);
+        RETURN QUERY SELECT * FROM segment._generate(g.subject_id, g.ids, as_of);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION segment.generate(name, date) IS
+    'generates the opportunities of one rule (NULL: every active rule) for a day; idempotent';
+
+-- The message of a rule for one customer, as generate() would render it.
+CREATE FUNCTION segment.render(rule name, key text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r segment.opportunity_rule := segment._opportunity_rule(rule);
+    s segment.subject;
+    msg text;
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
+    IF r.template_sql IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT %s FROM %s t WHERE t.%I::text = $1', r.template_sql, s.relation, s.key_column)
+       INTO msg USING key;
+    RETURN msg;
+END $$;
+COMMENT ON FUNCTION segment.render(name, text) IS
+    'the message an opportunity rule renders for one customer (a preview of its template)';

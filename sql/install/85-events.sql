@@ -1,0 +1,532 @@
+-- segment install script, part 85: opportunities made in the transaction
+-- that inserts an event (issue 5, part 2), and opportunities fired when a
+-- customer enters an audience.
+--
+-- An event rule attaches an opportunity rule to an event table: a
+-- statement-level AFTER INSERT trigger (transition table, so a COPY of
+-- 100,000 events is one call) keeps the events whose condition holds, maps
+-- their customer keys to member ids and calls segment._generate with that
+-- member set, so cool-down, contact cap, control group, templates and
+-- assignment are exactly those of batch generation. An entry rule does the
+-- same for the customers who entered an audience in a refresh (or, through
+-- segment._fire_entries, in live maintenance). docs/events.md is the guide.
+
+-- One attachment of an opportunity rule to an event table.
+CREATE TABLE segment.event_rule (
+    rule_id      int NOT NULL REFERENCES segment.opportunity_rule,
+    event_table  regclass NOT NULL,
+    key_column   name NOT NULL,      -- the event column holding the customer key
+    key_type     regtype NOT NULL,   -- its type when attached (the DDL guard keeps it)
+    condition    text NOT NULL,      -- SQL boolean expression over the event row
+    columns      name[] NOT NULL DEFAULT '{}',      -- columns the condition reads ...
+    column_types regtype[] NOT NULL DEFAULT '{}',   -- ... and their types when attached
+    trigger_name name NOT NULL,      -- segment_event_rule_<rule_id>
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    created_by   name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (rule_id, event_table)
+);
+CREATE INDEX ON segment.event_rule (event_table);
+
+-- Events whose customer segment does not know (not in the subject's
+-- universe: never refreshed, or not a customer at all): one row per
+-- statement that had any, with their number and up to 10 of their keys.
+CREATE TABLE segment.event_skip (
+    skip_id     bigserial PRIMARY KEY,
+    rule_id     int NOT NULL REFERENCES segment.opportunity_rule ON DELETE CASCADE,
+    event_table regclass NOT NULL,
+    skipped_at  timestamptz NOT NULL DEFAULT now(),
+    unknown     bigint NOT NULL,     -- distinct unknown customer keys
+    sample_keys text[] NOT NULL
+);
+CREATE INDEX ON segment.event_skip (rule_id, skipped_at);
+
+-- An opportunity rule fired for the customers who enter an audience.
+CREATE TABLE segment.entry_rule (
+    rule_id    int NOT NULL REFERENCES segment.opportunity_rule,
+    subject_id int NOT NULL REFERENCES segment.subject ON DELETE CASCADE,
+    audience   text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    created_by name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (rule_id, audience)
+);
+CREATE INDEX ON segment.entry_rule (subject_id);
+
+SELECT pg_catalog.pg_extension_config_dump('segment.event_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.event_skip', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.event_skip_skip_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.entry_rule', '');
+
+-- Whether a rule is made by events or entries only: batch generate() with
+-- no rule name skips it (its audience is who MAY get the lead when the event
+-- happens, not who gets it every day).
+CREATE FUNCTION segment._is_triggered(rule_id int) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = _is_triggered.rule_id)
+        OR EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = _is_triggered.rule_id)
+$$;
+
+-- The locks of generation for a few customers of a subject, held until
+-- commit. A batch generate() holds pg_advisory_xact_lock(24175, subject)
+-- exclusively. Here:
+--   * up to 64 customers (an OLTP insert): 24175 in SHARED mode (waits for
+--     a running batch; a batch waits for us), then one exclusive lock per
+--     customer, (24176, hash of subject and member), in key order, so two
+--     transactions for the same customer run the cool-down and cap checks
+--     one after the other, and transactions for other customers do not wait;
+--   * more (a bulk load): 24175 exclusively, like a batch; taking 100,000
+--     advisory locks would exhaust the lock table.
+CREATE FUNCTION segment._lock_members(sid int, members segment.memberset) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE k int;
+BEGIN
+    IF segment.cardinality(members) > 64 THEN
+        PERFORM pg_advisory_xact_lock(24175, sid);
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(24175, sid);
+    FOR k IN SELECT DISTINCT (hashint8extended(m.id, sid) & 2147483647)::int
+               FROM segment.member_ids(members) m(id) ORDER BY 1
+    LOOP
+        PERFORM pg_advisory_xact_lock(24176, k);
+    END LOOP;
+END $$;
+
+------------------------------------------------------------------------
+-- Event rules
+------------------------------------------------------------------------
+
+-- The trigger of every event rule: TG_ARGV[0] is the rule id; the inserted
+-- rows are the transition table segment_new_events.
+CREATE FUNCTION segment._event_trigger() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    rid int := TG_ARGV[0]::int;
+    a segment.event_rule;
+    r segment.opportunity_rule;
+    s segment.subject;
+    universe segment.memberset;
+    found_set segment.memberset;
+    members segment.memberset;
+    n_keys int8;
+    unmapped text[];
+    n_unknown int8;
+    id_expr text;
+    map_join text;
+BEGIN
+    SELECT * INTO a FROM segment.event_rule x WHERE x.rule_id = rid AND x.event_table = TG_RELID;
+    SELECT * INTO r FROM segment.opportunity_rule x WHERE x.rule_id = rid;
+    IF a.rule_id IS NULL OR NOT r.active THEN
+        RETURN NULL;        -- detached by hand, or the rule is deactivated
+    END IF;
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
+    SELECT x.universe INTO universe FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
+
+    -- the distinct customers of the events whose condition holds, as member ids
+    IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN
+        id_expr := 'CASE WHEN k.key BETWEEN 0 AND 4294967295 THEN k.key END';
+        map_join := '';
+    ELSE
+        id_expr := 'km.member_id';
+        map_join := format('LEFT JOIN segment.keymap km ON km.subject_id = %s AND km.key = k.key', s.subject_id);
+    END IF;
+    EXECUTE format('SELECT count(*), segment.memberset_agg(m.id),
+                           (array_agg(m.key::text ORDER BY m.key) FILTER (WHERE m.id IS NULL))[1:10]
+                      FROM (SELECT %1$s AS id, k.key
+                              FROM (SELECT DISTINCT %6$I.%2$I%3$s AS key FROM segment_new_events AS %6$I
+                                     WHERE (%4$s) IS TRUE AND %6$I.%2$I IS NOT NULL) k %5$s) m',
+                   id_expr, a.key_column,
+                   CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '::int8' ELSE '::text' END,
+                   a.condition, map_join, TG_TABLE_NAME)
+       INTO n_keys, found_set, unmapped;
+    IF n_keys = 0 THEN
+        RETURN NULL;
+    END IF;
+
+    -- customers segment does not know are skipped, and reported
+    IF found_set IS NULL OR universe IS NULL THEN
+        members := NULL;
+    ELSE
+        members := found_set OPERATOR(segment.&) universe;
+    END IF;
+    n_unknown := n_keys - coalesce(segment.cardinality(members), 0);
+    IF n_unknown > 0 THEN
+        INSERT INTO segment.event_skip (rule_id, event_table, unknown, sample_keys)
+        VALUES (rid, TG_RELID, n_unknown,
+                (coalesce(unmapped, '{}')
+                 || CASE WHEN found_set IS NULL THEN '{}'::text[]
+                         WHEN universe IS NULL THEN ARRAY(SELECT segment.keys(s.name, found_set) LIMIT 10)
+                         ELSE ARRAY(SELECT segment.keys(s.name, found_set OPERATOR(segment.-) universe) LIMIT 10)
+                    END)[1:10]);
+    END IF;
+    IF members IS NULL OR segment.is_empty(members) THEN
+        RETURN NULL;
+    END IF;
+
+    PERFORM segment._lock_members(s.subject_id, members);
+    PERFORM segment._generate(s.subject_id, ARRAY[rid], segment.as_of(), members,
+                              format('event:%s.%s', TG_TABLE_SCHEMA, TG_TABLE_NAME));
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION segment._event_trigger() IS
+    'statement trigger of an event rule: opportunities for the customers of the inserted events whose condition holds';
+
+CREATE FUNCTION segment._event_key_ok(subject_key regtype, event_key regtype) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN subject_key IN ('int4'::regtype, 'int8'::regtype)
+                THEN event_key IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+                ELSE event_key IN ('text'::regtype, 'varchar'::regtype) END
+$$;
+
+CREATE FUNCTION segment.attach_event_rule(rule name, event_table regclass, key_column name,
+                                          condition text DEFAULT 'true')
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r segment.opportunity_rule;
+    s segment.subject;
+    kind "char";
+    ktype regtype;
+    cols name[];
+    trg name;
+BEGIN
+    IF rule IS NULL OR event_table IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'rule, event_table and key_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM segment._lock_definitions();
+    r := segment._opportunity_rule(rule, true);
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
+    SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = event_table;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', event_table
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Events are rows inserted into an ordinary or partitioned table.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = r.rule_id AND e.event_table = attach_event_rule.event_table) THEN
+        RAISE EXCEPTION 'opportunity rule "%" is already attached to table %', rule, event_table
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Detach it first with segment.detach_event_rule() to change the key or the condition.';
+    END IF;
+    SELECT a.atttypid::regtype INTO ktype FROM pg_attribute a
+     WHERE a.attrelid = event_table AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF ktype IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', key_column, event_table
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'key_column is the event column that holds the customer key.';
+    END IF;
+    IF NOT segment._event_key_ok(s.key_type, ktype) THEN
+        RAISE EXCEPTION 'key column "%" of % has type %, but subject "%" is keyed by %',
+                        key_column, event_table, ktype, s.name, s.key_type
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Integer subjects take an int2, int4 or int8 event key; text subjects a text or varchar key.';
+    END IF;
+    IF condition IS NULL OR btrim(condition) = '' THEN
+        RAISE EXCEPTION 'the condition of an event rule must not be empty'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Write ''true'' to make every event count.';
+    END IF;
+    cols := segment._rule_columns(event_table, condition,
+                                  format('event rule "%s" on %s', rule, event_table));
+    -- the trigger reads the new rows under the table's own name: a column
+    -- may be written "status" or "loan_application.status", not with its schema
+    EXECUTE format('SELECT 1 FROM ONLY %s AS %I WHERE (%s) IS TRUE LIMIT 0',
+                   event_table, (SELECT c.relname FROM pg_class c WHERE c.oid = event_table), condition);
+    trg := format('segment_event_rule_%s', r.rule_id);
+    INSERT INTO segment.event_rule (rule_id, event_table, key_column, key_type, condition,
+                                    columns, column_types, trigger_name)
+    VALUES (r.rule_id, event_table, key_column, ktype, condition, cols,
+            segment._column_types(event_table, cols), trg);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new_events
+                    FOR EACH STATEMENT EXECUTE FUNCTION segment._event_trigger(%L)',
+                   trg, event_table, r.rule_id);
+END $$;
+COMMENT ON FUNCTION segment.attach_event_rule(name, regclass, name, text) IS
+    'makes an opportunity rule fire in the transaction that inserts an event whose condition holds (see docs/events.md)';
+
+CREATE FUNCTION segment.detach_event_rule(rule name, event_table regclass)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r segment.opportunity_rule;
+    a segment.event_rule;
+BEGIN
+    PERFORM segment._lock_definitions();
+    r := segment._opportunity_rule(rule, true);
+    DELETE FROM segment.event_rule e WHERE e.rule_id = r.rule_id AND e.event_table = detach_event_rule.event_table
+    RETURNING * INTO a;
+    IF a.rule_id IS NULL THEN
+        RAISE EXCEPTION 'opportunity rule "%" is not attached to table %', rule, event_table
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Attachments are listed in segment.event_rule.';
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', a.trigger_name, a.event_table);
+END $$;
+COMMENT ON FUNCTION segment.detach_event_rule(name, regclass) IS
+    'removes an event rule''s trigger from its event table';
+
+------------------------------------------------------------------------
+-- Entry rules
+------------------------------------------------------------------------
+
+CREATE FUNCTION segment.fire_on_entry(rule name, audience text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r segment.opportunity_rule;
+    s segment.subject;
+BEGIN
+    PERFORM segment._lock_definitions();
+    r := segment._opportunity_rule(rule, true);
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
+    IF audience IS NULL OR btrim(audience) = '' THEN
+        RAISE EXCEPTION 'the audience to watch must not be empty'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Name a tag, segment or scheme bucket, or combine them: ''churn_risk and not vip''.';
+    END IF;
+    PERFORM segment._audience_check(s.name, audience);
+    IF EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = fire_on_entry.audience) THEN
+        RAISE EXCEPTION 'opportunity rule "%" already fires on entry into %', rule, quote_literal(audience)
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+    INSERT INTO segment.entry_rule (rule_id, subject_id, audience) VALUES (r.rule_id, r.subject_id, audience);
+END $$;
+COMMENT ON FUNCTION segment.fire_on_entry(name, text) IS
+    'makes an opportunity rule fire for the customers who enter an audience in a refresh (see docs/events.md)';
+
+CREATE FUNCTION segment.stop_fire_on_entry(rule name, audience text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE r segment.opportunity_rule;
+BEGIN
+    PERFORM segment._lock_definitions();
+    r := segment._opportunity_rule(rule, true);
+    DELETE FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = stop_fire_on_entry.audience;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'opportunity rule "%" does not fire on entry into %', rule, quote_literal(audience)
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Entry rules are listed in segment.entry_rule.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION segment.stop_fire_on_entry(name, text) IS
+    'stops an opportunity rule firing on entry into an audience';
+
+-- The hook: the customers in "entered" have just entered "audience" of
+-- subject sid; make the opportunities of the active rules that fire on that
+-- entry, for period as_of, with source 'entered:<audience>'. Called at the
+-- end of each refresh (below) and meant for live maintenance. Takes the
+-- generation locks itself. Returns the number of opportunities made
+-- (controls included).
+CREATE FUNCTION segment._fire_entries(sid int, audience text, entered segment.memberset,
+                                      as_of date DEFAULT segment.as_of())
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    ids int[];
+    n bigint;
+BEGIN
+    IF entered IS NULL OR segment.is_empty(entered) THEN
+        RETURN 0;
+    END IF;
+    SELECT array_agg(e.rule_id ORDER BY e.rule_id) INTO ids
+      FROM segment.entry_rule e JOIN segment.opportunity_rule r USING (rule_id)
+     WHERE e.subject_id = sid AND e.audience = _fire_entries.audience AND r.active;
+    IF ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM segment._lock_members(sid, entered);
+    SELECT coalesce(sum(g.generated + g.control), 0) INTO n
+      FROM segment._generate(sid, ids, coalesce(as_of, segment.as_of()), entered,
+                             'entered:' || audience) g;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION segment._fire_entries(int, text, segment.memberset, date) IS
+    'makes the opportunities of the rules that fire on entry into an audience, for the members that entered';
+
+-- Refresh: before the first state row of a run of a subject with entry
+-- rules is written, keep each watched audience as it was; after the run's
+-- universe history row (the last state a refresh writes), entered = now
+-- minus before. An audience that cannot be evaluated before (never
+-- refreshed) or after fires nothing.
+CREATE FUNCTION segment._entry_before() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    sid int;
+    w record;
+    before segment.memberset;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM segment.entry_rule) THEN
+        RETURN NEW;
+    END IF;
+    IF TG_TABLE_NAME = 'tag_state' THEN
+        SELECT t.subject_id INTO sid FROM segment.tag t WHERE t.tag_id = NEW.tag_id;
+    ELSIF TG_TABLE_NAME = 'bucket_state' THEN
+        SELECT m.subject_id INTO sid FROM segment.scheme m WHERE m.scheme_id = NEW.scheme_id;
+    ELSIF TG_TABLE_NAME = 'score_state' THEN
+        SELECT c.subject_id INTO sid FROM segment.scorecard c WHERE c.scorecard_id = NEW.scorecard_id;
+    ELSE
+        sid := NEW.subject_id;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.subject_id = sid)
+       OR NOT EXISTS (SELECT 1 FROM segment.run x WHERE x.run_id = NEW.run_id AND x.subject_id = sid
+                                                     AND x.finished_at IS NULL) THEN
+        RETURN NEW;     -- no entry rule, or not written by a refresh
+    END IF;
+    IF to_regclass('pg_temp._seg_entry_before') IS NULL THEN
+        CREATE TEMP TABLE _seg_entry_before (subject_id int, run_id int8, audience text,
+                                             members segment.memberset) ON COMMIT DROP;
+    ELSIF EXISTS (SELECT 1 FROM pg_temp._seg_entry_before b WHERE b.run_id = NEW.run_id) THEN
+        RETURN NEW;
+    END IF;
+    FOR w IN SELECT DISTINCT e.audience, s.name FROM segment.entry_rule e
+               JOIN segment.subject s USING (subject_id) WHERE e.subject_id = sid
+    LOOP
+        BEGIN
+            before := segment.audience(w.name, w.audience);
+        EXCEPTION WHEN OTHERS THEN
+            before := NULL;
+        END;
+        INSERT INTO pg_temp._seg_entry_before VALUES (sid, NEW.run_id, w.audience, before);
+    END LOOP;
+    RETURN NEW;
+END $$;
+
+CREATE FUNCTION segment._entry_after() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    b record;
+    after segment.memberset;
+    sname name;
+BEGIN
+    IF to_regclass('pg_temp._seg_entry_before') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT x.name INTO sname FROM segment.subject x WHERE x.subject_id = NEW.subject_id;
+    FOR b IN DELETE FROM pg_temp._seg_entry_before x WHERE x.run_id = NEW.run_id
+             RETURNING x.audience, x.members
+    LOOP
+        CONTINUE WHEN b.members IS NULL;
+        BEGIN
+            after := segment.audience(sname, b.audience);
+        EXCEPTION WHEN OTHERS THEN
+            CONTINUE;
+        END;
+        -- a failing entry rule must not fail the refresh: it is reported
+        BEGIN
+            PERFORM segment._fire_entries(NEW.subject_id, b.audience,
+                                          after OPERATOR(segment.-) b.members, NEW.as_of);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'entry rules on % of subject "%" failed: %', quote_literal(b.audience), sname, SQLERRM
+                USING DETAIL = format('SQLSTATE %s; the refresh goes on, no opportunity was made for this entry.', SQLSTATE);
+        END;
+    END LOOP;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER segment_entry_before BEFORE INSERT OR UPDATE ON segment.tag_state
+    FOR EACH ROW EXECUTE FUNCTION segment._entry_before();
+CREATE TRIGGER segment_entry_before BEFORE INSERT OR UPDATE ON segment.bucket_state
+    FOR EACH ROW EXECUTE FUNCTION segment._entry_before();
+CREATE TRIGGER segment_entry_before BEFORE INSERT OR UPDATE ON segment.score_state
+    FOR EACH ROW EXECUTE FUNCTION segment._entry_before();
+CREATE TRIGGER segment_entry_before BEFORE INSERT OR UPDATE ON segment.subject_state
+    FOR EACH ROW EXECUTE FUNCTION segment._entry_before();
+CREATE TRIGGER segment_entry_after AFTER INSERT OR UPDATE ON segment.universe_history
+    FOR EACH ROW EXECUTE FUNCTION segment._entry_after();
+
+------------------------------------------------------------------------
+-- Guards
+------------------------------------------------------------------------
+
+-- An opportunity rule with an event or entry rule cannot be dropped (its
+-- trigger would stay on the event table): detach first.
+CREATE FUNCTION segment._opportunity_rule_drop_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE what text;
+BEGIN
+    SELECT string_agg(x, ', ') INTO what FROM (
+        SELECT format('event table %s', e.event_table) AS x FROM segment.event_rule e WHERE e.rule_id = OLD.rule_id
+        UNION ALL
+        SELECT format('entry into %L', e.audience) FROM segment.entry_rule e WHERE e.rule_id = OLD.rule_id) y;
+    IF what IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot drop opportunity rule "%": it fires on %', OLD.name, what
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Detach it first: segment.detach_event_rule(rule, event_table), segment.stop_fire_on_entry(rule, audience).';
+    END IF;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER segment_event_rule_guard BEFORE DELETE ON segment.opportunity_rule
+    FOR EACH ROW EXECUTE FUNCTION segment._opportunity_rule_drop_guard();
+
+-- DDL guard: refuse an ALTER TABLE of an event table after which a
+-- condition no longer analyses, a column it reads changed type, or the key
+-- column is gone or of an incompatible type.
+CREATE FUNCTION segment._check_event_rules_of(rel oid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+    ktype regtype;
+BEGIN
+    FOR e IN SELECT x.*, r.name, s.key_type AS subject_key
+               FROM segment.event_rule x JOIN segment.opportunity_rule r USING (rule_id)
+               JOIN segment.subject s ON s.subject_id = r.subject_id
+              WHERE x.event_table = rel
+    LOOP
+        BEGIN
+            PERFORM segment._rule_columns(e.event_table, e.condition, NULL);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'cannot change table "%": event rule "%" depends on it', e.event_table, e.name
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = format('Condition %s would fail: %s', e.condition, SQLERRM),
+                      HINT = 'Detach the event rule first (segment.detach_event_rule).';
+        END;
+        IF segment._column_types(e.event_table, e.columns) IS DISTINCT FROM e.column_types THEN
+            RAISE EXCEPTION 'cannot change the type of a column that event rule "%" reads', e.name
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = format('Condition %s was written for columns %s of types %s.',
+                                      e.condition, e.columns, e.column_types),
+                      HINT = 'Detach the event rule, change the column, and attach it again.';
+        END IF;
+        SELECT a.atttypid::regtype INTO ktype FROM pg_attribute a
+         WHERE a.attrelid = rel AND a.attname = e.key_column AND a.attnum > 0 AND NOT a.attisdropped;
+        IF ktype IS NULL OR NOT segment._event_key_ok(e.subject_key, ktype) THEN
+            RAISE EXCEPTION 'cannot change table "%": column "%" is the customer key of event rule "%"',
+                            e.event_table, e.key_column, e.name
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Detach the event rule first (segment.detach_event_rule).';
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION segment._event_ddl_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
+              WHERE command_tag = 'ALTER TABLE' AND classid = 'pg_class'::regclass
+    LOOP
+        IF EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.event_table = c.objid) THEN
+            PERFORM segment._check_event_rules_of(c.objid);
+        END IF;
+    END LOOP;
+END $$;
+
+-- Dropping an event table, or an event rule's trigger by hand, is refused
+-- while the rule is attached (detach_event_rule deletes the attachment
+-- before it drops the trigger).
+CREATE FUNCTION segment._event_drop_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE e record;
+BEGIN
+    FOR e IN SELECT r.name, d.object_identity, d.object_type
+               FROM pg_event_trigger_dropped_objects() d
+               JOIN segment.event_rule x
+                 ON (d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND x.event_table::oid = d.objid)
+                 OR (d.classid = 'pg_trigger'::regclass AND d.address_names[3] = x.trigger_name
+                     AND x.event_table::oid = to_regclass(format('%I.%I', d.address_names[1], d.address_names[2])))
+               JOIN segment.opportunity_rule r USING (rule_id)
+    LOOP
+        RAISE EXCEPTION 'cannot drop % %: event rule "%" is attached to it', e.object_type, e.object_identity, e.name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Detach it first with segment.detach_event_rule().';
+    END LOOP;
+END $$;
+
+CREATE EVENT TRIGGER segment_event_ddl_guard ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment._event_ddl_guard();
+CREATE EVENT TRIGGER segment_event_drop_guard ON sql_drop
+    EXECUTE FUNCTION segment._event_drop_guard();
