@@ -100,5 +100,28 @@ SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'lv.cust'::regclass 
 SELECT count(*) AS live_subjects FROM segment.live_subject;
 INSERT INTO lv.cust VALUES (200, 1, NULL, NULL);
 
+-- entry rules (fire_on_entry) fire from live maintenance: customers who
+-- enter the audience in a statement get the rule's opportunity at once
+CREATE TABLE lv.ret (id int PRIMARY KEY, last_login date, savings numeric);
+INSERT INTO lv.ret VALUES (1, '2026-11-01', 100), (2, '2026-11-01', 0), (3, '2026-01-01', 50), (4, '2026-11-10', 10);
+SELECT segment.register_subject('lv_ret', 'lv.ret', 'id') > 0 AS registered;
+SELECT segment.create_tag('lv_ret', 'lv_dormant', 'last_login < segment.as_of() - 90') > 0 AS created;
+SELECT segment.create_tag('lv_ret', 'lv_saver', 'savings > 0') > 0 AS created;
+SELECT count(*) FROM segment.refresh('lv_ret', '2026-11-22');
+SELECT segment.create_opportunity_rule('lv_ret', 'lv_wake', 'lv_saver', 'maintenance', 'call',
+           assignment => 'pool', cooldown_days => 60) > 0 AS created;
+SELECT segment.fire_on_entry('lv_wake', 'lv_dormant');
+SELECT segment.enable_live('lv_ret');
+SET segment.as_of = '2026-11-23';
+UPDATE lv.ret SET last_login = '2026-01-01' WHERE id IN (1, 2);   -- both enter; 2 is no saver
+UPDATE lv.ret SET savings = 60 WHERE id = 3;                       -- already dormant: no entry
+INSERT INTO lv.ret VALUES (5, '2025-12-01', 7);                    -- a new customer, dormant
+RESET segment.as_of;
+SELECT o.key, o.period, o.source FROM segment.opportunity o
+  JOIN segment.opportunity_rule r USING (rule_id) WHERE r.name = 'lv_wake' ORDER BY o.key;
+SELECT segment.stop_fire_on_entry('lv_wake', 'lv_dormant');
+SELECT segment.drop_opportunity_rule('lv_wake', "cascade" => true);
+SELECT segment.unregister_subject('lv_ret');
+
 SELECT segment.unregister_subject('lv_text');
 DROP SCHEMA lv CASCADE;

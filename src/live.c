@@ -561,6 +561,71 @@ members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone)
 	return changed;
 }
 
+/*
+ * Entry rules (part 85): the watched audiences over the statement's
+ * customers before the overlay is written. entry[0] receives those
+ * customers as a memberset, entry[1] the audiences (text[]), entry[2] their
+ * sets (memberset[], NULL elements for audiences that do not evaluate).
+ */
+static void
+entry_before(int32 subject_id, RoaringOwned *universe, RoaringOwned *gone, Datum *entry)
+{
+	static SPIPlanPtr plan = NULL;
+	static Oid	plan_typid = InvalidOid;
+	Oid			argtypes[2] = {INT4OID, memberset_type_oid()};
+	Datum		args[2];
+	RoaringOwned *changed = roaring_owned_copy(universe->bitmap);
+	bool		isnull;
+
+	if (plan != NULL && plan_typid != argtypes[1])
+	{
+		SPI_freeplan(plan);		/* the extension was recreated */
+		plan = NULL;
+	}
+	plan_typid = argtypes[1];
+
+	roaring_bitmap_or_inplace(changed->bitmap, gone->bitmap);
+	entry[0] = PointerGetDatum(memberset_from_roaring(changed->bitmap));
+	roaring_owned_free(changed);
+	args[0] = Int32GetDatum(subject_id);
+	args[1] = entry[0];
+	segment_saved_plan(&plan, "SELECT array_agg(audience), array_agg(members) "
+					   "  FROM segment._live_entry_before($1, $2)", 2, argtypes);
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not evaluate the audiences of entry rules");
+	entry[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		entry[1] = (Datum) 0;
+	entry[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+}
+
+/* After the overlay is written: fire the entry rules for those who entered. */
+static void
+entry_after(int32 subject_id, Datum *entry)
+{
+	static SPIPlanPtr plan = NULL;
+	static Oid	plan_typid = InvalidOid;
+	Oid			mstype = memberset_type_oid();
+	Oid			argtypes[4] = {INT4OID, mstype, TEXTARRAYOID, get_array_type(mstype)};
+	Datum		args[4];
+
+	if (entry[1] == (Datum) 0)
+		return;
+	if (plan != NULL && plan_typid != mstype)
+	{
+		SPI_freeplan(plan);		/* the extension was recreated */
+		plan = NULL;
+	}
+	plan_typid = mstype;
+	args[0] = Int32GetDatum(subject_id);
+	args[1] = entry[0];
+	args[2] = entry[1];
+	args[3] = entry[2];
+	segment_saved_plan(&plan, "SELECT segment._live_entry_after($1, $2, $3, $4)", 4, argtypes);
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not fire the entry rules");
+}
+
 /* Upsert the statement's rows into segment.live_member. */
 static void
 write_rows(LiveRows *lr)
@@ -631,6 +696,7 @@ static const char *fingerprint_sql =
 	"                            ',' ORDER BY c.scorecard_id, i.position)"
 	"            FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id)"
 	"           WHERE c.subject_id = s.subject_id))"
+	"       , EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.subject_id = s.subject_id)"
 	"  FROM segment.subject s JOIN segment.subject_state st USING (subject_id)"
 	" WHERE s.subject_id = $1";
 
@@ -887,7 +953,9 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	char	   *keycol;
 	char	   *fingerprint;
 	bool		isnull;
+	bool		entry_rules;
 	int			nestlevel;
+	Datum		entry[3] = {0, 0, 0};	/* changed, audiences, before sets */
 	RoaringOwned *gone;
 	LiveRows   *lr;
 
@@ -909,6 +977,7 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	keycol = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	as_of = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	fingerprint = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	entry_rules = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 
 	defs = get_defs(rel, subject_id, name, keycol, as_of, fingerprint);
@@ -942,11 +1011,15 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	gone = oldtable != NULL ? table_keys(oldtable, RelationGetDescr(rel), sr->keyattno, sr->keytype)
 		: roaring_owned_create();
 
+	if (entry_rules)
+		entry_before(subject_id, sc.universe, gone, entry);
 	lr = build_rows(sr, &sc, gone, members_to_write(sr, &sc, gone), as_of);
 	AtEOXact_GUC(true, nestlevel);
 	error_context_stack = errcb.previous;
 
 	write_rows(lr);
+	if (entry_rules)
+		entry_after(subject_id, entry);
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

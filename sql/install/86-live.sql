@@ -243,3 +243,54 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.disable_live(name) IS
     'stop live maintenance; changes made so far stay visible until the next refresh folds them';
+
+-- Entry rules (part 85) fired from live maintenance: the live trigger of a
+-- subject with entry rules evaluates each watched audience over the
+-- statement's customers before and after writing the overlay, and calls
+-- segment._fire_entries with those who entered, for the period
+-- segment.as_of() (the day of the write, as event rules). Like a refresh, a failing
+-- entry is reported with a WARNING and does not fail the writing statement.
+CREATE FUNCTION segment._live_entry_before(sid int, changed segment.memberset)
+RETURNS TABLE (audience text, members segment.memberset)
+LANGUAGE plpgsql AS $$
+DECLARE
+    w record;
+BEGIN
+    FOR w IN SELECT DISTINCT e.audience, s.name FROM segment.entry_rule e
+               JOIN segment.subject s USING (subject_id) WHERE e.subject_id = sid ORDER BY 1
+    LOOP
+        audience := w.audience;
+        BEGIN
+            members := segment.audience(w.name, w.audience) OPERATOR(segment.&) changed;
+        EXCEPTION WHEN OTHERS THEN
+            members := NULL;    -- not evaluable (never refreshed ...): fires nothing
+        END;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION segment._live_entry_after(sid int, changed segment.memberset, audiences text[],
+                                          befores segment.memberset[])
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    sname name := (SELECT s.name FROM segment.subject s WHERE s.subject_id = sid);
+    after segment.memberset;
+    made bigint := 0;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(audiences, 1), 0) LOOP
+        CONTINUE WHEN befores[i] IS NULL;
+        BEGIN
+            after := segment.audience(sname, audiences[i]) OPERATOR(segment.&) changed;
+        EXCEPTION WHEN OTHERS THEN
+            CONTINUE;
+        END;
+        BEGIN
+            -- period: segment.as_of() now, as for event rules (not the refresh's date)
+            made := made + segment._fire_entries(sid, audiences[i], after OPERATOR(segment.-) befores[i], NULL);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'entry rules on % of subject "%" failed: %', quote_literal(audiences[i]), sname, SQLERRM
+                USING DETAIL = format('SQLSTATE %s; the write goes on, no opportunity was made for this entry.', SQLSTATE);
+        END;
+    END LOOP;
+    RETURN made;
+END $$;
