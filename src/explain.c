@@ -257,7 +257,7 @@ explain_scheme(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scheme_i
 
 	args[0] = Int32GetDatum(scheme_id);
 	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args("SELECT b.name, b.rule, s.members OPERATOR(segment.@>) $2 "
+	if (SPI_execute_with_args("SELECT b.name, b.rule, segment._live_in_bucket(s.members, b.scheme_id, b.name, $2) "
 							  "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
 							  "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
 							  " WHERE b.scheme_id = $1 ORDER BY b.position",
@@ -330,8 +330,8 @@ explain_scorecard(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 score
 	args[0] = Int32GetDatum(scorecard_id);
 	args[1] = Int64GetDatum(member_id);
 	if (SPI_execute_with_args("SELECT c.base::text, "
-							  "       (SELECT s.score::text FROM segment.score_state s WHERE s.scorecard_id = c.scorecard_id "
-							  "           AND s.members OPERATOR(segment.@>) $2), "
+							  "       (SELECT s.score::text FROM segment._live_scores(c.scorecard_id, c.subject_id) s "
+							  "         WHERE s.members OPERATOR(segment.@>) $2), "
 							  "       i.rule, i.points::text "
 							  "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
 							  " WHERE c.scorecard_id = $1 ORDER BY i.position",
@@ -394,7 +394,7 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 	args[2] = Int64GetDatum(member_id);
 	if (SPI_execute_with_args(
 			"SELECT t.rule, t.active, s.tag_id IS NOT NULL, "
-			"       s.members OPERATOR(segment.@>) $3, s.as_of, "
+			"       segment._live_has(s.members, t.subject_id, t.tag_id, $3), s.as_of, "
 			"       (SELECT jsonb_build_object('set_by', m.set_by, 'set_at', m.set_at, 'expires_at', m.expires_at, "
 			"                                  'expired', m.expires_at IS NOT NULL AND m.expires_at <= now()) "
 			"          FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3)::text, "

@@ -47,6 +47,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "live.h"
 #include "memberset.h"
 #include "refresh.h"
 #include "refresh_parallel.h"
@@ -659,6 +660,8 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	save_schemes(sr, as_of, run_id, mstype, rsinfo);
 	save_scorecards(sr, as_of, run_id, mstype);
 	save_universe(sr, as_of, run_id, mstype);
+	/* live changes this refresh has seen are in the new state now */
+	live_fold(sr->subject_id);
 	save_history(sr, as_of, run_id, mstype);
 	finish_run(sr, run_id);
 	PopActiveSnapshot();

@@ -73,6 +73,7 @@ extern void load_scorecards(SubjectRun *sr);
 extern void save_schemes(SubjectRun *sr, DateADT as_of, int64 run_id, Oid mstype,
 						 ReturnSetInfo *rsinfo);
 extern void save_scorecards(SubjectRun *sr, DateADT as_of, int64 run_id, Oid mstype);
+extern Datum score_to_numeric(ScoreValue v);
 extern void save_history(SubjectRun *sr, DateADT as_of, int64 run_id, Oid mstype);
 
 #endif							/* SEGMENT_REFRESH_H */

@@ -30,9 +30,11 @@ flush_ids(RoaringOwned *set, uint32 *buf, int *n)
 static void
 compile_rule(ScanCore *sc, ScanTag *t, const char *what, DateADT as_of, bool with_set)
 {
-	Node	   *analysed = rule_analyze(sc->rel, t->rule, what, NULL);
+	Expr	   *planned = t->planned;
 
-	t->prog = rule_compile(sc->rs, rule_plan(analysed, as_of));
+	if (planned == NULL)
+		planned = rule_plan(rule_analyze(sc->rel, t->rule, what, NULL), as_of);
+	t->prog = rule_compile(sc->rs, planned);
 	if (with_set)
 	{
 		t->set = roaring_owned_create();
@@ -268,32 +270,45 @@ report_progress(ScanCore *sc, TableScanDesc scan)
 }
 
 void
+scan_core_add_slot(ScanCore *sc, TupleTableSlot *slot, uint32 *ids)
+{
+	RuleScan   *rs = sc->rs;
+
+	sc->rows++;
+	slot_getsomeattrs(slot, sc->keyattno);
+	if (slot->tts_isnull[sc->keyattno - 1])
+		sc->null_keys++;
+	else
+	{
+		uint32		id = row_member_id(sc, slot->tts_values[sc->keyattno - 1]);
+
+		sc->ubuf[sc->nubuf++] = id;
+		if (sc->nubuf == ID_BUFFER_SIZE)
+			flush_ids(sc->universe, sc->ubuf, &sc->nubuf);
+		ids[rule_scan_nrows(rs)] = id;
+		rule_scan_add_row(rs, slot);
+		if (rule_scan_nrows(rs) == RULE_BATCH_ROWS)
+			flush_batch(sc, ids);
+	}
+}
+
+void
+scan_core_flush(ScanCore *sc, uint32 *ids)
+{
+	flush_batch(sc, ids);
+}
+
+void
 scan_core_run(ScanCore *sc, TableScanDesc scan, bool report)
 {
 	TupleTableSlot *slot = table_slot_create(sc->rel, NULL);
 	TimestampTz last_report = GetCurrentTimestamp();
 	uint32		ids[RULE_BATCH_ROWS];
-	RuleScan   *rs = sc->rs;
 
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		CHECK_FOR_INTERRUPTS();
-		sc->rows++;
-		slot_getsomeattrs(slot, sc->keyattno);
-		if (slot->tts_isnull[sc->keyattno - 1])
-			sc->null_keys++;
-		else
-		{
-			uint32		id = row_member_id(sc, slot->tts_values[sc->keyattno - 1]);
-
-			sc->ubuf[sc->nubuf++] = id;
-			if (sc->nubuf == ID_BUFFER_SIZE)
-				flush_ids(sc->universe, sc->ubuf, &sc->nubuf);
-			ids[rule_scan_nrows(rs)] = id;
-			rule_scan_add_row(rs, slot);
-			if (rule_scan_nrows(rs) == RULE_BATCH_ROWS)
-				flush_batch(sc, ids);
-		}
+		scan_core_add_slot(sc, slot, ids);
 
 		if (report && (sc->rows & 0xFFFF) == 0 && segment_progress_seconds > 0 &&
 			TimestampDifferenceExceeds(last_report, GetCurrentTimestamp(),

@@ -25,6 +25,7 @@ typedef struct ScanTag
 	const char *name;
 	const char *rule;
 	bool		skip;			/* failed earlier in this refresh */
+	Expr	   *planned;		/* the rule analysed and planned already, or NULL */
 	RuleProgram *prog;
 	RoaringOwned *set;
 	uint32	   *buf;
@@ -109,6 +110,13 @@ extern ScoreSet *scan_score_set(ScanScorecard *card, ScoreValue score);
 extern void scan_core_compile(ScanCore *sc, DateADT as_of);
 /* Read every row `scan` returns (a serial or a parallel scan). */
 extern void scan_core_run(ScanCore *sc, TableScanDesc scan, bool report_progress);
+/*
+ * Or feed rows one slot at a time (live maintenance reads transition
+ * tables); ids is the caller's array of RULE_BATCH_ROWS member ids, and
+ * scan_core_flush evaluates the last partial batch.
+ */
+extern void scan_core_add_slot(ScanCore *sc, TupleTableSlot *slot, uint32 *ids);
+extern void scan_core_flush(ScanCore *sc, uint32 *ids);
 /* Flush buffers into the sets; free the evaluation state. */
 extern void scan_core_finish(ScanCore *sc);
 

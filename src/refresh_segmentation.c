@@ -32,7 +32,7 @@ score_from_text(const char *s, ScoreValue *v)
 	return numeric_scaled((struct varlena *) DatumGetPointer(n), v);
 }
 
-static Datum
+Datum
 score_to_numeric(ScoreValue v)
 {
 	bool		neg = v < 0;

@@ -6,6 +6,8 @@
 #   (b)  one SQL query with one count(*) filter (where rule) per tag
 #   (c)  one select count(*) ... where rule per tag (N queries)
 #   (d)  select ... from segment.refresh('customer', as_of)
+#   and live maintenance (test/bench_live.sh): an UPDATE of 100,000 customers
+#   with live on against off, and pgbench with 8 clients, live on and off.
 #   and, for the audience "tA and tB and not tC or tD":
 #   segment.count, the SQL scan with the equivalent WHERE, and intarray
 #   (customer_id, tags int[]) with a GIN index and a query_int.
@@ -415,6 +417,12 @@ mline "(b) one-pass SQL (leader only)" onepass
 if [[ $seg == ext ]]; then
   sets=$("${Q[@]}" -c "select pg_size_pretty(sum(pg_column_size(members))) from segment.tag_state" 2>/dev/null || echo "n/a")
   echo "member sets stored (sum of pg_column_size over segment.tag_state): $sets"
+fi
+# -------------------------------------------------------------- live maintenance
+# (l1) 100,000-row UPDATE with live on / off, (l2) reads with an overlay,
+# (l3) pgbench with 8 clients: see test/bench_live.sh
+if [[ $seg == ext ]]; then
+  BENCH_AS_OF=$as_of bash "$here/bench_live.sh" || echo "bench: the live maintenance part failed"
 fi
 echo
 echo "bench done: ROWS=$rows TAGS=$ntags as_of=$as_of generation=${gen_s}s"

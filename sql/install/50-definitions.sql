@@ -132,6 +132,7 @@ BEGIN
       FROM segment.opportunity_rule r WHERE r.subject_id = id ORDER BY r.rule_id;
     -- opportunities have no foreign key (part 80): delete them here
     DELETE FROM segment.opportunity o WHERE o.subject_id = id;
+    PERFORM segment._live_drop_triggers(id);   -- part 86
     DELETE FROM segment.subject s WHERE s.subject_id = id;
 END $$;
 

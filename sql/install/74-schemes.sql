@@ -502,7 +502,7 @@ BEGIN
         RETURN NULL;
     END IF;
     SELECT x.bucket INTO b FROM segment.bucket_state x
-     WHERE x.scheme_id = s.scheme_id AND x.members OPERATOR(segment.@>) mid
+     WHERE x.scheme_id = s.scheme_id AND segment._live_in_bucket(x.members, x.scheme_id, x.bucket, mid)
      ORDER BY x.bucket LIMIT 1;
     RETURN b;
 END $$;
@@ -524,8 +524,8 @@ BEGIN
     IF mid IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT x.score INTO v FROM segment.score_state x
-     WHERE x.scorecard_id = s.scorecard_id AND x.members OPERATOR(segment.@>) mid
+    SELECT x.score INTO v FROM segment._live_scores(s.scorecard_id, sid) x
+     WHERE x.members OPERATOR(segment.@>) mid
      ORDER BY x.score DESC LIMIT 1;
     RETURN v;
 END $$;
@@ -566,8 +566,8 @@ BEGIN
     IF audience IS NOT NULL THEN
         aud := segment.audience(subject, audience);
     END IF;
-    FOR r IN SELECT x.score, x.members FROM segment.score_state x
-              WHERE x.scorecard_id = s.scorecard_id ORDER BY x.score DESC
+    FOR r IN SELECT x.score, x.members FROM segment._live_scores(s.scorecard_id, sid) x
+              ORDER BY x.score DESC
     LOOP
         part := CASE WHEN aud IS NULL THEN r.members ELSE r.members OPERATOR(segment.&) aud END;
         c := segment.cardinality(part);

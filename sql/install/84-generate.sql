@@ -248,8 +248,8 @@ BEGIN
                 from_sql,
                 CASE WHEN r.priority_scorecard IS NULL THEN ''
                      ELSE format('LEFT JOIN (SELECT x.score, segment.member_ids(x.members) AS id
-                                               FROM segment.score_state x WHERE x.scorecard_id = %s) sc
-                                         ON sc.id = %s', r.priority_scorecard, id_expr) END,
+                                               FROM segment._live_scores(%s, %s) x) sc
+                                         ON sc.id = %s', r.priority_scorecard, sid, id_expr) END,
                 CASE WHEN has_staff AND r.assignment = 'owner' THEN 'true' ELSE 'false' END,
                 where_sql);
             msg := coalesce(r.template_sql, 'NULL::text');

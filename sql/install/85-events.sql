@@ -119,7 +119,9 @@ BEGIN
         RETURN NULL;        -- detached by hand, or the rule is deactivated
     END IF;
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
-    SELECT x.universe INTO universe FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
+    -- with live maintenance's overlay (part 86): customers inserted since the refresh are known
+    SELECT segment._live_universe(x.universe, x.subject_id) INTO universe
+      FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
 
     -- the distinct customers of the events whose condition holds, as member ids
     IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN

@@ -1,0 +1,1125 @@
+/*
+ * live.c
+ *     Live maintenance of tags, scheme buckets and scorecard scores.
+ *
+ * segment.enable_live(subject) (sql/install/86-live.sql) puts three
+ * statement-level AFTER triggers (INSERT, UPDATE, DELETE) with transition
+ * tables on the subject's table, all calling segment._live_trigger(). Once
+ * per statement the trigger compiles the subject's active rules with the
+ * refresh's evaluator (refresh_scan.c), evaluates them over the rows of the
+ * NEW TABLE as of the date of the subject's last refresh, and upserts one
+ * row per changed customer into segment.live_member: the tags, bucket per
+ * scheme and score per scorecard of that customer now, or "deleted" for a
+ * key that left the table. Each writer touches only the overlay rows of its
+ * own customers, so writers of different customers never wait on each
+ * other. Readers merge the overlay over the sets of the last refresh
+ * (segment._live_* in part 86); a refresh folds it (live_fold).
+ *
+ * The rows reach the upsert through segment._live_rows(), a set-returning
+ * function that reads the statement's results from backend-local memory
+ * while the trigger's INSERT ... SELECT runs.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "nodes/nodes.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "live.h"
+#include "memberset.h"
+#include "numeric_scaled.h"
+#include "refresh.h"
+#include "refresh_scan.h"
+#include "rule.h"
+#include "segment.h"
+#include "subject.h"
+
+/* The overlay rows of one statement, read by segment._live_rows(). */
+typedef struct LiveRows
+{
+	int32		subject_id;
+	DateADT		as_of;
+	int			n;
+	uint32	   *ids;
+	bool	   *deleted;
+	Datum	   *tags;			/* int4[] */
+	Datum	   *buckets;		/* jsonb */
+	Datum	   *scores;			/* jsonb */
+} LiveRows;
+
+static LiveRows *live_pending = NULL;
+
+/* Statements with fewer rows write every member without comparing. */
+#define LIVE_COMPARE_MIN_ROWS 64
+
+/* For error context lines: which subject and unit was being evaluated. */
+typedef struct LiveErrorInfo
+{
+	const char *subject;
+	SubjectRun *sr;
+	volatile int *current_unit;
+} LiveErrorInfo;
+
+static void
+live_error_callback(void *arg)
+{
+	LiveErrorInfo *info = (LiveErrorInfo *) arg;
+	int			u = *info->current_unit;
+	SubjectRun *sr = info->sr;
+
+	if (u >= 0 && u < sr->ntags)
+		errcontext("live maintenance of subject \"%s\", tag \"%s\"", info->subject, sr->tags[u].name);
+	else if (u >= 0 && u < sr->ntags + sr->nschemes)
+		errcontext("live maintenance of subject \"%s\", scheme \"%s\"", info->subject,
+				   sr->schemes[u - sr->ntags].name);
+	else if (u >= 0)
+		errcontext("live maintenance of subject \"%s\", scorecard \"%s\"", info->subject,
+				   sr->scorecards[u - sr->ntags - sr->nschemes].name);
+	else
+		errcontext("live maintenance of subject \"%s\"", info->subject);
+}
+
+/* Same order and selection as refresh: active rule tags, by name. */
+static void
+live_load_tags(SubjectRun *sr)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(sr->subject_id);
+	uint64		i;
+
+	segment_saved_plan(&plan, "SELECT tag_id, name, rule FROM segment.tag "
+					   "WHERE subject_id = $1 AND active AND rule IS NOT NULL ORDER BY name",
+					   1, &argtype);
+	if (SPI_execute_plan(plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.tag");
+	sr->ntags = SPI_processed;
+	sr->tags = palloc0(sizeof(TagRun) * Max(sr->ntags, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		sr->tags[i].tag_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		sr->tags[i].name = SPI_getvalue(tup, desc, 2);
+		sr->tags[i].rule = SPI_getvalue(tup, desc, 3);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* Index of id in the ascending array ids[0..n), or -1. */
+static int
+find_id(const uint32 *ids, int n, uint32 id)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (ids[mid] == id)
+			return mid;
+		if (ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+/* The member ids of a set as an ascending palloc'd array. */
+static uint32 *
+set_ids(RoaringOwned *set, int *n)
+{
+	uint64		card = roaring_bitmap_get_cardinality(set->bitmap);
+	uint32	   *ids = palloc(sizeof(uint32) * Max(card, 1));
+
+	roaring_bitmap_to_uint32_array(set->bitmap, ids);
+	*n = (int) card;
+	return ids;
+}
+
+/* Read every row of a transition table into the evaluator. */
+static void
+feed_table(ScanCore *sc, Tuplestorestate *ts, TupleDesc desc)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	uint32		ids[RULE_BATCH_ROWS];
+
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		scan_core_add_slot(sc, slot, ids);
+	}
+	scan_core_flush(sc, ids);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/* The member ids of the keys of a transition table (OLD TABLE). */
+static RoaringOwned *
+table_keys(Tuplestorestate *ts, TupleDesc desc, AttrNumber keyattno, Oid keytype)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	RoaringOwned *set = roaring_owned_create();
+
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		bool		isnull;
+		Datum		d;
+		int64		id;
+
+		CHECK_FOR_INTERRUPTS();
+		d = slot_getattr(slot, keyattno, &isnull);
+		if (isnull)
+			continue;
+		id = keytype == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
+		if (id >= 0 && id <= SEGMENT_MAX_MEMBER_ID)
+			roaring_bitmap_add(set->bitmap, (uint32) id);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return set;
+}
+
+/*
+ * Turn the sets the evaluator collected (one per tag, bucket, score) into
+ * one overlay row per member: new members first get their tags, bucket and
+ * scores; members only in `gone` are marked deleted.
+ */
+static LiveRows *
+build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, RoaringOwned *write,
+		   DateADT as_of)
+{
+	LiveRows   *lr = palloc0(sizeof(LiveRows));
+	int			nnew,
+				ngone,
+				n,
+				i,
+				j,
+				k;
+	uint32	   *ids_new;
+	uint32	   *ids_gone;
+	int		   *count;
+	int		   *start;
+	int32	   *flat;
+	int			total = 0;
+	int16	   *bucket_of = NULL;
+	ScoreValue *score_of = NULL;
+	Datum		empty_tags = PointerGetDatum(construct_empty_array(INT4OID));
+	Datum		empty_json = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	StringInfoData buf;
+
+	roaring_bitmap_andnot_inplace(gone->bitmap, sc->universe->bitmap);
+	roaring_bitmap_and_inplace(gone->bitmap, write->bitmap);
+	roaring_bitmap_and_inplace(sc->universe->bitmap, write->bitmap);
+	ids_new = set_ids(sc->universe, &nnew);
+	ids_gone = set_ids(gone, &ngone);
+	n = nnew + ngone;
+	lr->subject_id = sr->subject_id;
+	lr->as_of = as_of;
+	lr->n = n;
+	lr->ids = palloc(sizeof(uint32) * Max(n, 1));
+	lr->deleted = palloc(sizeof(bool) * Max(n, 1));
+	lr->tags = palloc(sizeof(Datum) * Max(n, 1));
+	lr->buckets = palloc(sizeof(Datum) * Max(n, 1));
+	lr->scores = palloc(sizeof(Datum) * Max(n, 1));
+
+	/* tags: count per member, then fill a flat array of tag ids */
+	count = palloc0(sizeof(int) * Max(nnew, 1));
+	start = palloc0(sizeof(int) * (nnew + 1));
+	for (i = 0; i < sr->ntags; i++)
+	{
+		int			m,
+					kept = 0;
+		uint32	   *ids = set_ids(sc->tags[i].set, &m);
+
+		for (j = 0; j < m; j++)
+		{
+			int			idx = find_id(ids_new, nnew, ids[j]);
+
+			if (idx < 0)
+				continue;		/* not written: unchanged */
+			ids[kept++] = (uint32) idx; /* keep the index for the second pass */
+			count[idx]++;
+		}
+		sc->tags[i].buf = ids;	/* reuse: the flushed buffer is not needed */
+		sc->tags[i].nbuf = kept;
+		total += kept;
+	}
+	for (i = 0; i < nnew; i++)
+		start[i + 1] = start[i] + count[i];
+	flat = palloc(sizeof(int32) * Max(total, 1));
+	memset(count, 0, sizeof(int) * Max(nnew, 1));
+	for (i = 0; i < sr->ntags; i++)
+		for (j = 0; j < sc->tags[i].nbuf; j++)
+		{
+			int			idx = (int) sc->tags[i].buf[j];
+
+			flat[start[idx] + count[idx]++] = sr->tags[i].tag_id;
+		}
+
+	/* the bucket of each scheme, the score of each scorecard */
+	if (sr->nschemes > 0)
+	{
+		bucket_of = palloc(sizeof(int16) * sr->nschemes * Max(nnew, 1));
+		for (i = 0; i < sr->nschemes * nnew; i++)
+			bucket_of[i] = -1;
+		for (i = 0; i < sr->nschemes; i++)
+			for (k = 0; k < sr->schemes[i].nbuckets; k++)
+			{
+				int			m;
+				uint32	   *ids = set_ids(sr->schemes[i].buckets[k].set, &m);
+
+				for (j = 0; j < m; j++)
+				{
+					int			idx = find_id(ids_new, nnew, ids[j]);
+
+					if (idx >= 0)
+						bucket_of[i * nnew + idx] = (int16) k;
+				}
+				pfree(ids);
+			}
+	}
+	if (sr->nscorecards > 0)
+	{
+		score_of = palloc0(sizeof(ScoreValue) * sr->nscorecards * Max(nnew, 1));
+		for (i = 0; i < sr->nscorecards; i++)
+		{
+			HASH_SEQ_STATUS hs;
+			ScoreSet   *ss;
+
+			hash_seq_init(&hs, sr->scorecards[i].scores);
+			while ((ss = hash_seq_search(&hs)) != NULL)
+			{
+				int			m;
+				uint32	   *ids = set_ids(ss->set, &m);
+
+				for (j = 0; j < m; j++)
+				{
+					int			idx = find_id(ids_new, nnew, ids[j]);
+
+					if (idx >= 0)
+						score_of[i * nnew + idx] = ss->score;
+				}
+				pfree(ids);
+			}
+		}
+	}
+
+	initStringInfo(&buf);
+	for (i = 0; i < nnew; i++)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * Max(count[i], 1));
+
+		CHECK_FOR_INTERRUPTS();
+		lr->ids[i] = ids_new[i];
+		lr->deleted[i] = false;
+		for (j = 0; j < count[i]; j++)
+			elems[j] = Int32GetDatum(flat[start[i] + j]);
+		lr->tags[i] = count[i] == 0 ? empty_tags :
+			PointerGetDatum(construct_array(elems, count[i], INT4OID, 4, true, TYPALIGN_INT));
+		pfree(elems);
+
+		lr->buckets[i] = empty_json;
+		if (sr->nschemes > 0)
+		{
+			bool		any = false;
+
+			resetStringInfo(&buf);
+			appendStringInfoChar(&buf, '{');
+			for (k = 0; k < sr->nschemes; k++)
+			{
+				int			b = bucket_of[k * nnew + i];
+
+				if (b < 0)
+					continue;
+				appendStringInfo(&buf, "%s\"%d\": ", any ? ", " : "", sr->scheme_ids[k]);
+				escape_json(&buf, sr->schemes[k].buckets[b].name);
+				any = true;
+			}
+			appendStringInfoChar(&buf, '}');
+			if (any)
+				lr->buckets[i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+		}
+		lr->scores[i] = empty_json;
+		if (sr->nscorecards > 0)
+		{
+			bool		any = false;
+
+			resetStringInfo(&buf);
+			appendStringInfoChar(&buf, '{');
+			for (k = 0; k < sr->nscorecards; k++)
+			{
+				if (sr->scorecards[k].skip)
+					continue;
+				appendStringInfo(&buf, "%s\"%d\": %s", any ? ", " : "", sr->scorecard_ids[k],
+								 DatumGetCString(DirectFunctionCall1(numeric_out,
+																	 score_to_numeric(score_of[k * nnew + i]))));
+				any = true;
+			}
+			appendStringInfoChar(&buf, '}');
+			if (any)
+				lr->scores[i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+		}
+	}
+	for (i = 0; i < ngone; i++)
+	{
+		lr->ids[nnew + i] = ids_gone[i];
+		lr->deleted[nnew + i] = true;
+		lr->tags[nnew + i] = empty_tags;
+		lr->buckets[nnew + i] = empty_json;
+		lr->scores[nnew + i] = empty_json;
+	}
+	return lr;
+}
+
+/*
+ * Which of the statement's members need an overlay row. Small statements
+ * write every member. Larger ones compare with what readers see now: a
+ * member with an overlay row is always rewritten; one without is written
+ * only when its tags, buckets or scores differ from the last refresh's sets
+ * (or it is new); a deleted key only when readers still count it. The
+ * queries take a fresh snapshot (read_only false): a writer of the same
+ * customer that committed while this statement waited for its row lock is
+ * seen.
+ */
+static RoaringOwned *
+members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone)
+{
+	static SPIPlanPtr overlay_plan = NULL;
+	static SPIPlanPtr base_plan = NULL;
+	RoaringOwned *all = roaring_owned_copy(sc->universe->bitmap);
+	RoaringOwned *overlay;
+	RoaringOwned *base_universe = NULL;
+	RoaringOwned *changed;
+	RoaringOwned *scratch = roaring_owned_create();
+	Oid			argtypes[5] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
+	Datum		args[5];
+	Datum	   *d;
+	bool		isnull;
+	int			n,
+				i;
+	uint32	   *ids;
+	uint64		k;
+
+	roaring_bitmap_or_inplace(all->bitmap, gone->bitmap);
+	if (roaring_bitmap_get_cardinality(all->bitmap) < LIVE_COMPARE_MIN_ROWS)
+		return all;
+
+	/* members that have an overlay row */
+	ids = set_ids(all, &n);
+	d = palloc(sizeof(Datum) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum((int64) ids[i]);
+	args[0] = Int32GetDatum(sr->subject_id);
+	args[1] = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	segment_saved_plan(&overlay_plan,
+					   "SELECT segment.memberset_agg(member_id) FROM segment.live_member "
+					   " WHERE subject_id = $1 AND member_id = ANY ($2)",
+					   2, argtypes);
+	if (SPI_execute_plan(overlay_plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read segment.live_member");
+	{
+		Datum		m = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		overlay = isnull ? roaring_owned_create() : memberset_to_roaring(DatumGetMemberSetP(m));
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* the sets of the last refresh */
+	d = palloc(sizeof(Datum) * Max(Max(sr->ntags, sr->nschemes), Max(sr->nscorecards, 1)));
+	for (i = 0; i < sr->ntags; i++)
+		d[i] = Int32GetDatum(sr->tags[i].tag_id);
+	args[2] = PointerGetDatum(construct_array(d, sr->ntags, INT4OID, 4, true, TYPALIGN_INT));
+	for (i = 0; i < sr->nschemes; i++)
+		d[i] = Int32GetDatum(sr->scheme_ids[i]);
+	args[3] = PointerGetDatum(construct_array(d, sr->nschemes, INT4OID, 4, true, TYPALIGN_INT));
+	n = 0;
+	for (i = 0; i < sr->nscorecards; i++)
+		if (!sr->scorecards[i].skip)
+			d[n++] = Int32GetDatum(sr->scorecard_ids[i]);
+	args[4] = PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
+	segment_saved_plan(&base_plan,
+					   "SELECT 0, 0, NULL::text, NULL::numeric, universe FROM segment.subject_state"
+					   " WHERE subject_id = $1"
+					   " UNION ALL SELECT 1, tag_id, NULL, NULL, members FROM segment.tag_state"
+					   " WHERE tag_id = ANY ($3)"
+					   " UNION ALL SELECT 2, scheme_id, bucket::text, NULL, members FROM segment.bucket_state"
+					   " WHERE scheme_id = ANY ($4)"
+					   " UNION ALL SELECT 3, scorecard_id, NULL, score, members FROM segment.score_state"
+					   " WHERE scorecard_id = ANY ($5)",
+					   5, argtypes);
+	if (SPI_execute_plan(base_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the state of subject \"%s\"", sr->name);
+
+	changed = roaring_owned_create();
+	for (k = 0; k < SPI_processed; k++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[k];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		int			kind = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
+		int32		id = DatumGetInt32(SPI_getbinval(tup, td, 2, &isnull));
+		RoaringOwned *base = memberset_to_roaring(DatumGetMemberSetP(SPI_getbinval(tup, td, 5, &isnull)));
+		RoaringOwned *now = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		if (kind == 0)
+		{
+			base_universe = base;
+			continue;
+		}
+		roaring_bitmap_and_inplace(base->bitmap, sc->universe->bitmap);
+		if (kind == 1)
+		{
+			for (i = 0; i < sr->ntags; i++)
+				if (sr->tags[i].tag_id == id)
+					now = sc->tags[i].set;
+		}
+		else if (kind == 2)
+		{
+			char	   *bucket = TextDatumGetCString(SPI_getbinval(tup, td, 3, &isnull));
+
+			for (i = 0; i < sr->nschemes; i++)
+				if (sr->scheme_ids[i] == id)
+				{
+					ScanScheme *s = &sr->schemes[i];
+
+					for (n = 0; n < s->nbuckets; n++)
+						if (strcmp(s->buckets[n].name, bucket) == 0)
+							now = s->buckets[n].set;
+				}
+			if (now == NULL)
+				now = scratch;	/* a bucket gone from the scheme */
+		}
+		else
+		{
+			ScoreValue	score;
+			Datum		num = SPI_getbinval(tup, td, 4, &isnull);
+
+			now = scratch;
+			for (i = 0; i < sr->nscorecards; i++)
+				if (sr->scorecard_ids[i] == id && !sr->scorecards[i].skip)
+				{
+					if (numeric_scaled((struct varlena *) PG_DETOAST_DATUM_PACKED(num), &score))
+					{
+						ScoreSet   *ss = hash_search(sr->scorecards[i].scores, &score, HASH_FIND, NULL);
+
+						if (ss != NULL)
+							now = ss->set;
+					}
+				}
+		}
+		if (now != NULL)
+		{
+			roaring_bitmap_xor_inplace(base->bitmap, now->bitmap);
+			roaring_bitmap_or_inplace(changed->bitmap, base->bitmap);
+		}
+		roaring_owned_free(base);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/*
+	 * changed: members whose tags, bucket or score differ from the stored
+	 * sets (a stored score without an exact form compares with an empty
+	 * set, so its members count as changed). Add the keys the refresh did
+	 * not see, the members with overlay rows, and the deleted keys readers
+	 * still count.
+	 */
+	if (base_universe == NULL)
+		return all;
+	{
+		RoaringOwned *fresh = roaring_owned_copy(sc->universe->bitmap);
+		RoaringOwned *dead = roaring_owned_copy(gone->bitmap);
+
+		roaring_bitmap_andnot_inplace(fresh->bitmap, base_universe->bitmap);
+		roaring_bitmap_or_inplace(changed->bitmap, fresh->bitmap);
+		roaring_bitmap_and_inplace(overlay->bitmap, all->bitmap);
+		roaring_bitmap_or_inplace(changed->bitmap, overlay->bitmap);
+		roaring_bitmap_or_inplace(base_universe->bitmap, overlay->bitmap);
+		roaring_bitmap_andnot_inplace(dead->bitmap, sc->universe->bitmap);
+		roaring_bitmap_and_inplace(dead->bitmap, base_universe->bitmap);
+		roaring_bitmap_or_inplace(changed->bitmap, dead->bitmap);
+	}
+	return changed;
+}
+
+/*
+ * Entry rules (part 85): the watched audiences over the statement's
+ * customers before the overlay is written. entry[0] receives those
+ * customers as a memberset, entry[1] the audiences (text[]), entry[2] their
+ * sets (memberset[], NULL elements for audiences that do not evaluate).
+ */
+static void
+entry_before(int32 subject_id, RoaringOwned *universe, RoaringOwned *gone, Datum *entry)
+{
+	static SPIPlanPtr plan = NULL;
+	static Oid	plan_typid = InvalidOid;
+	Oid			argtypes[2] = {INT4OID, memberset_type_oid()};
+	Datum		args[2];
+	RoaringOwned *changed = roaring_owned_copy(universe->bitmap);
+	bool		isnull;
+
+	if (plan != NULL && plan_typid != argtypes[1])
+	{
+		SPI_freeplan(plan);		/* the extension was recreated */
+		plan = NULL;
+	}
+	plan_typid = argtypes[1];
+
+	roaring_bitmap_or_inplace(changed->bitmap, gone->bitmap);
+	entry[0] = PointerGetDatum(memberset_from_roaring(changed->bitmap));
+	roaring_owned_free(changed);
+	args[0] = Int32GetDatum(subject_id);
+	args[1] = entry[0];
+	segment_saved_plan(&plan, "SELECT array_agg(audience), array_agg(members) "
+					   "  FROM segment._live_entry_before($1, $2)", 2, argtypes);
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not evaluate the audiences of entry rules");
+	entry[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		entry[1] = (Datum) 0;
+	entry[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+}
+
+/* After the overlay is written: fire the entry rules for those who entered. */
+static void
+entry_after(int32 subject_id, Datum *entry)
+{
+	static SPIPlanPtr plan = NULL;
+	static Oid	plan_typid = InvalidOid;
+	Oid			mstype = memberset_type_oid();
+	Oid			argtypes[4] = {INT4OID, mstype, TEXTARRAYOID, get_array_type(mstype)};
+	Datum		args[4];
+
+	if (entry[1] == (Datum) 0)
+		return;
+	if (plan != NULL && plan_typid != mstype)
+	{
+		SPI_freeplan(plan);		/* the extension was recreated */
+		plan = NULL;
+	}
+	plan_typid = mstype;
+	args[0] = Int32GetDatum(subject_id);
+	args[1] = entry[0];
+	args[2] = entry[1];
+	args[3] = entry[2];
+	segment_saved_plan(&plan, "SELECT segment._live_entry_after($1, $2, $3, $4)", 4, argtypes);
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not fire the entry rules");
+}
+
+/* Upsert the statement's rows into segment.live_member. */
+static void
+write_rows(LiveRows *lr)
+{
+	static SPIPlanPtr plan = NULL;
+	int			ret;
+
+	if (lr->n == 0)
+		return;
+	segment_saved_plan(&plan,
+					   "INSERT INTO segment.live_member AS l "
+					   "(subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at) "
+					   "SELECT r.subject_id, r.member_id, r.deleted, r.tags, r.buckets, r.scores, r.as_of, now() "
+					   "  FROM segment._live_rows() r "
+					   "ON CONFLICT (subject_id, member_id) DO UPDATE SET deleted = excluded.deleted, "
+					   "tags = excluded.tags, buckets = excluded.buckets, scores = excluded.scores, "
+					   "as_of = excluded.as_of, changed_at = excluded.changed_at",
+					   0, NULL);
+	live_pending = lr;
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(plan, NULL, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not write segment.live_member: %s", SPI_result_code_string(ret));
+	}
+	PG_FINALLY();
+	{
+		live_pending = NULL;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The subject's rules, analysed and planned for the as_of of its last
+ * refresh, kept per backend across statements (parsing and analysing every
+ * rule per statement would cost more than a one-row UPDATE itself). Valid
+ * while the fingerprint is: the xmin of every definition row (tag, scheme,
+ * bucket, scorecard, item) and of the subject, and the as_of, so that any
+ * definition change or refresh builds a new entry.
+ */
+typedef struct LiveDefs
+{
+	int32		subject_id;
+	Oid			relid;
+	char	   *fingerprint;
+	MemoryContext cxt;
+	SubjectRun *sr;				/* definitions; sets unused */
+	DateADT		as_of;
+	Expr	  **tag_exprs;
+	Expr	 ***bucket_exprs;
+	Expr	 ***item_exprs;
+	struct LiveDefs *next;
+} LiveDefs;
+
+static LiveDefs *live_cache = NULL;
+
+static const char *fingerprint_sql =
+	"SELECT s.name::text, s.key_column::text, st.as_of,"
+	"       concat_ws('/', s.xmin::text, st.as_of::text,"
+	"         (SELECT string_agg(t.tag_id || '.' || t.xmin::text, ',' ORDER BY t.tag_id)"
+	"            FROM segment.tag t WHERE t.subject_id = s.subject_id),"
+	"         (SELECT string_agg(c.scheme_id || '.' || c.xmin::text || '.' || b.position || '.' || b.xmin::text,"
+	"                            ',' ORDER BY c.scheme_id, b.position)"
+	"            FROM segment.scheme c JOIN segment.scheme_bucket b USING (scheme_id)"
+	"           WHERE c.subject_id = s.subject_id),"
+	"         (SELECT string_agg(c.scorecard_id || '.' || c.xmin::text || '.'"
+	"                            || coalesce(i.position || '.' || i.xmin::text, ''),"
+	"                            ',' ORDER BY c.scorecard_id, i.position)"
+	"            FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id)"
+	"           WHERE c.subject_id = s.subject_id))"
+	"       , EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.subject_id = s.subject_id)"
+	"  FROM segment.subject s JOIN segment.subject_state st USING (subject_id)"
+	" WHERE s.subject_id = $1";
+
+static Expr *
+plan_rule(Relation rel, const char *rule, const char *what, DateADT as_of)
+{
+	return rule_plan(rule_analyze(rel, rule, what, NULL), as_of);
+}
+
+/* Deep copy of the definitions in tmp into sr, in CurrentMemoryContext. */
+static void
+copy_definitions(SubjectRun *sr, SubjectRun *tmp)
+{
+	int			i,
+				j;
+
+	sr->ntags = tmp->ntags;
+	sr->tags = palloc0(sizeof(TagRun) * Max(sr->ntags, 1));
+	for (i = 0; i < sr->ntags; i++)
+	{
+		sr->tags[i].tag_id = tmp->tags[i].tag_id;
+		sr->tags[i].name = pstrdup(tmp->tags[i].name);
+		sr->tags[i].rule = pstrdup(tmp->tags[i].rule);
+	}
+	sr->nschemes = tmp->nschemes;
+	sr->schemes = palloc0(sizeof(ScanScheme) * Max(sr->nschemes, 1));
+	sr->scheme_ids = palloc0(sizeof(int32) * Max(sr->nschemes, 1));
+	sr->scheme_errors = palloc0(sizeof(char *) * Max(sr->nschemes, 1));
+	for (i = 0; i < sr->nschemes; i++)
+	{
+		ScanScheme *from = &tmp->schemes[i];
+		ScanScheme *to = &sr->schemes[i];
+
+		sr->scheme_ids[i] = tmp->scheme_ids[i];
+		to->name = pstrdup(from->name);
+		to->nbuckets = from->nbuckets;
+		to->buckets = palloc0(sizeof(ScanTag) * Max(to->nbuckets, 1));
+		for (j = 0; j < to->nbuckets; j++)
+		{
+			to->buckets[j].name = pstrdup(from->buckets[j].name);
+			to->buckets[j].rule = pstrdup(from->buckets[j].rule);
+		}
+	}
+	sr->nscorecards = tmp->nscorecards;
+	sr->scorecards = palloc0(sizeof(ScanScorecard) * Max(sr->nscorecards, 1));
+	sr->scorecard_ids = palloc0(sizeof(int32) * Max(sr->nscorecards, 1));
+	sr->scorecard_errors = palloc0(sizeof(char *) * Max(sr->nscorecards, 1));
+	for (i = 0; i < sr->nscorecards; i++)
+	{
+		ScanScorecard *from = &tmp->scorecards[i];
+		ScanScorecard *to = &sr->scorecards[i];
+
+		sr->scorecard_ids[i] = tmp->scorecard_ids[i];
+		if (tmp->scorecard_errors[i])
+			sr->scorecard_errors[i] = pstrdup(tmp->scorecard_errors[i]);
+		to->name = pstrdup(from->name);
+		to->base = from->base;
+		to->nitems = from->nitems;
+		to->items = palloc0(sizeof(ScanTag) * Max(to->nitems, 1));
+		to->points = palloc0(sizeof(ScoreValue) * Max(to->nitems, 1));
+		for (j = 0; j < to->nitems; j++)
+		{
+			to->items[j].name = pstrdup(from->items[j].name);
+			to->items[j].rule = pstrdup(from->items[j].rule);
+			to->points[j] = from->points[j];
+		}
+	}
+}
+
+/* Load and plan every rule of the subject into a new entry (SPI connected). */
+static LiveDefs *
+build_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
+		   DateADT as_of, const char *fingerprint, MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "segment live definitions",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	LiveDefs   *d = palloc0(sizeof(LiveDefs));
+	SubjectRun *sr = palloc0(sizeof(SubjectRun));
+	int			i,
+				j;
+
+	d->cxt = cxt;
+	d->subject_id = subject_id;
+	d->relid = RelationGetRelid(rel);
+	d->fingerprint = pstrdup(fingerprint);
+	d->as_of = as_of;
+	d->sr = sr;
+	sr->subject_id = subject_id;
+	sr->name = pstrdup(name);
+	sr->relid = d->relid;
+	sr->keyattno = get_attnum(sr->relid, keycol);
+	if (sr->keyattno == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key column \"%s\" of subject \"%s\" no longer exists", keycol, name)));
+	sr->keytype = get_atttype(sr->relid, sr->keyattno);
+	if (sr->keytype != INT4OID && sr->keytype != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("live maintenance supports integer-keyed subjects only; subject \"%s\" is keyed by %s",
+						name, format_type_be(sr->keytype)),
+				 errhint("Run segment.disable_live('%s') and refresh instead.", name)));
+
+	/* SPI calls return to SPI's own context: load there, then copy */
+	{
+		SubjectRun *tmp = palloc0(sizeof(SubjectRun));
+
+		tmp->subject_id = subject_id;
+		tmp->name = sr->name;
+		live_load_tags(tmp);
+		load_schemes(tmp);
+		load_scorecards(tmp);
+		MemoryContextSwitchTo(cxt);
+		copy_definitions(sr, tmp);
+	}
+
+	d->tag_exprs = palloc0(sizeof(Expr *) * Max(sr->ntags, 1));
+	for (i = 0; i < sr->ntags; i++)
+		d->tag_exprs[i] = plan_rule(rel, sr->tags[i].rule,
+									psprintf("tag \"%s\"", sr->tags[i].name), as_of);
+	d->bucket_exprs = palloc0(sizeof(Expr **) * Max(sr->nschemes, 1));
+	for (i = 0; i < sr->nschemes; i++)
+	{
+		ScanScheme *s = &sr->schemes[i];
+
+		d->bucket_exprs[i] = palloc0(sizeof(Expr *) * Max(s->nbuckets, 1));
+		for (j = 0; j < s->nbuckets; j++)
+			d->bucket_exprs[i][j] = plan_rule(rel, s->buckets[j].rule,
+											  psprintf("bucket \"%s\" of scheme \"%s\"",
+													   s->buckets[j].name, s->name), as_of);
+	}
+	d->item_exprs = palloc0(sizeof(Expr **) * Max(sr->nscorecards, 1));
+	for (i = 0; i < sr->nscorecards; i++)
+	{
+		ScanScorecard *c = &sr->scorecards[i];
+
+		d->item_exprs[i] = palloc0(sizeof(Expr *) * Max(c->nitems, 1));
+		for (j = 0; j < c->nitems; j++)
+			d->item_exprs[i][j] = plan_rule(rel, c->items[j].rule,
+											psprintf("item %d of scorecard \"%s\"", j + 1, c->name),
+											as_of);
+	}
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+/* The cached definitions of the subject, rebuilt when the fingerprint moved. */
+static LiveDefs *
+get_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
+		 DateADT as_of, const char *fingerprint)
+{
+	LiveDefs  **link;
+	LiveDefs   *d;
+
+	for (link = &live_cache; *link != NULL; link = &(*link)->next)
+		if ((*link)->subject_id == subject_id)
+			break;
+	d = *link;
+	if (d != NULL && d->relid == RelationGetRelid(rel) && strcmp(d->fingerprint, fingerprint) == 0)
+		return d;
+	if (d != NULL)
+	{
+		*link = d->next;
+		MemoryContextDelete(d->cxt);
+	}
+	/* built under the statement's context: an error frees it with the rest */
+	d = build_defs(rel, subject_id, name, keycol, as_of, fingerprint, CurrentMemoryContext);
+	MemoryContextSetParent(d->cxt, CacheMemoryContext);
+	d->next = live_cache;
+	live_cache = d;
+	return d;
+}
+
+/* A statement's copy of the definitions, with fresh sets and programs. */
+static SubjectRun *
+statement_run(LiveDefs *d, ScanCore *sc)
+{
+	SubjectRun *sr = palloc(sizeof(SubjectRun));
+	int			i,
+				j;
+
+	*sr = *d->sr;
+	sc->ntags = sr->ntags;
+	sc->tags = palloc0(sizeof(ScanTag) * Max(sr->ntags, 1));
+	for (i = 0; i < sr->ntags; i++)
+	{
+		sc->tags[i].name = sr->tags[i].name;
+		sc->tags[i].rule = sr->tags[i].rule;
+		sc->tags[i].planned = copyObject(d->tag_exprs[i]);
+	}
+	sr->schemes = palloc0(sizeof(ScanScheme) * Max(sr->nschemes, 1));
+	for (i = 0; i < sr->nschemes; i++)
+	{
+		ScanScheme *from = &d->sr->schemes[i];
+		ScanScheme *s = &sr->schemes[i];
+
+		s->name = from->name;
+		s->nbuckets = from->nbuckets;
+		s->buckets = palloc0(sizeof(ScanTag) * Max(s->nbuckets, 1));
+		for (j = 0; j < s->nbuckets; j++)
+		{
+			s->buckets[j].name = from->buckets[j].name;
+			s->buckets[j].rule = from->buckets[j].rule;
+			s->buckets[j].planned = copyObject(d->bucket_exprs[i][j]);
+		}
+	}
+	sr->scorecards = palloc0(sizeof(ScanScorecard) * Max(sr->nscorecards, 1));
+	for (i = 0; i < sr->nscorecards; i++)
+	{
+		ScanScorecard *from = &d->sr->scorecards[i];
+		ScanScorecard *c = &sr->scorecards[i];
+
+		c->name = from->name;
+		c->base = from->base;
+		c->points = from->points;
+		c->nitems = from->nitems;
+		/* a scorecard whose base or points are out of range is not evaluated */
+		c->skip = sr->scorecard_errors[i] != NULL;
+		c->items = palloc0(sizeof(ScanTag) * Max(c->nitems, 1));
+		for (j = 0; j < c->nitems; j++)
+		{
+			c->items[j].name = from->items[j].name;
+			c->items[j].rule = from->items[j].rule;
+			c->items[j].planned = copyObject(d->item_exprs[i][j]);
+		}
+	}
+	sc->nschemes = sr->nschemes;
+	sc->schemes = sr->schemes;
+	sc->nscorecards = sr->nscorecards;
+	sc->scorecards = sr->scorecards;
+	return sr;
+}
+
+/* Evaluate one statement's transition tables and write the overlay. */
+static void
+live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
+			   Tuplestorestate *newtable)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "segment live",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(subject_id);
+	SubjectRun *sr;
+	LiveDefs   *defs;
+	ScanCore	sc;
+	volatile int current_unit = -1;
+	ErrorContextCallback errcb;
+	LiveErrorInfo info;
+	DateADT		as_of;
+	char	   *name;
+	char	   *keycol;
+	char	   *fingerprint;
+	bool		isnull;
+	bool		entry_rules;
+	int			nestlevel;
+	Datum		entry[3] = {0, 0, 0};	/* changed, audiences, before sets */
+	RoaringOwned *gone;
+	LiveRows   *lr;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	segment_saved_plan(&plan, fingerprint_sql, 1, &argtype);
+	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.subject");
+	if (SPI_processed == 0)
+	{
+		/* not refreshed (or unregistered meanwhile): nothing to overlay */
+		SPI_finish();
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		return;
+	}
+	MemoryContextSwitchTo(cxt);
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	keycol = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	as_of = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	fingerprint = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	entry_rules = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+
+	defs = get_defs(rel, subject_id, name, keycol, as_of, fingerprint);
+
+	memset(&sc, 0, sizeof(sc));
+	sr = statement_run(defs, &sc);
+	sc.rel = rel;
+	sc.keyattno = sr->keyattno;
+	sc.keytype = sr->keytype;
+	sc.subject = sr->name;
+	sc.current_unit = &current_unit;
+
+	info.subject = sr->name;
+	info.sr = sr;
+	info.current_unit = &current_unit;
+	errcb.callback = live_error_callback;
+	errcb.arg = &info;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	/* rules see the date of the last refresh, also in executor fallbacks */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("segment.as_of",
+							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	scan_core_compile(&sc, as_of);
+	if (newtable != NULL)
+		feed_table(&sc, newtable, RelationGetDescr(rel));
+	scan_core_finish(&sc);
+	gone = oldtable != NULL ? table_keys(oldtable, RelationGetDescr(rel), sr->keyattno, sr->keytype)
+		: roaring_owned_create();
+
+	if (entry_rules)
+		entry_before(subject_id, sc.universe, gone, entry);
+	lr = build_rows(sr, &sc, gone, members_to_write(sr, &sc, gone), as_of);
+	AtEOXact_GUC(true, nestlevel);
+	error_context_stack = errcb.previous;
+
+	write_rows(lr);
+	if (entry_rules)
+		entry_after(subject_id, entry);
+	SPI_finish();
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * segment._live_trigger(subject_id text): the statement-level AFTER
+ * INSERT / UPDATE / DELETE trigger that enable_live installs.
+ */
+PG_FUNCTION_INFO_V1(segment_live_trigger);
+Datum
+segment_live_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	int32		subject_id;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("segment._live_trigger() may only be called as a trigger"),
+				 errhint("Use segment.enable_live(subject).")));
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		td->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("segment._live_trigger() must be an AFTER ... FOR EACH STATEMENT trigger with one argument"),
+				 errhint("Use segment.enable_live(subject) to install it.")));
+	subject_id = pg_strtoint32(td->tg_trigger->tgargs[0]);
+	if (td->tg_newtable == NULL && td->tg_oldtable == NULL)
+		return PointerGetDatum(NULL);
+	live_statement(td->tg_relation, subject_id, td->tg_oldtable, td->tg_newtable);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * segment._live_rows() -> table (subject_id int, member_id int8, deleted
+ * bool, tags int4[], buckets jsonb, scores jsonb, as_of date): the overlay
+ * rows of the statement the live trigger is processing; no rows elsewhere.
+ */
+PG_FUNCTION_INFO_V1(segment_live_rows);
+Datum
+segment_live_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	LiveRows   *lr = live_pending;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (lr == NULL)
+		return (Datum) 0;
+	for (i = 0; i < lr->n; i++)
+	{
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+
+		CHECK_FOR_INTERRUPTS();
+		values[0] = Int32GetDatum(lr->subject_id);
+		values[1] = Int64GetDatum((int64) lr->ids[i]);
+		values[2] = BoolGetDatum(lr->deleted[i]);
+		values[3] = lr->tags[i];
+		values[4] = lr->buckets[i];
+		values[5] = lr->scores[i];
+		values[6] = DateADTGetDatum(lr->as_of);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+void
+live_fold(int32 subject_id)
+{
+	static SPIPlanPtr select_plan = NULL;
+	static SPIPlanPtr delete_plan = NULL;
+	Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, XIDARRAYOID};
+	Datum		args[3];
+	bool		isnull;
+
+	args[0] = Int32GetDatum(subject_id);
+	/* read-only: runs under the active snapshot, the one the refresh scanned with */
+	segment_saved_plan(&select_plan,
+					   "SELECT array_agg(member_id), array_agg(xmin) FROM segment.live_member "
+					   " WHERE subject_id = $1",
+					   1, argtypes);
+	if (SPI_execute_plan(select_plan, args, NULL, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read segment.live_member");
+	args[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return;
+	args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+	/*
+	 * Delete exactly the versions the refresh saw: a row a writer changed
+	 * since has another xmin (a concurrent writer's new version is
+	 * rechecked against this condition after its commit, and kept).
+	 */
+	segment_saved_plan(&delete_plan,
+					   "DELETE FROM segment.live_member l "
+					   " USING unnest($2::int8[], $3::xid[]) AS u(member_id, x) "
+					   " WHERE l.subject_id = $1 AND l.member_id = u.member_id AND l.xmin = u.x",
+					   3, argtypes);
+	if (SPI_execute_plan(delete_plan, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not fold segment.live_member");
+}
