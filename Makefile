@@ -63,6 +63,10 @@ bench:
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
+
+# PGXS does not track header dependencies: rebuild every object when a
+# header changes (a stale object against a changed struct crashes the server)
+$(OBJS): $(wildcard src/*.h)
 else
 all install installcheck:
 	@echo "pg_config ($(PG_CONFIG)) not found: run 'make deps' first (or 'make test', which does)"; exit 1

@@ -459,6 +459,32 @@ union all
 reset jit;
 -- <<< opportunities (issue 4) <<<-----------------------------------------
 
+-- >>> live (issue 5) >>>----------------------------------------------------
+\echo
+\echo '== 16a. Live tags: enable_live keeps tags, buckets and scores current on every write (docs/live.md)'
+select segment.enable_live('customer');
+select customer_id as live_customer from dw.customer_wide
+ where not segment.has_tag('customer', customer_id, 'high_value') and manager_id is not null
+ order by customer_id limit 1 \gset
+select segment.has_tag('customer', :live_customer, 'high_value') as high_value_before,
+       segment.bucket_of('customer', :live_customer, 'value_tier') as tier_before;
+\echo 'one UPDATE of the customer: a large deposit arrives (no refresh)'
+update dw.customer_wide set current_balance = current_balance + 3000000, aum = aum + 3000000
+ where customer_id = :live_customer;
+select segment.has_tag('customer', :live_customer, 'high_value') as high_value_after,
+       segment.bucket_of('customer', :live_customer, 'value_tier') as tier_after;
+select clock_timestamp() as l0 \gset
+update dw.customer_wide set last_login_date = current_date where customer_id % 50 = 0;
+select round(extract(epoch from clock_timestamp() - :'l0'::timestamptz) * 1000) as live_ms \gset
+\echo 'a bulk UPDATE of 2 % of the customers with live on took' :live_ms 'ms;'
+select count(*) as customers_in_overlay from segment.live_member;
+\echo 'the next refresh folds the overlay into the member sets:'
+select count(*) as tags_refreshed
+  from segment.refresh('customer', (select s.as_of from segment.subject_state s
+                                     join segment.subject x using (subject_id) where x.name = 'customer'));
+select count(*) as customers_in_overlay from segment.live_member;
+-- <<< live (issue 5) <<<----------------------------------------------------
+
 -- >>> events (issue 5) >>>--------------------------------------------------
 \echo
 \echo '== 16. T+0: leads from events in the same transaction (segment.attach_event_rule; docs/events.md)'
