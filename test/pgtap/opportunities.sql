@@ -23,7 +23,7 @@ create extension if not exists pgtap;
 create extension if not exists segment;
 set local segment.progress_seconds = 0;
 
-select plan(66);
+select plan(69);
 
 ------------------------------------------------------------------------
 -- Fixture 1: assignment. 20 customers, all in the audience, same priority
@@ -310,6 +310,25 @@ select ok((select count(*) from segment.opportunity o join segment.opportunity_r
             where r.name = 'ofz_ten' and o.is_control and o.period = '2026-06-01')
           between 1000 - 200 and 1000 + 200,
           'another period: about 10% of the old control group is control again');
+
+------------------------------------------------------------------------
+-- Text keys: member ids come from the key map; the key stored is the text.
+------------------------------------------------------------------------
+create schema oft;
+create table oft.cust (k text primary key, v int);
+insert into oft.cust select 'c-' || i, i from generate_series(1, 50) i;
+select segment.register_subject('oft', 'oft.cust', 'k');
+select segment.create_tag('oft', 'oft_big', 'v > 10');
+select count(*) from segment.refresh('oft', '2026-03-01');
+select segment.create_opportunity_rule('oft', 'oft_r', 'oft_big', 'mining', 'x', assignment => 'pool',
+                                       template => 'Hello {k|upper} ({v})');
+select is((select generated + control from segment.generate('oft_r', '2026-03-01')), 40::bigint,
+          'text keys: every member of the audience gets one');
+select set_eq($$select o.key from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+                where r.name = 'oft_r'$$,
+              $$select k from oft.cust where v > 10$$, 'text keys: the keys are the table''s');
+select is((select o.message from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+            where r.name = 'oft_r' and o.key = 'c-11'), 'Hello C-11 (11)', 'text keys: the message is the customer''s');
 
 ------------------------------------------------------------------------
 -- Templates.
