@@ -122,6 +122,9 @@ CREATE TABLE segment.opportunity (
 -- almost nothing at insert time, where a btree would add ~2 us a row.
 CREATE INDEX ON segment.opportunity USING brin (period);
 CREATE INDEX ON segment.opportunity USING brin (valid_until);
+-- A manager's load for a day (capacity checks; one event's generation looks
+-- up only its customers' managers). Only assigned leads are in it.
+CREATE INDEX ON segment.opportunity (period, manager) WHERE manager IS NOT NULL;
 
 -- Every status change: who, when, from, to. (Creation is not logged: the
 -- opportunity row itself says when and by which rule version.)

@@ -21,9 +21,19 @@ COMMENT ON FUNCTION segment._in_control(int, int8, date, numeric) IS
 
 -- The staff of a subject as a temporary table _seg_staff(manager, org,
 -- capacity, active, load): load is what each manager already has for the day.
-CREATE FUNCTION segment._load_staff(sid int, as_of date) RETURNS boolean
+-- members: only the managers who can take these customers (their owners and
+-- the managers of their org units): an event's generation must not count the
+-- whole day's opportunities of every manager.
+CREATE FUNCTION segment._load_staff(sid int, as_of date, members segment.memberset DEFAULT NULL)
+RETURNS boolean
 LANGUAGE plpgsql AS $$
-DECLARE st segment.staff;
+DECLARE
+    st segment.staff;
+    s segment.subject;
+    keys text[];
+    owners text[];
+    orgs text[];
+    only_these text := '';
 BEGIN
     IF to_regclass('pg_temp._seg_staff') IS NULL THEN
         CREATE TEMP TABLE _seg_staff (manager text PRIMARY KEY, org text, capacity int,
@@ -35,18 +45,36 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    IF members IS NOT NULL THEN
+        SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
+        IF s.key_type NOT IN ('int4'::regtype, 'int8'::regtype) THEN
+            SELECT array_agg(k.key) INTO keys FROM segment.keymap k
+             WHERE k.subject_id = sid AND k.member_id = ANY (segment.to_array(members));
+        END IF;
+        -- compared in the key's own type, so the key's index finds the rows
+        EXECUTE format('SELECT array_agg(DISTINCT %s), array_agg(DISTINCT %s) FROM %s t WHERE t.%I = ANY (%s)',
+                       CASE WHEN s.owner_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.owner_column) END,
+                       CASE WHEN s.org_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.org_column) END,
+                       s.relation, s.key_column,
+                       CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '$1' ELSE '$2' END)
+           INTO owners, orgs USING segment.to_array(members), keys;
+        only_these := format(' AND (m.%I::text = ANY (%L::text[]) OR m.%I::text = ANY (%L::text[]))',
+                             st.manager_column, coalesce(owners, '{}'), st.org_column, coalesce(orgs, '{}'));
+    END IF;
     EXECUTE format('INSERT INTO pg_temp._seg_staff (manager, org, capacity, active)
                     SELECT DISTINCT ON (m.%1$I::text) m.%1$I::text, m.%2$I::text, %3$s, %4$s
-                      FROM %5$s m WHERE m.%1$I IS NOT NULL ORDER BY m.%1$I::text',
+                      FROM %5$s m WHERE m.%1$I IS NOT NULL %6$s ORDER BY m.%1$I::text',
                    st.manager_column, st.org_column,
                    CASE WHEN st.capacity_column IS NULL THEN 'NULL::int'
                         ELSE format('m.%I', st.capacity_column) END,
                    CASE WHEN st.active_column IS NULL THEN 'true'
                         ELSE format('coalesce(m.%I, false)', st.active_column) END,
-                   st.relation);
+                   st.relation, only_these);
+    -- the day's load per manager, from the index on (period, manager)
     UPDATE pg_temp._seg_staff f SET load = x.n
       FROM (SELECT o.manager, count(*) AS n FROM segment.opportunity o
-             WHERE o.subject_id = sid AND o.period = as_of AND o.manager IS NOT NULL
+             WHERE o.period = as_of AND o.manager IS NOT NULL AND o.subject_id = sid
+               AND o.manager = ANY (ARRAY(SELECT g.manager FROM pg_temp._seg_staff g))
              GROUP BY o.manager) x
      WHERE x.manager = f.manager;
     RETURN true;
@@ -142,7 +170,7 @@ BEGIN
     ELSE
         TRUNCATE pg_temp._seg_cand;
     END IF;
-    has_staff := segment._load_staff(sid, as_of);
+    has_staff := segment._load_staff(sid, as_of, members);
     IF members IS NULL THEN
         ANALYZE pg_temp._seg_staff;   -- a few customers (an event) plan fine without
     END IF;
