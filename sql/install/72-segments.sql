@@ -88,6 +88,9 @@ DECLARE
     g record;
 BEGIN
     PERFORM segment._lock_definitions();
+    -- opportunity rules are never dropped with what their audience uses:
+    -- they hold the leads' history (part 81)
+    PERFORM segment._refuse_if_rules_use(kind, n);
     SELECT string_agg(format('"%s"', u.name), ', ' ORDER BY u.name), count(*) INTO users, nusers
       FROM segment._segments_using(n, qualified) u WHERE NOT (kind = 'segment' AND u.name = n);
     IF users IS NULL THEN
@@ -115,6 +118,7 @@ BEGIN
          GROUP BY x.segment_id
          ORDER BY min(d.depth), x.name
     LOOP
+        PERFORM segment._refuse_if_rules_use('segment', g.name);
         RAISE NOTICE 'drop cascades to segment "%"', g.name;
         INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
         SELECT 'segment', x.segment_id, x.name, 'drop', segment._segment_definition(x)

@@ -167,6 +167,7 @@ CREATE TABLE segment.generation (
     skipped_cap      bigint NOT NULL,
     over_capacity    bigint NOT NULL,
     failed           bigint NOT NULL,
+    error            text,            -- the rule failed as a whole and made nothing
     run_by           name NOT NULL DEFAULT current_user
 );
 CREATE INDEX ON segment.generation (rule_id, period);

@@ -446,6 +446,33 @@ END $$;
 COMMENT ON FUNCTION segment.drop_opportunity_rule(name, boolean) IS
     'drops an opportunity rule; with "cascade" also its opportunities';
 
+-- Refuses (2BP01) to drop a tag, segment, scheme or scorecard that an
+-- opportunity rule's audience, priority or entry audience uses.
+CREATE FUNCTION segment._refuse_if_rules_use(kind text, n name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    qualified boolean := kind IN ('scheme', 'scorecard');
+    users text;
+BEGIN
+    SELECT string_agg(DISTINCT format('"%s"', r.name), ', ') INTO users
+      FROM segment.opportunity_rule r
+      LEFT JOIN segment.entry_rule e USING (rule_id)
+     WHERE EXISTS (SELECT 1 FROM segment._audience_names(r.audience) a
+                    WHERE CASE WHEN qualified THEN a.qualifier = n
+                               ELSE a.qualifier IS NULL AND a.name = n END)
+        OR EXISTS (SELECT 1 FROM segment._audience_names(e.audience) a
+                    WHERE CASE WHEN qualified THEN a.qualifier = n
+                               ELSE a.qualifier IS NULL AND a.name = n END)
+        OR (_refuse_if_rules_use.kind = 'scorecard' AND r.priority_scorecard =
+            (SELECT c.scorecard_id FROM segment.scorecard c WHERE c.name = n));
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot drop % "%" because opportunity rules use it', kind, n
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = format('Used by opportunity rule(s) %s (audience, entry audience or priority scorecard).', users),
+                  HINT = 'Change those rules with segment.alter_opportunity_rule() or drop them first; cascade does not drop opportunity rules.';
+    END IF;
+END $$;
+
 -- DDL guard (part 60): refuse changes to columns a goal or template reads.
 CREATE FUNCTION segment._check_opportunity_rules_of(rel oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -23,7 +23,7 @@ create extension if not exists pgtap;
 create extension if not exists segment;
 set local segment.progress_seconds = 0;
 
-select plan(69);
+select plan(74);
 
 ------------------------------------------------------------------------
 -- Fixture 1: assignment. 20 customers, all in the audience, same priority
@@ -397,6 +397,30 @@ select throws_ok($$alter table ofx.cust drop column bal$$, '2BP01', null,
                  'dropping a column a goal reads is refused');
 select throws_ok($$alter table ofx.cust drop column due$$, '2BP01', null,
                  'dropping a column a template reads is refused');
+
+-- a rule that fails as a whole is logged and the others are generated
+select segment.create_tag('ofx', 'ofx_new', 'id > 5');          -- not refreshed yet
+select segment.create_opportunity_rule('ofx', 'fx_broken', 'ofx_new', 'mining', 'p', assignment => 'pool');
+select segment.create_opportunity_rule('ofx', 'fx_fine', 'ofx_even', 'mining', 'p', assignment => 'pool');
+select results_eq(
+    $$select rule_name, generated from segment.generate(null, '2026-04-02')
+       where rule_name in ('fx_broken', 'fx_fine') order by 1$$,
+    $$values ('fx_broken'::name, 0::bigint), ('fx_fine', 10)$$,
+    'a rule whose audience cannot be read makes nothing, the others are generated');
+select ok((select error like '%has not been refreshed%' from segment.generation g
+             join segment.opportunity_rule r using (rule_id) where r.name = 'fx_broken'),
+          'its error is kept in segment.generation');
+
+-- what a rule's audience uses is not dropped, not even by cascade
+select throws_ok($$select segment.drop_tag('ofx_all', "cascade" => true)$$, '2BP01', null,
+                 'a tag an opportunity rule uses is not dropped');
+select segment.create_segment('ofx', 'ofx_seg', 'ofx_even');
+select segment.alter_opportunity_rule('fx_cap', audience => 'ofx_seg');
+select throws_ok($$select segment.drop_tag('ofx_even', "cascade" => true)$$, '2BP01', null,
+                 'nor one whose cascade would drop a segment a rule uses');
+select is((select count(*) from segment.segment where name = 'ofx_seg')
+          + (select count(*) from segment.tag where name = 'ofx_even'), 2::bigint,
+          'after the refused drop the segment and the tag are still there');
 
 select * from finish();
 rollback;
