@@ -94,35 +94,6 @@ live_error_callback(void *arg)
 		errcontext("live maintenance of subject \"%s\"", info->subject);
 }
 
-/* Same order and selection as refresh: active rule tags, by name. */
-static void
-live_load_tags(SubjectRun *sr)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			argtype = INT4OID;
-	Datum		arg = Int32GetDatum(sr->subject_id);
-	uint64		i;
-
-	segment_saved_plan(&plan, "SELECT tag_id, name, rule FROM segment.tag "
-					   "WHERE subject_id = $1 AND active AND rule IS NOT NULL ORDER BY name",
-					   1, &argtype);
-	if (SPI_execute_plan(plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.tag");
-	sr->ntags = SPI_processed;
-	sr->tags = palloc0(sizeof(TagRun) * Max(sr->ntags, 1));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		sr->tags[i].tag_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		sr->tags[i].name = SPI_getvalue(tup, desc, 2);
-		sr->tags[i].rule = SPI_getvalue(tup, desc, 3);
-	}
-	SPI_freetuptable(SPI_tuptable);
-}
-
 /* Index of id in the ascending array ids[0..n), or -1. */
 static int
 find_id(const uint32 *ids, int n, uint32 id)
@@ -807,7 +778,7 @@ build_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
 
 		tmp->subject_id = subject_id;
 		tmp->name = sr->name;
-		live_load_tags(tmp);
+		load_tags(tmp);
 		load_schemes(tmp);
 		load_scorecards(tmp);
 		MemoryContextSwitchTo(cxt);

@@ -243,7 +243,8 @@ load_subject(SubjectRun *sr, const char *name)
 						NameStr(si->key_column), name)));
 }
 
-static void
+/* The subject's active rule tags, by name (refresh and live maintenance). */
+void
 load_tags(SubjectRun *sr)
 {
 	Datum		arg = Int32GetDatum(sr->subject_id);

@@ -68,6 +68,7 @@ extern void refresh_put_row(ReturnSetInfo *rsinfo, const char *subject, const ch
 							int64 members, int64 entered, int64 exited, bool failed);
 
 /* refresh_segmentation.c */
+extern void load_tags(SubjectRun *sr);
 extern void load_schemes(SubjectRun *sr);
 extern void load_scorecards(SubjectRun *sr);
 extern void save_schemes(SubjectRun *sr, DateADT as_of, int64 run_id, Oid mstype,
