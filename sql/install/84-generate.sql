@@ -19,6 +19,13 @@ $$;
 COMMENT ON FUNCTION segment._in_control(int, int8, date, numeric) IS
     'whether a candidate falls in the control group of a rule for a period (deterministic)';
 
+-- A column of the subject's row (alias t) as text in generated SQL, or a
+-- NULL when the subject has no such column (owner, org unit).
+CREATE FUNCTION segment._column_as_text(col name) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN col IS NULL THEN 'NULL::text' ELSE format('t.%I::text', col) END
+$$;
+
 -- The staff of a subject as a temporary table _seg_staff(manager, org,
 -- capacity, active, load): load is what each manager already has for the day.
 -- members: only the managers who can take these customers (their owners and
@@ -53,8 +60,8 @@ BEGIN
         END IF;
         -- compared in the key's own type, so the key's index finds the rows
         EXECUTE format('SELECT array_agg(DISTINCT %s), array_agg(DISTINCT %s) FROM %s t WHERE t.%I = ANY (%s)',
-                       CASE WHEN s.owner_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.owner_column) END,
-                       CASE WHEN s.org_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.org_column) END,
+                       segment._column_as_text(s.owner_column),
+                       segment._column_as_text(s.org_column),
                        s.relation, s.key_column,
                        CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '$1' ELSE '$2' END)
            INTO owners, orgs USING segment.to_array(members), keys;
@@ -165,9 +172,8 @@ BEGIN
     -- every call.
     IF to_regclass('pg_temp._seg_cand') IS NULL THEN
         CREATE TEMP TABLE _seg_cand (
-            opportunity_id int8, rule_id int NOT NULL, member_id int8 NOT NULL, key text, priority numeric,
-            is_control boolean, owner text, org text, message text, error text, sqlstate text,
-            manager text, assignment text, pool_reason text) ON COMMIT DELETE ROWS;
+            opportunity_id int8 NOT NULL, rule_id int NOT NULL, member_id int8 NOT NULL,
+            priority numeric, org text, manager text) ON COMMIT DELETE ROWS;
     ELSE
         TRUNCATE pg_temp._seg_cand;
     END IF;
@@ -275,8 +281,8 @@ BEGIN
                     CASE WHEN r.priority_scorecard IS NULL THEN r.priority::text
                          ELSE format('%s + coalesce(sc.score, 0)', r.priority) END,
                     r.rule_id, r.holdout_pct,
-                    CASE WHEN s.owner_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.owner_column) END,
-                    CASE WHEN s.org_column IS NULL THEN 'NULL::text' ELSE format('t.%I::text', s.org_column) END,
+                    segment._column_as_text(s.owner_column),
+                    segment._column_as_text(s.org_column),
                     coalesce(r.capacity::text, 'NULL'),
                     from_sql,
                     CASE WHEN r.priority_scorecard IS NULL THEN ''
@@ -349,8 +355,8 @@ BEGIN
                         RETURNING o.opportunity_id, o.member_id, o.is_control, o.manager, o.assignment,
                                   o.org_unit, o.priority, o.pool_reason),
                     staged AS (
-                        INSERT INTO pg_temp._seg_cand (opportunity_id, rule_id, member_id, priority, is_control, org)
-                        SELECT direct.opportunity_id, %2$s, direct.member_id, direct.priority, false, direct.org_unit
+                        INSERT INTO pg_temp._seg_cand (opportunity_id, rule_id, member_id, priority, org)
+                        SELECT direct.opportunity_id, %2$s, direct.member_id, direct.priority, direct.org_unit
                           FROM direct
                          WHERE direct.assignment = 'org'
                         RETURNING 1),
@@ -427,7 +433,7 @@ BEGIN
                                           coalesce(r.capacity - coalesce(used.n, 0), units.n),
                                           units.n)::int) AS g(k)
                                     WHERE f.active)
-                    UPDATE pg_temp._seg_cand x SET manager = slots.manager, assignment = 'org'
+                    UPDATE pg_temp._seg_cand x SET manager = slots.manager
                       FROM cand JOIN slots ON slots.org = cand.org AND slots.i = cand.i
                      WHERE x.ctid = cand.tid;
                     PERFORM set_config('enable_mergejoin', merge_join, true);
@@ -444,8 +450,7 @@ BEGIN
                                assignment = CASE WHEN x.manager IS NULL THEN 'pool' ELSE 'org' END,
                                pool_reason = CASE WHEN x.manager IS NULL THEN 'managers at capacity' END
                           FROM pg_temp._seg_cand x
-                         WHERE x.rule_id = r.rule_id AND x.opportunity_id IS NOT NULL
-                           AND o.opportunity_id = x.opportunity_id
+                         WHERE x.rule_id = r.rule_id AND o.opportunity_id = x.opportunity_id
                         RETURNING o.manager)
                     SELECT n_over + count(*) FILTER (WHERE upd.manager IS NULL) INTO n_over FROM upd;
                 END IF;
