@@ -6,12 +6,15 @@
 #   make demo    deps + build + install + test/demo.sh in a throwaway cluster
 #   make bench   deps + build + install + test/bench.sh in a throwaway cluster (ROWS=, TAGS=, ...)
 EXTENSION   = segment
-EXTVERSION  = 0.1.0
+EXTVERSION  = 0.2.0
 MODULE_big  = segment
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA_built  = sql/segment--$(EXTVERSION).sql
-# Upgrade scripts (segment--A--B.sql) are written by hand and installed as they are.
-DATA        = $(wildcard sql/segment--*--*.sql)
+# The current version's install script and the upgrade into it are assembled
+# from parts (sql/install/*.sql, sql/upgrade/0.1.0--0.2.0/*.sql). Released
+# install scripts are checked in and never change: sql/segment--0.1.0.sql.
+UPGRADE_FROM = 0.1.0
+DATA_built  = sql/segment--$(EXTVERSION).sql sql/segment--$(UPGRADE_FROM)--$(EXTVERSION).sql
+DATA        = sql/segment--0.1.0.sql
 SHLIB_LINK  = -lroaring
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers -Wno-cast-function-type
@@ -26,8 +29,12 @@ REGRESS_OPTS = --inputdir=. --load-extension=segment
 all:
 
 # The install script is assembled from one part per concern, in name order.
-sql/segment--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
-	cat $^ > $@
+# (the directories are prerequisites too, so that removing a part rebuilds)
+sql/segment--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql)) sql/install
+	cat $(filter %.sql,$^) > $@
+
+sql/segment--$(UPGRADE_FROM)--$(EXTVERSION).sql: $(sort $(wildcard sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)/*.sql)) sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)
+	cat $(filter %.sql,$^) > $@
 
 # No LLVM bitcode: nothing to gain for this module.
 override with_llvm = no
