@@ -28,7 +28,8 @@ SELECT segment.register_subject('other', 'bank.customer', 'td_maturity');      -
 SELECT segment.register_subject('other', 'bank.customer', 'risk_level');       -- not unique
 SELECT segment.register_subject('bad name', 'bank.customer', 'customer_id');   -- name
 CREATE VIEW bank.v AS SELECT * FROM bank.customer;
-SELECT segment.register_subject('other', 'bank.v', 'customer_id');             -- not a table
+CREATE SEQUENCE bank.seq;
+SELECT segment.register_subject('other', 'bank.seq', 'customer_id');           -- no rows to read
 SELECT name, relation, key_column, key_type FROM segment.subject;
 
 -- tags and every rejection of a rule
@@ -98,6 +99,7 @@ SELECT key FROM segment.manual_tag ORDER BY member_id;
 
 -- the DDL guard: columns used by rules cannot be dropped, renamed or broken
 DROP VIEW bank.v;
+DROP SEQUENCE bank.seq;
 ALTER TABLE bank.customer DROP COLUMN last_login;          -- used by dormant (inactive) and this_month
 ALTER TABLE bank.customer ALTER COLUMN aum TYPE text;      -- breaks aum >= 700000
 ALTER TABLE bank.customer RENAME COLUMN td_maturity TO td; -- used by maturing

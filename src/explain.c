@@ -39,6 +39,7 @@
 #include "audience.h"
 #include "rule.h"
 #include "subject.h"
+#include "subject_source.h"
 
 typedef struct ExplainCtx
 {
@@ -517,21 +518,27 @@ segment_explain(PG_FUNCTION_ARGS)
 	ctx.econtext = CreateStandaloneExprContext();
 	ctx.dpcontext = deparse_context_for(RelationGetRelationName(ctx.rel), si->relid);
 
-	/* the customer's current row */
-	args[1] = PointerGetDatum(cstring_to_text(key));
-	q = psprintf("SELECT ctid FROM ONLY %s WHERE %s = $2::%s",
-				 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(ctx.rel)),
-											RelationGetRelationName(ctx.rel)),
-				 quote_identifier(NameStr(si->key_column)),
-				 format_type_be(si->key_type));
-	if (SPI_execute_with_args(q, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the subject row");
-	if (SPI_processed > 0)
+	/* the customer's current row: from the heap, or through SQL (views, Citus ...) */
+	if (subject_read_mode(ctx.rel) == SUBJECT_READ_SQL)
+		row_found = subject_sql_fetch_row(ctx.rel, NameStr(si->key_column), si->key_type,
+										  key, ctx.slot);
+	else
 	{
-		ItemPointerData tid = *(ItemPointer) DatumGetPointer(
-			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		args[1] = PointerGetDatum(cstring_to_text(key));
+		q = psprintf("SELECT ctid FROM ONLY %s WHERE %s = $2::%s",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(ctx.rel)),
+												RelationGetRelationName(ctx.rel)),
+					 quote_identifier(NameStr(si->key_column)),
+					 format_type_be(si->key_type));
+		if (SPI_execute_with_args(q, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the subject row");
+		if (SPI_processed > 0)
+		{
+			ItemPointerData tid = *(ItemPointer) DatumGetPointer(
+				SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-		row_found = table_tuple_fetch_row_version(ctx.rel, &tid, GetActiveSnapshot(), ctx.slot);
+			row_found = table_tuple_fetch_row_version(ctx.rel, &tid, GetActiveSnapshot(), ctx.slot);
+		}
 	}
 
 	initStringInfo(&buf);

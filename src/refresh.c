@@ -52,6 +52,7 @@
 #include "refresh.h"
 #include "refresh_parallel.h"
 #include "refresh_scan.h"
+#include "subject_source.h"
 #include "rule.h"
 #include "segment.h"
 #include "subject.h"
@@ -315,7 +316,8 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 {
 	MemoryContext old = MemoryContextSwitchTo(scancxt);
 	ScanCore	sc;
-	int			nworkers = parallel_workers_for(rel, sr->keytype);
+	SubjectReadMode mode = subject_read_mode(rel);
+	int			nworkers = mode == SUBJECT_READ_HEAP ? parallel_workers_for(rel, sr->keytype) : 0;
 	int			i;
 
 	memset(&sc, 0, sizeof(sc));
@@ -346,6 +348,12 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 
 	if (nworkers > 0)
 		refresh_parallel_scan(&sc, nworkers, as_of);
+	else if (mode == SUBJECT_READ_SQL)
+	{
+		scan_core_compile(&sc, as_of);
+		subject_sql_scan(&sc);
+		scan_core_finish(&sc);
+	}
 	else
 	{
 		TableScanDesc scan;

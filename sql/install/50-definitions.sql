@@ -49,12 +49,34 @@ BEGIN
     RETURN id;
 END $$;
 
+-- How segment reads a relation's rows (src/subject_source.c decides the same
+-- way): 'table' and 'matview' from their heap; 'partitioned', 'view',
+-- 'foreign' and 'citus' (a Citus table: its coordinator shell holds no rows)
+-- through SQL. NULL for kinds that have no rows to read.
+CREATE FUNCTION segment._relation_kind(relation regclass) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k "char";
+    citus boolean := false;
+BEGIN
+    SELECT c.relkind INTO k FROM pg_catalog.pg_class c WHERE c.oid = relation;
+    IF k IN ('r', 'm', 'p', 'f') AND pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+           INTO citus USING relation;
+    END IF;
+    RETURN CASE WHEN citus THEN 'citus'
+                WHEN k = 'r' THEN 'table' WHEN k = 'm' THEN 'matview' WHEN k = 'p' THEN 'partitioned'
+                WHEN k = 'v' THEN 'view' WHEN k = 'f' THEN 'foreign' END;
+END $$;
+COMMENT ON FUNCTION segment._relation_kind(regclass) IS
+    'how segment reads a relation: table, matview, partitioned, view, foreign, citus; NULL when it cannot';
+
 CREATE FUNCTION segment.register_subject(subject name, relation regclass, key_column name,
                                          org_column name DEFAULT NULL,
                                          owner_column name DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    kind char;
+    kind text;
     ktype regtype;
     col name;
     id int;
@@ -71,11 +93,11 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'A subject''s rules read every row: its table must be readable by you.';
     END IF;
-    SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = relation;
-    IF kind NOT IN ('r', 'm') THEN
-        RAISE EXCEPTION '"%" is not a table', relation
+    kind := segment._relation_kind(relation);
+    IF kind IS NULL THEN
+        RAISE EXCEPTION '"%" is not a table or view', relation
             USING ERRCODE = 'wrong_object_type',
-                  HINT = 'A subject is an ordinary table or materialized view; partitioned tables are not supported yet.';
+                  HINT = 'A subject is a table, partitioned table, view, materialized view or foreign table.';
     END IF;
     SELECT a.atttypid::regtype INTO ktype FROM pg_attribute a
      WHERE a.attrelid = relation AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
@@ -88,14 +110,15 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch',
                   HINT = 'Register the subject on a column of type integer, bigint, text or varchar.';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_index i
+    -- a view or a foreign table has no index: its keys are checked at every refresh
+    IF kind NOT IN ('view', 'foreign') AND NOT EXISTS (SELECT 1 FROM pg_index i
                     WHERE i.indrelid = relation AND i.indisunique AND i.indnkeyatts = 1
                       AND i.indpred IS NULL AND i.indexprs IS NULL
                       AND i.indkey[0] = (SELECT a.attnum FROM pg_attribute a
                                           WHERE a.attrelid = relation AND a.attname = key_column)) THEN
         RAISE EXCEPTION 'key column "%" of "%" is not unique', key_column, relation
             USING ERRCODE = 'invalid_column_reference',
-                  HINT = 'Add a primary key or unique index on the key column.';
+                  HINT = 'Add a primary key or unique index on the key column (a view''s keys are checked at every refresh instead).';
     END IF;
     FOREACH col IN ARRAY ARRAY[org_column, owner_column] LOOP
         IF col IS NOT NULL AND NOT EXISTS (

@@ -203,6 +203,12 @@ BEGIN
             USING ERRCODE = 'wrong_object_type',
                   HINT = 'Events are rows inserted into an ordinary or partitioned table.';
     END IF;
+    IF segment._relation_kind(event_table) = 'citus' THEN
+        RAISE EXCEPTION 'event rules cannot watch the Citus table %', event_table
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'An event rule is a statement trigger with a transition table, which Citus does not run on distributed tables.',
+                  HINT = 'Insert events into a local table on the coordinator, or generate from a refreshed audience with segment.generate().';
+    END IF;
     IF EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = r.rule_id AND e.event_table = attach_event_rule.event_table) THEN
         RAISE EXCEPTION 'opportunity rule "%" is already attached to table %', rule, event_table
             USING ERRCODE = 'duplicate_object',

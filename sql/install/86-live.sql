@@ -207,6 +207,16 @@ BEGIN
                   DETAIL = 'A new text key would need a new member id from segment.keymap, a single point every writer would wait on.',
                   HINT = 'Keep the subject current with segment.refresh().';
     END IF;
+    IF segment._relation_kind(s.relation) IS DISTINCT FROM 'table' THEN
+        RAISE EXCEPTION 'live maintenance needs an ordinary table; the relation of subject "%" is a %',
+                        subject, segment._relation_kind(s.relation)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = CASE segment._relation_kind(s.relation)
+                           WHEN 'citus' THEN 'Live maintenance uses triggers with transition tables, which Citus does not run on distributed tables.'
+                           WHEN 'view' THEN 'A view has no rows of its own to put triggers on.'
+                           ELSE 'Live maintenance uses statement triggers with transition tables on the subject table.' END,
+                  HINT = format('Keep the subject current with segment.refresh(%L), e.g. scheduled after the load.', subject);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM segment.subject_state x WHERE x.subject_id = sid) THEN
         RAISE EXCEPTION 'subject "%" has not been refreshed', subject
             USING ERRCODE = 'object_not_in_prerequisite_state',
