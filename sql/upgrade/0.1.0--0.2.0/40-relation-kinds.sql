@@ -60,8 +60,9 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch',
                   HINT = 'Register the subject on a column of type integer, bigint, text or varchar.';
     END IF;
-    -- a view or a foreign table has no index: its keys are checked at every refresh
-    IF kind NOT IN ('view', 'foreign') AND NOT EXISTS (SELECT 1 FROM pg_index i
+    -- a view or a foreign table has no index, and a Citus table distributed on
+    -- another column cannot have one on the key: their keys are checked at every refresh
+    IF kind NOT IN ('view', 'foreign', 'citus') AND NOT EXISTS (SELECT 1 FROM pg_index i
                     WHERE i.indrelid = relation AND i.indisunique AND i.indnkeyatts = 1
                       AND i.indpred IS NULL AND i.indexprs IS NULL
                       AND i.indkey[0] = (SELECT a.attnum FROM pg_attribute a
