@@ -53,6 +53,7 @@
 #include "refresh_parallel.h"
 #include "refresh_scan.h"
 #include "rule.h"
+#include "rule_owner.h"
 #include "segment.h"
 #include "subject.h"
 
@@ -251,7 +252,7 @@ load_tags(SubjectRun *sr)
 	Oid			argtype = INT4OID;
 	uint64		i;
 
-	if (SPI_execute_with_args("SELECT tag_id, name, rule FROM segment.tag "
+	if (SPI_execute_with_args("SELECT tag_id, name, rule, owner::oid FROM segment.tag "
 							  "WHERE subject_id = $1 AND active AND rule IS NOT NULL ORDER BY name",
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.tag");
@@ -266,6 +267,7 @@ load_tags(SubjectRun *sr)
 		sr->tags[i].tag_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 		sr->tags[i].name = SPI_getvalue(tup, desc, 2);
 		sr->tags[i].rule = SPI_getvalue(tup, desc, 3);
+		sr->tags[i].owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -332,6 +334,7 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	{
 		sc.tags[i].name = sr->tags[i].name;
 		sc.tags[i].rule = sr->tags[i].rule;
+		sc.tags[i].owner = sr->tags[i].owner;
 		sc.tags[i].skip = sr->tags[i].error != NULL;
 	}
 	/* schemes and scorecards: their definitions live in sr, results too */
@@ -708,6 +711,9 @@ segment_refresh(PG_FUNCTION_ARGS)
 	(void) set_config_option("segment.as_of",
 							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/* rules and the functions they call resolve names one way only; the
+	 * level also undoes settings a rule's function might leave behind */
+	rule_pin_search_path();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -82,7 +82,7 @@ load_schemes(SubjectRun *sr)
 	int32		last = -1;
 
 	if (SPI_execute_with_args("SELECT s.scheme_id, s.name, b.name, b.rule, "
-							  "       count(*) OVER (PARTITION BY s.scheme_id) "
+							  "       count(*) OVER (PARTITION BY s.scheme_id), s.owner::oid "
 							  "  FROM segment.scheme s JOIN segment.scheme_bucket b USING (scheme_id) "
 							  " WHERE s.subject_id = $1 AND s.active "
 							  " ORDER BY s.name, b.position",
@@ -107,6 +107,7 @@ load_schemes(SubjectRun *sr)
 			s = &sr->schemes[n];
 			sr->scheme_ids[n] = id;
 			s->name = SPI_getvalue(tup, desc, 2);
+			s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
 			s->nbuckets = 0;
 			s->buckets = palloc0(sizeof(ScanTag) *
 								 DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)));
@@ -130,7 +131,7 @@ load_scorecards(SubjectRun *sr)
 	int32		last = -1;
 
 	if (SPI_execute_with_args("SELECT c.scorecard_id, c.name, c.base::text, i.rule, i.points::text, "
-							  "       count(i.rule) OVER (PARTITION BY c.scorecard_id) "
+							  "       count(i.rule) OVER (PARTITION BY c.scorecard_id), c.owner::oid "
 							  "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
 							  " WHERE c.subject_id = $1 AND c.active "
 							  " ORDER BY c.name, i.position",
@@ -158,6 +159,7 @@ load_scorecards(SubjectRun *sr)
 			c = &sr->scorecards[n];
 			sr->scorecard_ids[n] = id;
 			c->name = SPI_getvalue(tup, desc, 2);
+			c->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
 			c->items = palloc0(sizeof(ScanTag) * Max(nitems, 1));
 			c->points = palloc0(sizeof(ScoreValue) * Max(nitems, 1));
 			c->nitems = 0;
