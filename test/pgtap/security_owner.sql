@@ -138,7 +138,7 @@ create temp table sec_r1 as select * from segment.refresh('sec');
 select ok(not sec.super(), 'serial refresh: the author did not become superuser');
 select ok((select members is null from sec_r1 where tag = 'sec_pwn'), 'serial refresh: the tag calling ALTER ROLE failed');
 select matches((select error from segment.run order by run_id desc limit 1),
-               'tag "sec_pwn": permission denied', 'serial refresh: segment.run says permission denied');
+               'tag "sec_pwn": must be superuser to alter superuser roles', 'serial refresh: segment.run has the error of ALTER ROLE as the author (42501)');
 select is(segment.count('sec', 'sec_who'), 3000::bigint, 'serial refresh: the rule ran as its owner (current_user = sec_mallory)');
 select is(segment.count('sec', 'sec_rich'), (select count(*) from sec.cust where aum >= 150000::numeric), 'other tags are refreshed');
 select is(segment.count('sec', 'sec_canon'), (select count(*) from sec.cust where aum / 2 >= 100000), 'the canonical rule works with the default search_path');
