@@ -252,8 +252,9 @@ load_tags(SubjectRun *sr)
 	Oid			argtype = INT4OID;
 	uint64		i;
 
-	if (SPI_execute_with_args("SELECT tag_id, name, rule, owner::oid FROM segment.tag "
-							  "WHERE subject_id = $1 AND active AND rule IS NOT NULL ORDER BY name",
+	if (SPI_execute_with_args(psprintf("SELECT tag_id, name, rule, %s FROM segment.tag t "
+									   "WHERE subject_id = $1 AND active AND rule IS NOT NULL ORDER BY name",
+									   rule_owner_sql("tag", "t")),
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.tag");
 	sr->ntags = SPI_processed;

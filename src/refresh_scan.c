@@ -26,7 +26,8 @@
 static inline void
 unit_enter(ScanCore *sc, Oid owner)
 {
-	SetUserIdAndSecContext(owner, sc->save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	SetUserIdAndSecContext(OidIsValid(owner) ? owner : sc->save_userid,
+						   sc->save_sec_context | SECURITY_RESTRICTED_OPERATION);
 }
 
 static inline void

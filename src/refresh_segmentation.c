@@ -19,6 +19,7 @@
 #include "memberset.h"
 #include "numeric_scaled.h"
 #include "refresh.h"
+#include "rule_owner.h"
 
 #define SCORE_SCALE INT64CONST(100000000)
 
@@ -81,11 +82,11 @@ load_schemes(SubjectRun *sr)
 	int			n = -1;
 	int32		last = -1;
 
-	if (SPI_execute_with_args("SELECT s.scheme_id, s.name, b.name, b.rule, "
-							  "       count(*) OVER (PARTITION BY s.scheme_id), s.owner::oid "
-							  "  FROM segment.scheme s JOIN segment.scheme_bucket b USING (scheme_id) "
-							  " WHERE s.subject_id = $1 AND s.active "
-							  " ORDER BY s.name, b.position",
+	if (SPI_execute_with_args(psprintf("SELECT s.scheme_id, s.name, b.name, b.rule, "
+									   "       count(*) OVER (PARTITION BY s.scheme_id), %s "
+									   "  FROM segment.scheme s JOIN segment.scheme_bucket b USING (scheme_id) "
+									   " WHERE s.subject_id = $1 AND s.active "
+									   " ORDER BY s.name, b.position", rule_owner_sql("scheme", "s")),
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scheme");
 	sr->nschemes = count_groups();
@@ -130,11 +131,11 @@ load_scorecards(SubjectRun *sr)
 	int			n = -1;
 	int32		last = -1;
 
-	if (SPI_execute_with_args("SELECT c.scorecard_id, c.name, c.base::text, i.rule, i.points::text, "
-							  "       count(i.rule) OVER (PARTITION BY c.scorecard_id), c.owner::oid "
-							  "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
-							  " WHERE c.subject_id = $1 AND c.active "
-							  " ORDER BY c.name, i.position",
+	if (SPI_execute_with_args(psprintf("SELECT c.scorecard_id, c.name, c.base::text, i.rule, i.points::text, "
+									   "       count(i.rule) OVER (PARTITION BY c.scorecard_id), %s "
+									   "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
+									   " WHERE c.subject_id = $1 AND c.active "
+									   " ORDER BY c.name, i.position", rule_owner_sql("scorecard", "c")),
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scorecard");
 	sr->nscorecards = count_groups();

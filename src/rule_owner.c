@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -38,6 +39,17 @@ rule_pin_search_path(void)
 {
 	(void) set_config_option("search_path", RULE_PINNED_SEARCH_PATH,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+const char *
+rule_owner_sql(const char *table, const char *alias)
+{
+	Oid			nsp = get_namespace_oid("segment", false);
+	Oid			relid = get_relname_relid(table, nsp);
+
+	if (OidIsValid(relid) && get_attnum(relid, "owner") != InvalidAttrNumber)
+		return psprintf("%s.owner::oid", alias);
+	return "0::oid";
 }
 
 Bitmapset *
@@ -64,6 +76,8 @@ rule_owner_check(Oid owner, Relation rel, Bitmapset *attnos, const char *what, b
 	Oid			relid = RelationGetRelid(rel);
 	int			attno = -1;
 
+	if (!OidIsValid(owner))
+		return;					/* a 0.1.0 catalog: see rule_owner_sql */
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -44,7 +44,8 @@ static inline void
 rule_owner_enter(Oid owner, RuleOwnerSave *save)
 {
 	GetUserIdAndSecContext(&save->userid, &save->sec_context);
-	SetUserIdAndSecContext(owner, save->sec_context | SECURITY_RESTRICTED_OPERATION);
+	SetUserIdAndSecContext(OidIsValid(owner) ? owner : save->userid,
+						   save->sec_context | SECURITY_RESTRICTED_OPERATION);
 }
 
 static inline void
@@ -61,6 +62,13 @@ rule_owner_leave(const RuleOwnerSave *save)
  */
 extern void rule_owner_check(Oid owner, Relation rel, Bitmapset *attnos,
 							 const char *what, bool definer);
+
+/*
+ * "<alias>.owner::oid", or "0::oid" while the catalog is still 0.1.0's (the
+ * new library is installed, ALTER EXTENSION UPDATE has not run yet): such
+ * rules run as the caller, restricted, until the update records owners.
+ */
+extern const char *rule_owner_sql(const char *table, const char *alias);
 
 /* The user columns an analysed or planned rule reads (varno 1). */
 extern Bitmapset *rule_columns_read(Node *expr);
