@@ -775,12 +775,11 @@ BEGIN
     EXECUTE format('SELECT count(*), segment.memberset_agg(m.id),
                            (array_agg(m.key::text ORDER BY m.key) FILTER (WHERE m.id IS NULL))[1:10]
                       FROM (SELECT %1$s AS id, k.key
-                              FROM (SELECT DISTINCT (ev.rows[i]).%2$I%3$s AS key
-                                      FROM (SELECT array_agg(ROW(e.*)::%4$s) AS rows FROM segment_new_events e
-                                             WHERE e.%2$I IS NOT NULL) ev,
-                                           LATERAL (SELECT segment._rule_matches(''event'', $1, $2, ev.rows) AS ok) m,
-                                           generate_subscripts(ev.rows, 1) AS i
-                                     WHERE m.ok[i]) k %5$s) m',
+                              FROM (SELECT DISTINCT u.key
+                                      FROM (SELECT array_agg(e.%2$I%3$s) AS keys, array_agg(ROW(e.*)::%4$s) AS rows
+                                              FROM segment_new_events e WHERE e.%2$I IS NOT NULL) ev,
+                                           unnest(ev.keys, segment._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
+                                     WHERE u.ok) k %5$s) m',
                    id_expr, a.key_column,
                    CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '::int8' ELSE '::text' END,
                    TG_RELID::regclass, map_join)
