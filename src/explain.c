@@ -29,6 +29,7 @@
 #include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -38,6 +39,7 @@
 
 #include "audience.h"
 #include "rule.h"
+#include "rule_owner.h"
 #include "subject.h"
 #include "subject_source.h"
 
@@ -201,11 +203,17 @@ fold_as_of(Node *node, FoldAsOf *f)
  * the columns it read) for the row in ctx->slot; return the value.
  */
 static RuleValue
-explain_rule(StringInfo buf, ExplainCtx *ctx, const char *rule, const char *what, DateADT as_of)
+explain_rule(StringInfo buf, ExplainCtx *ctx, const char *rule, const char *what, DateADT as_of,
+			 Oid owner)
 {
 	Node	   *analysed = rule_analyze(ctx->rel, rule, what, NULL);
 	FoldAsOf	f;
 	RuleValue	v;
+	RuleOwnerSave save;
+
+	/* as its owner, like a refresh; an error aborts and restores the user */
+	rule_owner_check(owner, ctx->rel, rule_columns_read(analysed), what, false);
+	rule_owner_enter(owner, &save);
 
 	f.funcoid = segment_as_of_funcoid();
 	f.date = makeConst(DATEOID, -1, InvalidOid, sizeof(DateADT),
@@ -217,6 +225,7 @@ explain_rule(StringInfo buf, ExplainCtx *ctx, const char *rule, const char *what
 	append_value(buf, v);
 	appendStringInfoString(buf, ", \"why\": ");
 	explain_node(buf, ctx, analysed);
+	rule_owner_leave(&save);
 	return v;
 }
 
@@ -258,10 +267,11 @@ explain_scheme(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scheme_i
 
 	args[0] = Int32GetDatum(scheme_id);
 	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args("SELECT b.name, b.rule, segment._live_in_bucket(s.members, b.scheme_id, b.name, $2) "
-							  "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
-							  "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
-							  " WHERE b.scheme_id = $1 ORDER BY b.position",
+	if (SPI_execute_with_args(psprintf("SELECT b.name, b.rule, segment._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
+									   "       (SELECT %s FROM segment.scheme c WHERE c.scheme_id = b.scheme_id) "
+									   "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
+									   "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
+									   " WHERE b.scheme_id = $1 ORDER BY b.position", rule_owner_sql("scheme", "c")),
 							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scheme_bucket");
 	tt = SPI_tuptable;
@@ -294,6 +304,7 @@ explain_scheme(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scheme_i
 	for (i = 0; i < n && !placed; i++)
 	{
 		char	   *bucket = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		bool		owner_null;
 
 		if (i > 0)
 			appendStringInfoString(buf, ", ");
@@ -302,7 +313,8 @@ explain_scheme(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scheme_i
 		appendStringInfoString(buf, ", \"rule\": ");
 		append_json_string(buf, SPI_getvalue(tt->vals[i], tt->tupdesc, 2));
 		placed = explain_rule(buf, ctx, SPI_getvalue(tt->vals[i], tt->tupdesc, 2),
-							  psprintf("bucket \"%s\"", bucket), as_of) == RULE_TRUE;
+							  psprintf("bucket \"%s\"", bucket), as_of,
+							  DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &owner_null))) == RULE_TRUE;
 		appendStringInfoString(buf, "}");
 		if (placed)
 		{
@@ -330,12 +342,12 @@ explain_scorecard(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 score
 
 	args[0] = Int32GetDatum(scorecard_id);
 	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args("SELECT c.base::text, "
-							  "       (SELECT s.score::text FROM segment._live_scores(c.scorecard_id, c.subject_id) s "
-							  "         WHERE s.members OPERATOR(segment.@>) $2), "
-							  "       i.rule, i.points::text "
-							  "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
-							  " WHERE c.scorecard_id = $1 ORDER BY i.position",
+	if (SPI_execute_with_args(psprintf("SELECT c.base::text, "
+									   "       (SELECT s.score::text FROM segment._live_scores(c.scorecard_id, c.subject_id) s "
+									   "         WHERE s.members OPERATOR(segment.@>) $2), "
+									   "       i.rule, i.points::text, %s "
+									   "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
+									   " WHERE c.scorecard_id = $1 ORDER BY i.position", rule_owner_sql("scorecard", "c")),
 							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scorecard");
 	tt = SPI_tuptable;
@@ -357,6 +369,7 @@ explain_scorecard(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 score
 	{
 		char	   *rule = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
 		char	   *points = SPI_getvalue(tt->vals[i], tt->tupdesc, 4);
+		bool		owner_null;
 
 		if (rule == NULL)
 			break;
@@ -364,7 +377,8 @@ explain_scorecard(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 score
 			appendStringInfoString(buf, ", ");
 		appendStringInfo(buf, "{\"points\": %s, \"rule\": ", points);
 		append_json_string(buf, rule);
-		if (explain_rule(buf, ctx, rule, psprintf("item %d", (int) i + 1), as_of) == RULE_TRUE)
+		if (explain_rule(buf, ctx, rule, psprintf("item %d", (int) i + 1), as_of,
+						 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &owner_null))) == RULE_TRUE)
 			appendStringInfo(&sum, " + %s::numeric", points);
 		appendStringInfoString(buf, "}");
 	}
@@ -393,16 +407,16 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 	args[0] = Int32GetDatum(subject_id);
 	args[1] = DirectFunctionCall1(namein, CStringGetDatum(tag));
 	args[2] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(
+	if (SPI_execute_with_args(psprintf(
 			"SELECT t.rule, t.active, s.tag_id IS NOT NULL, "
 			"       segment._live_has(s.members, t.subject_id, t.tag_id, $3), s.as_of, "
 			"       (SELECT jsonb_build_object('set_by', m.set_by, 'set_at', m.set_at, 'expires_at', m.expires_at, "
 			"                                  'expired', m.expires_at IS NOT NULL AND m.expires_at <= now()) "
 			"          FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3)::text, "
 			"       EXISTS (SELECT 1 FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3 "
-			"                  AND (m.expires_at IS NULL OR m.expires_at > now())) "
+			"                  AND (m.expires_at IS NULL OR m.expires_at > now())), %s "
 			"  FROM segment.tag t LEFT JOIN segment.tag_state s USING (tag_id) "
-			" WHERE t.subject_id = $1 AND t.name = $2",
+			" WHERE t.subject_id = $1 AND t.name = $2", rule_owner_sql("tag", "t")),
 			3, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.tag");
 	if (SPI_processed == 0)
@@ -441,7 +455,8 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 	appendStringInfoString(buf, ", \"rule\": ");
 	append_json_string(buf, rule);
 	if (row_found)
-		(void) explain_rule(buf, ctx, rule, psprintf("tag \"%s\"", tag), as_of);
+		(void) explain_rule(buf, ctx, rule, psprintf("tag \"%s\"", tag), as_of,
+							DatumGetObjectId(SPI_getbinval(tup, desc, 8, &isnull)));
 	else
 		appendStringInfoString(buf, ", \"value\": null, \"why\": \"no row with this key\"");
 	appendStringInfoString(buf, "}");
@@ -499,12 +514,16 @@ segment_explain(PG_FUNCTION_ARGS)
 	DateADT		as_of = segment_current_as_of();
 	Jsonb	   *result;
 	char	   *q;
+	int			nestlevel;
 
 	/* the customer's member id (-1 when a text key was never seen) */
 	member_id = subject_member_id_text(si, key, &id) ? (int64) id : -1;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* rules resolve and run under the pinned search_path, as in a refresh */
+	nestlevel = NewGUCNestLevel();
+	rule_pin_search_path();
 	args[0] = Int32GetDatum(si->subject_id);
 	args[1] = PointerGetDatum(cstring_to_text(what));
 	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM segment.tag t "
@@ -633,6 +652,7 @@ done:
 		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 		MemoryContextSwitchTo(spicxt);
 	}
+	AtEOXact_GUC(true, nestlevel);
 	SPI_finish();
 	PG_RETURN_JSONB_P(result);
 }

@@ -46,6 +46,7 @@
 #include "refresh.h"
 #include "refresh_scan.h"
 #include "rule.h"
+#include "rule_owner.h"
 #include "segment.h"
 #include "subject.h"
 
@@ -671,10 +672,19 @@ static const char *fingerprint_sql =
 	"  FROM segment.subject s JOIN segment.subject_state st USING (subject_id)"
 	" WHERE s.subject_id = $1";
 
+/* Planning folds immutable functions: as the rule's owner, restricted. */
 static Expr *
-plan_rule(Relation rel, const char *rule, const char *what, DateADT as_of)
+plan_rule(Relation rel, const char *rule, const char *what, DateADT as_of, Oid owner)
 {
-	return rule_plan(rule_analyze(rel, rule, what, NULL), as_of);
+	Node	   *analysed = rule_analyze(rel, rule, what, NULL);
+	RuleOwnerSave save;
+	Expr	   *planned;
+
+	rule_owner_check(owner, rel, rule_columns_read(analysed), what, false);
+	rule_owner_enter(owner, &save);
+	planned = rule_plan(analysed, as_of);
+	rule_owner_leave(&save);
+	return planned;
 }
 
 /* Deep copy of the definitions in tmp into sr, in CurrentMemoryContext. */
@@ -691,6 +701,7 @@ copy_definitions(SubjectRun *sr, SubjectRun *tmp)
 		sr->tags[i].tag_id = tmp->tags[i].tag_id;
 		sr->tags[i].name = pstrdup(tmp->tags[i].name);
 		sr->tags[i].rule = pstrdup(tmp->tags[i].rule);
+		sr->tags[i].owner = tmp->tags[i].owner;
 	}
 	sr->nschemes = tmp->nschemes;
 	sr->schemes = palloc0(sizeof(ScanScheme) * Max(sr->nschemes, 1));
@@ -703,6 +714,7 @@ copy_definitions(SubjectRun *sr, SubjectRun *tmp)
 
 		sr->scheme_ids[i] = tmp->scheme_ids[i];
 		to->name = pstrdup(from->name);
+		to->owner = from->owner;
 		to->nbuckets = from->nbuckets;
 		to->buckets = palloc0(sizeof(ScanTag) * Max(to->nbuckets, 1));
 		for (j = 0; j < to->nbuckets; j++)
@@ -724,6 +736,7 @@ copy_definitions(SubjectRun *sr, SubjectRun *tmp)
 		if (tmp->scorecard_errors[i])
 			sr->scorecard_errors[i] = pstrdup(tmp->scorecard_errors[i]);
 		to->name = pstrdup(from->name);
+		to->owner = from->owner;
 		to->base = from->base;
 		to->nitems = from->nitems;
 		to->items = palloc0(sizeof(ScanTag) * Max(to->nitems, 1));
@@ -788,7 +801,8 @@ build_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
 	d->tag_exprs = palloc0(sizeof(Expr *) * Max(sr->ntags, 1));
 	for (i = 0; i < sr->ntags; i++)
 		d->tag_exprs[i] = plan_rule(rel, sr->tags[i].rule,
-									psprintf("tag \"%s\"", sr->tags[i].name), as_of);
+									psprintf("tag \"%s\"", sr->tags[i].name), as_of,
+									sr->tags[i].owner);
 	d->bucket_exprs = palloc0(sizeof(Expr **) * Max(sr->nschemes, 1));
 	for (i = 0; i < sr->nschemes; i++)
 	{
@@ -798,7 +812,8 @@ build_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
 		for (j = 0; j < s->nbuckets; j++)
 			d->bucket_exprs[i][j] = plan_rule(rel, s->buckets[j].rule,
 											  psprintf("bucket \"%s\" of scheme \"%s\"",
-													   s->buckets[j].name, s->name), as_of);
+													   s->buckets[j].name, s->name), as_of,
+											  s->owner);
 	}
 	d->item_exprs = palloc0(sizeof(Expr **) * Max(sr->nscorecards, 1));
 	for (i = 0; i < sr->nscorecards; i++)
@@ -809,7 +824,7 @@ build_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
 		for (j = 0; j < c->nitems; j++)
 			d->item_exprs[i][j] = plan_rule(rel, c->items[j].rule,
 											psprintf("item %d of scorecard \"%s\"", j + 1, c->name),
-											as_of);
+											as_of, c->owner);
 	}
 	MemoryContextSwitchTo(old);
 	return d;
@@ -857,6 +872,7 @@ statement_run(LiveDefs *d, ScanCore *sc)
 	{
 		sc->tags[i].name = sr->tags[i].name;
 		sc->tags[i].rule = sr->tags[i].rule;
+		sc->tags[i].owner = sr->tags[i].owner;
 		sc->tags[i].planned = copyObject(d->tag_exprs[i]);
 	}
 	sr->schemes = palloc0(sizeof(ScanScheme) * Max(sr->nschemes, 1));
@@ -866,6 +882,7 @@ statement_run(LiveDefs *d, ScanCore *sc)
 		ScanScheme *s = &sr->schemes[i];
 
 		s->name = from->name;
+		s->owner = from->owner;
 		s->nbuckets = from->nbuckets;
 		s->buckets = palloc0(sizeof(ScanTag) * Max(s->nbuckets, 1));
 		for (j = 0; j < s->nbuckets; j++)
@@ -882,6 +899,7 @@ statement_run(LiveDefs *d, ScanCore *sc)
 		ScanScorecard *c = &sr->scorecards[i];
 
 		c->name = from->name;
+		c->owner = from->owner;
 		c->base = from->base;
 		c->points = from->points;
 		c->nitems = from->nitems;
@@ -974,6 +992,7 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	(void) set_config_option("segment.as_of",
 							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	rule_pin_search_path();
 
 	scan_core_compile(&sc, as_of);
 	if (newtable != NULL)

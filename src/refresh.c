@@ -54,6 +54,7 @@
 #include "refresh_scan.h"
 #include "subject_source.h"
 #include "rule.h"
+#include "rule_owner.h"
 #include "segment.h"
 #include "subject.h"
 
@@ -252,8 +253,9 @@ load_tags(SubjectRun *sr)
 	Oid			argtype = INT4OID;
 	uint64		i;
 
-	if (SPI_execute_with_args("SELECT tag_id, name, rule FROM segment.tag "
-							  "WHERE subject_id = $1 AND active AND rule IS NOT NULL ORDER BY name",
+	if (SPI_execute_with_args(psprintf("SELECT tag_id, name, rule, %s FROM segment.tag t "
+									   "WHERE subject_id = $1 AND active AND rule IS NOT NULL ORDER BY name",
+									   rule_owner_sql("tag", "t")),
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.tag");
 	sr->ntags = SPI_processed;
@@ -267,6 +269,7 @@ load_tags(SubjectRun *sr)
 		sr->tags[i].tag_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 		sr->tags[i].name = SPI_getvalue(tup, desc, 2);
 		sr->tags[i].rule = SPI_getvalue(tup, desc, 3);
+		sr->tags[i].owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -334,6 +337,7 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	{
 		sc.tags[i].name = sr->tags[i].name;
 		sc.tags[i].rule = sr->tags[i].rule;
+		sc.tags[i].owner = sr->tags[i].owner;
 		sc.tags[i].skip = sr->tags[i].error != NULL;
 	}
 	/* schemes and scorecards: their definitions live in sr, results too */
@@ -716,6 +720,9 @@ segment_refresh(PG_FUNCTION_ARGS)
 	(void) set_config_option("segment.as_of",
 							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/* rules and the functions they call resolve names one way only; the
+	 * level also undoes settings a rule's function might leave behind */
+	rule_pin_search_path();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

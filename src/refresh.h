@@ -18,6 +18,7 @@ typedef struct TagRun
 	int32		tag_id;
 	char	   *name;
 	char	   *rule;
+	Oid			owner;			/* the role the rule runs as */
 	RoaringOwned *set;			/* the new members, after the scan */
 	char	   *error;			/* set when the rule failed on some row */
 	int64		members;

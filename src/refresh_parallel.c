@@ -46,8 +46,9 @@ typedef struct SharedRefresh
 
 /*
  * The units a worker compiles, as one blob: counts, then per tag (skip,
- * name, rule), per scheme (skip, name, n, then n times name, rule), per
- * scorecard (skip, name, base, n, then n times rule, points). Strings are
+ * owner, name, rule), per scheme (skip, owner, name, n, then n times name,
+ * rule), per scorecard (skip, owner, name, base, n, then n times rule,
+ * points). Workers run each unit as its owner, as the leader does. Strings are
  * NUL-terminated; numbers are copied as bytes.
  */
 static void
@@ -72,6 +73,7 @@ units_blob(ScanCore *sc, Size *size)
 	for (i = 0; i < sc->ntags; i++)
 	{
 		put_val(&b, sc->tags[i].skip);
+		put_val(&b, sc->tags[i].owner);
 		put_str(&b, sc->tags[i].name);
 		put_str(&b, sc->tags[i].rule);
 	}
@@ -80,6 +82,7 @@ units_blob(ScanCore *sc, Size *size)
 		ScanScheme *s = &sc->schemes[i];
 
 		put_val(&b, s->skip);
+		put_val(&b, s->owner);
 		put_str(&b, s->name);
 		put_val(&b, s->nbuckets);
 		for (j = 0; j < s->nbuckets; j++)
@@ -93,6 +96,7 @@ units_blob(ScanCore *sc, Size *size)
 		ScanScorecard *c = &sc->scorecards[i];
 
 		put_val(&b, c->skip);
+		put_val(&b, c->owner);
 		put_str(&b, c->name);
 		put_val(&b, c->base);
 		put_val(&b, c->nitems);
@@ -132,6 +136,7 @@ units_read(ScanCore *sc, const char *p)
 	for (i = 0; i < sc->ntags; i++)
 	{
 		get_val(&p, sc->tags[i].skip);
+		get_val(&p, sc->tags[i].owner);
 		sc->tags[i].name = get_str(&p);
 		sc->tags[i].rule = get_str(&p);
 	}
@@ -140,6 +145,7 @@ units_read(ScanCore *sc, const char *p)
 		ScanScheme *s = &sc->schemes[i];
 
 		get_val(&p, s->skip);
+		get_val(&p, s->owner);
 		s->name = get_str(&p);
 		get_val(&p, s->nbuckets);
 		s->buckets = palloc0(sizeof(ScanTag) * Max(s->nbuckets, 1));
@@ -154,6 +160,7 @@ units_read(ScanCore *sc, const char *p)
 		ScanScorecard *c = &sc->scorecards[i];
 
 		get_val(&p, c->skip);
+		get_val(&p, c->owner);
 		c->name = get_str(&p);
 		get_val(&p, c->base);
 		get_val(&p, c->nitems);

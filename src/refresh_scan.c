@@ -3,6 +3,11 @@
  *     One pass over (a share of) a subject table: every rule of the tags,
  *     schemes and scorecards on every row, a batch at a time, member ids
  *     collected per tag, per bucket and per score.
+ *
+ * Each unit is compiled and evaluated as its owner with
+ * SECURITY_RESTRICTED_OPERATION (rule_owner.h), switched per unit and per
+ * batch; the scan itself, the key map and the sets run as the scanning
+ * role. On error the caller's (sub)transaction abort restores the user id.
  */
 #include "postgres.h"
 
@@ -15,7 +20,21 @@
 #include "utils/timestamp.h"
 
 #include "refresh_scan.h"
+#include "rule_owner.h"
 #include "segment.h"
+
+static inline void
+unit_enter(ScanCore *sc, Oid owner)
+{
+	SetUserIdAndSecContext(OidIsValid(owner) ? owner : sc->save_userid,
+						   sc->save_sec_context | SECURITY_RESTRICTED_OPERATION);
+}
+
+static inline void
+unit_leave(ScanCore *sc)
+{
+	SetUserIdAndSecContext(sc->save_userid, sc->save_sec_context);
+}
 
 static inline void
 flush_ids(RoaringOwned *set, uint32 *buf, int *n)
@@ -27,14 +46,27 @@ flush_ids(RoaringOwned *set, uint32 *buf, int *n)
 	}
 }
 
+/*
+ * Analyse, plan and compile as the owner: planning folds immutable functions
+ * and compiling checks EXECUTE on the functions, both as the owner. The
+ * owner must still exist and may still read the rule's columns.
+ */
 static void
-compile_rule(ScanCore *sc, ScanTag *t, const char *what, DateADT as_of, bool with_set)
+compile_rule(ScanCore *sc, ScanTag *t, const char *what, DateADT as_of, bool with_set,
+			 Oid owner)
 {
 	Expr	   *planned = t->planned;
+	Node	   *analysed = NULL;
 
 	if (planned == NULL)
-		planned = rule_plan(rule_analyze(sc->rel, t->rule, what, NULL), as_of);
+		analysed = rule_analyze(sc->rel, t->rule, what, NULL);
+	rule_owner_check(owner, sc->rel, rule_columns_read(analysed ? analysed : (Node *) planned),
+					 what, false);
+	unit_enter(sc, owner);
+	if (planned == NULL)
+		planned = rule_plan(analysed, as_of);
 	t->prog = rule_compile(sc->rs, planned);
+	unit_leave(sc);
 	if (with_set)
 	{
 		t->set = roaring_owned_create();
@@ -64,6 +96,7 @@ scan_core_compile(ScanCore *sc, DateADT as_of)
 	int			i,
 				j;
 
+	GetUserIdAndSecContext(&sc->save_userid, &sc->save_sec_context);
 	sc->econtext = CreateStandaloneExprContext();
 	sc->rs = rule_scan_create(sc->rel, sc->econtext);
 	for (i = 0; i < sc->ntags; i++)
@@ -71,7 +104,8 @@ scan_core_compile(ScanCore *sc, DateADT as_of)
 		if (sc->tags[i].skip)
 			continue;
 		*sc->current_unit = i;
-		compile_rule(sc, &sc->tags[i], psprintf("tag \"%s\"", sc->tags[i].name), as_of, true);
+		compile_rule(sc, &sc->tags[i], psprintf("tag \"%s\"", sc->tags[i].name), as_of, true,
+					 sc->tags[i].owner);
 	}
 	for (i = 0; i < sc->nschemes; i++)
 	{
@@ -83,7 +117,7 @@ scan_core_compile(ScanCore *sc, DateADT as_of)
 		for (j = 0; j < s->nbuckets; j++)
 			compile_rule(sc, &s->buckets[j],
 						 psprintf("bucket \"%s\" of scheme \"%s\"", s->buckets[j].name, s->name),
-						 as_of, true);
+						 as_of, true, s->owner);
 	}
 	for (i = 0; i < sc->nscorecards; i++)
 	{
@@ -95,7 +129,8 @@ scan_core_compile(ScanCore *sc, DateADT as_of)
 		*sc->current_unit = sc->ntags + sc->nschemes + i;
 		for (j = 0; j < c->nitems; j++)
 			compile_rule(sc, &c->items[j],
-						 psprintf("item %d of scorecard \"%s\"", j + 1, c->name), as_of, false);
+						 psprintf("item %d of scorecard \"%s\"", j + 1, c->name), as_of, false,
+						 c->owner);
 		ctl.keysize = sizeof(ScoreValue);
 		ctl.entrysize = sizeof(ScoreSet);
 		ctl.hcxt = CurrentMemoryContext;
@@ -208,7 +243,9 @@ flush_batch(ScanCore *sc, uint32 *ids)
 		if (t->skip)
 			continue;
 		*sc->current_unit = i;
+		unit_enter(sc, t->owner);
 		rule_eval_batch(t->prog, &m);
+		unit_leave(sc);
 		collect_ids(t, &m, ids, nwords);
 	}
 	for (i = 0; i < sc->nschemes; i++)
@@ -216,14 +253,18 @@ flush_batch(ScanCore *sc, uint32 *ids)
 		if (sc->schemes[i].skip)
 			continue;
 		*sc->current_unit = sc->ntags + i;
+		unit_enter(sc, sc->schemes[i].owner);
 		batch_scheme(sc, &sc->schemes[i], ids, nwords);
+		unit_leave(sc);
 	}
 	for (i = 0; i < sc->nscorecards; i++)
 	{
 		if (sc->scorecards[i].skip)
 			continue;
 		*sc->current_unit = sc->ntags + sc->nschemes + i;
+		unit_enter(sc, sc->scorecards[i].owner);
 		batch_scorecard(sc, &sc->scorecards[i], ids, nrows);
+		unit_leave(sc);
 	}
 	*sc->current_unit = -1;
 	rule_scan_reset_batch(rs);

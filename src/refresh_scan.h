@@ -24,6 +24,7 @@ typedef struct ScanTag
 {
 	const char *name;
 	const char *rule;
+	Oid			owner;			/* tags: the role it runs as (rule_owner.h) */
 	bool		skip;			/* failed earlier in this refresh */
 	Expr	   *planned;		/* the rule analysed and planned already, or NULL */
 	RuleProgram *prog;
@@ -36,6 +37,7 @@ typedef struct ScanTag
 typedef struct ScanScheme
 {
 	const char *name;
+	Oid			owner;			/* every bucket runs as the scheme's owner */
 	bool		skip;
 	int			nbuckets;
 	ScanTag    *buckets;
@@ -60,6 +62,7 @@ typedef struct ScoreSet
 typedef struct ScanScorecard
 {
 	const char *name;
+	Oid			owner;			/* every item runs as the scorecard's owner */
 	bool		skip;
 	ScoreValue	base;
 	int			nitems;
@@ -99,6 +102,9 @@ typedef struct ScanCore
 	 * being compiled or evaluated, -1 otherwise: a rule error fails its unit.
 	 */
 	volatile int *current_unit;
+	/* the scanning role, restored after each unit ran as its owner */
+	Oid			save_userid;
+	int			save_sec_context;
 } ScanCore;
 
 #define SCAN_UNITS(sc) ((sc)->ntags + (sc)->nschemes + (sc)->nscorecards)

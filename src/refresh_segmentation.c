@@ -19,6 +19,7 @@
 #include "memberset.h"
 #include "numeric_scaled.h"
 #include "refresh.h"
+#include "rule_owner.h"
 
 #define SCORE_SCALE INT64CONST(100000000)
 
@@ -81,11 +82,11 @@ load_schemes(SubjectRun *sr)
 	int			n = -1;
 	int32		last = -1;
 
-	if (SPI_execute_with_args("SELECT s.scheme_id, s.name, b.name, b.rule, "
-							  "       count(*) OVER (PARTITION BY s.scheme_id) "
-							  "  FROM segment.scheme s JOIN segment.scheme_bucket b USING (scheme_id) "
-							  " WHERE s.subject_id = $1 AND s.active "
-							  " ORDER BY s.name, b.position",
+	if (SPI_execute_with_args(psprintf("SELECT s.scheme_id, s.name, b.name, b.rule, "
+									   "       count(*) OVER (PARTITION BY s.scheme_id), %s "
+									   "  FROM segment.scheme s JOIN segment.scheme_bucket b USING (scheme_id) "
+									   " WHERE s.subject_id = $1 AND s.active "
+									   " ORDER BY s.name, b.position", rule_owner_sql("scheme", "s")),
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scheme");
 	sr->nschemes = count_groups();
@@ -107,6 +108,7 @@ load_schemes(SubjectRun *sr)
 			s = &sr->schemes[n];
 			sr->scheme_ids[n] = id;
 			s->name = SPI_getvalue(tup, desc, 2);
+			s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
 			s->nbuckets = 0;
 			s->buckets = palloc0(sizeof(ScanTag) *
 								 DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)));
@@ -129,11 +131,11 @@ load_scorecards(SubjectRun *sr)
 	int			n = -1;
 	int32		last = -1;
 
-	if (SPI_execute_with_args("SELECT c.scorecard_id, c.name, c.base::text, i.rule, i.points::text, "
-							  "       count(i.rule) OVER (PARTITION BY c.scorecard_id) "
-							  "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
-							  " WHERE c.subject_id = $1 AND c.active "
-							  " ORDER BY c.name, i.position",
+	if (SPI_execute_with_args(psprintf("SELECT c.scorecard_id, c.name, c.base::text, i.rule, i.points::text, "
+									   "       count(i.rule) OVER (PARTITION BY c.scorecard_id), %s "
+									   "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
+									   " WHERE c.subject_id = $1 AND c.active "
+									   " ORDER BY c.name, i.position", rule_owner_sql("scorecard", "c")),
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scorecard");
 	sr->nscorecards = count_groups();
@@ -158,6 +160,7 @@ load_scorecards(SubjectRun *sr)
 			c = &sr->scorecards[n];
 			sr->scorecard_ids[n] = id;
 			c->name = SPI_getvalue(tup, desc, 2);
+			c->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
 			c->items = palloc0(sizeof(ScanTag) * Max(nitems, 1));
 			c->points = palloc0(sizeof(ScoreValue) * Max(nitems, 1));
 			c->nitems = 0;

@@ -34,6 +34,12 @@ typedef enum RuleValue
  */
 extern Node *rule_analyze(Relation rel, const char *rule, const char *what,
 						  Bitmapset **attnos);
+/*
+ * rule_analyze resolves names under the pinned search_path (stored rules);
+ * this one under the caller's (a rule being defined, as its author wrote it).
+ */
+extern Node *rule_analyze_as_written(Relation rel, const char *rule, const char *what,
+									 Bitmapset **attnos);
 
 /* Rewrite an analysed rule for evaluation as of `as_of`: fold segment.as_of()
  * to that date and constant-fold what is immutable. */

@@ -9,6 +9,15 @@
  * column, another table) is refused here with a SQLSTATE and a position in
  * the rule text. The text stays the source of truth; this runs again at
  * every refresh, so a rule always means what PostgreSQL says it means now.
+ *
+ * Stored rules are analysed only under search_path = pg_catalog, pg_temp
+ * (rule_owner.h), so that objects other roles create in schemas on some
+ * caller's path cannot change what a rule means. At definition time a rule
+ * is analysed under its author's search_path; when that means something
+ * else than under the pinned path, the text stored is the analysed rule
+ * deparsed under the pinned path, every other object schema-qualified
+ * (segment._rule_canonical). Definition also checks that the author may
+ * read every column the rule reads (segment._rule_columns).
  */
 #include "postgres.h"
 
@@ -33,12 +42,21 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/ruleutils.h"
+
 #include "rule.h"
+#include "rule_owner.h"
 
 typedef struct RuleErrorContext
 {
 	const char *rule;
 	const char *what;
+	bool		pinned;
 } RuleErrorContext;
 
 /* Report parser positions against the rule text, not the calling statement. */
@@ -54,6 +72,12 @@ rule_error_callback(void *arg)
 		internalerrposition(pos);
 		internalerrquery(ctx->rule);
 	}
+	/* a 0.1.0 rule may name an object found only on its author's path */
+	if (ctx->pinned &&
+		(geterrcode() == ERRCODE_UNDEFINED_FUNCTION || geterrcode() == ERRCODE_UNDEFINED_OBJECT))
+		errhint("Stored rules are resolved under search_path = " RULE_PINNED_SEARCH_PATH
+				": schema-qualify functions, operators and types outside pg_catalog"
+				" and save the rule again (e.g. with segment.alter_tag).");
 	if (ctx->what)
 		errcontext("rule of %s", ctx->what);
 }
@@ -211,8 +235,9 @@ rule_raw_expression(const char *rule)
 	return target->val;
 }
 
-Node *
-rule_analyze(Relation rel, const char *rule, const char *what, Bitmapset **attnos)
+static Node *
+rule_analyze_internal(Relation rel, const char *rule, const char *what, Bitmapset **attnos,
+					  bool pinned)
 {
 	ErrorContextCallback errcb;
 	RuleErrorContext ctx;
@@ -224,6 +249,7 @@ rule_analyze(Relation rel, const char *rule, const char *what, Bitmapset **attno
 
 	ctx.rule = rule;
 	ctx.what = what;
+	ctx.pinned = pinned;
 	errcb.callback = rule_error_callback;
 	errcb.arg = &ctx;
 	errcb.previous = error_context_stack;
@@ -256,6 +282,25 @@ rule_analyze(Relation rel, const char *rule, const char *what, Bitmapset **attno
 	if (attnos)
 		*attnos = w.attnos;
 	return expr;
+}
+
+Node *
+rule_analyze(Relation rel, const char *rule, const char *what, Bitmapset **attnos)
+{
+	int			nest = NewGUCNestLevel();
+	Node	   *expr;
+
+	/* on error, (sub)transaction abort pops the level */
+	rule_pin_search_path();
+	expr = rule_analyze_internal(rel, rule, what, attnos, true);
+	AtEOXact_GUC(true, nest);
+	return expr;
+}
+
+Node *
+rule_analyze_as_written(Relation rel, const char *rule, const char *what, Bitmapset **attnos)
+{
+	return rule_analyze_internal(rel, rule, what, attnos, false);
 }
 
 /* Replace segment.as_of() by the run's date. */
@@ -348,7 +393,10 @@ find_clock_walker(Node *node, const char **found)
 
 /*
  * segment._rule_columns(relation regclass, rule text, what text) -> name[]
- * Validates a rule against a table and returns the columns it reads.
+ * Validates a rule against a table and returns the columns it reads. With
+ * `what` (definition time) the rule is analysed under the caller's
+ * search_path and the caller must have SELECT on every column it reads
+ * (42501); without (re-checks of stored rules) under the pinned path.
  */
 PG_FUNCTION_INFO_V1(segment_rule_columns);
 Datum
@@ -364,7 +412,14 @@ segment_rule_columns(PG_FUNCTION_ARGS)
 	const char *clock = NULL;
 
 	rel = table_open(relid, AccessShareLock);
-	expr = rule_analyze(rel, rule, what, &attnos);
+	if (what != NULL)
+	{
+		/* definition: as its author wrote it, and only over what they may read */
+		expr = rule_analyze_as_written(rel, rule, what, &attnos);
+		rule_owner_check(GetUserId(), rel, attnos, what, true);
+	}
+	else
+		expr = rule_analyze(rel, rule, what, &attnos);	/* a stored rule */
 	result = attnos_to_name_array(rel, attnos);
 
 	/* at definition time (what given): a rule on the clock cannot be replayed */
@@ -375,4 +430,82 @@ segment_rule_columns(PG_FUNCTION_ARGS)
 				 errhint("Use segment.as_of() for the evaluation date.")));
 	table_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * Analyse rule under the pinned search_path in a subtransaction: NULL if it
+ * does not analyse there (a function found only on the author's path).
+ */
+static Node *
+analyse_pinned_or_null(Relation rel, const char *rule)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Node	   *volatile expr = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		expr = rule_analyze(rel, rule, NULL, NULL);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		expr = NULL;
+	}
+	PG_END_TRY();
+	return expr;
+}
+
+/*
+ * segment._rule_canonical(relation regclass, rule text) -> text
+ * The text to store for a rule its author wrote under their search_path:
+ * the rule itself if it means the same under the pinned search_path, else
+ * the analysed rule deparsed under the pinned path, where everything outside
+ * pg_catalog comes out schema-qualified (mallory.f(aum),
+ * OPERATOR(mallory.>=)), so the stored text means exactly what it meant to
+ * its author on every path.
+ */
+PG_FUNCTION_INFO_V1(segment_rule_canonical);
+Datum
+segment_rule_canonical(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *rule = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Relation	rel;
+	Node	   *written;
+	Node	   *pinned;
+	char	   *canonical = rule;
+
+	rel = table_open(relid, AccessShareLock);
+	written = rule_analyze_as_written(rel, rule, NULL, NULL);
+	pinned = analyse_pinned_or_null(rel, rule);
+	if (pinned == NULL || !equal(written, pinned))
+	{
+		int			nest = NewGUCNestLevel();
+		List	   *dpcontext;
+
+		rule_pin_search_path();
+		dpcontext = deparse_context_for(RelationGetRelationName(rel), relid);
+		canonical = deparse_expression(written, dpcontext, false, false);
+		/* the deparsed text must analyse, pinned, to the author's rule */
+		pinned = rule_analyze(rel, canonical, NULL, NULL);
+		AtEOXact_GUC(true, nest);
+		if (!equal(written, pinned))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("rule cannot be stored in a form independent of search_path"),
+					 errdetail("Rule: %s; deparsed: %s", rule, canonical),
+					 errhint("Schema-qualify the functions, operators and types it uses.")));
+	}
+	table_close(rel, AccessShareLock);
+	PG_RETURN_TEXT_P(cstring_to_text(canonical));
 }

@@ -34,7 +34,8 @@ CREATE TABLE segment.tag (
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  name NOT NULL DEFAULT current_user,
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    updated_by  name NOT NULL DEFAULT current_user
+    updated_by  name NOT NULL DEFAULT current_user,
+    owner       regrole NOT NULL DEFAULT quote_ident(current_user)::regrole   -- the role its rule runs as (docs/dba-guide.md#rule-owners)
 );
 CREATE INDEX ON segment.tag (subject_id);
 

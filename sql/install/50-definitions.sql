@@ -6,10 +6,24 @@ CREATE FUNCTION segment.as_of() RETURNS date
 COMMENT ON FUNCTION segment.as_of() IS
     'Evaluation date of rules: the refresh''s as_of inside a refresh, else the GUC segment.as_of, else current_date';
 
--- Validates a rule against a table; returns the columns it reads.
+-- Validates a rule against a table; returns the columns it reads. With what
+-- (definition time): as written under the caller's search_path, and the
+-- caller must have SELECT on every column it reads (42501).
 CREATE FUNCTION segment._rule_columns(relation regclass, rule text, what text DEFAULT NULL)
     RETURNS name[]
     AS 'MODULE_PATHNAME', 'segment_rule_columns' LANGUAGE C STABLE;
+
+-- The text to store for a rule: itself if it means the same under
+-- search_path = pg_catalog, pg_temp, else deparsed with every object outside
+-- pg_catalog schema-qualified (docs/dba-guide.md#rule-owners).
+CREATE FUNCTION segment._rule_canonical(relation regclass, rule text) RETURNS text
+    AS 'MODULE_PATHNAME', 'segment_rule_canonical' LANGUAGE C STABLE STRICT;
+
+-- Whether a stored goal ('goal') or event condition ('event') of an
+-- opportunity rule is true for each row, evaluated as the rule's owner.
+CREATE FUNCTION segment._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
+    RETURNS boolean[]
+    AS 'MODULE_PATHNAME', 'segment_rule_matches' LANGUAGE C STABLE STRICT;
 
 -- Current types of a table's columns, in the order given (NULL where missing).
 CREATE FUNCTION segment._column_types(relation regclass, cols name[]) RETURNS regtype[]
@@ -178,10 +192,12 @@ BEGIN
     IF rule IS NOT NULL THEN
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
         cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
+        rule := segment._rule_canonical(rel, rule);
     END IF;
     PERFORM segment._check_name_free('tag', tag);   -- one namespace with segments, schemes, scorecards
-    INSERT INTO segment.tag (subject_id, name, rule, category, description, columns, column_types)
-    VALUES (sid, tag, rule, category, description, cols, segment._column_types(rel, cols))
+    INSERT INTO segment.tag (subject_id, name, rule, category, description, columns, column_types, owner)
+    VALUES (sid, tag, rule, category, description, cols, segment._column_types(rel, cols),
+            quote_ident(current_user)::regrole)
     RETURNING tag_id INTO id;
     INSERT INTO segment.tag_history (tag_id, tag, action, new_rule, new_description, new_active)
     VALUES (id, tag, 'create', rule, description, true);
@@ -215,6 +231,7 @@ BEGIN
         END IF;
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = old.subject_id;
         cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
+        rule := segment._rule_canonical(rel, rule);
     END IF;
     IF rule IS NOT DISTINCT FROM NULL AND description IS NULL AND active IS NULL THEN
         RAISE EXCEPTION 'nothing to change for tag "%"', tag
@@ -229,7 +246,9 @@ BEGIN
            column_types = segment._column_types(
                (SELECT s.relation FROM segment.subject s WHERE s.subject_id = old.subject_id), cols),
            version = t.version + 1,
-           updated_at = now(), updated_by = current_user
+           updated_at = now(), updated_by = current_user,
+           -- a new rule runs as whoever wrote it
+           owner = CASE WHEN alter_tag.rule IS NULL THEN t.owner ELSE quote_ident(current_user)::regrole END
      WHERE t.tag_id = old.tag_id;
     INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, new_rule,
                                      old_description, new_description, old_active, new_active)

@@ -13,7 +13,8 @@ CREATE TABLE segment.segment (
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  name NOT NULL DEFAULT current_user,
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    updated_by  name NOT NULL DEFAULT current_user
+    updated_by  name NOT NULL DEFAULT current_user,
+    owner       regrole NOT NULL DEFAULT quote_ident(current_user)::regrole   -- the role that wrote its audience
 );
 CREATE INDEX ON segment.segment (subject_id);
 
@@ -28,7 +29,8 @@ CREATE TABLE segment.scheme (
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  name NOT NULL DEFAULT current_user,
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    updated_by  name NOT NULL DEFAULT current_user
+    updated_by  name NOT NULL DEFAULT current_user,
+    owner       regrole NOT NULL DEFAULT quote_ident(current_user)::regrole   -- the role its bucket rules run as
 );
 CREATE INDEX ON segment.scheme (subject_id);
 
@@ -55,7 +57,8 @@ CREATE TABLE segment.scorecard (
     created_at   timestamptz NOT NULL DEFAULT now(),
     created_by   name NOT NULL DEFAULT current_user,
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    updated_by   name NOT NULL DEFAULT current_user
+    updated_by   name NOT NULL DEFAULT current_user,
+    owner        regrole NOT NULL DEFAULT quote_ident(current_user)::regrole   -- the role its item rules run as
 );
 CREATE INDEX ON segment.scorecard (subject_id);
 

@@ -153,8 +153,8 @@ BEGIN
     END IF;
     PERFORM segment._check_name_free('segment', segment);
     PERFORM segment._audience_check(subject, audience, segment);
-    INSERT INTO segment.segment (subject_id, name, audience, description)
-    VALUES (sid, segment, audience, description)
+    INSERT INTO segment.segment (subject_id, name, audience, description, owner)
+    VALUES (sid, segment, audience, description, quote_ident(current_user)::regrole)
     RETURNING * INTO g;
     INSERT INTO segment.definition_history (kind, object_id, name, action, new_definition)
     VALUES ('segment', g.segment_id, segment, 'create', segment._segment_definition(g));
@@ -186,7 +186,8 @@ BEGIN
        SET audience = coalesce(alter_segment.audience, g.audience),
            description = coalesce(alter_segment.description, g.description),
            version = g.version + 1,
-           updated_at = now(), updated_by = current_user
+           updated_at = now(), updated_by = current_user,
+           owner = CASE WHEN alter_segment.audience IS NULL THEN g.owner ELSE quote_ident(current_user)::regrole END
      WHERE g.segment_id = old.segment_id
     RETURNING * INTO new;
     INSERT INTO segment.definition_history (kind, object_id, name, action,

@@ -108,8 +108,8 @@ BEGIN
         END IF;
         ord := n;
         name := bname;
-        rule := brule;
         columns := segment._rule_columns(rel, brule, format('bucket "%s" of scheme "%s"', bname, scheme));
+        rule := segment._rule_canonical(rel, brule);
         column_types := segment._column_types(rel, columns);
         RETURN NEXT;
     END LOOP;
@@ -159,8 +159,8 @@ BEGIN
     -- validate everything before writing anything (no sequence value is used up)
     defs := ARRAY(SELECT ROW(0, b.ord, b.name, b.rule, b.columns, b.column_types)::segment.scheme_bucket
                     FROM segment._scheme_buckets(rel, scheme, buckets) b);
-    INSERT INTO segment.scheme (subject_id, name, description)
-    VALUES (sid, scheme, description)
+    INSERT INTO segment.scheme (subject_id, name, description, owner)
+    VALUES (sid, scheme, description, quote_ident(current_user)::regrole)
     RETURNING scheme_id INTO id;
     INSERT INTO segment.scheme_bucket (scheme_id, position, name, rule, columns, column_types)
     SELECT id, d.position, d.name, d.rule, d.columns, d.column_types FROM unnest(defs) d;
@@ -196,7 +196,9 @@ BEGIN
        SET description = coalesce(alter_scheme.description, s.description),
            active = coalesce(alter_scheme.active, s.active),
            version = s.version + 1,
-           updated_at = now(), updated_by = current_user
+           updated_at = now(), updated_by = current_user,
+           -- new buckets run as whoever wrote them
+           owner = CASE WHEN alter_scheme.buckets IS NULL THEN s.owner ELSE quote_ident(current_user)::regrole END
      WHERE s.scheme_id = old.scheme_id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition, new_definition)
     VALUES ('scheme', old.scheme_id, scheme, 'alter', old_def, segment._scheme_definition(old.scheme_id));
@@ -243,8 +245,8 @@ BEGIN
         points := segment._parse_number(items[i][c + 1],
                                         format('points "%%s" of item %s', n));
         ord := n;
-        rule := irule;
         columns := segment._rule_columns(rel, irule, format('item %s of scorecard "%s"', n, scorecard));
+        rule := segment._rule_canonical(rel, irule);
         column_types := segment._column_types(rel, columns);
         RETURN NEXT;
     END LOOP;
@@ -372,8 +374,8 @@ BEGIN
                          FROM segment._scorecard_items(rel, scorecard, items) i);
     band_defs := ARRAY(SELECT ROW(0, b.name, b.min_score, b.max_score)::segment.scorecard_band
                          FROM segment._scorecard_bands(scorecard, coalesce(bands, '{}')) b);
-    INSERT INTO segment.scorecard (subject_id, name, base, description)
-    VALUES (sid, scorecard, base, description)
+    INSERT INTO segment.scorecard (subject_id, name, base, description, owner)
+    VALUES (sid, scorecard, base, description, quote_ident(current_user)::regrole)
     RETURNING scorecard_id INTO id;
     INSERT INTO segment.scorecard_item (scorecard_id, position, rule, points, columns, column_types)
     SELECT id, d.position, d.rule, d.points, d.columns, d.column_types FROM unnest(item_defs) d;
@@ -425,7 +427,9 @@ BEGIN
            description = coalesce(alter_scorecard.description, s.description),
            active = coalesce(alter_scorecard.active, s.active),
            version = s.version + 1,
-           updated_at = now(), updated_by = current_user
+           updated_at = now(), updated_by = current_user,
+           -- new items run as whoever wrote them
+           owner = CASE WHEN alter_scorecard.items IS NULL THEN s.owner ELSE quote_ident(current_user)::regrole END
      WHERE s.scorecard_id = old.scorecard_id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition, new_definition)
     VALUES ('scorecard', old.scorecard_id, scorecard, 'alter', old_def,

@@ -56,7 +56,8 @@ CREATE TABLE segment.opportunity_rule (
     created_at         timestamptz NOT NULL DEFAULT now(),
     created_by         name NOT NULL DEFAULT current_user,
     updated_at         timestamptz NOT NULL DEFAULT now(),
-    updated_by         name NOT NULL DEFAULT current_user
+    updated_by         name NOT NULL DEFAULT current_user,
+    owner              regrole NOT NULL DEFAULT quote_ident(current_user)::regrole   -- the role its goal runs as
 );
 CREATE INDEX ON segment.opportunity_rule (subject_id);
 

@@ -305,6 +305,7 @@ BEGIN
     r.goal_columns := '{}';
     IF r.goal IS NOT NULL THEN
         r.goal_columns := segment._rule_columns(s.relation, r.goal, 'goal of ' || what);
+        r.goal := segment._rule_canonical(s.relation, r.goal);
     END IF;
     r.goal_column_types := segment._column_types(s.relation, r.goal_columns);
     r.template := nullif(r.template, '');
@@ -314,6 +315,16 @@ BEGIN
         SELECT x.sql, x.columns INTO t FROM segment._compile_template(s.relation, r.template, what) x;
         r.template_sql := t.sql;
         r.template_columns := t.columns;
+        -- a template shows column values: only columns its author may read
+        SELECT c.col INTO t FROM unnest(r.template_columns) AS c(col)
+         WHERE NOT has_column_privilege(s.relation, c.col, 'SELECT') LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'permission denied for column "%" of table %, read by the template of %',
+                            t.col, s.relation, what
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'A template may show only columns its author may read.',
+                      HINT = format('Grant SELECT on the column (or the table) to role "%s".', current_user);
+        END IF;
     END IF;
     RETURN r;
 END $$;
@@ -346,11 +357,11 @@ BEGIN
     INSERT INTO segment.opportunity_rule
         (subject_id, name, audience, kind, product, channel, priority, priority_scorecard,
          template, template_sql, template_columns, valid_days, cooldown_days, holdout_pct,
-         goal, goal_columns, goal_column_types, assignment, capacity, description)
+         goal, goal_columns, goal_column_types, assignment, capacity, description, owner)
     VALUES (r.subject_id, r.name, r.audience, r.kind, r.product, r.channel, r.priority,
             r.priority_scorecard, r.template, r.template_sql, r.template_columns, r.valid_days,
             r.cooldown_days, r.holdout_pct, r.goal, r.goal_columns, r.goal_column_types,
-            r.assignment, r.capacity, r.description)
+            r.assignment, r.capacity, r.description, quote_ident(current_user)::regrole)
     RETURNING * INTO r;
     INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action, new_definition)
     VALUES (r.rule_id, r.name, r.version, 'create', segment._opportunity_rule_definition(r));
@@ -411,7 +422,10 @@ BEGIN
            goal_columns = r.goal_columns, goal_column_types = r.goal_column_types,
            assignment = r.assignment, capacity = r.capacity, description = r.description,
            active = r.active, version = x.version + 1,
-           updated_at = now(), updated_by = current_user
+           updated_at = now(), updated_by = current_user,
+           -- a new goal or template is run as whoever wrote it
+           owner = CASE WHEN r.goal IS DISTINCT FROM old.goal OR r.template IS DISTINCT FROM old.template
+                        THEN quote_ident(current_user)::regrole ELSE x.owner END
      WHERE x.rule_id = old.rule_id
     RETURNING * INTO r;
     INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action,

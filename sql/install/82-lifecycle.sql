@@ -271,8 +271,8 @@ BEGIN
                 key_expr := format('t.%I::text', r.key_column);
                 opp_key := 'key';
             END IF;
-            -- The goal is evaluated in a scope where only the customer's
-            -- row is visible, so its column names cannot clash with ours.
+            -- The goal runs as its owner (segment._rule_matches) over the
+            -- rows of the due customers, which we read with our own rights.
             BEGIN
                 EXECUTE format($q$
                     WITH due AS (
@@ -280,16 +280,20 @@ BEGIN
                          WHERE o.rule_id = $1 AND o.valid_until < $2 AND o.evaluated_at IS NULL
                          ORDER BY o.opportunity_id
                            FOR UPDATE
-                    ), met AS (
-                        SELECT %2$s AS k, ((%3$s) IS TRUE) AS met
-                          FROM %4$s t
+                    ), due_rows AS (
+                        SELECT array_agg(%2$s) AS keys, array_agg(t) AS rows
+                          FROM %3$s t
                          WHERE %2$s IN (SELECT due.k FROM due)
+                    ), met AS (
+                        SELECT u.k, u.met
+                          FROM due_rows d,
+                               unnest(d.keys, segment._rule_matches('goal', $1, %4$L::regclass, d.rows)) AS u(k, met)
                     )
                     UPDATE segment.opportunity o
                        SET goal_met = coalesce(met.met, false), evaluated_at = now()
                       FROM due LEFT JOIN met ON met.k = due.k
                      WHERE o.opportunity_id = due.opportunity_id$q$,
-                    opp_key, key_expr, r.goal, r.relation)
+                    opp_key, key_expr, r.relation, r.relation::oid)
                 USING r.rule_id, as_of;
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;

@@ -23,6 +23,7 @@ CREATE TABLE segment.event_rule (
     trigger_name name NOT NULL,      -- segment_event_rule_<rule_id>
     created_at   timestamptz NOT NULL DEFAULT now(),
     created_by   name NOT NULL DEFAULT current_user,
+    owner        regrole NOT NULL DEFAULT quote_ident(current_user)::regrole,  -- the role its condition runs as
     PRIMARY KEY (rule_id, event_table)
 );
 CREATE INDEX ON segment.event_rule (event_table);
@@ -123,7 +124,9 @@ BEGIN
     SELECT segment._live_universe(x.universe, x.subject_id) INTO universe
       FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
 
-    -- the distinct customers of the events whose condition holds, as member ids
+    -- the distinct customers of the events whose condition holds, as member ids;
+    -- the condition runs as its owner (segment._rule_matches), over the rows
+    -- with a key, collected here as the event table's row type
     IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN
         id_expr := 'CASE WHEN k.key BETWEEN 0 AND 4294967295 THEN k.key END';
         map_join := '';
@@ -134,12 +137,16 @@ BEGIN
     EXECUTE format('SELECT count(*), segment.memberset_agg(m.id),
                            (array_agg(m.key::text ORDER BY m.key) FILTER (WHERE m.id IS NULL))[1:10]
                       FROM (SELECT %1$s AS id, k.key
-                              FROM (SELECT DISTINCT %6$I.%2$I%3$s AS key FROM segment_new_events AS %6$I
-                                     WHERE (%4$s) IS TRUE AND %6$I.%2$I IS NOT NULL) k %5$s) m',
+                              FROM (SELECT DISTINCT u.key
+                                      FROM (SELECT array_agg(e.%2$I%3$s) AS keys, array_agg(ROW(e.*)::%4$s) AS rows
+                                              FROM segment_new_events e WHERE e.%2$I IS NOT NULL) ev,
+                                           unnest(ev.keys, segment._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
+                                     WHERE u.ok) k %5$s) m',
                    id_expr, a.key_column,
                    CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '::int8' ELSE '::text' END,
-                   a.condition, map_join, TG_TABLE_NAME)
-       INTO n_keys, found_set, unmapped;
+                   TG_RELID::regclass, map_join)
+       INTO n_keys, found_set, unmapped
+      USING rid, TG_RELID::regclass;
     IF n_keys = 0 THEN
         RETURN NULL;
     END IF;
@@ -234,15 +241,16 @@ BEGIN
     END IF;
     cols := segment._rule_columns(event_table, condition,
                                   format('event rule "%s" on %s', rule, event_table));
+    condition := segment._rule_canonical(event_table, condition);
     -- the trigger reads the new rows under the table's own name: a column
     -- may be written "status" or "loan_application.status", not with its schema
     EXECUTE format('SELECT 1 FROM ONLY %s AS %I WHERE (%s) IS TRUE LIMIT 0',
                    event_table, (SELECT c.relname FROM pg_class c WHERE c.oid = event_table), condition);
     trg := format('segment_event_rule_%s', r.rule_id);
     INSERT INTO segment.event_rule (rule_id, event_table, key_column, key_type, condition,
-                                    columns, column_types, trigger_name)
+                                    columns, column_types, trigger_name, owner)
     VALUES (r.rule_id, event_table, key_column, ktype, condition, cols,
-            segment._column_types(event_table, cols), trg);
+            segment._column_types(event_table, cols), trg, quote_ident(current_user)::regrole);
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new_events
                     FOR EACH STATEMENT EXECUTE FUNCTION segment._event_trigger(%L)',
                    trg, event_table, r.rule_id);

@@ -24,6 +24,7 @@ set -u
 
 A="segment_dump_a_$$"
 B="segment_dump_b_$$"
+AUTHOR="segment_dump_author_$$"   # a tag written by another role: its owner survives
 work=$(mktemp -d "${TMPDIR:-/tmp}/segment-dump.XXXXXX")
 n=0
 failed=0
@@ -34,6 +35,7 @@ cleanup() {
     if [ "${SEGMENT_KEEP_DBS:-0}" != 1 ]; then
         dropdb --if-exists "$A" >/dev/null 2>&1
         dropdb --if-exists "$B" >/dev/null 2>&1
+        dropuser --if-exists "$AUTHOR" >/dev/null 2>&1
     else
         echo "# kept databases $A and $B"
     fi
@@ -129,9 +131,10 @@ order by 1"
 # Database A
 
 createdb "$A" || bail "cannot create database $A"
+createuser "$AUTHOR" || bail "cannot create role $AUTHOR"
 
 step "set up database A: subjects, tags, manual tags, history, two refreshes" \
-    $PSQL -d "$A" <<'SQL' || bail "set-up of A failed"
+    $PSQL -v author="$AUTHOR" -d "$A" <<'SQL' || bail "set-up of A failed"
 set client_min_messages = warning;
 create extension segment;
 set segment.progress_seconds = 0;
@@ -207,6 +210,16 @@ select segment.alter_tag('high_value', rule => 'aum >= 400000', description => '
 select segment.alter_tag('retired_rule', active => false);
 select segment.drop_tag('temp_tag');
 
+-- a tag whose owner (the role its rule runs as) is not the installing superuser
+select format('grant usage on schema segment, dw to %I', :'author') \gexec
+select format('grant select on all tables in schema segment to %I', :'author') \gexec
+select format('grant insert, update on segment.tag, segment.tag_history to %I', :'author') \gexec
+select format('grant usage on all sequences in schema segment to %I', :'author') \gexec
+select format('grant select (customer_id, aum) on dw.customer to %I', :'author') \gexec
+select format('set role %I', :'author') \gexec
+select segment.create_tag('customer', 'authored', 'aum > 1000', 'value');
+reset role;
+
 select count(*) from segment.refresh(null, '2026-11-22');
 SQL
 
@@ -238,6 +251,13 @@ same "segment.tag rows identical (rule text, category, description, active, colu
 same "segment.tag_history rows identical" "$work/a.history" "$work/b.history"
 same "segment.manual_tag rows identical" "$work/a.manual" "$work/b.manual"
 ALLOW_EMPTY=1 same "segment.keymap rows identical" "$work/a.keymap" "$work/b.keymap"
+owner=$($PSQL -d "$B" -c "select owner::text from segment.tag where name = 'authored'" 2>&1)
+if [ "$owner" = "$AUTHOR" ]; then
+    pass "the owner of a tag (the role its rule runs as) survives the restore"
+else
+    fail "the owner of a tag (the role its rule runs as) survives the restore"
+    echo "# got: $owner, expected $AUTHOR"
+fi
 
 if query "$B" "$work/b.manual_members" "$MANUAL_SQL"; then
     same "manual tags read the same in B before any refresh" "$work/a.manual_members" "$work/b.manual_members"
