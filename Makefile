@@ -24,6 +24,10 @@ PG_CONFIG  ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_co
 
 REGRESS      = $(basename $(notdir $(sort $(wildcard sql/[0-9]*.sql))))
 REGRESS_OPTS = --inputdir=. --load-extension=segment
+# isolationtester specs (specs/NAME.spec, expected/NAME.out): concurrent
+# sessions; `make installcheck` runs them after the pg_regress files.
+ISOLATION      = $(basename $(notdir $(sort $(wildcard specs/*.spec))))
+ISOLATION_OPTS = --load-extension=segment
 
 # First rule, so that a bare `make` builds everything (PGXS's `all`).
 all:

@@ -18,6 +18,13 @@
  * The rows reach the upsert through segment._live_rows(), a set-returning
  * function that reads the statement's results from backend-local memory
  * while the trigger's INSERT ... SELECT runs.
+ *
+ * Dates: an overlay row is only right for the evaluation date of the state
+ * it is merged over. A refresh that moves the date therefore excludes live
+ * writers from its snapshot to its commit (lock class
+ * SEGMENT_LIVE_LOCK_CLASS, live_refresh_begin), and a writer reads the state
+ * with the latest snapshot once it holds its share of that lock, whatever
+ * its transaction's own snapshot (docs/live.md#dates).
  */
 #include "postgres.h"
 
@@ -37,7 +44,10 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "nodes/nodes.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 #include "live.h"
@@ -369,12 +379,14 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, RoaringOwned *write
  * member with an overlay row is always rewritten; one without is written
  * only when its tags, buckets or scores differ from the last refresh's sets
  * (or it is new); a deleted key only when readers still count it. The
- * queries take a fresh snapshot (read_only false): a writer of the same
- * customer that committed while this statement waited for its row lock is
- * seen.
+ * queries read with snap, the latest snapshot the statement took once it
+ * held its share of the live lock: a writer of the same customer that
+ * committed while this statement waited for its row lock is seen, and so are
+ * the sets of a refresh that committed since the transaction's snapshot
+ * (whose date the rules were evaluated at).
  */
 static RoaringOwned *
-members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone)
+members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, Snapshot snap)
 {
 	static SPIPlanPtr overlay_plan = NULL;
 	static SPIPlanPtr base_plan = NULL;
@@ -407,7 +419,8 @@ members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone)
 					   "SELECT segment.memberset_agg(member_id) FROM segment.live_member "
 					   " WHERE subject_id = $1 AND member_id = ANY ($2)",
 					   2, argtypes);
-	if (SPI_execute_plan(overlay_plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_execute_snapshot(overlay_plan, args, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "could not read segment.live_member");
 	{
 		Datum		m = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -439,7 +452,7 @@ members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone)
 					   " UNION ALL SELECT 3, scorecard_id, NULL, score, members FROM segment.score_state"
 					   " WHERE scorecard_id = ANY ($5)",
 					   5, argtypes);
-	if (SPI_execute_plan(base_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_snapshot(base_plan, args, NULL, snap, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the state of subject \"%s\"", sr->name);
 
 	changed = roaring_owned_create();
@@ -920,6 +933,33 @@ statement_run(LiveDefs *d, ScanCore *sc)
 	return sr;
 }
 
+/* ---------- dates: live writers and a refresh that moves the date ---------- */
+
+static void
+live_locktag(LOCKTAG *tag, int32 subject_id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, SEGMENT_LIVE_LOCK_CLASS, (uint32) subject_id, 2);
+}
+
+/*
+ * A writer's share of the subject's live lock (kept to the end of its
+ * transaction: a refresh moving the date waits for it before taking its
+ * snapshot, so that what the writer did is either seen by that refresh or
+ * evaluated after its commit), then the latest snapshot, registered: it
+ * sees a refresh that committed while we waited, or before we started
+ * under a transaction snapshot that does not. Held locally after the first
+ * statement of the transaction: no shared lock table access then.
+ */
+static Snapshot
+live_writer_snapshot(int32 subject_id)
+{
+	LOCKTAG		tag;
+
+	live_locktag(&tag, subject_id);
+	(void) LockAcquire(&tag, ShareLock, false, false);
+	return RegisterSnapshot(GetLatestSnapshot());
+}
+
 /* Evaluate one statement's transition tables and write the overlay. */
 static void
 live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
@@ -947,16 +987,24 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	Datum		entry[3] = {0, 0, 0};	/* changed, audiences, before sets */
 	RoaringOwned *gone;
 	LiveRows   *lr;
+	Snapshot	snap;
 
+	/*
+	 * Wait for a refresh moving the date to commit, then read the state as
+	 * it is now rather than as of the transaction's snapshot: the rows we
+	 * write are evaluated at that state's date and merged over its sets.
+	 */
+	snap = live_writer_snapshot(subject_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	segment_saved_plan(&plan, fingerprint_sql, 1, &argtype);
-	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_snapshot(plan, &arg, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.subject");
 	if (SPI_processed == 0)
 	{
 		/* not refreshed (or unregistered meanwhile): nothing to overlay */
 		SPI_finish();
+		UnregisterSnapshot(snap);
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(cxt);
 		return;
@@ -969,7 +1017,10 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	entry_rules = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 
+	/* the definitions as of the same snapshot as their fingerprint */
+	PushActiveSnapshot(snap);
 	defs = get_defs(rel, subject_id, name, keycol, as_of, fingerprint);
+	PopActiveSnapshot();
 
 	memset(&sc, 0, sizeof(sc));
 	sr = statement_run(defs, &sc);
@@ -1003,7 +1054,7 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 
 	if (entry_rules)
 		entry_before(subject_id, sc.universe, gone, entry);
-	lr = build_rows(sr, &sc, gone, members_to_write(sr, &sc, gone), as_of);
+	lr = build_rows(sr, &sc, gone, members_to_write(sr, &sc, gone, snap), as_of);
 	AtEOXact_GUC(true, nestlevel);
 	error_context_stack = errcb.previous;
 
@@ -1011,6 +1062,7 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	if (entry_rules)
 		entry_after(subject_id, entry);
 	SPI_finish();
+	UnregisterSnapshot(snap);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 }
@@ -1078,11 +1130,55 @@ segment_live_rows(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * The refresh side of the live lock. Waits first for the writers in progress
+ * without queueing (WaitForLockers, as CREATE INDEX CONCURRENTLY does), so
+ * that writers arriving meanwhile are not held behind the refresh while it
+ * waits for a long transaction; then takes the lock, waiting only for those.
+ * A refresh for the date the state already has takes nothing: overlay rows
+ * written concurrently are evaluated at that same date, and the fold keeps
+ * exactly those it did not see (docs/live.md#dates).
+ */
+bool
+live_refresh_begin(int32 subject_id, DateADT as_of)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(subject_id);
+	Snapshot	snap;
+	LOCKTAG		tag;
+	bool		isnull;
+	bool		moved;
+	int			ret;
+
+	/* the state as committed now: the refresh lock keeps it so */
+	segment_saved_plan(&plan, "SELECT as_of FROM segment.subject_state WHERE subject_id = $1",
+					   1, &argtype);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ret = SPI_execute_snapshot(plan, &arg, NULL, snap, InvalidSnapshot, true, false, 1);
+	UnregisterSnapshot(snap);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.subject_state");
+	/* never refreshed: live maintenance cannot be on, there is no overlay */
+	if (SPI_processed == 0)
+		return false;
+	moved = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != as_of;
+	SPI_freetuptable(SPI_tuptable);
+	if (!moved)
+		return false;
+
+	live_locktag(&tag, subject_id);
+	WaitForLockers(tag, ExclusiveLock, false);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	return true;
+}
+
 void
-live_fold(int32 subject_id)
+live_fold(int32 subject_id, const char *subject, DateADT as_of, bool date_moved)
 {
 	static SPIPlanPtr select_plan = NULL;
 	static SPIPlanPtr delete_plan = NULL;
+	static SPIPlanPtr stale_plan = NULL;
 	Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, XIDARRAYOID};
 	Datum		args[3];
 	bool		isnull;
@@ -1096,20 +1192,86 @@ live_fold(int32 subject_id)
 	if (SPI_execute_plan(select_plan, args, NULL, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read segment.live_member");
 	args[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-		return;
-	args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!isnull)
+	{
+		args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+		/*
+		 * Delete exactly the versions the refresh saw: a row a writer changed
+		 * since has another xmin (a concurrent writer's new version is
+		 * rechecked against this condition after its commit, and kept).
+		 */
+		segment_saved_plan(&delete_plan,
+						   "DELETE FROM segment.live_member l "
+						   " USING unnest($2::int8[], $3::xid[]) AS u(member_id, x) "
+						   " WHERE l.subject_id = $1 AND l.member_id = u.member_id AND l.xmin = u.x",
+						   3, argtypes);
+		if (SPI_execute_plan(delete_plan, args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not fold segment.live_member");
+	}
 
 	/*
-	 * Delete exactly the versions the refresh saw: a row a writer changed
-	 * since has another xmin (a concurrent writer's new version is
-	 * rechecked against this condition after its commit, and kept).
+	 * With the date moved, every writer either committed before our snapshot
+	 * (its rows were just deleted) or waits for our commit. What is left,
+	 * read as committed now, can only come from a transaction snapshot taken
+	 * before such writers committed (REPEATABLE READ): those rows were
+	 * evaluated at the old date over changes this refresh did not see.
 	 */
-	segment_saved_plan(&delete_plan,
-					   "DELETE FROM segment.live_member l "
-					   " USING unnest($2::int8[], $3::xid[]) AS u(member_id, x) "
-					   " WHERE l.subject_id = $1 AND l.member_id = u.member_id AND l.xmin = u.x",
-					   3, argtypes);
-	if (SPI_execute_plan(delete_plan, args, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not fold segment.live_member");
+	if (date_moved)
+	{
+		Oid			types[2] = {INT4OID, DATEOID};
+		Datum		vals[2] = {Int32GetDatum(subject_id), DateADTGetDatum(as_of)};
+		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+		int			ret;
+		int64		stale;
+
+		segment_saved_plan(&stale_plan,
+						   "SELECT count(*) FROM segment.live_member WHERE subject_id = $1 AND as_of <> $2",
+						   2, types);
+		ret = SPI_execute_snapshot(stale_plan, vals, NULL, snap, InvalidSnapshot, true, false, 1);
+		UnregisterSnapshot(snap);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read segment.live_member");
+		stale = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (stale > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize the refresh of subject \"%s\": %lld live changes committed after its snapshot were evaluated at another date",
+							subject, (long long) stale),
+					 errdetail("The transaction's snapshot was taken before live writers committed; the refresh would leave their changes evaluated at the old date."),
+					 errhint("Retry the transaction, or refresh in READ COMMITTED.")));
+	}
+}
+
+/*
+ * segment._live_writer_as_of(subject_id int) -> date: for the key-change
+ * trigger (SQL), what live_writer_snapshot does for the statement trigger:
+ * takes the writer's share of the live lock and returns the date of the
+ * subject's state as committed now; NULL when it was never refreshed.
+ */
+PG_FUNCTION_INFO_V1(segment_live_writer_as_of);
+Datum
+segment_live_writer_as_of(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	int32		subject_id = PG_GETARG_INT32(0);
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(subject_id);
+	Snapshot	snap = live_writer_snapshot(subject_id);
+	Datum		result = (Datum) 0;
+	bool		isnull = true;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	segment_saved_plan(&plan, "SELECT as_of FROM segment.subject_state WHERE subject_id = $1",
+					   1, &argtype);
+	if (SPI_execute_snapshot(plan, &arg, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.subject_state");
+	if (SPI_processed == 1)
+		result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SPI_finish();
+	UnregisterSnapshot(snap);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
 }

@@ -636,10 +636,13 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	int64		run_id;
 	Oid			mstype = memberset_type_oid();
 	int			i;
+	bool		date_moved;
 
 	load_subject(sr, name);
 	check_table_access(sr);
 	lock_subject(sr);
+	/* a new date: no live writer between our snapshot and our commit */
+	date_moved = live_refresh_begin(sr->subject_id, as_of);
 	/* everything from here on sees what committed before we held the lock */
 	PushActiveSnapshot(GetTransactionSnapshot());
 	load_tags(sr);
@@ -674,7 +677,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	save_scorecards(sr, as_of, run_id, mstype);
 	save_universe(sr, as_of, run_id, mstype);
 	/* live changes this refresh has seen are in the new state now */
-	live_fold(sr->subject_id);
+	live_fold(sr->subject_id, sr->name, as_of, date_moved);
 	save_history(sr, as_of, run_id, mstype);
 	finish_run(sr, run_id);
 	PopActiveSnapshot();

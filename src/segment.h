@@ -22,6 +22,14 @@ extern bool segment_as_of_check(char **newval, void **extra, GucSource source);
  */
 #define SEGMENT_LOCK_CLASS 24173
 
+/*
+ * Advisory lock class ordering live writers with a refresh that moves a
+ * subject's evaluation date (live.c): writers hold it shared from their first
+ * live trigger to the end of their transaction, such a refresh exclusively
+ * from before its snapshot to its end. Key: the subject id.
+ */
+#define SEGMENT_LIVE_LOCK_CLASS 24178
+
 /* Member ids of integer-keyed subjects are the keys themselves. */
 #define SEGMENT_MAX_MEMBER_ID ((int64) PG_UINT32_MAX)
 

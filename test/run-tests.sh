@@ -1,6 +1,7 @@
 #!/bin/bash
 # run-tests.sh: run every segment test against one throwaway cluster:
-#   1. pg_regress (`make installcheck`): sql/NNN_*.sql compared with expected/;
+#   1. pg_regress (`make installcheck`): sql/NNN_*.sql compared with expected/,
+#      then the isolationtester specs specs/*.spec (expected/NAME.out);
 #      regression.diffs is printed when a test fails;
 #   2. pgTAP (`pg_prove`): test/pgtap/*.sql in a fresh database (default
 #      segment_tap) where pgtap and segment are created;
@@ -29,14 +30,13 @@ trap 'rm -f "$out"' EXIT
 
 echo "== server: $(psql -XAtqc 'select version()') on port $PGPORT"
 
-# --- 1. pg_regress -----------------------------------------------------------
+# --- 1. pg_regress and isolation specs ------------------------------------------
+# `make installcheck` runs pg_regress (sql/NNN_*.sql) and then pg_isolation_regress
+# (specs/*.spec); each suite is run on its own here, so that a failure in the
+# first does not skip the second and each summary line is counted once.
 shopt -s nullglob
-regress=(sql/[0-9]*.sql)
-if (( ${#regress[@]} > 0 )); then
-  echo "== pg_regress: ${#regress[@]} files in sql/"
-  rm -f regression.diffs regression.out
-  make -s installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$out"
-  rc=${PIPESTATUS[0]}
+count_suite() {   # $1: suite name, $2: its output directory (diffs)
+  local line n f t
   if line=$(grep -Eo 'All [0-9]+ tests passed' "$out"); then
     n=$(grep -Eo '[0-9]+' <<<"$line")
     passed=$((passed + n)); ran=$((ran + n))
@@ -44,14 +44,30 @@ if (( ${#regress[@]} > 0 )); then
     read -r f _ t _ <<<"$line"
     failed=$((failed + f)); passed=$((passed + t - f)); ran=$((ran + t))
   else
-    failed=$((failed + 1)); ran=$((ran + 1))   # pg_regress did not get to run
+    failed=$((failed + 1)); ran=$((ran + 1))   # $1 did not get to run
   fi
-  if (( rc != 0 )) && [[ -f regression.diffs ]]; then
-    echo "== regression.diffs"
-    cat regression.diffs
+  if (( rc != 0 )) && [[ -f $2/regression.diffs ]]; then
+    echo "== $1: regression.diffs"
+    cat "$2/regression.diffs"
   fi
+}
+regress=(sql/[0-9]*.sql)
+if (( ${#regress[@]} > 0 )); then
+  echo "== pg_regress: ${#regress[@]} files in sql/"
+  rm -f regression.diffs regression.out
+  make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  count_suite pg_regress .
 else
   echo "== pg_regress: no sql/NNN_*.sql files"
+fi
+specs=(specs/*.spec)
+if (( ${#specs[@]} > 0 )); then
+  echo "== isolation: ${#specs[@]} files in specs/"
+  rm -rf output_iso
+  make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  count_suite isolation output_iso
 fi
 
 # --- 2. pgTAP ----------------------------------------------------------------

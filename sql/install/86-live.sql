@@ -45,6 +45,18 @@ CREATE FUNCTION segment._live_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'segment_live_trigger' LANGUAGE C SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
+-- A live writer's share of the subject's live lock (class 24178, held to the
+-- end of the transaction; a refresh that moves the date takes it
+-- exclusively), then the date of the subject's state as committed now, not
+-- as of the caller's snapshot: the date an overlay row must be evaluated at.
+-- NULL when the subject was never refreshed. For the key-change trigger; the
+-- statement trigger does the same in C.
+CREATE FUNCTION segment._live_writer_as_of(sid int) RETURNS date
+    AS 'MODULE_PATHNAME', 'segment_live_writer_as_of' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION segment._live_writer_as_of(int) IS
+    'internal: take a live writer''s share of the subject''s live lock; the date of its state as committed now';
+REVOKE EXECUTE ON FUNCTION segment._live_writer_as_of(int) FROM PUBLIC;
+
 -- A key changed by an UPDATE: the old key leaves the table. A row trigger
 -- that fires only when the key column changes, so that the statement
 -- trigger on UPDATE needs no OLD TABLE (capturing the old rows of every
@@ -54,13 +66,16 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     sid int := TG_ARGV[0]::int;
     old_key int8 := (to_jsonb(OLD) ->> TG_ARGV[1])::int8;
+    d date;
 BEGIN
     IF old_key BETWEEN 0 AND 4294967295 THEN
-        INSERT INTO segment.live_member AS l (subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at)
-        SELECT sid, old_key, true, '{}', '{}', '{}', st.as_of, now()
-          FROM segment.subject_state st WHERE st.subject_id = sid
-        ON CONFLICT (subject_id, member_id) DO UPDATE SET deleted = true, tags = '{}', buckets = '{}',
-               scores = '{}', as_of = excluded.as_of, changed_at = excluded.changed_at;
+        d := segment._live_writer_as_of(sid);
+        IF d IS NOT NULL THEN
+            INSERT INTO segment.live_member AS l (subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at)
+            VALUES (sid, old_key, true, '{}', '{}', '{}', d, now())
+            ON CONFLICT (subject_id, member_id) DO UPDATE SET deleted = true, tags = '{}', buckets = '{}',
+                   scores = '{}', as_of = excluded.as_of, changed_at = excluded.changed_at;
+        END IF;
     END IF;
     RETURN NULL;
 END $$;
