@@ -9,7 +9,7 @@ COMMENT ON FUNCTION segment.as_of() IS
 -- Validates a rule against a table; returns the columns it reads.
 CREATE FUNCTION segment._rule_columns(relation regclass, rule text, what text DEFAULT NULL)
     RETURNS name[]
-    AS 'MODULE_PATHNAME', 'segment_rule_columns' LANGUAGE C STABLE;
+    AS 'MODULE_PATHNAME', 'segment_rule_columns_checked' LANGUAGE C STABLE;
 
 -- Current types of a table's columns, in the order given (NULL where missing).
 CREATE FUNCTION segment._column_types(relation regclass, cols name[]) RETURNS regtype[]
