@@ -6,7 +6,9 @@ CREATE FUNCTION segment.as_of() RETURNS date
 COMMENT ON FUNCTION segment.as_of() IS
     'Evaluation date of rules: the refresh''s as_of inside a refresh, else the GUC segment.as_of, else current_date';
 
--- Validates a rule against a table; returns the columns it reads.
+-- Validates a rule against a table; returns the columns it reads. NULL
+-- arguments, OIDs of no relation and relations the caller may not read are
+-- refused before the relation is opened (src/relcheck.c; issue 11, hole 3).
 CREATE FUNCTION segment._rule_columns(relation regclass, rule text, what text DEFAULT NULL)
     RETURNS name[]
     AS 'MODULE_PATHNAME', 'segment_rule_columns_checked' LANGUAGE C STABLE;
