@@ -1068,6 +1068,47 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 }
 
 /*
+ * Refuse to run from a trigger segment did not create (issue 11, hole 2):
+ * the function is SECURITY DEFINER and writes the overlay every reader
+ * merges, so a trigger anyone attaches to a table of theirs (a temp table
+ * with the subject's column names) would forge memberships. The trigger
+ * must be on the subject's table and be one of the triggers enable_live
+ * recorded in segment.live_subject. Names, not OIDs: a restore keeps them.
+ */
+static void
+live_check_trigger(TriggerData *td, int32 subject_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[3] = {INT4OID, OIDOID, NAMEOID};
+	Datum		args[3];
+	NameData	tgname;
+	bool		attached;
+
+	namestrcpy(&tgname, td->tg_trigger->tgname);
+	args[0] = Int32GetDatum(subject_id);
+	args[1] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
+	args[2] = NameGetDatum(&tgname);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	segment_saved_plan(&plan,
+					   "SELECT 1 FROM segment.live_subject l JOIN segment.subject s USING (subject_id)"
+					   " WHERE l.subject_id = $1 AND s.relation = $2 AND $3 = ANY (l.triggers)",
+					   3, argtypes);
+	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.live_subject");
+	attached = SPI_processed == 1;
+	SPI_finish();
+	if (!attached)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("trigger function segment._live_trigger() fired on a relation segment did not attach it to"),
+				 errdetail("Trigger \"%s\" on relation \"%s\" for subject id %d.",
+						   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation),
+						   subject_id),
+				 errhint("Live maintenance installs its triggers with segment.enable_live(subject).")));
+}
+
+/*
  * segment._live_trigger(subject_id text): the statement-level AFTER
  * INSERT / UPDATE / DELETE trigger that enable_live installs.
  */
@@ -1090,6 +1131,7 @@ segment_live_trigger(PG_FUNCTION_ARGS)
 				 errmsg("segment._live_trigger() must be an AFTER ... FOR EACH STATEMENT trigger with one argument"),
 				 errhint("Use segment.enable_live(subject) to install it.")));
 	subject_id = pg_strtoint32(td->tg_trigger->tgargs[0]);
+	live_check_trigger(td, subject_id);
 	if (td->tg_newtable == NULL && td->tg_oldtable == NULL)
 		return PointerGetDatum(NULL);
 	live_statement(td->tg_relation, subject_id, td->tg_oldtable, td->tg_newtable);

@@ -6,12 +6,14 @@ CREATE FUNCTION segment.as_of() RETURNS date
 COMMENT ON FUNCTION segment.as_of() IS
     'Evaluation date of rules: the refresh''s as_of inside a refresh, else the GUC segment.as_of, else current_date';
 
--- Validates a rule against a table; returns the columns it reads. With what
+-- Validates a rule against a table; returns the columns it reads. NULL
+-- arguments, OIDs of no relation and relations the caller may not read are
+-- refused before the relation is opened (src/relcheck.c). With what
 -- (definition time): as written under the caller's search_path, and the
 -- caller must have SELECT on every column it reads (42501).
 CREATE FUNCTION segment._rule_columns(relation regclass, rule text, what text DEFAULT NULL)
     RETURNS name[]
-    AS 'MODULE_PATHNAME', 'segment_rule_columns' LANGUAGE C STABLE;
+    AS 'MODULE_PATHNAME', 'segment_rule_columns_checked' LANGUAGE C STABLE;
 
 -- The text to store for a rule: itself if it means the same under
 -- search_path = pg_catalog, pg_temp, else deparsed with every object outside

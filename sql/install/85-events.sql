@@ -114,10 +114,17 @@ DECLARE
     id_expr text;
     map_join text;
 BEGIN
+    -- only from the trigger attach_event_rule created on the event table
     SELECT * INTO a FROM segment.event_rule x WHERE x.rule_id = rid AND x.event_table = TG_RELID;
+    IF a.rule_id IS NULL OR a.trigger_name <> TG_NAME OR TG_NARGS <> 1 THEN
+        RAISE EXCEPTION 'trigger function segment._event_trigger() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
+                  HINT = 'Event rules install their triggers with segment.attach_event_rule().';
+    END IF;
     SELECT * INTO r FROM segment.opportunity_rule x WHERE x.rule_id = rid;
-    IF a.rule_id IS NULL OR NOT r.active THEN
-        RETURN NULL;        -- detached by hand, or the rule is deactivated
+    IF NOT r.active THEN
+        RETURN NULL;        -- the rule is deactivated
     END IF;
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
     -- with live maintenance's overlay (part 86): customers inserted since the refresh are known
@@ -365,6 +372,12 @@ DECLARE
     w record;
     before segment.memberset;
 BEGIN
+    IF TG_NAME <> 'segment_entry_before' OR TG_RELID NOT IN ('segment.tag_state'::regclass,
+            'segment.bucket_state'::regclass, 'segment.score_state'::regclass, 'segment.subject_state'::regclass) THEN
+        RAISE EXCEPTION 'trigger function segment._entry_before() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM segment.entry_rule) THEN
         RETURN NEW;
     END IF;
@@ -408,6 +421,11 @@ DECLARE
     after segment.memberset;
     sname name;
 BEGIN
+    IF TG_NAME <> 'segment_entry_after' OR TG_RELID <> 'segment.universe_history'::regclass THEN
+        RAISE EXCEPTION 'trigger function segment._entry_after() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
+    END IF;
     IF to_regclass('pg_temp._seg_entry_before') IS NULL THEN
         RETURN NULL;
     END IF;
@@ -454,6 +472,11 @@ CREATE FUNCTION segment._opportunity_rule_drop_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE what text;
 BEGIN
+    IF TG_NAME <> 'segment_event_rule_guard' OR TG_RELID <> 'segment.opportunity_rule'::regclass THEN
+        RAISE EXCEPTION 'trigger function segment._opportunity_rule_drop_guard() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
+    END IF;
     SELECT string_agg(x, ', ') INTO what FROM (
         SELECT format('event table %s', e.event_table) AS x FROM segment.event_rule e WHERE e.rule_id = OLD.rule_id
         UNION ALL

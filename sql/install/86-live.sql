@@ -10,7 +10,11 @@
 CREATE TABLE segment.live_subject (
     subject_id int PRIMARY KEY REFERENCES segment.subject ON DELETE CASCADE,
     enabled_at timestamptz NOT NULL DEFAULT now(),
-    enabled_by name NOT NULL DEFAULT current_user
+    enabled_by name NOT NULL DEFAULT current_user,
+    -- the triggers enable_live created on the subject's table: the trigger
+    -- functions refuse to run from any other trigger (names, not OIDs, so
+    -- that a dump and restore keeps them valid)
+    triggers   name[] NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('segment.live_subject', '');
 
@@ -65,9 +69,19 @@ CREATE FUNCTION segment._live_key_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     sid int := TG_ARGV[0]::int;
-    old_key int8 := (to_jsonb(OLD) ->> TG_ARGV[1])::int8;
+    old_key int8;
     d date;
 BEGIN
+    -- only from the trigger enable_live created on the subject's table
+    IF NOT EXISTS (SELECT 1 FROM segment.live_subject l JOIN segment.subject s USING (subject_id)
+                    WHERE l.subject_id = sid AND s.relation = TG_RELID AND TG_NAME = ANY (l.triggers)
+                      AND s.key_column = TG_ARGV[1] AND TG_NARGS = 2) THEN
+        RAISE EXCEPTION 'trigger function segment._live_key_change() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
+                  HINT = 'Live maintenance installs its triggers with segment.enable_live(subject).';
+    END IF;
+    old_key := (to_jsonb(OLD) ->> TG_ARGV[1])::int8;
     IF old_key BETWEEN 0 AND 4294967295 THEN
         d := segment._live_writer_as_of(sid);
         IF d IS NOT NULL THEN
@@ -247,7 +261,7 @@ BEGIN
                    names[4], s.key_column, s.relation, s.key_column, s.key_column, sid, s.key_column);
     EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS segment_old '
                    'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[3], s.relation, sid);
-    INSERT INTO segment.live_subject (subject_id) VALUES (sid);
+    INSERT INTO segment.live_subject (subject_id, triggers) VALUES (sid, names);
 END $$;
 COMMENT ON FUNCTION segment.enable_live(name) IS
     'keep the subject''s tags, buckets and scores current on every INSERT, UPDATE and DELETE';

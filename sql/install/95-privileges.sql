@@ -1,0 +1,236 @@
+-- segment install script, part 95: privileges (docs/security.md).
+-- Last part on purpose: the internal functions of every part before it lose
+-- PUBLIC's EXECUTE here, and segment.grant_role() is the one place that says
+-- what each kind of user needs. The upgrade does the same as its last step
+-- (sql/upgrade/0.1.0--0.2.0/80-hardening.sql).
+
+-- What each kind of user needs, one row per privilege set on one object (or
+-- '*': every object of that type in schema segment; functions: every
+-- overload of that name). A kind also gets what the kinds in `includes` get.
+CREATE FUNCTION segment._role_grants(kind text)
+RETURNS TABLE (object_type text, object_name name, privileges text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE
+    includes(kind, included) AS (VALUES
+        ('reader', NULL), ('author', 'reader'), ('refresher', 'reader'),
+        ('event_writer', 'reader'), ('worker', 'reader'), ('admin', NULL)),
+    kinds(k) AS (
+        SELECT i.kind FROM includes i WHERE i.kind = _role_grants.kind
+        UNION
+        SELECT i.included FROM kinds JOIN includes i ON i.kind = kinds.k WHERE i.included IS NOT NULL),
+    g(kind, object_type, object_name, privileges) AS (VALUES
+        -- reader: count, members, audience, has_tag, tags, keys, overlap,
+        -- bucket_of, score, top, transitions, explain, render, review views
+        ('reader', 'schema', 'segment', 'USAGE'),
+        ('reader', 'table', '*', 'SELECT'),
+        ('reader', 'function', '_subject_id', 'EXECUTE'),
+        ('reader', 'function', '_member_id', 'EXECUTE'),
+        ('reader', 'function', '_live_tag', 'EXECUTE'),
+        ('reader', 'function', '_live_bucket', 'EXECUTE'),
+        ('reader', 'function', '_live_universe', 'EXECUTE'),
+        ('reader', 'function', '_live_scores', 'EXECUTE'),
+        ('reader', 'function', '_live_has', 'EXECUTE'),
+        ('reader', 'function', '_live_in_bucket', 'EXECUTE'),
+        ('reader', 'function', '_readable_scheme', 'EXECUTE'),
+        ('reader', 'function', '_readable_scorecard', 'EXECUTE'),
+        ('reader', 'function', '_scheme', 'EXECUTE'),
+        ('reader', 'function', '_scorecard', 'EXECUTE'),
+        ('reader', 'function', '_opportunity_rule', 'EXECUTE'),
+        ('reader', 'function', '_normal_cdf', 'EXECUTE'),
+        ('reader', 'function', '_two_proportions', 'EXECUTE'),
+        ('reader', 'function', '_rule_review_rows', 'EXECUTE'),
+        ('reader', 'function', '_nightly_history', 'EXECUTE'),
+        ('reader', 'function', '_column_as_text', 'EXECUTE'),
+        ('reader', 'function', '_key_of', 'EXECUTE'),
+        -- author: create/alter/drop of tags, segments, schemes, scorecards,
+        -- opportunity rules and entry rules; set_tag
+        ('author', 'table', 'tag', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'tag_history', 'INSERT'),
+        ('author', 'table', 'manual_tag', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'keymap', 'INSERT'),
+        ('author', 'table', 'segment', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'scheme', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'scheme_bucket', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'scorecard', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'scorecard_item', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'scorecard_band', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'definition_history', 'INSERT'),
+        ('author', 'table', 'opportunity_rule', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'opportunity_rule_history', 'INSERT'),
+        ('author', 'table', 'entry_rule', 'INSERT, DELETE'),
+        ('author', 'table', 'opportunity', 'DELETE'),     -- drop_opportunity_rule
+        ('author', 'table', 'generation', 'DELETE'),
+        ('author', 'sequence', '*', 'USAGE'),
+        ('author', 'function', '_rule_columns', 'EXECUTE'),
+        ('author', 'function', '_audience_check', 'EXECUTE'),
+        ('author', 'function', '_audience_names', 'EXECUTE'),
+        ('author', 'function', '_check_base', 'EXECUTE'),
+        ('author', 'function', '_check_entries', 'EXECUTE'),
+        ('author', 'function', '_check_name', 'EXECUTE'),
+        ('author', 'function', '_check_name_free', 'EXECUTE'),
+        ('author', 'function', '_check_opportunity_rule', 'EXECUTE'),
+        ('author', 'function', '_check_part_name', 'EXECUTE'),
+        ('author', 'function', '_column_types', 'EXECUTE'),
+        ('author', 'function', '_compile_template', 'EXECUTE'),
+        ('author', 'function', '_drop_segments_using', 'EXECUTE'),
+        ('author', 'function', '_lock_definitions', 'EXECUTE'),
+        ('author', 'function', '_name_kind', 'EXECUTE'),
+        ('author', 'function', '_opportunity_rule_definition', 'EXECUTE'),
+        ('author', 'function', '_parse_number', 'EXECUTE'),
+        ('author', 'function', '_refuse_if_rules_use', 'EXECUTE'),
+        ('author', 'function', '_scheme_buckets', 'EXECUTE'),
+        ('author', 'function', '_scheme_definition', 'EXECUTE'),
+        ('author', 'function', '_scorecard_bands', 'EXECUTE'),
+        ('author', 'function', '_scorecard_definition', 'EXECUTE'),
+        ('author', 'function', '_scorecard_items', 'EXECUTE'),
+        ('author', 'function', '_segment', 'EXECUTE'),
+        ('author', 'function', '_segment_definition', 'EXECUTE'),
+        ('author', 'function', '_segments_using', 'EXECUTE'),
+        ('author', 'function', '_tag', 'EXECUTE'),
+        -- refresher: refresh (with the entry rules it fires), generate,
+        -- expire, evaluate_outcomes, CALL run_all
+        ('refresher', 'table', 'subject_state', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'tag_state', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'bucket_state', 'INSERT, UPDATE, DELETE'),
+        ('refresher', 'table', 'score_state', 'INSERT, UPDATE, DELETE'),
+        ('refresher', 'table', 'bucket_history', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'universe_history', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'size_snapshot', 'INSERT, UPDATE, DELETE'),
+        ('refresher', 'table', 'run', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'keymap', 'INSERT'),
+        ('refresher', 'table', 'live_member', 'DELETE'),
+        ('refresher', 'table', 'opportunity', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'opportunity_log', 'INSERT'),
+        ('refresher', 'table', 'generation', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'generation_failure', 'INSERT'),
+        ('refresher', 'table', 'nightly_run', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'nightly_step', 'INSERT, UPDATE'),
+        ('refresher', 'sequence', '*', 'USAGE'),
+        ('refresher', 'function', '_fire_entries', 'EXECUTE'),
+        ('refresher', 'function', '_generate', 'EXECUTE'),
+        ('refresher', 'function', '_in_control', 'EXECUTE'),
+        ('refresher', 'function', '_is_triggered', 'EXECUTE'),
+        ('refresher', 'function', '_load_staff', 'EXECUTE'),
+        ('refresher', 'function', '_lock_members', 'EXECUTE'),
+        ('refresher', 'function', '_in_transaction_block', 'EXECUTE'),
+        ('refresher', 'function', '_nightly_client', 'EXECUTE'),
+        ('refresher', 'function', '_nightly_step', 'EXECUTE'),
+        -- event_writer: an application role that inserts into event tables
+        -- (the event rule's trigger generates as the inserting role)
+        ('event_writer', 'table', 'opportunity', 'INSERT, UPDATE'),
+        ('event_writer', 'table', 'opportunity_log', 'INSERT'),
+        ('event_writer', 'table', 'generation', 'INSERT, UPDATE'),
+        ('event_writer', 'table', 'generation_failure', 'INSERT'),
+        ('event_writer', 'table', 'event_skip', 'INSERT'),
+        ('event_writer', 'sequence', '*', 'USAGE'),
+        ('event_writer', 'function', '_generate', 'EXECUTE'),
+        ('event_writer', 'function', '_in_control', 'EXECUTE'),
+        ('event_writer', 'function', '_load_staff', 'EXECUTE'),
+        ('event_writer', 'function', '_lock_members', 'EXECUTE'),
+        -- worker: dispatch, start, complete, cancel opportunities
+        ('worker', 'table', 'opportunity', 'UPDATE'),
+        ('worker', 'table', 'opportunity_log', 'INSERT'),
+        ('worker', 'sequence', '*', 'USAGE'),
+        ('worker', 'function', '_lock_for', 'EXECUTE'),
+        ('worker', 'function', '_log_transition', 'EXECUTE'),
+        -- admin: everything, including register_subject, enable_live,
+        -- attach_event_rule (their triggers need EXECUTE on the trigger
+        -- functions) and schedule
+        ('admin', 'schema', 'segment', 'USAGE'),
+        ('admin', 'table', '*', 'SELECT, INSERT, UPDATE, DELETE'),
+        ('admin', 'sequence', '*', 'USAGE, SELECT, UPDATE'),
+        ('admin', 'function', '*', 'EXECUTE'))
+    SELECT DISTINCT g.object_type, g.object_name::name, g.privileges
+      FROM g JOIN kinds ON kinds.k = g.kind
+$$;
+COMMENT ON FUNCTION segment._role_grants(text) IS
+    'internal: the privileges each kind of segment.grant_role needs';
+
+-- The privileges of one kind, expanded to the objects of schema segment
+-- that exist now, as GRANT statements.
+CREATE FUNCTION segment._role_grant_statements(role regrole, kind text)
+RETURNS TABLE (object_type text, object text, privileges text, statement text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH o AS (
+        SELECT 'schema' AS object_type, 'segment'::text AS object, g.privileges
+          FROM segment._role_grants(kind) g WHERE g.object_type = 'schema'
+        UNION ALL
+        SELECT g.object_type, c.oid::regclass::text, g.privileges
+          FROM segment._role_grants(kind) g
+          JOIN pg_class c ON c.relnamespace = 'segment'::regnamespace
+               AND (g.object_name = '*' OR c.relname = g.object_name)
+               AND ((g.object_type = 'table' AND c.relkind IN ('r', 'p', 'v', 'm'))
+                 OR (g.object_type = 'sequence' AND c.relkind = 'S'))
+        UNION ALL
+        SELECT g.object_type, p.oid::regprocedure::text, g.privileges
+          FROM segment._role_grants(kind) g
+          JOIN pg_proc p ON p.pronamespace = 'segment'::regnamespace
+               AND (g.object_name = '*' OR p.proname = g.object_name)
+         WHERE g.object_type = 'function')
+    SELECT o.object_type, o.object, o.privileges,
+           format('GRANT %s ON %s %s TO %s', o.privileges,
+                  CASE o.object_type WHEN 'function' THEN 'ROUTINE' WHEN 'table' THEN 'TABLE'
+                                     ELSE upper(o.object_type) END,
+                  o.object, role)
+      FROM o ORDER BY array_position(ARRAY['schema', 'table', 'sequence', 'function'], o.object_type), 2
+$$;
+
+-- The one way to give a role what a kind of segment user needs.
+CREATE FUNCTION segment.grant_role(role regrole, kind text)
+RETURNS SETOF text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g record;
+    priv text;
+    ok boolean;
+BEGIN
+    IF role IS NULL OR kind IS NULL THEN
+        RAISE EXCEPTION 'role and kind must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM segment._role_grants(kind)) THEN
+        RAISE EXCEPTION 'unknown kind of segment role "%"', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Kinds: reader, author, refresher, event_writer, worker, admin (docs/security.md).';
+    END IF;
+    -- GRANT without the grant option only warns: refuse before granting anything
+    FOR g IN SELECT * FROM segment._role_grant_statements(role, kind) LOOP
+        FOREACH priv IN ARRAY string_to_array(replace(g.privileges, ' ', ''), ',') LOOP
+            ok := CASE g.object_type
+                WHEN 'schema' THEN pg_catalog.has_schema_privilege(g.object, priv || ' WITH GRANT OPTION')
+                WHEN 'table' THEN pg_catalog.has_table_privilege(g.object, priv || ' WITH GRANT OPTION')
+                WHEN 'sequence' THEN pg_catalog.has_sequence_privilege(g.object, priv || ' WITH GRANT OPTION')
+                ELSE pg_catalog.has_function_privilege(g.object, priv || ' WITH GRANT OPTION') END;
+            IF NOT ok THEN
+                RAISE EXCEPTION 'permission denied to grant segment role kind "%"', kind
+                    USING ERRCODE = 'insufficient_privilege',
+                          DETAIL = format('%s lacks %s WITH GRANT OPTION on %s %s.',
+                                          current_user, priv, g.object_type, g.object),
+                          HINT = 'Run segment.grant_role as the owner of extension segment.';
+            END IF;
+        END LOOP;
+    END LOOP;
+    FOR g IN SELECT * FROM segment._role_grant_statements(role, kind) LOOP
+        EXECUTE g.statement;
+        RETURN NEXT g.statement;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION segment.grant_role(regrole, text) IS
+    'grants a role what a kind of segment user needs (reader, author, refresher, event_writer, worker, admin); returns the GRANT statements';
+
+-- Internal functions are not for PUBLIC: every function of the schema whose
+-- name starts with "_" (the API's SECURITY INVOKER functions call them with
+-- the caller's EXECUTE, which segment.grant_role gives). Trigger functions
+-- are internal too, so that nobody can attach them to a table of theirs.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'segment'::regnamespace
+                AND (p.proname LIKE '\_%' OR p.prorettype IN ('trigger'::regtype, 'event_trigger'::regtype))
+              ORDER BY p.oid
+    LOOP
+        EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', f);
+    END LOOP;
+END $$;

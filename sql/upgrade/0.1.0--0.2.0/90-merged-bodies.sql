@@ -1,0 +1,304 @@
+-- 0.2.0: the final bodies of functions that several changes of 0.2.0 touched
+-- (relation kinds, rule owners, live dates, hardening), as in sql/install.
+
+CREATE OR REPLACE FUNCTION segment._live_key_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sid int := TG_ARGV[0]::int;
+    old_key int8;
+    d date;
+BEGIN
+    -- only from the trigger enable_live created on the subject's table
+    IF NOT EXISTS (SELECT 1 FROM segment.live_subject l JOIN segment.subject s USING (subject_id)
+                    WHERE l.subject_id = sid AND s.relation = TG_RELID AND TG_NAME = ANY (l.triggers)
+                      AND s.key_column = TG_ARGV[1] AND TG_NARGS = 2) THEN
+        RAISE EXCEPTION 'trigger function segment._live_key_change() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
+                  HINT = 'Live maintenance installs its triggers with segment.enable_live(subject).';
+    END IF;
+    old_key := (to_jsonb(OLD) ->> TG_ARGV[1])::int8;
+    IF old_key BETWEEN 0 AND 4294967295 THEN
+        d := segment._live_writer_as_of(sid);
+        IF d IS NOT NULL THEN
+            INSERT INTO segment.live_member AS l (subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at)
+            VALUES (sid, old_key, true, '{}', '{}', '{}', d, now())
+            ON CONFLICT (subject_id, member_id) DO UPDATE SET deleted = true, tags = '{}', buckets = '{}',
+                   scores = '{}', as_of = excluded.as_of, changed_at = excluded.changed_at;
+        END IF;
+    END IF;
+    RETURN NULL;
+END $$;
+
+
+CREATE OR REPLACE FUNCTION segment.enable_live(subject name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    sid int := segment._subject_id(subject);
+    s segment.subject;
+    names name[] := segment._live_trigger_names(sid);
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
+    -- one enable/disable/refresh of a subject at a time
+    PERFORM pg_advisory_xact_lock(24173, sid);
+    IF EXISTS (SELECT 1 FROM segment.live_subject l WHERE l.subject_id = sid) THEN
+        RAISE EXCEPTION 'live maintenance of subject "%" is already enabled', subject
+            USING ERRCODE = 'duplicate_object',
+                  HINT = format('Turn it off with segment.disable_live(%L).', subject);
+    END IF;
+    IF s.key_type NOT IN ('int4'::regtype, 'int8'::regtype) THEN
+        RAISE EXCEPTION 'live maintenance supports integer-keyed subjects only; subject "%" is keyed by %',
+                        subject, s.key_type
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'A new text key would need a new member id from segment.keymap, a single point every writer would wait on.',
+                  HINT = 'Keep the subject current with segment.refresh().';
+    END IF;
+    IF segment._relation_kind(s.relation) IS DISTINCT FROM 'table' THEN
+        RAISE EXCEPTION 'live maintenance needs an ordinary table; the relation of subject "%" is a %',
+                        subject, segment._relation_kind(s.relation)
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = CASE segment._relation_kind(s.relation)
+                           WHEN 'citus' THEN 'Live maintenance uses triggers with transition tables, which Citus does not run on distributed tables.'
+                           WHEN 'view' THEN 'A view has no rows of its own to put triggers on.'
+                           ELSE 'Live maintenance uses statement triggers with transition tables on the subject table.' END,
+                  HINT = format('Keep the subject current with segment.refresh(%L), e.g. scheduled after the load.', subject);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM segment.subject_state x WHERE x.subject_id = sid) THEN
+        RAISE EXCEPTION 'subject "%" has not been refreshed', subject
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Live changes are evaluated as of the date of the last refresh and merged over its sets.',
+                  HINT = format('Run segment.refresh(%L) first.', subject);
+    END IF;
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[1], s.relation, sid);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING NEW TABLE AS segment_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[2], s.relation, sid);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE OF %I ON %s FOR EACH ROW '
+                   'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION segment._live_key_change(%L, %L)',
+                   names[4], s.key_column, s.relation, s.key_column, s.key_column, sid, s.key_column);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS segment_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[3], s.relation, sid);
+    INSERT INTO segment.live_subject (subject_id, triggers) VALUES (sid, names);
+END $$;
+
+CREATE OR REPLACE FUNCTION segment._event_trigger() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    rid int := TG_ARGV[0]::int;
+    a segment.event_rule;
+    r segment.opportunity_rule;
+    s segment.subject;
+    universe segment.memberset;
+    found_set segment.memberset;
+    members segment.memberset;
+    n_keys int8;
+    unmapped text[];
+    n_unknown int8;
+    id_expr text;
+    map_join text;
+BEGIN
+    -- only from the trigger attach_event_rule created on the event table
+    SELECT * INTO a FROM segment.event_rule x WHERE x.rule_id = rid AND x.event_table = TG_RELID;
+    IF a.rule_id IS NULL OR a.trigger_name <> TG_NAME OR TG_NARGS <> 1 THEN
+        RAISE EXCEPTION 'trigger function segment._event_trigger() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
+                  HINT = 'Event rules install their triggers with segment.attach_event_rule().';
+    END IF;
+    SELECT * INTO r FROM segment.opportunity_rule x WHERE x.rule_id = rid;
+    IF NOT r.active THEN
+        RETURN NULL;        -- the rule is deactivated
+    END IF;
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
+    -- with live maintenance's overlay (part 86): customers inserted since the refresh are known
+    SELECT segment._live_universe(x.universe, x.subject_id) INTO universe
+      FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
+
+    -- the distinct customers of the events whose condition holds, as member ids;
+    -- the condition runs as its owner (segment._rule_matches), over the rows
+    -- with a key, collected here as the event table's row type
+    IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN
+        id_expr := 'CASE WHEN k.key BETWEEN 0 AND 4294967295 THEN k.key END';
+        map_join := '';
+    ELSE
+        id_expr := 'km.member_id';
+        map_join := format('LEFT JOIN segment.keymap km ON km.subject_id = %s AND km.key = k.key', s.subject_id);
+    END IF;
+    EXECUTE format('SELECT count(*), segment.memberset_agg(m.id),
+                           (array_agg(m.key::text ORDER BY m.key) FILTER (WHERE m.id IS NULL))[1:10]
+                      FROM (SELECT %1$s AS id, k.key
+                              FROM (SELECT DISTINCT u.key
+                                      FROM (SELECT array_agg(e.%2$I%3$s) AS keys, array_agg(ROW(e.*)::%4$s) AS rows
+                                              FROM segment_new_events e WHERE e.%2$I IS NOT NULL) ev,
+                                           unnest(ev.keys, segment._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
+                                     WHERE u.ok) k %5$s) m',
+                   id_expr, a.key_column,
+                   CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '::int8' ELSE '::text' END,
+                   TG_RELID::regclass, map_join)
+       INTO n_keys, found_set, unmapped
+      USING rid, TG_RELID::regclass;
+    IF n_keys = 0 THEN
+        RETURN NULL;
+    END IF;
+
+    -- customers segment does not know are skipped, and reported
+    IF found_set IS NULL OR universe IS NULL THEN
+        members := NULL;
+    ELSE
+        members := found_set OPERATOR(segment.&) universe;
+    END IF;
+    n_unknown := n_keys - coalesce(segment.cardinality(members), 0);
+    IF n_unknown > 0 THEN
+        INSERT INTO segment.event_skip (rule_id, event_table, unknown, sample_keys)
+        VALUES (rid, TG_RELID, n_unknown,
+                (coalesce(unmapped, '{}')
+                 || CASE WHEN found_set IS NULL THEN '{}'::text[]
+                         WHEN universe IS NULL THEN ARRAY(SELECT segment.keys(s.name, found_set) LIMIT 10)
+                         ELSE ARRAY(SELECT segment.keys(s.name, found_set OPERATOR(segment.-) universe) LIMIT 10)
+                    END)[1:10]);
+    END IF;
+    IF members IS NULL OR segment.is_empty(members) THEN
+        RETURN NULL;
+    END IF;
+
+    PERFORM segment._lock_members(s.subject_id, members);
+    PERFORM segment._generate(s.subject_id, ARRAY[rid], segment.as_of(), members,
+                              format('event:%s.%s', TG_TABLE_SCHEMA, TG_TABLE_NAME));
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION segment.attach_event_rule(rule name, event_table regclass, key_column name,
+                                          condition text DEFAULT 'true')
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r segment.opportunity_rule;
+    s segment.subject;
+    kind "char";
+    ktype regtype;
+    cols name[];
+    trg name;
+BEGIN
+    IF rule IS NULL OR event_table IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'rule, event_table and key_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM segment._lock_definitions();
+    r := segment._opportunity_rule(rule, true);
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
+    SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = event_table;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', event_table
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Events are rows inserted into an ordinary or partitioned table.';
+    END IF;
+    IF segment._relation_kind(event_table) = 'citus' THEN
+        RAISE EXCEPTION 'event rules cannot watch the Citus table %', event_table
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'An event rule is a statement trigger with a transition table, which Citus does not run on distributed tables.',
+                  HINT = 'Insert events into a local table on the coordinator, or generate from a refreshed audience with segment.generate().';
+    END IF;
+    IF EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = r.rule_id AND e.event_table = attach_event_rule.event_table) THEN
+        RAISE EXCEPTION 'opportunity rule "%" is already attached to table %', rule, event_table
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Detach it first with segment.detach_event_rule() to change the key or the condition.';
+    END IF;
+    SELECT a.atttypid::regtype INTO ktype FROM pg_attribute a
+     WHERE a.attrelid = event_table AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF ktype IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', key_column, event_table
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'key_column is the event column that holds the customer key.';
+    END IF;
+    IF NOT segment._event_key_ok(s.key_type, ktype) THEN
+        RAISE EXCEPTION 'key column "%" of % has type %, but subject "%" is keyed by %',
+                        key_column, event_table, ktype, s.name, s.key_type
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Integer subjects take an int2, int4 or int8 event key; text subjects a text or varchar key.';
+    END IF;
+    IF condition IS NULL OR btrim(condition) = '' THEN
+        RAISE EXCEPTION 'the condition of an event rule must not be empty'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Write ''true'' to make every event count.';
+    END IF;
+    cols := segment._rule_columns(event_table, condition,
+                                  format('event rule "%s" on %s', rule, event_table));
+    condition := segment._rule_canonical(event_table, condition);
+    -- the trigger reads the new rows under the table's own name: a column
+    -- may be written "status" or "loan_application.status", not with its schema
+    EXECUTE format('SELECT 1 FROM ONLY %s AS %I WHERE (%s) IS TRUE LIMIT 0',
+                   event_table, (SELECT c.relname FROM pg_class c WHERE c.oid = event_table), condition);
+    trg := format('segment_event_rule_%s', r.rule_id);
+    INSERT INTO segment.event_rule (rule_id, event_table, key_column, key_type, condition,
+                                    columns, column_types, trigger_name, owner)
+    VALUES (r.rule_id, event_table, key_column, ktype, condition, cols,
+            segment._column_types(event_table, cols), trg, quote_ident(current_user)::regrole);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new_events
+                    FOR EACH STATEMENT EXECUTE FUNCTION segment._event_trigger(%L)',
+                   trg, event_table, r.rule_id);
+END $$;
+
+CREATE OR REPLACE FUNCTION segment.register_subject(subject name, relation regclass, key_column name,
+                                         org_column name DEFAULT NULL,
+                                         owner_column name DEFAULT NULL)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    kind text;
+    ktype regtype;
+    col name;
+    id int;
+BEGIN
+    PERFORM segment._check_name('subject', subject);
+    IF relation IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'relation and key_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF EXISTS (SELECT 1 FROM segment.subject s WHERE s.name = subject) THEN
+        RAISE EXCEPTION 'subject "%" already exists', subject USING ERRCODE = 'duplicate_object';
+    END IF;
+    IF NOT has_table_privilege(relation, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', relation
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A subject''s rules read every row: its table must be readable by you.';
+    END IF;
+    kind := segment._relation_kind(relation);
+    IF kind IS NULL THEN
+        RAISE EXCEPTION '"%" is not a table or view', relation
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'A subject is a table, partitioned table, view, materialized view or foreign table.';
+    END IF;
+    SELECT a.atttypid::regtype INTO ktype FROM pg_attribute a
+     WHERE a.attrelid = relation AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF ktype IS NULL THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', key_column, relation
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF ktype NOT IN ('int4'::regtype, 'int8'::regtype, 'text'::regtype, 'varchar'::regtype) THEN
+        RAISE EXCEPTION 'key column "%" has type %, not integer, bigint or text', key_column, ktype
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Register the subject on a column of type integer, bigint, text or varchar.';
+    END IF;
+    -- a view or a foreign table has no index, and a Citus table distributed on
+    -- another column cannot have one on the key: their keys are checked at every refresh
+    IF kind NOT IN ('view', 'foreign', 'citus') AND NOT EXISTS (SELECT 1 FROM pg_index i
+                    WHERE i.indrelid = relation AND i.indisunique AND i.indnkeyatts = 1
+                      AND i.indpred IS NULL AND i.indexprs IS NULL
+                      AND i.indkey[0] = (SELECT a.attnum FROM pg_attribute a
+                                          WHERE a.attrelid = relation AND a.attname = key_column)) THEN
+        RAISE EXCEPTION 'key column "%" of "%" is not unique', key_column, relation
+            USING ERRCODE = 'invalid_column_reference',
+                  HINT = 'Add a primary key or unique index on the key column (a view''s keys are checked at every refresh instead).';
+    END IF;
+    FOREACH col IN ARRAY ARRAY[org_column, owner_column] LOOP
+        IF col IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM pg_attribute a
+             WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, relation
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+    INSERT INTO segment.subject (name, relation, key_column, key_type, org_column, owner_column)
+    VALUES (subject, relation, key_column, ktype, org_column, owner_column)
+    RETURNING subject_id INTO id;
+    RETURN id;
+END $$;
+
+
