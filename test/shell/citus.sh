@@ -144,7 +144,10 @@ compare() {   # compare SUBJECT RELATION AS_OF: tags whose count or members diff
     local bad=""
     while IFS='|' read -r tag rule; do
         got=$(on 0 -c "select segment.count('$1', '$1_$tag'), md5(coalesce(string_agg(m::text, ',' order by m), '')) from segment.members('$1', '$1_$tag') m")
-        want=$(on 0 -c "set segment.as_of = '$3'" -c "select count(*), md5(coalesce(string_agg(id::text, ',' order by id), '')) from $2 where ($rule) is true")
+        # Citus runs the plain SQL on the workers, which do not see the session's
+        # segment.as_of: the date goes in as a literal
+        sqlrule=$(sed "s/segment\.as_of()/date '$3'/g" <<< "$rule")
+        want=$(on 0 -c "select count(*), md5(coalesce(string_agg(id::text, ',' order by id), '')) from $2 where ($sqlrule) is true")
         [[ $got == "$want" ]] || bad+="$tag: $got vs $want; "
     done <<< "$RULES"
     echo "$bad"

@@ -211,10 +211,8 @@ select segment.alter_tag('retired_rule', active => false);
 select segment.drop_tag('temp_tag');
 
 -- a tag whose owner (the role its rule runs as) is not the installing superuser
-select format('grant usage on schema segment, dw to %I', :'author') \gexec
-select format('grant select on all tables in schema segment to %I', :'author') \gexec
-select format('grant insert, update on segment.tag, segment.tag_history to %I', :'author') \gexec
-select format('grant usage on all sequences in schema segment to %I', :'author') \gexec
+select format('grant usage on schema dw to %I', :'author') \gexec
+select count(*) from segment.grant_role(:'author'::regrole, 'author');
 select format('grant select (customer_id, aum) on dw.customer to %I', :'author') \gexec
 select format('set role %I', :'author') \gexec
 select segment.create_tag('customer', 'authored', 'aum > 1000', 'value');
