@@ -49,6 +49,7 @@
 #include "utils/resowner.h"
 #include "utils/ruleutils.h"
 
+#include "relcheck.h"
 #include "rule.h"
 #include "rule_owner.h"
 
@@ -485,6 +486,7 @@ segment_rule_canonical(PG_FUNCTION_ARGS)
 	Node	   *pinned;
 	char	   *canonical = rule;
 
+	relcheck_readable(relid, "relation");
 	rel = table_open(relid, AccessShareLock);
 	written = rule_analyze_as_written(rel, rule, NULL, NULL);
 	pinned = analyse_pinned_or_null(rel, rule);
