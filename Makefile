@@ -37,7 +37,9 @@ all:
 sql/segment--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql)) sql/install
 	cat $(filter %.sql,$^) > $@
 
-sql/segment--$(UPGRADE_FROM)--$(EXTVERSION).sql: $(sort $(wildcard sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)/*.sql)) sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)
+# The privileges part ends the upgrade as it ends the install: it revokes
+# PUBLIC's EXECUTE from every internal function created before it.
+sql/segment--$(UPGRADE_FROM)--$(EXTVERSION).sql: $(sort $(wildcard sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)/*.sql)) sql/install/95-privileges.sql sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)
 	cat $(filter %.sql,$^) > $@
 
 # No LLVM bitcode: nothing to gain for this module.

@@ -1,8 +1,8 @@
 -- segment install script, part 95: privileges (docs/security.md).
 -- Last part on purpose: the internal functions of every part before it lose
 -- PUBLIC's EXECUTE here, and segment.grant_role() is the one place that says
--- what each kind of user needs. The upgrade does the same as its last step
--- (sql/upgrade/0.1.0--0.2.0/80-hardening.sql).
+-- what each kind of user needs. The Makefile appends this part, unchanged,
+-- to the upgrade script as its last step.
 
 -- What each kind of user needs, one row per privilege set on one object (or
 -- '*': every object of that type in schema segment; functions: every

@@ -1,5 +1,6 @@
--- 0.2.0: the final bodies of functions that several changes of 0.2.0 touched
--- (relation kinds, rule owners, live dates, hardening), as in sql/install.
+-- 0.2.0: the final bodies of the functions that several 0.2.0 changes replace
+-- (relation kinds, rule owners, live dates, hardening), as in sql/install; the
+-- earlier parts leave them to this one.
 
 CREATE OR REPLACE FUNCTION segment._live_key_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
