@@ -33,6 +33,7 @@
 #include "utils/memutils.h"
 
 #include "audience.h"
+#include "subject.h"
 
 /* ------------------------------------------------------------------------
  * Error positions
@@ -662,6 +663,7 @@ static const char *lookup_sql =
 static void
 lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool load)
 {
+	int			spi_nest;
 	static SPIPlanPtr plan = NULL;
 	static Oid	plan_typid = InvalidOid;
 	MemoryContext callercxt = CurrentMemoryContext;
@@ -705,8 +707,7 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 	args[5] = BoolGetDatum(load);
 	args[6] = BoolGetDatum(!a->segments_fetched);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	if (plan != NULL && plan_typid != typid)
 	{
 		SPI_freeplan(plan);
@@ -812,7 +813,7 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 		if (!isnull)
 			r->audience = MemoryContextStrdup(callercxt, TextDatumGetCString(d));
 	}
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 
 	for (int i = 0; i < a->nrefs; i++)
 	{
@@ -914,6 +915,7 @@ resolve(Audience *a, const SubjectInfo *subject, bool load)
 static char *
 suggest_name(const SubjectInfo *subject, const char *name)
 {
+	int			spi_nest;
 	Datum		args[2];
 	Oid			types[2] = {INT4OID, TEXTOID};
 	char	   *result = NULL;
@@ -921,8 +923,7 @@ suggest_name(const SubjectInfo *subject, const char *name)
 
 	args[0] = Int32GetDatum(subject->subject_id);
 	args[1] = CStringGetTextDatum(name);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	if (SPI_execute_with_args("SELECT n::text FROM ("
 							  " SELECT name AS n FROM segment.tag WHERE subject_id = $1"
 							  " UNION ALL SELECT name FROM segment.segment WHERE subject_id = $1) x"
@@ -935,7 +936,7 @@ suggest_name(const SubjectInfo *subject, const char *name)
 
 		result = MemoryContextStrdup(callercxt, s);
 	}
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 	return result;
 }
 
@@ -943,6 +944,7 @@ suggest_name(const SubjectInfo *subject, const char *name)
 static char *
 list_members(AudienceRef *r)
 {
+	int			spi_nest;
 	Datum		args[1];
 	Oid			types[1] = {INT4OID};
 	char	   *result = NULL;
@@ -953,8 +955,7 @@ list_members(AudienceRef *r)
 		"  WHERE scorecard_id = $1";
 
 	args[0] = Int32GetDatum(r->id);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	if (SPI_execute_with_args(sql, 1, types, args, NULL, true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
@@ -963,7 +964,7 @@ list_members(AudienceRef *r)
 		if (s != NULL)
 			result = MemoryContextStrdup(callercxt, s);
 	}
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 	return result;
 }
 

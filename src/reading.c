@@ -144,6 +144,7 @@ segment_keys(PG_FUNCTION_ARGS)
 static bool
 is_segment(const char *name)
 {
+	int			spi_nest;
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {NAMEOID};
 	Datum		args[1];
@@ -152,19 +153,19 @@ is_segment(const char *name)
 
 	namestrcpy(&n, name);
 	args[0] = NameGetDatum(&n);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan, "SELECT 1 FROM segment.segment WHERE name = $1", 1, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "segment lookup failed");
 	found = SPI_processed > 0;
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 	return found;
 }
 
 static bool
 has_tag_internal(const SubjectInfo *s, bool known, uint32 member_id, const char *tag)
 {
+	int			spi_nest;
 	static SPIPlanPtr plan = NULL;
 	MemoryContext callercxt = CurrentMemoryContext;
 	Oid			argtypes[2] = {NAMEOID, INT8OID};
@@ -184,8 +185,7 @@ has_tag_internal(const SubjectInfo *s, bool known, uint32 member_id, const char 
 	args[0] = NameGetDatum(&tagname);
 	args[1] = Int64GetDatum((int64) member_id);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan,
 					   "SELECT t.subject_id, s.name::text, t.rule IS NULL, t.active,"
 					   "       st.tag_id IS NOT NULL,"
@@ -217,7 +217,7 @@ has_tag_internal(const SubjectInfo *s, bool known, uint32 member_id, const char 
 		result = DatumGetBool(SPI_getbinval(tup, td, 6, &isnull)) && !isnull;
 		subject_name = MemoryContextStrdup(callercxt, subject_name ? subject_name : "");
 	}
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 
 	if (!found && is_segment(tag))
 	{
@@ -278,6 +278,7 @@ segment_has_tag_text(PG_FUNCTION_ARGS)
 static Datum
 tags_internal(const SubjectInfo *s, bool known, uint32 member_id)
 {
+	int			spi_nest;
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[2] = {INT4OID, INT8OID};
 	Datum		args[2];
@@ -290,8 +291,7 @@ tags_internal(const SubjectInfo *s, bool known, uint32 member_id)
 
 	args[0] = Int32GetDatum(s->subject_id);
 	args[1] = Int64GetDatum((int64) member_id);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan,
 					   "SELECT COALESCE(array_agg(t.name::text ORDER BY t.name), '{}')"
 					   "  FROM segment.tag t"
@@ -308,7 +308,7 @@ tags_internal(const SubjectInfo *s, bool known, uint32 member_id)
 		elog(ERROR, "tags failed: %s", SPI_result_code_string(ret));
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	result = SPI_datumTransfer(result, false, -1);
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 	return result;
 }
 

@@ -13,11 +13,13 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "segment.h"
 #include "subject.h"
+#include "rule_owner.h"
 
 #define KEY_FETCH_BATCH 10000
 
@@ -36,6 +38,25 @@ segment_saved_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 		*cache = plan;
 	}
 	return *cache;
+}
+
+int
+segment_spi_connect(void)
+{
+	int			nestlevel;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	nestlevel = NewGUCNestLevel();
+	rule_pin_search_path();
+	return nestlevel;
+}
+
+void
+segment_spi_finish(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+	SPI_finish();
 }
 
 Oid
@@ -70,6 +91,7 @@ copy_name(NameData *dst, HeapTuple tup, TupleDesc td, int col, bool *present)
 SubjectInfo *
 subject_lookup(const char *name, bool missing_ok)
 {
+	int			spi_nest;
 	static SPIPlanPtr plan = NULL;
 	MemoryContext callercxt = CurrentMemoryContext;
 	SubjectInfo *s = NULL;
@@ -81,8 +103,7 @@ subject_lookup(const char *name, bool missing_ok)
 	namestrcpy(&n, name);
 	args[0] = NameGetDatum(&n);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan,
 					   "SELECT subject_id, name, relation::oid, key_column, key_type::oid,"
 					   "       org_column, owner_column"
@@ -107,7 +128,7 @@ subject_lookup(const char *name, bool missing_ok)
 		copy_name(&s->org_column, tup, td, 6, &s->has_org_column);
 		copy_name(&s->owner_column, tup, td, 7, &s->has_owner_column);
 	}
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 
 	if (s == NULL && !missing_ok)
 		ereport(ERROR,
@@ -121,6 +142,7 @@ subject_lookup(const char *name, bool missing_ok)
 static bool
 keymap_lookup(const SubjectInfo *s, const char *key, uint32 *member_id)
 {
+	int			spi_nest;
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[2] = {INT4OID, TEXTOID};
 	Datum		args[2];
@@ -130,8 +152,7 @@ keymap_lookup(const SubjectInfo *s, const char *key, uint32 *member_id)
 	args[0] = Int32GetDatum(s->subject_id);
 	args[1] = CStringGetTextDatum(key);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan,
 					   "SELECT member_id FROM segment.keymap WHERE subject_id = $1 AND key = $2",
 					   2, argtypes);
@@ -149,7 +170,7 @@ keymap_lookup(const SubjectInfo *s, const char *key, uint32 *member_id)
 			found = true;
 		}
 	}
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 	return found;
 }
 
@@ -214,6 +235,7 @@ void
 subject_put_keys(const SubjectInfo *s, MemberSet *set,
 				 Tuplestorestate *tupstore, TupleDesc tupdesc)
 {
+	int			spi_nest;
 	if (s->integer_keys)
 	{
 		RoaringOwned *o = memberset_to_roaring(set);
@@ -249,8 +271,7 @@ subject_put_keys(const SubjectInfo *s, MemberSet *set,
 		args[0] = Int32GetDatum(s->subject_id);
 		args[1] = PointerGetDatum(set);
 
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		spi_nest = segment_spi_connect();
 		/* the type's OID changes if the extension is re-created */
 		if (plan != NULL && plan_typid != argtypes[1])
 		{
@@ -281,6 +302,6 @@ subject_put_keys(const SubjectInfo *s, MemberSet *set,
 			CHECK_FOR_INTERRUPTS();
 		}
 		SPI_cursor_close(portal);
-		SPI_finish();
+		segment_spi_finish(spi_nest);
 	}
 }

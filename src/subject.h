@@ -77,4 +77,14 @@ extern SPIPlanPtr segment_saved_plan(SPIPlanPtr *cache, const char *sql,
 /* OID of type segment.memberset (looked up by name; errors if missing). */
 extern Oid	memberset_type_oid(void);
 
+/*
+ * SPI_connect / SPI_finish for segment's own catalog queries, run under
+ * search_path = pg_catalog, pg_temp whatever the caller's is, so that a
+ * look-alike function or operator in a schema the caller puts first cannot
+ * capture them (docs/security.md). An error unwinds the GUC nest level with
+ * the (sub)transaction.
+ */
+extern int	segment_spi_connect(void);
+extern void segment_spi_finish(int nestlevel);
+
 #endif							/* SEGMENT_SUBJECT_H */

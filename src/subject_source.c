@@ -26,6 +26,7 @@
 #include "utils/lsyscache.h"
 
 #include "segment.h"
+#include "subject.h"
 #include "subject_source.h"
 
 /* rows fetched from the cursor at a time */
@@ -34,6 +35,7 @@
 bool
 subject_is_citus_table(Oid relid)
 {
+	int			spi_nest;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
 	bool		found;
@@ -41,14 +43,13 @@ subject_is_citus_table(Oid relid)
 	/* Citus keeps its table metadata in pg_catalog.pg_dist_partition */
 	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
 		return false;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	args[0] = ObjectIdGetDatum(relid);
 	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_dist_partition");
 	found = SPI_processed > 0;
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 	return found;
 }
 
@@ -156,6 +157,7 @@ check_unique(ScanCore *sc, RoaringOwned *seen, TupleTableSlot *slot)
 void
 subject_sql_scan(ScanCore *sc)
 {
+	int			spi_nest;
 	MemoryContext cxt = CurrentMemoryContext;
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(sc->rel), &TTSOpsHeapTuple);
 	RoaringOwned *seen = roaring_owned_create();
@@ -164,8 +166,7 @@ subject_sql_scan(ScanCore *sc)
 	SPIPlanPtr	plan;
 	Portal		portal;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	MemoryContextSwitchTo(cxt);	/* score sets created while scanning live in cxt */
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
@@ -194,7 +195,7 @@ subject_sql_scan(ScanCore *sc)
 	}
 	scan_core_flush(sc, ids);
 	SPI_cursor_close(portal);
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 	MemoryContextSwitchTo(cxt);
 	ExecDropSingleTupleTableSlot(slot);
 	roaring_owned_free(seen);
@@ -204,14 +205,14 @@ bool
 subject_sql_fetch_row(Relation rel, const char *key_column, Oid key_type,
 					  const char *key, TupleTableSlot *slot)
 {
+	int			spi_nest;
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	char	   *query = row_query(rel, key_column, key_type);
 	bool		found = false;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	spi_nest = segment_spi_connect();
 	args[0] = CStringGetTextDatum(key);
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 2) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the row of key %s", key);
@@ -230,6 +231,6 @@ subject_sql_fetch_row(Relation rel, const char *key_column, Oid key_type,
 		ExecForceStoreHeapTuple(copy, slot, true);
 		found = true;
 	}
-	SPI_finish();
+	segment_spi_finish(spi_nest);
 	return found;
 }

@@ -149,6 +149,10 @@ DECLARE
     e_context text;
     other record;
 BEGIN
+    -- A procedure cannot carry a SET clause (its COMMITs would fail), so the
+    -- run pins search_path in each of its transactions: the setting is
+    -- transaction-local and ends at every COMMIT (docs/security.md).
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -164,6 +168,7 @@ BEGIN
                   HINT = 'CALL segment.run_all() on its own, outside BEGIN ... COMMIT and not from a function (pg_cron calls it that way).';
     END IF;
     COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
     IF NOT pg_try_advisory_lock(24177, 0) THEN
         SELECT r.run_id, r.started_at, r.backend_pid INTO other
@@ -176,6 +181,7 @@ BEGIN
                 segment._nightly_client())
         RETURNING nightly_run.run_id INTO run_id;
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         RAISE NOTICE 'nightly run % skipped: another run is in progress', run_id;
         RETURN;
     END IF;
@@ -199,6 +205,7 @@ BEGIN
             UNION ALL VALUES (2, 'expire', NULL::name), (3, 'evaluate_outcomes', NULL),
                              (4, 'generate', NULL), (5, 'size_snapshots', NULL)) steps;
     COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
     FOR st IN SELECT t.step_no, t.step, t.subject FROM segment.nightly_step t
                WHERE t.run_id = run_all.run_id ORDER BY t.step_no
@@ -211,6 +218,7 @@ BEGIN
         UPDATE segment.nightly_step t SET status = 'running', started_at = clock_timestamp()
          WHERE t.run_id = run_all.run_id AND t.step_no = st.step_no;
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         e_state := NULL;
         BEGIN
             step_counts := segment._nightly_step(st.step, st.subject, as_of, run_id);
@@ -241,6 +249,7 @@ BEGIN
              WHERE t.run_id = run_all.run_id AND t.step_no = st.step_no;
         END IF;
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
 
     UPDATE segment.nightly_run r SET finished_at = clock_timestamp(),
@@ -248,6 +257,7 @@ BEGIN
            error = CASE WHEN failed IS NOT NULL THEN format('step %s failed: %s', failed, fail_msg) END
      WHERE r.run_id = run_all.run_id;
     COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     -- release the lock, also if an earlier run in this session left it held
     WHILE EXISTS (SELECT 1 FROM pg_locks l
                    WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.granted

@@ -238,3 +238,31 @@ BEGIN
         EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', f);
     END LOOP;
 END $$;
+
+-- Every SQL and PL/pgSQL function of the schema resolves names under
+-- search_path = pg_catalog, pg_temp, whoever calls it: the dynamic SQL that
+-- generate, render and the nightly steps build calls built-in functions and
+-- operators unqualified, and a look-alike in a schema the caller's
+-- search_path puts first (a writable public) must not capture them
+-- (docs/security.md). A loop, so that functions added later are covered;
+-- test/shell/search-path.sh proves it against a shadow of pg_catalog.
+-- Left out: functions that pin a path of their own already, procedures (a
+-- SET clause forbids their COMMITs; run_all pins per transaction instead)
+-- and _in_control, an IMMUTABLE SQL function that generation's per-row
+-- query inlines (a SET clause would stop that; its only caller pins).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'segment'::regnamespace
+                AND p.prokind = 'f'
+                AND p.prolang IN (SELECT l.oid FROM pg_catalog.pg_language l
+                                   WHERE l.lanname IN ('sql', 'plpgsql'))
+                AND p.proconfig IS NULL
+                AND p.proname <> '_in_control'
+              ORDER BY p.oid
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
+END $$;
