@@ -220,7 +220,7 @@ insert into ep.cases (name, rule, poison, expect) values
 ('cast_numeric_typmod',  '(n / 10000)::numeric(5,2) > 1',            'n = 100000000',      '22003'),
 ('numeric_div_zero',     'n / a > 1',                                'a = 0',              '22012'),
 ('numeric_overflow',     'n * 1e131000 > 0',                         'n = 1e100',          '22003'),
-('numeric_overflow_null','(n * 1e131000) + c > 0',                   'n = 1e100, c = null', '22003'),
+('numeric_overflow_null','(n * 1e131000) * c > 0',                   'n = 1e100, c = null', '22003'),
 -- AND / OR / CASE: what PostgreSQL evaluates and what it skips
 ('or_skip',              'a = 0 or 10000 / a > 20',                  'a = 0',              'ok'),
 ('and_skip',             'a <> 0 and 10000 / a > 20',                'a = 0',              'ok'),
