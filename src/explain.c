@@ -4,9 +4,11 @@
  *     tag or an audience, as jsonb.
  *
  * For a rule tag, the rule is evaluated by PostgreSQL on the customer's
- * current row as of the date of the last refresh; every AND / OR / NOT
- * branch is reported with its value, and every leaf with the column values
- * it read. "member" says whether the stored set (last refresh) holds the
+ * current row as of the date of the last refresh, exactly as a refresh
+ * evaluates it (the planned rule: an error raises here where it fails the
+ * tag there); every AND / OR / NOT branch is reported with its value, and
+ * every leaf with the column values it read. Branches PostgreSQL skips
+ * (short circuits, constant folding) are shown but not evaluated. "member" says whether the stored set (last refresh) holds the
  * customer, so a row changed since then shows up as member <> value.
  * For an audience, each tag it names is explained and "value" is the
  * audience's answer for this customer. Segments (also a bare segment name)

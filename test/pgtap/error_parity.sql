@@ -6,7 +6,7 @@
 -- either errors (SQLSTATE, message) or does not. The contract
 -- (docs/analyst-guide.md, "Refresh"): a refresh whose rule errors on some row
 -- reports it (NULL sizes in its result, a WARNING with the rule's SQLSTATE --
--- shown by sql/015_error_parity.sql -- and the message in segment.run.error)
+-- shown by sql/012_error_parity.sql -- and the message in segment.run.error)
 -- and the tag keeps its previous members; live maintenance fails the writing
 -- statement with the rule's error (docs/live.md); explain raises it.
 --
@@ -51,9 +51,12 @@
 --   some row, it keeps its previous members; the others equal plain SQL.
 --
 -- Every assertion can fail: reverting the fix of src/rule_batch.c (errors
--- checked only on non-NULL rows) fails the cases marked "null" in Parts 1-3;
+-- checked only on non-NULL rows) fails Part 1 and the cases of Part 2 named "null";
 -- reverting the fix of src/explain.c fails the explain assertions of
--- or_skip, and_skip, fold_true_or and the other short-circuit cases.
+-- or_skip, and_skip, fold_or_true and the other short-circuit cases;
+-- reverting the fix of src/refresh_parallel.c (one shared "failed unit" for
+-- all workers) makes part 3's parallel refresh fail some tag with another
+-- tag's error now and then (it depends on which worker fails first).
 -- Runtime: about 20 s on the 2-core dev machine.
 
 \set ECHO none
@@ -113,9 +116,10 @@ create function ep.seg_set(subject name, tag name) returns int8[] language sql a
     select coalesce(array_agg(m order by m), '{}') from segment.members(subject, tag) m
 $$;
 
--- Refresh one subject; the tag's outcome as 'ok' or 'SQLSTATE-less message'
--- form 'error: message' (refresh reports the message, its SQLSTATE goes to
--- the WARNING), compared with PostgreSQL's outcome stripped to its message.
+-- Refresh one subject; the tag's outcome: 'ok', or 'error: message' when it
+-- failed (NULL sizes; the message from segment.run.error, the SQLSTATE is the
+-- WARNING's, see sql/012_error_parity.sql). ep.as_refresh puts PostgreSQL's
+-- outcome in the same form.
 create function ep.refresh_outcome(subject name, tag name) returns text language plpgsql as $$
 declare
     members bigint;
