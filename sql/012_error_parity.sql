@@ -10,10 +10,10 @@ CREATE SCHEMA ep;
 -- the issue's table comes after a first refresh of rows 3 and 4
 CREATE TABLE ep.t (id int PRIMARY KEY, a int, b int);
 INSERT INTO ep.t VALUES (3, 2, 2), (4, 2, 3);
-SELECT segment.register_subject('ep', 'ep.t', 'id');
-SELECT segment.create_tag('ep', 'ep_overflow', '(a * 1000000000) + b > 0');  -- native arithmetic
-SELECT segment.create_tag('ep', 'ep_divide', 'a / (b - 1) > 0');             -- an executor leaf
-SELECT segment.create_tag('ep', 'ep_skip', 'b is null or a * 1000000000 > 0');
+SELECT segment.register_subject('ep', 'ep.t', 'id') > 0 AS registered;
+SELECT segment.create_tag('ep', 'ep_overflow', '(a * 1000000000) + b > 0') > 0 AS created;  -- native arithmetic
+SELECT segment.create_tag('ep', 'ep_divide', 'a / (b - 1) > 0') > 0 AS created;             -- an executor leaf
+SELECT segment.create_tag('ep', 'ep_skip', 'b is null or a * 1000000000 > 0') > 0 AS created;
 SELECT * FROM segment.refresh('ep', '2026-11-22') ORDER BY tag;
 
 -- the issue's rows: row 1 overflows in a * 1000000000 while b is NULL; row 2

@@ -8,8 +8,9 @@
  * evaluates it (the planned rule: an error raises here where it fails the
  * tag there); every AND / OR / NOT branch is reported with its value, and
  * every leaf with the column values it read. Branches PostgreSQL skips
- * (short circuits, constant folding) are shown but not evaluated. "member" says whether the stored set (last refresh) holds the
- * customer, so a row changed since then shows up as member <> value.
+ * (short circuits, constant folding) are shown but not evaluated. "member"
+ * says whether the stored set (last refresh) holds the customer, so a row
+ * changed since then shows up as member <> value.
  * For an audience, each tag it names is explained and "value" is the
  * audience's answer for this customer. Segments (also a bare segment name)
  * are expanded into the tags they use and listed under "segments". For a

@@ -252,7 +252,6 @@ segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 	char		msg[sizeof(ResultHeader) + sizeof(counts)];
 	int			i,
 				j;
-
 	MemoryContext workcxt = CurrentMemoryContext;
 
 	shm_mq_set_sender(mq, MyProc);
@@ -417,7 +416,9 @@ receive_results(ScanCore *sc, shm_mq_handle *mqh)
  * is not a rule error of a worker (the leader's own, a cancel ...). Called
  * in PG_CATCH: the error is matched by SQLSTATE and message, which a worker
  * recorded before raising it; the leader receives one worker's error, not
- * necessarily from the first worker that failed.
+ * necessarily from the first worker that failed. When the leader's own error
+ * is also a worker's (same SQLSTATE and message), the worker's unit fails
+ * with it, which is true too; the leader's unit fails on the next scan.
  */
 static int
 worker_failure_unit(SharedRefresh *shared, MemoryContext cxt)
