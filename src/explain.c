@@ -4,10 +4,13 @@
  *     tag or an audience, as jsonb.
  *
  * For a rule tag, the rule is evaluated by PostgreSQL on the customer's
- * current row as of the date of the last refresh; every AND / OR / NOT
- * branch is reported with its value, and every leaf with the column values
- * it read. "member" says whether the stored set (last refresh) holds the
- * customer, so a row changed since then shows up as member <> value.
+ * current row as of the date of the last refresh, exactly as a refresh
+ * evaluates it (the planned rule: an error raises here where it fails the
+ * tag there); every AND / OR / NOT branch is reported with its value, and
+ * every leaf with the column values it read. Branches PostgreSQL skips
+ * (short circuits, constant folding) are shown but not evaluated. "member"
+ * says whether the stored set (last refresh) holds the customer, so a row
+ * changed since then shows up as member <> value.
  * For an audience, each tag it names is explained and "value" is the
  * audience's answer for this customer. Segments (also a bare segment name)
  * are expanded into the tags they use and listed under "segments". For a
@@ -147,30 +150,59 @@ append_columns(StringInfo buf, ExplainCtx *ctx, Node *node)
 	appendStringInfoString(buf, "}");
 }
 
-static void
-explain_node(StringInfo buf, ExplainCtx *ctx, Node *node)
+/*
+ * One node of the "why" tree, and below it every AND / OR / NOT argument.
+ * A node is evaluated only where PostgreSQL evaluates it when it runs the
+ * whole rule (evaluate): an AND stops at its first FALSE argument and an OR
+ * at its first TRUE one, and a node that planning folds to a constant
+ * (x AND false) runs none of its arguments. The others are shown with
+ * "evaluated": false and a null value: evaluating them could raise an error
+ * the rule does not raise (i = 0 OR 10 / i > 1). Each node is evaluated as
+ * planned, constants folded as a refresh and a SQL query fold them, and
+ * shown as written. Returns the node's value (RULE_NULL when not evaluated).
+ */
+static RuleValue
+explain_node(StringInfo buf, ExplainCtx *ctx, Node *node, bool evaluate)
 {
 	char	   *text;
+	RuleValue	v = RULE_NULL;
+	bool		folded = false;
 
 	check_stack_depth();
 	text = deparse_expression(node, ctx->dpcontext, false, false);
 	appendStringInfoString(buf, "{\"expr\": ");
 	append_json_string(buf, text);
 	appendStringInfoString(buf, ", \"value\": ");
-	append_value(buf, eval_expr(ctx, (Expr *) node));
+	if (evaluate)
+	{
+		Expr	   *planned = expression_planner((Expr *) copyObject(node));
+
+		folded = IsA(planned, Const);
+		v = eval_expr(ctx, planned);
+		append_value(buf, v);
+	}
+	else
+		appendStringInfoString(buf, "null, \"evaluated\": false");
 
 	if (IsA(node, BoolExpr))
 	{
 		BoolExpr   *b = (BoolExpr *) node;
 		ListCell   *lc;
+		bool		go_on = evaluate && !folded;
 
 		appendStringInfo(buf, ", \"op\": \"%s\", \"args\": [",
 						 b->boolop == AND_EXPR ? "and" : b->boolop == OR_EXPR ? "or" : "not");
 		foreach(lc, b->args)
 		{
+			RuleValue	a;
+
 			if (foreach_current_index(lc) > 0)
 				appendStringInfoString(buf, ", ");
-			explain_node(buf, ctx, lfirst(lc));
+			a = explain_node(buf, ctx, lfirst(lc), go_on);
+			/* the short circuit of ExecInterpExpr: later arguments are not run */
+			if ((b->boolop == AND_EXPR && a == RULE_FALSE) ||
+				(b->boolop == OR_EXPR && a == RULE_TRUE))
+				go_on = false;
 		}
 		appendStringInfoString(buf, "]");
 	}
@@ -180,6 +212,7 @@ explain_node(StringInfo buf, ExplainCtx *ctx, Node *node)
 		append_columns(buf, ctx, node);
 	}
 	appendStringInfoString(buf, "}");
+	return v;
 }
 
 typedef struct FoldAsOf
@@ -218,13 +251,14 @@ explain_rule(StringInfo buf, ExplainCtx *ctx, const char *rule, const char *what
 	f.funcoid = segment_as_of_funcoid();
 	f.date = makeConst(DATEOID, -1, InvalidOid, sizeof(DateADT),
 					   DateADTGetDatum(as_of), false, true);
+	/* the value exactly as a refresh computes it, errors included */
+	v = eval_expr(ctx, rule_plan(analysed, as_of));
 	analysed = fold_as_of(analysed, &f);
 	fix_opfuncids(analysed);
-	v = eval_expr(ctx, (Expr *) analysed);
 	appendStringInfoString(buf, ", \"value\": ");
 	append_value(buf, v);
 	appendStringInfoString(buf, ", \"why\": ");
-	explain_node(buf, ctx, analysed);
+	(void) explain_node(buf, ctx, analysed, true);
 	rule_owner_leave(&save);
 	return v;
 }

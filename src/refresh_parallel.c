@@ -8,8 +8,11 @@
  *
  * Workers see the leader's snapshot, settings and locks (PostgreSQL's
  * parallel infrastructure). An error in a worker reaches the leader as an
- * error; the worker first records which tag it was evaluating, so the
- * leader can keep isolating a failing rule the way a serial refresh does.
+ * error; the worker first records which tag it was evaluating and the error
+ * (SQLSTATE, message), so the leader can tell which tag the error it
+ * received belongs to and keep isolating a failing rule the way a serial
+ * refresh does: the tag fails with its own error, whichever worker's error
+ * arrived first.
  */
 #include "postgres.h"
 
@@ -35,14 +38,36 @@
 #define QUEUE_SIZE		(1024 * 1024)
 
 
+/*
+ * What a worker records before it raises a rule's error, so that the leader
+ * can tell which unit the error it receives belongs to. Several workers (and
+ * the leader) may fail at once on different units with different errors, and
+ * the leader receives one of those errors, from whichever worker; one shared
+ * "failed unit" would pair one worker's unit with another's message (a tag
+ * failed with another tag's error). The leader matches the error it got with
+ * the worker that raised it by SQLSTATE and message.
+ */
+#define FAILURE_MESSAGE_SIZE 512
+
+typedef struct WorkerFailure
+{
+	int32		unit;			/* the unit that raised, -1: none */
+	int			sqlerrcode;
+	char		message[FAILURE_MESSAGE_SIZE];	/* truncated if longer */
+} WorkerFailure;
+
 typedef struct SharedRefresh
 {
 	Oid			relid;
 	AttrNumber	keyattno;
 	Oid			keytype;
 	DateADT		as_of;
-	pg_atomic_uint32 failed_unit;	/* 1 + index of a unit that raised an error */
+	int			nworkers;
+	WorkerFailure failures[FLEXIBLE_ARRAY_MEMBER];	/* one per worker */
 } SharedRefresh;
+
+#define SHARED_REFRESH_SIZE(n) \
+	(offsetof(SharedRefresh, failures) + sizeof(WorkerFailure) * Max((n), 1))
 
 /*
  * The units a worker compiles, as one blob: counts, then per tag (skip,
@@ -227,6 +252,7 @@ segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 	char		msg[sizeof(ResultHeader) + sizeof(counts)];
 	int			i,
 				j;
+	MemoryContext workcxt = CurrentMemoryContext;
 
 	shm_mq_set_sender(mq, MyProc);
 	mqh = shm_mq_attach(mq, seg, NULL);
@@ -249,13 +275,19 @@ segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 	}
 	PG_CATCH();
 	{
-		/* tell the leader which rule failed; the error itself follows */
-		if (current_unit >= 0)
+		/* tell the leader which rule raised this error; the error itself follows */
+		if (current_unit >= 0 && ParallelWorkerNumber >= 0 &&
+			ParallelWorkerNumber < shared->nworkers)
 		{
-			uint32		expected = 0;
+			WorkerFailure *f = &shared->failures[ParallelWorkerNumber];
+			MemoryContext ecxt = MemoryContextSwitchTo(workcxt);
+			ErrorData  *edata = CopyErrorData();
 
-			pg_atomic_compare_exchange_u32(&shared->failed_unit, &expected,
-										   (uint32) current_unit + 1);
+			MemoryContextSwitchTo(ecxt);
+			f->sqlerrcode = edata->sqlerrcode;
+			strlcpy(f->message, edata->message ? edata->message : "", FAILURE_MESSAGE_SIZE);
+			pg_write_barrier();
+			f->unit = current_unit;
 		}
 		PG_RE_THROW();
 	}
@@ -379,6 +411,38 @@ receive_results(ScanCore *sc, shm_mq_handle *mqh)
 	}
 }
 
+/*
+ * The unit of the worker that raised the error being handled, or -1 when it
+ * is not a rule error of a worker (the leader's own, a cancel ...). Called
+ * in PG_CATCH: the error is matched by SQLSTATE and message, which a worker
+ * recorded before raising it; the leader receives one worker's error, not
+ * necessarily from the first worker that failed. When the leader's own error
+ * is also a worker's (same SQLSTATE and message), the worker's unit fails
+ * with it, which is true too; the leader's unit fails on the next scan.
+ */
+static int
+worker_failure_unit(SharedRefresh *shared, MemoryContext cxt)
+{
+	MemoryContext ecxt = MemoryContextSwitchTo(cxt);
+	ErrorData  *edata = CopyErrorData();
+	const char *msg = edata->message ? edata->message : "";
+	int			unit = -1;
+	int			i;
+
+	MemoryContextSwitchTo(ecxt);
+	pg_read_barrier();
+	for (i = 0; i < shared->nworkers && unit < 0; i++)
+	{
+		WorkerFailure *f = &shared->failures[i];
+
+		if (f->unit >= 0 && f->sqlerrcode == edata->sqlerrcode &&
+			strncmp(f->message, msg, FAILURE_MESSAGE_SIZE - 1) == 0)
+			unit = f->unit;
+	}
+	FreeErrorData(edata);
+	return unit;
+}
+
 void
 refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 {
@@ -393,24 +457,27 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	char	   *units = units_blob(sc, &blobsize);
 	Size		pscansize = table_parallelscan_estimate(sc->rel, snapshot);
 	TableScanDesc scan;
+	MemoryContext oldcxt;
 	int			i;
 
 	scan_core_compile(sc, as_of);
 	EnterParallelMode();
 	pcxt = CreateParallelContext("segment", "segment_refresh_worker", nworkers);
-	shm_toc_estimate_chunk(&pcxt->estimator, sizeof(SharedRefresh));
+	shm_toc_estimate_chunk(&pcxt->estimator, SHARED_REFRESH_SIZE(nworkers));
 	shm_toc_estimate_chunk(&pcxt->estimator, blobsize);
 	shm_toc_estimate_chunk(&pcxt->estimator, pscansize);
 	shm_toc_estimate_chunk(&pcxt->estimator, (Size) QUEUE_SIZE * nworkers);
 	shm_toc_estimate_keys(&pcxt->estimator, 4);
 	InitializeParallelDSM(pcxt);
 
-	shared = shm_toc_allocate(pcxt->toc, sizeof(SharedRefresh));
+	shared = shm_toc_allocate(pcxt->toc, SHARED_REFRESH_SIZE(nworkers));
 	shared->relid = RelationGetRelid(sc->rel);
 	shared->keyattno = sc->keyattno;
 	shared->keytype = sc->keytype;
 	shared->as_of = as_of;
-	pg_atomic_init_u32(&shared->failed_unit, 0);
+	shared->nworkers = nworkers;
+	for (i = 0; i < nworkers; i++)
+		shared->failures[i].unit = -1;
 	shm_toc_insert(pcxt->toc, KEY_SHARED, shared);
 
 	blob = shm_toc_allocate(pcxt->toc, blobsize);
@@ -436,6 +503,7 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	for (i = 0; i < pcxt->nworkers_launched; i++)
 		shm_mq_set_handle(handles[i], pcxt->worker[i].bgwhandle);
 
+	oldcxt = CurrentMemoryContext;
 	PG_TRY();
 	{
 		/* the leader takes its share of blocks too */
@@ -449,11 +517,11 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	}
 	PG_CATCH();
 	{
-		uint32		failed = pg_atomic_read_u32(&shared->failed_unit);
+		int			unit = worker_failure_unit(shared, oldcxt);
 
 		/* a worker's rule error: attribute it as a serial scan would */
-		if (failed > 0 && *sc->current_unit < 0)
-			*sc->current_unit = (int) failed - 1;
+		if (unit >= 0)
+			*sc->current_unit = unit;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

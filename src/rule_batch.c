@@ -11,7 +11,11 @@
  * row in neither is NULL). AND, OR and CASE narrow the rows their later
  * arguments are evaluated for, as PostgreSQL's short-circuit evaluation does,
  * so a leaf that would raise an error for a row is only evaluated where
- * PostgreSQL would evaluate it too.
+ * PostgreSQL would evaluate it too. Conversely, an error is raised wherever
+ * PostgreSQL would raise it: derived values (integer and date arithmetic)
+ * mark their failing rows, and a comparison raises the error on every row
+ * it is evaluated for, also where the value is NULL because another operand
+ * is (strict operators evaluate all their arguments first).
  */
 #include "postgres.h"
 
@@ -658,7 +662,11 @@ compute_derived(RuleScan *scan, ColumnStore *cs)
 		if (bad)
 			cs->errors.w[r >> 6] |= UINT64CONST(1) << (r & 63);
 	}
-	/* a NULL operand makes the row NULL, with no error */
+	/*
+	 * A NULL operand makes the row NULL and this operation is not called
+	 * (strict), so it raises nothing of its own there; an operand's own
+	 * error stays, since PostgreSQL evaluates the operands first.
+	 */
 	for (w = 0; w < RULE_BATCH_WORDS; w++)
 		cs->errors.w[w] &= ~cs->nulls.w[w] |
 			operand_word(scan, &cs->a, w, true) | operand_word(scan, &cs->b, w, true);
@@ -687,14 +695,24 @@ raise_derived_error(RuleScan *scan, ColumnStore *cs, int r)
 	elog(ERROR, "segment: native evaluation expected function %u to fail", cs->funcoid);
 }
 
+/*
+ * Raise the first error of the derived store among the rows PostgreSQL
+ * evaluates it for. Those are all the active rows, NULL ones included: a
+ * strict operator or comparison evaluates every argument before it looks
+ * for NULLs, so in (a * 1000000000) + b the overflow of a * 1000000000
+ * raises even where b is NULL. compute_derived has already left out the
+ * rows where only this store's own operation would fail but an operand is
+ * NULL (PostgreSQL does not call a strict function then), so the mask is
+ * exactly the rows that fail.
+ */
 static void
-check_derived_errors(RuleScan *scan, ColumnStore *cs, const RuleMask *live)
+check_derived_errors(RuleScan *scan, ColumnStore *cs, const RuleMask *active)
 {
 	int			w;
 
 	for (w = 0; w < RULE_BATCH_WORDS; w++)
 	{
-		uint64		bad = live->w[w] & cs->errors.w[w];
+		uint64		bad = active->w[w] & cs->errors.w[w];
 
 		if (bad)
 			raise_derived_error(scan, cs, w * 64 + pg_rightmost_one_pos64(bad));
@@ -730,8 +748,9 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		live.w[w] = active->w[w] & ~cs->nulls.w[w];
 		T->w[w] = F->w[w] = 0;
 	}
+	/* errors before NULLs: on every active row, not only the non-NULL ones */
 	if (cs->derive != DV_NONE)
-		check_derived_errors(scan, cs, &live);
+		check_derived_errors(scan, cs, active);
 
 	if (n->kind == RN_CMP && (n->cmpclass == CC_INT || n->cmpclass == CC_FLOAT))
 	{
