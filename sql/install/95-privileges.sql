@@ -42,6 +42,18 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('reader', 'function', '_nightly_history', 'EXECUTE'),
         ('reader', 'function', '_column_as_text', 'EXECUTE'),
         ('reader', 'function', '_key_of', 'EXECUTE'),
+        -- reader: segment.report and the segment.report_* functions
+        ('reader', 'function', '_html', 'EXECUTE'),
+        ('reader', 'function', '_fmt_int', 'EXECUTE'),
+        ('reader', 'function', '_fmt_pct', 'EXECUTE'),
+        ('reader', 'function', '_report_check', 'EXECUTE'),
+        ('reader', 'function', '_report_units', 'EXECUTE'),
+        ('reader', 'function', '_report_scope', 'EXECUTE'),
+        ('reader', 'function', '_report_opportunities', 'EXECUTE'),
+        ('reader', 'function', '_report_snapshots', 'EXECUTE'),
+        ('reader', 'function', '_report_ticks', 'EXECUTE'),
+        ('reader', 'function', '_report_section', 'EXECUTE'),
+        ('reader', 'function', '_report_empty', 'EXECUTE'),
         -- author: create/alter/drop of tags, segments, schemes, scorecards,
         -- opportunity rules and entry rules; set_tag
         ('author', 'table', 'tag', 'INSERT, UPDATE, DELETE'),
