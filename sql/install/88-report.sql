@@ -154,21 +154,18 @@ COMMENT ON FUNCTION segment._report_opportunities(int, date, date, text[]) IS
 
 -- Reading functions: the figures of the page ----------------------------------
 
-CREATE FUNCTION segment.report_summary(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+CREATE FUNCTION segment._report_summary(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (as_of date, customers bigint, opportunities bigint, treatment bigint, control bigint,
                dispatched bigint, started bigint, completed bigint, converted bigint,
                expired bigint, amount numeric, leak_rate float8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
-    scope segment.memberset := segment._report_scope(sid, units);
     u record;
 BEGIN
     -- customers: the subject's universe at the last refresh on or before to_date
     SELECT h.as_of, h.universe, h.member_count INTO u
       FROM segment.universe_history h
-     WHERE h.subject_id = sid AND h.as_of <= report_summary.to_date
+     WHERE h.subject_id = sid AND h.as_of <= _report_summary.to_date
      ORDER BY h.as_of DESC LIMIT 1;
     RETURN QUERY
     SELECT u.as_of,
@@ -186,16 +183,13 @@ BEGIN
                / nullif(count(*) FILTER (WHERE NOT f.is_control AND f.status IN ('completed', 'expired')), 0)
       FROM segment._report_opportunities(sid, from_date, to_date, units) f;
 END $$;
-COMMENT ON FUNCTION segment.report_summary(name, date, date, text) IS
-    'report: customers at the last refresh on or before to_date and the opportunity funnel of the period (one row)';
+COMMENT ON FUNCTION segment._report_summary(int, date, date, text[], segment.memberset) IS
+    'internal: the rows of segment.report_summary for a subject id, units and scope';
 
-CREATE FUNCTION segment.report_tag_trend(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+CREATE FUNCTION segment._report_tag_trend(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (tag name, category text, as_of date, members bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
-    scope segment.memberset := segment._report_scope(sid, units);
 BEGIN
     IF scope IS NULL THEN
         -- every refresh in the period: the daily sizes refresh records
@@ -218,8 +212,8 @@ BEGIN
          ORDER BY t.category NULLS LAST, t.name;
     END IF;
 END $$;
-COMMENT ON FUNCTION segment.report_tag_trend(name, date, date, text) IS
-    'report: members of every active tag per refreshed day of the period (scoped: at the last refresh only)';
+COMMENT ON FUNCTION segment._report_tag_trend(int, date, date, text[], segment.memberset) IS
+    'internal: the rows of segment.report_tag_trend for a subject id, units and scope';
 
 -- The snapshots a report compares for a scheme: the one in force at
 -- from_date (or, when the scheme was first refreshed later, its first one in
@@ -244,14 +238,11 @@ COMMENT ON FUNCTION segment._report_snapshots(int, int, date, date) IS
     'internal: the scheme snapshots a report compares for a period';
 
 -- Positions: (entered) 0, the buckets 1..n, (none) n + 1, (exited) n + 2.
-CREATE FUNCTION segment.report_transitions(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+CREATE FUNCTION segment._report_transitions(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (scheme name, from_as_of date, to_as_of date, from_bucket text, to_bucket text,
                from_position int, to_position int, customers bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
-    scope segment.memberset := segment._report_scope(sid, units);
     sc record;
     n int;
 BEGIN
@@ -305,16 +296,13 @@ BEGIN
          ORDER BY 6, 7;
     END LOOP;
 END $$;
-COMMENT ON FUNCTION segment.report_transitions(name, date, date, text) IS
-    'report: per active scheme, customers per (bucket at the start, bucket at the end of the period), as segment.transitions';
+COMMENT ON FUNCTION segment._report_transitions(int, date, date, text[], segment.memberset) IS
+    'internal: the rows of segment.report_transitions for a subject id, units and scope';
 
-CREATE FUNCTION segment.report_funnel(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+CREATE FUNCTION segment._report_funnel(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (scheme name, as_of date, "position" int, bucket name, customers bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
-    scope segment.memberset := segment._report_scope(sid, units);
 BEGIN
     RETURN QUERY
     SELECT m.name, d.to_as_of, b.position, b.name,
@@ -327,10 +315,10 @@ BEGIN
      WHERE m.subject_id = sid AND m.active AND d.to_as_of IS NOT NULL
      ORDER BY m.name, b.position;
 END $$;
-COMMENT ON FUNCTION segment.report_funnel(name, date, date, text) IS
-    'report: customers per bucket of every active scheme at the last refresh on or before to_date, in bucket order';
+COMMENT ON FUNCTION segment._report_funnel(int, date, date, text[], segment.memberset) IS
+    'internal: the rows of segment.report_funnel for a subject id, units and scope';
 
-CREATE FUNCTION segment.report_rules(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+CREATE FUNCTION segment._report_rules(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (rule name, rule_id int, kind text, generated bigint, control bigint, dispatched bigint,
                started bigint, completed bigint, converted bigint, cancelled bigint, expired bigint,
                open bigint, leak_rate float8, amount numeric,
@@ -340,8 +328,6 @@ RETURNS TABLE (rule name, rule_id int, kind text, generated bigint, control bigi
                lift_low float8, lift_high float8, p_value float8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
 BEGIN
     RETURN QUERY
     SELECT r.name, r.rule_id, r.kind, a.generated, a.control, a.dispatched, a.started, a.completed,
@@ -371,17 +357,15 @@ BEGIN
      CROSS JOIN LATERAL segment._two_proportions(a.t_x, a.t_n, a.c_x, a.c_n) s
      ORDER BY r.name;
 END $$;
-COMMENT ON FUNCTION segment.report_rules(name, date, date, text) IS
-    'report: per opportunity rule, the funnel generated > dispatched > started > completed > converted, leak, and lift against control with its 95% interval (as segment.review)';
+COMMENT ON FUNCTION segment._report_rules(int, date, date, text[], segment.memberset) IS
+    'internal: the rows of segment.report_rules for a subject id, units and scope';
 
-CREATE FUNCTION segment.report_managers(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+CREATE FUNCTION segment._report_managers(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (manager text, assigned bigint, dispatched bigint, started bigint, completed bigint,
                converted bigint, conversion_rate float8, amount numeric, expired bigint,
                leak_rate float8, goal_rate float8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
 BEGIN
     RETURN QUERY
     SELECT f.manager, count(*),
@@ -399,6 +383,97 @@ BEGIN
      WHERE NOT f.is_control
      GROUP BY f.manager
      ORDER BY 6 DESC, 8 DESC NULLS LAST, 1 NULLS LAST;
+END $$;
+COMMENT ON FUNCTION segment._report_managers(int, date, date, text[], segment.memberset) IS
+    'internal: the rows of segment.report_managers for a subject id, units and scope';
+
+-- The public functions: check the arguments, resolve the scope, return the
+-- rows. segment.report calls the internal ones, resolving the scope once.
+CREATE FUNCTION segment.report_summary(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+RETURNS TABLE (as_of date, customers bigint, opportunities bigint, treatment bigint, control bigint,
+               dispatched bigint, started bigint, completed bigint, converted bigint,
+               expired bigint, amount numeric, leak_rate float8)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sid int := segment._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment._report_units(sid, org_unit);
+BEGIN
+    RETURN QUERY SELECT * FROM segment._report_summary(sid, from_date, to_date, units,
+                                                    segment._report_scope(sid, units));
+END $$;
+COMMENT ON FUNCTION segment.report_summary(name, date, date, text) IS
+    'report: customers at the last refresh on or before to_date and the opportunity funnel of the period (one row)';
+
+CREATE FUNCTION segment.report_tag_trend(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+RETURNS TABLE (tag name, category text, as_of date, members bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sid int := segment._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment._report_units(sid, org_unit);
+BEGIN
+    RETURN QUERY SELECT * FROM segment._report_tag_trend(sid, from_date, to_date, units,
+                                                    segment._report_scope(sid, units));
+END $$;
+COMMENT ON FUNCTION segment.report_tag_trend(name, date, date, text) IS
+    'report: members of every active tag per refreshed day of the period (scoped: at the last refresh only)';
+
+CREATE FUNCTION segment.report_transitions(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+RETURNS TABLE (scheme name, from_as_of date, to_as_of date, from_bucket text, to_bucket text,
+               from_position int, to_position int, customers bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sid int := segment._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment._report_units(sid, org_unit);
+BEGIN
+    RETURN QUERY SELECT * FROM segment._report_transitions(sid, from_date, to_date, units,
+                                                    segment._report_scope(sid, units));
+END $$;
+COMMENT ON FUNCTION segment.report_transitions(name, date, date, text) IS
+    'report: per active scheme, customers per (bucket at the start, bucket at the end of the period), as segment.transitions';
+
+CREATE FUNCTION segment.report_funnel(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+RETURNS TABLE (scheme name, as_of date, "position" int, bucket name, customers bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sid int := segment._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment._report_units(sid, org_unit);
+BEGIN
+    RETURN QUERY SELECT * FROM segment._report_funnel(sid, from_date, to_date, units,
+                                                    segment._report_scope(sid, units));
+END $$;
+COMMENT ON FUNCTION segment.report_funnel(name, date, date, text) IS
+    'report: customers per bucket of every active scheme at the last refresh on or before to_date, in bucket order';
+
+CREATE FUNCTION segment.report_rules(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+RETURNS TABLE (rule name, rule_id int, kind text, generated bigint, control bigint, dispatched bigint,
+               started bigint, completed bigint, converted bigint, cancelled bigint, expired bigint,
+               open bigint, leak_rate float8, amount numeric,
+               treatment_evaluated bigint, treatment_converted bigint,
+               control_evaluated bigint, control_converted bigint,
+               treatment_rate float8, control_rate float8, lift float8,
+               lift_low float8, lift_high float8, p_value float8)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sid int := segment._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment._report_units(sid, org_unit);
+BEGIN
+    RETURN QUERY SELECT * FROM segment._report_rules(sid, from_date, to_date, units,
+                                                    NULL);
+END $$;
+COMMENT ON FUNCTION segment.report_rules(name, date, date, text) IS
+    'report: per opportunity rule, the funnel generated > dispatched > started > completed > converted, leak, and lift against control with its 95% interval (as segment.review)';
+
+CREATE FUNCTION segment.report_managers(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
+RETURNS TABLE (manager text, assigned bigint, dispatched bigint, started bigint, completed bigint,
+               converted bigint, conversion_rate float8, amount numeric, expired bigint,
+               leak_rate float8, goal_rate float8)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sid int := segment._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment._report_units(sid, org_unit);
+BEGIN
+    RETURN QUERY SELECT * FROM segment._report_managers(sid, from_date, to_date, units,
+                                                    NULL);
 END $$;
 COMMENT ON FUNCTION segment.report_managers(name, date, date, text) IS
     'report: per manager (NULL: the pool), the treatment opportunities of the period: assigned, funnel, conversions, amount, leak';
@@ -487,6 +562,13 @@ DECLARE
     sid int := segment._report_check(subject, from_date, to_date, org_unit);
     units text[] := segment._report_units(sid, org_unit);
     scope_label text := CASE WHEN org_unit IS NULL THEN 'all org units' ELSE 'org unit ' || org_unit END;
+    scope segment.memberset;
+    j_tag_trend jsonb;
+    j_transitions jsonb;
+    j_funnel jsonb;
+    j_rules jsonb;
+    j_managers jsonb;
+    j_runs jsonb;
     sm record;
     tg record;
     fo record;
@@ -508,7 +590,17 @@ DECLARE
     pw int;
 BEGIN
     -- 1. Key figures ---------------------------------------------------------
-    SELECT * INTO sm FROM segment.report_summary(subject, from_date, to_date, org_unit);
+    -- Every figure is read once, here, from the functions behind the
+    -- report_* API (the scope too: it scans the subject's table); the
+    -- sections below draw from these rows.
+    scope := segment._report_scope(sid, units);
+    SELECT * INTO sm FROM segment._report_summary(sid, from_date, to_date, units, scope);
+    j_tag_trend := coalesce((SELECT jsonb_agg(x) FROM segment._report_tag_trend(sid, from_date, to_date, units, scope) x), '[]');
+    j_transitions := coalesce((SELECT jsonb_agg(x) FROM segment._report_transitions(sid, from_date, to_date, units, scope) x), '[]');
+    j_funnel := coalesce((SELECT jsonb_agg(x) FROM segment._report_funnel(sid, from_date, to_date, units, scope) x), '[]');
+    j_rules := coalesce((SELECT jsonb_agg(x) FROM segment._report_rules(sid, from_date, to_date, units, scope) x), '[]');
+    j_managers := coalesce((SELECT jsonb_agg(x) FROM segment._report_managers(sid, from_date, to_date, units, scope) x), '[]');
+    j_runs := coalesce((SELECT jsonb_agg(x) FROM segment.report_runs(subject, from_date, to_date) x), '[]');
     body := '<div class="kpis">'
         || (SELECT string_agg(format('<div class="kpi"><span class="v" data-figure="%s" data-value="%s">%s</span>'
                                      '<span class="l">%s</span></div>',
@@ -533,7 +625,7 @@ BEGIN
 
     -- 2. Tag member trends: small multiples -----------------------------------
     -- x: the day within the period's refreshed days; y: the tag's own range
-    WITH d AS (SELECT * FROM segment.report_tag_trend(subject, from_date, to_date, org_unit)),
+    WITH d AS (SELECT * FROM pg_catalog.jsonb_to_recordset(j_tag_trend) tt(tag name, category text, as_of date, members bigint)),
     dr AS (SELECT min(d.as_of) AS d0, max(d.as_of) AS d1, count(DISTINCT d.as_of) AS days FROM d),
     p AS (SELECT d.*, min(d.members) OVER w AS lo, max(d.members) OVER w AS hi
             FROM d WINDOW w AS (PARTITION BY d.tag)),
@@ -597,10 +689,10 @@ BEGIN
     reading := NULL;
     FOR sc IN
         SELECT t.scheme, min(t.from_as_of) AS d1, min(t.to_as_of) AS d2
-          FROM segment.report_transitions(subject, from_date, to_date, org_unit) t
+          FROM pg_catalog.jsonb_to_recordset(j_transitions) t(scheme name, from_as_of date, to_as_of date, from_bucket text, to_bucket text, from_position int, to_position int, customers bigint)
          GROUP BY t.scheme ORDER BY t.scheme
     LOOP
-        WITH t AS (SELECT * FROM segment.report_transitions(subject, from_date, to_date, org_unit) x
+        WITH t AS (SELECT * FROM pg_catalog.jsonb_to_recordset(j_transitions) x(scheme name, from_as_of date, to_as_of date, from_bucket text, to_bucket text, from_position int, to_position int, customers bigint)
                     WHERE x.scheme = sc.scheme),
         b AS (SELECT bb.name::text AS bucket, bb.position FROM segment.scheme_bucket bb
                 JOIN segment.scheme m USING (scheme_id) WHERE m.name = sc.scheme),
@@ -651,7 +743,7 @@ BEGIN
                                                        AND t.to_position > t.from_position), 0) AS down
               FROM (SELECT x.*, (SELECT count(*) FROM segment.scheme_bucket b JOIN segment.scheme m USING (scheme_id)
                                   WHERE m.name = x.scheme) AS nb
-                      FROM segment.report_transitions(subject, from_date, to_date, org_unit) x) t
+                      FROM pg_catalog.jsonb_to_recordset(j_transitions) x(scheme name, from_as_of date, to_as_of date, from_bucket text, to_bucket text, from_position int, to_position int, customers bigint)) t
              GROUP BY t.scheme) x;
     IF body = '' THEN
         body := segment._report_empty('No scheme has refreshes in this period');
@@ -666,7 +758,7 @@ BEGIN
     FOR sc IN
         SELECT f.scheme, min(f.as_of) AS as_of, sum(f.customers) AS total, max(f.customers) AS mx, count(*) AS nb,
                (array_agg(f.bucket ORDER BY f.customers DESC, f.position))[1] AS largest
-          FROM segment.report_funnel(subject, from_date, to_date, org_unit) f
+          FROM pg_catalog.jsonb_to_recordset(j_funnel) f(scheme name, as_of date, "position" int, bucket name, customers bigint)
          GROUP BY f.scheme ORDER BY f.scheme
     LOOP
         SELECT string_agg(format(
@@ -678,7 +770,7 @@ BEGIN
                    186 + round(600 * f.customers::numeric / nullif(sc.mx, 0)), segment._fmt_int(f.customers),
                    segment._fmt_pct(f.customers::float8 / nullif(sc.total, 0))), '' ORDER BY f.position)
           INTO chart
-          FROM segment.report_funnel(subject, from_date, to_date, org_unit) f WHERE f.scheme = sc.scheme;
+          FROM pg_catalog.jsonb_to_recordset(j_funnel) f(scheme name, as_of date, "position" int, bucket name, customers bigint) WHERE f.scheme = sc.scheme;
         ticks := segment._report_ticks(0, greatest(sc.mx, 1), 4);
         body := body || format(
             '<figure><figcaption>%1$s on %2$s: customers per bucket, in the scheme''s order (%% of the scheme''s customers)</figcaption>'
@@ -699,7 +791,7 @@ BEGIN
       INTO reading
       FROM (SELECT f.scheme, sum(f.customers) AS total, max(f.customers) AS mx,
                    (array_agg(f.bucket ORDER BY f.customers DESC, f.position))[1] AS largest
-              FROM segment.report_funnel(subject, from_date, to_date, org_unit) f GROUP BY f.scheme) x;
+              FROM pg_catalog.jsonb_to_recordset(j_funnel) f(scheme name, as_of date, "position" int, bucket name, customers bigint) GROUP BY f.scheme) x;
     IF body = '' THEN
         body := segment._report_empty('No scheme has refreshes in this period');
         reading := 'No active scheme of the subject was refreshed on or before the end of the period.';
@@ -709,14 +801,14 @@ BEGIN
     page := page || segment._report_section('funnel', 'Segment funnel: customers per stage and tier', reading, body);
 
     -- 5. Opportunity funnel per rule ------------------------------------------
-    SELECT count(*), max(length(r.rule)) INTO n, w FROM segment.report_rules(subject, from_date, to_date, org_unit) r;
+    SELECT count(*), max(length(r.rule)) INTO n, w FROM pg_catalog.jsonb_to_recordset(j_rules) r(rule name, rule_id int, kind text, generated bigint, control bigint, dispatched bigint, started bigint, completed bigint, converted bigint, cancelled bigint, expired bigint, open bigint, leak_rate float8, amount numeric, treatment_evaluated bigint, treatment_converted bigint, control_evaluated bigint, control_converted bigint, treatment_rate float8, control_rate float8, lift float8, lift_low float8, lift_high float8, p_value float8);
     IF n = 0 THEN
         body := segment._report_empty('No opportunity was generated in this period');
         reading := 'No opportunity was generated in the period.';
     ELSE
         x0 := 210;
         WITH r AS (SELECT x.*, row_number() OVER (ORDER BY x.rule) - 1 AS i
-                     FROM segment.report_rules(subject, from_date, to_date, org_unit) x),
+                     FROM pg_catalog.jsonb_to_recordset(j_rules) x(rule name, rule_id int, kind text, generated bigint, control bigint, dispatched bigint, started bigint, completed bigint, converted bigint, cancelled bigint, expired bigint, open bigint, leak_rate float8, amount numeric, treatment_evaluated bigint, treatment_converted bigint, control_evaluated bigint, control_converted bigint, treatment_rate float8, control_rate float8, lift float8, lift_low float8, lift_high float8, p_value float8)),
         st AS (SELECT * FROM (VALUES (0, 'generated'), (1, 'dispatched'), (2, 'started'), (3, 'completed'), (4, 'converted')) v(k, stage))
         SELECT string_agg(format(
                    '<g data-rule="%1$s" data-stage="%2$s" data-value="%3$s"><title>%1$s, %2$s: %4$s</title>'
@@ -758,7 +850,7 @@ BEGIN
     -- 6. Lift against control: forest plot --------------------------------------
     SELECT count(*), min(least(r.lift_low, 0)), max(greatest(r.lift_high, 0))
       INTO n, lo, hi
-      FROM segment.report_rules(subject, from_date, to_date, org_unit) r WHERE r.lift IS NOT NULL;
+      FROM pg_catalog.jsonb_to_recordset(j_rules) r(rule name, rule_id int, kind text, generated bigint, control bigint, dispatched bigint, started bigint, completed bigint, converted bigint, cancelled bigint, expired bigint, open bigint, leak_rate float8, amount numeric, treatment_evaluated bigint, treatment_converted bigint, control_evaluated bigint, control_converted bigint, treatment_rate float8, control_rate float8, lift float8, lift_low float8, lift_high float8, p_value float8) WHERE r.lift IS NOT NULL;
     IF n = 0 THEN
         body := segment._report_empty('No rule has outcomes for both treatment and control in this period');
         reading := 'No rule has evaluated outcomes for both its treatment and its control group in the period.';
@@ -770,7 +862,7 @@ BEGIN
         x0 := 210;
         pw := 520;
         WITH r AS (SELECT x.*, row_number() OVER (ORDER BY x.lift DESC, x.rule) - 1 AS i
-                     FROM segment.report_rules(subject, from_date, to_date, org_unit) x WHERE x.lift IS NOT NULL)
+                     FROM pg_catalog.jsonb_to_recordset(j_rules) x(rule name, rule_id int, kind text, generated bigint, control bigint, dispatched bigint, started bigint, completed bigint, converted bigint, cancelled bigint, expired bigint, open bigint, leak_rate float8, amount numeric, treatment_evaluated bigint, treatment_converted bigint, control_evaluated bigint, control_converted bigint, treatment_rate float8, control_rate float8, lift float8, lift_low float8, lift_high float8, p_value float8) WHERE x.lift IS NOT NULL)
         SELECT string_agg(format(
                    '<g data-rule="%1$s" data-lift="%2$s" data-low="%3$s" data-high="%4$s">'
                    '<title>%1$s: lift %5$s</title>'
@@ -823,13 +915,13 @@ BEGIN
            max(m.amount) FILTER (WHERE m.manager IS NOT NULL) AS max_amount,
            sum(m.assigned) FILTER (WHERE m.manager IS NULL) AS pool
       INTO mg
-      FROM segment.report_managers(subject, from_date, to_date, org_unit) m;
+      FROM pg_catalog.jsonb_to_recordset(j_managers) m(manager text, assigned bigint, dispatched bigint, started bigint, completed bigint, converted bigint, conversion_rate float8, amount numeric, expired bigint, leak_rate float8, goal_rate float8);
     IF mg.managers = 0 THEN
         body := segment._report_empty('No opportunity was assigned to a manager in this period');
         reading := 'No treatment opportunity of the period was assigned to a manager.';
     ELSE
         WITH m AS (SELECT x.*, row_number() OVER (ORDER BY x.converted DESC, x.amount DESC NULLS LAST, x.manager) - 1 AS i
-                     FROM segment.report_managers(subject, from_date, to_date, org_unit) x
+                     FROM pg_catalog.jsonb_to_recordset(j_managers) x(manager text, assigned bigint, dispatched bigint, started bigint, completed bigint, converted bigint, conversion_rate float8, amount numeric, expired bigint, leak_rate float8, goal_rate float8)
                     WHERE x.manager IS NOT NULL),
         top AS (SELECT * FROM m WHERE m.i < 20)
         SELECT string_agg(format(
@@ -880,7 +972,7 @@ BEGIN
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.seconds) FILTER (WHERE r.kind = 'refresh') AS median,
            count(*) FILTER (WHERE r.kind = 'nightly' AND r.status <> 'succeeded') AS bad
       INTO rn
-      FROM segment.report_runs(subject, from_date, to_date) r WHERE r.seconds IS NOT NULL;
+      FROM pg_catalog.jsonb_to_recordset(j_runs) r(kind text, run_id bigint, as_of date, started_at timestamptz, finished_at timestamptz, seconds float8, status text) WHERE r.seconds IS NOT NULL;
     IF rn.runs = 0 THEN
         body := segment._report_empty('No refresh or nightly run in this period');
         reading := 'No refresh of the subject and no nightly run has an as_of date in the period.';
@@ -890,7 +982,7 @@ BEGIN
         hi := greatest(hi, ticks[array_upper(ticks, 1)]);
         w := least(28, greatest(3, 900 / rn.runs - 4));
         WITH r AS (SELECT x.*, row_number() OVER (ORDER BY x.started_at, x.kind, x.run_id) - 1 AS i
-                     FROM segment.report_runs(subject, from_date, to_date) x WHERE x.seconds IS NOT NULL)
+                     FROM pg_catalog.jsonb_to_recordset(j_runs) x(kind text, run_id bigint, as_of date, started_at timestamptz, finished_at timestamptz, seconds float8, status text) WHERE x.seconds IS NOT NULL)
         SELECT string_agg(format(
                    '<g data-kind="%1$s" data-run="%2$s" data-seconds="%3$s"><title>%1$s run %2$s as of %4$s: %5$s s (%6$s)</title>'
                    '<rect x="%7$s" y="%8$s" width="%9$s" height="%10$s" class="bar %11$s"/></g>%12$s',
