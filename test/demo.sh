@@ -12,10 +12,13 @@
 # schema dw. Environment:
 #   DEMO_CUSTOMERS  customers to generate (default 100000)
 #   DEMO_SEED       generator seed in [-1, 1] (default 0.42)
+#   DEMO_REPORT     where to write the report page (default
+#                   ${TMPDIR:-/tmp}/segment-demo-report.html; section 18)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 customers=${DEMO_CUSTOMERS:-100000}
+report=${DEMO_REPORT:-${TMPDIR:-/tmp}/segment-demo-report.html}
 seed=${DEMO_SEED:-0.42}
 [[ $customers =~ ^[0-9]+$ && $customers -ge 1 ]] || { echo "demo: DEMO_CUSTOMERS must be a positive integer" >&2; exit 2; }
 
@@ -558,6 +561,15 @@ select t.step_no, t.step, coalesce(t.subject, '') as subject, t.status,
 select segment.unschedule('segment-nightly') as unscheduled;   -- the demo cluster is thrown away
 \endif
 
-\echo
-\echo 'Done. Every query above is in test/demo.sh; the tag rules are in test/data/tags.sql.'
 SQL
+
+# The report (docs/report.md): one offline HTML page with the charts of all
+# of the above, for the days the demo refreshed and generated.
+echo
+echo "== 18. The report: segment.report('customer', current_date, current_date + 36) (docs/report.md)"
+start=$(date +%s%N)
+psql -X -q -At -v ON_ERROR_STOP=1 -c "select segment.report('customer', current_date, current_date + 36)" > "$report"
+echo "written in $(( ($(date +%s%N) - start) / 1000000 )) ms: $report ($(wc -c < "$report") bytes, $(grep -o '<svg' "$report" | wc -l) SVG charts)"
+echo "open it in a browser; scoped to one sub-branch: segment.report('customer', current_date, current_date + 36, '10001')"
+echo
+echo 'Done. Every query above is in test/demo.sh; the tag rules are in test/data/tags.sql.'

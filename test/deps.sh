@@ -1,7 +1,7 @@
 #!/bin/bash
 # deps.sh: install the Debian packages that building and testing segment need
 # (PostgreSQL 15 server and headers, pg_cron, pgTAP and pg_prove, CRoaring,
-# a C compiler). Called by `make deps`.
+# a C compiler, and chromium with CJK fonts for the report test). Called by `make deps`.
 #
 # Installs only what is missing: when every package is already installed it
 # does not touch apt at all. Otherwise it runs `apt-get update` once and one
@@ -17,6 +17,8 @@ PACKAGES=(
   libtap-parser-sourcehandler-pgtap-perl # pg_prove
   libroaring-dev                         # CRoaring (member sets)
   gcc libc6-dev make                     # C toolchain
+  chromium                               # headless browser: test/shell/report.sh renders segment.report()
+  fonts-noto-cjk                         # Chinese glyphs for that rendering (and docs/report.png)
 )
 
 missing=()

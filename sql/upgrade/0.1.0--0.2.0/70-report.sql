@@ -1,0 +1,1 @@
+../../install/88-report.sql
