@@ -100,6 +100,16 @@ ok $? "ALTER EXTENSION segment UPDATE from 0.1.0 ($(head -c 300 "$work/update.er
 is "$($PSQL -d "$OLD" -c "select extversion from pg_extension where extname = 'segment'")" "$default" \
    "the updated extension is at default_version $default"
 
+# Rules written before 0.2.0 get an owner (issue 11): the role that wrote
+# them, here the one running this test, on every kind of rule.
+is "$($PSQL -d "$OLD" -c "select string_agg(k || ':' || n, ' ' order by k) from (
+        select 'tag' k, count(*) filter (where owner is distinct from current_user::regrole) n from segment.tag where rule is not null
+        union all select 'segment', count(*) filter (where owner is distinct from current_user::regrole) from segment.segment
+        union all select 'scheme', count(*) filter (where owner is distinct from current_user::regrole) from segment.scheme
+        union all select 'scorecard', count(*) filter (where owner is distinct from current_user::regrole) from segment.scorecard) x")" \
+   "scheme:0 scorecard:0 segment:0 tag:0" "the update gives every existing rule its author as owner"
+is "$($PSQL -d "$OLD" -c "select count(*) from segment.tag where rule is not null")" "3" "three rule tags to check"
+
 snapshot "$OLD" > "$work/after" 2>&1
 is "$(diff "$work/before" "$work/after" && echo same)" "same" "definitions, counts and members read the same after the update"
 
