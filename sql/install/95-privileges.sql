@@ -266,15 +266,25 @@ END $$;
 -- test/shell/search-path.sh proves it against a shadow of pg_catalog.
 -- Left out: functions that pin a path of their own already, procedures (a
 -- SET clause forbids their COMMITs; run_all pins per transaction instead)
--- and _in_control, an IMMUTABLE SQL function that generation's per-row
--- query inlines (a SET clause would stop that; its only caller pins).
+-- _in_control, an IMMUTABLE SQL function that generation's per-row query
+-- inlines (a SET clause would stop that; its only caller pins), and the
+-- definition functions that analyse a new rule under its author's
+-- search_path to store it schema-qualified (docs/security.md): those that
+-- call the analysers, directly or through another function.
 DO $$
 DECLARE
     f regprocedure;
 BEGIN
-    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+    FOR f IN WITH RECURSIVE analysing(name) AS (
+                 VALUES ('_rule_canonical'::name), ('_rule_columns'), ('_audience_check'), ('_compile_template')
+                 UNION
+                 SELECT q.proname FROM pg_catalog.pg_proc q, analysing a
+                  WHERE q.pronamespace = 'segment'::regnamespace
+                    AND q.prosrc LIKE '%segment.' || a.name || '(%')
+             SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'segment'::regnamespace
                 AND p.prokind = 'f'
+                AND p.proname NOT IN (SELECT a.name FROM analysing a)
                 AND p.prolang IN (SELECT l.oid FROM pg_catalog.pg_language l
                                    WHERE l.lanname IN ('sql', 'plpgsql'))
                 AND p.proconfig IS NULL
