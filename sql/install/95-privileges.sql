@@ -265,30 +265,27 @@ END $$;
 -- (docs/security.md). A loop, so that functions added later are covered;
 -- test/shell/search-path.sh proves it against a shadow of pg_catalog.
 -- Left out: functions that pin a path of their own already, procedures (a
--- SET clause forbids their COMMITs; run_all pins per transaction instead)
+-- SET clause forbids their COMMITs; run_all pins per transaction instead),
 -- _in_control, an IMMUTABLE SQL function that generation's per-row query
 -- inlines (a SET clause would stop that; its only caller pins), and the
--- definition functions that analyse a new rule under its author's
--- search_path to store it schema-qualified (docs/security.md): those that
--- call the analysers, directly or through another function.
+-- functions that store a new rule schema-qualified: they analyse it under
+-- its author's search_path (docs/security.md), so that path must reach them.
 DO $$
 DECLARE
     f regprocedure;
 BEGIN
-    FOR f IN WITH RECURSIVE analysing(name) AS (
-                 VALUES ('_rule_canonical'::name), ('_rule_columns'), ('_audience_check'), ('_compile_template')
-                 UNION
-                 SELECT q.proname FROM pg_catalog.pg_proc q, analysing a
-                  WHERE q.pronamespace = 'segment'::regnamespace
-                    AND q.prosrc LIKE '%segment.' || a.name || '(%')
-             SELECT p.oid FROM pg_catalog.pg_proc p
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'segment'::regnamespace
                 AND p.prokind = 'f'
-                AND p.proname NOT IN (SELECT a.name FROM analysing a)
+                AND p.proname NOT IN ('_in_control',
+                                      'create_tag', 'alter_tag',
+                                      'create_scheme', 'alter_scheme', '_scheme_buckets',
+                                      'create_scorecard', 'alter_scorecard', '_scorecard_items',
+                                      'create_opportunity_rule', 'alter_opportunity_rule',
+                                      '_check_opportunity_rule', 'attach_event_rule')
                 AND p.prolang IN (SELECT l.oid FROM pg_catalog.pg_language l
                                    WHERE l.lanname IN ('sql', 'plpgsql'))
                 AND p.proconfig IS NULL
-                AND p.proname <> '_in_control'
               ORDER BY p.oid
     LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
