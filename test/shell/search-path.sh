@@ -158,7 +158,7 @@ cat > "$work/scenario.sql" <<SQL
 \set ON_ERROR_STOP 1
 \pset footer off
 select segment.refresh('customer', '$as_of');
-select segment.tag_counts('customer');
+select t.name, segment.count('customer', t.name::text) from segment.tag t order by 1;
 select segment.count('customer', 'high_value and not dormant');
 select segment.count('customer', 'value_tier.wealth or aipl.loyalty or retention_targets');
 select segment.members('customer', 'wealth_mining') limit 20;
@@ -189,10 +189,6 @@ select step, status, error from segment.nightly_step;
 select count(*), count(*) filter (where is_control) from segment.opportunity;
 select rule_id, count(*), pg_catalog.sum(pg_catalog.length(message)) from segment.opportunity group by 1 order by 1;
 SQL
-# segment.tag_counts may not exist: fall back to counting every tag
-if ! $PSQL -d "$CLEAN" -c "select 'segment.tag_counts(name)'::regprocedure" >/dev/null 2>&1; then
-    sed -i "s/^select segment.tag_counts('customer');/select t.name, segment.count('customer', t.name::text) from segment.tag t order by 1;/" "$work/scenario.sql"
-fi
 
 run() {   # run DB OUT: the scenario's output (timestamps blanked) to OUT, its stderr to OUT.err
     psql -X -At -d "$1" -f "$work/scenario.sql" 2>"$2.err" \
