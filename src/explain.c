@@ -44,6 +44,7 @@
 #include "rule.h"
 #include "rule_owner.h"
 #include "subject.h"
+#include "snapshot.h"
 #include "subject_source.h"
 
 typedef struct ExplainCtx
@@ -572,9 +573,31 @@ segment_explain(PG_FUNCTION_ARGS)
 	ctx.dpcontext = deparse_context_for(RelationGetRelationName(ctx.rel), si->relid);
 
 	/* the customer's current row: from the heap, or through SQL (views, Citus ...) */
-	if (subject_read_mode(ctx.rel) == SUBJECT_READ_SQL)
+	if (si->has_snapshot_column)
+	{
+		/* a snapshot subject: the row of the snapshot its current state is from */
+		DateADT		d;
+
+		args[0] = Int32GetDatum(si->subject_id);
+		if (SPI_execute_with_args("SELECT as_of FROM segment.subject_state WHERE subject_id = $1",
+								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read segment.subject_state");
+		if (SPI_processed == 1)
+			d = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		else if (!snapshot_find(ctx.rel, NameStr(si->snapshot_column), as_of, &d))
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("subject \"%s\" has no snapshot on or before %s", subject,
+							snapshot_date_text(as_of))));
+		as_of = d;
+		row_found = subject_sql_fetch_row(ctx.rel, NameStr(si->key_column), si->key_type, key, ctx.slot,
+										  psprintf(" AND %s = '%s'::pg_catalog.date",
+												   quote_identifier(NameStr(si->snapshot_column)),
+												   snapshot_date_text(d)));
+	}
+	else if (subject_read_mode(ctx.rel) == SUBJECT_READ_SQL)
 		row_found = subject_sql_fetch_row(ctx.rel, NameStr(si->key_column), si->key_type,
-										  key, ctx.slot);
+										  key, ctx.slot, NULL);
 	else
 	{
 		args[1] = PointerGetDatum(cstring_to_text(key));

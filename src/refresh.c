@@ -329,12 +329,19 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 {
 	MemoryContext old = MemoryContextSwitchTo(scancxt);
 	ScanCore	sc;
-	SubjectReadMode mode = sr->row_filter ? SUBJECT_READ_SQL : subject_read_mode(rel);
-	int			nworkers = mode == SUBJECT_READ_HEAP ? parallel_workers_for(rel, sr->keytype) : 0;
+	SubjectReadMode mode = sr->heap_leaves ? SUBJECT_READ_HEAP :
+		sr->row_filter ? SUBJECT_READ_SQL : subject_read_mode(rel);
+	/* one snapshot in one leaf partition: its heap, in parallel if large */
+	Relation	leaf = list_length(sr->heap_leaves) == 1 ?
+		table_open(linitial_oid(sr->heap_leaves), AccessShareLock) : NULL;
+	int			nworkers = mode != SUBJECT_READ_HEAP ? 0 :
+		sr->heap_leaves == NIL ? parallel_workers_for(rel, sr->keytype) :
+		leaf ? parallel_workers_for(leaf, sr->keytype) : 0;
 	int			i;
 
 	memset(&sc, 0, sizeof(sc));
 	sc.rel = rel;
+	sc.scan_rel = leaf;
 	sc.keyattno = sr->keyattno;
 	sc.keytype = sr->keytype;
 	sc.subject = sr->name;
@@ -375,11 +382,30 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 		TableScanDesc scan;
 
 		scan_core_compile(&sc, as_of);
-		scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
-		scan_core_run(&sc, scan, true);
-		table_endscan(scan);
+		if (sr->heap_leaves == NIL)
+		{
+			scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+			scan_core_run(&sc, scan, true);
+			table_endscan(scan);
+		}
+		else
+		{
+			ListCell   *lc;
+
+			foreach(lc, sr->heap_leaves)
+			{
+				Relation	part = table_open(lfirst_oid(lc), AccessShareLock);
+
+				scan = table_beginscan(part, GetActiveSnapshot(), 0, NULL);
+				scan_core_run(&sc, scan, true);
+				table_endscan(scan);
+				table_close(part, AccessShareLock);
+			}
+		}
 		scan_core_finish(&sc);
 	}
+	if (leaf)
+		table_close(leaf, AccessShareLock);
 
 	for (i = 0; i < sr->ntags; i++)
 		sr->tags[i].set = sc.tags[i].set;
@@ -705,6 +731,8 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 
 	rel = table_open(sr->relid, AccessShareLock);
 	scan_isolating_failures(sr, rel, as_of, runcxt);
+	if (sr->snapshot_column)
+		refresh_snapshot_check_unique(sr, rel);
 	table_close(rel, AccessShareLock);
 	scanned = GetCurrentTimestamp();
 

@@ -71,6 +71,7 @@ typedef struct SubjectRun
 	char	   *row_filter;		/* " WHERE column = date" */
 	char	   *rows_note;
 	List	   *read_relids;	/* the relations read (leaf partitions) */
+	List	   *heap_leaves;	/* read_relids, when read from their heaps directly */
 } SubjectRun;
 
 /* refresh.c */
@@ -86,6 +87,7 @@ extern void refresh_snapshot_save_tag(SubjectRun *sr, TagRun *t, Datum members, 
 extern void refresh_snapshot_save_universe(SubjectRun *sr, Datum universe, int64 count,
 										   int64 run_id, Oid mstype);
 extern void refresh_snapshot_prune(SubjectRun *sr);
+extern void refresh_snapshot_check_unique(SubjectRun *sr, Relation rel);
 
 /* refresh_segmentation.c */
 extern void load_tags(SubjectRun *sr);

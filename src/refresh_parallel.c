@@ -58,7 +58,8 @@ typedef struct WorkerFailure
 
 typedef struct SharedRefresh
 {
-	Oid			relid;
+	Oid			relid;			/* rules are compiled against it */
+	Oid			scan_relid;		/* the heap scanned (relid, or one leaf partition of it) */
 	AttrNumber	keyattno;
 	Oid			keytype;
 	DateADT		as_of;
@@ -259,6 +260,8 @@ segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 
 	memset(&sc, 0, sizeof(sc));
 	sc.rel = table_open(shared->relid, AccessShareLock);
+	if (shared->scan_relid != shared->relid)
+		sc.scan_rel = table_open(shared->scan_relid, AccessShareLock);
 	sc.keyattno = shared->keyattno;
 	sc.keytype = shared->keytype;
 	sc.subject = RelationGetRelationName(sc.rel);
@@ -268,7 +271,7 @@ segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 	PG_TRY();
 	{
 		scan_core_compile(&sc, shared->as_of);
-		scan = table_beginscan_parallel(sc.rel, pscan);
+		scan = table_beginscan_parallel(sc.scan_rel ? sc.scan_rel : sc.rel, pscan);
 		scan_core_run(&sc, scan, false);
 		table_endscan(scan);
 		scan_core_finish(&sc);
@@ -345,6 +348,8 @@ segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not send row counts to the leader")));
+	if (sc.scan_rel)
+		table_close(sc.scan_rel, AccessShareLock);
 	table_close(sc.rel, AccessShareLock);
 }
 
@@ -455,7 +460,8 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	Snapshot	snapshot = GetActiveSnapshot();
 	Size		blobsize;
 	char	   *units = units_blob(sc, &blobsize);
-	Size		pscansize = table_parallelscan_estimate(sc->rel, snapshot);
+	Relation	heap = sc->scan_rel ? sc->scan_rel : sc->rel;
+	Size		pscansize = table_parallelscan_estimate(heap, snapshot);
 	TableScanDesc scan;
 	MemoryContext oldcxt;
 	int			i;
@@ -472,6 +478,7 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 
 	shared = shm_toc_allocate(pcxt->toc, SHARED_REFRESH_SIZE(nworkers));
 	shared->relid = RelationGetRelid(sc->rel);
+	shared->scan_relid = RelationGetRelid(heap);
 	shared->keyattno = sc->keyattno;
 	shared->keytype = sc->keytype;
 	shared->as_of = as_of;
@@ -485,7 +492,7 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	shm_toc_insert(pcxt->toc, KEY_UNITS, blob);
 
 	pscan = shm_toc_allocate(pcxt->toc, pscansize);
-	table_parallelscan_initialize(sc->rel, pscan, snapshot);
+	table_parallelscan_initialize(heap, pscan, snapshot);
 	shm_toc_insert(pcxt->toc, KEY_PSCAN, pscan);
 
 	queues = shm_toc_allocate(pcxt->toc, (Size) QUEUE_SIZE * nworkers);
@@ -507,7 +514,7 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	PG_TRY();
 	{
 		/* the leader takes its share of blocks too */
-		scan = table_beginscan_parallel(sc->rel, pscan);
+		scan = table_beginscan_parallel(heap, pscan);
 		scan_core_run(sc, scan, true);
 		table_endscan(scan);
 		scan_core_finish(sc);

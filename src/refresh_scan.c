@@ -342,7 +342,8 @@ scan_core_flush(ScanCore *sc, uint32 *ids)
 void
 scan_core_run(ScanCore *sc, TableScanDesc scan, bool report)
 {
-	TupleTableSlot *slot = table_slot_create(sc->rel, NULL);
+	/* the scanned relation's slot: a leaf partition's, when rel is its parent */
+	TupleTableSlot *slot = table_slot_create(scan->rs_rd, NULL);
 	TimestampTz last_report = GetCurrentTimestamp();
 	uint32		ids[RULE_BATCH_ROWS];
 

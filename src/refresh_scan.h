@@ -76,7 +76,8 @@ typedef uint32 (*ScanKeyMapper) (void *arg, Datum key);
 
 typedef struct ScanCore
 {
-	Relation	rel;
+	Relation	rel;			/* rules are compiled against it */
+	Relation	scan_rel;		/* the heap a parallel scan reads when not rel (a leaf partition), or NULL */
 	AttrNumber	keyattno;
 	Oid			keytype;
 	const char *subject;		/* for messages */

@@ -54,6 +54,7 @@ refresh_snapshot_choose(SubjectRun *sr, Relation rel, DateADT as_of)
 	sr->row_filter = snapshot_filter_sql(sr->snapshot_column, d);
 	sr->rows_note = psprintf(" for %s %s", sr->snapshot_column, snapshot_date_text(d));
 	sr->read_relids = snapshot_relations(rel, sr->snapshot_column, d);
+	sr->heap_leaves = snapshot_heap_leaves(rel, sr->snapshot_column, d, sr->read_relids);
 
 	/* older than the snapshot the current state holds: a back-fill */
 	args[0] = Int32GetDatum(sr->subject_id);
@@ -155,4 +156,34 @@ refresh_snapshot_prune(SubjectRun *sr)
 							  "   AND s.snapshot_date NOT IN (SELECT * FROM keep)",
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not prune segment.tag_snapshot");
+}
+
+/*
+ * Read from the heaps directly, keys were not checked row by row: the
+ * snapshot has a duplicate key when fewer members than rows came out of it.
+ * Name one, as the SQL path does (23505), before anything is written.
+ */
+void
+refresh_snapshot_check_unique(SubjectRun *sr, Relation rel)
+{
+	char	   *key = NULL;
+	const char *keycol = get_attname(sr->relid, sr->keyattno, false);
+
+	if (sr->heap_leaves == NIL || sr->universe == NULL ||
+		(uint64) (sr->rows - sr->null_keys) == roaring_bitmap_get_cardinality(sr->universe->bitmap))
+		return;
+	if (SPI_execute(psprintf("SELECT %s::pg_catalog.text FROM %s%s GROUP BY 1 HAVING pg_catalog.count(*) > 1 LIMIT 1",
+							 quote_identifier(keycol),
+							 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+														RelationGetRelationName(rel)),
+							 sr->row_filter), true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for a duplicate key");
+	if (SPI_processed == 1)
+		key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("key %s appears in more than one row of \"%s\"%s, the relation of subject \"%s\"",
+					key ? key : "(unknown)", RelationGetRelationName(rel), sr->rows_note, sr->name),
+			 errdetail("Each customer must have one row; nothing was refreshed."),
+			 errhint("Fix the relation (a view's join may duplicate customers), then refresh again.")));
 }

@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -382,6 +383,67 @@ snapshot_relations(Relation rel, const char *column, DateADT d)
 		return list_make1_oid(RelationGetRelid(rel));
 	leaves_for(rel, column, d, &out);
 	return out;
+}
+
+/* Same attributes in the same places: rules compiled for one read the other. */
+static bool
+same_layout(TupleDesc a, TupleDesc b)
+{
+	if (a->natts != b->natts)
+		return false;
+	for (int i = 0; i < a->natts; i++)
+	{
+		Form_pg_attribute x = TupleDescAttr(a, i);
+		Form_pg_attribute y = TupleDescAttr(b, i);
+
+		if (x->attisdropped != y->attisdropped)
+			return false;
+		if (x->attisdropped)
+			continue;
+		if (x->atttypid != y->atttypid || x->atttypmod != y->atttypmod ||
+			x->attcollation != y->attcollation || strcmp(NameStr(x->attname), NameStr(y->attname)) != 0)
+			return false;
+	}
+	return true;
+}
+
+List *
+snapshot_heap_leaves(Relation rel, const char *column, DateADT d, List *leaves)
+{
+	List	   *all = NIL;
+	ListCell   *lc;
+
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return NIL;
+	collect_leaves(rel, column, DATEVAL_NOBEGIN, DATEVAL_NOEND, &all);
+	foreach(lc, leaves)
+	{
+		Oid			relid = lfirst_oid(lc);
+		bool		one_date = false;
+		ListCell   *lc2;
+		Relation	leaf;
+		bool		ok;
+
+		foreach(lc2, all)
+		{
+			SnapLeaf   *l = lfirst(lc2);
+
+			if (l->relid == relid && l->lo == d && l->hi == d)
+				one_date = true;
+		}
+		if (!one_date ||
+			pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+			check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+			return NIL;
+		leaf = table_open(relid, AccessShareLock);
+		ok = leaf->rd_rel->relkind == RELKIND_RELATION &&
+			leaf->rd_rel->relam == HEAP_TABLE_AM_OID &&
+			same_layout(RelationGetDescr(rel), RelationGetDescr(leaf));
+		table_close(leaf, AccessShareLock);
+		if (!ok)
+			return NIL;
+	}
+	return list_copy(leaves);
 }
 
 /*

@@ -31,6 +31,15 @@ extern bool snapshot_find(Relation rel, const char *column, DateADT as_of, DateA
  */
 extern List *snapshot_relations(Relation rel, const char *column, DateADT d);
 
+/*
+ * The leaves of snapshot_relations() when every one of them can be read
+ * straight from its heap (the fast path, parallel workers possible): an
+ * ordinary heap table whose bounds allow date d only (no filter needed),
+ * with the parent's column layout, readable by the current user without
+ * row security. NIL otherwise (the rows are then read through SQL).
+ */
+extern List *snapshot_heap_leaves(Relation rel, const char *column, DateADT d, List *leaves);
+
 /* " WHERE column = 'd'::pg_catalog.date" */
 extern char *snapshot_filter_sql(const char *column, DateADT d);
 

@@ -207,7 +207,7 @@ subject_sql_scan(ScanCore *sc)
 
 bool
 subject_sql_fetch_row(Relation rel, const char *key_column, Oid key_type,
-					  const char *key, TupleTableSlot *slot)
+					  const char *key, TupleTableSlot *slot, const char *and_filter)
 {
 	int			spi_nest;
 	MemoryContext cxt = CurrentMemoryContext;
@@ -216,6 +216,8 @@ subject_sql_fetch_row(Relation rel, const char *key_column, Oid key_type,
 	char	   *query = row_query(rel, key_column, key_type);
 	bool		found = false;
 
+	if (and_filter)
+		query = psprintf("%s%s", query, and_filter);
 	spi_nest = segment_spi_connect();
 	args[0] = CStringGetTextDatum(key);
 	if (SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 2) != SPI_OK_SELECT)

@@ -41,8 +41,9 @@ extern void subject_sql_scan(ScanCore *sc);
 /*
  * The row of rel whose key_column equals key (as text), read through SQL,
  * stored in slot (of rel's descriptor). False when there is none.
+ * and_filter (or NULL): " AND ..." narrowing the rows (one snapshot).
  */
 extern bool subject_sql_fetch_row(Relation rel, const char *key_column, Oid key_type,
-								  const char *key, TupleTableSlot *slot);
+								  const char *key, TupleTableSlot *slot, const char *and_filter);
 
 #endif							/* SEGMENT_SUBJECT_SOURCE_H */

@@ -6,6 +6,8 @@
 #   (b)  one SQL query with one count(*) filter (where rule) per tag
 #   (c)  one select count(*) ... where rule per tag (N queries)
 #   (d)  select ... from segment.refresh('customer', as_of)
+#   and a snapshot subject (test/bench_snapshot.sh): the same tags over two
+#   daily partitions of the same customers, against (d) and plain SQL.
 #   and live maintenance (test/bench_live.sh): an UPDATE of 100,000 customers
 #   with live on against off, and pgbench with 8 clients, live on and off.
 #   and, for the audience "tA and tB and not tC or tD":
@@ -423,6 +425,12 @@ fi
 # (l3) pgbench with 8 clients: see test/bench_live.sh
 if [[ $seg == ext ]]; then
   BENCH_AS_OF=$as_of bash "$here/bench_live.sh" || echo "bench: the live maintenance part failed"
+fi
+# -------------------------------------------------------------- snapshot subject
+# (s1)-(s4): the same tags over a daily-partitioned snapshot of the same
+# customers: see test/bench_snapshot.sh
+if [[ $seg == ext ]]; then
+  BENCH_AS_OF=$as_of TAGS=$ntags BENCH_REPS=$reps bash "$here/bench_snapshot.sh" || echo "bench: the snapshot subject part failed"
 fi
 echo
 echo "bench done: ROWS=$rows TAGS=$ntags as_of=$as_of generation=${gen_s}s"

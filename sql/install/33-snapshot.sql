@@ -41,6 +41,27 @@ CREATE TABLE segment.subject_snapshot (
     PRIMARY KEY (subject_id, snapshot_date)
 );
 
+-- What SQL that reads a customer's current row adds to its WHERE / ON for
+-- the subject's rows aliased `alias`: nothing for a subject that is not a
+-- snapshot subject, else the snapshot date of its current state (generate,
+-- render, evaluate_outcomes and the report read those rows).
+CREATE FUNCTION segment._snapshot_filter(sid int, alias text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    col name;
+    d date;
+BEGIN
+    SELECT x.snapshot_column INTO col FROM segment.subject x WHERE x.subject_id = sid;
+    IF col IS NULL THEN
+        RETURN '';
+    END IF;
+    SELECT st.as_of INTO d FROM segment.subject_state st WHERE st.subject_id = sid;
+    IF d IS NULL THEN
+        RETURN ' AND false';       -- never refreshed: no member, no row
+    END IF;
+    RETURN format(' AND %I.%I = %L::pg_catalog.date', alias, col, to_char(d, 'YYYY-MM-DD'));
+END $$;
+
 CREATE FUNCTION segment.latest_snapshot(subject name, as_of date DEFAULT current_date) RETURNS date
     AS 'MODULE_PATHNAME', 'segment_latest_snapshot' LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION segment.latest_snapshot(name, date) IS

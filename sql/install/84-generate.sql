@@ -59,11 +59,12 @@ BEGIN
              WHERE k.subject_id = sid AND k.member_id = ANY (segment.to_array(members));
         END IF;
         -- compared in the key's own type, so the key's index finds the rows
-        EXECUTE format('SELECT array_agg(DISTINCT %s), array_agg(DISTINCT %s) FROM %s t WHERE t.%I = ANY (%s)',
+        EXECUTE format('SELECT array_agg(DISTINCT %s), array_agg(DISTINCT %s) FROM %s t WHERE t.%I = ANY (%s)%s',
                        segment._column_as_text(s.owner_column),
                        segment._column_as_text(s.org_column),
                        s.relation, s.key_column,
-                       CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '$1' ELSE '$2' END)
+                       CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '$1' ELSE '$2' END,
+                       segment._snapshot_filter(sid, 't'))
            INTO owners, orgs USING segment.to_array(members), keys;
         only_these := format(' AND (m.%I::text = ANY (%L::text[]) OR m.%I::text = ANY (%L::text[]))',
                              st.manager_column, coalesce(owners, '{}'), st.org_column, coalesce(orgs, '{}'));
@@ -165,6 +166,8 @@ BEGIN
         key_join := format('JOIN segment.keymap k ON k.subject_id = %s AND k.member_id = m.id
                             JOIN %s t ON t.%I = k.key', sid, s.relation, s.key_column);
     END IF;
+    -- a snapshot subject: the rows of the snapshot its member sets are from
+    key_join := key_join || segment._snapshot_filter(sid, 't');
 
     -- work table: candidates waiting for an org-unit manager. Created once
     -- per session (creating temporary tables in every event transaction cost
@@ -251,7 +254,8 @@ BEGIN
                         from_sql := format('%s t JOIN segment.keymap k ON k.subject_id = %s AND k.key = t.%I',
                                            s.relation, sid, s.key_column);
                     END IF;
-                    where_sql := format('WHERE $1 OPERATOR(segment.@>) %s', id_expr);
+                    where_sql := format('WHERE $1 OPERATOR(segment.@>) %s', id_expr)
+                                 || segment._snapshot_filter(sid, 't');
                     -- most of the table: hash joins with staff and scores, not a
                     -- lookup per row (the set-returning estimate is no help)
                     PERFORM set_config('enable_nestloop', 'off', true);
@@ -539,7 +543,8 @@ BEGIN
     IF r.template_sql IS NULL THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('SELECT %s FROM %s t WHERE t.%I::text = $1', r.template_sql, s.relation, s.key_column)
+    EXECUTE format('SELECT %s FROM %s t WHERE t.%I::text = $1%s', r.template_sql, s.relation, s.key_column,
+                   segment._snapshot_filter(s.subject_id, 't'))
        INTO msg USING key;
     RETURN msg;
 END $$;

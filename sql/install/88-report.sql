@@ -110,15 +110,15 @@ BEGIN
     IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN
         EXECUTE format('SELECT segment.memberset_agg(t.%1$I::int8) FROM %2$s t
                          WHERE t.%3$I::text OPERATOR(pg_catalog.=) ANY ($1)
-                           AND t.%1$I::int8 BETWEEN 0 AND 4294967295',
-                       s.key_column, s.relation, s.org_column)
+                           AND t.%1$I::int8 BETWEEN 0 AND 4294967295%4$s',
+                       s.key_column, s.relation, s.org_column, segment._snapshot_filter(sid, 't'))
             INTO result USING units;
     ELSE
         EXECUTE format('SELECT segment.memberset_agg(k.member_id) FROM %2$s t
                           JOIN segment.keymap k ON k.subject_id OPERATOR(pg_catalog.=) $2
                                                AND k.key OPERATOR(pg_catalog.=) t.%1$I::text
-                         WHERE t.%3$I::text OPERATOR(pg_catalog.=) ANY ($1)',
-                       s.key_column, s.relation, s.org_column)
+                         WHERE t.%3$I::text OPERATOR(pg_catalog.=) ANY ($1)%4$s',
+                       s.key_column, s.relation, s.org_column, segment._snapshot_filter(sid, 't'))
             INTO result USING units, sid;
     END IF;
     RETURN coalesce(result, '{}'::segment.memberset);

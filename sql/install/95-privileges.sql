@@ -42,6 +42,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('reader', 'function', '_nightly_history', 'EXECUTE'),
         ('reader', 'function', '_column_as_text', 'EXECUTE'),
         ('reader', 'function', '_key_of', 'EXECUTE'),
+        ('reader', 'function', '_snapshot_filter', 'EXECUTE'),
         -- reader: segment.report and the segment.report_* functions
         ('reader', 'function', '_html', 'EXECUTE'),
         ('reader', 'function', '_fmt_int', 'EXECUTE'),

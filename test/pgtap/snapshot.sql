@@ -365,6 +365,70 @@ select is((select (runs, snaps, states)::text from snapt.before),
 -- the same key on another date is fine
 select lives_ok($$select segment.refresh('sl', '2026-12-01')$$, 'a key in several snapshots is not a duplicate');
 
+-- entry rules and generation over a snapshot subject read the current snapshot's rows
+select lives_ok($$select segment.create_opportunity_rule('sd', 'sd_up', 'sd_rich', 'maintenance', 'call',
+                      assignment => 'pool', cooldown_days => 60, template => 'aum {aum}')$$,
+                'an opportunity rule with a template on the snapshot subject');
+select lives_ok($$select segment.fire_on_entry('sd_up', 'sd_rich')$$, 'fire it on entry into sd_rich');
+
+-- a day's partition attached later with another column order: read through SQL, same answers
+create table snapt.daily_1208 (vip boolean, customer_id int8 not null, branch text, aum numeric,
+                               data_dt date not null, open_dt date);
+insert into snapt.daily_1208 (data_dt, customer_id, aum, branch, open_dt, vip)
+    select * from snapt.rows('2026-12-08', 2500);
+alter table snapt.daily attach partition snapt.daily_1208 for values from ('2026-12-08') to ('2026-12-09');
+select lives_ok($$select segment.refresh('sd', '2026-12-08')$$, 'refresh a partition attached with another column order');
+select is((select read_relations from segment.run r join segment.subject s using (subject_id)
+            where s.name = 'sd' order by run_id desc limit 1), '{snapt.daily_1208}'::text[],
+          '12-08 is read from the attached partition');
+select * from snapt.check_all('sd', '2026-12-08', true);
+
+select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+            where r.name = 'sd_up' and o.source = 'entered:sd_rich'),
+          (select count(*) from (select unnest(snapt.plain_set('aum >= 1000', '2026-12-08'))
+                                 except select unnest(snapt.plain_set('aum >= 1000', '2026-12-06'))) x),
+          'entry rule: one lead per customer who entered sd_rich between the snapshots 12-06 and 12-08');
+select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+            where r.name = 'sd_up'
+              and o.message is distinct from segment.render('sd_up', o.key)), 0::bigint,
+          'each lead''s message is the template over the 12-08 row');
+select is(segment.render('sd_up', '7'), (select 'aum ' || aum from snapt.daily where data_dt = '2026-12-08' and customer_id = 7),
+          'render reads the row of the current snapshot');
+select is(segment.explain('sd', 7, 'sd_rich') -> 'why' -> 'columns' ->> 'aum',
+          (select aum::text from snapt.daily where data_dt = '2026-12-08' and customer_id = 7),
+          'explain reads the row of the current snapshot');
+select is(segment.explain('sd', 7, 'sd_rich') ->> 'as_of', '2026-12-08', 'explain evaluates as of the snapshot date');
+
+select lives_ok($$select segment.create_opportunity_rule('sd', 'sd_batch', 'sd_vip and not sd_b1', 'mining', 'fund',
+                      assignment => 'pool', template => 'branch {branch}')$$, 'a batch opportunity rule on the snapshot subject');
+select is((select sum(generated)::bigint from segment.generate('sd_batch', '2026-12-08')),
+          (select count(*) from snapt.daily where data_dt = '2026-12-08' and vip and (branch = 'b1') is not true),
+          'generate: one lead per member of the audience in the current snapshot');
+select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
+            where r.name = 'sd_batch' and o.message is distinct from segment.render('sd_batch', o.key)), 0::bigint,
+          'generated messages come from the current snapshot''s rows');
+
+-- a duplicate in a one-day partition (read straight from its heap)
+alter table snapt.daily drop constraint daily_pkey;
+create table snapt.before2 as
+    select (select count(*) from segment.run) runs,
+           (select array_agg((tag_id, snapshot_date, member_count)::text order by 1) from segment.tag_snapshot) snaps,
+           (select array_agg((tag_id, member_count)::text order by 1) from segment.tag_state) states;
+insert into snapt.daily select * from snapt.rows('2026-12-08', 40) where customer_id = 33;
+select throws_ok($$select segment.refresh('sd', '2026-12-08')$$, '23505',
+                 'key 33 appears in more than one row of "daily" for data_dt 2026-12-08, the relation of subject "sd"',
+                 'a duplicate key in a one-day partition: 23505 naming the key');
+select is((select (runs, snaps, states)::text from snapt.before2),
+          (select ((select count(*) from segment.run),
+                   (select array_agg((tag_id, snapshot_date, member_count)::text order by 1) from segment.tag_snapshot),
+                   (select array_agg((tag_id, member_count)::text order by 1) from segment.tag_state))::text),
+          'after the refused refresh nothing changed');
+delete from snapt.daily where data_dt = '2026-12-08' and customer_id = 33;
+insert into snapt.daily select * from snapt.rows('2026-12-02', 40) where customer_id = 34;
+select throws_ok($$select segment.refresh('sd', '2026-12-02')$$, '23505',
+                 'key 34 appears in more than one row of "daily" for data_dt 2026-12-02, the relation of subject "sd"',
+                 'a duplicate key in an older snapshot (a back-fill): 23505');
+
 -- readers' bad inputs
 select throws_ok($$select segment.count('vw', 'vw_x', '2026-12-01')$$, '0A000', null,
                  'as_of on a subject that is not a snapshot subject: 0A000');

@@ -661,7 +661,8 @@ BEGIN
     PERFORM set_config('segment.as_of', to_char(as_of, 'YYYY-MM-DD'), true);
 
     FOR r IN
-        SELECT ru.rule_id, ru.name, ru.goal, s.relation, s.key_column, s.key_type
+        SELECT ru.rule_id, ru.name, ru.goal, s.relation, s.key_column, s.key_type,
+               segment._snapshot_filter(s.subject_id, 't') AS snapshot_filter
           FROM segment.opportunity_rule ru
           JOIN segment.subject s ON s.subject_id = ru.subject_id
          WHERE EXISTS (SELECT 1 FROM segment.opportunity o
@@ -706,7 +707,7 @@ BEGIN
                     ), due_rows AS (
                         SELECT array_agg(%2$s) AS keys, array_agg(t) AS rows
                           FROM %3$s t
-                         WHERE %2$s IN (SELECT due.k FROM due)
+                         WHERE %2$s IN (SELECT due.k FROM due)%5$s
                     ), met AS (
                         SELECT u.k, u.met
                           FROM due_rows d,
@@ -716,7 +717,7 @@ BEGIN
                        SET goal_met = coalesce(met.met, false), evaluated_at = now()
                       FROM due LEFT JOIN met ON met.k = due.k
                      WHERE o.opportunity_id = due.opportunity_id$q$,
-                    opp_key, key_expr, r.relation, r.relation::oid)
+                    opp_key, key_expr, r.relation, r.relation::oid, r.snapshot_filter)
                 USING r.rule_id, as_of;
             EXCEPTION WHEN OTHERS THEN
                 GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
