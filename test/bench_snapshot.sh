@@ -88,7 +88,7 @@ echo "built dw.customer_daily ($("${Q[@]}" -c "select pg_size_pretty(pg_total_re
 lit="'$as_of'::date"
 "${Q[@]}" -o "$tmp/onepass.sql" -c \
   "select 'select ' || string_agg(format('count(*) filter (where %s) as %I', replace(rule, 'segment.as_of()', \$q\$$lit\$q\$), tag), E',\n       ' order by tag_no)
-          || E'\n  from dw.customer_daily where data_dt = $lit;' from dw.bench_rules($ntags)"
+          || E'\n  from dw.customer_daily where data_dt = ' || \$q\$$lit;\$q\$ from dw.bench_rules($ntags)"
 "${Q[@]}" -o "$tmp/rules.tsv" -F $'\t' -c \
   "select tag_no, tag, replace(rule, 'segment.as_of()', \$q\$$lit\$q\$) from dw.bench_rules($ntags) order by tag_no"
 
