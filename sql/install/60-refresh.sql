@@ -43,13 +43,21 @@ BEGIN
                       HINT = 'Drop the tag, change the column, and create the tag again (or alter its rule to the new type first).';
         END IF;
     END LOOP;
-    FOR t IN SELECT s.name AS subject, s.key_column, s.key_type, s.relation FROM segment.subject s
+    FOR t IN SELECT s.name AS subject, s.key_column, s.key_type, s.relation, s.snapshot_column FROM segment.subject s
               WHERE s.relation = rel
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_attribute a
                         WHERE a.attrelid = rel AND a.attname = t.key_column AND NOT a.attisdropped
                           AND a.atttypid = t.key_type) THEN
             RAISE EXCEPTION 'cannot change table "%": column "%" is the key of subject "%"', t.relation, t.key_column, t.subject
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Unregister the subject first with segment.unregister_subject().';
+        END IF;
+        -- a snapshot subject's date column (part 33)
+        IF t.snapshot_column IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                        WHERE a.attrelid = rel AND a.attname = t.snapshot_column AND NOT a.attisdropped
+                          AND a.atttypid = 'date'::regtype) THEN
+            RAISE EXCEPTION 'cannot change table "%": column "%" is the snapshot column of subject "%"', t.relation, t.snapshot_column, t.subject
                 USING ERRCODE = 'dependent_objects_still_exist',
                       HINT = 'Unregister the subject first with segment.unregister_subject().';
         END IF;

@@ -429,6 +429,17 @@ select throws_ok($$select segment.refresh('sd', '2026-12-02')$$, '23505',
                  'key 34 appears in more than one row of "daily" for data_dt 2026-12-02, the relation of subject "sd"',
                  'a duplicate key in an older snapshot (a back-fill): 23505');
 
+-- the DDL guard keeps the snapshot column
+create table snapt.guard (id int primary key, d date);
+create index on snapt.guard (d);
+select lives_ok($$select segment.register_subject('sg', 'snapt.guard', 'id', snapshot_column => 'd')$$,
+                'register a small snapshot table');
+select throws_ok($$alter table snapt.guard drop column d$$, '2BP01',
+                 'cannot change table "snapt.guard": column "d" is the snapshot column of subject "sg"',
+                 'dropping the snapshot column of a subject: 2BP01');
+select throws_ok($$alter table snapt.guard rename column d to dd$$, '2BP01', null, 'renaming it: 2BP01');
+select throws_ok($$alter table snapt.guard alter column d type timestamp$$, '2BP01', null, 'retyping it: 2BP01');
+
 -- readers' bad inputs
 select throws_ok($$select segment.count('vw', 'vw_x', '2026-12-01')$$, '0A000', null,
                  'as_of on a subject that is not a snapshot subject: 0A000');
