@@ -11,7 +11,8 @@
 # back and unioned), not a speed-up.
 #
 # Called by test/bench.sh when citus.so is installed (BENCH_CITUS=0 skips it);
-# by hand: ROWS=1000000 TAGS=60 test/with-cluster.sh bash test/bench_citus.sh
+# by hand: ROWS=1000000 TAGS=60 bash test/bench_citus.sh (makes its own
+# four instances; installs segment under the install lock once the data is made)
 # Environment: ROWS (1000000), TAGS (60), BENCH_REPS (3), BENCH_AS_OF
 # (current date), BENCH_SEED (0.42), CITUS_SHARED_BUFFERS (1GB per node).
 set -euo pipefail
@@ -41,7 +42,6 @@ C=0 P=3
 echo "== Citus bench: $rows customers, $ntags tags, as_of $as_of, best of $reps"
 echo "   coordinator + 2 workers (citus) and one plain node, all on 127.0.0.1; $(nproc) cores"
 for i in 0 1 2; do on $i -c "create extension citus" >/dev/null; done
-for i in 0 1 2 3; do on $i -c "create extension segment" >/dev/null; done
 on $C >/dev/null <<SQL
 select citus_set_coordinator_host('127.0.0.1', ${ports[0]});
 select citus_add_node('127.0.0.1', ${ports[1]});
@@ -64,6 +64,16 @@ select truncate_local_data_after_distributing_table('dw.customer_wide');
 SQL
 echo "Citus: generated and distributed in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s" \
      "($(on $C -c "select count(*) from pg_dist_shard where logicalrelid = 'dw.customer_wide'::regclass") shards)"
+# Run by hand outside test/with-cluster.sh, the installed segment is only
+# taken (and installed from this checkout) now, after the data is made, and
+# held until the end: other checkouts on the machine install theirs under
+# the same lock.
+if [[ -z ${SEGMENT_LOCK_HELD:-} ]]; then
+    exec 9>>/tmp/segment-install.lock
+    flock 9
+    make -s -C "$here/.." install PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" 9>&- >/dev/null
+fi
+for i in 0 1 2 3; do on $i -c "create extension segment" >/dev/null; done
 for i in $C $P; do
     on "$i" -c "set client_min_messages = warning" \
         -c "select segment.register_subject('customer', 'dw.customer_wide', 'customer_id')" \
