@@ -15,6 +15,7 @@
 #include "utils/date.h"
 
 #include "audience.h"
+#include "governance.h"
 #include "memberset.h"
 #include "snapshot.h"
 #include "subject.h"
@@ -125,6 +126,7 @@ segment_members_as_of(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	DateADT		d = PG_GETARG_DATEADT(2);
 	SubjectInfo *s;
+	char	   *aud;
 	RoaringOwned *set;
 	roaring_uint32_iterator_t it;
 
@@ -136,7 +138,11 @@ segment_members_as_of(PG_FUNCTION_ARGS)
 				 errmsg("subject \"%s\" has %s keys, which segment.members cannot return as bigint",
 						NameStr(s->name), format_type_be(s->key_type)),
 				 errhint("Use segment.members_text('%s', ..., as_of) instead.", NameStr(s->name))));
-	set = evaluate_as_of(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), d);
+	governance_check_export("segment.members");
+	aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	set = evaluate_as_of(s, aud, d);
+	governance_audit_export("segment.members", NameStr(s->name), aud,
+							(int64) roaring_bitmap_get_cardinality(set->bitmap));
 	roaring_init_iterator(set->bitmap, &it);
 	while (it.has_value)
 	{
@@ -158,15 +164,20 @@ segment_members_text_as_of(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	DateADT		d = PG_GETARG_DATEADT(2);
 	SubjectInfo *s;
+	char	   *aud;
 	RoaringOwned *set;
 	MemberSet  *ms;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	s = retained_subject(PG_GETARG_NAME(0), d);
-	set = evaluate_as_of(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), d);
+	governance_check_export("segment.members_text");
+	aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	set = evaluate_as_of(s, aud, d);
 	ms = memberset_from_roaring(set->bitmap);
 	roaring_owned_free(set);
 	subject_put_keys(s, ms, rsinfo->setResult, rsinfo->setDesc);
 	pfree(ms);
+	governance_audit_export("segment.members_text", NameStr(s->name), aud,
+							tuplestore_tuple_count(rsinfo->setResult));
 	return (Datum) 0;
 }

@@ -6,6 +6,7 @@
 #   (b)  one SQL query with one count(*) filter (where rule) per tag
 #   (c)  one select count(*) ... where rule per tag (N queries)
 #   (d)  select ... from segment.refresh('customer', as_of)
+#   and on a local 3-node Citus cluster against one plain node (test/bench_citus.sh)
 #   and a snapshot subject (test/bench_snapshot.sh): the same tags over two
 #   daily partitions of the same customers, against (d) and plain SQL.
 #   and live maintenance (test/bench_live.sh): an UPDATE of 100,000 customers
@@ -431,6 +432,13 @@ fi
 # customers: see test/bench_snapshot.sh
 if [[ $seg == ext ]]; then
   BENCH_AS_OF=$as_of TAGS=$ntags BENCH_REPS=$reps bash "$here/bench_snapshot.sh" || echo "bench: the snapshot subject part failed"
+fi
+# -------------------------------------------------------------- Citus
+# the same workload on a local 3-node Citus cluster against one plain node
+# (test/bench_citus.sh; skipped when citus is not installed or BENCH_CITUS=0)
+if [[ $seg == ext && ${BENCH_CITUS:-1} != 0 ]]; then
+  echo
+  ROWS=$rows TAGS=$ntags BENCH_AS_OF=$as_of BENCH_SEED=$seed bash "$here/bench_citus.sh" || echo "bench: the Citus part failed"
 fi
 echo
 echo "bench done: ROWS=$rows TAGS=$ntags as_of=$as_of generation=${gen_s}s"

@@ -43,6 +43,14 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('reader', 'function', '_column_as_text', 'EXECUTE'),
         ('reader', 'function', '_key_of', 'EXECUTE'),
         ('reader', 'function', '_snapshot_filter', 'EXECUTE'),
+        -- reader: governance (sql/install/92-governance.sql): the row-level
+        -- security policies and the per-customer, export and masking checks
+        ('reader', 'function', '_my_manager', 'EXECUTE'),
+        ('reader', 'function', '_in_scope', 'EXECUTE'),
+        ('reader', 'function', '_sees_all', 'EXECUTE'),
+        ('reader', 'function', '_governed', 'EXECUTE'),
+        ('reader', 'function', '_customer_scope', 'EXECUTE'),
+        ('reader', 'function', '_audit_export', 'EXECUTE'),
         -- reader: segment.report and the segment.report_* functions
         ('reader', 'function', '_html', 'EXECUTE'),
         ('reader', 'function', '_fmt_int', 'EXECUTE'),
