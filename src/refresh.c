@@ -621,11 +621,19 @@ refresh_put_row(ReturnSetInfo *rsinfo, const char *subject, const char *name,
 static void
 save_tag(SubjectRun *sr, TagRun *t, DateADT as_of, int64 run_id, Oid mstype)
 {
-	RoaringOwned *prev = sr->backfill ? refresh_snapshot_previous(t->tag_id, sr->snapshot_date) :
-		refresh_load_previous("SELECT members FROM segment.tag_state WHERE tag_id = $1",
-							  t->tag_id, (Datum) 0, InvalidOid);
+	/*
+	 * Entered and exited: against the previous state; for a snapshot read
+	 * again (a nightly retry) or back-filled, against the retained snapshot
+	 * before it, so that they always mean "since the previous snapshot".
+	 */
+	RoaringOwned *prev = (sr->backfill || sr->rerun) ?
+		refresh_snapshot_previous(t->tag_id, sr->snapshot_date) : NULL;
 	Datum		args[7];
 	Oid			argtypes[7] = {INT4OID, mstype, INT8OID, INT8OID, INT8OID, DATEOID, INT8OID};
+
+	if (prev == NULL && !sr->backfill)
+		prev = refresh_load_previous("SELECT members FROM segment.tag_state WHERE tag_id = $1",
+									 t->tag_id, (Datum) 0, InvalidOid);
 
 	t->members = roaring_bitmap_get_cardinality(t->set->bitmap);
 	if (prev)

@@ -68,6 +68,7 @@ typedef struct SubjectRun
 	int32		snapshot_retention;
 	DateADT		snapshot_date;	/* the snapshot this run reads */
 	bool		backfill;		/* older than the current state's snapshot */
+	bool		rerun;			/* the current state's snapshot again */
 	char	   *row_filter;		/* " WHERE column = date" */
 	char	   *rows_note;
 	List	   *read_relids;	/* the relations read (leaf partitions) */

@@ -62,12 +62,14 @@ refresh_snapshot_choose(SubjectRun *sr, Relation rel, DateADT as_of)
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.subject_state");
 	sr->backfill = false;
+	sr->rerun = false;
 	if (SPI_processed == 1)
 	{
 		DateADT		cur = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0],
 														SPI_tuptable->tupdesc, 1, &isnull));
 
 		sr->backfill = !isnull && cur > d;
+		sr->rerun = !isnull && cur == d;
 	}
 	if (sr->backfill)
 		ereport(NOTICE,

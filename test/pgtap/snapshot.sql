@@ -258,6 +258,12 @@ select is((select count(*)::int from segment.size_snapshot z join segment.subjec
             where s.name = 'sd' and z.as_of = '2026-12-03' and z.kind = 'tag'), 6,
           'tag history (size_snapshot) has every tag for the snapshot date');
 
+-- refreshing the same snapshot again (a nightly retry) reports the same transitions
+select is((select array_agg(format('%s %s/%s/%s', r.tag, r.members, r.entered, r.exited) order by r.tag)
+             from segment.refresh('sd', '2026-12-03') r),
+          (select array_agg(format('%s %s/%s/%s', r3.tag, r3.members, r3.entered, r3.exited) order by r3.tag) from snapt.r3),
+          'a second refresh of 12-03: entered / exited still since 12-02');
+
 -- the previous snapshot stays readable
 select is(segment.count('sd', 'sd_rich', '2026-12-02'),
           (select count(*) from snapt.daily where data_dt = '2026-12-02' and aum >= 1000),
