@@ -571,5 +571,31 @@ start=$(date +%s%N)
 psql -X -q -At -v ON_ERROR_STOP=1 -c "select segment.report('customer', current_date, current_date + 36)" > "$report"
 echo "written in $(( ($(date +%s%N) - start) / 1000000 )) ms: $report ($(wc -c < "$report") bytes, $(grep -o '<svg' "$report" | wc -l) SVG charts)"
 echo "open it in a browser; scoped to one sub-branch: segment.report('customer', current_date, current_date + 36, '10001')"
+# A daily snapshot subject (docs/dba-guide.md#snapshot-subjects): one row per
+# customer per data date, one partition per day, as a warehouse keeps it.
+echo
+echo "== 19. A daily snapshot subject: refresh reads one day's partition (docs/dba-guide.md#snapshot-subjects)"
+psql -X -q -v ON_ERROR_STOP=1 -P pager=off <<'SQL'
+set client_min_messages = warning;
+create schema demo_dw;
+create table demo_dw.cust_daily (data_dt date not null, customer_id bigint not null, aum numeric,
+                                 primary key (data_dt, customer_id)) partition by range (data_dt);
+create table demo_dw.cust_daily_d1 partition of demo_dw.cust_daily for values from (current_date - 1) to (current_date);
+create table demo_dw.cust_daily_d2 partition of demo_dw.cust_daily for values from (current_date) to (current_date + 1);
+create table demo_dw.cust_daily_d3 partition of demo_dw.cust_daily for values from (current_date + 1) to (current_date + 2);
+insert into demo_dw.cust_daily select current_date - 1, g, (g * 7919) % 1000000 from generate_series(1, 100000) g;
+insert into demo_dw.cust_daily select current_date, g, (g * 7919) % 1000000 * 1.02 from generate_series(1, 100000) g;
+select segment.register_subject('demo_daily', 'demo_dw.cust_daily', 'customer_id', snapshot_column => 'data_dt') as subject_id;
+select segment.create_tag('demo_daily', 'daily_rich', 'aum >= 500000') as tag_id;
+select * from segment.refresh('demo_daily', current_date - 1);
+\echo 'tomorrow''s partition exists but is empty: refresh() reads today''s snapshot'
+select * from segment.refresh('demo_daily');
+select as_of, snapshot_date, read_relations, rows_scanned from segment.run
+ where subject_id = (select subject_id from segment.subject where name = 'demo_daily') order by run_id;
+select segment.count('demo_daily', 'daily_rich') as rich_today,
+       segment.count('demo_daily', 'daily_rich', current_date - 1) as rich_yesterday;
+select snapshot_date, members, current from segment.snapshots('demo_daily');
+SQL
+
 echo
 echo 'Done. Every query above is in test/demo.sh; the tag rules are in test/data/tags.sql.'
