@@ -73,7 +73,7 @@ if [[ -z ${SEGMENT_LOCK_HELD:-} ]]; then
     flock 9
     make -s -C "$here/.." install PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" 9>&- >/dev/null
 fi
-for i in 0 1 2 3; do on $i -c "create extension segment" >/dev/null; done
+for i in 1 2 3 0; do on $i -c "create extension if not exists segment" >/dev/null; done   # workers first: Citus propagates it from the coordinator
 for i in $C $P; do
     on "$i" -c "set client_min_messages = warning" \
         -c "select segment.register_subject('customer', 'dw.customer_wide', 'customer_id')" \
