@@ -12,6 +12,8 @@
 --   snapt.listed  list-partitioned by data_dt, text key: ('12-01'), ('12-02', '12-03').
 --   snapt.plain   a plain table with an index on data_dt, int4 key.
 --   snapt.mv      a materialized view over snapt.plain, with an index on data_dt.
+--   snapt.monthly range by month, December sub-partitioned by day with a default.
+--   snapt.guard   a small table for the DDL guard.
 -- For each subject and several as_of dates: the snapshot read, the relations
 -- recorded in segment.run, every tag's members and a few audiences against
 -- plain SQL, the previous snapshot through as_of, transitions (entered /
@@ -341,6 +343,42 @@ select * from snapt.check_all('sp', '2026-12-03');
 
 select lives_ok($$select segment.refresh('sm', '2026-12-05')$$, 'refresh the materialized view subject');
 select * from snapt.check_all('sm', '2026-12-05', true);
+
+------------------------------------------------------------------------------
+-- Two levels on the snapshot column: months, then days (and a default day)
+
+create table snapt.monthly (data_dt date not null, customer_id int8 not null, aum numeric,
+                            branch text, open_dt date, vip boolean,
+                            primary key (data_dt, customer_id)) partition by range (data_dt);
+create table snapt.monthly_11 partition of snapt.monthly for values from ('2026-11-01') to ('2026-12-01');
+create table snapt.monthly_12 partition of snapt.monthly for values from ('2026-12-01') to ('2027-01-01')
+    partition by range (data_dt);
+create table snapt.monthly_1201 partition of snapt.monthly_12 for values from ('2026-12-01') to ('2026-12-02');
+create table snapt.monthly_1202 partition of snapt.monthly_12 for values from ('2026-12-02') to ('2026-12-03');
+create table snapt.monthly_12_rest partition of snapt.monthly_12 default;
+insert into snapt.monthly select * from snapt.rows('2026-11-30', 700);
+insert into snapt.monthly select * from snapt.rows('2026-12-01', 800);
+insert into snapt.monthly select * from snapt.rows('2026-12-02', 900);
+insert into snapt.monthly select * from snapt.rows('2026-12-09', 1000);
+select lives_ok($$select segment.register_subject('mo', 'snapt.monthly', 'customer_id', snapshot_column => 'data_dt');
+                  select snapt.make_tags('mo')$$, 'register a table partitioned by month, then by day');
+select is(segment.latest_snapshot('mo', '2026-12-05'), '2026-12-02'::date, 'latest_snapshot through two levels');
+select is(segment.latest_snapshot('mo', '2026-12-31'), '2026-12-09'::date, 'latest_snapshot in a default sub-partition');
+select is(segment.latest_snapshot('mo', '2026-12-01'), '2026-12-01'::date, 'latest_snapshot on the first day of a month');
+select is(segment.latest_snapshot('mo', '2026-11-30'), '2026-11-30'::date, 'latest_snapshot in the month partition');
+select lives_ok($$select segment.refresh('mo', '2026-12-02')$$, 'refresh mo for 12-02');
+select is((select read_relations from segment.run r join segment.subject s using (subject_id)
+            where s.name = 'mo' order by run_id desc limit 1), '{snapt.monthly_1202}'::text[],
+          '12-02 is read from its day sub-partition only');
+select * from snapt.check_all('mo', '2026-12-02', true);
+select lives_ok($$select segment.refresh('mo', '2026-12-20')$$, 'refresh mo for 12-20');
+select is((select (snapshot_date, read_relations)::text from segment.run r join segment.subject s using (subject_id)
+            where s.name = 'mo' order by run_id desc limit 1), '(2026-12-09,{snapt.monthly_12_rest})',
+          '12-20 reads 12-09 from the default sub-partition');
+select * from snapt.check_all('mo', '2026-12-09', true);
+select lives_ok($$select segment.set_snapshot_retention('mo', 3); select segment.refresh('mo', '2026-11-30')$$,
+                'retention 3, then refresh mo for 11-30 (a back-fill)');
+select * from snapt.check_all('mo', '2026-11-30');
 
 ------------------------------------------------------------------------------
 -- Missing snapshot in the nightly run, live refused, duplicates
