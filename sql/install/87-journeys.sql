@@ -784,13 +784,13 @@ BEGIN
     -- turn takes what its channel has room for (earliest due first)
     FOR k IN 1 .. max_chain LOOP
         WITH room AS (
-                SELECT c.name, c.daily_capacity - (SELECT count(*) FROM segment.outbox o
-                                                    WHERE o.channel = c.name AND o.status <> 'skipped'
-                                                      AND o.due_at >= day::timestamptz
-                                                      AND o.due_at < (day + 1)::timestamptz)
-                                                - (SELECT count(*) FROM pg_temp._seg_jt y
-                                                    WHERE y.channel = c.name) AS n
-                  FROM segment.channel c),
+                SELECT cc.name, cc.daily_capacity - (SELECT count(*) FROM segment.outbox o
+                                                      WHERE o.channel = cc.name AND o.status <> 'skipped'
+                                                        AND o.due_at >= day::timestamptz
+                                                        AND o.due_at < (day + 1)::timestamptz)
+                                                  - (SELECT count(*) FROM pg_temp._seg_jt y
+                                                      WHERE y.channel = cc.name) AS n
+                  FROM segment.channel cc),
              ranked AS (
                 SELECT x.ctid AS tid, x.eligible[k] AS ch,
                        row_number() OVER (PARTITION BY x.eligible[k] ORDER BY x.due, x.member_id, x.step) AS nth
@@ -1312,9 +1312,10 @@ BEGIN
         END LOOP;
         msg := NULL;
         IF e.return_template_sql IS NOT NULL THEN
-            EXECUTE format('SELECT %s FROM %s t WHERE t.%I%s = $1', e.return_template_sql, s.relation, s.key_column,
-                           CASE WHEN int_keys THEN '' ELSE '::text' END)
-               INTO msg USING CASE WHEN int_keys THEN x.member_id::text ELSE x.key END;
+            EXECUTE format('SELECT %s FROM %s t WHERE %s', e.return_template_sql, s.relation,
+                           CASE WHEN int_keys THEN format('t.%I = $1::int8', s.key_column)
+                                ELSE format('t.%I::text = $1', s.key_column) END)
+               INTO msg USING x.key;
         END IF;
         INSERT INTO segment.outbox AS o (journey_id, journey, journey_version, instance_id, step, member_id, customer,
                                          channel, planned_channel, due_at, message, idempotency_key, status, reason)
@@ -1325,8 +1326,8 @@ BEGIN
                      WHEN ch <> e.return_channel THEN 'fallback: no consent to ' || e.return_channel END)
         ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING;
         UPDATE segment.journey_instance i SET status = 'active' WHERE i.instance_id = x.instance_id;
-        INSERT INTO segment.journey_log (instance_id, journey_id, event, at, opportunity_id, detail)
-        VALUES (x.instance_id, j.journey_id, 'return', t, x.opportunity_id,
+        INSERT INTO segment.journey_log (instance_id, journey_id, event, opportunity_id, detail)
+        VALUES (x.instance_id, j.journey_id, 'return', x.opportunity_id,
                 format('opportunity %s %s after %s days; back on %s', x.opportunity_id,
                        CASE WHEN x.opp_status = 'expired' THEN 'expired' ELSE 'not worked, cancelled' END,
                        e.return_after_days, coalesce(ch, 'no channel (no consent)')));
