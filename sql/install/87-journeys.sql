@@ -664,7 +664,11 @@ BEGIN
             -- a consent relation joined once per channel, as the set of
             -- consenting keys
             SELECT * INTO c FROM segment.consent x WHERE x.subject_id = j.subject_id AND x.channel = ch;
-            IF FOUND THEN
+            IF FOUND AND c.relation = s.relation AND c.key_column = s.key_column THEN
+                -- a column of the subject's own row: read it from the row
+                needs_row := true;
+                arm := arm || format(', CASE WHEN t.%I IS TRUE THEN %L END', c.opted_in_column, ch);
+            ELSIF FOUND THEN
                 IF NOT consent_alias ? ch THEN
                     a := 'c' || (SELECT count(*) FROM jsonb_object_keys(consent_alias));
                     consent_alias := consent_alias || jsonb_build_object(ch, a);
@@ -880,6 +884,7 @@ DECLARE
     n_skip bigint := 0;
     n_enter int := 0;
     last_at interval;
+    msgs text;
 BEGIN
     -- one advance of a journey at a time; a second one waits, then finds
     -- the steps decided (watermark) and the touches written (unique key)
@@ -914,6 +919,14 @@ BEGIN
             aud := aud OPERATOR(segment.-) out_set;
         END IF;
         n_enter := cardinality(segment._journey_enter(j, t, aud, 'audience'));
+        -- many new instances (a first advance): plan the touches with
+        -- statistics that know them (a non-owner's ANALYZE only warns)
+        IF n_enter > 10000 THEN
+            msgs := current_setting('client_min_messages');
+            PERFORM set_config('client_min_messages', 'error', true);
+            ANALYZE segment.journey_instance;
+            PERFORM set_config('client_min_messages', msgs, true);
+        END IF;
     END IF;
 
     -- referred customers whose opportunity was not worked come back
