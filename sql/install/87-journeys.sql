@@ -634,6 +634,9 @@ DECLARE
     a text;
     c record;
     arm text;
+    ins_sql text;
+    can_skip boolean;
+    guarded boolean;
 BEGIN
     touches := 0; skipped := 0;
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
@@ -643,10 +646,12 @@ BEGIN
         RETURN;
     END IF;
     slow := cp.subject_id IS NOT NULL;
+    can_skip := false;
     FOR st IN SELECT x.*, segment._channel_chain(x.channel) AS chain
                 FROM segment.journey_step x WHERE x.journey_id = j.journey_id ORDER BY x.step
     LOOP
         IF st.condition IS NOT NULL THEN
+            can_skip := true;
             conds := conds || segment.audience(s.name, st.condition);
             cond_arms := cond_arms || format(' WHEN %s THEN ($4)[%s] OPERATOR(segment.@>) i.member_id',
                                              st.step, cardinality(conds));
@@ -667,6 +672,7 @@ BEGIN
             IF FOUND AND c.relation = s.relation AND c.key_column = s.key_column THEN
                 -- a column of the subject's own row: read it from the row
                 needs_row := true;
+                guarded := true;
                 arm := arm || format(', CASE WHEN t.%I IS TRUE THEN %L END', c.opted_in_column, ch);
             ELSIF FOUND THEN
                 IF NOT consent_alias ? ch THEN
@@ -677,11 +683,15 @@ BEGIN
                         c.key_column, CASE WHEN int_keys THEN '::int8' ELSE '::text' END, c.relation,
                         c.opted_in_column, a, CASE WHEN int_keys THEN 'i.member_id' ELSE 'i.key' END);
                 END IF;
+                guarded := true;
                 arm := arm || format(', CASE WHEN %s.k IS NOT NULL THEN %L END', consent_alias ->> ch, ch);
             ELSE
+                guarded := false;
                 arm := arm || format(', %L', ch);
             END IF;
         END LOOP;
+        -- the chain's last channel needs consent: the step can find none
+        can_skip := can_skip OR guarded;
         -- eligible channels in order (consented ones), as an array
         elig_arms := elig_arms || format(' WHEN %s THEN array_remove(ARRAY[%s]::text[], NULL)', st.step, substr(arm, 3));
         chan_arms := chan_arms || format(' WHEN %s THEN coalesce(%s)', st.step, substr(arm, 3));
@@ -713,28 +723,34 @@ BEGIN
              ELSE '(i.anchor_at + st.at > $2 OR i.entered_at >= $2)' END);
 
     IF NOT slow THEN
-        EXECUTE format(
-            $q$WITH ins AS (
-                 INSERT INTO segment.outbox AS o
-                     (journey_id, journey, journey_version, instance_id, step, member_id, customer,
-                      channel, planned_channel, due_at, message, idempotency_key, status, reason)
-                 SELECT %1$s, %2$L, d.journey_version, d.instance_id, d.step, d.member_id, d.key,
-                        CASE WHEN d.cond_ok THEN d.ch END, d.planned,
-                        %3$s, d.message,
-                        %1$s || ':' || d.journey_version || ':' || d.instance_id || ':' || d.step,
-                        CASE WHEN d.cond_ok AND d.ch IS NOT NULL THEN 'pending' ELSE 'skipped' END,
-                        CASE WHEN NOT d.cond_ok THEN 'condition false'
-                             WHEN d.ch IS NULL THEN 'no consented channel'
-                             WHEN d.ch <> d.planned THEN 'fallback: no consent to ' || d.planned END
-                   FROM (%4$s) d
-                 ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING
-                 RETURNING o.status)
-               SELECT count(*) FILTER (WHERE ins.status = 'pending'), count(*) FILTER (WHERE ins.status = 'skipped')
-                 FROM ins$q$,
+        ins_sql := format(
+            $q$INSERT INTO segment.outbox AS o
+                   (journey_id, journey, journey_version, instance_id, step, member_id, customer,
+                    channel, planned_channel, due_at, message, idempotency_key, status, reason)
+               SELECT %1$s, %2$L, d.journey_version, d.instance_id, d.step, d.member_id, d.key,
+                      CASE WHEN d.cond_ok THEN d.ch END, d.planned,
+                      %3$s, d.message,
+                      %1$s || ':' || d.journey_version || ':' || d.instance_id || ':' || d.step,
+                      CASE WHEN d.cond_ok AND d.ch IS NOT NULL THEN 'pending' ELSE 'skipped' END,
+                      CASE WHEN NOT d.cond_ok THEN 'condition false'
+                           WHEN d.ch IS NULL THEN 'no consented channel'
+                           WHEN d.ch <> d.planned THEN 'fallback: no consent to ' || d.planned END
+                 FROM (%4$s) d
+               ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING$q$,
             j.journey_id, j.name,
             segment._quiet_sql('d.ch', 'greatest(d.due, $1)'),
-            replace(cand_sql, '@@ELIGIBLE@@', format('CASE st.step%s END AS ch, NULL::text[]', chan_arms)))
-          INTO touches, skipped USING t, wm, only_ids, conds;
+            replace(cand_sql, '@@ELIGIBLE@@', format('CASE st.step%s END AS ch, NULL::text[]', chan_arms)));
+        IF can_skip THEN
+            EXECUTE format('WITH ins AS (%s RETURNING o.status)
+                            SELECT count(*) FILTER (WHERE ins.status = ''pending''),
+                                   count(*) FILTER (WHERE ins.status = ''skipped'') FROM ins', ins_sql)
+              INTO touches, skipped USING t, wm, only_ids, conds;
+        ELSE
+            -- no condition, and every chain ends on a channel that needs no
+            -- consent: nothing can be skipped, the row count is the touches
+            EXECUTE ins_sql USING t, wm, only_ids, conds;
+            GET DIAGNOSTICS touches = ROW_COUNT;
+        END IF;
         RETURN;
     END IF;
 
