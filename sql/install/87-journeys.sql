@@ -974,12 +974,23 @@ RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     jid int;
     n bigint := 0;
+    err text;
+    state text;
 BEGIN
     IF now IS NULL OR NOT isfinite(now) THEN
         RAISE EXCEPTION 'now must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     FOR jid IN SELECT x.journey_id FROM segment.journey x WHERE x.active ORDER BY x.journey_id LOOP
-        n := n + segment._advance_journey(jid, now);
+        -- a journey that fails as a whole (an audience not refreshed yet)
+        -- advances nothing and says why; the others go on
+        BEGIN
+            n := n + segment._advance_journey(jid, now);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+            RAISE WARNING 'journey "%" did not advance: % (SQLSTATE %)',
+                          (SELECT x.name FROM segment.journey x WHERE x.journey_id = jid), err, state
+                USING HINT = 'Nothing of it was written; the next advance retries it.';
+        END;
     END LOOP;
     RETURN n;
 END $$;
