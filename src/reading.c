@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 
 #include "audience.h"
+#include "governance.h"
 #include "memberset.h"
 #include "subject.h"
 
@@ -79,9 +80,12 @@ segment_members(PG_FUNCTION_ARGS)
 					 errmsg("subject \"%s\" has %s keys, which segment.members cannot return as bigint",
 							NameStr(s->name), format_type_be(s->key_type)),
 					 errhint("Use segment.members_text('%s', ...) instead.", NameStr(s->name))));
+		governance_check_export("segment.members");
 		aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
 		st = palloc(sizeof(MembersState));
 		st->set = audience_evaluate(s, aud);
+		governance_audit_export("segment.members", NameStr(s->name), aud,
+								(int64) roaring_bitmap_get_cardinality(st->set->bitmap));
 		roaring_init_iterator(st->set->bitmap, &st->it);
 		funcctx->user_fctx = st;
 		MemoryContextSwitchTo(old);
@@ -112,12 +116,15 @@ segment_members_text(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	governance_check_export("segment.members_text");
 	aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	set = audience_evaluate(s, aud);
 	ms = memberset_from_roaring(set->bitmap);
 	roaring_owned_free(set);
 	subject_put_keys(s, ms, rsinfo->setResult, rsinfo->setDesc);
 	pfree(ms);
+	governance_audit_export("segment.members_text", NameStr(s->name), aud,
+							tuplestore_tuple_count(rsinfo->setResult));
 	return (Datum) 0;
 }
 
@@ -131,7 +138,10 @@ segment_keys(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	governance_check_export("segment.keys");
 	subject_put_keys(s, PG_GETARG_MEMBERSET_P(1), rsinfo->setResult, rsinfo->setDesc);
+	governance_audit_export("segment.keys", NameStr(s->name), "(member set)",
+							tuplestore_tuple_count(rsinfo->setResult));
 	return (Datum) 0;
 }
 

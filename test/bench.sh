@@ -8,6 +8,7 @@
 #   (d)  select ... from segment.refresh('customer', as_of)
 #   and journeys (test/bench_journeys.sh): advance_journeys against a plain
 #   INSERT ... SELECT of the same due touches;
+#   and on a local 3-node Citus cluster against one plain node (test/bench_citus.sh)
 #   and live maintenance (test/bench_live.sh): an UPDATE of 100,000 customers
 #   with live on against off, and pgbench with 8 clients, live on and off.
 #   and, for the audience "tA and tB and not tC or tD":
@@ -432,6 +433,13 @@ fi
 # (l3) pgbench with 8 clients: see test/bench_live.sh
 if [[ $seg == ext ]]; then
   BENCH_AS_OF=$as_of bash "$here/bench_live.sh" || echo "bench: the live maintenance part failed"
+fi
+# -------------------------------------------------------------- Citus
+# the same workload on a local 3-node Citus cluster against one plain node
+# (test/bench_citus.sh; skipped when citus is not installed or BENCH_CITUS=0)
+if [[ $seg == ext && ${BENCH_CITUS:-1} != 0 ]]; then
+  echo
+  ROWS=$rows TAGS=$ntags BENCH_AS_OF=$as_of BENCH_SEED=$seed bash "$here/bench_citus.sh" || echo "bench: the Citus part failed"
 fi
 echo
 echo "bench done: ROWS=$rows TAGS=$ntags as_of=$as_of generation=${gen_s}s"

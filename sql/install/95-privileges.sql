@@ -42,6 +42,14 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('reader', 'function', '_nightly_history', 'EXECUTE'),
         ('reader', 'function', '_column_as_text', 'EXECUTE'),
         ('reader', 'function', '_key_of', 'EXECUTE'),
+        -- reader: governance (sql/install/92-governance.sql): the row-level
+        -- security policies and the per-customer, export and masking checks
+        ('reader', 'function', '_my_manager', 'EXECUTE'),
+        ('reader', 'function', '_in_scope', 'EXECUTE'),
+        ('reader', 'function', '_sees_all', 'EXECUTE'),
+        ('reader', 'function', '_governed', 'EXECUTE'),
+        ('reader', 'function', '_customer_scope', 'EXECUTE'),
+        ('reader', 'function', '_audit_export', 'EXECUTE'),
         -- reader: segment.report and the segment.report_* functions
         ('reader', 'function', '_html', 'EXECUTE'),
         ('reader', 'function', '_fmt_int', 'EXECUTE'),
@@ -129,6 +137,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('refresher', 'table', 'universe_history', 'INSERT, UPDATE'),
         ('refresher', 'table', 'size_snapshot', 'INSERT, UPDATE, DELETE'),
         ('refresher', 'table', 'run', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'tag_snapshot', 'INSERT, UPDATE, DELETE'),
+        ('refresher', 'table', 'subject_snapshot', 'INSERT, UPDATE, DELETE'),
         ('refresher', 'table', 'keymap', 'INSERT'),
         ('refresher', 'table', 'live_member', 'DELETE'),
         ('refresher', 'table', 'opportunity', 'INSERT, UPDATE'),

@@ -1,0 +1,673 @@
+-- segment install script, part 92: governance (issue 12, docs/security.md).
+--
+-- Built-in roles (segment.install_roles), the bank's org tree
+-- (register_org_tree), logins bound to a manager id or an org unit
+-- (map_user), row-level security on the opportunities, their log and the
+-- reviews, export control and masking (src/governance.c), and an
+-- append-only, hash-chained audit trail (segment.audit, verify_audit).
+--
+-- Governance is enforced in a database only once segment.install_roles()
+-- has run there (a row in segment.governance; segment._governed()): roles
+-- are cluster-wide and CREATE EXTENSION does not create them, and an
+-- existing install keeps its behaviour until the DBA opts in. The policies
+-- are created by install_roles too (they name the roles), so a database
+-- that never ran it has no row-level security at all and pays nothing.
+--
+-- The catalog tables of this part are readable by PUBLIC: the org tree and
+-- who is mapped to what are what the visibility checks (run as the caller)
+-- read. The audit trail is not: only segment_auditor and segment_admin read it.
+
+------------------------------------------------------------------------
+-- Catalog
+------------------------------------------------------------------------
+
+-- One row once install_roles() has run in this database.
+CREATE TABLE segment.governance (
+    singleton    boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    installed_at timestamptz NOT NULL DEFAULT now(),
+    installed_by name NOT NULL DEFAULT current_user
+);
+
+-- The registered org table (one at most) and its snapshot: segment reads
+-- the warehouse's org table when it is registered or refreshed
+-- (refresh_org_tree), so a half-loaded warehouse table cannot open or close
+-- a branch's rows in the middle of a day.
+CREATE TABLE segment.org_tree (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    relation      regclass NOT NULL,
+    id_column     name NOT NULL,
+    parent_column name NOT NULL,
+    units         int NOT NULL,
+    loaded_at     timestamptz NOT NULL DEFAULT now(),
+    loaded_by     name NOT NULL DEFAULT current_user
+);
+
+CREATE TABLE segment.org_unit (
+    unit   text PRIMARY KEY,
+    parent text REFERENCES segment.org_unit DEFERRABLE INITIALLY DEFERRED,
+    depth  int NOT NULL,          -- 0: a root (head office)
+    CHECK (parent IS DISTINCT FROM unit)
+);
+CREATE INDEX ON segment.org_unit (parent);
+
+-- A login bound to a manager id (the value of the subject's owner column
+-- and of segment.opportunity.manager) and/or an org unit.
+CREATE TABLE segment.user_map (
+    login     name PRIMARY KEY,
+    manager   text,
+    org_unit  text REFERENCES segment.org_unit DEFERRABLE INITIALLY DEFERRED,
+    mapped_at timestamptz NOT NULL DEFAULT now(),
+    mapped_by name NOT NULL DEFAULT current_user,
+    CHECK (manager IS NOT NULL OR org_unit IS NOT NULL)
+);
+
+-- Bumped in the transaction that changes the tree or a mapping: the
+-- backend caches of src/governance.c (a login's manager id and org subtree)
+-- are keyed by it.
+CREATE TABLE segment.scope_version (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version   bigint NOT NULL
+);
+
+-- Columns of a subject's table that hold personal data.
+CREATE TABLE segment.column_sensitivity (
+    subject_id  int NOT NULL REFERENCES segment.subject ON DELETE CASCADE,
+    column_name name NOT NULL,
+    sensitivity text NOT NULL CHECK (sensitivity IN ('pii')),
+    set_at      timestamptz NOT NULL DEFAULT now(),
+    set_by      name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (subject_id, column_name)
+);
+
+-- The audit trail. Append-only: UPDATE, DELETE and TRUNCATE are refused by
+-- triggers that fire for everyone (ENABLE ALWAYS, so that
+-- session_replication_role = replica does not skip them); what a superuser
+-- changes with the triggers disabled breaks the hash chain, which
+-- verify_audit() finds. hash = sha256(prev_hash || the row's canonical text).
+CREATE TABLE segment.audit (
+    audit_id  bigint PRIMARY KEY,
+    at        timestamptz NOT NULL,
+    actor     name NOT NULL,          -- session_user: the login accountable
+    action    text NOT NULL,          -- e.g. tag.insert, export, opportunity.dispatched
+    object    text,
+    detail    jsonb,
+    prev_hash bytea,                  -- NULL for the first row only
+    hash      bytea NOT NULL
+);
+CREATE SEQUENCE segment.audit_audit_id_seq OWNED BY segment.audit.audit_id;
+
+-- The chain's head: the last row appended. Appends lock it (serialising
+-- them, so that two writers never fork the chain) and it lets
+-- verify_audit() notice rows removed from the end.
+CREATE TABLE segment.audit_head (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    last_id   bigint NOT NULL,
+    last_hash bytea NOT NULL
+);
+
+SELECT pg_catalog.pg_extension_config_dump('segment.governance', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.org_tree', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.org_unit', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.user_map', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.scope_version', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.column_sensitivity', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.audit', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.audit_audit_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.audit_head', '');
+
+GRANT SELECT ON segment.governance, segment.org_tree, segment.org_unit, segment.user_map,
+                segment.scope_version, segment.column_sensitivity TO PUBLIC;
+
+-- A manager listing their opportunities (row-level security by manager
+-- id), and a branch's (by org unit).
+CREATE INDEX ON segment.opportunity (manager) WHERE manager IS NOT NULL;
+
+------------------------------------------------------------------------
+-- Governed or not
+------------------------------------------------------------------------
+
+CREATE FUNCTION segment._governed() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM segment.governance)
+$$;
+
+------------------------------------------------------------------------
+-- The audit trail
+------------------------------------------------------------------------
+
+-- The canonical text of a row, hashed after its predecessor's hash. The
+-- time as epoch seconds, so that neither TimeZone nor DateStyle changes it.
+CREATE FUNCTION segment._audit_hash(prev_hash bytea, audit_id bigint, at timestamptz, actor name,
+                                    action text, object text, detail jsonb)
+RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+    SELECT sha256(coalesce(prev_hash, '\x'::bytea)
+                  || convert_to(format('%s|%s|%L|%L|%L|%L', audit_id, extract(epoch FROM at),
+                                       actor, action, object, detail::text), 'UTF8'))
+$$;
+
+-- Appends one row; returns its audit_id. SECURITY DEFINER: nobody else may
+-- insert into segment.audit. The actor is session_user, the login that
+-- connected (SET ROLE does not change it).
+CREATE FUNCTION segment._audit(action text, object text, detail jsonb)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    prev bytea;
+    id bigint;
+    t timestamptz := clock_timestamp();
+    h bytea;
+BEGIN
+    INSERT INTO segment.audit_head (last_id, last_hash) VALUES (0, '\x') ON CONFLICT DO NOTHING;
+    -- the lock serialises appends until commit; under REPEATABLE READ a
+    -- concurrent append fails with 40001 instead of forking the chain
+    SELECT CASE WHEN h0.last_id = 0 THEN NULL ELSE h0.last_hash END INTO prev
+      FROM segment.audit_head h0 FOR UPDATE;
+    id := nextval('segment.audit_audit_id_seq');
+    h := segment._audit_hash(prev, id, t, session_user, action, object, detail);
+    INSERT INTO segment.audit (audit_id, at, actor, action, object, detail, prev_hash, hash)
+    VALUES (id, t, session_user, action, object, detail, prev, h);
+    UPDATE segment.audit_head SET last_id = id, last_hash = h;
+    RETURN id;
+END $$;
+
+-- An export: who listed how many customers of which audience.
+CREATE FUNCTION segment._audit_export(what text, subject name, audience text, row_count bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF segment._governed() THEN
+        PERFORM segment._audit('export', subject::text,
+                               jsonb_build_object('function', what, 'audience', audience,
+                                                  'rows', row_count, 'role', current_setting('role')));
+    END IF;
+END $$;
+
+-- The audit_id of the first row whose link is broken (its prev_hash is not
+-- its predecessor's hash, or its hash is not that of its content), or of
+-- the head when rows were removed from the end; NULL when intact.
+CREATE FUNCTION segment.verify_audit() RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(
+        (SELECT x.audit_id
+           FROM (SELECT a.audit_id, a.prev_hash, a.hash,
+                        lag(a.hash) OVER (ORDER BY a.audit_id) AS expected_prev,
+                        segment._audit_hash(a.prev_hash, a.audit_id, a.at, a.actor, a.action,
+                                            a.object, a.detail) AS expected_hash
+                   FROM segment.audit a) x
+          WHERE x.prev_hash IS DISTINCT FROM x.expected_prev OR x.hash <> x.expected_hash
+          ORDER BY x.audit_id LIMIT 1),
+        (SELECT h.last_id FROM segment.audit_head h
+          WHERE h.last_id > 0
+            AND NOT EXISTS (SELECT 1 FROM segment.audit a
+                             WHERE a.audit_id = h.last_id AND a.hash = h.last_hash
+                               AND NOT EXISTS (SELECT 1 FROM segment.audit b WHERE b.audit_id > h.last_id))))
+$$;
+COMMENT ON FUNCTION segment.verify_audit() IS
+    'the audit_id of the first broken link of segment.audit''s hash chain, NULL when intact';
+
+CREATE FUNCTION segment._audit_refuse() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_NAME NOT IN ('segment_audit_append_only', 'segment_audit_no_truncate')
+       OR TG_RELID NOT IN ('segment.audit'::regclass, 'segment.audit_head'::regclass) THEN
+        RAISE EXCEPTION 'trigger function segment._audit_refuse() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
+    END IF;
+    IF TG_RELID = 'segment.audit_head'::regclass AND TG_OP = 'UPDATE' THEN
+        RETURN NEW;     -- segment._audit moves the head
+    END IF;
+    RAISE EXCEPTION 'segment.audit is append-only: % is refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'The audit trail is hash-chained; rows are never changed or removed.',
+              HINT = 'Ship it off-box to keep a copy (docs/security.md#shipping-the-audit-trail-off-box).';
+END $$;
+CREATE TRIGGER segment_audit_append_only BEFORE UPDATE OR DELETE ON segment.audit
+    FOR EACH ROW EXECUTE FUNCTION segment._audit_refuse();
+CREATE TRIGGER segment_audit_no_truncate BEFORE TRUNCATE ON segment.audit
+    FOR EACH STATEMENT EXECUTE FUNCTION segment._audit_refuse();
+CREATE TRIGGER segment_audit_append_only BEFORE UPDATE OR DELETE ON segment.audit_head
+    FOR EACH ROW EXECUTE FUNCTION segment._audit_refuse();
+CREATE TRIGGER segment_audit_no_truncate BEFORE TRUNCATE ON segment.audit_head
+    FOR EACH STATEMENT EXECUTE FUNCTION segment._audit_refuse();
+ALTER TABLE segment.audit ENABLE ALWAYS TRIGGER segment_audit_append_only;
+ALTER TABLE segment.audit ENABLE ALWAYS TRIGGER segment_audit_no_truncate;
+ALTER TABLE segment.audit_head ENABLE ALWAYS TRIGGER segment_audit_append_only;
+ALTER TABLE segment.audit_head ENABLE ALWAYS TRIGGER segment_audit_no_truncate;
+
+-- Definition changes, role mappings, manual tags: one audit row per row
+-- changed in segment's catalog, with the row before and after. Triggers
+-- rather than calls in each function, so that every path is covered
+-- (create/alter/drop functions, cascades of unregister_subject, a DBA's
+-- direct INSERT).
+CREATE FUNCTION segment._audit_row() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    before jsonb;
+    after jsonb;
+    obj text;
+BEGIN
+    IF TG_NAME <> 'segment_audit' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
+       OR TG_RELID NOT IN ('segment.subject'::regclass, 'segment.tag'::regclass,
+                           'segment.manual_tag'::regclass, 'segment.segment'::regclass,
+                           'segment.scheme'::regclass, 'segment.scheme_bucket'::regclass,
+                           'segment.scorecard'::regclass, 'segment.scorecard_item'::regclass,
+                           'segment.scorecard_band'::regclass,
+                           'segment.opportunity_rule'::regclass, 'segment.event_rule'::regclass,
+                           'segment.entry_rule'::regclass, 'segment.staff'::regclass,
+                           'segment.contact_policy'::regclass, 'segment.live_subject'::regclass,
+                           'segment.org_tree'::regclass, 'segment.user_map'::regclass,
+                           'segment.column_sensitivity'::regclass) THEN
+        RAISE EXCEPTION 'trigger function segment._audit_row() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
+    END IF;
+    IF NOT segment._governed() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN before := to_jsonb(OLD); END IF;
+    IF TG_OP <> 'DELETE' THEN after := to_jsonb(NEW); END IF;
+    IF TG_OP = 'UPDATE' AND before = after THEN
+        RETURN NULL;
+    END IF;
+    obj := coalesce(after ->> 'name', before ->> 'name', after ->> 'login', before ->> 'login',
+                    after ->> 'key', before ->> 'key',
+                    coalesce(after, before) ->> 'column_name',
+                    coalesce(after, before) ->> 'relation');
+    PERFORM segment._audit(TG_TABLE_NAME || '.' || lower(TG_OP), obj,
+                           jsonb_strip_nulls(jsonb_build_object('before', before, 'after', after,
+                                                                'role', current_user::text)));
+    RETURN NULL;
+END $$;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['subject', 'tag', 'manual_tag', 'segment', 'scheme', 'scheme_bucket',
+                             'scorecard', 'scorecard_item', 'scorecard_band', 'opportunity_rule',
+                             'event_rule', 'entry_rule', 'staff', 'contact_policy', 'live_subject',
+                             'org_tree', 'user_map', 'column_sensitivity'] LOOP
+        EXECUTE format('CREATE TRIGGER segment_audit AFTER INSERT OR UPDATE OR DELETE ON segment.%I '
+                       'FOR EACH ROW EXECUTE FUNCTION segment._audit_row()', t);
+    END LOOP;
+END $$;
+
+-- Lifecycle actions: one audit row per transition a person made (expire,
+-- the nightly job's, is not one).
+CREATE FUNCTION segment._audit_transition() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_NAME <> 'segment_audit' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT'
+       OR TG_RELID <> 'segment.opportunity_log'::regclass THEN
+        RAISE EXCEPTION 'trigger function segment._audit_transition() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
+    END IF;
+    IF NEW.to_status <> 'expired' AND segment._governed() THEN
+        PERFORM segment._audit('opportunity.' || NEW.to_status, NEW.opportunity_id::text,
+                               jsonb_strip_nulls(jsonb_build_object(
+                                   'from', NEW.from_status, 'to', NEW.to_status,
+                                   'note', NEW.note, 'role', NEW.changed_by)));
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER segment_audit AFTER INSERT ON segment.opportunity_log
+    FOR EACH ROW EXECUTE FUNCTION segment._audit_transition();
+
+------------------------------------------------------------------------
+-- The org tree and the user map
+------------------------------------------------------------------------
+
+CREATE FUNCTION segment._bump_scope_version() RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO segment.scope_version AS v (version) VALUES (1)
+    ON CONFLICT (singleton) DO UPDATE SET version = v.version + 1;
+$$;
+
+-- Reads relation(id_column, parent_column) into segment.org_unit. Refused,
+-- with nothing changed: an unknown column (42703), a NULL or duplicate id
+-- (23502 / 23505), a parent that is no unit (an orphan, 23503), a cycle
+-- (42P19), no root at all (42P19), an empty table (22023).
+CREATE FUNCTION segment.register_org_tree(relation regclass, id_column name, parent_column name)
+RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    n int;
+    bad text;
+    reached int;
+BEGIN
+    IF relation IS NULL OR id_column IS NULL OR parent_column IS NULL THEN
+        RAISE EXCEPTION 'relation, id_column and parent_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    FOREACH bad IN ARRAY ARRAY[id_column, parent_column] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = bad
+                          AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of relation % does not exist', bad, relation
+                USING ERRCODE = 'undefined_column',
+                      HINT = 'register_org_tree(relation, id_column, parent_column) names the unit id and its parent''s id.';
+        END IF;
+    END LOOP;
+    CREATE TEMP TABLE IF NOT EXISTS segment_org_load (unit text, parent text) ON COMMIT DROP;
+    TRUNCATE segment_org_load;
+    EXECUTE format('INSERT INTO pg_temp.segment_org_load SELECT %I::text, %I::text FROM %s',
+                   id_column, parent_column, relation);
+    SELECT count(*) INTO n FROM pg_temp.segment_org_load;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'org table % is empty', relation USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_temp.segment_org_load WHERE unit IS NULL) THEN
+        RAISE EXCEPTION 'org table % has a unit whose id is NULL', relation
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    SELECT l.unit INTO bad FROM pg_temp.segment_org_load l GROUP BY l.unit HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'org table % has unit "%" more than once', relation, bad
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    SELECT l.unit INTO bad FROM pg_temp.segment_org_load l
+     WHERE l.parent IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_temp.segment_org_load p WHERE p.unit = l.parent)
+     ORDER BY l.unit LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'org unit "%" is an orphan: its parent is not in %', bad, relation
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = format('Parent "%s" is not a unit of the table.',
+                                  (SELECT l.parent FROM pg_temp.segment_org_load l WHERE l.unit = bad)),
+                  HINT = 'Every parent must be a unit of the same table; a root has a NULL parent.';
+    END IF;
+    -- every unit must be reached from a root (NULL parent); what is not is on a cycle
+    -- (a unit that is its own parent included) or below one
+    CREATE TEMP TABLE IF NOT EXISTS segment_org_depth (unit text PRIMARY KEY, parent text, depth int) ON COMMIT DROP;
+    TRUNCATE segment_org_depth;
+    WITH RECURSIVE t(unit, parent, depth) AS (
+        SELECT l.unit, l.parent, 0 FROM pg_temp.segment_org_load l WHERE l.parent IS NULL
+        UNION ALL
+        SELECT l.unit, l.parent, t.depth + 1 FROM pg_temp.segment_org_load l JOIN t ON l.parent = t.unit
+         WHERE t.depth < n)
+    INSERT INTO pg_temp.segment_org_depth SELECT * FROM t;
+    SELECT count(*) INTO reached FROM pg_temp.segment_org_depth;
+    IF reached < n THEN
+        SELECT l.unit INTO bad FROM pg_temp.segment_org_load l
+         WHERE NOT EXISTS (SELECT 1 FROM pg_temp.segment_org_depth d WHERE d.unit = l.unit)
+         ORDER BY l.unit LIMIT 1;
+        RAISE EXCEPTION 'org table % has a cycle: unit "%" is not below any root', relation, bad
+            USING ERRCODE = 'invalid_recursion',
+                  DETAIL = format('%s of %s units cannot be reached from a unit with a NULL parent.', n - reached, n),
+                  HINT = 'Break the cycle: the chain of parents of every unit must end at a root.';
+    END IF;
+    -- mappings to units that are gone are refused at commit (deferred foreign key)
+    DELETE FROM segment.org_unit o
+     WHERE NOT EXISTS (SELECT 1 FROM pg_temp.segment_org_depth d WHERE d.unit = o.unit);
+    INSERT INTO segment.org_unit AS o (unit, parent, depth)
+    SELECT d.unit, d.parent, d.depth FROM pg_temp.segment_org_depth d
+    ON CONFLICT (unit) DO UPDATE SET parent = excluded.parent, depth = excluded.depth
+     WHERE (o.parent, o.depth) IS DISTINCT FROM (excluded.parent, excluded.depth);
+    SELECT l.login INTO bad FROM segment.user_map l
+     WHERE l.org_unit IS NOT NULL AND NOT EXISTS (SELECT 1 FROM segment.org_unit o WHERE o.unit = l.org_unit)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'login "%" is mapped to an org unit that the new tree does not have', bad
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Map it elsewhere first: segment.map_user(login, manager, org_unit).';
+    END IF;
+    INSERT INTO segment.org_tree AS t (relation, id_column, parent_column, units)
+    VALUES (register_org_tree.relation, register_org_tree.id_column, register_org_tree.parent_column, n)
+    ON CONFLICT (singleton) DO UPDATE
+       SET relation = excluded.relation, id_column = excluded.id_column,
+           parent_column = excluded.parent_column, units = excluded.units,
+           loaded_at = now(), loaded_by = current_user;
+    PERFORM segment._bump_scope_version();
+    DROP TABLE pg_temp.segment_org_load;
+    DROP TABLE pg_temp.segment_org_depth;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION segment.register_org_tree(regclass, name, name) IS
+    'reads the org table (unit id, parent id) into segment.org_unit; cycles and orphans refused; returns the number of units';
+
+-- Reads the registered org table again (after the warehouse changed it).
+CREATE FUNCTION segment.refresh_org_tree() RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    t segment.org_tree;
+BEGIN
+    SELECT * INTO t FROM segment.org_tree;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no org tree is registered'
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'segment.register_org_tree(relation, id_column, parent_column) registers it.';
+    END IF;
+    RETURN segment.register_org_tree(t.relation, t.id_column, t.parent_column);
+END $$;
+COMMENT ON FUNCTION segment.refresh_org_tree() IS
+    'reads the registered org table again; returns the number of units';
+
+-- Binds a login to a manager id and/or an org unit; both NULL removes the
+-- mapping. Errors: 42704 unknown login or org unit, 22004 NULL login.
+CREATE FUNCTION segment.map_user(login name, manager text DEFAULT NULL, org_unit text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF login IS NULL THEN
+        RAISE EXCEPTION 'login must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = map_user.login) THEN
+        RAISE EXCEPTION 'role "%" does not exist', login
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'map_user binds an existing login role; create it first.';
+    END IF;
+    IF org_unit IS NOT NULL AND NOT EXISTS (SELECT 1 FROM segment.org_unit o WHERE o.unit = map_user.org_unit) THEN
+        RAISE EXCEPTION 'org unit "%" does not exist', org_unit
+            USING ERRCODE = 'undefined_object',
+                  HINT = CASE WHEN EXISTS (SELECT 1 FROM segment.org_tree)
+                              THEN 'Units are listed in segment.org_unit (segment.refresh_org_tree() reads the org table again).'
+                              ELSE 'Register the org tree first: segment.register_org_tree(relation, id_column, parent_column).' END;
+    END IF;
+    IF manager IS NULL AND org_unit IS NULL THEN
+        DELETE FROM segment.user_map m WHERE m.login = map_user.login;
+    ELSE
+        INSERT INTO segment.user_map AS m (login, manager, org_unit)
+        VALUES (map_user.login, map_user.manager, map_user.org_unit)
+        ON CONFLICT ON CONSTRAINT user_map_pkey DO UPDATE
+           SET manager = excluded.manager, org_unit = excluded.org_unit,
+               mapped_at = now(), mapped_by = current_user;
+    END IF;
+    PERFORM segment._bump_scope_version();
+END $$;
+COMMENT ON FUNCTION segment.map_user(name, text, text) IS
+    'binds a login role to a manager id (the subject''s owner column) and/or an org unit; both NULL unmaps it';
+
+-- The units of a unit's subtree (itself included), by the stored tree.
+CREATE FUNCTION segment.org_subtree(unit text) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE t(u) AS (
+        SELECT o.unit FROM segment.org_unit o WHERE o.unit = org_subtree.unit
+        UNION
+        SELECT o.unit FROM segment.org_unit o JOIN t ON o.parent = t.u)
+    SELECT u FROM t
+$$;
+COMMENT ON FUNCTION segment.org_subtree(text) IS 'the org unit and every unit below it';
+
+------------------------------------------------------------------------
+-- Visibility (src/governance.c)
+------------------------------------------------------------------------
+
+-- The current user's manager id (user_map), NULL when not mapped to one.
+CREATE FUNCTION segment._my_manager() RETURNS text
+    AS 'MODULE_PATHNAME', 'segment_my_manager' LANGUAGE C STABLE PARALLEL RESTRICTED;
+-- Whether an org unit is in the current user's subtree (user_map.org_unit
+-- and every unit below it). The subtree is cached per backend and login,
+-- and rebuilt when segment.scope_version changes.
+CREATE FUNCTION segment._in_scope(org_unit text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'segment_in_scope' LANGUAGE C STABLE PARALLEL RESTRICTED;
+-- Whether the current user sees every customer (admin, analyst, auditor,
+-- exporter-only roles excluded), or governance is not installed.
+CREATE FUNCTION segment._sees_all() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'segment_sees_all' LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+-- The owner (owner_column) and org unit (org_column) of one customer, for
+-- the per-customer readers' check (tags, has_tag, explain). SECURITY
+-- DEFINER: the caller need not read the subject's table.
+CREATE FUNCTION segment._customer_scope(subject_id int, key text)
+RETURNS TABLE (owner text, org text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s segment.subject;
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = _customer_scope.subject_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format('SELECT %s::text, %s::text FROM %s WHERE %I = $1::%s LIMIT 1',
+                                coalesce(quote_ident(s.owner_column), 'NULL'),
+                                coalesce(quote_ident(s.org_column), 'NULL'),
+                                s.relation, s.key_column, s.key_type)
+        USING key;
+END $$;
+
+-- The reviews read the opportunities with the privileges (and row-level
+-- security) of whoever queries them.
+ALTER VIEW segment._opportunity_facts SET (security_invoker = true);
+ALTER VIEW segment.rule_review SET (security_invoker = true);
+ALTER VIEW segment.manager_review SET (security_invoker = true);
+
+------------------------------------------------------------------------
+-- The built-in roles
+------------------------------------------------------------------------
+
+-- What each built-in role gets, as kinds of segment.grant_role.
+CREATE FUNCTION segment._builtin_roles()
+RETURNS TABLE (role name, kinds text[], description text)
+LANGUAGE sql IMMUTABLE AS $$
+    VALUES ('segment_admin'::name, ARRAY['admin'], 'subjects, rules, schedules, the org tree and user mappings; sees every row'),
+           ('segment_analyst', ARRAY['author', 'refresher'], 'tags, segments, schemes, audiences, counts, reviews; no customer-level lists'),
+           ('segment_manager', ARRAY['reader', 'worker'], 'works own opportunities (user_map.manager)'),
+           ('segment_branch_head', ARRAY['reader', 'worker'], 'sees and reassigns within the org subtree (user_map.org_unit)'),
+           ('segment_auditor', ARRAY['reader'], 'reads aggregates and the audit trail; no personal data'),
+           ('segment_exporter', ARRAY['reader'], 'may list members and export (together with a role that sees the rows)')
+$$;
+
+-- Creates the built-in roles (NOLOGIN) when missing, grants them what they
+-- need, turns on row-level security and marks this database governed.
+-- Idempotent: run it again after an upgrade, to grant new objects.
+CREATE FUNCTION segment.install_roles() RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    k text;
+    personal text := 'key, member_id, message, note';
+    cols text;
+    first_time boolean := NOT segment._governed();
+BEGIN
+    FOR r IN SELECT * FROM segment._builtin_roles() LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = r.role) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r.role);
+            RETURN NEXT format('created role %s', r.role);
+        END IF;
+        EXECUTE format('COMMENT ON ROLE %I IS %L', r.role, 'segment: ' || r.description);
+        FOREACH k IN ARRAY r.kinds LOOP
+            PERFORM segment.grant_role(r.role::regrole, k);
+        END LOOP;
+    END LOOP;
+    -- the audit trail: the auditor and the admin read it; nobody writes it
+    -- but segment._audit
+    REVOKE ALL ON segment.audit, segment.audit_head
+      FROM segment_admin, segment_analyst, segment_manager, segment_branch_head,
+           segment_auditor, segment_exporter;
+    GRANT SELECT ON segment.audit, segment.audit_head TO segment_auditor, segment_admin;
+    -- no personal columns of the opportunities for the analyst and the auditor
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+      FROM pg_attribute a
+     WHERE a.attrelid = 'segment.opportunity'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname <> ALL (string_to_array(replace(personal, ' ', ''), ','));
+    REVOKE SELECT ON segment.opportunity FROM segment_analyst, segment_auditor;
+    EXECUTE format('GRANT SELECT (%s) ON segment.opportunity TO segment_analyst, segment_auditor', cols);
+    -- row-level security
+    ALTER TABLE segment.opportunity ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE segment.opportunity_log ENABLE ROW LEVEL SECURITY;
+    DROP POLICY IF EXISTS segment_all ON segment.opportunity;
+    DROP POLICY IF EXISTS segment_own ON segment.opportunity;
+    DROP POLICY IF EXISTS segment_subtree ON segment.opportunity;
+    DROP POLICY IF EXISTS segment_insert ON segment.opportunity;
+    DROP POLICY IF EXISTS segment_visible ON segment.opportunity_log;
+    DROP POLICY IF EXISTS segment_insert ON segment.opportunity_log;
+    CREATE POLICY segment_all ON segment.opportunity
+        TO segment_admin, segment_analyst, segment_auditor USING (true) WITH CHECK (true);
+    CREATE POLICY segment_own ON segment.opportunity
+        TO segment_manager USING (manager = segment._my_manager());
+    CREATE POLICY segment_subtree ON segment.opportunity
+        TO segment_branch_head USING (segment._in_scope(org_unit));
+    -- generation inserts (refresher, event writer): what it may insert is
+    -- decided by its table privileges, not by rows it sees
+    CREATE POLICY segment_insert ON segment.opportunity FOR INSERT TO PUBLIC WITH CHECK (true);
+    CREATE POLICY segment_visible ON segment.opportunity_log FOR SELECT TO PUBLIC
+        USING (EXISTS (SELECT 1 FROM segment.opportunity o
+                        WHERE o.opportunity_id = opportunity_log.opportunity_id));
+    CREATE POLICY segment_insert ON segment.opportunity_log FOR INSERT TO PUBLIC WITH CHECK (true);
+    IF first_time THEN
+        INSERT INTO segment.governance DEFAULT VALUES;
+        RETURN NEXT 'governance installed: row-level security, export control, masking and the audit trail are on';
+    END IF;
+    PERFORM segment._audit('governance.install_roles', current_database()::text,
+                           jsonb_build_object('roles', (SELECT jsonb_agg(b.role) FROM segment._builtin_roles() b),
+                                              'first_time', first_time));
+END $$;
+COMMENT ON FUNCTION segment.install_roles() IS
+    'creates the built-in roles segment_admin, _analyst, _manager, _branch_head, _auditor, _exporter, grants them, turns on row-level security and the audit trail (idempotent)';
+
+------------------------------------------------------------------------
+-- Reassignment (branch heads, within their subtree)
+------------------------------------------------------------------------
+
+-- Gives an open opportunity to another manager. Row-level security decides
+-- which opportunities the caller may move (a branch head: its org
+-- subtree; the opportunity keeps its org unit); in a governed database a
+-- manager may not reassign (42501). Errors: 22004 NULL argument, 42704 no
+-- such (visible) opportunity, 55000 not open.
+CREATE FUNCTION segment.reassign(opportunity_id bigint, manager text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    o segment.opportunity;
+BEGIN
+    IF manager IS NULL OR btrim(manager) = '' THEN
+        RAISE EXCEPTION 'manager must not be NULL or empty' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF segment._governed() AND NOT segment._sees_all()
+       AND NOT pg_has_role('segment_branch_head', 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to reassign opportunity %', opportunity_id
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Branch heads (segment_branch_head) reassign within their org subtree.';
+    END IF;
+    o := segment._lock_for(opportunity_id, 'reassign', '{generated,dispatched,in_progress}', 'reassigned', false);
+    -- the audit trigger tells a reassignment from generation's assignment by this
+    PERFORM set_config('segment_gov.reassigning', 'on', true);
+    UPDATE segment.opportunity x
+       SET manager = reassign.manager,
+           assignment = CASE WHEN x.assignment = 'pool' THEN 'org' ELSE x.assignment END,
+           pool_reason = NULL
+     WHERE x.opportunity_id = o.opportunity_id;
+    PERFORM set_config('segment_gov.reassigning', '', true);
+END $$;
+COMMENT ON FUNCTION segment.reassign(bigint, text) IS
+    'gives an open opportunity to another manager (branch heads: within their org subtree)';
+
+-- Reassignments are lifecycle actions: audited.
+CREATE FUNCTION segment._audit_reassign() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_NAME <> 'segment_audit_reassign' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'UPDATE'
+       OR TG_RELID <> 'segment.opportunity'::regclass THEN
+        RAISE EXCEPTION 'trigger function segment._audit_reassign() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
+    END IF;
+    IF coalesce(current_setting('segment_gov.reassigning', true), '') = 'on' AND segment._governed() THEN
+        PERFORM segment._audit('opportunity.reassign', NEW.opportunity_id::text,
+                               jsonb_build_object('from', OLD.manager, 'to', NEW.manager,
+                                                  'org_unit', NEW.org_unit, 'role', current_user::text));
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER segment_audit_reassign AFTER UPDATE OF manager ON segment.opportunity
+    FOR EACH ROW WHEN (OLD.manager IS DISTINCT FROM NEW.manager)
+    EXECUTE FUNCTION segment._audit_reassign();

@@ -1,0 +1,1 @@
+../../install/92-governance.sql
