@@ -619,7 +619,7 @@ select channel, due_at::timestamp(0) as goes_out_at, coalesce(reason, '') as rea
 \echo 'day 1: 25 customers reply to their maturity reminder: referred to the remote team (their owner manager) as an opportunity'
 insert into day_log select 1, '10:00', segment.advance_journeys(:'d0'::date + 1 + time '10:00');
 create temp table referred as
-select o.customer, segment.record_response(o.outbox_id, 'replied') as opportunity_id
+select o.customer, segment.record_response(o.outbox_id, 'replied', :'d0'::date + 1 + time '10:30') as opportunity_id
   from (select outbox_id, customer from segment.outbox
          where journey = 'td_maturity' and status = 'pending' order by hashint8(outbox_id) limit 25) o;
 select count(*) filter (where opportunity_id is not null) as referred, count(*) filter (where opportunity_id is null) as not_referred
@@ -627,8 +627,9 @@ select count(*) filter (where opportunity_id is not null) as referred, count(*) 
 select p.assignment, p.manager is not null as has_manager, count(*) from segment.opportunity p
   join referred r using (opportunity_id) group by 1, 2;
 \echo 'the remote team starts 10 of them; the others are not worked'
-select segment.dispatch(opportunity_id), segment.start(opportunity_id)
-  from (select opportunity_id from referred where opportunity_id is not null order by opportunity_id limit 10) x;
+select count(segment.dispatch(opportunity_id)) + count(segment.start(opportunity_id)) as calls
+  from (select opportunity_id from referred where opportunity_id is not null order by opportunity_id limit 10) x \g /dev/null
+select count(*) as started from segment.opportunity where status = 'in_progress' and source = 'journey:td_maturity';
 \echo 'days 2-9, advanced at 10:00 and 10:05 each day; channel systems deliver 95 % of the touches'
 do $$
 declare d int;
@@ -653,7 +654,8 @@ select l.at::timestamp(0), l.event, coalesce(l.step::text, '') as step, coalesce
        coalesce(l.opportunity_id::text, '') as opportunity, coalesce(l.detail, '') as detail
   from segment.journey_lifecycle l
  where l.instance_id = (select instance_id from segment.journey_log where event = 'return' order by log_id limit 1)
- order by l.at, l.event;
+ order by l.at, array_position(array['enter', 'touch', 'skip', 'response', 'escalate', 'escalation_skipped',
+                                     'return', 'return_touch', 'exited', 'goal', 'completed'], l.event);
 \echo 'funnel per step (segment.journey_funnel)'
 select journey, step, channel, entered, holdout, due, sent, delivered, failed, responded, fallback, skipped_by_reason
   from segment.journey_funnel order by journey, step;

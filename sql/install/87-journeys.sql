@@ -1218,8 +1218,10 @@ $$;
 -- A customer's response to a touch (clicked, replied, declined, ...). A
 -- response the journey escalates on, from a customer hot enough, makes an
 -- opportunity for a person at once; the instance then waits for it.
--- Returns the opportunity made, or NULL.
-CREATE FUNCTION segment.record_response(outbox_id bigint, response text) RETURNS bigint
+-- Returns the opportunity made, or NULL. `at`: when the customer responded
+-- (the opportunity's period is its day).
+CREATE FUNCTION segment.record_response(outbox_id bigint, response text, at timestamptz DEFAULT now())
+RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.outbox;
@@ -1232,6 +1234,9 @@ DECLARE
     why text;
     g record;
 BEGIN
+    IF at IS NULL OR NOT isfinite(at) THEN
+        RAISE EXCEPTION 'at must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF response IS NULL OR response !~ '^[a-z_]+$' THEN
         RAISE EXCEPTION 'invalid response %', coalesce(quote_literal(response), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
@@ -1247,10 +1252,10 @@ BEGIN
     END IF;
     SELECT * INTO i FROM segment.journey_instance x WHERE x.instance_id = o.instance_id FOR UPDATE;
     SELECT * INTO j FROM segment.journey x WHERE x.journey_id = o.journey_id;
-    UPDATE segment.outbox x SET response = record_response.response, responded_at = now()
+    UPDATE segment.outbox x SET response = record_response.response, responded_at = at
      WHERE x.outbox_id = o.outbox_id;
-    INSERT INTO segment.journey_log (instance_id, journey_id, event, outbox_id, detail)
-    VALUES (o.instance_id, o.journey_id, 'response', o.outbox_id, response);
+    INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, detail)
+    VALUES (o.instance_id, o.journey_id, 'response', at, o.outbox_id, response);
 
     SELECT * INTO e FROM segment.journey_escalation x WHERE x.journey_id = o.journey_id;
     IF e.journey_id IS NULL OR NOT response = ANY (e.on_responses) OR i.status <> 'active' THEN
@@ -1260,8 +1265,8 @@ BEGIN
     IF e.scorecard_id IS NOT NULL THEN
         score := segment.score(s.name, o.customer, (SELECT c.name FROM segment.scorecard c WHERE c.scorecard_id = e.scorecard_id));
         IF score IS NULL OR score < e.min_score THEN
-            INSERT INTO segment.journey_log (instance_id, journey_id, event, outbox_id, detail)
-            VALUES (o.instance_id, o.journey_id, 'escalation_skipped', o.outbox_id,
+            INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, detail)
+            VALUES (o.instance_id, o.journey_id, 'escalation_skipped', at, o.outbox_id,
                     format('score %s below %s', coalesce(score::text, 'NULL'), e.min_score));
             RETURN NULL;
         END IF;
@@ -1269,11 +1274,11 @@ BEGIN
     -- the opportunity rule's own generation, for this one customer: its
     -- cool-down, contact cap, control group and assignment apply
     PERFORM segment._lock_members(s.subject_id, segment.memberset(ARRAY[o.member_id]));
-    SELECT * INTO g FROM segment._generate(s.subject_id, ARRAY[e.rule_id], current_date,
+    SELECT * INTO g FROM segment._generate(s.subject_id, ARRAY[e.rule_id], at::date,
                                            segment.memberset(ARRAY[o.member_id]),
                                            'journey:' || j.name) x;
     SELECT x.opportunity_id INTO opp FROM segment.opportunity x
-     WHERE x.rule_id = e.rule_id AND x.member_id = o.member_id AND x.period = current_date
+     WHERE x.rule_id = e.rule_id AND x.member_id = o.member_id AND x.period = at::date
        AND x.source = 'journey:' || j.name AND NOT x.is_control;
     IF opp IS NULL THEN
         why := CASE WHEN g.control > 0 THEN 'control group of the opportunity rule'
@@ -1281,18 +1286,18 @@ BEGIN
                     WHEN g.skipped_cap > 0 THEN 'contact cap'
                     WHEN g.failed > 0 THEN 'the message did not render'
                     ELSE 'not in the audience of the opportunity rule' END;
-        INSERT INTO segment.journey_log (instance_id, journey_id, event, outbox_id, detail)
-        VALUES (o.instance_id, o.journey_id, 'escalation_skipped', o.outbox_id, why);
+        INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, detail)
+        VALUES (o.instance_id, o.journey_id, 'escalation_skipped', at, o.outbox_id, why);
         RETURN NULL;
     END IF;
     UPDATE segment.journey_instance x SET status = 'escalated' WHERE x.instance_id = i.instance_id;
-    INSERT INTO segment.journey_log (instance_id, journey_id, event, outbox_id, opportunity_id, detail)
-    SELECT o.instance_id, o.journey_id, 'escalate', o.outbox_id, opp,
+    INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, opportunity_id, detail)
+    SELECT o.instance_id, o.journey_id, 'escalate', at, o.outbox_id, opp,
            format('to %s (%s)', coalesce(p.manager, 'the pool'), p.assignment)
       FROM segment.opportunity p WHERE p.opportunity_id = opp;
     RETURN opp;
 END $$;
-COMMENT ON FUNCTION segment.record_response(bigint, text) IS
+COMMENT ON FUNCTION segment.record_response(bigint, text, timestamptz) IS
     'records a customer''s response to a touch; may escalate the customer to a person (returns the opportunity)';
 
 -- Returns, at time t, the escalated customers of a journey whose
@@ -1366,8 +1371,8 @@ BEGIN
                      WHEN ch <> e.return_channel THEN 'fallback: no consent to ' || e.return_channel END)
         ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING;
         UPDATE segment.journey_instance i SET status = 'active' WHERE i.instance_id = x.instance_id;
-        INSERT INTO segment.journey_log (instance_id, journey_id, event, opportunity_id, detail)
-        VALUES (x.instance_id, j.journey_id, 'return', x.opportunity_id,
+        INSERT INTO segment.journey_log (instance_id, journey_id, event, at, opportunity_id, detail)
+        VALUES (x.instance_id, j.journey_id, 'return', t, x.opportunity_id,
                 format('opportunity %s %s after %s days; back on %s', x.opportunity_id,
                        CASE WHEN x.opp_status = 'expired' THEN 'expired' ELSE 'not worked, cancelled' END,
                        e.return_after_days, coalesce(ch, 'no channel (no consent)')));
@@ -1441,14 +1446,16 @@ COMMENT ON FUNCTION segment.schedule_journeys(text, text) IS
 -- Measurement
 ------------------------------------------------------------------------
 
--- Every move of every customer through the journeys, in order.
+-- Every move of every customer through the journeys: at is the journey's
+-- time (entry, a touch's due time, a response's time, the advance that
+-- ended or returned it), so that a simulated run reads in order.
 CREATE VIEW segment.journey_lifecycle AS
 SELECT i.journey_id, i.instance_id, i.key AS customer, i.entered_at AS at, 'enter'::text AS event,
        NULL::int AS step, NULL::text AS channel, NULL::int8 AS outbox_id, NULL::int8 AS opportunity_id,
        CASE WHEN i.is_holdout THEN 'holdout' END AS detail
   FROM segment.journey_instance i
 UNION ALL
-SELECT o.journey_id, o.instance_id, o.customer, o.created_at,
+SELECT o.journey_id, o.instance_id, o.customer, o.due_at,
        CASE WHEN o.status = 'skipped' THEN 'skip' WHEN o.step = 0 THEN 'return_touch' ELSE 'touch' END,
        o.step, o.channel, o.outbox_id, NULL, concat_ws('; ', o.status, o.reason)
   FROM segment.outbox o
