@@ -627,8 +627,14 @@ select count(*) filter (where opportunity_id is not null) as referred, count(*) 
 select p.assignment, p.manager is not null as has_manager, count(*) from segment.opportunity p
   join referred r using (opportunity_id) group by 1, 2;
 \echo 'the remote team starts 10 of them; the others are not worked'
-select count(segment.dispatch(opportunity_id)) + count(segment.start(opportunity_id)) as calls
-  from (select opportunity_id from referred where opportunity_id is not null order by opportunity_id limit 10) x \g /dev/null
+do $$
+declare o bigint;
+begin
+  for o in select opportunity_id from referred where opportunity_id is not null order by opportunity_id limit 10 loop
+    perform segment.dispatch(o);
+    perform segment.start(o);
+  end loop;
+end $$;
 select count(*) as started from segment.opportunity where status = 'in_progress' and source = 'journey:td_maturity';
 \echo 'days 2-9, advanced at 10:00 and 10:05 each day; channel systems deliver 95 % of the touches'
 do $$
