@@ -529,6 +529,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     j segment.journey;
     n bigint;
+    ev record;
 BEGIN
     PERFORM segment._lock_definitions();
     j := segment._journey(journey, true);
@@ -540,6 +541,9 @@ BEGIN
     END IF;
     INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition)
     VALUES (j.journey_id, j.name, j.version, 'drop', segment._journey_definition(j.journey_id));
+    FOR ev IN SELECT * FROM segment.journey_event x WHERE x.journey_id = j.journey_id LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', ev.trigger_name, ev.event_table);
+    END LOOP;
     DELETE FROM segment.outbox o WHERE o.journey_id = j.journey_id;
     DELETE FROM segment.journey_instance i WHERE i.journey_id = j.journey_id;
     DELETE FROM segment.journey x WHERE x.journey_id = j.journey_id;
@@ -1387,18 +1391,37 @@ END $$;
 -- Entry by event
 ------------------------------------------------------------------------
 
+-- Event tables attached to journeys: the trigger checks it is one of these.
+CREATE TABLE segment.journey_event (
+    journey_id   int NOT NULL REFERENCES segment.journey ON DELETE CASCADE,
+    event_table  regclass NOT NULL,
+    key_column   name NOT NULL,
+    trigger_name name NOT NULL,
+    CONSTRAINT journey_event_pkey PRIMARY KEY (journey_id, event_table)
+);
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_event', '');
+
 -- The statement-level trigger of an event table attached to a journey:
 -- the keys of the new rows enter the journey now.
 CREATE FUNCTION segment._journey_event_trigger() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    a segment.journey_event;
     keys text[];
 BEGIN
+    -- only from the trigger attach_journey_event created on the event table
+    SELECT * INTO a FROM segment.journey_event x WHERE x.event_table = TG_RELID AND x.trigger_name = TG_NAME;
+    IF a.journey_id IS NULL OR TG_NARGS <> 0 OR TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'INSERT' THEN
+        RAISE EXCEPTION 'trigger function segment._journey_event_trigger() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
+                  HINT = 'Journeys install their triggers with segment.attach_journey_event().';
+    END IF;
     EXECUTE format('SELECT array_agg(DISTINCT n.%I::text) FROM segment_new_rows n WHERE n.%I IS NOT NULL',
-                   TG_ARGV[1], TG_ARGV[1])
+                   a.key_column, a.key_column)
        INTO keys;
     IF keys IS NOT NULL THEN
-        PERFORM segment.enter_journey(TG_ARGV[0]::name, keys);
+        PERFORM segment.enter_journey((SELECT j.name FROM segment.journey j WHERE j.journey_id = a.journey_id), keys);
     END IF;
     RETURN NULL;
 END $$;
@@ -1407,6 +1430,7 @@ CREATE FUNCTION segment.attach_journey_event(journey name, event_table regclass,
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     j segment.journey := segment._journey(journey);
+    tg name;
 BEGIN
     IF event_table IS NULL OR key_column IS NULL THEN
         RAISE EXCEPTION 'event_table and key_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -1416,9 +1440,17 @@ BEGIN
         RAISE EXCEPTION 'column "%" of relation "%" does not exist', key_column, event_table
             USING ERRCODE = 'undefined_column';
     END IF;
+    IF EXISTS (SELECT 1 FROM segment.journey_event x WHERE x.journey_id = j.journey_id
+                  AND x.event_table = attach_journey_event.event_table) THEN
+        RAISE EXCEPTION 'journey "%" is already attached to %', journey, event_table
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+    tg := 'segment_journey_' || j.journey_id;
+    INSERT INTO segment.journey_event (journey_id, event_table, key_column, trigger_name)
+    VALUES (j.journey_id, attach_journey_event.event_table, attach_journey_event.key_column, tg);
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._journey_event_trigger(%L, %L)',
-                   'segment_journey_' || j.journey_id, event_table, j.name, key_column);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._journey_event_trigger()',
+                   tg, event_table);
 END $$;
 COMMENT ON FUNCTION segment.attach_journey_event(name, regclass, name) IS
     'customers named by new rows of an event table enter the journey at once (entry by event)';

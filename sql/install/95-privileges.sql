@@ -122,6 +122,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('author', 'table', 'journey_history', 'INSERT'),
         ('author', 'table', 'journey_step', 'INSERT, UPDATE, DELETE'),
         ('author', 'table', 'journey_escalation', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'journey_event', 'INSERT, DELETE'),
         ('author', 'table', 'journey_instance', 'DELETE'),   -- drop_journey cascade
         ('author', 'table', 'outbox', 'DELETE'),
         ('author', 'function', '_journey', 'EXECUTE'),
