@@ -6,6 +6,8 @@
 #   (b)  one SQL query with one count(*) filter (where rule) per tag
 #   (c)  one select count(*) ... where rule per tag (N queries)
 #   (d)  select ... from segment.refresh('customer', as_of)
+#   and journeys (test/bench_journeys.sh): advance_journeys against a plain
+#   INSERT ... SELECT of the same due touches;
 #   and on a local 3-node Citus cluster against one plain node (test/bench_citus.sh)
 #   and a snapshot subject (test/bench_snapshot.sh): the same tags over two
 #   daily partitions of the same customers, against (d) and plain SQL.
@@ -325,6 +327,13 @@ aline "intarray GIN, enable_seqscan = off" h
 # generate() over every customer against INSERT ... WHERE NOT EXISTS (test/bench_generate.sh)
 if [[ $seg == ext ]] && "${Q[@]}" -c "select count(*) from pg_proc where proname = 'generate' and pronamespace = 'segment'::regnamespace" | grep -qx 1; then
   BENCH_AS_OF=$as_of "$here/bench_generate.sh"
+fi
+
+# -------------------------------------------------------------- journeys
+# advance_journeys for every customer's day-1 touch against a plain
+# INSERT ... SELECT of the same touches (test/bench_journeys.sh)
+if [[ $seg == ext ]] && "${Q[@]}" -c "select count(*) from pg_proc where proname = 'advance_journeys' and pronamespace = 'segment'::regnamespace" | grep -qx 1; then
+  BENCH_AS_OF=$as_of bash "$here/bench_journeys.sh" || echo "bench: the journeys part failed"
 fi
 
 # -------------------------------------------------------------- event rules

@@ -597,5 +597,102 @@ select segment.count('demo_daily', 'daily_rich') as rich_today,
 select snapshot_date, members, current from segment.snapshots('demo_daily');
 SQL
 
+# Contact journeys (docs/journeys.md): a maturity journey 30/15/7/1 days
+# before the deposit matures and an onboarding journey on day 0/1/3/7 after
+# an account is opened, over ten simulated days: consent fallback, quiet
+# hours, referral to the remote team and return to SMS.
+echo
+echo "== 20. Contact journeys: maturity 30/15/7/1 and onboarding 0/1/3/7 over ten days (docs/journeys.md)"
+psql -X -q -v ON_ERROR_STOP=1 -P pager=off <<'SQL'
+set client_min_messages = warning;
+select current_date as d0 \gset
+select segment.create_tag('customer', 'td_next_45d', $$td_maturity_date between segment.as_of() and segment.as_of() + 45$$, 'maturity');
+select segment.create_tag('customer', 'no_one', 'false');
+select count(*) as results from segment.refresh('customer', :'d0') \gset
+select segment.set_channel('sms', quiet_from => '21:00', quiet_to => '09:00', cost => 0.05);
+select segment.set_channel('app', fallback => array['sms'], quiet_from => '22:00', quiet_to => '08:00', cost => 0.01);
+select segment.set_channel('remote_team', daily_capacity => 300, cost => 1.20);
+select segment.register_consent('customer', 'dw.customer_wide', 'customer_id', 'app', 'mobile_banking');
+select segment.register_consent('customer', 'dw.customer_wide', 'customer_id', 'sms', 'marketing_consent');
+select segment.create_opportunity_rule('customer', 'td_callback', 'td_next_45d', 'maintenance', 'term deposit',
+                                       channel => 'remote_team', assignment => 'owner', cooldown_days => 0);
+select segment.create_journey('customer', 'td_maturity', 'td_next_45d', anchor_column => 'td_maturity_date',
+                              holdout_pct => 10, reentry_days => 60);
+select segment.add_journey_step('td_maturity', 1, '-30 days', 'app', 'Dear {customer_name|mask}, your deposit of {term_balance|amount} matures on {td_maturity_date|date}');
+select segment.add_journey_step('td_maturity', 2, '-15 days', 'app', 'Reminder: {td_maturity_date|date}, reply to talk to us');
+select segment.add_journey_step('td_maturity', 3, '-7 days', 'app', 'One week left, {customer_name|mask}');
+select segment.add_journey_step('td_maturity', 4, '-1 day', 'sms', 'Tomorrow your deposit matures. Call back: {mobile|mask}');
+select segment.set_journey_escalation('td_maturity', 'td_callback', array['replied'],
+                                      return_after_days => 3, return_channel => 'sms',
+                                      return_template => 'We missed you, {customer_name|mask}: reply 1 to renew');
+select segment.create_journey('customer', 'onboarding', 'no_one', holdout_pct => 10);
+select segment.add_journey_step('onboarding', 1, '0 days', 'app', 'Welcome, {customer_name|mask}!');
+select segment.add_journey_step('onboarding', 2, '1 day', 'app', 'Set up payroll in the app');
+select segment.add_journey_step('onboarding', 3, '3 days', 'sms', 'Questions? Your manager calls {mobile|mask}');
+select segment.add_journey_step('onboarding', 4, '7 days', 'app', 'Your first week with us');
+create table dw.account_opened (customer_id int8, opened_at timestamptz default now());
+select segment.attach_journey_event('onboarding', 'dw.account_opened', 'customer_id');
+
+create temp table day_log (day int, at text, touches bigint);
+\echo 'day 0, 10:00 and 10:05: the first advance enters every customer maturing in the next 45 days; the second adds nothing'
+insert into day_log select 0, '10:00', segment.advance_journeys(:'d0'::date + time '10:00');
+insert into day_log select 0, '10:05', segment.advance_journeys(:'d0'::date + time '10:05');
+\echo 'day 0, 23:10: 40 accounts opened late in the evening enter the onboarding journey by event (the app is quiet 22:00-08:00, SMS 21:00-09:00)'
+select segment.enter_journey('onboarding', array_agg(customer_id::text), :'d0'::date + time '23:10') as onboarding_touches
+  from (select customer_id from dw.customer_wide order by hashint8(customer_id) limit 40) c;
+select channel, due_at::timestamp(0) as goes_out_at, coalesce(reason, '') as reason, count(*) as touches
+  from segment.outbox where journey = 'onboarding' group by 1, 2, 3 order by 1, 2;
+\echo 'day 1: 25 customers reply to their maturity reminder: referred to the remote team (their owner manager) as an opportunity'
+insert into day_log select 1, '10:00', segment.advance_journeys(:'d0'::date + 1 + time '10:00');
+create temp table referred as
+select o.customer, segment.record_response(o.outbox_id, 'replied', :'d0'::date + 1 + time '10:30') as opportunity_id
+  from (select outbox_id, customer from segment.outbox
+         where journey = 'td_maturity' and status = 'pending' order by hashint8(outbox_id) limit 25) o;
+select count(*) filter (where opportunity_id is not null) as referred, count(*) filter (where opportunity_id is null) as not_referred
+  from referred;
+select p.assignment, p.manager is not null as has_manager, count(*) from segment.opportunity p
+  join referred r using (opportunity_id) group by 1, 2;
+\echo 'the remote team starts 10 of them; the others are not worked'
+do $$
+declare o bigint;
+begin
+  for o in select opportunity_id from referred where opportunity_id is not null order by opportunity_id limit 10 loop
+    perform segment.dispatch(o);
+    perform segment.start(o);
+  end loop;
+end $$;
+select count(*) as started from segment.opportunity where status = 'in_progress' and source = 'journey:td_maturity';
+\echo 'days 2-9, advanced at 10:00 and 10:05 each day; channel systems deliver 95 % of the touches'
+do $$
+declare d int;
+begin
+  for d in 2 .. 9 loop
+    insert into day_log select d, '10:00', segment.advance_journeys(current_date + d + time '10:00');
+    insert into day_log select d, '10:05', segment.advance_journeys(current_date + d + time '10:05');
+  end loop;
+end $$;
+select segment.ack(outbox_id, case when hashint8(outbox_id) % 20 = 0 then 'failed' else 'delivered' end)
+  from segment.outbox where status = 'pending' \g /dev/null
+select day, string_agg(at || ': ' || touches, ', ' order by at) as touches_written from day_log group by day order by day;
+\echo 'the outbox: channel, status and why a touch is not on its planned channel'
+select journey, channel, status, coalesce(reason, '') as reason, count(*)
+  from segment.outbox group by 1, 2, 3, 4 order by 1, 2, 3, 4;
+\echo 'three maturity touches as a channel system reads them (rendered and masked)'
+select outbox_id, customer, channel, due_at::timestamp(0), message, idempotency_key
+  from segment.outbox where journey = 'td_maturity' and step = 1 order by outbox_id limit 3;
+\echo 'returned to SMS after 3 days without the remote team working the lead; the lifecycle of one of them:'
+select count(*) as returned from segment.journey_log where event = 'return';
+select l.at::timestamp(0), l.event, coalesce(l.step::text, '') as step, coalesce(l.channel, '') as channel,
+       coalesce(l.opportunity_id::text, '') as opportunity, coalesce(l.detail, '') as detail
+  from segment.journey_lifecycle l
+ where l.instance_id = (select instance_id from segment.journey_log where event = 'return' order by log_id limit 1)
+ order by l.at, array_position(array['enter', 'touch', 'skip', 'response', 'escalate', 'escalation_skipped',
+                                     'return', 'return_touch', 'exited', 'goal', 'completed'], l.event);
+\echo 'funnel per step (segment.journey_funnel)'
+select journey, step, channel, entered, holdout, due, sent, delivered, failed, responded, fallback, skipped_by_reason
+  from segment.journey_funnel order by journey, step;
+\echo 'leak (segment.journey_leak): entered, never touched'
+select * from segment.journey_leak order by journey;
+SQL
 echo
 echo 'Done. Every query above is in test/demo.sh; the tag rules are in test/data/tags.sql.'

@@ -97,7 +97,8 @@ CREATE TABLE segment.journey_state (
 );
 
 -- One customer's pass through a journey, from entry to its end: exit,
--- goal, completed (every step decided). anchor_at is the time steps are
+-- goal, completed (every step decided). An escalated one waits for the
+-- opportunity it was referred to (no steps, no re-entry) until it returns. anchor_at is the time steps are
 -- counted from: the anchor date's midnight, or the entry time.
 CREATE TABLE segment.journey_instance (
     instance_id     bigserial PRIMARY KEY,
@@ -111,7 +112,7 @@ CREATE TABLE segment.journey_instance (
     is_holdout      boolean NOT NULL,
     source          text NOT NULL DEFAULT 'audience',   -- 'audience' or 'event'
     status          text NOT NULL DEFAULT 'active'
-                    CHECK (status IN ('active', 'exited', 'goal', 'completed')),
+                    CHECK (status IN ('active', 'escalated', 'exited', 'goal', 'completed')),
     ended_at        timestamptz
 );
 -- one active pass per customer and journey
@@ -528,6 +529,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     j segment.journey;
     n bigint;
+    ev record;
 BEGIN
     PERFORM segment._lock_definitions();
     j := segment._journey(journey, true);
@@ -539,6 +541,9 @@ BEGIN
     END IF;
     INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition)
     VALUES (j.journey_id, j.name, j.version, 'drop', segment._journey_definition(j.journey_id));
+    FOR ev IN SELECT * FROM segment.journey_event x WHERE x.journey_id = j.journey_id LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', ev.trigger_name, ev.event_table);
+    END LOOP;
     DELETE FROM segment.outbox o WHERE o.journey_id = j.journey_id;
     DELETE FROM segment.journey_instance i WHERE i.journey_id = j.journey_id;
     DELETE FROM segment.journey x WHERE x.journey_id = j.journey_id;
@@ -633,6 +638,9 @@ DECLARE
     a text;
     c record;
     arm text;
+    ins_sql text;
+    can_skip boolean;
+    guarded boolean;
 BEGIN
     touches := 0; skipped := 0;
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
@@ -642,10 +650,12 @@ BEGIN
         RETURN;
     END IF;
     slow := cp.subject_id IS NOT NULL;
+    can_skip := false;
     FOR st IN SELECT x.*, segment._channel_chain(x.channel) AS chain
                 FROM segment.journey_step x WHERE x.journey_id = j.journey_id ORDER BY x.step
     LOOP
         IF st.condition IS NOT NULL THEN
+            can_skip := true;
             conds := conds || segment.audience(s.name, st.condition);
             cond_arms := cond_arms || format(' WHEN %s THEN ($4)[%s] OPERATOR(segment.@>) i.member_id',
                                              st.step, cardinality(conds));
@@ -663,7 +673,12 @@ BEGIN
             -- a consent relation joined once per channel, as the set of
             -- consenting keys
             SELECT * INTO c FROM segment.consent x WHERE x.subject_id = j.subject_id AND x.channel = ch;
-            IF FOUND THEN
+            IF FOUND AND c.relation = s.relation AND c.key_column = s.key_column THEN
+                -- a column of the subject's own row: read it from the row
+                needs_row := true;
+                guarded := true;
+                arm := arm || format(', CASE WHEN t.%I IS TRUE THEN %L END', c.opted_in_column, ch);
+            ELSIF FOUND THEN
                 IF NOT consent_alias ? ch THEN
                     a := 'c' || (SELECT count(*) FROM jsonb_object_keys(consent_alias));
                     consent_alias := consent_alias || jsonb_build_object(ch, a);
@@ -672,11 +687,15 @@ BEGIN
                         c.key_column, CASE WHEN int_keys THEN '::int8' ELSE '::text' END, c.relation,
                         c.opted_in_column, a, CASE WHEN int_keys THEN 'i.member_id' ELSE 'i.key' END);
                 END IF;
+                guarded := true;
                 arm := arm || format(', CASE WHEN %s.k IS NOT NULL THEN %L END', consent_alias ->> ch, ch);
             ELSE
+                guarded := false;
                 arm := arm || format(', %L', ch);
             END IF;
         END LOOP;
+        -- the chain's last channel needs consent: the step can find none
+        can_skip := can_skip OR guarded;
         -- eligible channels in order (consented ones), as an array
         elig_arms := elig_arms || format(' WHEN %s THEN array_remove(ARRAY[%s]::text[], NULL)', st.step, substr(arm, 3));
         chan_arms := chan_arms || format(' WHEN %s THEN coalesce(%s)', st.step, substr(arm, 3));
@@ -708,28 +727,34 @@ BEGIN
              ELSE '(i.anchor_at + st.at > $2 OR i.entered_at >= $2)' END);
 
     IF NOT slow THEN
-        EXECUTE format(
-            $q$WITH ins AS (
-                 INSERT INTO segment.outbox AS o
-                     (journey_id, journey, journey_version, instance_id, step, member_id, customer,
-                      channel, planned_channel, due_at, message, idempotency_key, status, reason)
-                 SELECT %1$s, %2$L, d.journey_version, d.instance_id, d.step, d.member_id, d.key,
-                        CASE WHEN d.cond_ok THEN d.ch END, d.planned,
-                        %3$s, d.message,
-                        %1$s || ':' || d.journey_version || ':' || d.instance_id || ':' || d.step,
-                        CASE WHEN d.cond_ok AND d.ch IS NOT NULL THEN 'pending' ELSE 'skipped' END,
-                        CASE WHEN NOT d.cond_ok THEN 'condition false'
-                             WHEN d.ch IS NULL THEN 'no consented channel'
-                             WHEN d.ch <> d.planned THEN 'fallback: no consent to ' || d.planned END
-                   FROM (%4$s) d
-                 ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING
-                 RETURNING o.status)
-               SELECT count(*) FILTER (WHERE ins.status = 'pending'), count(*) FILTER (WHERE ins.status = 'skipped')
-                 FROM ins$q$,
+        ins_sql := format(
+            $q$INSERT INTO segment.outbox AS o
+                   (journey_id, journey, journey_version, instance_id, step, member_id, customer,
+                    channel, planned_channel, due_at, message, idempotency_key, status, reason)
+               SELECT %1$s, %2$L, d.journey_version, d.instance_id, d.step, d.member_id, d.key,
+                      CASE WHEN d.cond_ok THEN d.ch END, d.planned,
+                      %3$s, d.message,
+                      %1$s || ':' || d.journey_version || ':' || d.instance_id || ':' || d.step,
+                      CASE WHEN d.cond_ok AND d.ch IS NOT NULL THEN 'pending' ELSE 'skipped' END,
+                      CASE WHEN NOT d.cond_ok THEN 'condition false'
+                           WHEN d.ch IS NULL THEN 'no consented channel'
+                           WHEN d.ch <> d.planned THEN 'fallback: no consent to ' || d.planned END
+                 FROM (%4$s) d
+               ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING$q$,
             j.journey_id, j.name,
             segment._quiet_sql('d.ch', 'greatest(d.due, $1)'),
-            replace(cand_sql, '@@ELIGIBLE@@', format('CASE st.step%s END AS ch, NULL::text[]', chan_arms)))
-          INTO touches, skipped USING t, wm, only_ids, conds;
+            replace(cand_sql, '@@ELIGIBLE@@', format('CASE st.step%s END AS ch, NULL::text[]', chan_arms)));
+        IF can_skip THEN
+            EXECUTE format('WITH ins AS (%s RETURNING o.status)
+                            SELECT count(*) FILTER (WHERE ins.status = ''pending''),
+                                   count(*) FILTER (WHERE ins.status = ''skipped'') FROM ins', ins_sql)
+              INTO touches, skipped USING t, wm, only_ids, conds;
+        ELSE
+            -- no condition, and every chain ends on a channel that needs no
+            -- consent: nothing can be skipped, the row count is the touches
+            EXECUTE ins_sql USING t, wm, only_ids, conds;
+            GET DIAGNOSTICS touches = ROW_COUNT;
+        END IF;
         RETURN;
     END IF;
 
@@ -783,13 +808,13 @@ BEGIN
     -- turn takes what its channel has room for (earliest due first)
     FOR k IN 1 .. max_chain LOOP
         WITH room AS (
-                SELECT c.name, c.daily_capacity - (SELECT count(*) FROM segment.outbox o
-                                                    WHERE o.channel = c.name AND o.status <> 'skipped'
-                                                      AND o.due_at >= day::timestamptz
-                                                      AND o.due_at < (day + 1)::timestamptz)
-                                                - (SELECT count(*) FROM pg_temp._seg_jt y
-                                                    WHERE y.channel = c.name) AS n
-                  FROM segment.channel c),
+                SELECT cc.name, cc.daily_capacity - (SELECT count(*) FROM segment.outbox o
+                                                      WHERE o.channel = cc.name AND o.status <> 'skipped'
+                                                        AND o.due_at >= day::timestamptz
+                                                        AND o.due_at < (day + 1)::timestamptz)
+                                                  - (SELECT count(*) FROM pg_temp._seg_jt y
+                                                      WHERE y.channel = cc.name) AS n
+                  FROM segment.channel cc),
              ranked AS (
                 SELECT x.ctid AS tid, x.eligible[k] AS ch,
                        row_number() OVER (PARTITION BY x.eligible[k] ORDER BY x.due, x.member_id, x.step) AS nth
@@ -835,7 +860,7 @@ BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
     SELECT segment.memberset_agg(i.member_id) INTO blocked FROM segment.journey_instance i
      WHERE i.journey_id = j.journey_id
-       AND (i.status = 'active' OR j.reentry_days IS NULL
+       AND (i.status IN ('active', 'escalated') OR j.reentry_days IS NULL
             OR i.ended_at > t - make_interval(days => j.reentry_days));
     IF blocked IS NOT NULL THEN
         members := members OPERATOR(segment.-) blocked;
@@ -879,6 +904,7 @@ DECLARE
     n_skip bigint := 0;
     n_enter int := 0;
     last_at interval;
+    msgs text;
 BEGIN
     -- one advance of a journey at a time; a second one waits, then finds
     -- the steps decided (watermark) and the touches written (unique key)
@@ -895,12 +921,14 @@ BEGIN
     IF j.goal IS NOT NULL THEN
         out_set := segment.audience(s.name, j.goal);
         UPDATE segment.journey_instance i SET status = 'goal', ended_at = t
-         WHERE i.journey_id = jid AND i.status = 'active' AND out_set OPERATOR(segment.@>) i.member_id;
+         WHERE i.journey_id = jid AND i.status IN ('active', 'escalated')
+           AND out_set OPERATOR(segment.@>) i.member_id;
     END IF;
     IF j.exit IS NOT NULL THEN
         aud := segment.audience(s.name, j.exit);
         UPDATE segment.journey_instance i SET status = 'exited', ended_at = t
-         WHERE i.journey_id = jid AND i.status = 'active' AND aud OPERATOR(segment.@>) i.member_id;
+         WHERE i.journey_id = jid AND i.status IN ('active', 'escalated')
+           AND aud OPERATOR(segment.@>) i.member_id;
         out_set := CASE WHEN out_set IS NULL THEN aud ELSE out_set OPERATOR(segment.|) aud END;
     END IF;
 
@@ -911,9 +939,20 @@ BEGIN
             aud := aud OPERATOR(segment.-) out_set;
         END IF;
         n_enter := cardinality(segment._journey_enter(j, t, aud, 'audience'));
+        -- many new instances (a first advance): plan the touches with
+        -- statistics that know them (a non-owner's ANALYZE only warns)
+        IF n_enter > 10000 THEN
+            msgs := current_setting('client_min_messages');
+            PERFORM set_config('client_min_messages', 'error', true);
+            ANALYZE segment.journey_instance;
+            PERFORM set_config('client_min_messages', msgs, true);
+        END IF;
     END IF;
 
-    SELECT x.touches, x.skipped INTO n_touch, n_skip FROM segment._journey_touches(j, t, wm) x;
+    -- referred customers whose opportunity was not worked come back
+    n_touch := segment._journey_returns(j, t);
+
+    SELECT n_touch + x.touches, x.skipped INTO n_touch, n_skip FROM segment._journey_touches(j, t, wm) x;
 
     -- instances whose last step is due are complete
     SELECT max(x.at) INTO last_at FROM segment.journey_step x WHERE x.journey_id = jid;
@@ -939,12 +978,23 @@ RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     jid int;
     n bigint := 0;
+    err text;
+    state text;
 BEGIN
     IF now IS NULL OR NOT isfinite(now) THEN
         RAISE EXCEPTION 'now must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     FOR jid IN SELECT x.journey_id FROM segment.journey x WHERE x.active ORDER BY x.journey_id LOOP
-        n := n + segment._advance_journey(jid, now);
+        -- a journey that fails as a whole (an audience not refreshed yet)
+        -- advances nothing and says why; the others go on
+        BEGIN
+            n := n + segment._advance_journey(jid, now);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+            RAISE WARNING 'journey "%" did not advance: % (SQLSTATE %)',
+                          (SELECT x.name FROM segment.journey x WHERE x.journey_id = jid), err, state
+                USING HINT = 'Nothing of it was written; the next advance retries it.';
+        END;
     END LOOP;
     RETURN n;
 END $$;
@@ -1034,3 +1084,492 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.ack(bigint, text) IS
     'a channel system records that a touch was delivered or failed';
+
+------------------------------------------------------------------------
+-- Responses, referral (escalation to a person) and return
+------------------------------------------------------------------------
+
+-- A journey's referral: a response in on_responses (and, with a scorecard,
+-- a score of at least min_score: the hot score) escalates the customer to
+-- a person as an opportunity of `rule` (its channel, assignment, capacity,
+-- cool-down and contact cap apply). An opportunity not worked (still
+-- generated or dispatched, or expired) return_after_days days after it was
+-- made is cancelled and the customer returns to the journey with a touch
+-- on return_channel, the cheaper one.
+CREATE TABLE segment.journey_escalation (
+    journey_id        int PRIMARY KEY REFERENCES segment.journey ON DELETE CASCADE,
+    rule_id           int NOT NULL REFERENCES segment.opportunity_rule,
+    on_responses      text[] NOT NULL,
+    scorecard_id      int REFERENCES segment.scorecard,
+    min_score         numeric,
+    return_after_days int CHECK (return_after_days >= 1),
+    return_channel    text REFERENCES segment.channel,
+    return_template   text,
+    return_template_sql text,
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    updated_by        name NOT NULL DEFAULT current_user,
+    CHECK ((return_after_days IS NULL) = (return_channel IS NULL))
+);
+
+-- The moves that are neither an entry, a touch nor an end (those are
+-- segment.journey_instance and segment.outbox rows): responses, referrals
+-- to a person, returns. segment.journey_lifecycle shows all of them.
+CREATE TABLE segment.journey_log (
+    log_id         bigserial PRIMARY KEY,
+    instance_id    int8 NOT NULL,
+    journey_id     int NOT NULL,
+    event          text NOT NULL CHECK (event IN ('response', 'escalate', 'escalation_skipped', 'return')),
+    at             timestamptz NOT NULL DEFAULT now(),
+    outbox_id      int8,
+    opportunity_id int8,
+    detail         text,
+    by_user        name NOT NULL DEFAULT current_user
+);
+CREATE INDEX ON segment.journey_log (instance_id);
+CREATE INDEX ON segment.journey_log (opportunity_id) WHERE opportunity_id IS NOT NULL;
+
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_escalation', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_log', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_log_log_id_seq', '');
+
+CREATE FUNCTION segment.set_journey_escalation(journey name, rule name,
+                                               on_responses text[] DEFAULT '{clicked,replied}',
+                                               scorecard name DEFAULT NULL, min_score numeric DEFAULT NULL,
+                                               return_after_days int DEFAULT NULL,
+                                               return_channel text DEFAULT NULL,
+                                               return_template text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    j segment.journey;
+    r segment.opportunity_rule;
+    s segment.subject;
+    card int;
+    tsql text;
+    tcols name[];
+BEGIN
+    PERFORM segment._lock_definitions();
+    j := segment._journey(journey, true);
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
+    IF rule IS NULL THEN
+        DELETE FROM segment.journey_escalation e WHERE e.journey_id = j.journey_id;
+        RETURN;
+    END IF;
+    r := segment._opportunity_rule(rule);
+    IF r.subject_id <> j.subject_id THEN
+        RAISE EXCEPTION 'opportunity rule "%" is not of the subject of journey "%"', rule, journey
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF on_responses IS NULL OR cardinality(on_responses) = 0 OR array_position(on_responses, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'on_responses of journey "%" must name at least one response', journey
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'E.g. ARRAY[''clicked'', ''replied''].';
+    END IF;
+    IF (scorecard IS NULL) <> (min_score IS NULL) THEN
+        RAISE EXCEPTION 'a hot score needs both scorecard and min_score' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF scorecard IS NOT NULL THEN
+        SELECT c.scorecard_id INTO card FROM segment.scorecard c
+         WHERE c.name = set_journey_escalation.scorecard AND c.subject_id = j.subject_id;
+        IF card IS NULL THEN
+            RAISE EXCEPTION 'scorecard "%" of subject "%" does not exist', scorecard, s.name
+                USING ERRCODE = 'undefined_object';
+        END IF;
+    END IF;
+    IF (return_after_days IS NULL) <> (return_channel IS NULL) THEN
+        RAISE EXCEPTION 'a return needs both return_after_days and return_channel'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'return_after_days: how long the person has; return_channel: where the customer goes back to.';
+    END IF;
+    IF return_after_days < 1 THEN
+        RAISE EXCEPTION 'return_after_days must be 1 or more, got %', return_after_days
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF return_channel IS NOT NULL AND NOT EXISTS (SELECT 1 FROM segment.channel c WHERE c.name = return_channel) THEN
+        RAISE EXCEPTION 'channel "%" does not exist', return_channel
+            USING ERRCODE = 'undefined_object', HINT = 'Define it with segment.set_channel().';
+    END IF;
+    IF nullif(return_template, '') IS NOT NULL THEN
+        SELECT x.sql, x.columns INTO tsql, tcols
+          FROM segment._compile_template(s.relation, return_template, format('return template of journey "%s"', journey)) x;
+        IF EXISTS (SELECT 1 FROM unnest(tcols) AS c(col) WHERE NOT has_column_privilege(s.relation, c.col, 'SELECT')) THEN
+            RAISE EXCEPTION 'permission denied for a column of table % read by the return template', s.relation
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+    INSERT INTO segment.journey_escalation AS e (journey_id, rule_id, on_responses, scorecard_id, min_score,
+                                                 return_after_days, return_channel, return_template, return_template_sql)
+    VALUES (j.journey_id, r.rule_id, on_responses, card, min_score, return_after_days, return_channel,
+            nullif(return_template, ''), tsql)
+    ON CONFLICT ON CONSTRAINT journey_escalation_pkey DO UPDATE
+       SET rule_id = excluded.rule_id, on_responses = excluded.on_responses,
+           scorecard_id = excluded.scorecard_id, min_score = excluded.min_score,
+           return_after_days = excluded.return_after_days, return_channel = excluded.return_channel,
+           return_template = excluded.return_template, return_template_sql = excluded.return_template_sql,
+           updated_at = now(), updated_by = current_user;
+END $$;
+COMMENT ON FUNCTION segment.set_journey_escalation(name, name, text[], name, numeric, int, text, text) IS
+    'escalates responding (hot) customers of a journey to a person as an opportunity, and returns unworked ones to a cheaper channel; rule NULL removes it';
+
+-- Escalation and entry rules make opportunities only when something
+-- happens: batch generate() leaves them alone. (Replaces part 85's body:
+-- the rules a journey escalates to are triggered too.)
+CREATE OR REPLACE FUNCTION segment._is_triggered(rule_id int) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = _is_triggered.rule_id)
+        OR EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = _is_triggered.rule_id)
+        OR EXISTS (SELECT 1 FROM segment.journey_escalation e WHERE e.rule_id = _is_triggered.rule_id)
+$$;
+
+-- A customer's response to a touch (clicked, replied, declined, ...). A
+-- response the journey escalates on, from a customer hot enough, makes an
+-- opportunity for a person at once; the instance then waits for it.
+-- Returns the opportunity made, or NULL. `at`: when the customer responded
+-- (the opportunity's period is its day).
+CREATE FUNCTION segment.record_response(outbox_id bigint, response text, at timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    o segment.outbox;
+    i segment.journey_instance;
+    j segment.journey;
+    e segment.journey_escalation;
+    s segment.subject;
+    score numeric;
+    opp bigint;
+    why text;
+    g record;
+BEGIN
+    IF at IS NULL OR NOT isfinite(at) THEN
+        RAISE EXCEPTION 'at must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF response IS NULL OR response !~ '^[a-z_]+$' THEN
+        RAISE EXCEPTION 'invalid response %', coalesce(quote_literal(response), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A response is a lower-case word: clicked, replied, declined, opened, ...';
+    END IF;
+    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = record_response.outbox_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox row % does not exist', outbox_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF o.status = 'skipped' THEN
+        RAISE EXCEPTION 'outbox row % was skipped (%): nobody could respond to it', outbox_id, o.reason
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT * INTO i FROM segment.journey_instance x WHERE x.instance_id = o.instance_id FOR UPDATE;
+    SELECT * INTO j FROM segment.journey x WHERE x.journey_id = o.journey_id;
+    UPDATE segment.outbox x SET response = record_response.response, responded_at = at
+     WHERE x.outbox_id = o.outbox_id;
+    INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, detail)
+    VALUES (o.instance_id, o.journey_id, 'response', at, o.outbox_id, response);
+
+    SELECT * INTO e FROM segment.journey_escalation x WHERE x.journey_id = o.journey_id;
+    IF e.journey_id IS NULL OR NOT response = ANY (e.on_responses) OR i.status <> 'active' THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
+    IF e.scorecard_id IS NOT NULL THEN
+        score := segment.score(s.name, o.customer, (SELECT c.name FROM segment.scorecard c WHERE c.scorecard_id = e.scorecard_id));
+        IF score IS NULL OR score < e.min_score THEN
+            INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, detail)
+            VALUES (o.instance_id, o.journey_id, 'escalation_skipped', at, o.outbox_id,
+                    format('score %s below %s', coalesce(score::text, 'NULL'), e.min_score));
+            RETURN NULL;
+        END IF;
+    END IF;
+    -- the opportunity rule's own generation, for this one customer: its
+    -- cool-down, contact cap, control group and assignment apply
+    PERFORM segment._lock_members(s.subject_id, segment.memberset(ARRAY[o.member_id]));
+    SELECT * INTO g FROM segment._generate(s.subject_id, ARRAY[e.rule_id], at::date,
+                                           segment.memberset(ARRAY[o.member_id]),
+                                           'journey:' || j.name) x;
+    SELECT x.opportunity_id INTO opp FROM segment.opportunity x
+     WHERE x.rule_id = e.rule_id AND x.member_id = o.member_id AND x.period = at::date
+       AND x.source = 'journey:' || j.name AND NOT x.is_control;
+    IF opp IS NULL THEN
+        why := CASE WHEN g.control > 0 THEN 'control group of the opportunity rule'
+                    WHEN g.skipped_cooldown > 0 THEN 'cool-down of the opportunity rule'
+                    WHEN g.skipped_cap > 0 THEN 'contact cap'
+                    WHEN g.failed > 0 THEN 'the message did not render'
+                    ELSE 'not in the audience of the opportunity rule' END;
+        INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, detail)
+        VALUES (o.instance_id, o.journey_id, 'escalation_skipped', at, o.outbox_id, why);
+        RETURN NULL;
+    END IF;
+    UPDATE segment.journey_instance x SET status = 'escalated' WHERE x.instance_id = i.instance_id;
+    INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, opportunity_id, detail)
+    SELECT o.instance_id, o.journey_id, 'escalate', at, o.outbox_id, opp,
+           format('to %s (%s)', coalesce(p.manager, 'the pool'), p.assignment)
+      FROM segment.opportunity p WHERE p.opportunity_id = opp;
+    RETURN opp;
+END $$;
+COMMENT ON FUNCTION segment.record_response(bigint, text, timestamptz) IS
+    'records a customer''s response to a touch; may escalate the customer to a person (returns the opportunity)';
+
+-- Returns, at time t, the escalated customers of a journey whose
+-- opportunity was not worked in time: the opportunity is cancelled, the
+-- instance is active again and gets a touch on the return channel (step 0;
+-- idempotency key journey:version:instance:return:opportunity).
+CREATE FUNCTION segment._journey_returns(j segment.journey, t timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    e segment.journey_escalation;
+    s segment.subject;
+    x record;
+    chain text[];
+    ch text;
+    c segment.consent;
+    ok boolean;
+    msg text;
+    n bigint := 0;
+    int_keys boolean;
+BEGIN
+    SELECT * INTO e FROM segment.journey_escalation y WHERE y.journey_id = j.journey_id;
+    IF e.journey_id IS NULL OR e.return_after_days IS NULL THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO s FROM segment.subject y WHERE y.subject_id = j.subject_id;
+    int_keys := s.key_type IN ('int4'::regtype, 'int8'::regtype);
+    chain := segment._channel_chain(e.return_channel);
+    FOR x IN SELECT i.instance_id, i.member_id, i.key, i.journey_version, l.opportunity_id, p.status AS opp_status
+               FROM segment.journey_instance i
+               JOIN LATERAL (SELECT y.opportunity_id FROM segment.journey_log y
+                              WHERE y.instance_id = i.instance_id AND y.event = 'escalate'
+                              ORDER BY y.log_id DESC LIMIT 1) l ON true
+               JOIN segment.opportunity p ON p.opportunity_id = l.opportunity_id
+              WHERE i.journey_id = j.journey_id AND i.status = 'escalated'
+                AND p.status IN ('generated', 'dispatched', 'expired')
+                AND p.period + e.return_after_days <= t::date
+              ORDER BY i.instance_id
+    LOOP
+        IF x.opp_status <> 'expired' THEN
+            PERFORM segment.cancel(x.opportunity_id,
+                                   format('returned to journey %s: not worked within %s days', j.name, e.return_after_days));
+        END IF;
+        -- the first consented channel of the return channel's chain
+        ch := NULL;
+        FOREACH msg IN ARRAY chain LOOP
+            SELECT * INTO c FROM segment.consent y WHERE y.subject_id = j.subject_id AND y.channel = msg;
+            IF c.subject_id IS NULL THEN
+                ok := true;
+            ELSE
+                EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s y WHERE y.%I::text = $1 AND y.%I IS TRUE)',
+                               c.relation, c.key_column, c.opted_in_column) INTO ok USING x.key;
+            END IF;
+            IF ok THEN
+                ch := msg;
+                EXIT;
+            END IF;
+        END LOOP;
+        msg := NULL;
+        IF e.return_template_sql IS NOT NULL THEN
+            EXECUTE format('SELECT %s FROM %s t WHERE %s', e.return_template_sql, s.relation,
+                           CASE WHEN int_keys THEN format('t.%I = $1::int8', s.key_column)
+                                ELSE format('t.%I::text = $1', s.key_column) END)
+               INTO msg USING x.key;
+        END IF;
+        INSERT INTO segment.outbox AS o (journey_id, journey, journey_version, instance_id, step, member_id, customer,
+                                         channel, planned_channel, due_at, message, idempotency_key, status, reason)
+        VALUES (j.journey_id, j.name, x.journey_version, x.instance_id, 0, x.member_id, x.key, ch, e.return_channel,
+                t, msg, format('%s:%s:%s:return:%s', j.journey_id, x.journey_version, x.instance_id, x.opportunity_id),
+                CASE WHEN ch IS NULL THEN 'skipped' ELSE 'pending' END,
+                CASE WHEN ch IS NULL THEN 'no consented channel'
+                     WHEN ch <> e.return_channel THEN 'fallback: no consent to ' || e.return_channel END)
+        ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING;
+        UPDATE segment.journey_instance i SET status = 'active' WHERE i.instance_id = x.instance_id;
+        INSERT INTO segment.journey_log (instance_id, journey_id, event, at, opportunity_id, detail)
+        VALUES (x.instance_id, j.journey_id, 'return', t, x.opportunity_id,
+                format('opportunity %s %s after %s days; back on %s', x.opportunity_id,
+                       CASE WHEN x.opp_status = 'expired' THEN 'expired' ELSE 'not worked, cancelled' END,
+                       e.return_after_days, coalesce(ch, 'no channel (no consent)')));
+        IF ch IS NOT NULL THEN
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END $$;
+
+------------------------------------------------------------------------
+-- Entry by event
+------------------------------------------------------------------------
+
+-- Event tables attached to journeys: the trigger checks it is one of these.
+CREATE TABLE segment.journey_event (
+    journey_id   int NOT NULL REFERENCES segment.journey ON DELETE CASCADE,
+    event_table  regclass NOT NULL,
+    key_column   name NOT NULL,
+    trigger_name name NOT NULL,
+    CONSTRAINT journey_event_pkey PRIMARY KEY (journey_id, event_table)
+);
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_event', '');
+
+-- The statement-level trigger of an event table attached to a journey:
+-- the keys of the new rows enter the journey now.
+CREATE FUNCTION segment._journey_event_trigger() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    a segment.journey_event;
+    keys text[];
+BEGIN
+    -- only from the trigger attach_journey_event created on the event table
+    SELECT * INTO a FROM segment.journey_event x WHERE x.event_table = TG_RELID AND x.trigger_name = TG_NAME;
+    IF a.journey_id IS NULL OR TG_NARGS <> 0 OR TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'INSERT' THEN
+        RAISE EXCEPTION 'trigger function segment._journey_event_trigger() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
+                  HINT = 'Journeys install their triggers with segment.attach_journey_event().';
+    END IF;
+    EXECUTE format('SELECT array_agg(DISTINCT n.%I::text) FROM segment_new_rows n WHERE n.%I IS NOT NULL',
+                   a.key_column, a.key_column)
+       INTO keys;
+    IF keys IS NOT NULL THEN
+        PERFORM segment.enter_journey((SELECT j.name FROM segment.journey j WHERE j.journey_id = a.journey_id), keys);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION segment.attach_journey_event(journey name, event_table regclass, key_column name)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    j segment.journey := segment._journey(journey);
+    tg name;
+BEGIN
+    IF event_table IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'event_table and key_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = event_table AND a.attname = key_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of relation "%" does not exist', key_column, event_table
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF EXISTS (SELECT 1 FROM segment.journey_event x WHERE x.journey_id = j.journey_id
+                  AND x.event_table = attach_journey_event.event_table) THEN
+        RAISE EXCEPTION 'journey "%" is already attached to %', journey, event_table
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+    tg := 'segment_journey_' || j.journey_id;
+    INSERT INTO segment.journey_event (journey_id, event_table, key_column, trigger_name)
+    VALUES (j.journey_id, attach_journey_event.event_table, attach_journey_event.key_column, tg);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._journey_event_trigger()',
+                   tg, event_table);
+END $$;
+COMMENT ON FUNCTION segment.attach_journey_event(name, regclass, name) IS
+    'customers named by new rows of an event table enter the journey at once (entry by event)';
+
+------------------------------------------------------------------------
+-- Scheduling: advance every 5 minutes with pg_cron
+------------------------------------------------------------------------
+
+CREATE FUNCTION segment.schedule_journeys(job text DEFAULT 'segment-journeys', cron text DEFAULT '*/5 * * * *')
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    jobid bigint;
+BEGIN
+    IF job IS NULL OR cron IS NULL OR btrim(job) = '' THEN
+        RAISE EXCEPTION 'job and cron must not be NULL or empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM segment._require_cron();
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO jobid USING job, cron, 'SELECT segment.advance_journeys()';
+    RETURN jobid;
+END $$;
+COMMENT ON FUNCTION segment.schedule_journeys(text, text) IS
+    'schedules segment.advance_journeys() with pg_cron (every 5 minutes by default); segment.unschedule(job) removes it';
+
+------------------------------------------------------------------------
+-- Measurement
+------------------------------------------------------------------------
+
+-- Every move of every customer through the journeys: at is the journey's
+-- time (entry, a touch's due time, a response's time, the advance that
+-- ended or returned it), so that a simulated run reads in order.
+CREATE VIEW segment.journey_lifecycle AS
+SELECT i.journey_id, i.instance_id, i.key AS customer, i.entered_at AS at, 'enter'::text AS event,
+       NULL::int AS step, NULL::text AS channel, NULL::int8 AS outbox_id, NULL::int8 AS opportunity_id,
+       CASE WHEN i.is_holdout THEN 'holdout' END AS detail
+  FROM segment.journey_instance i
+UNION ALL
+SELECT o.journey_id, o.instance_id, o.customer, o.due_at,
+       CASE WHEN o.status = 'skipped' THEN 'skip' WHEN o.step = 0 THEN 'return_touch' ELSE 'touch' END,
+       o.step, o.channel, o.outbox_id, NULL, concat_ws('; ', o.status, o.reason)
+  FROM segment.outbox o
+UNION ALL
+SELECT l.journey_id, l.instance_id, i.key, l.at, l.event, NULL, NULL, l.outbox_id, l.opportunity_id, l.detail
+  FROM segment.journey_log l JOIN segment.journey_instance i USING (instance_id)
+UNION ALL
+SELECT i.journey_id, i.instance_id, i.key, i.ended_at, i.status, NULL, NULL, NULL, NULL, NULL
+  FROM segment.journey_instance i WHERE i.ended_at IS NOT NULL;
+COMMENT ON VIEW segment.journey_lifecycle IS
+    'every move of customers through journeys: enter, touch, skip, response, escalate, return, exit, goal, completed';
+
+-- Per journey and step: entered (treatment instances), due (steps
+-- decided), sent, delivered, failed, responded, converted (the instance
+-- reached the goal after this step's touch), fallbacks and skips by reason.
+CREATE VIEW segment.journey_funnel AS
+WITH inst AS (
+    SELECT i.journey_id, count(*) FILTER (WHERE NOT i.is_holdout) AS entered,
+           count(*) FILTER (WHERE i.is_holdout) AS holdout
+      FROM segment.journey_instance i GROUP BY i.journey_id),
+sk AS (
+    SELECT o.journey_id, o.step, jsonb_object_agg(o.reason, o.n) AS skipped_by_reason
+      FROM (SELECT o.journey_id, o.step, o.reason, count(*) AS n FROM segment.outbox o
+             WHERE o.status = 'skipped' GROUP BY 1, 2, 3) o
+     GROUP BY 1, 2),
+st AS (
+    SELECT o.journey_id, o.step,
+           count(*) AS due,
+           count(*) FILTER (WHERE o.status <> 'skipped') AS sent,
+           count(*) FILTER (WHERE o.status = 'delivered') AS delivered,
+           count(*) FILTER (WHERE o.status = 'failed') AS failed,
+           count(*) FILTER (WHERE o.response IS NOT NULL) AS responded,
+           count(*) FILTER (WHERE o.status <> 'skipped' AND i.status = 'goal' AND i.ended_at >= o.due_at) AS converted,
+           count(*) FILTER (WHERE o.status = 'skipped') AS skipped,
+           count(*) FILTER (WHERE o.status <> 'skipped' AND o.channel <> o.planned_channel) AS fallback
+      FROM segment.outbox o JOIN segment.journey_instance i USING (instance_id)
+     GROUP BY 1, 2)
+SELECT j.name AS journey, s.step, s.at, s.channel,
+       coalesce(inst.entered, 0) AS entered, coalesce(inst.holdout, 0) AS holdout,
+       coalesce(st.due, 0) AS due, coalesce(st.sent, 0) AS sent, coalesce(st.delivered, 0) AS delivered,
+       coalesce(st.failed, 0) AS failed, coalesce(st.responded, 0) AS responded,
+       coalesce(st.converted, 0) AS converted, coalesce(st.fallback, 0) AS fallback,
+       coalesce(st.skipped, 0) AS skipped, coalesce(sk.skipped_by_reason, '{}') AS skipped_by_reason
+  FROM segment.journey j
+  JOIN segment.journey_step s ON s.journey_id = j.journey_id
+  LEFT JOIN inst ON inst.journey_id = j.journey_id
+  LEFT JOIN st ON st.journey_id = j.journey_id AND st.step = s.step
+  LEFT JOIN sk ON sk.journey_id = j.journey_id AND sk.step = s.step;
+COMMENT ON VIEW segment.journey_funnel IS
+    'per journey step: entered, due, sent, delivered, failed, responded, converted, fallbacks, skips by reason';
+
+-- Per journey: goal reached by the touched group against the holdout, lift
+-- with its 95% Wald interval and the two-sided p-value (segment._two_proportions).
+CREATE VIEW segment.journey_review AS
+SELECT j.name AS journey, c.treated, c.treated_converted, c.holdout, c.holdout_converted,
+       p.treatment_rate, p.control_rate AS holdout_rate, p.lift, p.relative_lift,
+       p.lift_low, p.lift_high, p.p_value
+  FROM segment.journey j
+  CROSS JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE NOT i.is_holdout) AS treated,
+             count(*) FILTER (WHERE NOT i.is_holdout AND i.status = 'goal') AS treated_converted,
+             count(*) FILTER (WHERE i.is_holdout) AS holdout,
+             count(*) FILTER (WHERE i.is_holdout AND i.status = 'goal') AS holdout_converted
+        FROM segment.journey_instance i WHERE i.journey_id = j.journey_id) c
+  CROSS JOIN LATERAL segment._two_proportions(c.treated_converted, c.treated,
+                                              c.holdout_converted, c.holdout) p;
+COMMENT ON VIEW segment.journey_review IS
+    'per journey: goal rate of the touched customers against the holdout, lift with its 95% interval and p-value';
+
+-- Per journey: customers who entered (not holdout) and were never touched;
+-- of them, the ones whose pass is over already (the leak proper).
+CREATE VIEW segment.journey_leak AS
+SELECT j.name AS journey, c.entered, c.touched, c.entered - c.touched AS never_touched,
+       c.ended_untouched, CASE WHEN c.entered > 0 THEN round(c.ended_untouched::numeric / c.entered, 4) END AS leak_rate
+  FROM segment.journey j
+  CROSS JOIN LATERAL (
+      SELECT count(*) AS entered,
+             count(*) FILTER (WHERE t.instance_id IS NOT NULL) AS touched,
+             count(*) FILTER (WHERE t.instance_id IS NULL AND i.status NOT IN ('active', 'escalated')) AS ended_untouched
+        FROM segment.journey_instance i
+        LEFT JOIN (SELECT DISTINCT o.instance_id FROM segment.outbox o
+                    WHERE o.journey_id = j.journey_id AND o.status <> 'skipped') t ON t.instance_id = i.instance_id
+       WHERE i.journey_id = j.journey_id AND NOT i.is_holdout) c;
+COMMENT ON VIEW segment.journey_leak IS
+    'per journey: entered, touched, never touched, and never touched although their pass is over (leak)';

@@ -37,7 +37,8 @@ CREATE INDEX ON segment.nightly_run (as_of);
 CREATE TABLE segment.nightly_step (
     run_id      bigint NOT NULL REFERENCES segment.nightly_run ON DELETE CASCADE,
     step_no     int NOT NULL,
-    step        text NOT NULL CHECK (step IN ('refresh', 'expire', 'evaluate_outcomes', 'generate', 'size_snapshots')),
+    step        text NOT NULL CHECK (step IN ('refresh', 'expire', 'evaluate_outcomes', 'generate', 'size_snapshots',
+                                      'advance_journeys')),
     subject     name,                         -- refresh steps: the subject refreshed
     status      text NOT NULL CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'skipped', 'abandoned')),
     started_at  timestamptz,
@@ -119,6 +120,14 @@ BEGIN
               FROM g $q$
           INTO result USING as_of;
         RETURN result;
+    ELSIF step = 'advance_journeys' THEN
+        -- journeys (part 87) after generate, so that the contact cap counts
+        -- the day's opportunities: to now, or to the end of a past day
+        EXECUTE 'SELECT segment.advance_journeys($1)' INTO n
+          USING CASE WHEN as_of >= current_date THEN now()
+                     ELSE (as_of + 1)::timestamptz - interval '1 microsecond' END;
+        RETURN jsonb_build_object('touches', n,
+                                  'journeys', (SELECT count(*) FROM segment.journey j WHERE j.active));
     ELSIF step = 'size_snapshots' THEN
         -- refresh writes segment.size_snapshot (and universe_history) for its
         -- as_of; this step checks that every subject refreshed in this run
@@ -218,7 +227,8 @@ BEGIN
     SELECT run_all.run_id, row_number() OVER (ORDER BY o, s), p, s, 'pending'
       FROM (SELECT 1 AS o, 'refresh'::text AS p, x.name AS s FROM segment.subject x
             UNION ALL VALUES (2, 'expire', NULL::name), (3, 'evaluate_outcomes', NULL),
-                             (4, 'generate', NULL), (5, 'size_snapshots', NULL)) steps;
+                             (4, 'generate', NULL), (5, 'size_snapshots', NULL),
+                             (6, 'advance_journeys', NULL)) steps;
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 

@@ -116,6 +116,19 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('author', 'function', '_segment_definition', 'EXECUTE'),
         ('author', 'function', '_segments_using', 'EXECUTE'),
         ('author', 'function', '_tag', 'EXECUTE'),
+        -- author: journeys, their steps and escalation, channels, consent (part 87)
+        ('author', 'table', 'channel', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'consent', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'journey', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'journey_history', 'INSERT'),
+        ('author', 'table', 'journey_step', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'journey_escalation', 'INSERT, UPDATE, DELETE'),
+        ('author', 'table', 'journey_event', 'INSERT, DELETE'),
+        ('author', 'table', 'journey_instance', 'DELETE'),   -- drop_journey cascade
+        ('author', 'table', 'outbox', 'DELETE'),
+        ('author', 'function', '_journey', 'EXECUTE'),
+        ('author', 'function', '_journey_definition', 'EXECUTE'),
+        ('author', 'function', '_journey_audience', 'EXECUTE'),
         -- refresher: refresh (with the entry rules it fires), generate,
         -- expire, evaluate_outcomes, CALL run_all
         ('refresher', 'table', 'subject_state', 'INSERT, UPDATE'),
@@ -147,6 +160,21 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('refresher', 'function', '_in_transaction_block', 'EXECUTE'),
         ('refresher', 'function', '_nightly_client', 'EXECUTE'),
         ('refresher', 'function', '_nightly_step', 'EXECUTE'),
+        -- refresher: advance_journeys (part 87; a return cancels an opportunity)
+        ('refresher', 'table', 'journey_instance', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'journey_state', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'journey_log', 'INSERT'),
+        ('refresher', 'table', 'outbox', 'INSERT'),
+        ('refresher', 'function', '_advance_journey', 'EXECUTE'),
+        ('refresher', 'function', '_journey', 'EXECUTE'),
+        ('refresher', 'function', '_journey_enter', 'EXECUTE'),
+        ('refresher', 'function', '_journey_touches', 'EXECUTE'),
+        ('refresher', 'function', '_journey_returns', 'EXECUTE'),
+        ('refresher', 'function', '_journey_holdout', 'EXECUTE'),
+        ('refresher', 'function', '_quiet_sql', 'EXECUTE'),
+        ('refresher', 'function', '_channel_chain', 'EXECUTE'),
+        ('refresher', 'function', '_lock_for', 'EXECUTE'),
+        ('refresher', 'function', '_log_transition', 'EXECUTE'),
         -- event_writer: an application role that inserts into event tables
         -- (the event rule's trigger generates as the inserting role)
         ('event_writer', 'table', 'opportunity', 'INSERT, UPDATE'),
@@ -160,12 +188,35 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('event_writer', 'function', '_in_control', 'EXECUTE'),
         ('event_writer', 'function', '_load_staff', 'EXECUTE'),
         ('event_writer', 'function', '_lock_members', 'EXECUTE'),
+        -- event_writer: entry by event into a journey (part 87)
+        ('event_writer', 'table', 'journey_instance', 'INSERT'),
+        ('event_writer', 'table', 'outbox', 'INSERT'),
+        ('event_writer', 'function', '_journey_event_trigger', 'EXECUTE'),
+        ('event_writer', 'function', '_journey', 'EXECUTE'),
+        ('event_writer', 'function', '_journey_enter', 'EXECUTE'),
+        ('event_writer', 'function', '_journey_touches', 'EXECUTE'),
+        ('event_writer', 'function', '_journey_holdout', 'EXECUTE'),
+        ('event_writer', 'function', '_quiet_sql', 'EXECUTE'),
+        ('event_writer', 'function', '_channel_chain', 'EXECUTE'),
         -- worker: dispatch, start, complete, cancel opportunities
         ('worker', 'table', 'opportunity', 'UPDATE'),
         ('worker', 'table', 'opportunity_log', 'INSERT'),
         ('worker', 'sequence', '*', 'USAGE'),
         ('worker', 'function', '_lock_for', 'EXECUTE'),
         ('worker', 'function', '_log_transition', 'EXECUTE'),
+        -- worker: a channel system's ack and record_response (which may
+        -- escalate: the escalation rule's generation for one customer)
+        ('worker', 'table', 'outbox', 'UPDATE'),
+        ('worker', 'table', 'journey_instance', 'UPDATE'),
+        ('worker', 'table', 'journey_log', 'INSERT'),
+        ('worker', 'table', 'opportunity', 'INSERT'),
+        ('worker', 'table', 'generation', 'INSERT, UPDATE'),
+        ('worker', 'table', 'generation_failure', 'INSERT'),
+        ('worker', 'function', '_generate', 'EXECUTE'),
+        ('worker', 'function', '_rule_matches', 'EXECUTE'),
+        ('worker', 'function', '_in_control', 'EXECUTE'),
+        ('worker', 'function', '_load_staff', 'EXECUTE'),
+        ('worker', 'function', '_lock_members', 'EXECUTE'),
         -- admin: everything, including register_subject, enable_live,
         -- attach_event_rule (their triggers need EXECUTE on the trigger
         -- functions) and schedule

@@ -76,7 +76,7 @@ wait "$a"; a_rc=$?
 [[ $a_rc == 0 ]]; ok $? "run A finishes after the lock is released (exit $a_rc: $(tr '\n' ' ' <"$tmp/a.out"))"
 row=$(q -c "select r.status || ' ' || string_agg(t.status, ',' order by t.step_no) from segment.nightly_run r
              join segment.nightly_step t using (run_id) where r.run_id = '$a_id' group by r.status")
-[[ $row == "succeeded succeeded,succeeded,succeeded,succeeded,succeeded" ]]; ok $? "A succeeded with all 5 steps ($row)"
+[[ $row == "succeeded succeeded,succeeded,succeeded,succeeded,succeeded,succeeded" ]]; ok $? "A succeeded with all 6 steps ($row)"
 wait_for "not $run_lock_held" 50; ok $? "the run lock is free again"
 
 # --- 2. a cancelled run -----------------------------------------------------
@@ -92,7 +92,7 @@ ok $? "the cancelled run reports the cancel to its caller ($(tr '\n' ' ' <"$tmp/
 c_id=$(q -c "select run_id from segment.nightly_run where client = 'run_c'")
 row=$(q -c "select r.status || ' ' || string_agg(t.status || coalesce(':' || t.sqlstate, ''), ',' order by t.step_no)
               from segment.nightly_run r join segment.nightly_step t using (run_id) where r.run_id = '$c_id' group by r.status")
-[[ $row == "failed failed:57014,skipped,skipped,skipped,skipped" ]]; ok $? "its log survives: step failed with 57014, rest skipped ($row)"
+[[ $row == "failed failed:57014,skipped,skipped,skipped,skipped,skipped" ]]; ok $? "its log survives: step failed with 57014, rest skipped ($row)"
 wait_for "not $run_lock_held" 50; ok $? "the cancelled run released the run lock"
 out=$(PGAPPNAME=run_d q -c "call segment.run_all('2026-03-02')" 2>&1)
 [[ $(q -c "select status from segment.nightly_run where client = 'run_d'") == succeeded ]]; ok $? "the next run succeeds ($out)"
@@ -111,7 +111,7 @@ wait_for "not $run_lock_held" 50; ok $? "the session's end released the run lock
 PGAPPNAME=run_f q -c "call segment.run_all('2026-03-03')" >/dev/null 2>&1
 row=$(q -c "select r.status || ' ' || string_agg(t.status, ',' order by t.step_no)
               from segment.nightly_run r join segment.nightly_step t using (run_id) where r.run_id = '$e_id' group by r.status")
-[[ $row == "abandoned abandoned,skipped,skipped,skipped,skipped" ]]; ok $? "the next run marks it abandoned ($row)"
+[[ $row == "abandoned abandoned,skipped,skipped,skipped,skipped,skipped" ]]; ok $? "the next run marks it abandoned ($row)"
 [[ $(q -c "select status from segment.nightly_run where client = 'run_f'") == succeeded ]]; ok $? "and succeeds itself"
 [[ $(q -c "select count(*) from segment.nightly_run") == 6 ]]; ok $? "every run is in the log (A to F: 6)"
 

@@ -108,7 +108,7 @@ run=$(q -c "select r.run_id || '|' || r.status || '|' || r.as_of || '|' || (r.as
 [[ $run == *"|succeeded|"*"|true" ]]; ok $? "segment's log has the run pg_cron started, for today ($run)"
 run_id=${run%%|*}
 steps=$(q -c "select string_agg(step || ':' || status, ',' order by step_no) from segment.nightly_step where run_id = '$run_id' and (subject is null or subject = '$schema')")
-[[ $steps == "refresh:succeeded,expire:succeeded,evaluate_outcomes:succeeded,generate:succeeded,size_snapshots:succeeded" ]]
+[[ $steps == "refresh:succeeded,expire:succeeded,evaluate_outcomes:succeeded,generate:succeeded,size_snapshots:succeeded,advance_journeys:succeeded" ]]
 ok $? "all its steps succeeded ($steps)"
 members=$(q -c "select segment.count('$schema', '${schema}_low')")
 [[ $members == 300 ]]; ok $? "the job refreshed the subject ($members members)"

@@ -71,7 +71,8 @@ BEGIN
     SELECT run_all.run_id, row_number() OVER (ORDER BY o, s), p, s, 'pending'
       FROM (SELECT 1 AS o, 'refresh'::text AS p, x.name AS s FROM segment.subject x
             UNION ALL VALUES (2, 'expire', NULL::name), (3, 'evaluate_outcomes', NULL),
-                             (4, 'generate', NULL), (5, 'size_snapshots', NULL)) steps;
+                             (4, 'generate', NULL), (5, 'size_snapshots', NULL),
+                             (6, 'advance_journeys', NULL)) steps;
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
