@@ -37,6 +37,9 @@
 #include "governance.h"
 #include "subject.h"
 
+/* src/mask.c */
+extern Datum segment_mask(PG_FUNCTION_ARGS);
+
 typedef struct ScopeCache
 {
 	bool		valid;
@@ -312,7 +315,7 @@ governance_audit_export(const char *what, const char *subject, const char *audie
 }
 
 void
-governance_check_customer(const SubjectInfo *s, const char *key)
+governance_check_customer(int32 subject_id, const char *subject, const char *key)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[2] = {INT4OID, TEXTOID};
@@ -326,7 +329,7 @@ governance_check_customer(const SubjectInfo *s, const char *key)
 	if (sees_all())
 		return;
 	scope_load();
-	args[0] = Int32GetDatum(s->subject_id);
+	args[0] = Int32GetDatum(subject_id);
 	args[1] = CStringGetTextDatum(key);
 	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan, "SELECT owner, org FROM segment._customer_scope($1, $2)", 2, argtypes);
@@ -347,34 +350,103 @@ governance_check_customer(const SubjectInfo *s, const char *key)
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("customer \"%s\" of subject \"%s\" is outside your scope", key, NameStr(s->name)),
+				 errmsg("customer \"%s\" of subject \"%s\" is outside your scope", key, subject),
 				 found ? errdetail("Role \"%s\" sees the customers of its manager id (segment_manager) or of its org subtree (segment_branch_head).",
 								   GetUserNameFromId(GetUserId(), false))
 				 : errdetail("No row of the subject's table has that key."),
 				 errhint("segment.map_user(login, manager, org_unit) binds a login to a manager id or an org unit.")));
 }
 
-bool
-governance_mask_column(const SubjectInfo *s, const char *column)
+/* segment._check_customer(subject_id int, key text) -> void; 42501 when out of scope */
+PG_FUNCTION_INFO_V1(segment_check_customer);
+Datum
+segment_check_customer(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || sees_all())
+		PG_RETURN_VOID();
+	governance_check_customer(PG_GETARG_INT32(0), psprintf("%d", PG_GETARG_INT32(0)),
+							  text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	PG_RETURN_VOID();
+}
+
+/* segment._check_export(what text) -> void; 42501 without segment_exporter */
+PG_FUNCTION_INFO_V1(segment_check_export);
+Datum
+segment_check_export(PG_FUNCTION_ARGS)
+{
+	governance_check_export(PG_ARGISNULL(0) ? "a customer-level list" : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+List *
+governance_masked_columns(int32 subject_id)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[2] = {INT4OID, NAMEOID};
-	Datum		args[2];
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1];
 	int			spi_nest;
-	bool		result;
+	List	   *result = NIL;
+	MemoryContext callercxt = CurrentMemoryContext;
+	uint64		i;
 
-	if (superuser() || has_builtin_role("segment_exporter"))
-		return false;
-	args[0] = Int32GetDatum(s->subject_id);
-	args[1] = DirectFunctionCall1(namein, CStringGetDatum(column));
+	if (superuser() || has_builtin_role("segment_exporter") || !governance_installed())
+		return NIL;
+	args[0] = Int32GetDatum(subject_id);
 	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan,
-					   "SELECT 1 FROM segment.column_sensitivity"
-					   " WHERE subject_id = $1 AND column_name = $2 AND EXISTS (SELECT 1 FROM segment.governance)",
-					   2, argtypes);
-	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+					   "SELECT column_name::text FROM segment.column_sensitivity"
+					   " WHERE subject_id = $1 AND sensitivity = 'pii'",
+					   1, argtypes);
+	if (SPI_execute_plan(plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.column_sensitivity");
-	result = SPI_processed > 0;
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *c = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+
+		result = lappend(result, pstrdup(c));
+		MemoryContextSwitchTo(old);
+	}
 	segment_spi_finish(spi_nest);
 	return result;
+}
+
+bool
+governance_column_listed(List *columns, const char *column)
+{
+	ListCell   *lc;
+
+	foreach(lc, columns)
+	{
+		if (strcmp((const char *) lfirst(lc), column) == 0)
+			return true;
+	}
+	return false;
+}
+
+char *
+governance_mask_value(const char *value)
+{
+	return TextDatumGetCString(DirectFunctionCall1(segment_mask, CStringGetTextDatum(value)));
+}
+
+/*
+ * segment._mask_pii(subject_id int, column_name name, value text) -> text:
+ * the value, masked (segment.mask) when the column is personal and the
+ * current user lacks segment_exporter; for templates rendered by render().
+ */
+PG_FUNCTION_INFO_V1(segment_mask_pii);
+Datum
+segment_mask_pii(PG_FUNCTION_ARGS)
+{
+	List	   *masked;
+
+	if (PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_DATUM(PG_GETARG_DATUM(2));
+	masked = governance_masked_columns(PG_GETARG_INT32(0));
+	if (governance_column_listed(masked, NameStr(*PG_GETARG_NAME(1))))
+		PG_RETURN_TEXT_P(cstring_to_text(governance_mask_value(TextDatumGetCString(PG_GETARG_DATUM(2)))));
+	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 }

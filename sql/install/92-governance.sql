@@ -628,12 +628,15 @@ CREATE FUNCTION segment.reassign(opportunity_id bigint, manager text) RETURNS vo
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
+    refused boolean;
 BEGIN
     IF manager IS NULL OR btrim(manager) = '' THEN
         RAISE EXCEPTION 'manager must not be NULL or empty' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF segment._governed() AND NOT segment._sees_all()
-       AND NOT pg_has_role('segment_branch_head', 'USAGE') THEN
+    refused := CASE WHEN NOT segment._governed() OR segment._sees_all() THEN false
+                    WHEN NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'segment_branch_head') THEN true
+                    ELSE NOT pg_has_role('segment_branch_head', 'USAGE') END;
+    IF refused THEN
         RAISE EXCEPTION 'permission denied to reassign opportunity %', opportunity_id
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Branch heads (segment_branch_head) reassign within their org subtree.';
@@ -671,3 +674,188 @@ END $$;
 CREATE TRIGGER segment_audit_reassign AFTER UPDATE OF manager ON segment.opportunity
     FOR EACH ROW WHEN (OLD.manager IS DISTINCT FROM NEW.manager)
     EXECUTE FUNCTION segment._audit_reassign();
+
+
+------------------------------------------------------------------------
+-- Per-customer scope, export control and masking in existing functions
+------------------------------------------------------------------------
+
+-- 42501 unless the customer is in the caller's scope (src/governance.c).
+CREATE FUNCTION segment._check_customer(subject_id int, key text) RETURNS void
+    AS 'MODULE_PATHNAME', 'segment_check_customer' LANGUAGE C STABLE PARALLEL RESTRICTED;
+-- 42501 unless the caller may list customers (segment_exporter).
+CREATE FUNCTION segment._check_export(what text) RETURNS void
+    AS 'MODULE_PATHNAME', 'segment_check_export' LANGUAGE C STABLE PARALLEL RESTRICTED;
+-- The value, masked when the column is personal and the caller lacks segment_exporter.
+CREATE FUNCTION segment._mask_pii(subject_id int, column_name name, value text) RETURNS text
+    AS 'MODULE_PATHNAME', 'segment_mask_pii' LANGUAGE C STABLE PARALLEL RESTRICTED;
+-- Whether personal columns are masked for the caller: governed, and neither
+-- a superuser nor a member of segment_exporter.
+CREATE FUNCTION segment._masks_pii() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN NOT segment._governed() THEN false
+                WHEN (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN false
+                WHEN NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'segment_exporter') THEN true
+                ELSE NOT pg_has_role('segment_exporter', 'USAGE') END
+$$;
+
+-- Marks a column of a subject's table as personal data ('pii'), or not
+-- (NULL). explain, render and the per-customer readers show it masked
+-- (segment.mask: 138****5678, 王*明) to roles without segment_exporter.
+-- Errors: 42704 unknown subject, 42703 unknown column, 22023 unknown sensitivity.
+CREATE FUNCTION segment.set_column_sensitivity(subject name, column_name name, sensitivity text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    s segment.subject;
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.name = set_column_sensitivity.subject;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'subject "%" is not registered', subject
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Registered subjects are listed in segment.subject.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = s.relation AND a.attname = column_name
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', column_name, s.relation
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF sensitivity IS NOT NULL AND sensitivity <> 'pii' THEN
+        RAISE EXCEPTION 'unknown sensitivity "%"', sensitivity
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Sensitivity is ''pii'' (personal data, masked), or NULL (not personal).';
+    END IF;
+    IF sensitivity IS NULL THEN
+        DELETE FROM segment.column_sensitivity c
+         WHERE c.subject_id = s.subject_id AND c.column_name = set_column_sensitivity.column_name;
+    ELSE
+        INSERT INTO segment.column_sensitivity AS c (subject_id, column_name, sensitivity)
+        VALUES (s.subject_id, set_column_sensitivity.column_name, sensitivity)
+        ON CONFLICT ON CONSTRAINT column_sensitivity_pkey DO UPDATE
+           SET sensitivity = excluded.sensitivity, set_at = now(), set_by = current_user;
+    END IF;
+END $$;
+COMMENT ON FUNCTION segment.set_column_sensitivity(name, name, text) IS
+    'marks a column of the subject''s table as personal (''pii'': masked for roles without segment_exporter) or not (NULL)';
+
+-- The final bodies of three functions of earlier parts, each with one
+-- governance check added (install and upgrade alike end with these):
+-- _member_id (bucket_of, score, set_tag: the customer's scope; the check
+-- shares a line with the first statement so that error positions of the
+-- body stay what they were), top (a
+-- customer-level list: segment_exporter, audited) and render (scope, masking).
+CREATE OR REPLACE FUNCTION segment._member_id(sid int, key text, "create" boolean) RETURNS int8
+LANGUAGE plpgsql AS $$
+DECLARE
+    ktype regtype;
+    id int8;
+BEGIN
+    SELECT s.key_type INTO ktype FROM segment.subject s WHERE s.subject_id = sid; PERFORM segment._check_customer(sid, key);
+    IF ktype IN ('int4'::regtype, 'int8'::regtype) THEN
+        BEGIN
+            id := key::int8;
+        EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+            RAISE EXCEPTION 'invalid key "%" for a subject with % keys', key, ktype
+                USING ERRCODE = 'invalid_text_representation';
+        END;
+        IF id < 0 OR id > 4294967295 THEN
+            RAISE EXCEPTION 'key % is outside the range of member ids', id
+                USING ERRCODE = 'numeric_value_out_of_range',
+                      DETAIL = 'Integer keys are used as member ids and must be between 0 and 4294967295.';
+        END IF;
+        RETURN id;
+    END IF;
+    SELECT m.member_id INTO id FROM segment.keymap m WHERE m.subject_id = sid AND m.key = _member_id.key;
+    IF id IS NULL AND "create" THEN
+        PERFORM pg_advisory_xact_lock(24173, sid);
+        SELECT m.member_id INTO id FROM segment.keymap m WHERE m.subject_id = sid AND m.key = _member_id.key;
+        IF id IS NULL THEN
+            SELECT coalesce(max(m.member_id) + 1, 0) INTO id FROM segment.keymap m WHERE m.subject_id = sid;
+            INSERT INTO segment.keymap (subject_id, key, member_id) VALUES (sid, key, id);
+        END IF;
+    END IF;
+    RETURN id;
+END $$;
+
+CREATE OR REPLACE FUNCTION segment.top(subject name, scorecard name, audience text, n int)
+RETURNS TABLE (key text, score numeric)
+LANGUAGE plpgsql STABLE ROWS 100 AS $$
+DECLARE
+    sid int := segment._subject_id(subject);
+    s segment.scorecard := segment._readable_scorecard(sid, subject, scorecard);
+    int_keys boolean;
+    aud segment.memberset;
+    part segment.memberset;
+    r record;
+    c int8;
+    left_ int8 := n;
+BEGIN
+    IF n IS NULL THEN
+        RAISE EXCEPTION 'n must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF n < 0 THEN
+        RAISE EXCEPTION 'n must not be negative, got %', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- governance: a customer-level list (docs/security.md#export-control)
+    PERFORM segment._check_export('segment.top');
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+    SELECT x.key_type IN ('int4'::regtype, 'int8'::regtype) INTO int_keys
+      FROM segment.subject x WHERE x.subject_id = sid;
+    IF audience IS NOT NULL THEN
+        aud := segment.audience(subject, audience);
+    END IF;
+    FOR r IN SELECT x.score, x.members FROM segment._live_scores(s.scorecard_id, sid) x
+              ORDER BY x.score DESC
+    LOOP
+        part := CASE WHEN aud IS NULL THEN r.members ELSE r.members OPERATOR(segment.&) aud END;
+        c := segment.cardinality(part);
+        CONTINUE WHEN c = 0;
+        IF int_keys AND c <= 50000000 THEN
+            -- member id = key, ids ascending: the first ones are the lowest
+            -- keys; slicing the array is much faster than a set-returning scan
+            RETURN QUERY SELECT m::text, r.score
+                           FROM unnest((segment.to_array(part))[1:left_]) m;
+        ELSIF int_keys THEN
+            RETURN QUERY SELECT m::text, r.score
+                           FROM segment.member_ids(part) WITH ORDINALITY AS x(m, o)
+                          ORDER BY x.o LIMIT left_;
+        ELSE
+            RETURN QUERY SELECT k, r.score FROM segment.keys(subject, part) k
+                          ORDER BY k LIMIT left_;
+        END IF;
+        left_ := left_ - least(c, left_);
+        EXIT WHEN left_ = 0;
+    END LOOP;
+    PERFORM segment._audit_export('segment.top', subject, coalesce(audience, '(every scored customer)'), n - left_);
+END $$;
+
+CREATE OR REPLACE FUNCTION segment.render(rule name, key text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r segment.opportunity_rule := segment._opportunity_rule(rule);
+    s segment.subject;
+    msg text;
+    masked text;
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
+    IF r.template_sql IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- governance: the customer must be in the caller's scope, and personal
+    -- columns are masked for a role without segment_exporter
+    PERFORM segment._check_customer(s.subject_id, key);
+    SELECT string_agg(CASE WHEN m.column_name IS NULL THEN format('t0.%I', a.attname)
+                           ELSE format('segment.mask(t0.%I::text) AS %I', a.attname, a.attname) END,
+                      ', ' ORDER BY a.attnum)
+      INTO masked
+      FROM pg_attribute a
+      LEFT JOIN segment.column_sensitivity m
+        ON m.subject_id = s.subject_id AND m.column_name = a.attname AND segment._masks_pii()
+     WHERE a.attrelid = s.relation AND a.attnum > 0 AND NOT a.attisdropped;
+    EXECUTE format('SELECT %s FROM (SELECT %s FROM %s t0 WHERE t0.%I::text = $1) t',
+                   r.template_sql, masked, s.relation, s.key_column)
+       INTO msg USING key;
+    RETURN msg;
+END $$;

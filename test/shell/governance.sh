@@ -126,8 +126,10 @@ grant segment_branch_head to g_head_b1, g_head_b2, g_head_ho;
 grant segment_auditor to g_auditor;
 grant segment_exporter to g_exporter;
 grant segment_analyst, segment_exporter to g_analyst_exp;
-grant usage on schema dw to segment_admin, segment_analyst;
-grant select on all tables in schema dw to segment_admin, segment_analyst;
+-- explain and render read the customer's row: SELECT on the subject table
+-- (the warehouse's own grants; segment adds its scope check on top)
+grant usage on schema dw to segment_admin, segment_analyst, segment_manager, segment_branch_head, segment_auditor, segment_exporter;
+grant select on all tables in schema dw to segment_admin, segment_analyst, segment_manager, segment_branch_head, segment_auditor, segment_exporter;
 select segment.map_user('g_mgr_s11', manager => 'm_S11_0');
 select segment.map_user('g_mgr_b1', manager => 'm_B1_1', org_unit => 'B1');
 select segment.map_user('g_head_b1', org_unit => 'B1');
@@ -210,6 +212,56 @@ is "$(q -c "select actor || ':' || (detail->>'function') || ':' || (detail->>'ro
 g_analyst_exp:segment.members_text:$rich
 g_analyst_exp:segment.keys:0" "... with actor, function and row count"
 is "$(q -c "select count(*) from segment.audit where action = 'export' and actor = 'g_mgr_s11'")" "0" "a refused export writes no audit row"
+
+# --- per-customer readers: scope ---------------------------------------------------
+own_c=$(q -c "select min(id) from dw.cust where owner = 'm_S11_0'")
+s12_c=$(q -c "select min(id) from dw.cust where org = 'S12'")
+b2_c=$(q -c "select min(id) from dw.cust where org = 'S21'")
+q >/dev/null <<'SQL'
+select segment.create_tag('cu', 'reachable', 'mobile is not null and name is not null');
+select segment.create_scorecard('cu', 'value', 0, array[['bal >= 3000', '10'], ['bal >= 6000', '5']]);
+select segment.create_scheme('cu', 'tier', array[['high', 'bal >= 6000'], ['rest', 'true']]);
+select count(*) from segment.refresh('cu', current_date);
+SQL
+for f in "segment.tags('cu', %s)" "segment.has_tag('cu', %s, 'rich')" "segment.explain('cu', %s, 'reachable')" \
+         "segment.bucket_of('cu', %s, 'tier')" "segment.score('cu', %s, 'value')" "segment.render('call_all', '%s')"; do
+    own_f=$(printf "$f" "$own_c"); other_f=$(printf "$f" "$b2_c"); s12_f=$(printf "$f" "$s12_c")
+    is "$(can g_mgr_s11 "select $own_f")" "yes" "manager: $own_f of its own customer"
+    is "$(can g_mgr_s11 "select $other_f")" "42501" "manager: $other_f of another's customer: 42501"
+    is "$(can g_head_b1 "select $s12_f")" "yes" "branch head B1: $s12_f of a customer of S12 (its subtree)"
+    is "$(can g_head_b1 "select $other_f")" "42501" "branch head B1: $other_f of a customer of S21: 42501"
+    is "$(can g_head_ho "select $other_f")" "yes" "head office: $other_f"
+    is "$(can g_auditor "select $other_f")" "yes" "auditor: $other_f"
+done
+is "$(can g_mgr_s11 "select segment.set_tag('cu', '$b2_c', 'vip')")" "42501" "manager: set_tag on another's customer: 42501"
+is "$(can g_exporter "select segment.tags('cu', $own_c)")" "42501" "exporter alone: tags of a customer: 42501 (no scope)"
+
+# --- top(): a customer-level list --------------------------------------------------------
+is "$(can g_mgr_s11 "select * from segment.top('cu', 'value', 'rich', 5)")" "42501" "manager: top() refused (42501)"
+is "$(can g_analyst "select * from segment.top('cu', 'value', NULL, 5)")" "42501" "analyst: top() refused (42501)"
+is "$(as g_exporter "select count(*) from segment.top('cu', 'value', 'rich', 5)")" "5" "exporter: top()"
+is "$(q -c "select actor || ':' || (detail->>'function') || ':' || (detail->>'rows') from segment.audit where action = 'export' order by audit_id desc limit 1")" \
+   "g_exporter:segment.top:5" "... audited with its row count"
+
+# --- masking ---------------------------------------------------------------------------
+is "$(state "$(as g_admin "select segment.set_column_sensitivity('cu', 'no_such', 'pii')")")" "ERROR 42703" "set_column_sensitivity: unknown column (42703)"
+is "$(state "$(as g_admin "select segment.set_column_sensitivity('cu', 'mobile', 'secret')")")" "ERROR 22023" "set_column_sensitivity: unknown sensitivity (22023)"
+is "$(state "$(as g_admin "select segment.set_column_sensitivity('nope', 'mobile', 'pii')")")" "ERROR 42704" "set_column_sensitivity: unknown subject (42704)"
+is "$(q -c "select count(*) from segment.column_sensitivity")" "0" "... nothing recorded"
+is "$(as g_admin "select segment.set_column_sensitivity('cu', 'mobile', 'pii'); select segment.set_column_sensitivity('cu', 'name', 'pii')")" "" \
+   "segment_admin marks mobile and name as pii"
+mobile=$(q -c "select mobile from dw.cust where id = $own_c")
+name=$(q -c "select name from dw.cust where id = $own_c")
+masked_mobile="${mobile:0:3}****${mobile:7}"
+is "$(as g_mgr_s11 "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->0->'columns'->>'mobile'")" "$masked_mobile" \
+   "explain for a manager: the mobile is masked ($masked_mobile)"
+is "$(as g_mgr_s11 "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->1->'columns'->>'name'")" "${name:0:1}$(printf '*%.0s' $(seq 2 ${#name}))" \
+   "explain for a manager: the name is masked"
+is "$(as g_admin "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->0->'columns'->>'mobile'")" "$masked_mobile" "explain for segment_admin (not an exporter): masked"
+is "$(as g_analyst_exp "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->0->'columns'->>'mobile'")" "$mobile" "explain for an exporter: in clear"
+is "$(as g_mgr_s11 "select segment.render('call_all', '$own_c')")" "Call ${name:0:1}$(printf '*%.0s' $(seq 2 ${#name})) on $masked_mobile" "render for a manager: masked"
+is "$(as g_analyst_exp "select segment.render('call_all', '$own_c')")" "Call ${name:0:1}$(printf '*%.0s' $(seq 2 ${#name})) on $mobile" "render for an exporter: the mobile in clear ({name|mask} masks for everyone)"
+is "$(q -c "select count(*) from segment.audit where action = 'column_sensitivity.insert'")" "2" "sensitivity changes are audited"
 
 # --- the audit trail ----------------------------------------------------------------
 is "$(as g_analyst "select segment.create_tag('cu', 'poor', 'bal < 500') > 0; select segment.alter_tag('poor', rule => 'bal < 600')")" "t" "analyst creates and alters a tag"
