@@ -424,5 +424,11 @@ fi
 if [[ $seg == ext ]]; then
   BENCH_AS_OF=$as_of bash "$here/bench_live.sh" || echo "bench: the live maintenance part failed"
 fi
+# -------------------------------------------------------------- governance
+# (g1-g4) row-level security: a manager's and a branch head's listing, RLS
+# on against off (test/bench_governance.sh, its own database)
+if [[ $seg == ext ]] && "${Q[@]}" -c "select count(*) from pg_proc where proname = 'install_roles' and pronamespace = 'segment'::regnamespace" | grep -qx 1; then
+  bash "$here/bench_governance.sh" || echo "bench: the governance part failed"
+fi
 echo
 echo "bench done: ROWS=$rows TAGS=$ntags as_of=$as_of generation=${gen_s}s"

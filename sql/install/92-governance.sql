@@ -202,6 +202,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
                              WHERE a.audit_id = h.last_id AND a.hash = h.last_hash
                                AND NOT EXISTS (SELECT 1 FROM segment.audit b WHERE b.audit_id > h.last_id))))
 $$;
+REVOKE EXECUTE ON FUNCTION segment.verify_audit() FROM PUBLIC;
 COMMENT ON FUNCTION segment.verify_audit() IS
     'the audit_id of the first broken link of segment.audit''s hash chain, NULL when intact';
 
@@ -575,6 +576,7 @@ BEGIN
       FROM segment_admin, segment_analyst, segment_manager, segment_branch_head,
            segment_auditor, segment_exporter;
     GRANT SELECT ON segment.audit, segment.audit_head TO segment_auditor, segment_admin;
+    GRANT EXECUTE ON FUNCTION segment.verify_audit() TO segment_auditor, segment_admin;
     -- no personal columns of the opportunities for the analyst and the auditor
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
       FROM pg_attribute a

@@ -263,14 +263,76 @@ is "$(as g_mgr_s11 "select segment.render('call_all', '$own_c')")" "Call ${name:
 is "$(as g_analyst_exp "select segment.render('call_all', '$own_c')")" "Call ${name:0:1}$(printf '*%.0s' $(seq 2 ${#name})) on $mobile" "render for an exporter: the mobile in clear ({name|mask} masks for everyone)"
 is "$(q -c "select count(*) from segment.audit where action = 'column_sensitivity.insert'")" "2" "sensitivity changes are audited"
 
+# --- the capability matrix of docs/security.md, cell by cell ----------------------------
+# one LOGIN role per built-in role (the exporter's masking cell: with the analyst's scope)
+roles6=(g_admin g_analyst g_mgr_s11 g_head_b1 g_auditor g_exporter)
+cell() {   # cell CAPABILITY SQL-TEMPLATE EXPECTED...  (%r in the SQL: the role's login)
+    local cap=$1 tpl=$2 i=0 r sql
+    shift 2
+    for r in "${roles6[@]}"; do
+        sql=${tpl//%r/$r}
+        is "$(can "$r" "$sql")" "$1" "matrix: $cap, ${r}: $1"
+        shift
+    done
+}
+cell "map_user" "select segment.map_user('g_nobody', 'm_zz')" yes 42501 42501 42501 42501 42501
+cell "set_column_sensitivity" "select segment.set_column_sensitivity('cu', 'bal', NULL)" yes 42501 42501 42501 42501 42501
+cell "refresh_org_tree" "select segment.refresh_org_tree()" yes 42501 42501 42501 42501 42501
+q -c "select segment.map_user('g_nobody')" >/dev/null
+cell "create_tag" "select segment.create_tag('cu', 'mx_%r', 'bal > 1')" yes yes 42501 42501 42501 42501
+cell "refresh" "select count(*) from segment.refresh('cu')" yes yes 42501 42501 42501 42501
+cell "count" "select segment.count('cu', 'rich')" yes yes yes yes yes yes
+cell "overlap" "select count(*) from segment.overlap('cu', array['rich', 'any'])" yes yes yes yes yes yes
+cell "members" "select count(*) from segment.members('cu', 'rich')" 42501 42501 42501 42501 42501 yes
+cell "members_text" "select count(*) from segment.members_text('cu', 'rich')" 42501 42501 42501 42501 42501 yes
+cell "keys" "select count(*) from segment.keys('cu', segment.audience('cu', 'rich'))" 42501 42501 42501 42501 42501 yes
+cell "top" "select count(*) from segment.top('cu', 'value', NULL, 3)" 42501 42501 42501 42501 42501 yes
+cell "tags of the manager's own customer (in B1's subtree)" "select segment.tags('cu', $own_c)" yes yes yes yes yes 42501
+cell "tags of a customer of S21" "select segment.tags('cu', $b2_c)" yes yes 42501 42501 yes 42501
+cell "set_tag of the manager's own customer" "select segment.set_tag('cu', '$own_c', 'vip', false)" yes yes 42501 42501 42501 42501
+for r in "${roles6[@]}"; do
+    case $r in
+      g_admin|g_analyst|g_auditor) exp=$all;;
+      g_mgr_s11) exp=$(ids "manager = 'm_S11_0'");;
+      g_head_b1) exp=$(ids "org_unit in ($(subtree B1))");;
+      g_exporter) exp="";;
+    esac
+    is "$(as "$r" "select coalesce(string_agg(opportunity_id::text, ',' order by opportunity_id), '') from segment.opportunity")" "$exp" \
+       "matrix: rows of segment.opportunity, $r"
+done
+gen() { q -c "select min(opportunity_id) from segment.opportunity where status = 'generated' and not is_control and $1"; }
+for r in "${roles6[@]}"; do
+    case $r in
+      g_admin) o=$(gen "org_unit = 'S21'"); exp=yes;;
+      g_mgr_s11) o=$(gen "manager = 'm_S11_0'"); exp=yes;;
+      g_head_b1) o=$(gen "org_unit = 'S12'"); exp=yes;;
+      *) o=$(gen "true"); exp=42501;;
+    esac
+    is "$(can "$r" "select segment.dispatch($o)")" "$exp" "matrix: dispatch in scope, $r: $exp"
+    case $r in
+      g_admin) exp=yes; to=m_S21_1;; g_head_b1) exp=yes; to=m_S12_0;; *) exp=42501; to=m_S11_1;;
+    esac
+    is "$(can "$r" "select segment.reassign($o, '$to')")" "$exp" "matrix: reassign in scope, $r: $exp"
+done
+cell "read segment.audit" "select count(*) from segment.audit" yes 42501 42501 42501 yes 42501
+cell "verify_audit()" "select segment.verify_audit()" yes 42501 42501 42501 yes 42501
+roles6=(g_admin g_analyst g_mgr_s11 g_head_b1 g_auditor g_analyst_exp)
+q -c "select segment.set_column_sensitivity('cu', 'mobile', 'pii')" >/dev/null
+mob=$(q -c "select mobile from dw.cust where id = $own_c")
+for r in "${roles6[@]}"; do
+    exp="${mob:0:3}****${mob:7}"; [[ $r == g_analyst_exp ]] && exp=$mob
+    is "$(as "$r" "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->0->'columns'->>'mobile'")" "$exp" \
+       "matrix: a pii column in explain, $r: $([[ $exp == "$mob" ]] && echo in clear || echo masked)"
+done
+
 # --- the audit trail ----------------------------------------------------------------
 is "$(as g_analyst "select segment.create_tag('cu', 'poor', 'bal < 500') > 0; select segment.alter_tag('poor', rule => 'bal < 600')")" "t" "analyst creates and alters a tag"
 is "$(q -c "select action || ':' || coalesce(detail->'before'->>'rule', '-') || ':' || coalesce(detail->'after'->>'rule', '-') || ':' || actor
               from segment.audit where object = 'poor' and action like 'tag.%' order by audit_id")" \
    "tag.insert:-:bal < 500:g_analyst
 tag.update:bal < 500:bal < 600:g_analyst" "definition changes are audited with before and after, and the actor"
-is "$(q -c "select count(*) from segment.audit where action = 'user_map.insert'")" "5" "the five mappings are audited"
-is "$(q -c "select string_agg(action || ':' || object || ':' || actor, ',' order by audit_id) from segment.audit where action like 'opportunity.%'")" \
+is "$(q -c "select count(*) from segment.audit where action = 'user_map.insert' and object <> 'g_nobody'")" "5" "the five mappings are audited"
+is "$(q -c "select string_agg(action || ':' || object || ':' || actor, ',' order by audit_id) from segment.audit where action like 'opportunity.%' and object in ('$own', '$b1', '$other')")" \
    "opportunity.dispatched:$own:g_mgr_s11,opportunity.in_progress:$own:g_mgr_s11,opportunity.dispatched:$b1:g_head_b1,opportunity.reassign:$b1:g_head_b1,opportunity.dispatched:$other:g_head_ho" \
    "lifecycle actions are audited (dispatch, start, reassign) with the actor"
 is "$(as g_analyst "select segment.create_tag('cu', 'vip', NULL) > 0; select segment.set_tag('cu', '7', 'vip')")" "t" "analyst sets a manual tag"
