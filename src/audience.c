@@ -660,12 +660,66 @@ static const char *lookup_sql =
 	"  FROM segment.subject_state u"
 	" WHERE u.subject_id = $4 AND $5";
 
+/*
+ * Snapshot mode (audience_set_snapshot): sets come from the per-date tables
+ * of one retained snapshot instead of the current state. The query is
+ * lookup_sql with those sources swapped in.
+ */
+static bool snapshot_mode = false;
+static DateADT snapshot_mode_date;
+
+void
+audience_set_snapshot(bool on, DateADT d)
+{
+	snapshot_mode = on;
+	snapshot_mode_date = d;
+}
+
+static char *
+replace_once(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	StringInfoData buf;
+
+	if (at == NULL)
+		elog(ERROR, "audience lookup: \"%s\" not found in the query", from);
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, text, at - text);
+	appendStringInfoString(&buf, to);
+	appendStringInfoString(&buf, at + strlen(from));
+	return buf.data;
+}
+
+static const char *
+snapshot_lookup_sql(void)
+{
+	static char *sql = NULL;
+
+	if (sql == NULL)
+	{
+		char	   *q = (char *) lookup_sql;
+
+		q = replace_once(q, "LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id",
+						 "LEFT JOIN segment.tag_snapshot st ON st.tag_id = t.tag_id AND st.snapshot_date = $8");
+		q = replace_once(q, "segment._live_tag(st.members, t.subject_id, t.tag_id)", "st.members");
+		q = replace_once(q, "segment._live_universe(u.universe, u.subject_id)", "u.universe");
+		q = replace_once(q, "FROM segment.subject_state u", "FROM segment.subject_snapshot u");
+		q = replace_once(q, "WHERE u.subject_id = $4 AND $5", "WHERE u.subject_id = $4 AND $5 AND u.snapshot_date = $8");
+		sql = MemoryContextStrdup(TopMemoryContext, q);
+	}
+	return sql;
+}
+
 static void
 lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool load)
 {
 	int			spi_nest;
-	static SPIPlanPtr plan = NULL;
-	static Oid	plan_typid = InvalidOid;
+	static SPIPlanPtr current_plan = NULL;
+	static Oid	current_typid = InvalidOid;
+	static SPIPlanPtr snapshot_plan = NULL;
+	static Oid	snapshot_typid = InvalidOid;
+	SPIPlanPtr	plan = snapshot_mode ? snapshot_plan : current_plan;
+	Oid			plan_typid = snapshot_mode ? snapshot_typid : current_typid;
 	MemoryContext callercxt = CurrentMemoryContext;
 	int			n = Max(a->nrefs, 1);
 	Datum	   *names = palloc(sizeof(Datum) * n);
@@ -673,8 +727,8 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 	Datum	   *qnames = palloc(sizeof(Datum) * n);
 	int			nnames = 0,
 				nquals = 0;
-	Oid			argtypes[7] = {NAMEARRAYOID, NAMEARRAYOID, NAMEARRAYOID, INT4OID, BOOLOID, BOOLOID, BOOLOID};
-	Datum		args[7];
+	Oid			argtypes[8] = {NAMEARRAYOID, NAMEARRAYOID, NAMEARRAYOID, INT4OID, BOOLOID, BOOLOID, BOOLOID, DATEOID};
+	Datum		args[8];
 	Oid			typid = memberset_type_oid();
 	int			ret;
 
@@ -706,6 +760,7 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 	args[4] = BoolGetDatum(want_universe);
 	args[5] = BoolGetDatum(load);
 	args[6] = BoolGetDatum(!a->segments_fetched);
+	args[7] = DateADTGetDatum(snapshot_mode_date);
 
 	spi_nest = segment_spi_connect();
 	if (plan != NULL && plan_typid != typid)
@@ -720,7 +775,9 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 		 * generic one looks dearer) re-plans this six-branch query at every
 		 * call, which costs several times the execution.
 		 */
-		SPIPlanPtr	p = SPI_prepare_cursor(lookup_sql, 7, argtypes, CURSOR_OPT_GENERIC_PLAN);
+		SPIPlanPtr	p = snapshot_mode ?
+			SPI_prepare_cursor(snapshot_lookup_sql(), 8, argtypes, CURSOR_OPT_GENERIC_PLAN) :
+			SPI_prepare_cursor(lookup_sql, 7, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed for the audience lookup: %s",
@@ -729,7 +786,16 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 			elog(ERROR, "SPI_keepplan failed");
 		plan = p;
 	}
-	plan_typid = typid;
+	if (snapshot_mode)
+	{
+		snapshot_plan = plan;
+		snapshot_typid = typid;
+	}
+	else
+	{
+		current_plan = plan;
+		current_typid = typid;
+	}
 	ret = SPI_execute_plan(plan, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "loading audience sets failed: %s", SPI_result_code_string(ret));
@@ -786,6 +852,12 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 		/* one name, one meaning: a tag before a segment, a scheme before a scorecard */
 		if (r->kind != AUDREF_UNRESOLVED)
 			continue;
+		if (snapshot_mode && (kind == 3 || kind == 4))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("\"%s.%s\" is a %s, which is not kept per snapshot date", qualifier, name,
+							kind == 3 ? "scheme bucket" : "scorecard band"),
+					 errhint("Read it without as_of (the current snapshot); as_of => date reads tags and segments of tags.")));
 		if (kind == 2)
 			a->segments_fetched = true;
 		r->kind = kind == 1 ? AUDREF_TAG : kind == 2 ? AUDREF_SEGMENT :

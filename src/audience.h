@@ -28,6 +28,8 @@
 
 #include "postgres.h"
 
+#include "utils/date.h"
+
 #include "nodes/pg_list.h"
 
 #include "memberset.h"
@@ -164,6 +166,13 @@ extern void audience_validate(const SubjectInfo *subject, const char *text,
  * names of its audience (expanded in place). For explain.
  */
 extern List *audience_expand(const SubjectInfo *subject, const char *text);
+
+/*
+ * Snapshot mode: while on, audiences read the member sets retained for
+ * snapshot date d (segment.tag_snapshot, segment.subject_snapshot) instead
+ * of the current state. The caller turns it off again (also on error).
+ */
+extern void audience_set_snapshot(bool on, DateADT d);
 
 /* The name quoted for an audience when it needs quotes (palloc'd). */
 extern char *audience_quote_name(const char *name);

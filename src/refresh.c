@@ -238,6 +238,16 @@ load_subject(SubjectRun *sr, const char *name)
 	sr->keytype = si->key_type;
 	sr->name = pstrdup(name);
 	sr->keyattno = get_attnum(sr->relid, NameStr(si->key_column));
+	if (si->has_snapshot_column)
+	{
+		sr->snapshot_column = pstrdup(NameStr(si->snapshot_column));
+		sr->snapshot_retention = si->snapshot_retention;
+		if (get_attnum(sr->relid, sr->snapshot_column) == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("snapshot column \"%s\" of subject \"%s\" no longer exists",
+							sr->snapshot_column, name)));
+	}
 	if (sr->keyattno == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
@@ -319,7 +329,7 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 {
 	MemoryContext old = MemoryContextSwitchTo(scancxt);
 	ScanCore	sc;
-	SubjectReadMode mode = subject_read_mode(rel);
+	SubjectReadMode mode = sr->row_filter ? SUBJECT_READ_SQL : subject_read_mode(rel);
 	int			nworkers = mode == SUBJECT_READ_HEAP ? parallel_workers_for(rel, sr->keytype) : 0;
 	int			i;
 
@@ -328,6 +338,8 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	sc.keyattno = sr->keyattno;
 	sc.keytype = sr->keytype;
 	sc.subject = sr->name;
+	sc.row_filter = sr->row_filter;
+	sc.rows_note = sr->rows_note;
 	sc.map_key = map_text_key;
 	sc.map_key_arg = sr;
 	sc.ntags = sr->ntags;
@@ -463,16 +475,37 @@ scan_isolating_failures(SubjectRun *sr, Relation rel, DateADT as_of,
 static int64
 start_run(SubjectRun *sr, DateADT as_of, TimestampTz started)
 {
-	Datum		args[3];
-	Oid			argtypes[3] = {INT4OID, DATEOID, TIMESTAMPTZOID};
+	Datum		args[5];
+	Oid			argtypes[5] = {INT4OID, DATEOID, TIMESTAMPTZOID, DATEOID, OIDARRAYOID};
+	char		nulls[5] = {' ', ' ', ' ', 'n', ' '};
 	bool		isnull;
+	List	   *relids = sr->read_relids ? sr->read_relids : list_make1_oid(sr->relid);
+	Datum	   *oids = palloc(sizeof(Datum) * list_length(relids));
+	ListCell   *lc;
 
+	foreach(lc, relids)
+		oids[foreach_current_index(lc)] = ObjectIdGetDatum(lfirst_oid(lc));
 	args[0] = Int32GetDatum(sr->subject_id);
 	args[1] = DateADTGetDatum(as_of);
 	args[2] = TimestampTzGetDatum(started);
-	if (SPI_execute_with_args("INSERT INTO segment.run (subject_id, as_of, started_at) "
-							  "VALUES ($1, $2, $3) RETURNING run_id",
-							  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+	if (sr->snapshot_column)
+	{
+		args[3] = DateADTGetDatum(sr->snapshot_date);
+		nulls[3] = ' ';
+	}
+	args[4] = PointerGetDatum(construct_array(oids, list_length(relids), OIDOID,
+											  sizeof(Oid), true, TYPALIGN_INT));
+	if (!segment_catalog_has_column("run", "read_relations"))
+	{
+		/* a 0.1.0 catalog (before ALTER EXTENSION UPDATE) */
+		if (SPI_execute_with_args("INSERT INTO segment.run (subject_id, as_of, started_at) "
+								  "VALUES ($1, $2, $3) RETURNING run_id",
+								  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "could not write segment.run");
+	}
+	else if (SPI_execute_with_args("INSERT INTO segment.run (subject_id, as_of, started_at, snapshot_date, read_relations) "
+							  "VALUES ($1, $2, $3, $4, $5::pg_catalog.regclass[]::pg_catalog.text[]) RETURNING run_id",
+							  5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not write segment.run");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -560,10 +593,11 @@ refresh_put_row(ReturnSetInfo *rsinfo, const char *subject, const char *name,
 }
 
 static void
-save_tag(TagRun *t, DateADT as_of, int64 run_id, Oid mstype)
+save_tag(SubjectRun *sr, TagRun *t, DateADT as_of, int64 run_id, Oid mstype)
 {
-	RoaringOwned *prev = refresh_load_previous("SELECT members FROM segment.tag_state WHERE tag_id = $1",
-											   t->tag_id, (Datum) 0, InvalidOid);
+	RoaringOwned *prev = sr->backfill ? refresh_snapshot_previous(t->tag_id, sr->snapshot_date) :
+		refresh_load_previous("SELECT members FROM segment.tag_state WHERE tag_id = $1",
+							  t->tag_id, (Datum) 0, InvalidOid);
 	Datum		args[7];
 	Oid			argtypes[7] = {INT4OID, mstype, INT8OID, INT8OID, INT8OID, DATEOID, INT8OID};
 
@@ -587,7 +621,10 @@ save_tag(TagRun *t, DateADT as_of, int64 run_id, Oid mstype)
 	args[5] = DateADTGetDatum(as_of);
 	args[6] = Int64GetDatum(run_id);
 	roaring_owned_free(t->set);
-	if (SPI_execute_with_args("INSERT INTO segment.tag_state AS s "
+	if (sr->snapshot_column)
+		refresh_snapshot_save_tag(sr, t, args[1], run_id, mstype);
+	if (!sr->backfill &&
+		SPI_execute_with_args("INSERT INTO segment.tag_state AS s "
 							  "(tag_id, members, member_count, entered, exited, as_of, refreshed_at, run_id) "
 							  "VALUES ($1, $2, $3, $4, $5, $6, now(), $7) "
 							  "ON CONFLICT (tag_id) DO UPDATE SET members = excluded.members, "
@@ -611,7 +648,10 @@ save_universe(SubjectRun *sr, DateADT as_of, int64 run_id, Oid mstype)
 	args[3] = DateADTGetDatum(as_of);
 	args[4] = Int64GetDatum(run_id);
 	roaring_owned_free(sr->universe);
-	if (SPI_execute_with_args("INSERT INTO segment.subject_state "
+	if (sr->snapshot_column)
+		refresh_snapshot_save_universe(sr, args[1], DatumGetInt64(args[2]), run_id, mstype);
+	if (!sr->backfill &&
+		SPI_execute_with_args("INSERT INTO segment.subject_state "
 							  "(subject_id, universe, member_count, as_of, refreshed_at, run_id) "
 							  "VALUES ($1, $2, $3, $4, now(), $5) "
 							  "ON CONFLICT (subject_id) DO UPDATE SET universe = excluded.universe, "
@@ -641,6 +681,16 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	load_subject(sr, name);
 	check_table_access(sr);
 	lock_subject(sr);
+	if (sr->snapshot_column)
+	{
+		/* the newest snapshot on or before as_of; rules see its date */
+		rel = table_open(sr->relid, AccessShareLock);
+		as_of = refresh_snapshot_choose(sr, rel, as_of);
+		table_close(rel, AccessShareLock);
+	}
+	(void) set_config_option("segment.as_of",
+							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	/* a new date: no live writer between our snapshot and our commit */
 	date_moved = live_refresh_begin(sr->subject_id, as_of);
 	/* everything from here on sees what committed before we held the lock */
@@ -669,16 +719,24 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 		TagRun	   *t = &sr->tags[i];
 
 		if (!t->error)
-			save_tag(t, as_of, run_id, mstype);
+			save_tag(sr, t, as_of, run_id, mstype);
 		refresh_put_row(rsinfo, sr->name, t->name, t->members, t->entered, t->exited,
 						t->error != NULL);
 	}
-	save_schemes(sr, as_of, run_id, mstype, rsinfo);
-	save_scorecards(sr, as_of, run_id, mstype);
+	if (!sr->backfill)
+	{
+		save_schemes(sr, as_of, run_id, mstype, rsinfo);
+		save_scorecards(sr, as_of, run_id, mstype);
+	}
 	save_universe(sr, as_of, run_id, mstype);
-	/* live changes this refresh has seen are in the new state now */
-	live_fold(sr->subject_id, sr->name, as_of, date_moved);
-	save_history(sr, as_of, run_id, mstype);
+	if (!sr->backfill)
+	{
+		/* live changes this refresh has seen are in the new state now */
+		live_fold(sr->subject_id, sr->name, as_of, date_moved);
+		save_history(sr, as_of, run_id, mstype);
+	}
+	if (sr->snapshot_column)
+		refresh_snapshot_prune(sr);
 	finish_run(sr, run_id);
 	PopActiveSnapshot();
 	ereport(DEBUG1,

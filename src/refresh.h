@@ -9,7 +9,9 @@
 #include "postgres.h"
 
 #include "funcapi.h"
+#include "utils/date.h"
 #include "utils/hsearch.h"
+#include "utils/rel.h"
 
 #include "refresh_scan.h"
 
@@ -61,12 +63,29 @@ typedef struct SubjectRun
 	HTAB	   *keymap;
 	int64		next_member_id;
 	List	   *new_keys;		/* KeyEntry * assigned during this run */
+	/* daily snapshot subjects (refresh_snapshot.c) */
+	char	   *snapshot_column;	/* NULL: not a snapshot subject */
+	int32		snapshot_retention;
+	DateADT		snapshot_date;	/* the snapshot this run reads */
+	bool		backfill;		/* older than the current state's snapshot */
+	char	   *row_filter;		/* " WHERE column = date" */
+	char	   *rows_note;
+	List	   *read_relids;	/* the relations read (leaf partitions) */
 } SubjectRun;
 
 /* refresh.c */
 extern RoaringOwned *refresh_load_previous(const char *query, int32 id, Datum arg2, Oid arg2type);
 extern void refresh_put_row(ReturnSetInfo *rsinfo, const char *subject, const char *name,
 							int64 members, int64 entered, int64 exited, bool failed);
+
+/* refresh_snapshot.c */
+extern DateADT refresh_snapshot_choose(SubjectRun *sr, Relation rel, DateADT as_of);
+extern RoaringOwned *refresh_snapshot_previous(int32 tag_id, DateADT d);
+extern void refresh_snapshot_save_tag(SubjectRun *sr, TagRun *t, Datum members, int64 run_id,
+									  Oid mstype);
+extern void refresh_snapshot_save_universe(SubjectRun *sr, Datum universe, int64 count,
+										   int64 run_id, Oid mstype);
+extern void refresh_snapshot_prune(SubjectRun *sr);
 
 /* refresh_segmentation.c */
 extern void load_tags(SubjectRun *sr);

@@ -80,6 +80,8 @@ typedef struct ScanCore
 	AttrNumber	keyattno;
 	Oid			keytype;
 	const char *subject;		/* for messages */
+	const char *row_filter;		/* read through SQL: " WHERE ..." (one snapshot), or NULL */
+	const char *rows_note;		/* for messages about those rows, or NULL */
 	ScanKeyMapper map_key;		/* text keys only */
 	void	   *map_key_arg;
 	int			ntags;

@@ -40,6 +40,15 @@ segment_saved_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 	return *cache;
 }
 
+bool
+segment_catalog_has_column(const char *table, const char *column)
+{
+	Oid			nsp = get_namespace_oid("segment", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(table, nsp) : InvalidOid;
+
+	return OidIsValid(relid) && get_attnum(relid, column) != InvalidAttrNumber;
+}
+
 int
 segment_spi_connect(void)
 {
@@ -92,7 +101,9 @@ SubjectInfo *
 subject_lookup(const char *name, bool missing_ok)
 {
 	int			spi_nest;
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_current = NULL;
+	static SPIPlanPtr plan_010 = NULL;
+	SPIPlanPtr	plan = NULL;
 	MemoryContext callercxt = CurrentMemoryContext;
 	SubjectInfo *s = NULL;
 	Oid			argtypes[1] = {NAMEOID};
@@ -104,11 +115,22 @@ subject_lookup(const char *name, bool missing_ok)
 	args[0] = NameGetDatum(&n);
 
 	spi_nest = segment_spi_connect();
-	segment_saved_plan(&plan,
-					   "SELECT subject_id, name, relation::oid, key_column, key_type::oid,"
-					   "       org_column, owner_column"
-					   "  FROM segment.subject WHERE name = $1",
-					   1, argtypes);
+	/* a 0.1.0 catalog (before ALTER EXTENSION UPDATE) has no snapshot columns */
+	if (segment_catalog_has_column("subject", "snapshot_column"))
+		plan = segment_saved_plan(&plan_current,
+						   "SELECT subject_id, name, relation::oid, key_column, key_type::oid,"
+						   "       org_column, owner_column, snapshot_column, snapshot_retention"
+						   "  FROM segment.subject WHERE name = $1",
+						   1, argtypes);
+	else
+	{
+		(void) segment_saved_plan(&plan_010,
+						   "SELECT subject_id, name, relation::oid, key_column, key_type::oid,"
+						   "       org_column, owner_column, NULL::name, 2"
+						   "  FROM segment.subject WHERE name = $1",
+						   1, argtypes);
+		plan = plan_010;
+	}
 	ret = SPI_execute_plan(plan, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "subject lookup failed: %s", SPI_result_code_string(ret));
@@ -127,6 +149,8 @@ subject_lookup(const char *name, bool missing_ok)
 		s->integer_keys = (s->key_type == INT4OID || s->key_type == INT8OID);
 		copy_name(&s->org_column, tup, td, 6, &s->has_org_column);
 		copy_name(&s->owner_column, tup, td, 7, &s->has_owner_column);
+		copy_name(&s->snapshot_column, tup, td, 8, &s->has_snapshot_column);
+		s->snapshot_retention = DatumGetInt32(SPI_getbinval(tup, td, 9, &isnull));
 	}
 	segment_spi_finish(spi_nest);
 

@@ -34,6 +34,9 @@ typedef struct SubjectInfo
 	NameData	org_column;
 	bool		has_owner_column;
 	NameData	owner_column;
+	bool		has_snapshot_column;	/* a daily snapshot subject (snapshot.h) */
+	NameData	snapshot_column;
+	int32		snapshot_retention;
 } SubjectInfo;
 
 /*
@@ -85,6 +88,12 @@ extern Oid	memberset_type_oid(void);
  * the (sub)transaction.
  */
 extern int	segment_spi_connect(void);
+
+/*
+ * Whether segment's catalog table has the column: false in a catalog still
+ * at an older version (before ALTER EXTENSION segment UPDATE).
+ */
+extern bool segment_catalog_has_column(const char *table, const char *column);
 extern void segment_spi_finish(int nestlevel);
 
 #endif							/* SEGMENT_SUBJECT_H */

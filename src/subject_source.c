@@ -148,8 +148,9 @@ check_unique(ScanCore *sc, RoaringOwned *seen, TupleTableSlot *slot)
 	if (!roaring_bitmap_add_checked(seen->bitmap, (uint32) id))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("key %s appears in more than one row of \"%s\", the relation of subject \"%s\"",
-						key_text(sc->keytype, d), RelationGetRelationName(sc->rel), sc->subject),
+				 errmsg("key %s appears in more than one row of \"%s\"%s, the relation of subject \"%s\"",
+						key_text(sc->keytype, d), RelationGetRelationName(sc->rel),
+						sc->rows_note ? sc->rows_note : "", sc->subject),
 				 errdetail("Each customer must have one row; nothing was refreshed."),
 				 errhint("Fix the relation (a view's join may duplicate customers), then refresh again.")));
 }
@@ -165,6 +166,9 @@ subject_sql_scan(ScanCore *sc)
 	char	   *query = row_query(sc->rel, NULL, InvalidOid);
 	SPIPlanPtr	plan;
 	Portal		portal;
+
+	if (sc->row_filter)
+		query = psprintf("%s%s", query, sc->row_filter);
 
 	spi_nest = segment_spi_connect();
 	MemoryContextSwitchTo(cxt);	/* score sets created while scanning live in cxt */

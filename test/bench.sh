@@ -6,6 +6,7 @@
 #   (b)  one SQL query with one count(*) filter (where rule) per tag
 #   (c)  one select count(*) ... where rule per tag (N queries)
 #   (d)  select ... from segment.refresh('customer', as_of)
+#   and on a local 3-node Citus cluster against one plain node (test/bench_citus.sh)
 #   and live maintenance (test/bench_live.sh): an UPDATE of 100,000 customers
 #   with live on against off, and pgbench with 8 clients, live on and off.
 #   and, for the audience "tA and tB and not tC or tD":
@@ -429,6 +430,13 @@ fi
 # on against off (test/bench_governance.sh, its own database)
 if [[ $seg == ext ]] && "${Q[@]}" -c "select count(*) from pg_proc where proname = 'install_roles' and pronamespace = 'segment'::regnamespace" | grep -qx 1; then
   bash "$here/bench_governance.sh" || echo "bench: the governance part failed"
+fi
+# -------------------------------------------------------------- Citus
+# the same workload on a local 3-node Citus cluster against one plain node
+# (test/bench_citus.sh; skipped when citus is not installed or BENCH_CITUS=0)
+if [[ $seg == ext && ${BENCH_CITUS:-1} != 0 ]]; then
+  echo
+  ROWS=$rows TAGS=$ntags BENCH_AS_OF=$as_of BENCH_SEED=$seed bash "$here/bench_citus.sh" || echo "bench: the Citus part failed"
 fi
 echo
 echo "bench done: ROWS=$rows TAGS=$ntags as_of=$as_of generation=${gen_s}s"

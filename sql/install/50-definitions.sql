@@ -89,11 +89,15 @@ COMMENT ON FUNCTION segment._relation_kind(regclass) IS
 
 CREATE FUNCTION segment.register_subject(subject name, relation regclass, key_column name,
                                          org_column name DEFAULT NULL,
-                                         owner_column name DEFAULT NULL)
+                                         owner_column name DEFAULT NULL,
+                                         snapshot_column name DEFAULT NULL,
+                                         snapshot_retention int DEFAULT 2)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     kind text;
     ktype regtype;
+    stype regtype;
+    snum int2;
     col name;
     id int;
 BEGIN
@@ -126,9 +130,50 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch',
                   HINT = 'Register the subject on a column of type integer, bigint, text or varchar.';
     END IF;
+    -- a daily snapshot subject (part 33): one row per key per snapshot date
+    IF snapshot_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype, a.attnum INTO stype, snum FROM pg_attribute a
+         WHERE a.attrelid = relation AND a.attname = snapshot_column AND a.attnum > 0 AND NOT a.attisdropped;
+        IF stype IS NULL THEN
+            RAISE EXCEPTION 'column "%" of relation "%" does not exist', snapshot_column, relation
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF stype <> 'date'::regtype THEN
+            RAISE EXCEPTION 'snapshot column "%" has type %, not date', snapshot_column, stype
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'The snapshot column holds each row''s data date (type date), e.g. data_dt.';
+        END IF;
+        IF snapshot_column = key_column THEN
+            RAISE EXCEPTION 'the snapshot column cannot be the key column'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF snapshot_retention IS NULL OR snapshot_retention < 1 OR snapshot_retention > 3660 THEN
+            RAISE EXCEPTION 'snapshot_retention must be between 1 and 3660, not %', coalesce(snapshot_retention::text, 'NULL')
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF kind NOT IN ('table', 'partitioned', 'matview') THEN
+            RAISE EXCEPTION 'a snapshot subject must be a table, partitioned table or materialized view; "%" is a %', relation, kind
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Register the partitioned snapshot table itself (or a materialized view over it): segment finds the newest snapshot through its partition bounds or an index, which a view does not offer.';
+        END IF;
+        -- the newest snapshot must be found without a scan: partition bounds
+        -- on the column, or an index that leads with it
+        IF NOT EXISTS (SELECT 1 FROM pg_partitioned_table p
+                        WHERE p.partrelid = relation AND p.partstrat IN ('r', 'l')
+                          AND p.partnatts = 1 AND p.partattrs[0] = snum)
+           AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                            WHERE i.indrelid = relation AND i.indkey[0] = snum AND i.indpred IS NULL
+                              AND c.relam = (SELECT m.oid FROM pg_am m WHERE m.amname = 'btree')) THEN
+            RAISE EXCEPTION 'cannot find the newest snapshot of "%" without scanning it', relation
+                USING ERRCODE = 'feature_not_supported',
+                      DETAIL = format('"%s" is not partitioned by range or list on %s, and no btree index leads with that column.', relation, snapshot_column),
+                      HINT = format('CREATE INDEX ON %s (%I), or partition the table by range or list on %I.', relation, snapshot_column, snapshot_column);
+        END IF;
+    END IF;
     -- a view or a foreign table has no index, and a Citus table distributed on
-    -- another column cannot have one on the key: their keys are checked at every refresh
-    IF kind NOT IN ('view', 'foreign', 'citus') AND NOT EXISTS (SELECT 1 FROM pg_index i
+    -- another column cannot have one on the key: their keys are checked at every
+    -- refresh, as are the keys of each snapshot of a snapshot subject
+    IF snapshot_column IS NULL AND kind NOT IN ('view', 'foreign', 'citus') AND NOT EXISTS (SELECT 1 FROM pg_index i
                     WHERE i.indrelid = relation AND i.indisunique AND i.indnkeyatts = 1
                       AND i.indpred IS NULL AND i.indexprs IS NULL
                       AND i.indkey[0] = (SELECT a.attnum FROM pg_attribute a
@@ -145,8 +190,10 @@ BEGIN
                 USING ERRCODE = 'undefined_column';
         END IF;
     END LOOP;
-    INSERT INTO segment.subject (name, relation, key_column, key_type, org_column, owner_column)
-    VALUES (subject, relation, key_column, ktype, org_column, owner_column)
+    INSERT INTO segment.subject (name, relation, key_column, key_type, org_column, owner_column,
+                                 snapshot_column, snapshot_retention)
+    VALUES (subject, relation, key_column, ktype, org_column, owner_column,
+            snapshot_column, coalesce(snapshot_retention, 2))
     RETURNING subject_id INTO id;
     RETURN id;
 END $$;

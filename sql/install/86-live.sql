@@ -229,6 +229,12 @@ BEGIN
             USING ERRCODE = 'duplicate_object',
                   HINT = format('Turn it off with segment.disable_live(%L).', subject);
     END IF;
+    IF s.snapshot_column IS NOT NULL THEN
+        RAISE EXCEPTION 'live maintenance does not apply to snapshot subject "%"', subject
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Its table holds one snapshot per data date, loaded by the ETL: there is no row change to follow, and segment puts no trigger on a warehouse table.',
+                  HINT = 'Chain segment.refresh() or CALL segment.run_all() after the ETL load (docs/dba-guide.md#snapshot-subjects).';
+    END IF;
     IF s.key_type NOT IN ('int4'::regtype, 'int8'::regtype) THEN
         RAISE EXCEPTION 'live maintenance supports integer-keyed subjects only; subject "%" is keyed by %',
                         subject, s.key_type

@@ -65,9 +65,24 @@ DECLARE
     refresh_run bigint;
     sid int;
     s record;
+    snap date;
 BEGIN
     IF step = 'refresh' THEN
         SELECT x.subject_id INTO sid FROM segment.subject x WHERE x.name = _nightly_step.subject;
+        -- a snapshot subject (part 33): the night's snapshot must be loaded;
+        -- never silently yesterday's again
+        IF (SELECT x.snapshot_column FROM segment.subject x WHERE x.subject_id = sid) IS NOT NULL THEN
+            snap := segment.latest_snapshot(_nightly_step.subject, _nightly_step.as_of);
+            IF snap IS DISTINCT FROM _nightly_step.as_of THEN
+                RAISE EXCEPTION 'subject "%": the snapshot of % is not loaded yet',
+                                _nightly_step.subject, to_char(_nightly_step.as_of, 'YYYY-MM-DD')
+                    USING ERRCODE = 'no_data_found',
+                          DETAIL = CASE WHEN snap IS NULL THEN 'The table has no snapshot on or before that date.'
+                                        ELSE format('The newest snapshot is %s; the nightly run does not reuse an older snapshot.',
+                                                    to_char(snap, 'YYYY-MM-DD')) END,
+                          HINT = 'Run the nightly run after the ETL load (docs/dba-guide.md#snapshot-subjects); segment.refresh(subject, as_of) reads an older snapshot deliberately.';
+            END IF;
+        END IF;
         SELECT jsonb_build_object(
                    'results', count(*),
                    'failed_rules', count(*) FILTER (WHERE r.members IS NULL),

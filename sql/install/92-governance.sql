@@ -258,7 +258,9 @@ BEGIN
                            'segment.entry_rule'::regclass, 'segment.staff'::regclass,
                            'segment.contact_policy'::regclass, 'segment.live_subject'::regclass,
                            'segment.org_tree'::regclass, 'segment.user_map'::regclass,
-                           'segment.column_sensitivity'::regclass) THEN
+                           'segment.column_sensitivity'::regclass,
+                           'segment.journey'::regclass, 'segment.journey_step'::regclass,
+                           'segment.channel'::regclass, 'segment.consent'::regclass) THEN
         RAISE EXCEPTION 'trigger function segment._audit_row() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
@@ -287,7 +289,8 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['subject', 'tag', 'manual_tag', 'segment', 'scheme', 'scheme_bucket',
                              'scorecard', 'scorecard_item', 'scorecard_band', 'opportunity_rule',
                              'event_rule', 'entry_rule', 'staff', 'contact_policy', 'live_subject',
-                             'org_tree', 'user_map', 'column_sensitivity'] LOOP
+                             'org_tree', 'user_map', 'column_sensitivity',
+                             'journey', 'journey_step', 'channel', 'consent'] LOOP
         EXECUTE format('CREATE TRIGGER segment_audit AFTER INSERT OR UPDATE OR DELETE ON segment.%I '
                        'FOR EACH ROW EXECUTE FUNCTION segment._audit_row()', t);
     END LOOP;
@@ -556,7 +559,6 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r record;
     k text;
-    personal text := 'key, member_id, message, note';
     cols text;
     first_time boolean := NOT segment._governed();
 BEGIN
@@ -577,13 +579,25 @@ BEGIN
            segment_auditor, segment_exporter;
     GRANT SELECT ON segment.audit, segment.audit_head TO segment_auditor, segment_admin;
     GRANT EXECUTE ON FUNCTION segment.verify_audit() TO segment_auditor, segment_admin;
-    -- no personal columns of the opportunities for the analyst and the auditor
-    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
-      FROM pg_attribute a
-     WHERE a.attrelid = 'segment.opportunity'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-       AND a.attname <> ALL (string_to_array(replace(personal, ' ', ''), ','));
-    REVOKE SELECT ON segment.opportunity FROM segment_analyst, segment_auditor;
-    EXECUTE format('GRANT SELECT (%s) ON segment.opportunity TO segment_analyst, segment_auditor', cols);
+    -- no personal columns of the opportunities, journey instances and the
+    -- journeys' outbox for the analyst and the auditor; the outbox and the
+    -- journey instances (customer-level lists without an owner or org
+    -- unit) not at all for managers and branch heads: the channel systems
+    -- read the outbox as segment_admin or segment_exporter
+    FOR r IN SELECT * FROM (VALUES ('segment.opportunity'::regclass, 'key, member_id, message, note'),
+                                   ('segment.journey_instance'::regclass, 'key, member_id'),
+                                   ('segment.outbox'::regclass, 'member_id, customer, message, idempotency_key, response'))
+                      AS x(rel, personal) LOOP
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_attribute a
+         WHERE a.attrelid = r.rel AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.attname <> ALL (string_to_array(replace(r.personal, ' ', ''), ','));
+        EXECUTE format('REVOKE SELECT ON %s FROM segment_analyst, segment_auditor', r.rel);
+        EXECUTE format('GRANT SELECT (%s) ON %s TO segment_analyst, segment_auditor', cols, r.rel);
+        IF r.rel <> 'segment.opportunity'::regclass THEN
+            EXECUTE format('REVOKE SELECT ON %s FROM segment_manager, segment_branch_head', r.rel);
+        END IF;
+    END LOOP;
     -- row-level security
     ALTER TABLE segment.opportunity ENABLE ROW LEVEL SECURITY;
     ALTER TABLE segment.opportunity_log ENABLE ROW LEVEL SECURITY;

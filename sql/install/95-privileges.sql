@@ -129,6 +129,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('refresher', 'table', 'universe_history', 'INSERT, UPDATE'),
         ('refresher', 'table', 'size_snapshot', 'INSERT, UPDATE, DELETE'),
         ('refresher', 'table', 'run', 'INSERT, UPDATE'),
+        ('refresher', 'table', 'tag_snapshot', 'INSERT, UPDATE, DELETE'),
+        ('refresher', 'table', 'subject_snapshot', 'INSERT, UPDATE, DELETE'),
         ('refresher', 'table', 'keymap', 'INSERT'),
         ('refresher', 'table', 'live_member', 'DELETE'),
         ('refresher', 'table', 'opportunity', 'INSERT, UPDATE'),

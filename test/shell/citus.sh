@@ -19,7 +19,6 @@
 # instances running (and prints where).
 set -u
 
-BIN=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 PKGLIB=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --pkglibdir)
 if [[ ! -f $PKGLIB/citus.so ]]; then
     echo "# skipped: citus is not installed ($PKGLIB/citus.so); ../shared/tools/install-citus installs it"
@@ -27,31 +26,16 @@ if [[ ! -f $PKGLIB/citus.so ]]; then
     exit 0
 fi
 
+source "$(dirname "$0")/../citus-nodes.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/segment-citus.XXXXXX")
-chmod 755 "$work"
-if [[ $(id -u) == 0 ]]; then
-    chown postgres: "$work"
-    as_pg=(runuser -u postgres --)
-else
-    as_pg=()
-fi
-base=$((21000 + RANDOM % 20000))
-ports=($base $((base + 1)) $((base + 2)))
-names=(coordinator worker1 worker2)
 n=0
 failed=0
 
-stop_all() {
-    for i in 0 1 2; do
-        [[ -f $work/${names[$i]}/postmaster.pid ]] &&
-            "${as_pg[@]}" "$BIN/pg_ctl" -D "$work/${names[$i]}" -m immediate stop >/dev/null 2>&1
-    done
-}
 cleanup() {
     if [[ ${SEGMENT_KEEP_CITUS:-0} == 1 ]]; then
         echo "# kept: coordinator on 127.0.0.1:${ports[0]}, workers ${ports[1]} ${ports[2]}, data in $work"
     else
-        stop_all
+        nodes_stop
         rm -rf "$work"
     fi
 }
@@ -63,27 +47,9 @@ is() {
     if [[ "$1" == "$2" ]]; then echo "ok $n - $3"
     else echo "not ok $n - $3"; echo "#   got:      $1"; echo "#   expected: $2"; failed=$((failed + 1)); fi
 }
-on() {   # on NODE-INDEX psql-args...: run psql as the cluster's superuser on a node
-    local i=$1; shift
-    psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${ports[$i]}" -U postgres -d postgres "$@"
-}
 
 # --- three instances ----------------------------------------------------------
-for i in 0 1 2; do
-    d=$work/${names[$i]}
-    "${as_pg[@]}" "$BIN/initdb" -D "$d" -U postgres --auth=trust --no-sync >/dev/null || { echo "not ok - initdb"; exit 1; }
-    cat >> "$d/postgresql.conf" <<EOF
-port = ${ports[$i]}
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$work'
-shared_preload_libraries = 'citus'
-citus.node_conninfo = 'sslmode=disable'
-max_connections = 60
-shared_buffers = 64MB
-fsync = off
-EOF
-    "${as_pg[@]}" "$BIN/pg_ctl" -D "$d" -l "$d/log" -w start >/dev/null || { echo "not ok - start ${names[$i]}"; cat "$d/log"; exit 1; }
-done
+nodes_init coordinator:citus worker1:citus worker2:citus || { echo "not ok - three instances"; exit 1; }
 for i in 0 1 2; do
     on $i -c "create extension citus" -c "create extension segment" >/dev/null 2>"$work/ext.err"
     ok $? "citus and segment created on ${names[$i]} ($(head -c 200 "$work/ext.err"))"

@@ -287,6 +287,16 @@ cell "members" "select count(*) from segment.members('cu', 'rich')" 42501 42501 
 cell "members_text" "select count(*) from segment.members_text('cu', 'rich')" 42501 42501 42501 42501 42501 yes
 cell "keys" "select count(*) from segment.keys('cu', segment.audience('cu', 'rich'))" 42501 42501 42501 42501 42501 yes
 cell "top" "select count(*) from segment.top('cu', 'value', NULL, 3)" 42501 42501 42501 42501 42501 yes
+for f in members members_text; do
+    for r in g_analyst g_mgr_s11 g_head_b1 g_auditor; do
+        is "$(can "$r" "select count(*) from segment.$f('cu', 'rich', current_date)")" "42501" "matrix: $f(subject, audience, as_of), ${r}: 42501"
+    done
+    [[ $(can g_exporter "select count(*) from segment.$f('cu', 'rich', current_date)") != 42501 ]]
+    ok $? "matrix: $f(subject, audience, as_of), g_exporter: not refused for privileges (the subject keeps no snapshots)"
+done
+cell "the journeys' outbox: customer column" "select count(customer) from segment.outbox" yes 42501 42501 42501 42501 yes
+cell "the journeys' outbox: aggregates" "select count(outbox_id) from segment.outbox" yes yes 42501 42501 yes yes
+cell "journey instances: key column" "select count(key) from segment.journey_instance" yes 42501 42501 42501 42501 yes
 cell "tags of the manager's own customer (in B1's subtree)" "select segment.tags('cu', $own_c)" yes yes yes yes yes 42501
 cell "tags of a customer of S21" "select segment.tags('cu', $b2_c)" yes yes 42501 42501 yes 42501
 cell "set_tag of the manager's own customer" "select segment.set_tag('cu', '$own_c', 'vip', false)" yes yes 42501 42501 42501 42501

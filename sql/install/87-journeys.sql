@@ -1,0 +1,1036 @@
+-- segment install script, part 87: contact journeys (issue 13).
+-- A journey is a sequence of timed steps (touches on channels) that
+-- customers of an entry audience go through: 30/15/7/1 days before a date
+-- column (anchor), or day 0/1/3/7 after they entered. Channels have a
+-- fallback list, quiet hours, a daily capacity and a cost; consent is read
+-- from the warehouse. advance_journeys(now) writes the due touches to
+-- segment.outbox, idempotently: every touch has a unique idempotency key
+-- (journey:version:instance:step), the journey's advance is serialised by
+-- a transaction-level advisory lock, and a watermark (the last `now` an
+-- advance of the journey committed) says which steps are already decided.
+-- Audiences (entry, exit, goal, step conditions) are read from member sets
+-- of the subject's latest refresh: no user code runs. Templates are
+-- compiled by segment._compile_template (column references and formats).
+-- docs/journeys.md explains the policy.
+
+-- A channel that touches go out on.
+CREATE TABLE segment.channel (
+    name           text PRIMARY KEY CHECK (name ~ '^[a-z_][a-z0-9_]*$'),
+    fallback       text[] NOT NULL DEFAULT '{}',   -- in order: where a touch goes instead
+    quiet_from     time,                           -- no touch from quiet_from to quiet_to
+    quiet_to       time,                           -- (local time; may wrap midnight)
+    daily_capacity int CHECK (daily_capacity >= 0),
+    cost           numeric CHECK (cost >= 0),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    updated_by     name NOT NULL DEFAULT current_user,
+    CHECK ((quiet_from IS NULL) = (quiet_to IS NULL))
+);
+
+-- Where a subject's consent to a channel is read: a boolean column of a
+-- warehouse relation keyed by the customer key. TRUE is consent; FALSE,
+-- NULL or no row is none. A channel without a row here needs no consent.
+CREATE TABLE segment.consent (
+    subject_id      int NOT NULL REFERENCES segment.subject ON DELETE CASCADE,
+    channel         text NOT NULL REFERENCES segment.channel ON DELETE CASCADE,
+    relation        regclass NOT NULL,
+    key_column      name NOT NULL,
+    opted_in_column name NOT NULL,
+    registered_at   timestamptz NOT NULL DEFAULT now(),
+    registered_by   name NOT NULL DEFAULT current_user,
+    CONSTRAINT consent_pkey PRIMARY KEY (subject_id, channel)
+);
+
+-- A journey: who enters (entry audience), when its steps are due (anchor
+-- column, or the entry time), who leaves (exit, goal), the holdout share,
+-- and when a customer may enter again. Versioned like opportunity rules.
+CREATE TABLE segment.journey (
+    journey_id    serial PRIMARY KEY,
+    subject_id    int NOT NULL REFERENCES segment.subject ON DELETE CASCADE,
+    name          name NOT NULL UNIQUE,
+    entry         text NOT NULL,
+    anchor_column name,
+    exit          text,
+    goal          text,
+    holdout_pct   numeric NOT NULL DEFAULT 0 CHECK (holdout_pct >= 0 AND holdout_pct <= 50),
+    reentry_days  int CHECK (reentry_days >= 0),
+    active        boolean NOT NULL DEFAULT true,
+    version       int NOT NULL DEFAULT 1,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    created_by    name NOT NULL DEFAULT current_user,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    updated_by    name NOT NULL DEFAULT current_user,
+    owner         regrole NOT NULL DEFAULT quote_ident(current_user)::regrole
+);
+
+CREATE TABLE segment.journey_history (
+    history_id     bigserial PRIMARY KEY,
+    journey_id     int NOT NULL,
+    name           name NOT NULL,
+    version        int NOT NULL,
+    action         text NOT NULL CHECK (action IN ('create', 'alter', 'add_step', 'drop_step', 'drop')),
+    changed_at     timestamptz NOT NULL DEFAULT now(),
+    changed_by     name NOT NULL DEFAULT current_user,
+    old_definition jsonb,
+    new_definition jsonb
+);
+CREATE INDEX ON segment.journey_history (journey_id);
+
+-- A step: at `at` from the anchor (negative: before it) or from entry, a
+-- touch on `channel` with a message, if the condition audience holds.
+CREATE TABLE segment.journey_step (
+    journey_id       int NOT NULL REFERENCES segment.journey ON DELETE CASCADE,
+    step             int NOT NULL CHECK (step >= 1),
+    at               interval NOT NULL,
+    channel          text NOT NULL REFERENCES segment.channel,
+    template         text,
+    template_sql     text,
+    template_columns name[] NOT NULL DEFAULT '{}',
+    condition        text,
+    PRIMARY KEY (journey_id, step)
+);
+
+-- Per journey: up to which time its advance has decided every due step.
+CREATE TABLE segment.journey_state (
+    journey_id     int PRIMARY KEY REFERENCES segment.journey ON DELETE CASCADE,
+    advanced_until timestamptz NOT NULL,
+    advanced_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- One customer's pass through a journey, from entry to its end: exit,
+-- goal, completed (every step decided). anchor_at is the time steps are
+-- counted from: the anchor date's midnight, or the entry time.
+CREATE TABLE segment.journey_instance (
+    instance_id     bigserial PRIMARY KEY,
+    journey_id      int NOT NULL,
+    journey_version int NOT NULL,
+    member_id       int8 NOT NULL,
+    key             text NOT NULL,
+    entered_at      timestamptz NOT NULL,
+    entry_day       date NOT NULL,
+    anchor_at       timestamptz NOT NULL,
+    is_holdout      boolean NOT NULL,
+    source          text NOT NULL DEFAULT 'audience',   -- 'audience' or 'event'
+    status          text NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'exited', 'goal', 'completed')),
+    ended_at        timestamptz
+);
+-- one active pass per customer and journey
+CREATE UNIQUE INDEX journey_instance_active ON segment.journey_instance (journey_id, member_id)
+    WHERE status = 'active';
+CREATE INDEX ON segment.journey_instance (journey_id, member_id);
+
+-- The touches, for the channel systems: pending until ack() says delivered
+-- or failed. A step that was decided but sends nothing (its condition is
+-- false, no consented channel, capacity, the contact cap) is a 'skipped'
+-- row with its reason, so that it is decided once.
+CREATE TABLE segment.outbox (
+    outbox_id       bigserial PRIMARY KEY,
+    journey_id      int NOT NULL,
+    journey         name NOT NULL,
+    journey_version int NOT NULL,
+    instance_id     int8 NOT NULL,
+    step            int NOT NULL,            -- 0: a return touch (see journey_escalation)
+    member_id       int8 NOT NULL,
+    customer        text NOT NULL,
+    channel         text,                    -- NULL when skipped without a channel
+    planned_channel text NOT NULL,
+    due_at          timestamptz NOT NULL,
+    message         text,
+    idempotency_key text NOT NULL,
+    status          text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'failed', 'skipped')),
+    reason          text,                    -- why skipped, or why on a fallback channel
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    status_at       timestamptz,
+    response        text,
+    responded_at    timestamptz,
+    CONSTRAINT outbox_idempotency_key_key UNIQUE (idempotency_key)
+);
+-- what a channel system polls
+CREATE INDEX outbox_pending ON segment.outbox (due_at) WHERE status = 'pending';
+
+SELECT pg_catalog.pg_extension_config_dump('segment.channel', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.consent', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_journey_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_history', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_history_history_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_step', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_state', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_instance', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.journey_instance_instance_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.outbox_outbox_id_seq', '');
+
+------------------------------------------------------------------------
+-- Channels and consent
+------------------------------------------------------------------------
+
+CREATE FUNCTION segment.set_channel(name text, fallback text[] DEFAULT NULL,
+                                    quiet_from time DEFAULT NULL, quiet_to time DEFAULT NULL,
+                                    daily_capacity int DEFAULT NULL, cost numeric DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    f text;
+BEGIN
+    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' THEN
+        RAISE EXCEPTION 'invalid channel name %', coalesce(quote_literal(name), 'NULL')
+            USING ERRCODE = 'invalid_name',
+                  HINT = 'Use lower-case letters, digits and underscores, e.g. ''app'', ''sms'', ''remote_team''.';
+    END IF;
+    IF (quiet_from IS NULL) <> (quiet_to IS NULL) OR quiet_from = quiet_to THEN
+        RAISE EXCEPTION 'quiet hours of channel "%" need both quiet_from and quiet_to, and they must differ', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'E.g. quiet_from => ''21:00'', quiet_to => ''09:00'' (the window may wrap midnight); both NULL: no quiet hours.';
+    END IF;
+    IF daily_capacity < 0 OR cost < 0 THEN
+        RAISE EXCEPTION 'daily_capacity and cost of channel "%" must not be negative', name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF array_position(fallback, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'fallback of channel "%" must not contain NULL', name
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    FOREACH f IN ARRAY coalesce(fallback, '{}') LOOP
+        IF f = name THEN
+            RAISE EXCEPTION 'channel "%" cannot be its own fallback', name
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM segment.channel c WHERE c.name = f) THEN
+            RAISE EXCEPTION 'fallback channel "%" of channel "%" does not exist', f, name
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'Define it first with segment.set_channel().';
+        END IF;
+    END LOOP;
+    IF (SELECT count(DISTINCT x) FROM unnest(fallback) x) <> cardinality(fallback) THEN
+        RAISE EXCEPTION 'fallback of channel "%" names a channel twice', name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO segment.channel AS c (name, fallback, quiet_from, quiet_to, daily_capacity, cost)
+    VALUES (set_channel.name, coalesce(set_channel.fallback, '{}'), set_channel.quiet_from,
+            set_channel.quiet_to, set_channel.daily_capacity, set_channel.cost)
+    ON CONFLICT ON CONSTRAINT channel_pkey DO UPDATE
+       SET fallback = excluded.fallback, quiet_from = excluded.quiet_from, quiet_to = excluded.quiet_to,
+           daily_capacity = excluded.daily_capacity, cost = excluded.cost,
+           updated_at = now(), updated_by = current_user;
+END $$;
+COMMENT ON FUNCTION segment.set_channel(text, text[], time, time, int, numeric) IS
+    'defines or redefines a contact channel: fallback channels, quiet hours, daily capacity, cost';
+
+CREATE FUNCTION segment.register_consent(subject name, relation regclass, key_column name,
+                                         channel text, opted_in_column name)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    sid int := segment._subject_id(subject);
+    col name;
+    typ regtype;
+BEGIN
+    IF relation IS NULL OR key_column IS NULL OR channel IS NULL OR opted_in_column IS NULL THEN
+        RAISE EXCEPTION 'relation, key_column, channel and opted_in_column must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM segment.channel c WHERE c.name = register_consent.channel) THEN
+        RAISE EXCEPTION 'channel "%" does not exist', channel
+            USING ERRCODE = 'undefined_object', HINT = 'Define it first with segment.set_channel().';
+    END IF;
+    IF NOT has_table_privilege(relation, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', relation
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'advance_journeys reads the consent relation: it must be readable by you.';
+    END IF;
+    FOREACH col IN ARRAY ARRAY[key_column, opted_in_column] LOOP
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+         WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF typ IS NULL THEN
+            RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, relation
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF col = opted_in_column AND typ <> 'bool'::regtype THEN
+            RAISE EXCEPTION 'consent column "%" has type %, not boolean', col, typ
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'The column says whether the customer opted in to the channel (true) or not.';
+        END IF;
+    END LOOP;
+    INSERT INTO segment.consent AS c (subject_id, channel, relation, key_column, opted_in_column)
+    VALUES (sid, register_consent.channel, register_consent.relation, register_consent.key_column,
+            register_consent.opted_in_column)
+    ON CONFLICT ON CONSTRAINT consent_pkey DO UPDATE
+       SET relation = excluded.relation, key_column = excluded.key_column,
+           opted_in_column = excluded.opted_in_column,
+           registered_at = now(), registered_by = current_user;
+END $$;
+COMMENT ON FUNCTION segment.register_consent(name, regclass, name, text, name) IS
+    'names the warehouse column that says whether a customer consents to a channel';
+
+------------------------------------------------------------------------
+-- Journeys and steps
+------------------------------------------------------------------------
+
+CREATE FUNCTION segment._journey(journey name, for_update boolean DEFAULT false)
+RETURNS segment.journey LANGUAGE plpgsql AS $$
+DECLARE j segment.journey;
+BEGIN
+    IF for_update THEN
+        SELECT * INTO j FROM segment.journey x WHERE x.name = journey FOR UPDATE;
+    ELSE
+        SELECT * INTO j FROM segment.journey x WHERE x.name = journey;
+    END IF;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'journey "%" does not exist', journey
+            USING ERRCODE = 'undefined_object', HINT = 'Journeys are listed in segment.journey.';
+    END IF;
+    RETURN j;
+END $$;
+
+CREATE FUNCTION segment._journey_definition(jid int) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'entry', j.entry, 'anchor_column', j.anchor_column, 'exit', j.exit, 'goal', j.goal,
+        'holdout_pct', j.holdout_pct, 'reentry_days', j.reentry_days, 'active', j.active,
+        'steps', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                 'step', s.step, 'at', s.at, 'channel', s.channel,
+                                 'template', s.template, 'condition', s.condition) ORDER BY s.step)
+                             FROM segment.journey_step s WHERE s.journey_id = j.journey_id), '[]'))
+      FROM segment.journey j WHERE j.journey_id = jid
+$$;
+
+-- Checks an optional audience of a journey ('' or NULL: none).
+CREATE FUNCTION segment._journey_audience(subject name, audience text, what text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    audience := nullif(btrim(audience), '');
+    IF audience IS NOT NULL THEN
+        BEGIN
+            PERFORM segment._audience_check(subject, audience);
+        EXCEPTION WHEN OTHERS THEN
+            DECLARE st text; m text; d text; h text;
+            BEGIN
+                GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, m = MESSAGE_TEXT,
+                                        d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+                RAISE EXCEPTION '%: %', what, m USING ERRCODE = st, DETAIL = d, HINT = h;
+            END;
+        END;
+    END IF;
+    RETURN audience;
+END $$;
+
+CREATE FUNCTION segment.create_journey(subject name, name name, entry text,
+                                       anchor_column name DEFAULT NULL, exit text DEFAULT NULL,
+                                       goal text DEFAULT NULL, holdout_pct numeric DEFAULT 0,
+                                       reentry_days int DEFAULT NULL)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    sid int := segment._subject_id(subject);
+    s segment.subject;
+    j segment.journey;
+    typ regtype;
+    v_entry text;
+    v_exit text;
+    v_goal text;
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
+    PERFORM segment._check_name('journey', name);
+    PERFORM segment._lock_definitions();
+    IF EXISTS (SELECT 1 FROM segment.journey x WHERE x.name = create_journey.name) THEN
+        RAISE EXCEPTION 'journey "%" already exists', name
+            USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with segment.drop_journey().';
+    END IF;
+    IF entry IS NULL OR btrim(entry) = '' THEN
+        RAISE EXCEPTION 'the entry audience of journey "%" must not be empty', name
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Customers of the entry audience enter the journey, e.g. ''has_term_deposit''.';
+    END IF;
+    v_entry := segment._journey_audience(subject, create_journey.entry, format('entry of journey "%s"', name));
+    v_exit := segment._journey_audience(subject, create_journey.exit, format('exit of journey "%s"', name));
+    v_goal := segment._journey_audience(subject, create_journey.goal, format('goal of journey "%s"', name));
+    IF anchor_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+         WHERE a.attrelid = s.relation AND a.attname = anchor_column AND a.attnum > 0 AND NOT a.attisdropped;
+        IF typ IS NULL THEN
+            RAISE EXCEPTION 'column "%" of relation "%" does not exist', anchor_column, s.relation
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF typ NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+            RAISE EXCEPTION 'anchor column "%" has type %, not a date', anchor_column, typ
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'Steps are timed from the anchor''s day: use a date or timestamp column such as td_maturity_date.';
+        END IF;
+        IF NOT has_column_privilege(s.relation, anchor_column, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied for column "%" of table %', anchor_column, s.relation
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END IF;
+    IF holdout_pct IS NULL OR NOT (holdout_pct >= 0 AND holdout_pct <= 50) THEN
+        RAISE EXCEPTION 'holdout_pct of journey "%" must be between 0 and 50, got %', name, holdout_pct
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'holdout_pct is the percentage of entrants kept out of every touch, to measure lift.';
+    END IF;
+    IF reentry_days < 0 THEN
+        RAISE EXCEPTION 'reentry_days of journey "%" must not be negative, got %', name, reentry_days
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'NULL: a customer goes through the journey once; N: again N days after the previous pass ended.';
+    END IF;
+    INSERT INTO segment.journey (subject_id, name, entry, anchor_column, exit, goal, holdout_pct, reentry_days)
+    VALUES (sid, create_journey.name, v_entry, create_journey.anchor_column, v_exit, v_goal,
+            create_journey.holdout_pct, create_journey.reentry_days)
+    RETURNING * INTO j;
+    INSERT INTO segment.journey_history (journey_id, name, version, action, new_definition)
+    VALUES (j.journey_id, j.name, j.version, 'create', segment._journey_definition(j.journey_id));
+    RETURN j.journey_id;
+END $$;
+COMMENT ON FUNCTION segment.create_journey(name, name, text, name, text, text, numeric, int) IS
+    'defines a contact journey: entry audience, anchor date column, exit and goal audiences, holdout, re-entry';
+
+CREATE FUNCTION segment.add_journey_step(journey name, step int, at interval, channel text,
+                                         template text DEFAULT NULL, condition text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    j segment.journey;
+    s segment.subject;
+    old jsonb;
+    what text;
+    tsql text;
+    tcols name[] := '{}';
+    v_cond text;
+    v_template text;
+BEGIN
+    PERFORM segment._lock_definitions();
+    j := segment._journey(journey, true);
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
+    what := format('step %s of journey "%s"', step, journey);
+    IF step IS NULL OR step < 1 THEN
+        RAISE EXCEPTION 'step number of journey "%" must be 1 or more, got %', journey, coalesce(step::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM segment.journey_step x WHERE x.journey_id = j.journey_id AND x.step = add_journey_step.step) THEN
+        RAISE EXCEPTION '% already exists', what
+            USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with segment.drop_journey_step().';
+    END IF;
+    IF at IS NULL THEN
+        RAISE EXCEPTION '"at" of % must not be NULL', what USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF j.anchor_column IS NULL AND at < interval '0' THEN
+        RAISE EXCEPTION '"at" of % is negative, but the journey has no anchor column', what
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Without an anchor column steps are timed from entry: day 0 is ''0 days''; "before" needs an anchor date.';
+    END IF;
+    IF date_part('month', at) <> 0 OR date_part('year', at) <> 0 THEN
+        RAISE EXCEPTION '"at" of % must be in days, hours and minutes, not months', what
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'E.g. ''-30 days'' or ''1 day''.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM segment.channel c WHERE c.name = add_journey_step.channel) THEN
+        RAISE EXCEPTION 'channel "%" of % does not exist', channel, what
+            USING ERRCODE = 'undefined_object', HINT = 'Define it with segment.set_channel().';
+    END IF;
+    v_cond := segment._journey_audience(s.name, add_journey_step.condition, 'condition of ' || what);
+    v_template := nullif(add_journey_step.template, '');
+    IF v_template IS NOT NULL THEN
+        SELECT x.sql, x.columns INTO tsql, tcols FROM segment._compile_template(s.relation, v_template, what) x;
+        IF EXISTS (SELECT 1 FROM unnest(tcols) AS c(col)
+                    WHERE NOT has_column_privilege(s.relation, c.col, 'SELECT')) THEN
+            RAISE EXCEPTION 'permission denied for a column of table % read by the template of %', s.relation, what
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'A template may show only columns its author may read.';
+        END IF;
+    END IF;
+    old := segment._journey_definition(j.journey_id);
+    INSERT INTO segment.journey_step (journey_id, step, at, channel, template, template_sql,
+                                      template_columns, condition)
+    VALUES (j.journey_id, add_journey_step.step, add_journey_step.at, add_journey_step.channel,
+            v_template, tsql, tcols, v_cond);
+    UPDATE segment.journey x SET version = x.version + 1, updated_at = now(), updated_by = current_user,
+           owner = quote_ident(current_user)::regrole
+     WHERE x.journey_id = j.journey_id
+    RETURNING * INTO j;
+    INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition, new_definition)
+    VALUES (j.journey_id, j.name, j.version, 'add_step', old, segment._journey_definition(j.journey_id));
+END $$;
+COMMENT ON FUNCTION segment.add_journey_step(name, int, interval, text, text, text) IS
+    'adds a step to a journey: when (from the anchor or entry), on which channel, which message, under which condition';
+
+CREATE FUNCTION segment.drop_journey_step(journey name, step int) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    j segment.journey;
+    old jsonb;
+BEGIN
+    PERFORM segment._lock_definitions();
+    j := segment._journey(journey, true);
+    old := segment._journey_definition(j.journey_id);
+    DELETE FROM segment.journey_step x WHERE x.journey_id = j.journey_id AND x.step = drop_journey_step.step;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'step % of journey "%" does not exist', step, journey
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    UPDATE segment.journey x SET version = x.version + 1, updated_at = now(), updated_by = current_user
+     WHERE x.journey_id = j.journey_id
+    RETURNING * INTO j;
+    INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition, new_definition)
+    VALUES (j.journey_id, j.name, j.version, 'drop_step', old, segment._journey_definition(j.journey_id));
+END $$;
+COMMENT ON FUNCTION segment.drop_journey_step(name, int) IS 'removes a step of a journey (a new version)';
+
+-- NULL keeps a value; '' removes an exit or goal.
+CREATE FUNCTION segment.alter_journey(journey name, entry text DEFAULT NULL, exit text DEFAULT NULL,
+                                      goal text DEFAULT NULL, holdout_pct numeric DEFAULT NULL,
+                                      reentry_days int DEFAULT NULL, active boolean DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    j segment.journey;
+    s segment.subject;
+    old jsonb;
+BEGIN
+    PERFORM segment._lock_definitions();
+    j := segment._journey(journey, true);
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
+    IF alter_journey.entry IS NOT NULL THEN
+        IF btrim(alter_journey.entry) = '' THEN
+            RAISE EXCEPTION 'the entry audience of journey "%" must not be empty', journey
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        j.entry := segment._journey_audience(s.name, alter_journey.entry, format('entry of journey "%s"', journey));
+    END IF;
+    IF alter_journey.exit IS NOT NULL THEN
+        j.exit := segment._journey_audience(s.name, alter_journey.exit, format('exit of journey "%s"', journey));
+    END IF;
+    IF alter_journey.goal IS NOT NULL THEN
+        j.goal := segment._journey_audience(s.name, alter_journey.goal, format('goal of journey "%s"', journey));
+    END IF;
+    IF alter_journey.holdout_pct IS NOT NULL AND NOT (alter_journey.holdout_pct >= 0 AND alter_journey.holdout_pct <= 50) THEN
+        RAISE EXCEPTION 'holdout_pct of journey "%" must be between 0 and 50, got %', journey, alter_journey.holdout_pct
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF alter_journey.reentry_days < 0 THEN
+        RAISE EXCEPTION 'reentry_days of journey "%" must not be negative, got %', journey, alter_journey.reentry_days
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    old := segment._journey_definition(j.journey_id);
+    UPDATE segment.journey x
+       SET entry = j.entry, exit = j.exit, goal = j.goal,
+           holdout_pct = coalesce(alter_journey.holdout_pct, x.holdout_pct),
+           reentry_days = coalesce(alter_journey.reentry_days, x.reentry_days),
+           active = coalesce(alter_journey.active, x.active),
+           version = x.version + 1, updated_at = now(), updated_by = current_user
+     WHERE x.journey_id = j.journey_id
+    RETURNING * INTO j;
+    IF segment._journey_definition(j.journey_id) = old THEN
+        RAISE EXCEPTION 'nothing to change for journey "%"', journey
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass at least one parameter with a new value.';
+    END IF;
+    INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition, new_definition)
+    VALUES (j.journey_id, j.name, j.version, 'alter', old, segment._journey_definition(j.journey_id));
+END $$;
+COMMENT ON FUNCTION segment.alter_journey(name, text, text, text, numeric, int, boolean) IS
+    'changes a journey (a new version); NULL keeps a value, '''' removes an exit or goal';
+
+CREATE FUNCTION segment.drop_journey(journey name, "cascade" boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    j segment.journey;
+    n bigint;
+BEGIN
+    PERFORM segment._lock_definitions();
+    j := segment._journey(journey, true);
+    SELECT count(*) INTO n FROM segment.journey_instance i WHERE i.journey_id = j.journey_id;
+    IF n > 0 AND NOT coalesce("cascade", false) THEN
+        RAISE EXCEPTION 'cannot drop journey "%": % customers have entered it', journey, n
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Deactivate it with segment.alter_journey(journey => ..., active => false) to keep its history, or drop it with "cascade" => true to delete its instances and touches too.';
+    END IF;
+    INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition)
+    VALUES (j.journey_id, j.name, j.version, 'drop', segment._journey_definition(j.journey_id));
+    DELETE FROM segment.outbox o WHERE o.journey_id = j.journey_id;
+    DELETE FROM segment.journey_instance i WHERE i.journey_id = j.journey_id;
+    DELETE FROM segment.journey x WHERE x.journey_id = j.journey_id;
+END $$;
+COMMENT ON FUNCTION segment.drop_journey(name, boolean) IS
+    'drops a journey; with "cascade" also its instances and outbox rows';
+
+------------------------------------------------------------------------
+-- Advancing
+------------------------------------------------------------------------
+
+-- Holdout membership: a fixed hash of (journey, member), so every pass of a
+-- customer through one journey lands on the same side.
+CREATE FUNCTION segment._journey_holdout(journey_id int, member_id int8, holdout_pct numeric)
+RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT abs(hashint8extended(member_id, journey_id::int8 * 7919 + 13) % 10000) < holdout_pct * 100
+$$;
+COMMENT ON FUNCTION segment._journey_holdout(int, int8, numeric) IS
+    'whether a customer is in the holdout of a journey (deterministic)';
+
+-- SQL for "the send time `ts` (timestamptz expression) moved out of the
+-- quiet hours of the channel named by `ch` (text expression)": a CASE over
+-- the channels that have quiet hours, with their times as literals.
+CREATE FUNCTION segment._quiet_sql(ch text, ts text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c record;
+    arms text := '';
+BEGIN
+    FOR c IN SELECT x.name, x.quiet_from, x.quiet_to FROM segment.channel x
+              WHERE x.quiet_from IS NOT NULL ORDER BY x.name
+    LOOP
+        IF c.quiet_from < c.quiet_to THEN
+            -- same-day window: [from, to) moves to `to` of that day
+            arms := arms || format(' WHEN %1$L THEN CASE WHEN (%2$s)::time >= %3$L::time AND (%2$s)::time < %4$L::time'
+                                   ' THEN ((%2$s)::date + %4$L::time)::timestamptz ELSE %2$s END',
+                                   c.name, ts, c.quiet_from, c.quiet_to);
+        ELSE
+            -- wraps midnight: after `from` moves to `to` of the next day,
+            -- before `to` to `to` of the same day
+            arms := arms || format(' WHEN %1$L THEN CASE WHEN (%2$s)::time >= %3$L::time'
+                                   ' THEN ((%2$s)::date + 1 + %4$L::time)::timestamptz'
+                                   ' WHEN (%2$s)::time < %4$L::time THEN ((%2$s)::date + %4$L::time)::timestamptz'
+                                   ' ELSE %2$s END',
+                                   c.name, ts, c.quiet_from, c.quiet_to);
+        END IF;
+    END LOOP;
+    IF arms = '' THEN
+        RETURN ts;
+    END IF;
+    RETURN format('CASE %s%s ELSE %s END', ch, arms, ts);
+END $$;
+
+-- The channels a step may go out on, in order: its own, then its fallbacks.
+CREATE FUNCTION segment._channel_chain(channel text) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT ARRAY[channel] || coalesce((SELECT c.fallback FROM segment.channel c WHERE c.name = channel), '{}')
+$$;
+
+-- Decides and writes the due steps of one journey at time t; returns
+-- (touches written, steps skipped). The caller holds the journey's lock.
+--   wm: steps due at or before wm were decided by an earlier advance, except
+--       for instances that entered at or after wm;
+--   only_ids: just these instances (an entry by event), whatever wm says.
+-- Step by step of each instance: holdout -> condition -> consent (fallback
+-- chain) -> contact cap -> channel capacity (next consented fallback) ->
+-- quiet hours. One INSERT ... SELECT ... ON CONFLICT DO NOTHING when no
+-- channel has a capacity and the subject has no contact policy; otherwise
+-- the candidates go through a work table first.
+CREATE FUNCTION segment._journey_touches(j segment.journey, t timestamptz, wm timestamptz,
+                                         only_ids int8[] DEFAULT NULL, OUT touches bigint, OUT skipped bigint)
+LANGUAGE plpgsql SET jit = off SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s segment.subject;
+    cp segment.contact_policy;
+    st record;
+    ch text;
+    conds segment.memberset[] := '{}';
+    cond_arms text := '';
+    msg_arms text := '';
+    chan_arms text := '';
+    elig_arms text := '';
+    joins text := '';
+    consent_alias jsonb := '{}';
+    needs_row boolean := false;
+    slow boolean := false;
+    int_keys boolean;
+    cand_sql text;
+    k int;
+    max_chain int := 0;
+    day date := t::date;
+    a text;
+    c record;
+    arm text;
+BEGIN
+    touches := 0; skipped := 0;
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
+    SELECT * INTO cp FROM segment.contact_policy p WHERE p.subject_id = j.subject_id;
+    int_keys := s.key_type IN ('int4'::regtype, 'int8'::regtype);
+    IF NOT EXISTS (SELECT 1 FROM segment.journey_step x WHERE x.journey_id = j.journey_id) THEN
+        RETURN;
+    END IF;
+    slow := cp.subject_id IS NOT NULL;
+    FOR st IN SELECT x.*, segment._channel_chain(x.channel) AS chain
+                FROM segment.journey_step x WHERE x.journey_id = j.journey_id ORDER BY x.step
+    LOOP
+        IF st.condition IS NOT NULL THEN
+            conds := conds || segment.audience(s.name, st.condition);
+            cond_arms := cond_arms || format(' WHEN %s THEN ($4)[%s] OPERATOR(segment.@>) i.member_id',
+                                             st.step, cardinality(conds));
+        END IF;
+        IF st.template_sql IS NOT NULL THEN
+            needs_row := true;
+            msg_arms := msg_arms || format(' WHEN %s THEN %s', st.step, st.template_sql);
+        END IF;
+        max_chain := greatest(max_chain, cardinality(st.chain));
+        arm := '';
+        FOREACH ch IN ARRAY st.chain LOOP
+            IF EXISTS (SELECT 1 FROM segment.channel x WHERE x.name = ch AND x.daily_capacity IS NOT NULL) THEN
+                slow := true;
+            END IF;
+            -- a consent relation joined once per channel, as the set of
+            -- consenting keys
+            SELECT * INTO c FROM segment.consent x WHERE x.subject_id = j.subject_id AND x.channel = ch;
+            IF FOUND THEN
+                IF NOT consent_alias ? ch THEN
+                    a := 'c' || (SELECT count(*) FROM jsonb_object_keys(consent_alias));
+                    consent_alias := consent_alias || jsonb_build_object(ch, a);
+                    joins := joins || format(
+                        ' LEFT JOIN (SELECT DISTINCT x.%1$I%2$s AS k FROM %3$s x WHERE x.%4$I IS TRUE) %5$s ON %5$s.k = %6$s',
+                        c.key_column, CASE WHEN int_keys THEN '::int8' ELSE '::text' END, c.relation,
+                        c.opted_in_column, a, CASE WHEN int_keys THEN 'i.member_id' ELSE 'i.key' END);
+                END IF;
+                arm := arm || format(', CASE WHEN %s.k IS NOT NULL THEN %L END', consent_alias ->> ch, ch);
+            ELSE
+                arm := arm || format(', %L', ch);
+            END IF;
+        END LOOP;
+        -- eligible channels in order (consented ones), as an array
+        elig_arms := elig_arms || format(' WHEN %s THEN array_remove(ARRAY[%s]::text[], NULL)', st.step, substr(arm, 3));
+        chan_arms := chan_arms || format(' WHEN %s THEN coalesce(%s)', st.step, substr(arm, 3));
+    END LOOP;
+
+    -- the candidates: (instance, step) due in (wm, t], or due by t for an
+    -- instance that entered at or after wm; never a step due before the
+    -- day the customer entered; holdouts get nothing
+    cand_sql := format(
+        $q$SELECT i.instance_id, i.member_id, i.key, st.step, st.channel AS planned,
+                  i.anchor_at + st.at AS due, i.journey_version,
+                  %1$s AS cond_ok, %2$s AS message, %3$s AS eligible
+             FROM segment.journey_instance i
+             JOIN segment.journey_step st ON st.journey_id = i.journey_id
+             %4$s %5$s
+            WHERE i.journey_id = %6$s AND i.status = 'active' AND NOT i.is_holdout
+              AND i.anchor_at + st.at <= $1
+              AND (i.anchor_at + st.at)::date >= i.entry_day
+              AND %7$s$q$,
+        CASE WHEN cond_arms = '' THEN 'true' ELSE format('CASE st.step%s ELSE true END', cond_arms) END,
+        CASE WHEN msg_arms = '' THEN 'NULL::text' ELSE format('CASE st.step%s END', msg_arms) END,
+        '@@ELIGIBLE@@',
+        CASE WHEN needs_row THEN
+            CASE WHEN int_keys THEN format('JOIN %s t ON t.%I = i.member_id', s.relation, s.key_column)
+                 ELSE format('JOIN %s t ON t.%I::text = i.key', s.relation, s.key_column) END
+             ELSE '' END,
+        joins, j.journey_id,
+        CASE WHEN only_ids IS NOT NULL THEN 'i.instance_id = ANY ($3)'
+             ELSE '(i.anchor_at + st.at > $2 OR i.entered_at >= $2)' END);
+
+    IF NOT slow THEN
+        EXECUTE format(
+            $q$WITH ins AS (
+                 INSERT INTO segment.outbox AS o
+                     (journey_id, journey, journey_version, instance_id, step, member_id, customer,
+                      channel, planned_channel, due_at, message, idempotency_key, status, reason)
+                 SELECT %1$s, %2$L, d.journey_version, d.instance_id, d.step, d.member_id, d.key,
+                        CASE WHEN d.cond_ok THEN d.ch END, d.planned,
+                        %3$s, d.message,
+                        %1$s || ':' || d.journey_version || ':' || d.instance_id || ':' || d.step,
+                        CASE WHEN d.cond_ok AND d.ch IS NOT NULL THEN 'pending' ELSE 'skipped' END,
+                        CASE WHEN NOT d.cond_ok THEN 'condition false'
+                             WHEN d.ch IS NULL THEN 'no consented channel'
+                             WHEN d.ch <> d.planned THEN 'fallback: no consent to ' || d.planned END
+                   FROM (%4$s) d
+                 ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING
+                 RETURNING o.status)
+               SELECT count(*) FILTER (WHERE ins.status = 'pending'), count(*) FILTER (WHERE ins.status = 'skipped')
+                 FROM ins$q$,
+            j.journey_id, j.name,
+            segment._quiet_sql('d.ch', 'greatest(d.due, $1)'),
+            replace(cand_sql, '@@ELIGIBLE@@', format('CASE st.step%s END AS ch, NULL::text[]', chan_arms)))
+          INTO touches, skipped USING t, wm, only_ids, conds;
+        RETURN;
+    END IF;
+
+    -- the work table: candidates not decided yet, with their consented
+    -- channels in order
+    IF to_regclass('pg_temp._seg_jt') IS NULL THEN
+        CREATE TEMP TABLE _seg_jt (instance_id int8, member_id int8, key text, step int, planned text,
+                                   due timestamptz, journey_version int, cond_ok boolean, message text,
+                                   eligible text[], channel text, reason text) ON COMMIT DELETE ROWS;
+    ELSE
+        TRUNCATE pg_temp._seg_jt;
+    END IF;
+    EXECUTE format(
+        $q$INSERT INTO pg_temp._seg_jt (instance_id, member_id, key, step, planned, due, journey_version,
+                                        cond_ok, message, eligible)
+           SELECT d.instance_id, d.member_id, d.key, d.step, d.planned, d.due, d.journey_version,
+                  d.cond_ok, d.message, d.eligible
+             FROM (%s) d
+            WHERE NOT EXISTS (SELECT 1 FROM segment.outbox o
+                               WHERE o.idempotency_key = %s || ':' || d.journey_version || ':' || d.instance_id || ':' || d.step)$q$,
+        replace(cand_sql, '@@ELIGIBLE@@', format('CASE st.step%s END', elig_arms)), j.journey_id)
+      USING t, wm, only_ids, conds;
+    UPDATE pg_temp._seg_jt x SET reason = 'condition false' WHERE NOT x.cond_ok;
+    UPDATE pg_temp._seg_jt x SET reason = 'no consented channel'
+     WHERE x.reason IS NULL AND cardinality(x.eligible) = 0;
+    -- the contact cap: touches (any journey) and opportunities (not
+    -- control) of the customer in the window, then these in due order
+    IF cp.subject_id IS NOT NULL THEN
+        WITH used AS (
+                SELECT u.member_id, count(*) AS n FROM (
+                    SELECT o.member_id FROM segment.outbox o
+                     WHERE o.status <> 'skipped' AND o.due_at >= (day - cp.period_days + 1)::timestamptz
+                       AND o.due_at < (day + 1)::timestamptz
+                       AND o.member_id IN (SELECT y.member_id FROM pg_temp._seg_jt y)
+                       AND o.journey_id IN (SELECT x.journey_id FROM segment.journey x WHERE x.subject_id = j.subject_id)
+                    UNION ALL
+                    SELECT p.member_id FROM segment.opportunity p
+                     WHERE p.subject_id = j.subject_id AND NOT p.is_control
+                       AND p.period > day - cp.period_days AND p.period <= day
+                       AND p.member_id IN (SELECT y.member_id FROM pg_temp._seg_jt y)) u
+                 GROUP BY u.member_id),
+             ranked AS (
+                SELECT x.ctid AS tid, coalesce(used.n, 0)
+                         + row_number() OVER (PARTITION BY x.member_id ORDER BY x.due, x.step) AS nth
+                  FROM pg_temp._seg_jt x LEFT JOIN used ON used.member_id = x.member_id
+                 WHERE x.reason IS NULL)
+        UPDATE pg_temp._seg_jt x SET reason = 'contact cap'
+          FROM ranked WHERE x.ctid = ranked.tid AND ranked.nth > cp.max_contacts;
+    END IF;
+    -- channel capacity for the day: each level of the fallback chains in
+    -- turn takes what its channel has room for (earliest due first)
+    FOR k IN 1 .. max_chain LOOP
+        WITH room AS (
+                SELECT c.name, c.daily_capacity - (SELECT count(*) FROM segment.outbox o
+                                                    WHERE o.channel = c.name AND o.status <> 'skipped'
+                                                      AND o.due_at >= day::timestamptz
+                                                      AND o.due_at < (day + 1)::timestamptz)
+                                                - (SELECT count(*) FROM pg_temp._seg_jt y
+                                                    WHERE y.channel = c.name) AS n
+                  FROM segment.channel c),
+             ranked AS (
+                SELECT x.ctid AS tid, x.eligible[k] AS ch,
+                       row_number() OVER (PARTITION BY x.eligible[k] ORDER BY x.due, x.member_id, x.step) AS nth
+                  FROM pg_temp._seg_jt x
+                 WHERE x.reason IS NULL AND x.channel IS NULL AND x.eligible[k] IS NOT NULL)
+        UPDATE pg_temp._seg_jt x SET channel = ranked.ch
+          FROM ranked JOIN room ON room.name = ranked.ch
+         WHERE x.ctid = ranked.tid AND (room.n IS NULL OR ranked.nth <= room.n);
+    END LOOP;
+    UPDATE pg_temp._seg_jt x SET reason = 'over capacity' WHERE x.reason IS NULL AND x.channel IS NULL;
+    EXECUTE format(
+        $q$WITH ins AS (
+             INSERT INTO segment.outbox AS o
+                 (journey_id, journey, journey_version, instance_id, step, member_id, customer,
+                  channel, planned_channel, due_at, message, idempotency_key, status, reason)
+             SELECT %1$s, %2$L, d.journey_version, d.instance_id, d.step, d.member_id, d.key,
+                    d.channel, d.planned, %3$s, d.message,
+                    %1$s || ':' || d.journey_version || ':' || d.instance_id || ':' || d.step,
+                    CASE WHEN d.reason IS NULL THEN 'pending' ELSE 'skipped' END,
+                    coalesce(d.reason, CASE WHEN d.channel <> d.planned THEN
+                                 CASE WHEN d.planned = ANY (d.eligible) THEN 'fallback: ' || d.planned || ' over capacity'
+                                      ELSE 'fallback: no consent to ' || d.planned END END)
+               FROM pg_temp._seg_jt d
+             ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING
+             RETURNING o.status)
+           SELECT count(*) FILTER (WHERE ins.status = 'pending'), count(*) FILTER (WHERE ins.status = 'skipped')
+             FROM ins$q$,
+        j.journey_id, j.name, segment._quiet_sql('d.channel', 'greatest(d.due, $1)'))
+      INTO touches, skipped USING t;
+END $$;
+
+-- Enters the given members (a member set) into a journey at time t;
+-- returns the new instances' ids. Members already in it, or not allowed
+-- back yet (reentry_days), or without an anchor date, do not enter.
+CREATE FUNCTION segment._journey_enter(j segment.journey, t timestamptz, members segment.memberset,
+                                       source text)
+RETURNS int8[] LANGUAGE plpgsql AS $$
+DECLARE
+    s segment.subject;
+    blocked segment.memberset;
+    ids int8[];
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
+    SELECT segment.memberset_agg(i.member_id) INTO blocked FROM segment.journey_instance i
+     WHERE i.journey_id = j.journey_id
+       AND (i.status = 'active' OR j.reentry_days IS NULL
+            OR i.ended_at > t - make_interval(days => j.reentry_days));
+    IF blocked IS NOT NULL THEN
+        members := members OPERATOR(segment.-) blocked;
+    END IF;
+    IF segment.is_empty(members) THEN
+        RETURN '{}';
+    END IF;
+    EXECUTE format(
+        $q$WITH ins AS (
+             INSERT INTO segment.journey_instance (journey_id, journey_version, member_id, key, entered_at,
+                                                   entry_day, anchor_at, is_holdout, source)
+             SELECT %1$s, %2$s, m.id, t.%3$I::text, $2, $2::date, %4$s,
+                    segment._journey_holdout(%1$s, m.id, %5$s), $3
+               FROM segment.member_ids($1) m(id) %6$s
+              WHERE %4$s IS NOT NULL
+             RETURNING instance_id)
+           SELECT array_agg(ins.instance_id) FROM ins$q$,
+        j.journey_id, j.version, s.key_column,
+        CASE WHEN j.anchor_column IS NULL THEN '$2' ELSE format('(t.%I)::date::timestamptz', j.anchor_column) END,
+        j.holdout_pct,
+        CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype)
+             THEN format('JOIN %s t ON t.%I = m.id', s.relation, s.key_column)
+             ELSE format('JOIN segment.keymap k ON k.subject_id = %s AND k.member_id = m.id JOIN %s t ON t.%I = k.key',
+                         s.subject_id, s.relation, s.key_column) END)
+      INTO ids USING members, t, source;
+    RETURN coalesce(ids, '{}');
+END $$;
+
+-- Advances one journey to time t (the caller checked it is active):
+-- goal and exit end instances, the entry audience enters new ones, the due
+-- steps are decided, finished instances complete. Returns touches written.
+CREATE FUNCTION segment._advance_journey(jid int, t timestamptz)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    j segment.journey;
+    s segment.subject;
+    wm timestamptz;
+    aud segment.memberset;
+    out_set segment.memberset;
+    n_touch bigint := 0;
+    n_skip bigint := 0;
+    n_enter int := 0;
+    last_at interval;
+BEGIN
+    -- one advance of a journey at a time; a second one waits, then finds
+    -- the steps decided (watermark) and the touches written (unique key)
+    PERFORM pg_advisory_xact_lock(24178, jid);
+    SELECT * INTO j FROM segment.journey x WHERE x.journey_id = jid;
+    IF NOT FOUND OR NOT j.active THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
+    SELECT x.advanced_until INTO wm FROM segment.journey_state x WHERE x.journey_id = jid;
+    wm := coalesce(wm, '-infinity');
+
+    -- goal first (it is what the journey is for), then exit
+    IF j.goal IS NOT NULL THEN
+        out_set := segment.audience(s.name, j.goal);
+        UPDATE segment.journey_instance i SET status = 'goal', ended_at = t
+         WHERE i.journey_id = jid AND i.status = 'active' AND out_set OPERATOR(segment.@>) i.member_id;
+    END IF;
+    IF j.exit IS NOT NULL THEN
+        aud := segment.audience(s.name, j.exit);
+        UPDATE segment.journey_instance i SET status = 'exited', ended_at = t
+         WHERE i.journey_id = jid AND i.status = 'active' AND aud OPERATOR(segment.@>) i.member_id;
+        out_set := CASE WHEN out_set IS NULL THEN aud ELSE out_set OPERATOR(segment.|) aud END;
+    END IF;
+
+    -- entry: the entry audience minus exit and goal
+    IF t >= wm THEN
+        aud := segment.audience(s.name, j.entry);
+        IF out_set IS NOT NULL THEN
+            aud := aud OPERATOR(segment.-) out_set;
+        END IF;
+        n_enter := cardinality(segment._journey_enter(j, t, aud, 'audience'));
+    END IF;
+
+    SELECT x.touches, x.skipped INTO n_touch, n_skip FROM segment._journey_touches(j, t, wm) x;
+
+    -- instances whose last step is due are complete
+    SELECT max(x.at) INTO last_at FROM segment.journey_step x WHERE x.journey_id = jid;
+    IF last_at IS NOT NULL THEN
+        UPDATE segment.journey_instance i SET status = 'completed', ended_at = t
+         WHERE i.journey_id = jid AND i.status = 'active' AND i.anchor_at + last_at <= t;
+    END IF;
+
+    INSERT INTO segment.journey_state AS x (journey_id, advanced_until)
+    VALUES (jid, t)
+    ON CONFLICT ON CONSTRAINT journey_state_pkey DO UPDATE
+       SET advanced_until = greatest(x.advanced_until, excluded.advanced_until),
+           advanced_at = clock_timestamp();
+    IF n_touch > 0 THEN
+        PERFORM pg_notify('segment_outbox', json_build_object(
+            'journey', j.name, 'touches', n_touch, 'advanced_to', t)::text);
+    END IF;
+    RETURN n_touch;
+END $$;
+
+CREATE FUNCTION segment.advance_journeys(now timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    jid int;
+    n bigint := 0;
+BEGIN
+    IF now IS NULL OR NOT isfinite(now) THEN
+        RAISE EXCEPTION 'now must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR jid IN SELECT x.journey_id FROM segment.journey x WHERE x.active ORDER BY x.journey_id LOOP
+        n := n + segment._advance_journey(jid, now);
+    END LOOP;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION segment.advance_journeys(timestamptz) IS
+    'moves every active journey instance to time now: exits, goals, entries, due touches into segment.outbox; idempotent';
+
+-- Entry by event: the customers enter now (if allowed) and their due steps
+-- (day 0) are written at once. Returns the touches written.
+CREATE FUNCTION segment.enter_journey(journey name, keys text[], at timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    j segment.journey := segment._journey(journey);
+    s segment.subject;
+    wm timestamptz;
+    ids int8[];
+    members segment.memberset;
+    out_set segment.memberset;
+    r record;
+BEGIN
+    IF at IS NULL OR NOT isfinite(at) THEN
+        RAISE EXCEPTION 'at must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT j.active THEN
+        RAISE EXCEPTION 'journey "%" is not active', journey
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
+    PERFORM pg_advisory_xact_lock(24178, j.journey_id);
+    SELECT x.advanced_until INTO wm FROM segment.journey_state x WHERE x.journey_id = j.journey_id;
+    -- not before what an advance has decided already, so no step falls
+    -- between the two
+    at := greatest(at, wm);
+    IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN
+        BEGIN
+            members := segment.memberset(keys::int8[]);
+        EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+            RAISE EXCEPTION 'keys of subject "%" must be integers', s.name
+                USING ERRCODE = 'invalid_text_representation';
+        END;
+    ELSE
+        SELECT segment.memberset(coalesce(array_agg(k.member_id), '{}')) INTO members
+          FROM segment.keymap k WHERE k.subject_id = s.subject_id AND k.key = ANY (keys);
+    END IF;
+    IF j.goal IS NOT NULL THEN
+        members := members OPERATOR(segment.-) segment.audience(s.name, j.goal);
+    END IF;
+    IF j.exit IS NOT NULL THEN
+        members := members OPERATOR(segment.-) segment.audience(s.name, j.exit);
+    END IF;
+    ids := segment._journey_enter(j, at, members, 'event');
+    IF cardinality(ids) = 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO r FROM segment._journey_touches(j, at, '-infinity', ids);
+    IF r.touches > 0 THEN
+        PERFORM pg_notify('segment_outbox', json_build_object(
+            'journey', j.name, 'touches', r.touches, 'entered', cardinality(ids))::text);
+    END IF;
+    RETURN r.touches;
+END $$;
+COMMENT ON FUNCTION segment.enter_journey(name, text[], timestamptz) IS
+    'enters customers into a journey now (entry by event) and writes their due touches at once';
+
+------------------------------------------------------------------------
+-- Delivery
+------------------------------------------------------------------------
+
+CREATE FUNCTION segment.ack(outbox_id bigint, status text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    o segment.outbox;
+BEGIN
+    IF status IS NULL OR status NOT IN ('delivered', 'failed') THEN
+        RAISE EXCEPTION 'status must be ''delivered'' or ''failed'', got %', coalesce(quote_literal(status), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = ack.outbox_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox row % does not exist', outbox_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF o.status NOT IN ('pending', 'failed') THEN
+        RAISE EXCEPTION 'outbox row % is %, not pending', outbox_id, o.status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only a pending touch (or a failed one, retried) can be acknowledged.';
+    END IF;
+    UPDATE segment.outbox x SET status = ack.status, status_at = now() WHERE x.outbox_id = ack.outbox_id;
+END $$;
+COMMENT ON FUNCTION segment.ack(bigint, text) IS
+    'a channel system records that a touch was delivered or failed';

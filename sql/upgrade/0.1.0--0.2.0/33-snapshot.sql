@@ -1,0 +1,1 @@
+../../install/33-snapshot.sql

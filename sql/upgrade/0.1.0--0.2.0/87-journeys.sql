@@ -1,0 +1,1 @@
+../../install/87-journeys.sql
