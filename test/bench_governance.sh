@@ -56,10 +56,10 @@ select 'm' || i as manager, 'u' || (1 + floor(random() * $units)::int) as unit f
 insert into segment.opportunity (rule_id, rule_version, subject_id, member_id, key, period, valid_until,
                                  is_control, priority, message, org_unit, manager, assignment, status)
 select 1 + i % 5, 1, 1, i, i::text, current_date - (i % 60), current_date + 7 - (i % 60),
-       false, (i * 7919) % 1000, 'Call customer ' || i, m.unit, m.manager, 'owner',
+       false, (i::int8 * 7919) % 1000, 'Call customer ' || i, m.unit, m.manager, 'owner',
        (array['generated', 'dispatched', 'in_progress', 'completed', 'expired'])[1 + (i / 7) % 5]
   from generate_series(1, $opps) i
-  join mgr m on m.manager = 'm' || (1 + (i * 104729) % $managers);
+  join mgr m on m.manager = 'm' || (1 + (i::int8 * 104729) % $managers);
 vacuum analyze segment.opportunity;
 select count(*) from segment.install_roles();
 create role bench_gov_mgr login password '$pw';

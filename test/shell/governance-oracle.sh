@@ -157,8 +157,9 @@ for r in go_mgr_1 go_head_1 go_head_3 go_head_4 go_both_1 go_auditor go_exporter
     sample="select id from dw.cust where id % 100 = 7 union (select id from ($in_scope) x where yes order by id limit 10)"
     expected=$(q -c "select string_agg(id || ':' || case when yes then 'yes' else 'no' end, ',' order by id)
                        from ($in_scope) x where id in ($sample)")
+    list=$(q -c "select string_agg(id::text, ',' order by id) from ($sample) x")
     got=$(as "$r" "set client_min_messages = notice; do \$\$ declare c int; res text := ''; begin
-        for c in $sample order by 1 loop
+        foreach c in array array[$list] loop
           begin perform segment.tags('cu', c); res := res || c || ':yes,';
           exception when insufficient_privilege then res := res || c || ':no,'; end;
         end loop; raise notice '%', rtrim(res, ','); end \$\$;" | sed -n 's/^NOTICE:  //p')
