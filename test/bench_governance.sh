@@ -80,8 +80,9 @@ list="select opportunity_id, key, priority, valid_until, message from segment.op
 sub="(with recursive s(u) as (select '$head_unit'::text union select o.id from org o join s on o.parent = s.u) select u from s)"
 # time ROLE SQL: ms per execution of SQL, run $reps times in one DO block
 timeit() {
-    local role=$1 sql=$2 out
-    out=$(PGPASSWORD=$pw psql -X -q -At -v ON_ERROR_STOP=1 -U "$role" -d "$db" <<SQL 2>&1
+    local role=$1 sql=$2 out p=$pw
+    [[ $role == "$me" ]] && p=${PGPASSWORD:-}
+    out=$(PGPASSWORD=$p psql -X -q -At -v ON_ERROR_STOP=1 -U "$role" -d "$db" <<SQL 2>&1
 set client_min_messages = notice;
 do \$\$
 declare t0 timestamptz; n bigint; i int;

@@ -153,6 +153,7 @@ RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     prev bytea;
+    last bigint;
     id bigint;
     t timestamptz := clock_timestamp();
     h bytea;
@@ -160,9 +161,11 @@ BEGIN
     INSERT INTO segment.audit_head (last_id, last_hash) VALUES (0, '\x') ON CONFLICT DO NOTHING;
     -- the lock serialises appends until commit; under REPEATABLE READ a
     -- concurrent append fails with 40001 instead of forking the chain
-    SELECT CASE WHEN h0.last_id = 0 THEN NULL ELSE h0.last_hash END INTO prev
+    SELECT CASE WHEN h0.last_id = 0 THEN NULL ELSE h0.last_hash END, h0.last_id INTO prev, last
       FROM segment.audit_head h0 FOR UPDATE;
-    id := nextval('segment.audit_audit_id_seq');
+    -- ids grow along the chain even when the sequence lags the table (a
+    -- restore sets the sequence after the catalog rows it loads were audited)
+    id := greatest(nextval('segment.audit_audit_id_seq'), last + 1);
     h := segment._audit_hash(prev, id, t, session_user, action, object, detail);
     INSERT INTO segment.audit (audit_id, at, actor, action, object, detail, prev_hash, hash)
     VALUES (id, t, session_user, action, object, detail, prev, h);
@@ -551,6 +554,53 @@ LANGUAGE sql IMMUTABLE AS $$
            ('segment_exporter', ARRAY['reader'], 'may list members and export (together with a role that sees the rows)')
 $$;
 
+-- Row-level security on the opportunities and their log: the policies
+-- name the built-in roles, so they are created when the database becomes
+-- governed, not by CREATE EXTENSION. pg_dump does not dump the policies of
+-- an extension's tables; the trigger below creates them again when a
+-- restore loads segment.governance's row (the roles must exist in the
+-- target cluster: restore the globals first).
+CREATE FUNCTION segment._install_policies() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    ALTER TABLE segment.opportunity ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE segment.opportunity_log ENABLE ROW LEVEL SECURITY;
+    DROP POLICY IF EXISTS segment_all ON segment.opportunity;
+    DROP POLICY IF EXISTS segment_own ON segment.opportunity;
+    DROP POLICY IF EXISTS segment_subtree ON segment.opportunity;
+    DROP POLICY IF EXISTS segment_insert ON segment.opportunity;
+    DROP POLICY IF EXISTS segment_visible ON segment.opportunity_log;
+    DROP POLICY IF EXISTS segment_insert ON segment.opportunity_log;
+    CREATE POLICY segment_all ON segment.opportunity
+        TO segment_admin, segment_analyst, segment_auditor USING (true) WITH CHECK (true);
+    CREATE POLICY segment_own ON segment.opportunity
+        TO segment_manager USING (manager = segment._my_manager());
+    CREATE POLICY segment_subtree ON segment.opportunity
+        TO segment_branch_head USING (segment._in_scope(org_unit));
+    -- generation inserts (refresher, event writer): what it may insert is
+    -- decided by its table privileges, not by rows it sees
+    CREATE POLICY segment_insert ON segment.opportunity FOR INSERT TO PUBLIC WITH CHECK (true);
+    CREATE POLICY segment_visible ON segment.opportunity_log FOR SELECT TO PUBLIC
+        USING (EXISTS (SELECT 1 FROM segment.opportunity o
+                        WHERE o.opportunity_id = opportunity_log.opportunity_id));
+    CREATE POLICY segment_insert ON segment.opportunity_log FOR INSERT TO PUBLIC WITH CHECK (true);
+END $$;
+
+CREATE FUNCTION segment._governance_installed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_NAME <> 'segment_governance_installed' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
+       OR TG_OP <> 'INSERT' OR TG_RELID <> 'segment.governance'::regclass THEN
+        RAISE EXCEPTION 'trigger function segment._governance_installed() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
+    END IF;
+    PERFORM segment._install_policies();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER segment_governance_installed AFTER INSERT ON segment.governance
+    FOR EACH ROW EXECUTE FUNCTION segment._governance_installed();
+
 -- Creates the built-in roles (NOLOGIN) when missing, grants them what they
 -- need, turns on row-level security and marks this database governed.
 -- Idempotent: run it again after an upgrade, to grant new objects.
@@ -598,28 +648,11 @@ BEGIN
             EXECUTE format('REVOKE SELECT ON %s FROM segment_manager, segment_branch_head', r.rel);
         END IF;
     END LOOP;
-    -- row-level security
-    ALTER TABLE segment.opportunity ENABLE ROW LEVEL SECURITY;
-    ALTER TABLE segment.opportunity_log ENABLE ROW LEVEL SECURITY;
-    DROP POLICY IF EXISTS segment_all ON segment.opportunity;
-    DROP POLICY IF EXISTS segment_own ON segment.opportunity;
-    DROP POLICY IF EXISTS segment_subtree ON segment.opportunity;
-    DROP POLICY IF EXISTS segment_insert ON segment.opportunity;
-    DROP POLICY IF EXISTS segment_visible ON segment.opportunity_log;
-    DROP POLICY IF EXISTS segment_insert ON segment.opportunity_log;
-    CREATE POLICY segment_all ON segment.opportunity
-        TO segment_admin, segment_analyst, segment_auditor USING (true) WITH CHECK (true);
-    CREATE POLICY segment_own ON segment.opportunity
-        TO segment_manager USING (manager = segment._my_manager());
-    CREATE POLICY segment_subtree ON segment.opportunity
-        TO segment_branch_head USING (segment._in_scope(org_unit));
-    -- generation inserts (refresher, event writer): what it may insert is
-    -- decided by its table privileges, not by rows it sees
-    CREATE POLICY segment_insert ON segment.opportunity FOR INSERT TO PUBLIC WITH CHECK (true);
-    CREATE POLICY segment_visible ON segment.opportunity_log FOR SELECT TO PUBLIC
-        USING (EXISTS (SELECT 1 FROM segment.opportunity o
-                        WHERE o.opportunity_id = opportunity_log.opportunity_id));
-    CREATE POLICY segment_insert ON segment.opportunity_log FOR INSERT TO PUBLIC WITH CHECK (true);
+    -- row-level security: by the trigger on segment.governance the first
+    -- time, directly when run again
+    IF NOT first_time THEN
+        PERFORM segment._install_policies();
+    END IF;
     IF first_time THEN
         INSERT INTO segment.governance DEFAULT VALUES;
         RETURN NEXT 'governance installed: row-level security, export control, masking and the audit trail are on';

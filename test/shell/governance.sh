@@ -357,6 +357,22 @@ is "$(state "$(as g_admin "insert into segment.audit values (999999, now(), 'x',
    "segment_admin cannot insert into it (42501)"
 is "$(state "$(as g_auditor "select segment._audit('forged', null, null)")")" "ERROR 42501" "the auditor cannot append through _audit (42501)"
 is "$(q -c "select segment.verify_audit() is null")" "t" "verify_audit(): intact (NULL)"
+
+# dump and restore of a governed database: policies, grants, mappings and the chain survive
+tmpd=$(mktemp -d)
+rdb=${db}_restored
+pg_dump -Fc -d "$db" -f "$tmpd/gov.dump"; ok $? "pg_dump of the governed database"
+createdb "$rdb" && pg_restore -d "$rdb" "$tmpd/gov.dump" 2>"$tmpd/restore.err"; ok $? "pg_restore into a new database $(head -c 300 "$tmpd/restore.err" | tr '\n' ' ')"
+is "$(psql -X -At -d "$rdb" -c "select segment._governed(), segment.verify_audit() is null, (select count(*) from pg_policy where polrelid in ('segment.opportunity'::regclass, 'segment.opportunity_log'::regclass))")" \
+   "t|t|6" "restored: governed, the audit chain intact, the six policies"
+is "$(PGPASSWORD=$pw psql -X -At -U g_mgr_s11 -d "$rdb" -c "select coalesce(string_agg(opportunity_id::text, ',' order by opportunity_id), '') from segment.opportunity")" \
+   "$(seen g_mgr_s11)" "restored: the manager sees exactly its opportunities"
+is "$(PGPASSWORD=$pw psql -X -At -U g_mgr_s11 -d "$rdb" -c '\set VERBOSITY verbose' -c "select count(*) from segment.members('cu', 'rich')" 2>&1 | grep -Eo 'ERROR: +[0-9A-Z]{5}' | head -1)" "ERROR:  42501" \
+   "restored: the manager still cannot list members"
+PGPASSWORD=$pw psql -X -q -At -U g_analyst -d "$rdb" -c "select segment.alter_tag('poor', rule => 'bal < 700')" >/dev/null
+is "$(psql -X -At -d "$rdb" -c "select segment.verify_audit() is null, (select actor from segment.audit order by audit_id desc limit 1)")" "t|g_analyst" \
+   "restored: a new definition change appends to the chain, which stays intact"
+dropdb "$rdb"; rm -rf "$tmpd"
 for stmt in "update segment.audit set actor = 'someone' where audit_id = (select min(audit_id) from segment.audit)" \
             "delete from segment.audit where audit_id = (select max(audit_id) from segment.audit)" \
             "truncate segment.audit" \
