@@ -22,17 +22,26 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "parser/parse_relation.h"
 
 #include "governance.h"
 #include "subject.h"
@@ -61,9 +70,16 @@ governance_installed(void)
 	int			spi_nest;
 	bool		isnull;
 	bool		result;
-	Oid			nsp = get_namespace_oid("segment", true);
+	Oid			nsp;
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static CommandId cached_cid = InvalidCommandId;
+	static bool cached = false;
 
+	/* once per command: has_tag and tags are called once per row of a query */
+	if (MyProc->lxid == cached_lxid && GetCurrentCommandId(false) == cached_cid)
+		return cached;
 	/* a database still on a version of segment without governance (0.1.0) */
+	nsp = get_namespace_oid("segment", true);
 	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("governance", nsp)))
 		return false;
 	spi_nest = segment_spi_connect();
@@ -72,6 +88,9 @@ governance_installed(void)
 		elog(ERROR, "could not read segment.governance");
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	segment_spi_finish(spi_nest);
+	cached_lxid = MyProc->lxid;
+	cached_cid = GetCurrentCommandId(false);
+	cached = result;
 	return result;
 }
 
@@ -84,16 +103,53 @@ has_builtin_role(const char *name)
 	return OidIsValid(role) && has_privs_of_role(GetUserId(), role);
 }
 
+/*
+ * segment.scope_version's one value (0 when the table is empty), read from
+ * the heap: this runs once per query of every manager and branch head
+ * (row-level security), and an SPI query with its search_path pin cost
+ * about a third of a manager's indexed listing (docs/performance.md). The
+ * table is readable by PUBLIC; the read uses the query's snapshot.
+ */
+static pg_noinline int64
+scope_version_now(void)
+{
+	Oid			nsp = get_namespace_oid("segment", false);
+	Oid			relid = get_relname_relid("scope_version", nsp);
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	AttrNumber	att;
+	int64		version = 0;
+
+	if (!OidIsValid(relid))
+		return 0;
+	rel = table_open(relid, AccessShareLock);
+	att = attnameAttNum(rel, "version", false);
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "segment.scope_version has no column \"version\"");
+	scan = table_beginscan(rel, ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot(), 0, NULL);
+	tup = heap_getnext(scan, ForwardScanDirection);
+	if (tup != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, att, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = DatumGetInt64(d);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
 /* Reads the scope of the current user when the cache is not of this user and version. */
 static void
 scope_load(void)
 {
-	static SPIPlanPtr version_plan = NULL;
 	static SPIPlanPtr map_plan = NULL;
 	static SPIPlanPtr tree_plan = NULL;
 	Oid			userid = GetUserId();
 	int			spi_nest;
-	bool		isnull;
 	int64		version;
 	Datum		arg;
 	Oid			argtype;
@@ -105,17 +161,10 @@ scope_load(void)
 	int			keysize = 0;
 	uint64		i;
 
-	spi_nest = segment_spi_connect();
-	segment_saved_plan(&version_plan,
-					   "SELECT coalesce((SELECT version FROM segment.scope_version), 0)", 0, NULL);
-	if (SPI_execute_plan(version_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read segment.scope_version");
-	version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	version = scope_version_now();
 	if (scope.valid && scope.userid == userid && scope.version == version)
-	{
-		segment_spi_finish(spi_nest);
 		return;
-	}
+	spi_nest = segment_spi_connect();
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "segment governance scope", ALLOCSET_SMALL_SIZES);
 	PG_TRY();

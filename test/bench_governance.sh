@@ -8,7 +8,8 @@
 # A database with GOV_OPPS opportunities (default 1,000,000; 40% open)
 # assigned to GOV_MANAGERS managers (10,000) spread over a random org tree
 # of GOV_UNITS units (2,000), governed by segment.install_roles(). Each line
-# runs a query GOV_REPS times (default 300) inside one server-side loop
+# runs a query GOV_REPS times (default 300; the branch head's GOV_HEAD_REPS,
+# 20) inside one server-side loop
 # (clock_timestamp; no round trips), in interleaved rounds, best of 3:
 #
 #   (g1) a manager lists its open opportunities, without RLS: the owner
@@ -27,6 +28,7 @@ opps=${GOV_OPPS:-1000000}
 managers=${GOV_MANAGERS:-10000}
 units=${GOV_UNITS:-2000}
 reps=${GOV_REPS:-300}
+head_reps=${GOV_HEAD_REPS:-20}
 db=segment_bench_gov_$$
 pw=bench_gov_pw
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
@@ -40,7 +42,7 @@ cleanup
 createdb "$db"
 
 echo
-echo "== governance: row-level security, $opps opportunities, $managers managers, $units-unit tree, $reps queries per timing"
+echo "== governance: row-level security, $opps opportunities, $managers managers, $units-unit tree, $reps queries per timing ($head_reps for the branch head)"
 t0=$(date +%s.%N)
 "${Q[@]}" >/dev/null <<SQL
 create extension segment;
@@ -80,7 +82,7 @@ list="select opportunity_id, key, priority, valid_until, message from segment.op
 sub="(with recursive s(u) as (select '$head_unit'::text union select o.id from org o join s on o.parent = s.u) select u from s)"
 # time ROLE SQL: ms per execution of SQL, run $reps times in one DO block
 timeit() {
-    local role=$1 sql=$2 out p=$pw
+    local role=$1 sql=$2 n=${3:-$reps} out p=$pw
     [[ $role == "$me" ]] && p=${PGPASSWORD:-}
     out=$(PGPASSWORD=$p psql -X -q -At -v ON_ERROR_STOP=1 -U "$role" -d "$db" <<SQL 2>&1
 set client_min_messages = notice;
@@ -89,10 +91,10 @@ declare t0 timestamptz; n bigint; i int;
 begin
   perform count(*) from ($sql) w;   -- warm-up, plan cached
   t0 := clock_timestamp();
-  for i in 1..$reps loop
+  for i in 1..$n loop
     select count(*) into n from ($sql) w;
   end loop;
-  raise notice 'ms=% rows=%', round((extract(epoch from clock_timestamp() - t0) * 1000 / $reps)::numeric, 4), n;
+  raise notice 'ms=% rows=%', round((extract(epoch from clock_timestamp() - t0) * 1000 / $n)::numeric, 4), n;
 end \$\$;
 SQL
 )
@@ -106,8 +108,8 @@ for round in 1 2 3; do
           g1) r=$(timeit "$me" "$list where manager = 'm42' and $open order by priority desc");;
           g2) r=$(timeit bench_gov_mgr "$list where $open order by priority desc");;
           g3) r=$(timeit bench_gov_mgr "$list where manager = 'm42' and $open order by priority desc");;
-          g4o) r=$(timeit "$me" "$list where org_unit in $sub and $open order by priority desc");;
-          g4h) r=$(timeit bench_gov_head "$list where $open order by priority desc");;
+          g4o) r=$(timeit "$me" "$list where org_unit in $sub and $open order by priority desc" "$head_reps");;
+          g4h) r=$(timeit bench_gov_head "$list where $open order by priority desc" "$head_reps");;
         esac
         ms=$(sed -n 's/.*ms=\([0-9.NaN]*\).*/\1/p' <<<"$r"); n=$(sed -n 's/.*rows=\(.*\)/\1/p' <<<"$r")
         rows[$k]=$n
