@@ -73,7 +73,13 @@ if [[ -z ${SEGMENT_LOCK_HELD:-} ]]; then
     flock 9
     make -s -C "$here/.." install PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" 9>&- >/dev/null
 fi
-for i in 0 1 2 3; do on $i -c "create extension segment" >/dev/null; done
+# on the coordinator Citus propagates CREATE EXTENSION to the workers (and
+# refuses it when run on a worker directly)
+for i in 3 0; do on $i -c "create extension segment" >/dev/null; done
+for i in 1 2; do
+    [[ $(on $i -c "select extversion from pg_extension where extname = 'segment'") == "$(on 0 -c "select extversion from pg_extension where extname = 'segment'")" ]] ||
+        { echo "bench_citus: segment did not reach ${names[$i]}" >&2; exit 1; }
+done
 for i in $C $P; do
     on "$i" -c "set client_min_messages = warning" \
         -c "select segment.register_subject('customer', 'dw.customer_wide', 'customer_id')" \
