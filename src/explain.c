@@ -41,6 +41,7 @@
 #include "utils/snapmgr.h"
 
 #include "audience.h"
+#include "governance.h"
 #include "rule.h"
 #include "rule_owner.h"
 #include "subject.h"
@@ -53,6 +54,7 @@ typedef struct ExplainCtx
 	TupleTableSlot *slot;
 	ExprContext *econtext;
 	List	   *dpcontext;
+	List	   *masked;			/* names of columns shown masked (governance.c) */
 } ExplainCtx;
 
 static void
@@ -146,7 +148,17 @@ append_columns(StringInfo buf, ExplainCtx *ctx, Node *node)
 		first = false;
 		append_json_string(buf, NameStr(att->attname));
 		appendStringInfoString(buf, ": ");
-		append_datum(buf, d, isnull, att->atttypid);
+		if (!isnull && governance_column_listed(ctx->masked, NameStr(att->attname)))
+		{
+			Oid			outfn;
+			bool		varlena;
+
+			/* a personal column, for a role without segment_exporter */
+			getTypeOutputInfo(att->atttypid, &outfn, &varlena);
+			append_json_string(buf, governance_mask_value(OidOutputFunctionCall(outfn, d)));
+		}
+		else
+			append_datum(buf, d, isnull, att->atttypid);
 	}
 	appendStringInfoString(buf, "}");
 }
@@ -550,6 +562,10 @@ segment_explain(PG_FUNCTION_ARGS)
 	Jsonb	   *result;
 	char	   *q;
 	int			nestlevel;
+
+	/* governance: the customer must be in the caller's scope */
+	governance_check_customer(si->subject_id, NameStr(si->name), key);
+	ctx.masked = governance_masked_columns(si->subject_id);
 
 	/* the customer's member id (-1 when a text key was never seen) */
 	member_id = subject_member_id_text(si, key, &id) ? (int64) id : -1;

@@ -22,20 +22,32 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "parser/parse_relation.h"
 
 #include "governance.h"
 #include "subject.h"
+
+/* src/mask.c */
+extern Datum segment_mask(PG_FUNCTION_ARGS);
 
 typedef struct ScopeCache
 {
@@ -58,9 +70,16 @@ governance_installed(void)
 	int			spi_nest;
 	bool		isnull;
 	bool		result;
-	Oid			nsp = get_namespace_oid("segment", true);
+	Oid			nsp;
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static CommandId cached_cid = InvalidCommandId;
+	static bool cached = false;
 
+	/* once per command: has_tag and tags are called once per row of a query */
+	if (MyProc->lxid == cached_lxid && GetCurrentCommandId(false) == cached_cid)
+		return cached;
 	/* a database still on a version of segment without governance (0.1.0) */
+	nsp = get_namespace_oid("segment", true);
 	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("governance", nsp)))
 		return false;
 	spi_nest = segment_spi_connect();
@@ -69,6 +88,9 @@ governance_installed(void)
 		elog(ERROR, "could not read segment.governance");
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	segment_spi_finish(spi_nest);
+	cached_lxid = MyProc->lxid;
+	cached_cid = GetCurrentCommandId(false);
+	cached = result;
 	return result;
 }
 
@@ -81,16 +103,53 @@ has_builtin_role(const char *name)
 	return OidIsValid(role) && has_privs_of_role(GetUserId(), role);
 }
 
+/*
+ * segment.scope_version's one value (0 when the table is empty), read from
+ * the heap: this runs once per query of every manager and branch head
+ * (row-level security), and an SPI query with its search_path pin cost
+ * about a third of a manager's indexed listing (docs/performance.md). The
+ * table is readable by PUBLIC; the read uses the query's snapshot.
+ */
+static pg_noinline int64
+scope_version_now(void)
+{
+	Oid			nsp = get_namespace_oid("segment", false);
+	Oid			relid = get_relname_relid("scope_version", nsp);
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	AttrNumber	att;
+	int64		version = 0;
+
+	if (!OidIsValid(relid))
+		return 0;
+	rel = table_open(relid, AccessShareLock);
+	att = attnameAttNum(rel, "version", false);
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "segment.scope_version has no column \"version\"");
+	scan = table_beginscan(rel, ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot(), 0, NULL);
+	tup = heap_getnext(scan, ForwardScanDirection);
+	if (tup != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, att, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = DatumGetInt64(d);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
 /* Reads the scope of the current user when the cache is not of this user and version. */
 static void
 scope_load(void)
 {
-	static SPIPlanPtr version_plan = NULL;
 	static SPIPlanPtr map_plan = NULL;
 	static SPIPlanPtr tree_plan = NULL;
 	Oid			userid = GetUserId();
 	int			spi_nest;
-	bool		isnull;
 	int64		version;
 	Datum		arg;
 	Oid			argtype;
@@ -102,17 +161,10 @@ scope_load(void)
 	int			keysize = 0;
 	uint64		i;
 
-	spi_nest = segment_spi_connect();
-	segment_saved_plan(&version_plan,
-					   "SELECT coalesce((SELECT version FROM segment.scope_version), 0)", 0, NULL);
-	if (SPI_execute_plan(version_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read segment.scope_version");
-	version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	version = scope_version_now();
 	if (scope.valid && scope.userid == userid && scope.version == version)
-	{
-		segment_spi_finish(spi_nest);
 		return;
-	}
+	spi_nest = segment_spi_connect();
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "segment governance scope", ALLOCSET_SMALL_SIZES);
 	PG_TRY();
@@ -312,7 +364,7 @@ governance_audit_export(const char *what, const char *subject, const char *audie
 }
 
 void
-governance_check_customer(const SubjectInfo *s, const char *key)
+governance_check_customer(int32 subject_id, const char *subject, const char *key)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[2] = {INT4OID, TEXTOID};
@@ -326,7 +378,7 @@ governance_check_customer(const SubjectInfo *s, const char *key)
 	if (sees_all())
 		return;
 	scope_load();
-	args[0] = Int32GetDatum(s->subject_id);
+	args[0] = Int32GetDatum(subject_id);
 	args[1] = CStringGetTextDatum(key);
 	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan, "SELECT owner, org FROM segment._customer_scope($1, $2)", 2, argtypes);
@@ -347,34 +399,103 @@ governance_check_customer(const SubjectInfo *s, const char *key)
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("customer \"%s\" of subject \"%s\" is outside your scope", key, NameStr(s->name)),
+				 errmsg("customer \"%s\" of subject \"%s\" is outside your scope", key, subject),
 				 found ? errdetail("Role \"%s\" sees the customers of its manager id (segment_manager) or of its org subtree (segment_branch_head).",
 								   GetUserNameFromId(GetUserId(), false))
 				 : errdetail("No row of the subject's table has that key."),
 				 errhint("segment.map_user(login, manager, org_unit) binds a login to a manager id or an org unit.")));
 }
 
-bool
-governance_mask_column(const SubjectInfo *s, const char *column)
+/* segment._check_customer(subject_id int, key text) -> void; 42501 when out of scope */
+PG_FUNCTION_INFO_V1(segment_check_customer);
+Datum
+segment_check_customer(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || sees_all())
+		PG_RETURN_VOID();
+	governance_check_customer(PG_GETARG_INT32(0), psprintf("%d", PG_GETARG_INT32(0)),
+							  text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	PG_RETURN_VOID();
+}
+
+/* segment._check_export(what text) -> void; 42501 without segment_exporter */
+PG_FUNCTION_INFO_V1(segment_check_export);
+Datum
+segment_check_export(PG_FUNCTION_ARGS)
+{
+	governance_check_export(PG_ARGISNULL(0) ? "a customer-level list" : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+List *
+governance_masked_columns(int32 subject_id)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[2] = {INT4OID, NAMEOID};
-	Datum		args[2];
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1];
 	int			spi_nest;
-	bool		result;
+	List	   *result = NIL;
+	MemoryContext callercxt = CurrentMemoryContext;
+	uint64		i;
 
-	if (superuser() || has_builtin_role("segment_exporter"))
-		return false;
-	args[0] = Int32GetDatum(s->subject_id);
-	args[1] = DirectFunctionCall1(namein, CStringGetDatum(column));
+	if (superuser() || has_builtin_role("segment_exporter") || !governance_installed())
+		return NIL;
+	args[0] = Int32GetDatum(subject_id);
 	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan,
-					   "SELECT 1 FROM segment.column_sensitivity"
-					   " WHERE subject_id = $1 AND column_name = $2 AND EXISTS (SELECT 1 FROM segment.governance)",
-					   2, argtypes);
-	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+					   "SELECT column_name::text FROM segment.column_sensitivity"
+					   " WHERE subject_id = $1 AND sensitivity = 'pii'",
+					   1, argtypes);
+	if (SPI_execute_plan(plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.column_sensitivity");
-	result = SPI_processed > 0;
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *c = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(callercxt);
+
+		result = lappend(result, pstrdup(c));
+		MemoryContextSwitchTo(old);
+	}
 	segment_spi_finish(spi_nest);
 	return result;
+}
+
+bool
+governance_column_listed(List *columns, const char *column)
+{
+	ListCell   *lc;
+
+	foreach(lc, columns)
+	{
+		if (strcmp((const char *) lfirst(lc), column) == 0)
+			return true;
+	}
+	return false;
+}
+
+char *
+governance_mask_value(const char *value)
+{
+	return TextDatumGetCString(DirectFunctionCall1(segment_mask, CStringGetTextDatum(value)));
+}
+
+/*
+ * segment._mask_pii(subject_id int, column_name name, value text) -> text:
+ * the value, masked (segment.mask) when the column is personal and the
+ * current user lacks segment_exporter; for templates rendered by render().
+ */
+PG_FUNCTION_INFO_V1(segment_mask_pii);
+Datum
+segment_mask_pii(PG_FUNCTION_ARGS)
+{
+	List	   *masked;
+
+	if (PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_DATUM(PG_GETARG_DATUM(2));
+	masked = governance_masked_columns(PG_GETARG_INT32(0));
+	if (governance_column_listed(masked, NameStr(*PG_GETARG_NAME(1))))
+		PG_RETURN_TEXT_P(cstring_to_text(governance_mask_value(TextDatumGetCString(PG_GETARG_DATUM(2)))));
+	PG_RETURN_DATUM(PG_GETARG_DATUM(2));
 }

@@ -9,7 +9,7 @@
 
 #include "postgres.h"
 
-#include "subject.h"
+#include "nodes/pg_list.h"
 
 /* segment.install_roles() has run in this database (segment.governance). */
 extern bool governance_installed(void);
@@ -27,13 +27,18 @@ extern void governance_audit_export(const char *what, const char *subject,
 									const char *audience, int64 row_count);
 
 /*
- * Whether the current user may read one customer of subject s (tags,
- * has_tag, explain): true when not governed; else per the scope. Raises
- * 42501 when not.
+ * Whether the current user may read one customer of a subject (tags,
+ * has_tag, explain, bucket_of, score, set_tag, render): yes when not
+ * governed or the user sees all; else per the scope (segment_manager: the
+ * customer's owner column is the user's manager id; segment_branch_head:
+ * its org column is in the user's subtree). Raises 42501 when not.
  */
-extern void governance_check_customer(const SubjectInfo *s, const char *key);
+extern void governance_check_customer(int32 subject_id, const char *subject, const char *key);
 
-/* Whether values of column `column` of subject s are to be masked for the current user. */
-extern bool governance_mask_column(const SubjectInfo *s, const char *column);
+/* Names (char *) of the subject's pii columns to mask for the current user; NIL: none. */
+extern List *governance_masked_columns(int32 subject_id);
+extern bool governance_column_listed(List *columns, const char *column);
+/* segment.mask() of a value's text */
+extern char *governance_mask_value(const char *value);
 
 #endif

@@ -270,6 +270,7 @@ segment_has_tag_int8(PG_FUNCTION_ARGS)
 	uint32		member_id = 0;
 	bool		known = subject_member_id_int8(s, PG_GETARG_INT64(1), &member_id);
 
+	governance_check_customer(s->subject_id, NameStr(s->name), psprintf(INT64_FORMAT, PG_GETARG_INT64(1)));
 	PG_RETURN_BOOL(has_tag_internal(s, known, member_id, NameStr(*PG_GETARG_NAME(2))));
 }
 
@@ -282,6 +283,7 @@ segment_has_tag_text(PG_FUNCTION_ARGS)
 	uint32		member_id = 0;
 	bool		known = subject_member_id_text(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), &member_id);
 
+	governance_check_customer(s->subject_id, NameStr(s->name), text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	PG_RETURN_BOOL(has_tag_internal(s, known, member_id, NameStr(*PG_GETARG_NAME(2))));
 }
 
@@ -331,6 +333,7 @@ segment_tags_int8(PG_FUNCTION_ARGS)
 	uint32		member_id = 0;
 	bool		known = subject_member_id_int8(s, PG_GETARG_INT64(1), &member_id);
 
+	governance_check_customer(s->subject_id, NameStr(s->name), psprintf(INT64_FORMAT, PG_GETARG_INT64(1)));
 	return tags_internal(s, known, member_id);
 }
 
@@ -343,6 +346,7 @@ segment_tags_text(PG_FUNCTION_ARGS)
 	uint32		member_id = 0;
 	bool		known = subject_member_id_text(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), &member_id);
 
+	governance_check_customer(s->subject_id, NameStr(s->name), text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	return tags_internal(s, known, member_id);
 }
 

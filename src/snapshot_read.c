@@ -126,11 +126,13 @@ segment_members_as_of(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	DateADT		d = PG_GETARG_DATEADT(2);
 	SubjectInfo *s;
-	char	   *aud;
 	RoaringOwned *set;
 	roaring_uint32_iterator_t it;
+	char	   *aud;
+	int64		n;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	governance_check_export("segment.members");
 	s = retained_subject(PG_GETARG_NAME(0), d);
 	if (!s->integer_keys)
 		ereport(ERROR,
@@ -138,11 +140,9 @@ segment_members_as_of(PG_FUNCTION_ARGS)
 				 errmsg("subject \"%s\" has %s keys, which segment.members cannot return as bigint",
 						NameStr(s->name), format_type_be(s->key_type)),
 				 errhint("Use segment.members_text('%s', ..., as_of) instead.", NameStr(s->name))));
-	governance_check_export("segment.members");
 	aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	set = evaluate_as_of(s, aud, d);
-	governance_audit_export("segment.members", NameStr(s->name), aud,
-							(int64) roaring_bitmap_get_cardinality(set->bitmap));
+	n = (int64) roaring_bitmap_get_cardinality(set->bitmap);
 	roaring_init_iterator(set->bitmap, &it);
 	while (it.has_value)
 	{
@@ -153,6 +153,8 @@ segment_members_as_of(PG_FUNCTION_ARGS)
 		roaring_advance_uint32_iterator(&it);
 	}
 	roaring_owned_free(set);
+	governance_audit_export("segment.members", NameStr(s->name),
+							psprintf("%s (as of %s)", aud, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d)))), n);
 	return (Datum) 0;
 }
 
@@ -164,20 +166,21 @@ segment_members_text_as_of(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	DateADT		d = PG_GETARG_DATEADT(2);
 	SubjectInfo *s;
-	char	   *aud;
 	RoaringOwned *set;
 	MemberSet  *ms;
+	char	   *aud;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	s = retained_subject(PG_GETARG_NAME(0), d);
 	governance_check_export("segment.members_text");
+	s = retained_subject(PG_GETARG_NAME(0), d);
 	aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	set = evaluate_as_of(s, aud, d);
 	ms = memberset_from_roaring(set->bitmap);
 	roaring_owned_free(set);
 	subject_put_keys(s, ms, rsinfo->setResult, rsinfo->setDesc);
 	pfree(ms);
-	governance_audit_export("segment.members_text", NameStr(s->name), aud,
+	governance_audit_export("segment.members_text", NameStr(s->name),
+							psprintf("%s (as of %s)", aud, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d)))),
 							tuplestore_tuple_count(rsinfo->setResult));
 	return (Datum) 0;
 }

@@ -442,6 +442,12 @@ fi
 if [[ $seg == ext ]]; then
   BENCH_AS_OF=$as_of TAGS=$ntags BENCH_REPS=$reps bash "$here/bench_snapshot.sh" || echo "bench: the snapshot subject part failed"
 fi
+# -------------------------------------------------------------- governance
+# (g1-g4) row-level security: a manager's and a branch head's listing, RLS
+# on against off (test/bench_governance.sh, its own database)
+if [[ $seg == ext ]] && "${Q[@]}" -c "select count(*) from pg_proc where proname = 'install_roles' and pronamespace = 'segment'::regnamespace" | grep -qx 1; then
+  bash "$here/bench_governance.sh" || echo "bench: the governance part failed"
+fi
 # -------------------------------------------------------------- Citus
 # the same workload on a local 3-node Citus cluster against one plain node
 # (test/bench_citus.sh; skipped when citus is not installed or BENCH_CITUS=0)

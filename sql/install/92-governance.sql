@@ -153,6 +153,7 @@ RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     prev bytea;
+    last bigint;
     id bigint;
     t timestamptz := clock_timestamp();
     h bytea;
@@ -160,9 +161,11 @@ BEGIN
     INSERT INTO segment.audit_head (last_id, last_hash) VALUES (0, '\x') ON CONFLICT DO NOTHING;
     -- the lock serialises appends until commit; under REPEATABLE READ a
     -- concurrent append fails with 40001 instead of forking the chain
-    SELECT CASE WHEN h0.last_id = 0 THEN NULL ELSE h0.last_hash END INTO prev
+    SELECT CASE WHEN h0.last_id = 0 THEN NULL ELSE h0.last_hash END, h0.last_id INTO prev, last
       FROM segment.audit_head h0 FOR UPDATE;
-    id := nextval('segment.audit_audit_id_seq');
+    -- ids grow along the chain even when the sequence lags the table (a
+    -- restore sets the sequence after the catalog rows it loads were audited)
+    id := greatest(nextval('segment.audit_audit_id_seq'), last + 1);
     h := segment._audit_hash(prev, id, t, session_user, action, object, detail);
     INSERT INTO segment.audit (audit_id, at, actor, action, object, detail, prev_hash, hash)
     VALUES (id, t, session_user, action, object, detail, prev, h);
@@ -202,6 +205,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
                              WHERE a.audit_id = h.last_id AND a.hash = h.last_hash
                                AND NOT EXISTS (SELECT 1 FROM segment.audit b WHERE b.audit_id > h.last_id))))
 $$;
+REVOKE EXECUTE ON FUNCTION segment.verify_audit() FROM PUBLIC;
 COMMENT ON FUNCTION segment.verify_audit() IS
     'the audit_id of the first broken link of segment.audit''s hash chain, NULL when intact';
 
@@ -257,7 +261,9 @@ BEGIN
                            'segment.entry_rule'::regclass, 'segment.staff'::regclass,
                            'segment.contact_policy'::regclass, 'segment.live_subject'::regclass,
                            'segment.org_tree'::regclass, 'segment.user_map'::regclass,
-                           'segment.column_sensitivity'::regclass) THEN
+                           'segment.column_sensitivity'::regclass,
+                           'segment.journey'::regclass, 'segment.journey_step'::regclass,
+                           'segment.channel'::regclass, 'segment.consent'::regclass) THEN
         RAISE EXCEPTION 'trigger function segment._audit_row() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
@@ -286,7 +292,8 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['subject', 'tag', 'manual_tag', 'segment', 'scheme', 'scheme_bucket',
                              'scorecard', 'scorecard_item', 'scorecard_band', 'opportunity_rule',
                              'event_rule', 'entry_rule', 'staff', 'contact_policy', 'live_subject',
-                             'org_tree', 'user_map', 'column_sensitivity'] LOOP
+                             'org_tree', 'user_map', 'column_sensitivity',
+                             'journey', 'journey_step', 'channel', 'consent'] LOOP
         EXECUTE format('CREATE TRIGGER segment_audit AFTER INSERT OR UPDATE OR DELETE ON segment.%I '
                        'FOR EACH ROW EXECUTE FUNCTION segment._audit_row()', t);
     END LOOP;
@@ -547,42 +554,15 @@ LANGUAGE sql IMMUTABLE AS $$
            ('segment_exporter', ARRAY['reader'], 'may list members and export (together with a role that sees the rows)')
 $$;
 
--- Creates the built-in roles (NOLOGIN) when missing, grants them what they
--- need, turns on row-level security and marks this database governed.
--- Idempotent: run it again after an upgrade, to grant new objects.
-CREATE FUNCTION segment.install_roles() RETURNS SETOF text
+-- Row-level security on the opportunities and their log: the policies
+-- name the built-in roles, so they are created when the database becomes
+-- governed, not by CREATE EXTENSION. pg_dump does not dump the policies of
+-- an extension's tables; the trigger below creates them again when a
+-- restore loads segment.governance's row (the roles must exist in the
+-- target cluster: restore the globals first).
+CREATE FUNCTION segment._install_policies() RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-    r record;
-    k text;
-    personal text := 'key, member_id, message, note';
-    cols text;
-    first_time boolean := NOT segment._governed();
 BEGIN
-    FOR r IN SELECT * FROM segment._builtin_roles() LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = r.role) THEN
-            EXECUTE format('CREATE ROLE %I NOLOGIN', r.role);
-            RETURN NEXT format('created role %s', r.role);
-        END IF;
-        EXECUTE format('COMMENT ON ROLE %I IS %L', r.role, 'segment: ' || r.description);
-        FOREACH k IN ARRAY r.kinds LOOP
-            PERFORM segment.grant_role(r.role::regrole, k);
-        END LOOP;
-    END LOOP;
-    -- the audit trail: the auditor and the admin read it; nobody writes it
-    -- but segment._audit
-    REVOKE ALL ON segment.audit, segment.audit_head
-      FROM segment_admin, segment_analyst, segment_manager, segment_branch_head,
-           segment_auditor, segment_exporter;
-    GRANT SELECT ON segment.audit, segment.audit_head TO segment_auditor, segment_admin;
-    -- no personal columns of the opportunities for the analyst and the auditor
-    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
-      FROM pg_attribute a
-     WHERE a.attrelid = 'segment.opportunity'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-       AND a.attname <> ALL (string_to_array(replace(personal, ' ', ''), ','));
-    REVOKE SELECT ON segment.opportunity FROM segment_analyst, segment_auditor;
-    EXECUTE format('GRANT SELECT (%s) ON segment.opportunity TO segment_analyst, segment_auditor', cols);
-    -- row-level security
     ALTER TABLE segment.opportunity ENABLE ROW LEVEL SECURITY;
     ALTER TABLE segment.opportunity_log ENABLE ROW LEVEL SECURITY;
     DROP POLICY IF EXISTS segment_all ON segment.opportunity;
@@ -604,6 +584,75 @@ BEGIN
         USING (EXISTS (SELECT 1 FROM segment.opportunity o
                         WHERE o.opportunity_id = opportunity_log.opportunity_id));
     CREATE POLICY segment_insert ON segment.opportunity_log FOR INSERT TO PUBLIC WITH CHECK (true);
+END $$;
+
+CREATE FUNCTION segment._governance_installed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_NAME <> 'segment_governance_installed' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
+       OR TG_OP <> 'INSERT' OR TG_RELID <> 'segment.governance'::regclass THEN
+        RAISE EXCEPTION 'trigger function segment._governance_installed() fired on a relation segment did not attach it to'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
+    END IF;
+    PERFORM segment._install_policies();
+    RETURN NULL;
+END $$;
+CREATE TRIGGER segment_governance_installed AFTER INSERT ON segment.governance
+    FOR EACH ROW EXECUTE FUNCTION segment._governance_installed();
+
+-- Creates the built-in roles (NOLOGIN) when missing, grants them what they
+-- need, turns on row-level security and marks this database governed.
+-- Idempotent: run it again after an upgrade, to grant new objects.
+CREATE FUNCTION segment.install_roles() RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    k text;
+    cols text;
+    first_time boolean := NOT segment._governed();
+BEGIN
+    FOR r IN SELECT * FROM segment._builtin_roles() LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = r.role) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r.role);
+            RETURN NEXT format('created role %s', r.role);
+        END IF;
+        EXECUTE format('COMMENT ON ROLE %I IS %L', r.role, 'segment: ' || r.description);
+        FOREACH k IN ARRAY r.kinds LOOP
+            PERFORM segment.grant_role(r.role::regrole, k);
+        END LOOP;
+    END LOOP;
+    -- the audit trail: the auditor and the admin read it; nobody writes it
+    -- but segment._audit
+    REVOKE ALL ON segment.audit, segment.audit_head
+      FROM segment_admin, segment_analyst, segment_manager, segment_branch_head,
+           segment_auditor, segment_exporter;
+    GRANT SELECT ON segment.audit, segment.audit_head TO segment_auditor, segment_admin;
+    GRANT EXECUTE ON FUNCTION segment.verify_audit() TO segment_auditor, segment_admin;
+    -- no personal columns of the opportunities, journey instances and the
+    -- journeys' outbox for the analyst and the auditor; the outbox and the
+    -- journey instances (customer-level lists without an owner or org
+    -- unit) not at all for managers and branch heads: the channel systems
+    -- read the outbox as segment_admin or segment_exporter
+    FOR r IN SELECT * FROM (VALUES ('segment.opportunity'::regclass, 'key, member_id, message, note'),
+                                   ('segment.journey_instance'::regclass, 'key, member_id'),
+                                   ('segment.outbox'::regclass, 'member_id, customer, message, idempotency_key, response'))
+                      AS x(rel, personal) LOOP
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+          FROM pg_attribute a
+         WHERE a.attrelid = r.rel AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.attname <> ALL (string_to_array(replace(r.personal, ' ', ''), ','));
+        EXECUTE format('REVOKE SELECT ON %s FROM segment_analyst, segment_auditor', r.rel);
+        EXECUTE format('GRANT SELECT (%s) ON %s TO segment_analyst, segment_auditor', cols, r.rel);
+        IF r.rel <> 'segment.opportunity'::regclass THEN
+            EXECUTE format('REVOKE SELECT ON %s FROM segment_manager, segment_branch_head', r.rel);
+        END IF;
+    END LOOP;
+    -- row-level security: by the trigger on segment.governance the first
+    -- time, directly when run again
+    IF NOT first_time THEN
+        PERFORM segment._install_policies();
+    END IF;
     IF first_time THEN
         INSERT INTO segment.governance DEFAULT VALUES;
         RETURN NEXT 'governance installed: row-level security, export control, masking and the audit trail are on';
@@ -628,12 +677,15 @@ CREATE FUNCTION segment.reassign(opportunity_id bigint, manager text) RETURNS vo
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
+    refused boolean;
 BEGIN
     IF manager IS NULL OR btrim(manager) = '' THEN
         RAISE EXCEPTION 'manager must not be NULL or empty' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF segment._governed() AND NOT segment._sees_all()
-       AND NOT pg_has_role('segment_branch_head', 'USAGE') THEN
+    refused := CASE WHEN NOT segment._governed() OR segment._sees_all() THEN false
+                    WHEN NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'segment_branch_head') THEN true
+                    ELSE NOT pg_has_role('segment_branch_head', 'USAGE') END;
+    IF refused THEN
         RAISE EXCEPTION 'permission denied to reassign opportunity %', opportunity_id
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Branch heads (segment_branch_head) reassign within their org subtree.';
@@ -671,3 +723,188 @@ END $$;
 CREATE TRIGGER segment_audit_reassign AFTER UPDATE OF manager ON segment.opportunity
     FOR EACH ROW WHEN (OLD.manager IS DISTINCT FROM NEW.manager)
     EXECUTE FUNCTION segment._audit_reassign();
+
+
+------------------------------------------------------------------------
+-- Per-customer scope, export control and masking in existing functions
+------------------------------------------------------------------------
+
+-- 42501 unless the customer is in the caller's scope (src/governance.c).
+CREATE FUNCTION segment._check_customer(subject_id int, key text) RETURNS void
+    AS 'MODULE_PATHNAME', 'segment_check_customer' LANGUAGE C STABLE PARALLEL RESTRICTED;
+-- 42501 unless the caller may list customers (segment_exporter).
+CREATE FUNCTION segment._check_export(what text) RETURNS void
+    AS 'MODULE_PATHNAME', 'segment_check_export' LANGUAGE C STABLE PARALLEL RESTRICTED;
+-- The value, masked when the column is personal and the caller lacks segment_exporter.
+CREATE FUNCTION segment._mask_pii(subject_id int, column_name name, value text) RETURNS text
+    AS 'MODULE_PATHNAME', 'segment_mask_pii' LANGUAGE C STABLE PARALLEL RESTRICTED;
+-- Whether personal columns are masked for the caller: governed, and neither
+-- a superuser nor a member of segment_exporter.
+CREATE FUNCTION segment._masks_pii() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN NOT segment._governed() THEN false
+                WHEN (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN false
+                WHEN NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'segment_exporter') THEN true
+                ELSE NOT pg_has_role('segment_exporter', 'USAGE') END
+$$;
+
+-- Marks a column of a subject's table as personal data ('pii'), or not
+-- (NULL). explain, render and the per-customer readers show it masked
+-- (segment.mask: 138****5678, 王*明) to roles without segment_exporter.
+-- Errors: 42704 unknown subject, 42703 unknown column, 22023 unknown sensitivity.
+CREATE FUNCTION segment.set_column_sensitivity(subject name, column_name name, sensitivity text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    s segment.subject;
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.name = set_column_sensitivity.subject;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'subject "%" is not registered', subject
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Registered subjects are listed in segment.subject.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = s.relation AND a.attname = column_name
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', column_name, s.relation
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF sensitivity IS NOT NULL AND sensitivity <> 'pii' THEN
+        RAISE EXCEPTION 'unknown sensitivity "%"', sensitivity
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Sensitivity is ''pii'' (personal data, masked), or NULL (not personal).';
+    END IF;
+    IF sensitivity IS NULL THEN
+        DELETE FROM segment.column_sensitivity c
+         WHERE c.subject_id = s.subject_id AND c.column_name = set_column_sensitivity.column_name;
+    ELSE
+        INSERT INTO segment.column_sensitivity AS c (subject_id, column_name, sensitivity)
+        VALUES (s.subject_id, set_column_sensitivity.column_name, sensitivity)
+        ON CONFLICT ON CONSTRAINT column_sensitivity_pkey DO UPDATE
+           SET sensitivity = excluded.sensitivity, set_at = now(), set_by = current_user;
+    END IF;
+END $$;
+COMMENT ON FUNCTION segment.set_column_sensitivity(name, name, text) IS
+    'marks a column of the subject''s table as personal (''pii'': masked for roles without segment_exporter) or not (NULL)';
+
+-- The final bodies of three functions of earlier parts, each with one
+-- governance check added (install and upgrade alike end with these):
+-- _member_id (bucket_of, score, set_tag: the customer's scope; the check
+-- shares a line with the first statement so that error positions of the
+-- body stay what they were), top (a
+-- customer-level list: segment_exporter, audited) and render (scope, masking).
+CREATE OR REPLACE FUNCTION segment._member_id(sid int, key text, "create" boolean) RETURNS int8
+LANGUAGE plpgsql AS $$
+DECLARE
+    ktype regtype;
+    id int8;
+BEGIN
+    SELECT s.key_type INTO ktype FROM segment.subject s WHERE s.subject_id = sid; PERFORM segment._check_customer(sid, key);
+    IF ktype IN ('int4'::regtype, 'int8'::regtype) THEN
+        BEGIN
+            id := key::int8;
+        EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+            RAISE EXCEPTION 'invalid key "%" for a subject with % keys', key, ktype
+                USING ERRCODE = 'invalid_text_representation';
+        END;
+        IF id < 0 OR id > 4294967295 THEN
+            RAISE EXCEPTION 'key % is outside the range of member ids', id
+                USING ERRCODE = 'numeric_value_out_of_range',
+                      DETAIL = 'Integer keys are used as member ids and must be between 0 and 4294967295.';
+        END IF;
+        RETURN id;
+    END IF;
+    SELECT m.member_id INTO id FROM segment.keymap m WHERE m.subject_id = sid AND m.key = _member_id.key;
+    IF id IS NULL AND "create" THEN
+        PERFORM pg_advisory_xact_lock(24173, sid);
+        SELECT m.member_id INTO id FROM segment.keymap m WHERE m.subject_id = sid AND m.key = _member_id.key;
+        IF id IS NULL THEN
+            SELECT coalesce(max(m.member_id) + 1, 0) INTO id FROM segment.keymap m WHERE m.subject_id = sid;
+            INSERT INTO segment.keymap (subject_id, key, member_id) VALUES (sid, key, id);
+        END IF;
+    END IF;
+    RETURN id;
+END $$;
+
+CREATE OR REPLACE FUNCTION segment.top(subject name, scorecard name, audience text, n int)
+RETURNS TABLE (key text, score numeric)
+LANGUAGE plpgsql STABLE ROWS 100 AS $$
+DECLARE
+    sid int := segment._subject_id(subject);
+    s segment.scorecard := segment._readable_scorecard(sid, subject, scorecard);
+    int_keys boolean;
+    aud segment.memberset;
+    part segment.memberset;
+    r record;
+    c int8;
+    left_ int8 := n;
+BEGIN
+    IF n IS NULL THEN
+        RAISE EXCEPTION 'n must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF n < 0 THEN
+        RAISE EXCEPTION 'n must not be negative, got %', n USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- governance: a customer-level list (docs/security.md#export-control)
+    PERFORM segment._check_export('segment.top');
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+    SELECT x.key_type IN ('int4'::regtype, 'int8'::regtype) INTO int_keys
+      FROM segment.subject x WHERE x.subject_id = sid;
+    IF audience IS NOT NULL THEN
+        aud := segment.audience(subject, audience);
+    END IF;
+    FOR r IN SELECT x.score, x.members FROM segment._live_scores(s.scorecard_id, sid) x
+              ORDER BY x.score DESC
+    LOOP
+        part := CASE WHEN aud IS NULL THEN r.members ELSE r.members OPERATOR(segment.&) aud END;
+        c := segment.cardinality(part);
+        CONTINUE WHEN c = 0;
+        IF int_keys AND c <= 50000000 THEN
+            -- member id = key, ids ascending: the first ones are the lowest
+            -- keys; slicing the array is much faster than a set-returning scan
+            RETURN QUERY SELECT m::text, r.score
+                           FROM unnest((segment.to_array(part))[1:left_]) m;
+        ELSIF int_keys THEN
+            RETURN QUERY SELECT m::text, r.score
+                           FROM segment.member_ids(part) WITH ORDINALITY AS x(m, o)
+                          ORDER BY x.o LIMIT left_;
+        ELSE
+            RETURN QUERY SELECT k, r.score FROM segment.keys(subject, part) k
+                          ORDER BY k LIMIT left_;
+        END IF;
+        left_ := left_ - least(c, left_);
+        EXIT WHEN left_ = 0;
+    END LOOP;
+    PERFORM segment._audit_export('segment.top', subject, coalesce(audience, '(every scored customer)'), n - left_);
+END $$;
+
+CREATE OR REPLACE FUNCTION segment.render(rule name, key text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r segment.opportunity_rule := segment._opportunity_rule(rule);
+    s segment.subject;
+    msg text;
+    masked text;
+BEGIN
+    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
+    IF r.template_sql IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- governance: the customer must be in the caller's scope, and personal
+    -- columns are masked for a role without segment_exporter
+    PERFORM segment._check_customer(s.subject_id, key);
+    SELECT string_agg(CASE WHEN m.column_name IS NULL THEN format('t0.%I', a.attname)
+                           ELSE format('segment.mask(t0.%I::text) AS %I', a.attname, a.attname) END,
+                      ', ' ORDER BY a.attnum)
+      INTO masked
+      FROM pg_attribute a
+      LEFT JOIN segment.column_sensitivity m
+        ON m.subject_id = s.subject_id AND m.column_name = a.attname AND segment._masks_pii()
+     WHERE a.attrelid = s.relation AND a.attnum > 0 AND NOT a.attisdropped;
+    EXECUTE format('SELECT %s FROM (SELECT %s FROM %s t0 WHERE t0.%I::text = $1) t',
+                   r.template_sql, masked, s.relation, s.key_column)
+       INTO msg USING key;
+    RETURN msg;
+END $$;

@@ -51,6 +51,10 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('reader', 'function', '_governed', 'EXECUTE'),
         ('reader', 'function', '_customer_scope', 'EXECUTE'),
         ('reader', 'function', '_audit_export', 'EXECUTE'),
+        ('reader', 'function', '_check_customer', 'EXECUTE'),
+        ('reader', 'function', '_check_export', 'EXECUTE'),
+        ('reader', 'function', '_mask_pii', 'EXECUTE'),
+        ('reader', 'function', '_masks_pii', 'EXECUTE'),
         -- reader: segment.report and the segment.report_* functions
         ('reader', 'function', '_html', 'EXECUTE'),
         ('reader', 'function', '_fmt_int', 'EXECUTE'),

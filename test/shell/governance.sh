@@ -126,8 +126,10 @@ grant segment_branch_head to g_head_b1, g_head_b2, g_head_ho;
 grant segment_auditor to g_auditor;
 grant segment_exporter to g_exporter;
 grant segment_analyst, segment_exporter to g_analyst_exp;
-grant usage on schema dw to segment_admin, segment_analyst;
-grant select on all tables in schema dw to segment_admin, segment_analyst;
+-- explain and render read the customer's row: SELECT on the subject table
+-- (the warehouse's own grants; segment adds its scope check on top)
+grant usage on schema dw to segment_admin, segment_analyst, segment_manager, segment_branch_head, segment_auditor, segment_exporter;
+grant select on all tables in schema dw to segment_admin, segment_analyst, segment_manager, segment_branch_head, segment_auditor, segment_exporter;
 select segment.map_user('g_mgr_s11', manager => 'm_S11_0');
 select segment.map_user('g_mgr_b1', manager => 'm_B1_1', org_unit => 'B1');
 select segment.map_user('g_head_b1', org_unit => 'B1');
@@ -211,20 +213,143 @@ g_analyst_exp:segment.members_text:$rich
 g_analyst_exp:segment.keys:0" "... with actor, function and row count"
 is "$(q -c "select count(*) from segment.audit where action = 'export' and actor = 'g_mgr_s11'")" "0" "a refused export writes no audit row"
 
+# --- per-customer readers: scope ---------------------------------------------------
+own_c=$(q -c "select min(id) from dw.cust where owner = 'm_S11_0'")
+s12_c=$(q -c "select min(id) from dw.cust where org = 'S12'")
+b2_c=$(q -c "select min(id) from dw.cust where org = 'S21'")
+q >/dev/null <<'SQL'
+select segment.create_tag('cu', 'reachable', 'mobile is not null and name is not null');
+select segment.create_scorecard('cu', 'value', 0, array[['bal >= 3000', '10'], ['bal >= 6000', '5']]);
+select segment.create_scheme('cu', 'tier', array[['high', 'bal >= 6000'], ['rest', 'true']]);
+select count(*) from segment.refresh('cu', current_date);
+SQL
+for f in "segment.tags('cu', %s)" "segment.has_tag('cu', %s, 'rich')" "segment.explain('cu', %s, 'reachable')" \
+         "segment.bucket_of('cu', %s, 'tier')" "segment.score('cu', %s, 'value')" "segment.render('call_all', '%s')"; do
+    own_f=$(printf "$f" "$own_c"); other_f=$(printf "$f" "$b2_c"); s12_f=$(printf "$f" "$s12_c")
+    is "$(can g_mgr_s11 "select $own_f")" "yes" "manager: $own_f of its own customer"
+    is "$(can g_mgr_s11 "select $other_f")" "42501" "manager: $other_f of another's customer: 42501"
+    is "$(can g_head_b1 "select $s12_f")" "yes" "branch head B1: $s12_f of a customer of S12 (its subtree)"
+    is "$(can g_head_b1 "select $other_f")" "42501" "branch head B1: $other_f of a customer of S21: 42501"
+    is "$(can g_head_ho "select $other_f")" "yes" "head office: $other_f"
+    is "$(can g_auditor "select $other_f")" "yes" "auditor: $other_f"
+done
+is "$(can g_mgr_s11 "select segment.set_tag('cu', '$b2_c', 'vip')")" "42501" "manager: set_tag on another's customer: 42501"
+is "$(can g_exporter "select segment.tags('cu', $own_c)")" "42501" "exporter alone: tags of a customer: 42501 (no scope)"
+
+# --- top(): a customer-level list --------------------------------------------------------
+is "$(can g_mgr_s11 "select * from segment.top('cu', 'value', 'rich', 5)")" "42501" "manager: top() refused (42501)"
+is "$(can g_analyst "select * from segment.top('cu', 'value', NULL, 5)")" "42501" "analyst: top() refused (42501)"
+is "$(as g_exporter "select count(*) from segment.top('cu', 'value', 'rich', 5)")" "5" "exporter: top()"
+is "$(q -c "select actor || ':' || (detail->>'function') || ':' || (detail->>'rows') from segment.audit where action = 'export' order by audit_id desc limit 1")" \
+   "g_exporter:segment.top:5" "... audited with its row count"
+
+# --- masking ---------------------------------------------------------------------------
+is "$(state "$(as g_admin "select segment.set_column_sensitivity('cu', 'no_such', 'pii')")")" "ERROR 42703" "set_column_sensitivity: unknown column (42703)"
+is "$(state "$(as g_admin "select segment.set_column_sensitivity('cu', 'mobile', 'secret')")")" "ERROR 22023" "set_column_sensitivity: unknown sensitivity (22023)"
+is "$(state "$(as g_admin "select segment.set_column_sensitivity('nope', 'mobile', 'pii')")")" "ERROR 42704" "set_column_sensitivity: unknown subject (42704)"
+is "$(q -c "select count(*) from segment.column_sensitivity")" "0" "... nothing recorded"
+is "$(as g_admin "select segment.set_column_sensitivity('cu', 'mobile', 'pii'); select segment.set_column_sensitivity('cu', 'name', 'pii')")" "" \
+   "segment_admin marks mobile and name as pii"
+mobile=$(q -c "select mobile from dw.cust where id = $own_c")
+name=$(q -c "select name from dw.cust where id = $own_c")
+masked_mobile="${mobile:0:3}****${mobile:7}"
+is "$(as g_mgr_s11 "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->0->'columns'->>'mobile'")" "$masked_mobile" \
+   "explain for a manager: the mobile is masked ($masked_mobile)"
+is "$(as g_mgr_s11 "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->1->'columns'->>'name'")" "${name:0:1}$(printf '*%.0s' $(seq 2 ${#name}))" \
+   "explain for a manager: the name is masked"
+is "$(as g_admin "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->0->'columns'->>'mobile'")" "$masked_mobile" "explain for segment_admin (not an exporter): masked"
+is "$(as g_analyst_exp "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->0->'columns'->>'mobile'")" "$mobile" "explain for an exporter: in clear"
+is "$(as g_mgr_s11 "select segment.render('call_all', '$own_c')")" "Call ${name:0:1}$(printf '*%.0s' $(seq 2 ${#name})) on $masked_mobile" "render for a manager: masked"
+is "$(as g_analyst_exp "select segment.render('call_all', '$own_c')")" "Call ${name:0:1}$(printf '*%.0s' $(seq 2 ${#name})) on $mobile" "render for an exporter: the mobile in clear ({name|mask} masks for everyone)"
+is "$(q -c "select count(*) from segment.audit where action = 'column_sensitivity.insert'")" "2" "sensitivity changes are audited"
+
+# --- the capability matrix of docs/security.md, cell by cell ----------------------------
+# one LOGIN role per built-in role (the exporter's masking cell: with the analyst's scope)
+roles6=(g_admin g_analyst g_mgr_s11 g_head_b1 g_auditor g_exporter)
+cell() {   # cell CAPABILITY SQL-TEMPLATE EXPECTED...  (%r in the SQL: the role's login)
+    local cap=$1 tpl=$2 i=0 r sql
+    shift 2
+    for r in "${roles6[@]}"; do
+        sql=${tpl//%r/$r}
+        is "$(can "$r" "$sql")" "$1" "matrix: $cap, ${r}: $1"
+        shift
+    done
+}
+cell "map_user" "select segment.map_user('g_nobody', 'm_zz')" yes 42501 42501 42501 42501 42501
+cell "set_column_sensitivity" "select segment.set_column_sensitivity('cu', 'bal', NULL)" yes 42501 42501 42501 42501 42501
+cell "refresh_org_tree" "select segment.refresh_org_tree()" yes 42501 42501 42501 42501 42501
+q -c "select segment.map_user('g_nobody')" >/dev/null
+cell "create_tag" "select segment.create_tag('cu', 'mx_%r', 'bal > 1')" yes yes 42501 42501 42501 42501
+cell "refresh" "select count(*) from segment.refresh('cu')" yes yes 42501 42501 42501 42501
+cell "count" "select segment.count('cu', 'rich')" yes yes yes yes yes yes
+cell "overlap" "select count(*) from segment.overlap('cu', array['rich', 'any'])" yes yes yes yes yes yes
+cell "members" "select count(*) from segment.members('cu', 'rich')" 42501 42501 42501 42501 42501 yes
+cell "members_text" "select count(*) from segment.members_text('cu', 'rich')" 42501 42501 42501 42501 42501 yes
+cell "keys" "select count(*) from segment.keys('cu', segment.audience('cu', 'rich'))" 42501 42501 42501 42501 42501 yes
+cell "top" "select count(*) from segment.top('cu', 'value', NULL, 3)" 42501 42501 42501 42501 42501 yes
+for f in members members_text; do
+    for r in g_analyst g_mgr_s11 g_head_b1 g_auditor; do
+        is "$(can "$r" "select count(*) from segment.$f('cu', 'rich', current_date)")" "42501" "matrix: $f(subject, audience, as_of), ${r}: 42501"
+    done
+    [[ $(can g_exporter "select count(*) from segment.$f('cu', 'rich', current_date)") != 42501 ]]
+    ok $? "matrix: $f(subject, audience, as_of), g_exporter: not refused for privileges (the subject keeps no snapshots)"
+done
+cell "the journeys' outbox: customer column" "select count(customer) from segment.outbox" yes 42501 42501 42501 42501 yes
+cell "the journeys' outbox: aggregates" "select count(outbox_id) from segment.outbox" yes yes 42501 42501 yes yes
+cell "journey instances: key column" "select count(key) from segment.journey_instance" yes 42501 42501 42501 42501 yes
+cell "tags of the manager's own customer (in B1's subtree)" "select segment.tags('cu', $own_c)" yes yes yes yes yes 42501
+cell "tags of a customer of S21" "select segment.tags('cu', $b2_c)" yes yes 42501 42501 yes 42501
+q -c "select segment.create_tag('cu', 'mx_manual', NULL)" >/dev/null
+cell "set_tag of the manager's own customer" "select segment.set_tag('cu', '$own_c', 'mx_manual')" yes yes 42501 42501 42501 42501
+for r in "${roles6[@]}"; do
+    case $r in
+      g_admin|g_analyst|g_auditor) exp=$all;;
+      g_mgr_s11) exp=$(ids "manager = 'm_S11_0'");;
+      g_head_b1) exp=$(ids "org_unit in ($(subtree B1))");;
+      g_exporter) exp="";;
+    esac
+    is "$(as "$r" "select coalesce(string_agg(opportunity_id::text, ',' order by opportunity_id), '') from segment.opportunity")" "$exp" \
+       "matrix: rows of segment.opportunity, $r"
+done
+gen() { q -c "select min(opportunity_id) from segment.opportunity where status = 'generated' and not is_control and $1"; }
+for r in "${roles6[@]}"; do
+    case $r in
+      g_admin) o=$(gen "org_unit = 'S21'"); exp=yes;;
+      g_mgr_s11) o=$(gen "manager = 'm_S11_0'"); exp=yes;;
+      g_head_b1) o=$(gen "org_unit = 'S12'"); exp=yes;;
+      *) o=$(gen "true"); exp=42501;;
+    esac
+    is "$(can "$r" "select segment.dispatch($o)")" "$exp" "matrix: dispatch in scope, $r: $exp"
+    case $r in
+      g_admin) exp=yes; to=m_S21_1;; g_head_b1) exp=yes; to=m_S12_0;; *) exp=42501; to=m_S11_1;;
+    esac
+    is "$(can "$r" "select segment.reassign($o, '$to')")" "$exp" "matrix: reassign in scope, $r: $exp"
+done
+cell "read segment.audit" "select count(*) from segment.audit" yes 42501 42501 42501 yes 42501
+cell "verify_audit()" "select segment.verify_audit()" yes 42501 42501 42501 yes 42501
+roles6=(g_admin g_analyst g_mgr_s11 g_head_b1 g_auditor g_analyst_exp)
+q -c "select segment.set_column_sensitivity('cu', 'mobile', 'pii')" >/dev/null
+mob=$(q -c "select mobile from dw.cust where id = $own_c")
+for r in "${roles6[@]}"; do
+    exp="${mob:0:3}****${mob:7}"; [[ $r == g_analyst_exp ]] && exp=$mob
+    is "$(as "$r" "select segment.explain('cu', $own_c, 'reachable')->'why'->'args'->0->'columns'->>'mobile'")" "$exp" \
+       "matrix: a pii column in explain, $r: $([[ $exp == "$mob" ]] && echo in clear || echo masked)"
+done
+
 # --- the audit trail ----------------------------------------------------------------
 is "$(as g_analyst "select segment.create_tag('cu', 'poor', 'bal < 500') > 0; select segment.alter_tag('poor', rule => 'bal < 600')")" "t" "analyst creates and alters a tag"
 is "$(q -c "select action || ':' || coalesce(detail->'before'->>'rule', '-') || ':' || coalesce(detail->'after'->>'rule', '-') || ':' || actor
               from segment.audit where object = 'poor' and action like 'tag.%' order by audit_id")" \
    "tag.insert:-:bal < 500:g_analyst
 tag.update:bal < 500:bal < 600:g_analyst" "definition changes are audited with before and after, and the actor"
-is "$(q -c "select count(*) from segment.audit where action = 'user_map.insert'")" "5" "the five mappings are audited"
-is "$(q -c "select string_agg(action || ':' || object || ':' || actor, ',' order by audit_id) from segment.audit where action like 'opportunity.%'")" \
+is "$(q -c "select count(*) from segment.audit where action = 'user_map.insert' and object <> 'g_nobody'")" "5" "the five mappings are audited"
+is "$(q -c "select string_agg(action || ':' || object || ':' || actor, ',' order by audit_id) from segment.audit where action like 'opportunity.%' and object in ('$own', '$b1', '$other')")" \
    "opportunity.dispatched:$own:g_mgr_s11,opportunity.in_progress:$own:g_mgr_s11,opportunity.dispatched:$b1:g_head_b1,opportunity.reassign:$b1:g_head_b1,opportunity.dispatched:$other:g_head_ho" \
    "lifecycle actions are audited (dispatch, start, reassign) with the actor"
 is "$(as g_analyst "select segment.create_tag('cu', 'vip', NULL) > 0; select segment.set_tag('cu', '7', 'vip')")" "t" "analyst sets a manual tag"
 is "$(q -c "select action || ':' || object || ':' || actor from segment.audit order by audit_id desc limit 1")" "manual_tag.insert:7:g_analyst" "set_tag is audited"
 is "$(as g_admin "select segment.refresh_org_tree()")" "6" "segment_admin reads the org tree again"
-is "$(q -c "select count(*) from segment.audit where action = 'org_tree.update' and actor = 'g_admin'")" "1" "... which is audited"
+is "$(q -c "select actor from segment.audit where action = 'org_tree.update' order by audit_id desc limit 1")" "g_admin" "... which is audited"
 [[ $(as g_auditor "select count(*) from segment.audit") -gt 10 ]]; ok $? "the auditor reads the audit trail"
 is "$(state "$(as g_mgr_s11 "select count(*) from segment.audit")")" "ERROR 42501" "a manager cannot read it (42501)"
 is "$(state "$(as g_analyst "select count(*) from segment.audit")")" "ERROR 42501" "an analyst cannot read it (42501)"
@@ -232,6 +357,22 @@ is "$(state "$(as g_admin "insert into segment.audit values (999999, now(), 'x',
    "segment_admin cannot insert into it (42501)"
 is "$(state "$(as g_auditor "select segment._audit('forged', null, null)")")" "ERROR 42501" "the auditor cannot append through _audit (42501)"
 is "$(q -c "select segment.verify_audit() is null")" "t" "verify_audit(): intact (NULL)"
+
+# dump and restore of a governed database: policies, grants, mappings and the chain survive
+tmpd=$(mktemp -d)
+rdb=${db}_restored
+pg_dump -Fc -d "$db" -f "$tmpd/gov.dump"; ok $? "pg_dump of the governed database"
+createdb "$rdb" && pg_restore -d "$rdb" "$tmpd/gov.dump" 2>"$tmpd/restore.err"; ok $? "pg_restore into a new database $(head -c 300 "$tmpd/restore.err" | tr '\n' ' ')"
+is "$(psql -X -At -d "$rdb" -c "select segment._governed(), segment.verify_audit() is null, (select count(*) from pg_policy where polrelid in ('segment.opportunity'::regclass, 'segment.opportunity_log'::regclass))")" \
+   "t|t|6" "restored: governed, the audit chain intact, the six policies"
+is "$(PGPASSWORD=$pw psql -X -At -U g_mgr_s11 -d "$rdb" -c "select coalesce(string_agg(opportunity_id::text, ',' order by opportunity_id), '') from segment.opportunity")" \
+   "$(seen g_mgr_s11)" "restored: the manager sees exactly its opportunities"
+is "$(PGPASSWORD=$pw psql -X -At -U g_mgr_s11 -d "$rdb" -c '\set VERBOSITY verbose' -c "select count(*) from segment.members('cu', 'rich')" 2>&1 | grep -Eo 'ERROR: +[0-9A-Z]{5}' | head -1)" "ERROR:  42501" \
+   "restored: the manager still cannot list members"
+PGPASSWORD=$pw psql -X -q -At -U g_analyst -d "$rdb" -c "select segment.alter_tag('poor', rule => 'bal < 700')" >/dev/null
+is "$(psql -X -At -d "$rdb" -c "select segment.verify_audit() is null, (select actor from segment.audit order by audit_id desc limit 1)")" "t|g_analyst" \
+   "restored: a new definition change appends to the chain, which stays intact"
+dropdb "$rdb"; rm -rf "$tmpd"
 for stmt in "update segment.audit set actor = 'someone' where audit_id = (select min(audit_id) from segment.audit)" \
             "delete from segment.audit where audit_id = (select max(audit_id) from segment.audit)" \
             "truncate segment.audit" \
