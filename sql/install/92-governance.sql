@@ -903,8 +903,10 @@ BEGIN
       LEFT JOIN segment.column_sensitivity m
         ON m.subject_id = s.subject_id AND m.column_name = a.attname AND segment._masks_pii()
      WHERE a.attrelid = s.relation AND a.attnum > 0 AND NOT a.attisdropped;
-    EXECUTE format('SELECT %s FROM (SELECT %s FROM %s t0 WHERE t0.%I::text = $1) t',
-                   r.template_sql, masked, s.relation, s.key_column)
+    -- a snapshot subject: the row of the snapshot the current state holds
+    EXECUTE format('SELECT %s FROM (SELECT %s FROM %s t0 WHERE t0.%I::text = $1%s) t',
+                   r.template_sql, masked, s.relation, s.key_column,
+                   segment._snapshot_filter(s.subject_id, 't0'))
        INTO msg USING key;
     RETURN msg;
 END $$;

@@ -648,22 +648,7 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE OR REPLACE FUNCTION segment.render(rule name, key text) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    r segment.opportunity_rule := segment._opportunity_rule(rule);
-    s segment.subject;
-    msg text;
-BEGIN
-    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
-    IF r.template_sql IS NULL THEN
-        RETURN NULL;
-    END IF;
-    EXECUTE format('SELECT %s FROM %s t WHERE t.%I::text = $1%s', r.template_sql, s.relation, s.key_column,
-                   segment._snapshot_filter(s.subject_id, 't'))
-       INTO msg USING key;
-    RETURN msg;
-END $$;
+-- segment.render's final body (the snapshot's row, masked) is in part 92
 
 -- the DDL guard also protects a snapshot subject's date column
 CREATE OR REPLACE FUNCTION segment._check_rules_of(rel oid) RETURNS void
