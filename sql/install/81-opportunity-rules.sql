@@ -451,6 +451,16 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Deactivate it with segment.alter_opportunity_rule(name => ..., active => false) to keep its history, or drop it with "cascade" => true to delete its opportunities too.';
     END IF;
+    -- a journey escalates to it (part 87): cascade never drops a journey's referral
+    IF EXISTS (SELECT 1 FROM segment.journey_escalation e WHERE e.rule_id = r.rule_id) THEN
+        RAISE EXCEPTION 'cannot drop opportunity rule "%" because journeys escalate to it', name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = format('Escalation of journey(s) %s.',
+                                  (SELECT string_agg(format('"%s"', j.name), ', ' ORDER BY j.name)
+                                     FROM segment.journey_escalation e JOIN segment.journey j USING (journey_id)
+                                    WHERE e.rule_id = r.rule_id)),
+                  HINT = 'Remove the escalation first with segment.set_journey_escalation(journey, NULL).';
+    END IF;
     DELETE FROM segment.opportunity o WHERE o.rule_id = r.rule_id;
     DELETE FROM segment.generation g WHERE g.rule_id = r.rule_id;
     DELETE FROM segment.opportunity_rule x WHERE x.rule_id = r.rule_id;
@@ -461,7 +471,8 @@ COMMENT ON FUNCTION segment.drop_opportunity_rule(name, boolean) IS
     'drops an opportunity rule; with "cascade" also its opportunities';
 
 -- Refuses (2BP01) to drop a tag, segment, scheme or scorecard that an
--- opportunity rule's audience, priority or entry audience uses.
+-- opportunity rule's audience, priority or entry audience uses, or that a
+-- journey's audiences or escalation use.
 CREATE FUNCTION segment._refuse_if_rules_use(kind text, n name) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -484,6 +495,25 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   DETAIL = format('Used by opportunity rule(s) %s (audience, entry audience or priority scorecard).', users),
                   HINT = 'Change those rules with segment.alter_opportunity_rule() or drop them first; cascade does not drop opportunity rules.';
+    END IF;
+    -- journeys (part 87): entry, exit, goal, step conditions, escalation score
+    SELECT string_agg(DISTINCT format('"%s"', j.name), ', ') INTO users
+      FROM segment.journey j
+     WHERE EXISTS (SELECT 1
+                     FROM unnest(ARRAY[j.entry, j.exit, j.goal]
+                                 || ARRAY(SELECT st.condition FROM segment.journey_step st
+                                           WHERE st.journey_id = j.journey_id)) AS u(audience),
+                          segment._audience_names(u.audience) a
+                    WHERE CASE WHEN qualified THEN a.qualifier = n
+                               ELSE a.qualifier IS NULL AND a.name = n END)
+        OR (_refuse_if_rules_use.kind = 'scorecard' AND EXISTS (
+                SELECT 1 FROM segment.journey_escalation e JOIN segment.scorecard c USING (scorecard_id)
+                 WHERE e.journey_id = j.journey_id AND c.name = n));
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot drop % "%" because journeys use it', kind, n
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = format('Used by journey(s) %s (entry, exit, goal, a step''s condition or the escalation scorecard).', users),
+                  HINT = 'Change those journeys with segment.alter_journey(), segment.drop_journey_step() or segment.set_journey_escalation(), or drop them first.';
     END IF;
 END $$;
 

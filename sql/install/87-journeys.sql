@@ -53,6 +53,7 @@ CREATE TABLE segment.journey (
     goal          text,
     holdout_pct   numeric NOT NULL DEFAULT 0 CHECK (holdout_pct >= 0 AND holdout_pct <= 50),
     reentry_days  int CHECK (reentry_days >= 0),
+    priority      numeric NOT NULL DEFAULT 0 CHECK (priority NOT IN ('NaN', 'Infinity', '-Infinity')),
     active        boolean NOT NULL DEFAULT true,
     version       int NOT NULL DEFAULT 1,
     created_at    timestamptz NOT NULL DEFAULT now(),
@@ -287,13 +288,24 @@ CREATE FUNCTION segment._journey_definition(jid int) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'entry', j.entry, 'anchor_column', j.anchor_column, 'exit', j.exit, 'goal', j.goal,
-        'holdout_pct', j.holdout_pct, 'reentry_days', j.reentry_days, 'active', j.active,
+        'holdout_pct', j.holdout_pct, 'reentry_days', j.reentry_days, 'priority', j.priority, 'active', j.active,
         'steps', coalesce((SELECT jsonb_agg(jsonb_build_object(
                                  'step', s.step, 'at', s.at, 'channel', s.channel,
                                  'template', s.template, 'condition', s.condition) ORDER BY s.step)
                              FROM segment.journey_step s WHERE s.journey_id = j.journey_id), '[]'))
       FROM segment.journey j WHERE j.journey_id = jid
 $$;
+
+-- A journey's priority orders journeys under the contact cap: a finite number.
+CREATE FUNCTION segment._check_journey_priority(journey name, priority numeric) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF priority IS NULL OR priority IN ('NaN'::numeric, 'Infinity'::numeric, '-Infinity'::numeric) THEN
+        RAISE EXCEPTION 'priority of journey "%" must be a finite number, got %', journey, coalesce(priority::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Under a contact cap, journeys of higher priority are advanced first and take the room.';
+    END IF;
+END $$;
 
 -- Checks an optional audience of a journey ('' or NULL: none).
 CREATE FUNCTION segment._journey_audience(subject name, audience text, what text) RETURNS text
@@ -318,7 +330,7 @@ END $$;
 CREATE FUNCTION segment.create_journey(subject name, name name, entry text,
                                        anchor_column name DEFAULT NULL, exit text DEFAULT NULL,
                                        goal text DEFAULT NULL, holdout_pct numeric DEFAULT 0,
-                                       reentry_days int DEFAULT NULL)
+                                       reentry_days int DEFAULT NULL, priority numeric DEFAULT 0)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     sid int := segment._subject_id(subject);
@@ -371,16 +383,17 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'NULL: a customer goes through the journey once; N: again N days after the previous pass ended.';
     END IF;
-    INSERT INTO segment.journey (subject_id, name, entry, anchor_column, exit, goal, holdout_pct, reentry_days)
+    PERFORM segment._check_journey_priority(name, create_journey.priority);
+    INSERT INTO segment.journey (subject_id, name, entry, anchor_column, exit, goal, holdout_pct, reentry_days, priority)
     VALUES (sid, create_journey.name, v_entry, create_journey.anchor_column, v_exit, v_goal,
-            create_journey.holdout_pct, create_journey.reentry_days)
+            create_journey.holdout_pct, create_journey.reentry_days, create_journey.priority)
     RETURNING * INTO j;
     INSERT INTO segment.journey_history (journey_id, name, version, action, new_definition)
     VALUES (j.journey_id, j.name, j.version, 'create', segment._journey_definition(j.journey_id));
     RETURN j.journey_id;
 END $$;
-COMMENT ON FUNCTION segment.create_journey(name, name, text, name, text, text, numeric, int) IS
-    'defines a contact journey: entry audience, anchor date column, exit and goal audiences, holdout, re-entry';
+COMMENT ON FUNCTION segment.create_journey(name, name, text, name, text, text, numeric, int, numeric) IS
+    'defines a contact journey: entry audience, anchor date column, exit and goal audiences, holdout, re-entry, priority under the contact cap';
 
 CREATE FUNCTION segment.add_journey_step(journey name, step int, at interval, channel text,
                                          template text DEFAULT NULL, condition text DEFAULT NULL)
@@ -474,7 +487,8 @@ COMMENT ON FUNCTION segment.drop_journey_step(name, int) IS 'removes a step of a
 -- NULL keeps a value; '' removes an exit or goal.
 CREATE FUNCTION segment.alter_journey(journey name, entry text DEFAULT NULL, exit text DEFAULT NULL,
                                       goal text DEFAULT NULL, holdout_pct numeric DEFAULT NULL,
-                                      reentry_days int DEFAULT NULL, active boolean DEFAULT NULL)
+                                      reentry_days int DEFAULT NULL, active boolean DEFAULT NULL,
+                                      priority numeric DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     j segment.journey;
@@ -505,9 +519,13 @@ BEGIN
         RAISE EXCEPTION 'reentry_days of journey "%" must not be negative, got %', journey, alter_journey.reentry_days
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF alter_journey.priority IS NOT NULL THEN
+        PERFORM segment._check_journey_priority(journey, alter_journey.priority);
+    END IF;
     old := segment._journey_definition(j.journey_id);
     UPDATE segment.journey x
        SET entry = j.entry, exit = j.exit, goal = j.goal,
+           priority = coalesce(alter_journey.priority, x.priority),
            holdout_pct = coalesce(alter_journey.holdout_pct, x.holdout_pct),
            reentry_days = coalesce(alter_journey.reentry_days, x.reentry_days),
            active = coalesce(alter_journey.active, x.active),
@@ -521,7 +539,7 @@ BEGIN
     INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition, new_definition)
     VALUES (j.journey_id, j.name, j.version, 'alter', old, segment._journey_definition(j.journey_id));
 END $$;
-COMMENT ON FUNCTION segment.alter_journey(name, text, text, text, numeric, int, boolean) IS
+COMMENT ON FUNCTION segment.alter_journey(name, text, text, text, numeric, int, boolean, numeric) IS
     'changes a journey (a new version); NULL keeps a value, '''' removes an exit or goal';
 
 CREATE FUNCTION segment.drop_journey(journey name, "cascade" boolean DEFAULT false) RETURNS void
@@ -984,7 +1002,9 @@ BEGIN
     IF now IS NULL OR NOT isfinite(now) THEN
         RAISE EXCEPTION 'now must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    FOR jid IN SELECT x.journey_id FROM segment.journey x WHERE x.active ORDER BY x.journey_id LOOP
+    -- higher priority first: under a contact cap it takes the room
+    FOR jid IN SELECT x.journey_id FROM segment.journey x WHERE x.active
+                ORDER BY x.priority DESC, x.journey_id LOOP
         -- a journey that fails as a whole (an audience not refreshed yet)
         -- advances nothing and says why; the others go on
         BEGIN
@@ -1573,3 +1593,117 @@ SELECT j.name AS journey, c.entered, c.touched, c.entered - c.touched AS never_t
        WHERE i.journey_id = j.journey_id AND NOT i.is_holdout) c;
 COMMENT ON VIEW segment.journey_leak IS
     'per journey: entered, touched, never touched, and never touched although their pass is over (leak)';
+
+------------------------------------------------------------------------
+-- DDL guard: what journeys read from warehouse tables stays readable
+------------------------------------------------------------------------
+
+-- Refuse an ALTER TABLE after which a journey's anchor column, a step's or
+-- the return's template, a consent column or an entry event's key column no
+-- longer reads (dropped, renamed, retyped to something else).
+CREATE FUNCTION segment._check_journeys_of(rel oid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+    typ regtype;
+BEGIN
+    FOR r IN SELECT j.name, j.anchor_column FROM segment.journey j JOIN segment.subject s USING (subject_id)
+              WHERE s.relation = rel AND j.anchor_column IS NOT NULL
+    LOOP
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+         WHERE a.attrelid = rel AND a.attname = r.anchor_column AND a.attnum > 0 AND NOT a.attisdropped;
+        IF typ IS NULL OR typ NOT IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype) THEN
+            RAISE EXCEPTION 'cannot change table "%": column "%" is the anchor date of journey "%"',
+                            rel::regclass, r.anchor_column, r.name
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = 'Its steps are timed from that date column.',
+                      HINT = 'Drop the journey first (segment.drop_journey).';
+        END IF;
+    END LOOP;
+    FOR r IN SELECT j.name, format('step %s', st.step) AS what, st.template
+               FROM segment.journey j JOIN segment.subject s USING (subject_id)
+               JOIN segment.journey_step st USING (journey_id)
+              WHERE s.relation = rel AND st.template IS NOT NULL
+             UNION ALL
+             SELECT j.name, 'the return', e.return_template
+               FROM segment.journey j JOIN segment.subject s USING (subject_id)
+               JOIN segment.journey_escalation e USING (journey_id)
+              WHERE s.relation = rel AND e.return_template IS NOT NULL
+    LOOP
+        BEGIN
+            PERFORM segment._compile_template(rel, r.template, 'x');
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'cannot change table "%": the template of % of journey "%" reads it', rel::regclass, r.what, r.name
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = format('The template would fail: %s', SQLERRM),
+                      HINT = 'Drop the step (segment.drop_journey_step) or change the escalation (segment.set_journey_escalation) first.';
+        END;
+    END LOOP;
+    FOR r IN SELECT c.channel, c.key_column, c.opted_in_column, s.name AS subject
+               FROM segment.consent c JOIN segment.subject s USING (subject_id)
+              WHERE c.relation = rel
+    LOOP
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+         WHERE a.attrelid = rel AND a.attname = r.opted_in_column AND a.attnum > 0 AND NOT a.attisdropped;
+        IF typ IS DISTINCT FROM 'bool'::regtype
+           OR NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = r.key_column
+                             AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'cannot change table "%": it holds the consent of subject "%" to channel "%"',
+                            rel::regclass, r.subject, r.channel
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = format('Consent is read from columns %I (key) and %I (boolean).', r.key_column, r.opted_in_column),
+                      HINT = 'Register the consent again with segment.register_consent() on the new columns first.';
+        END IF;
+    END LOOP;
+    FOR r IN SELECT j.name, x.key_column FROM segment.journey_event x JOIN segment.journey j USING (journey_id)
+              WHERE x.event_table = rel
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = r.key_column
+                          AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'cannot change table "%": column "%" names the customers who enter journey "%"',
+                            rel::regclass, r.key_column, r.name
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Drop the journey first (segment.drop_journey).';
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE FUNCTION segment._journey_ddl_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
+              WHERE command_tag = 'ALTER TABLE' AND classid = 'pg_class'::regclass
+    LOOP
+        PERFORM segment._check_journeys_of(c.objid);
+    END LOOP;
+END $$;
+
+-- Dropping a consent relation or a journey's entry-event table is refused
+-- while segment reads it.
+CREATE FUNCTION segment._journey_drop_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT d.object_identity,
+                    (SELECT string_agg(format('consent to "%s"', c.channel), ', ')
+                       FROM segment.consent c WHERE c.relation::oid = d.objid) AS consent,
+                    (SELECT string_agg(format('entry events of journey "%s"', j.name), ', ')
+                       FROM segment.journey_event x JOIN segment.journey j USING (journey_id)
+                      WHERE x.event_table::oid = d.objid) AS events
+               FROM pg_event_trigger_dropped_objects() d
+              WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+    LOOP
+        IF r.consent IS NOT NULL OR r.events IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot drop table %: journeys read it', r.object_identity
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = format('It holds %s.', concat_ws(', ', r.consent, r.events)),
+                      HINT = 'Register the consent elsewhere (segment.register_consent) or drop the journey first.';
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE EVENT TRIGGER segment_journey_ddl_guard ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment._journey_ddl_guard();
+CREATE EVENT TRIGGER segment_journey_drop_guard ON sql_drop
+    EXECUTE FUNCTION segment._journey_drop_guard();

@@ -24,7 +24,7 @@ create extension if not exists pgtap;
 create extension if not exists segment;
 set local segment.progress_seconds = 0;
 
-select plan(89);
+select plan(101);
 
 ------------------------------------------------------------------------
 -- Fixture: customers 1-20 and 101-300 of subject jx, all owned by manager
@@ -126,8 +126,9 @@ select segment.alter_journey('jcap', active => false);
 ------------------------------------------------------------------------
 -- 3. The contact cap: at most 2 contacts in 7 days, across journeys and
 --    opportunity rules. Customer 9 got an opportunity on 2-01; jcc1 has
---    two day-0 steps, jcc2 one. Advanced at 2-01 16:00, in journey order:
---    10: jcc1 steps 1 and 2, jcc2 capped; 9: jcc1 step 1, then capped.
+--    two day-0 steps, jcc2 one and a higher priority. Advanced at 2-01
+--    16:00, jcc2 first: 10: jcc2, jcc1 step 1, then capped; 9: jcc2, then
+--    capped.
 ------------------------------------------------------------------------
 select segment.set_contact_policy('jx', 2, 7);
 select segment.create_opportunity_rule('jx', 'jx_one', 'jx_cc and jx_odd', 'mining', 'card',
@@ -136,12 +137,12 @@ select is((select generated from segment.generate('jx_one', '2027-02-01')), 1::b
 select segment.create_journey('jx', 'jcc1', 'jx_cc');
 select segment.add_journey_step('jcc1', 1, '0 days', 'jremote');
 select segment.add_journey_step('jcc1', 2, '0 days', 'jremote');
-select segment.create_journey('jx', 'jcc2', 'jx_cc');
+select segment.create_journey('jx', 'jcc2', 'jx_cc', priority => 1);
 select segment.add_journey_step('jcc2', 1, '0 days', 'jremote');
 select is(segment.advance_journeys('2027-02-01 16:00'), 3::bigint, 'three touches within the cap');
 select is(pg_temp.touches('jcc1') || ' | ' || pg_temp.touches('jcc2'),
-          '9:1:jremote:pending 9:2:-:skipped 10:1:jremote:pending 10:2:jremote:pending | 9:1:-:skipped 10:1:-:skipped',
-          'the opportunity and the first journey take the room; the rest is capped');
+          '9:1:-:skipped 9:2:-:skipped 10:1:jremote:pending 10:2:-:skipped | 9:1:jremote:pending 10:1:jremote:pending',
+          'the opportunity and then the journey of higher priority take the room; the rest is capped');
 select is((select count(*) from segment.outbox where journey in ('jcc1', 'jcc2') and reason = 'contact cap'), 3::bigint,
           'the capped ones say why');
 select segment.set_contact_policy('jx', null);
@@ -309,6 +310,7 @@ select throws_ok($$select segment.create_journey('jx', 'j1', 'jx_q', anchor_colu
 select throws_ok($$select segment.create_journey('jx', 'j1', 'jx_q', anchor_column => 'name')$$, '42804', null, 'an anchor column that is not a date');
 select throws_ok($$select segment.create_journey('jx', 'j1', 'jx_q', holdout_pct => 60)$$, '22023', null, 'holdout_pct over 50');
 select throws_ok($$select segment.create_journey('jx', 'j1', 'jx_q', reentry_days => -1)$$, '22023', null, 'negative reentry_days');
+select throws_ok($$select segment.create_journey('jx', 'j1', 'jx_q', priority => 'NaN')$$, '22023', null, 'a priority that is not a finite number');
 select throws_ok($$select segment.create_journey('jx', 'and', 'jx_q')$$, '42602', null, 'a keyword as a journey name');
 select throws_ok($$select segment.add_journey_step('nosuch', 1, '0 days', 'jsms')$$, '42704', null, 'a step of an unknown journey');
 select throws_ok($$select segment.add_journey_step('jq', 1, '0 days', 'jsms')$$, '42710', null, 'a step number taken');
@@ -339,6 +341,30 @@ select is((select row((select count(*) from segment.journey), (select count(*) f
                       (select count(*) from segment.consent), (select count(*) from segment.outbox),
                       (select string_agg(status, ',' order by outbox_id) from segment.outbox))::text),
           (select row(j, s, h, c, k, o, st)::text from before_bad), 'the failed calls changed nothing');
+
+------------------------------------------------------------------------
+-- What journeys read cannot be dropped or altered away under them (2BP01),
+-- and each refusal leaves the table and the catalog as they were.
+alter table jx.cust add column mat date;
+select segment.create_journey('jx', 'janchor', 'jx_q', anchor_column => 'mat');
+select throws_ok($$select segment.drop_tag('jx_left')$$, '2BP01', null, 'a tag in an exit audience cannot be dropped');
+select throws_ok($$select segment.drop_tag('jx_q', "cascade" => true)$$, '2BP01', null, 'nor an entry audience''s, even with cascade');
+select throws_ok($$select segment.drop_opportunity_rule('jx_call', "cascade" => true)$$, '2BP01', null,
+                 'an opportunity rule a journey escalates to cannot be dropped');
+select throws_ok($$alter table jx.cust drop column mat$$, '2BP01', null, 'a journey''s anchor column cannot be dropped');
+select throws_ok($$alter table jx.cust alter column mat type text$$, '2BP01', null, 'nor retyped to a non-date');
+select throws_ok($$alter table jx.cust rename column name to full_name$$, '2BP01', null, 'a column a step template reads cannot be renamed');
+select throws_ok($$alter table jx.cust drop column app_ok$$, '2BP01', null, 'a consent column cannot be dropped');
+select throws_ok($$alter table jx.signup drop column cust_id$$, '2BP01', null, 'an entry event''s key column cannot be dropped');
+select throws_ok($$drop table jx.signup$$, '2BP01', null, 'an entry event table cannot be dropped');
+alter table jx.cust alter column mat type timestamptz;
+select is((select string_agg(attname || ':' || atttypid::regtype, ',' order by attnum) from pg_attribute
+            where attrelid = 'jx.cust'::regclass and attnum > 0 and not attisdropped),
+          'id:integer,owner:integer,org:integer,app_ok:boolean,sms_ok:boolean,left_bank:boolean,bought:boolean,name:text,phone:text,mat:timestamp with time zone',
+          'a date anchor may become a timestamp; the refused changes left the columns as they were');
+select is((select count(*)::int from segment.tag where name in ('jx_left', 'jx_q'))
+          + (select count(*)::int from segment.opportunity_rule where name = 'jx_call'), 3,
+          'the refused drops kept the tags and the rule');
 
 select * from finish();
 rollback;
