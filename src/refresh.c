@@ -52,6 +52,7 @@
 #include "refresh.h"
 #include "refresh_parallel.h"
 #include "refresh_scan.h"
+#include "refresh_shards.h"
 #include "subject_source.h"
 #include "rule.h"
 #include "rule_owner.h"
@@ -374,7 +375,9 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	else if (mode == SUBJECT_READ_SQL)
 	{
 		scan_core_compile(&sc, as_of);
-		subject_sql_scan(&sc);
+		/* a Citus table: on its shards if it can be, else its rows here */
+		if (!refresh_shards_scan(&sc, as_of))
+			subject_sql_scan(&sc);
 		scan_core_finish(&sc);
 	}
 	else

@@ -41,6 +41,8 @@ extern Node *rule_analyze(Relation rel, const char *rule, const char *what,
 extern Node *rule_analyze_as_written(Relation rel, const char *rule, const char *what,
 									 Bitmapset **attnos);
 
+/* A copy of an analysed rule with segment.as_of() replaced by as_of. */
+extern Node *rule_fold_as_of(Node *analysed, DateADT as_of);
 /* Rewrite an analysed rule for evaluation as of `as_of`: fold segment.as_of()
  * to that date and constant-fold what is immutable. */
 extern Expr *rule_plan(Node *analysed, DateADT as_of);

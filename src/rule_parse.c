@@ -321,16 +321,21 @@ fold_as_of_mutator(Node *node, FoldAsOf *ctx)
 	return expression_tree_mutator(node, fold_as_of_mutator, (void *) ctx);
 }
 
-Expr *
-rule_plan(Node *analysed, DateADT as_of)
+Node *
+rule_fold_as_of(Node *analysed, DateADT as_of)
 {
 	FoldAsOf	ctx;
 
 	ctx.funcoid = segment_as_of_funcoid();
 	ctx.date = makeConst(DATEOID, -1, InvalidOid, sizeof(DateADT),
 						 DateADTGetDatum(as_of), false, true);
-	analysed = fold_as_of_mutator(copyObject(analysed), &ctx);
-	return expression_planner((Expr *) analysed);
+	return fold_as_of_mutator(copyObject(analysed), &ctx);
+}
+
+Expr *
+rule_plan(Node *analysed, DateADT as_of)
+{
+	return expression_planner((Expr *) rule_fold_as_of(analysed, as_of));
 }
 
 /* Column names of a bitmapset of attnums, as name[] for the catalog. */

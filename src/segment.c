@@ -7,6 +7,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "refresh_shards.h"
 #include "segment.h"
 
 PG_MODULE_MAGIC;
@@ -32,5 +33,12 @@ _PG_init(void)
 							   "",
 							   PGC_USERSET, 0,
 							   segment_as_of_check, NULL, NULL);
+	DefineCustomBoolVariable("segment.citus_pushdown",
+							 "Refresh a Citus distributed subject by evaluating its rules on the shards.",
+							 "Off: its rows are read through the coordinator and evaluated there (slower, same result).",
+							 &segment_citus_pushdown,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("segment");
 }

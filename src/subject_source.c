@@ -183,6 +183,8 @@ subject_sql_scan(ScanCore *sc)
 		uint64		i;
 
 		SPI_cursor_fetch(portal, true, SQL_FETCH_ROWS);
+		/* SPI calls return in SPI's own context, freed at SPI_finish */
+		MemoryContextSwitchTo(cxt);
 		tt = SPI_tuptable;
 		n = SPI_processed;
 		if (n == 0)

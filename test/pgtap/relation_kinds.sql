@@ -22,7 +22,7 @@ create extension if not exists segment;
 create extension if not exists file_fdw;
 set local segment.progress_seconds = 0;
 
-select plan(43);
+select plan(47);
 
 create schema rk;
 create table rk.cust (id int8 primary key, aum numeric, age int, opened date, city text);
@@ -115,6 +115,32 @@ select is((select member_count from segment.subject_state s join segment.subject
             where x.name = 'rk_view'), 4000::bigint, 'the view''s universe holds every customer');
 select is((select member_count from segment.subject_state s join segment.subject x using (subject_id)
             where x.name = 'rk_part'), 4000::bigint, 'the partitioned table''s universe too (all partitions read)');
+
+-- schemes and scorecards over relations read through SQL (their score sets
+-- are made while the rows are fetched) equal those over the heap-read
+-- materialized view of the same rows
+select lives_ok($$
+    select segment.create_scheme(s, s || '_tier', array[['top', 'aum >= 800000'], ['mid', 'score > 50 or age > 60'], ['low', 'true']]),
+           segment.create_scorecard(s, s || '_card', 5, array[['aum >= 500000', '10'], ['age < 30', '2.5'], ['products >= 2', '-1']])
+      from unnest(array['rk_view', 'rk_part', 'rk_ft', 'rk_mv']) s;
+    select count(*) from segment.refresh(null, '2026-12-01')$$, 'a scheme and a scorecard on every kind refresh');
+select is((select string_agg(x.name || ':' || a.bucket || ':' || a.member_count, ' ' order by x.name, a.bucket)
+             from segment.bucket_state a join segment.scheme x using (scheme_id)
+             join segment.bucket_state b on b.bucket = a.bucket
+              and b.scheme_id = (select scheme_id from segment.scheme where name = 'rk_mv_tier')
+            where x.name <> 'rk_mv_tier' and segment.to_array(a.members) <> segment.to_array(b.members)), null,
+          'every bucket over the view, the partitioned and the foreign table equals the materialized view''s');
+select is((select count(*) from segment.score_state a join segment.scorecard x using (scorecard_id)
+             left join segment.score_state b on b.score = a.score
+              and b.scorecard_id = (select scorecard_id from segment.scorecard where name = 'rk_mv_card')
+            where x.name <> 'rk_mv_card' and (b.members is null or segment.to_array(a.members) <> segment.to_array(b.members))),
+          0::bigint, 'and so does every score''s member set');
+select is((select count(distinct score)::int from segment.score_state a join segment.scorecard x using (scorecard_id)
+            where x.name = 'rk_view_card'),
+          (select count(distinct 5 + case when (aum >= 500000) is true then 10 else 0 end
+                                  + case when (age < 30) is true then 2.5 else 0 end
+                                  + case when (products >= 2) is true then -1 else 0 end)::int from rk.v),
+          'the view''s scores are the distinct scores SQL computes');
 
 -- an audience over a view
 select is(segment.count('rk_view', 'rk_view_rich and not rk_view_no_mart'),

@@ -136,6 +136,82 @@ is "$(on 0 -c "select segment.count('dist', 'dist_rich and not dist_young')")" \
    "$(on 0 -c "select count(*) from cust where (aum >= 500000) is true and not ((age < 30 and aum is not null) is true)")" \
    "an audience equals SQL"
 
+# --- evaluated on the shards ---------------------------------------------------
+# The refresh sends one aggregate per rule owner to the shards and combines
+# member sets; Citus's remote-command log shows what went to the workers.
+remote() {   # the commands the coordinator sent while running $1 (as postgres)
+    on 0 -c "set citus.log_remote_commands = on" -c "set client_min_messages = log" -c "$1" 2>&1 >/dev/null
+}
+log=$(remote "select count(*) from segment.refresh('dist', '2026-12-01')")
+is "$(grep -c 'worker_partial_agg(.*segment\.shard_member_sets' <<< "$log")" "32" "the refresh evaluates every rule on each of the 32 shards (one partial aggregate each)"
+is "$(grep -ci 'SELECT id, aum, age, opened, city, branch FROM' <<< "$log")|$(grep -c 'through the coordinator' <<< "$log")" "0|0" "and reads no row through the coordinator"
+is "$(compare dist cust 2026-12-01)" "" "every tag still equals (rule) IS TRUE"
+
+# schemes (first true bucket) and scorecards (sum of points) from the shards' sets
+on 0 >/dev/null 2>"$work/seg.err" <<'SQL'
+select segment.create_scheme(s, s || '_tier', array[['top', 'aum >= 800000'], ['mid', 'aum >= 300000 or age > 60'], ['low', 'true']])
+  from unnest(array['dist', 'loc']) s;
+select segment.create_scorecard(s, s || '_card', 5, array[['aum >= 500000', '10'], ['age < 30', '2.5'], [$r$city = '上海'$r$, '-1']])
+  from unnest(array['dist', 'loc']) s;
+select count(*) from segment.refresh('dist', '2026-12-01');
+select count(*) from segment.refresh('loc', '2026-12-01');
+SQL
+ok $? "a scheme and a scorecard on both subjects ($(head -c 300 "$work/seg.err"))"
+is "$(on 0 <<'SQL'
+select string_agg(format('%s:%s', a.bucket, segment.to_array(a.members) = segment.to_array(b.members)), ' ' order by a.bucket)
+  from segment.bucket_state a join segment.scheme sa on sa.scheme_id = a.scheme_id and sa.name = 'dist_tier'
+  join segment.scheme sb on sb.name = 'loc_tier'
+  join segment.bucket_state b on b.scheme_id = sb.scheme_id and b.bucket = a.bucket
+SQL
+)" "low:t mid:t top:t" "scheme buckets equal those of the local copy"
+is "$(on 0 -c "select segment.count('dist', 'dist_tier.mid')")" \
+   "$(on 0 -c "select count(*) from cust where not coalesce(aum >= 800000, false) and (aum >= 300000 or age > 60) is true")" \
+   "a bucket equals SQL (first true bucket)"
+is "$(on 0 <<'SQL'
+select count(*) || ':' || bool_and(b.members is not null and segment.to_array(a.members) = segment.to_array(b.members))
+  from segment.score_state a join segment.scorecard ca on ca.scorecard_id = a.scorecard_id and ca.name = 'dist_card'
+  join segment.scorecard cb on cb.name = 'loc_card'
+  left join segment.score_state b on b.scorecard_id = cb.scorecard_id and b.score = a.score
+SQL
+)" "$(on 0 -c "select count(distinct 5 + case when (aum >= 500000) is true then 10 else 0 end + case when (age < 30) is true then 2.5 else 0 end + case when (city = '上海') is true then -1 else 0 end) || ':true' from cust")" \
+   "every score's members equal those of the local copy"
+
+# the same sets with the push-down off (rows read through the coordinator)
+sets() { on 0 -c "select md5(string_agg(segment.to_array(s.members)::text, ',' order by t.name)) from segment.tag_state s join segment.tag t using (tag_id) where t.name like 'dist_%'"; }
+before=$(sets)
+log=$(remote "set segment.citus_pushdown = off; select count(*) from segment.refresh('dist', '2026-12-01')")
+is "$(grep -c 'shard_member_sets' <<< "$log")|$(grep -ci 'SELECT id, aum, age, opened, city, branch FROM' <<< "$log")" "0|32" "segment.citus_pushdown = off reads the rows of the 32 shards instead"
+is "$(sets)" "$before" "and gives the same member sets"
+
+# a rule with a user function is not sent (it might not exist, or differ, on
+# the workers): the rows are read, and the answer is the same
+on 0 -c "create function public.half(numeric) returns numeric immutable language sql as 'select \$1 / 2'" \
+     -c "select segment.create_tag('dist', 'dist_half', 'public.half(aum) >= 200000')" >/dev/null 2>"$work/uf.err"
+ok $? "a tag calling a user function ($(head -c 200 "$work/uf.err"))"
+log=$(remote "select count(*) from segment.refresh('dist', '2026-12-01')")
+is "$(grep -c 'shard_member_sets' <<< "$log")|$(grep -ci 'SELECT id, aum, age, opened, city, branch FROM' <<< "$log")" "0|32" "is evaluated on the coordinator"
+is "$(on 0 -c "select segment.count('dist', 'dist_half')")" "$(on 0 -c "select count(*) from cust where (aum / 2 >= 200000) is true")" "and equals SQL"
+on 0 -c "select segment.drop_tag('dist_half')" >/dev/null
+
+# rules of two owners: one aggregate each, each run as its owner
+on 0 >/dev/null 2>"$work/owner.err" <<'SQL'
+create role analyst_b login;
+grant select on cust to analyst_b;
+select segment.grant_role('analyst_b', 'author');
+set role analyst_b;
+select segment.create_tag('dist', 'dist_b_old', 'age >= 60');
+reset role;
+SQL
+ok $? "a second author's tag ($(head -c 300 "$work/owner.err"))"
+log=$(remote "select count(*) from segment.refresh('dist', '2026-12-01')")
+is "$(grep -c 'worker_partial_agg(.*segment\.shard_member_sets' <<< "$log")" "64" "two owners: two aggregates per shard"
+is "$(on 0 -c "select segment.count('dist', 'dist_b_old')")" "$(on 0 -c "select count(*) from cust where (age >= 60) is true")" "the second owner's tag equals SQL"
+on 0 -c "revoke select on cust from analyst_b" >/dev/null
+out=$(on 0 -c "select tag, members from segment.refresh('dist', '2026-12-01')" 2>&1)
+is "$(grep -c '^WARNING: .*dist_b_old' <<< "$out")|$(on 0 -c "select count(*) from segment.tag_state s join segment.tag t using (tag_id) where t.name = 'dist_b_old' and s.member_count > 0")" "1|1" \
+   "an owner who lost SELECT: that tag fails and keeps its members, as on a local table"
+on 0 -c "select segment.drop_tag('dist_b_old')" >/dev/null
+
 # writes on the shards, then a refresh
 on 0 >/dev/null 2>"$work/dml.err" <<'SQL'
 update cust set aum = 900000 where id % 1000 = 1;

@@ -1,0 +1,1 @@
+../../install/35-shard-sets.sql
