@@ -193,6 +193,34 @@ is "$(grep -c 'shard_member_sets' <<< "$log")|$(grep -ci 'SELECT id, aum, age, o
 is "$(on 0 -c "select segment.count('dist', 'dist_half')")" "$(on 0 -c "select count(*) from cust where (aum / 2 >= 200000) is true")" "and equals SQL"
 on 0 -c "select segment.drop_tag('dist_half')" >/dev/null
 
+# a refresh in the transaction that wrote the shards sees those writes
+is "$(on 0 <<'SQL'
+begin;
+update cust set aum = 999999 where id = 17;     -- aum was NULL
+\o /dev/null
+select count(*) from segment.refresh('dist', '2026-12-01');
+\o
+select segment.count('dist', 'dist_rich') - (select count(*) from cust where (aum >= 500000) is true);
+rollback;
+SQL
+)" "0" "a refresh in the writing transaction sees its writes (the rollback undoes both)"
+is "$(compare dist cust 2026-12-01)" "" "after the rollback the previous sets are back"
+
+# a text key: member ids come from the coordinator's key map, so the rows are read
+on 0 >/dev/null 2>"$work/txt.err" <<'SQL'
+create table cust_txt (code text primary key, aum numeric);
+select create_distributed_table('cust_txt', 'code');
+insert into cust_txt select 'C' || id, aum from cust_local where id <= 20000;
+select segment.register_subject('txt', 'cust_txt', 'code');
+select segment.create_tag('txt', 'txt_rich', 'aum >= 500000');
+SQL
+ok $? "a distributed table with a text key ($(head -c 200 "$work/txt.err"))"
+log=$(remote "select count(*) from segment.refresh('txt', '2026-12-01')")
+is "$(grep -c 'shard_member_sets' <<< "$log")" "0" "its rows are read through the coordinator"
+is "$(on 0 -c "select segment.count('txt', 'txt_rich')")|$(on 0 -c "select count(*) from segment.members_text('txt', 'txt_rich') m join cust_txt c on c.code = m where c.aum >= 500000")" \
+   "$(on 0 -c "select count(*) from cust_txt where (aum >= 500000) is true")|$(on 0 -c "select count(*) from cust_txt where (aum >= 500000) is true")" \
+   "and its tag equals SQL, member by member"
+
 # rules of two owners: one aggregate each, each run as its owner
 on 0 >/dev/null 2>"$work/owner.err" <<'SQL'
 create role analyst_b login;
