@@ -42,9 +42,14 @@ DECLARE
     orgs text[];
     only_these text := '';
 BEGIN
+    -- emptied at every call: TRUNCATE for a batch, DELETE for a few
+    -- customers (an event: a TRUNCATE, or ON COMMIT DELETE ROWS, would make
+    -- new files and rebuild the index in every event transaction)
     IF to_regclass('pg_temp._seg_staff') IS NULL THEN
         CREATE TEMP TABLE _seg_staff (manager text PRIMARY KEY, org text, capacity int,
-                                      active boolean, load int NOT NULL DEFAULT 0) ON COMMIT DELETE ROWS;
+                                      active boolean, load int NOT NULL DEFAULT 0);
+    ELSIF members IS NOT NULL THEN
+        DELETE FROM pg_temp._seg_staff;
     ELSE
         TRUNCATE pg_temp._seg_staff;
     END IF;
@@ -171,12 +176,15 @@ BEGIN
 
     -- work table: candidates waiting for an org-unit manager. Created once
     -- per session (creating temporary tables in every event transaction cost
-    -- more than the rest of an event's generation), emptied at commit and at
-    -- every call.
+    -- more than the rest of an event's generation), emptied at every call:
+    -- TRUNCATE for a batch, DELETE for a few customers (an event; a TRUNCATE
+    -- or ON COMMIT DELETE ROWS makes new files in every event transaction)
     IF to_regclass('pg_temp._seg_cand') IS NULL THEN
         CREATE TEMP TABLE _seg_cand (
             opportunity_id int8 NOT NULL, rule_id int NOT NULL, member_id int8 NOT NULL,
-            priority numeric, org text, manager text) ON COMMIT DELETE ROWS;
+            priority numeric, org text, manager text);
+    ELSIF members IS NOT NULL THEN
+        DELETE FROM pg_temp._seg_cand;
     ELSE
         TRUNCATE pg_temp._seg_cand;
     END IF;
@@ -194,22 +202,28 @@ BEGIN
         SELECT array_agg(x.rule_id) INTO subject_rules FROM segment.opportunity_rule x WHERE x.subject_id = sid;
     END IF;
 
-    -- contact-cap levels from the opportunities already in the window
+    -- contact-cap levels from the opportunities already in the window: level
+    -- i holds the customers with at least i of them. An opportunity is
+    -- unique per (rule, member, period), so a (rule, period) group holds a
+    -- customer at most once: one member set per group, counted by set
+    -- algebra (grouping a million opportunities by customer spilled to disk
+    -- and took longer than the rest of a generation)
     IF cp.subject_id IS NOT NULL THEN
         levels := array_fill(NULL::segment.memberset, ARRAY[cp.max_contacts]);
         FOR lv IN EXECUTE format(
-                   'SELECT x.n, segment.memberset_agg(x.member_id) AS ids
-                      FROM (SELECT o.member_id, least(count(*), $4)::int AS n
-                              FROM segment.opportunity o
-                             WHERE o.subject_id = $1 AND o.period > $2 - $3 AND o.period <= $2 %s
-                             GROUP BY o.member_id) x
-                     GROUP BY x.n', member_filter)
-                  USING sid, as_of, cp.period_days, cp.max_contacts, member_ids, subject_rules
+                   'SELECT segment.memberset_agg(o.member_id) AS ids
+                      FROM segment.opportunity o
+                     WHERE o.subject_id = $1 AND o.period > $2 - $3 AND o.period <= $2 %s
+                     GROUP BY o.rule_id, o.period', member_filter)
+                  USING sid, as_of, cp.period_days, NULL, member_ids, subject_rules
         LOOP
-            FOR i IN 1 .. lv.n LOOP
-                levels[i] := CASE WHEN levels[i] IS NULL THEN lv.ids
-                                  ELSE levels[i] OPERATOR(segment.|) lv.ids END;
+            FOR i IN REVERSE cp.max_contacts .. 2 LOOP
+                IF levels[i - 1] IS NOT NULL THEN
+                    levels[i] := coalesce(levels[i], segment.memberset('{}'::int8[]))
+                                 OPERATOR(segment.|) (levels[i - 1] OPERATOR(segment.&) lv.ids);
+                END IF;
             END LOOP;
+            levels[1] := CASE WHEN levels[1] IS NULL THEN lv.ids ELSE levels[1] OPERATOR(segment.|) lv.ids END;
         END LOOP;
     END IF;
 
