@@ -21,7 +21,7 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 create extension if not exists segment;
 
-select plan(18);
+select plan(20);
 
 \o /dev/null
 create schema lf;
@@ -158,6 +158,17 @@ select is((select count(*) from segment.live_member where member_id = 4)::int, 0
 select count(*) from segment.refresh('lf');
 \o
 select ok(segment.has_tag('lf', 4, 'pos'), 'the refresh after it sees the change');
+
+-- the overlay has no foreign key: unregistering the subject deletes its rows
+\o /dev/null
+select segment.enable_live('lf');
+\o
+update lf.t set a = a + 100 where id % 10 = 0;
+select ok((select count(*) from segment.live_member) > 0, 'the overlay holds rows before unregister_subject');
+\o /dev/null
+select segment.unregister_subject('lf');
+\o
+select is((select count(*) from segment.live_member)::int, 0, 'unregister_subject deleted the subject''s overlay rows');
 
 select * from finish();
 rollback;
