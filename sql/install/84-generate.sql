@@ -144,10 +144,10 @@ DECLARE
     int_keys boolean;
     key_join text;
     source_sql text;
-    member_filter text := '';
     member_ids int8[];
     subject_rules int[];
     gen_sql text;
+    stmt text;
     msg text;
     has_staff boolean;
     needs_org text;
@@ -198,7 +198,6 @@ BEGIN
     IF members IS NOT NULL THEN
         member_ids := segment.to_array(members);
         -- (rule, member, period) is the index there is: name every rule
-        member_filter := 'AND o.rule_id = ANY ($6) AND o.member_id = ANY ($5)';
         SELECT array_agg(x.rule_id) INTO subject_rules FROM segment.opportunity_rule x WHERE x.subject_id = sid;
     END IF;
 
@@ -210,12 +209,17 @@ BEGIN
     -- and took longer than the rest of a generation)
     IF cp.subject_id IS NOT NULL THEN
         levels := array_fill(NULL::segment.memberset, ARRAY[cp.max_contacts]);
-        FOR lv IN EXECUTE format(
-                   'SELECT segment.memberset_agg(o.member_id) AS ids
-                      FROM segment.opportunity o
-                     WHERE o.subject_id = $1 AND o.period > $2 - $3 AND o.period <= $2 %s
-                     GROUP BY o.rule_id, o.period', member_filter)
-                  USING sid, as_of, cp.period_days, NULL, member_ids, subject_rules
+        -- the groups stream (a batch: a few sets of up to every customer)
+        FOR lv IN SELECT segment.memberset_agg(o.member_id) AS ids FROM segment.opportunity o
+                   WHERE o.subject_id = sid AND o.period > as_of - cp.period_days AND o.period <= as_of
+                     AND members IS NULL
+                   GROUP BY o.rule_id, o.period
+                  UNION ALL
+                  SELECT segment.memberset_agg(o.member_id) FROM segment.opportunity o
+                   WHERE o.subject_id = sid AND o.period > as_of - cp.period_days AND o.period <= as_of
+                     AND members IS NOT NULL
+                     AND o.rule_id = ANY (subject_rules) AND o.member_id = ANY (member_ids)
+                   GROUP BY o.rule_id, o.period
         LOOP
             FOR i IN REVERSE cp.max_contacts .. 2 LOOP
                 IF levels[i - 1] IS NOT NULL THEN
@@ -242,10 +246,16 @@ BEGIN
                 aud := aud OPERATOR(segment.&) members;
             END IF;
             n_aud := segment.cardinality(aud);
-            EXECUTE format('SELECT segment.memberset_agg(o.member_id) FROM segment.opportunity o
-                             WHERE o.rule_id = $1 AND o.period > $2 - $3 AND o.period < $2 + $3 %s',
-                           member_filter)
-               INTO recent USING r.rule_id, as_of, greatest(r.cooldown_days, 1), NULL, member_ids, subject_rules;
+            IF members IS NULL THEN
+                SELECT segment.memberset_agg(o.member_id) INTO recent FROM segment.opportunity o
+                 WHERE o.rule_id = r.rule_id AND o.period > as_of - greatest(r.cooldown_days, 1)
+                   AND o.period < as_of + greatest(r.cooldown_days, 1);
+            ELSE
+                SELECT segment.memberset_agg(o.member_id) INTO recent FROM segment.opportunity o
+                 WHERE o.rule_id = r.rule_id AND o.period > as_of - greatest(r.cooldown_days, 1)
+                   AND o.period < as_of + greatest(r.cooldown_days, 1)
+                   AND o.rule_id = ANY (subject_rules) AND o.member_id = ANY (member_ids);
+            END IF;
             IF recent IS NOT NULL THEN
                 aud := aud OPERATOR(segment.-) recent;
             END IF;
@@ -391,8 +401,23 @@ BEGIN
                     format(source_sql, msg), r.rule_id, r.version, sid, r.valid_days - 1,
                     r.assignment, has_staff::text, needs_org, coalesce(r.capacity::text, 'NULL'));
                 BEGIN
-                    EXECUTE gen_sql
-                    INTO made, n_gen, n_ctl, n_over USING aud, as_of, source;
+                    IF members IS NULL THEN
+                        EXECUTE gen_sql
+                        INTO made, n_gen, n_ctl, n_over USING aud, as_of, source;
+                    ELSE
+                        -- a few customers (an event): planning this statement
+                        -- cost more than running it, so it is prepared once
+                        -- per session and text (the text names the rule and
+                        -- its version), and its plan cached
+                        stmt := 'segment_generate_' || md5(gen_sql);
+                        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements p WHERE p.name = stmt) THEN
+                            EXECUTE format('PREPARE %I (segment.memberset, date, text) AS %s', stmt, gen_sql);
+                        END IF;
+                        -- (a utility EXECUTE takes no $n: the few members as a literal)
+                        EXECUTE format('EXECUTE %I (%L::segment.memberset, %L::date, %L::text)',
+                                       stmt, aud, as_of, source)
+                        INTO made, n_gen, n_ctl, n_over;
+                    END IF;
                     PERFORM set_config('enable_nestloop', nest_loop, true);
                 EXCEPTION WHEN OTHERS THEN
                     PERFORM set_config('enable_nestloop', nest_loop, true);
