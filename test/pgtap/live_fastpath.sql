@@ -21,7 +21,7 @@ set local client_min_messages = warning;
 create extension if not exists pgtap;
 create extension if not exists segment;
 
-select plan(20);
+select plan(22);
 
 \o /dev/null
 create schema lf;
@@ -165,7 +165,23 @@ select segment.enable_live('lf');
 \o
 update lf.t set a = a + 100 where id % 10 = 0;
 select ok((select count(*) from segment.live_member) > 0, 'the overlay holds rows before unregister_subject');
+-- an event rule knows the customers the overlay knows: one inserted since
+-- the refresh gets its lead, one deleted since is reported unknown
 \o /dev/null
+create table lf.ev (event_id bigserial primary key, cust int8 not null);
+select segment.create_opportunity_rule('lf', 'lf_ev', 'pos or not pos', 'mining', 'x', assignment => 'pool');
+select segment.attach_event_rule('lf_ev', 'lf.ev', 'cust', 'true');
+insert into lf.t (id, a) values (90001, 5);
+delete from lf.t where id = 6;
+\o
+insert into lf.ev (cust) values (90001), (6), (8);
+select is((select string_agg(o.key, ',' order by o.key) from segment.opportunity o
+             join segment.opportunity_rule r using (rule_id) where r.name = 'lf_ev'),
+          '8,90001', 'event rule with live on: the new customer gets a lead, the deleted one not');
+select is((select sum(unknown)::int from segment.event_skip), 1, 'the deleted customer is reported unknown');
+\o /dev/null
+select segment.detach_event_rule('lf_ev', 'lf.ev');
+select segment.drop_opportunity_rule('lf_ev', true);
 select segment.unregister_subject('lf');
 \o
 select is((select count(*) from segment.live_member)::int, 0, 'unregister_subject deleted the subject''s overlay rows');
