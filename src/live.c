@@ -40,6 +40,13 @@
 #include "utils/date.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
+#include "catalog/namespace.h"
+#include "access/transam.h"
+#include "catalog/pg_proc.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -77,6 +84,8 @@ static LiveRows *live_pending = NULL;
 
 /* Statements with fewer rows write every member without comparing. */
 #define LIVE_COMPARE_MIN_ROWS 64
+/* Up to this many members, their overlay rows are looked up by key. */
+#define LIVE_OVERLAY_PROBE_MAX 1000
 
 /* For error context lines: which subject and unit was being evaluated. */
 typedef struct LiveErrorInfo
@@ -138,9 +147,12 @@ set_ids(RoaringOwned *set, int *n)
 	return ids;
 }
 
-/* Read every row of a transition table into the evaluator. */
+/*
+ * Read the rows of a transition table into the evaluator: every row, or
+ * only those whose member id is in `only`.
+ */
 static void
-feed_table(ScanCore *sc, Tuplestorestate *ts, TupleDesc desc)
+feed_table(ScanCore *sc, Tuplestorestate *ts, TupleDesc desc, RoaringOwned *only)
 {
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	uint32		ids[RULE_BATCH_ROWS];
@@ -149,6 +161,19 @@ feed_table(ScanCore *sc, Tuplestorestate *ts, TupleDesc desc)
 	while (tuplestore_gettupleslot(ts, true, false, slot))
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (only != NULL)
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, sc->keyattno, &isnull);
+			int64		id;
+
+			if (isnull)
+				continue;
+			id = sc->keytype == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
+			if (id < 0 || id > SEGMENT_MAX_MEMBER_ID ||
+				!roaring_bitmap_contains(only->bitmap, (uint32) id))
+				continue;
+		}
 		scan_core_add_slot(sc, slot, ids);
 	}
 	scan_core_flush(sc, ids);
@@ -201,6 +226,8 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, RoaringOwned *write
 	uint32	   *ids_gone;
 	int		   *count;
 	int		   *start;
+	uint32	  **tag_idx;		/* per tag: indexes into ids_new of its written members */
+	int		   *tag_nidx;
 	int32	   *flat;
 	int			total = 0;
 	int16	   *bucket_of = NULL;
@@ -227,6 +254,8 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, RoaringOwned *write
 	/* tags: count per member, then fill a flat array of tag ids */
 	count = palloc0(sizeof(int) * Max(nnew, 1));
 	start = palloc0(sizeof(int) * (nnew + 1));
+	tag_idx = palloc0(sizeof(uint32 *) * Max(sr->ntags, 1));
+	tag_nidx = palloc0(sizeof(int) * Max(sr->ntags, 1));
 	for (i = 0; i < sr->ntags; i++)
 	{
 		int			m,
@@ -242,8 +271,8 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, RoaringOwned *write
 			ids[kept++] = (uint32) idx; /* keep the index for the second pass */
 			count[idx]++;
 		}
-		sc->tags[i].buf = ids;	/* reuse: the flushed buffer is not needed */
-		sc->tags[i].nbuf = kept;
+		tag_idx[i] = ids;
+		tag_nidx[i] = kept;
 		total += kept;
 	}
 	for (i = 0; i < nnew; i++)
@@ -251,9 +280,9 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, RoaringOwned *write
 	flat = palloc(sizeof(int32) * Max(total, 1));
 	memset(count, 0, sizeof(int) * Max(nnew, 1));
 	for (i = 0; i < sr->ntags; i++)
-		for (j = 0; j < sc->tags[i].nbuf; j++)
+		for (j = 0; j < tag_nidx[i]; j++)
 		{
-			int			idx = (int) sc->tags[i].buf[j];
+			int			idx = (int) tag_idx[i][j];
 
 			flat[start[idx] + count[idx]++] = sr->tags[i].tag_id;
 		}
@@ -386,8 +415,10 @@ build_rows(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, RoaringOwned *write
  * (whose date the rules were evaluated at).
  */
 static RoaringOwned *
-members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, Snapshot snap)
+members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, Snapshot snap,
+				 const bool *affected)
 {
+	static SPIPlanPtr overlay_all_plan = NULL;
 	static SPIPlanPtr overlay_plan = NULL;
 	static SPIPlanPtr base_plan = NULL;
 	RoaringOwned *all = roaring_owned_copy(sc->universe->bitmap);
@@ -408,19 +439,34 @@ members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, Snapshot snap
 	if (roaring_bitmap_get_cardinality(all->bitmap) < LIVE_COMPARE_MIN_ROWS)
 		return all;
 
-	/* members that have an overlay row */
-	ids = set_ids(all, &n);
-	d = palloc(sizeof(Datum) * Max(n, 1));
-	for (i = 0; i < n; i++)
-		d[i] = Int64GetDatum((int64) ids[i]);
+	/*
+	 * members that have an overlay row: looked up one by one for a few
+	 * hundred, else the subject's whole overlay (planning and probing an
+	 * array of 100,000 keys costs more than reading it)
+	 */
 	args[0] = Int32GetDatum(sr->subject_id);
-	args[1] = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	segment_saved_plan(&overlay_plan,
-					   "SELECT segment.memberset_agg(member_id) FROM segment.live_member "
-					   " WHERE subject_id = $1 AND member_id = ANY ($2)",
-					   2, argtypes);
-	if (SPI_execute_snapshot(overlay_plan, args, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
+	if (roaring_bitmap_get_cardinality(all->bitmap) <= LIVE_OVERLAY_PROBE_MAX)
+	{
+		ids = set_ids(all, &n);
+		d = palloc(sizeof(Datum) * Max(n, 1));
+		for (i = 0; i < n; i++)
+			d[i] = Int64GetDatum((int64) ids[i]);
+		args[1] = PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		segment_saved_plan(&overlay_plan,
+						   "SELECT segment.memberset_agg(member_id) FROM segment.live_member "
+						   " WHERE subject_id = $1 AND member_id = ANY ($2)",
+						   2, argtypes);
+		i = SPI_execute_snapshot(overlay_plan, args, NULL, snap, InvalidSnapshot, true, false, 1);
+	}
+	else
+	{
+		segment_saved_plan(&overlay_all_plan,
+						   "SELECT segment.memberset_agg(member_id) FROM segment.live_member "
+						   " WHERE subject_id = $1",
+						   1, argtypes);
+		i = SPI_execute_snapshot(overlay_all_plan, args, NULL, snap, InvalidSnapshot, true, false, 1);
+	}
+	if (i != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read segment.live_member");
 	{
 		Datum		m = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -429,14 +475,18 @@ members_to_write(SubjectRun *sr, ScanCore *sc, RoaringOwned *gone, Snapshot snap
 	}
 	SPI_freetuptable(SPI_tuptable);
 
-	/* the sets of the last refresh */
+	/* the sets of the last refresh (of the units the statement may have changed) */
 	d = palloc(sizeof(Datum) * Max(Max(sr->ntags, sr->nschemes), Max(sr->nscorecards, 1)));
+	n = 0;
 	for (i = 0; i < sr->ntags; i++)
-		d[i] = Int32GetDatum(sr->tags[i].tag_id);
-	args[2] = PointerGetDatum(construct_array(d, sr->ntags, INT4OID, 4, true, TYPALIGN_INT));
+		if (affected == NULL || affected[i])
+			d[n++] = Int32GetDatum(sr->tags[i].tag_id);
+	args[2] = PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
+	n = 0;
 	for (i = 0; i < sr->nschemes; i++)
-		d[i] = Int32GetDatum(sr->scheme_ids[i]);
-	args[3] = PointerGetDatum(construct_array(d, sr->nschemes, INT4OID, 4, true, TYPALIGN_INT));
+		if (affected == NULL || affected[sr->ntags + i])
+			d[n++] = Int32GetDatum(sr->scheme_ids[i]);
+	args[3] = PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
 	n = 0;
 	for (i = 0; i < sr->nscorecards; i++)
 		if (!sr->scorecards[i].skip)
@@ -620,6 +670,33 @@ write_rows(LiveRows *lr)
 
 	if (lr->n == 0)
 		return;
+	if (lr->n == 1)
+	{
+		/* one customer (OLTP): its values as parameters, no function scan */
+		static SPIPlanPtr one_plan = NULL;
+		Oid			types[7] = {INT4OID, INT8OID, BOOLOID, INT4ARRAYOID, JSONBOID, JSONBOID, DATEOID};
+		Datum		values[7];
+
+		segment_saved_plan(&one_plan,
+						   "INSERT INTO segment.live_member AS l "
+						   "(subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at) "
+						   "VALUES ($1, $2, $3, $4, $5, $6, $7, now()) "
+						   "ON CONFLICT (subject_id, member_id) DO UPDATE SET deleted = excluded.deleted, "
+						   "tags = excluded.tags, buckets = excluded.buckets, scores = excluded.scores, "
+						   "as_of = excluded.as_of, changed_at = excluded.changed_at",
+						   7, types);
+		values[0] = Int32GetDatum(lr->subject_id);
+		values[1] = Int64GetDatum((int64) lr->ids[0]);
+		values[2] = BoolGetDatum(lr->deleted[0]);
+		values[3] = lr->tags[0];
+		values[4] = lr->buckets[0];
+		values[5] = lr->scores[0];
+		values[6] = DateADTGetDatum(lr->as_of);
+		ret = SPI_execute_plan(one_plan, values, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not write segment.live_member: %s", SPI_result_code_string(ret));
+		return;
+	}
 	segment_saved_plan(&plan,
 					   "INSERT INTO segment.live_member AS l "
 					   "(subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at) "
@@ -644,46 +721,135 @@ write_rows(LiveRows *lr)
 }
 
 /*
- * The subject's rules, analysed and planned for the as_of of its last
- * refresh, kept per backend across statements (parsing and analysing every
- * rule per statement would cost more than a one-row UPDATE itself). Valid
- * while the fingerprint is: the xmin of every definition row (tag, scheme,
- * bucket, scorecard, item) and of the subject, and the as_of, so that any
- * definition change or refresh builds a new entry.
+ * The subject's rules, analysed, planned for the as_of of its last refresh
+ * and compiled into programs, kept per backend across statements and
+ * transactions (a catalog query, parsing, planning and compiling 60 rules
+ * per statement cost more than a one-row UPDATE itself). An entry is valid
+ * while live_generation has not moved since it was built. It moves on:
+ *   - a relcache invalidation of segment.live_subject, which the statement
+ *     triggers of part 89 send when a row of a table the definitions come
+ *     from changes (subject, subject_state, tag, scheme, scheme_bucket,
+ *     scorecard, scorecard_item, entry_rule, live_subject): a definition
+ *     change, enable/disable, a refresh (its date), in any backend, at its
+ *     commit, and at once in the backend that made it;
+ *   - a relcache invalidation of a subject table (ALTER TABLE, GRANT/REVOKE
+ *     on its columns) or of every relation;
+ *   - a change of a role, a role membership, a function or a schema: the
+ *     owners' rights the programs were checked and compiled with.
+ * A writer reads invalidations once it holds its share of the live lock, so
+ * a refresh that moved the date (it holds the lock exclusively to its
+ * commit) is always seen.
  */
 typedef struct LiveDefs
 {
 	int32		subject_id;
-	Oid			relid;
-	char	   *fingerprint;
+	uint64		generation;		/* live_generation when the build began */
 	MemoryContext cxt;
-	SubjectRun *sr;				/* definitions; sets unused */
+	Oid			relid;			/* the subject's relation */
+	int			ntriggers;		/* the triggers enable_live recorded */
+	char	  **triggers;
+	bool		refreshed;		/* false: no state yet, nothing to overlay */
 	DateADT		as_of;
-	Expr	  **tag_exprs;
-	Expr	 ***bucket_exprs;
-	Expr	 ***item_exprs;
+	bool		entry_rules;
+	SubjectRun *sr;				/* definitions; schemes, scorecards shared with sc */
+	ScanCore   *sc;				/* compiled programs */
+	/*
+	 * Per unit (tags, then schemes, then scorecards): the columns its rules
+	 * read (attnos), or NULL when it may depend on more than those (a
+	 * whole-row or system column, a function that is not a built-in
+	 * immutable one, a domain): an UPDATE of other columns cannot change it.
+	 */
+	Bitmapset **unit_cols;
 	struct LiveDefs *next;
 } LiveDefs;
 
 static LiveDefs *live_cache = NULL;
+static uint64 live_generation = 1;
+static bool live_callbacks = false;
+static Oid	live_catalog_relid = InvalidOid;	/* segment.live_subject */
 
-static const char *fingerprint_sql =
-	"SELECT s.name::text, s.key_column::text, st.as_of,"
-	"       concat_ws('/', s.xmin::text, st.as_of::text,"
-	"         (SELECT string_agg(t.tag_id || '.' || t.xmin::text, ',' ORDER BY t.tag_id)"
-	"            FROM segment.tag t WHERE t.subject_id = s.subject_id),"
-	"         (SELECT string_agg(c.scheme_id || '.' || c.xmin::text || '.' || b.position || '.' || b.xmin::text,"
-	"                            ',' ORDER BY c.scheme_id, b.position)"
-	"            FROM segment.scheme c JOIN segment.scheme_bucket b USING (scheme_id)"
-	"           WHERE c.subject_id = s.subject_id),"
-	"         (SELECT string_agg(c.scorecard_id || '.' || c.xmin::text || '.'"
-	"                            || coalesce(i.position || '.' || i.xmin::text, ''),"
-	"                            ',' ORDER BY c.scorecard_id, i.position)"
-	"            FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id)"
-	"           WHERE c.subject_id = s.subject_id))"
-	"       , EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.subject_id = s.subject_id)"
-	"  FROM segment.subject s JOIN segment.subject_state st USING (subject_id)"
-	" WHERE s.subject_id = $1";
+static void
+live_relcache_callback(Datum arg, Oid relid)
+{
+	LiveDefs   *d;
+
+	if (!OidIsValid(relid) || relid == live_catalog_relid)
+	{
+		live_generation++;
+		return;
+	}
+	for (d = live_cache; d != NULL; d = d->next)
+		if (d->relid == relid)
+		{
+			live_generation++;
+			return;
+		}
+}
+
+static void
+live_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	live_generation++;
+}
+
+static void
+live_register_callbacks(void)
+{
+	if (live_callbacks)
+		return;
+	CacheRegisterRelcacheCallback(live_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, live_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, live_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, live_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, live_syscache_callback, (Datum) 0);
+	live_callbacks = true;
+}
+
+static const char *defs_sql =
+	"SELECT s.name::text, s.key_column::text, s.relation::oid, l.triggers::text[], st.as_of,"
+	"       EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.subject_id = s.subject_id)"
+	"  FROM segment.live_subject l JOIN segment.subject s USING (subject_id)"
+	"  LEFT JOIN segment.subject_state st USING (subject_id)"
+	" WHERE l.subject_id = $1";
+
+static bool
+live_not_builtin_immutable(Oid funcid, void *context)
+{
+	return funcid >= FirstNormalObjectId || func_volatile(funcid) != PROVOLATILE_IMMUTABLE;
+}
+
+/* Whether a planned rule may read more of the row than its plain columns. */
+static bool
+live_reads_more_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) && ((Var *) node)->varattno <= 0)
+		return true;			/* the whole row, or a system column */
+	if (IsA(node, CoerceToDomain))
+		return true;			/* its checks may call anything */
+	if (check_functions_in_node(node, live_not_builtin_immutable, NULL))
+		return true;
+	return expression_tree_walker(node, live_reads_more_walker, context);
+}
+
+/*
+ * The columns a unit's planned rules read (positive attnos) added to *cols;
+ * false when the unit may depend on more than those (*cols is then unusable).
+ */
+static bool
+live_rule_columns(Expr *planned, Bitmapset **cols)
+{
+	Bitmapset  *raw = NULL;
+	int			x = -1;
+
+	if (live_reads_more_walker((Node *) planned, NULL))
+		return false;
+	pull_varattnos((Node *) planned, 1, &raw);
+	while ((x = bms_next_member(raw, x)) >= 0)
+		*cols = bms_add_member(*cols, x + FirstLowInvalidHeapAttributeNumber);
+	return true;
+}
 
 /* Planning folds immutable functions: as the rule's owner, restricted. */
 static Expr *
@@ -754,6 +920,8 @@ copy_definitions(SubjectRun *sr, SubjectRun *tmp)
 		to->nitems = from->nitems;
 		to->items = palloc0(sizeof(ScanTag) * Max(to->nitems, 1));
 		to->points = palloc0(sizeof(ScoreValue) * Max(to->nitems, 1));
+		/* a scorecard whose base or points are out of range is not evaluated */
+		to->skip = sr->scorecard_errors[i] != NULL;
 		for (j = 0; j < to->nitems; j++)
 		{
 			to->items[j].name = pstrdup(from->items[j].name);
@@ -763,26 +931,20 @@ copy_definitions(SubjectRun *sr, SubjectRun *tmp)
 	}
 }
 
-/* Load and plan every rule of the subject into a new entry (SPI connected). */
-static LiveDefs *
-build_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
-		   DateADT as_of, const char *fingerprint, MemoryContext parent)
+/*
+ * Load, plan and compile every rule of the subject (SPI connected, the
+ * rules' GUCs set) into sr and sc of d, in d's context.
+ */
+static void
+compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Snapshot snap)
 {
-	MemoryContext cxt = AllocSetContextCreate(parent, "segment live definitions",
-											  ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	LiveDefs   *d = palloc0(sizeof(LiveDefs));
 	SubjectRun *sr = palloc0(sizeof(SubjectRun));
+	ScanCore   *sc = palloc0(sizeof(ScanCore));
+	int			unit = -1;
 	int			i,
 				j;
 
-	d->cxt = cxt;
-	d->subject_id = subject_id;
-	d->relid = RelationGetRelid(rel);
-	d->fingerprint = pstrdup(fingerprint);
-	d->as_of = as_of;
-	d->sr = sr;
-	sr->subject_id = subject_id;
+	sr->subject_id = d->subject_id;
 	sr->name = pstrdup(name);
 	sr->relid = d->relid;
 	sr->keyattno = get_attnum(sr->relid, keycol);
@@ -798,11 +960,14 @@ build_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
 						name, format_type_be(sr->keytype)),
 				 errhint("Run segment.disable_live('%s') and refresh instead.", name)));
 
-	/* SPI calls return to SPI's own context: load there, then copy */
+	/* the definitions as of the snapshot the entry is valid for */
+	PushActiveSnapshot(snap);
 	{
+		MemoryContext cxt = CurrentMemoryContext;
 		SubjectRun *tmp = palloc0(sizeof(SubjectRun));
 
-		tmp->subject_id = subject_id;
+		/* SPI calls return to SPI's own context: load there, then copy */
+		tmp->subject_id = d->subject_id;
 		tmp->name = sr->name;
 		load_tags(tmp);
 		load_schemes(tmp);
@@ -810,75 +975,13 @@ build_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
 		MemoryContextSwitchTo(cxt);
 		copy_definitions(sr, tmp);
 	}
+	PopActiveSnapshot();
 
-	d->tag_exprs = palloc0(sizeof(Expr *) * Max(sr->ntags, 1));
-	for (i = 0; i < sr->ntags; i++)
-		d->tag_exprs[i] = plan_rule(rel, sr->tags[i].rule,
-									psprintf("tag \"%s\"", sr->tags[i].name), as_of,
-									sr->tags[i].owner);
-	d->bucket_exprs = palloc0(sizeof(Expr **) * Max(sr->nschemes, 1));
-	for (i = 0; i < sr->nschemes; i++)
-	{
-		ScanScheme *s = &sr->schemes[i];
-
-		d->bucket_exprs[i] = palloc0(sizeof(Expr *) * Max(s->nbuckets, 1));
-		for (j = 0; j < s->nbuckets; j++)
-			d->bucket_exprs[i][j] = plan_rule(rel, s->buckets[j].rule,
-											  psprintf("bucket \"%s\" of scheme \"%s\"",
-													   s->buckets[j].name, s->name), as_of,
-											  s->owner);
-	}
-	d->item_exprs = palloc0(sizeof(Expr **) * Max(sr->nscorecards, 1));
-	for (i = 0; i < sr->nscorecards; i++)
-	{
-		ScanScorecard *c = &sr->scorecards[i];
-
-		d->item_exprs[i] = palloc0(sizeof(Expr *) * Max(c->nitems, 1));
-		for (j = 0; j < c->nitems; j++)
-			d->item_exprs[i][j] = plan_rule(rel, c->items[j].rule,
-											psprintf("item %d of scorecard \"%s\"", j + 1, c->name),
-											as_of, c->owner);
-	}
-	MemoryContextSwitchTo(old);
-	return d;
-}
-
-/* The cached definitions of the subject, rebuilt when the fingerprint moved. */
-static LiveDefs *
-get_defs(Relation rel, int32 subject_id, const char *name, const char *keycol,
-		 DateADT as_of, const char *fingerprint)
-{
-	LiveDefs  **link;
-	LiveDefs   *d;
-
-	for (link = &live_cache; *link != NULL; link = &(*link)->next)
-		if ((*link)->subject_id == subject_id)
-			break;
-	d = *link;
-	if (d != NULL && d->relid == RelationGetRelid(rel) && strcmp(d->fingerprint, fingerprint) == 0)
-		return d;
-	if (d != NULL)
-	{
-		*link = d->next;
-		MemoryContextDelete(d->cxt);
-	}
-	/* built under the statement's context: an error frees it with the rest */
-	d = build_defs(rel, subject_id, name, keycol, as_of, fingerprint, CurrentMemoryContext);
-	MemoryContextSetParent(d->cxt, CacheMemoryContext);
-	d->next = live_cache;
-	live_cache = d;
-	return d;
-}
-
-/* A statement's copy of the definitions, with fresh sets and programs. */
-static SubjectRun *
-statement_run(LiveDefs *d, ScanCore *sc)
-{
-	SubjectRun *sr = palloc(sizeof(SubjectRun));
-	int			i,
-				j;
-
-	*sr = *d->sr;
+	sc->rel = rel;
+	sc->keyattno = sr->keyattno;
+	sc->keytype = sr->keytype;
+	sc->subject = sr->name;
+	sc->current_unit = &unit;
 	sc->ntags = sr->ntags;
 	sc->tags = palloc0(sizeof(ScanTag) * Max(sr->ntags, 1));
 	for (i = 0; i < sr->ntags; i++)
@@ -886,51 +989,188 @@ statement_run(LiveDefs *d, ScanCore *sc)
 		sc->tags[i].name = sr->tags[i].name;
 		sc->tags[i].rule = sr->tags[i].rule;
 		sc->tags[i].owner = sr->tags[i].owner;
-		sc->tags[i].planned = copyObject(d->tag_exprs[i]);
+		sc->tags[i].planned = plan_rule(rel, sr->tags[i].rule,
+										psprintf("tag \"%s\"", sr->tags[i].name), d->as_of,
+										sr->tags[i].owner);
 	}
-	sr->schemes = palloc0(sizeof(ScanScheme) * Max(sr->nschemes, 1));
 	for (i = 0; i < sr->nschemes; i++)
 	{
-		ScanScheme *from = &d->sr->schemes[i];
 		ScanScheme *s = &sr->schemes[i];
 
-		s->name = from->name;
-		s->owner = from->owner;
-		s->nbuckets = from->nbuckets;
-		s->buckets = palloc0(sizeof(ScanTag) * Max(s->nbuckets, 1));
 		for (j = 0; j < s->nbuckets; j++)
-		{
-			s->buckets[j].name = from->buckets[j].name;
-			s->buckets[j].rule = from->buckets[j].rule;
-			s->buckets[j].planned = copyObject(d->bucket_exprs[i][j]);
-		}
+			s->buckets[j].planned = plan_rule(rel, s->buckets[j].rule,
+											  psprintf("bucket \"%s\" of scheme \"%s\"",
+													   s->buckets[j].name, s->name),
+											  d->as_of, s->owner);
 	}
-	sr->scorecards = palloc0(sizeof(ScanScorecard) * Max(sr->nscorecards, 1));
 	for (i = 0; i < sr->nscorecards; i++)
 	{
-		ScanScorecard *from = &d->sr->scorecards[i];
 		ScanScorecard *c = &sr->scorecards[i];
 
-		c->name = from->name;
-		c->owner = from->owner;
-		c->base = from->base;
-		c->points = from->points;
-		c->nitems = from->nitems;
-		/* a scorecard whose base or points are out of range is not evaluated */
-		c->skip = sr->scorecard_errors[i] != NULL;
-		c->items = palloc0(sizeof(ScanTag) * Max(c->nitems, 1));
 		for (j = 0; j < c->nitems; j++)
-		{
-			c->items[j].name = from->items[j].name;
-			c->items[j].rule = from->items[j].rule;
-			c->items[j].planned = copyObject(d->item_exprs[i][j]);
-		}
+			c->items[j].planned = plan_rule(rel, c->items[j].rule,
+											psprintf("item %d of scorecard \"%s\"", j + 1, c->name),
+											d->as_of, c->owner);
 	}
 	sc->nschemes = sr->nschemes;
 	sc->schemes = sr->schemes;
 	sc->nscorecards = sr->nscorecards;
 	sc->scorecards = sr->scorecards;
-	return sr;
+
+	/* the columns of each unit, before compiling (which may scribble) */
+	d->unit_cols = palloc0(sizeof(Bitmapset *) * Max(SCAN_UNITS(sc), 1));
+	for (i = 0; i < sr->ntags; i++)
+	{
+		Bitmapset  *cols = NULL;
+
+		if (live_rule_columns(sc->tags[i].planned, &cols))
+			d->unit_cols[i] = bms_add_member(cols, sr->keyattno);
+	}
+	for (i = 0; i < sr->nschemes; i++)
+	{
+		Bitmapset  *cols = NULL;
+		bool		exact = true;
+
+		for (j = 0; j < sr->schemes[i].nbuckets && exact; j++)
+			exact = live_rule_columns(sr->schemes[i].buckets[j].planned, &cols);
+		if (exact)
+			d->unit_cols[sr->ntags + i] = bms_add_member(cols, sr->keyattno);
+	}
+	for (i = 0; i < sr->nscorecards; i++)
+	{
+		Bitmapset  *cols = NULL;
+		bool		exact = true;
+
+		for (j = 0; j < sr->scorecards[i].nitems && exact; j++)
+			exact = live_rule_columns(sr->scorecards[i].items[j].planned, &cols);
+		if (exact)
+			d->unit_cols[sr->ntags + sr->nschemes + i] = bms_add_member(cols, sr->keyattno);
+	}
+	scan_core_compile(sc, d->as_of);
+	/* the batch slot pins the relation's descriptor: one per statement */
+	rule_scan_end(sc->rs);
+	d->sr = sr;
+	d->sc = sc;
+}
+
+/*
+ * Build the entry of a subject, as of snap (SPI connected). Its context is
+ * a child of the statement's until it is complete: an error frees it with
+ * the rest.
+ */
+static LiveDefs *
+build_defs(Relation rel, int32 subject_id, Snapshot snap)
+{
+	static SPIPlanPtr plan = NULL;
+	uint64		generation = live_generation;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "segment live definitions",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(subject_id);
+	LiveDefs   *d = palloc0(sizeof(LiveDefs));
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	char	   *name;
+	char	   *keycol;
+
+	d->cxt = cxt;
+	d->subject_id = subject_id;
+	d->generation = generation;
+	if (!OidIsValid(live_catalog_relid))
+		live_catalog_relid = get_relname_relid("live_subject", get_namespace_oid("segment", false));
+	segment_saved_plan(&plan, defs_sql, 1, &argtype);
+	if (SPI_execute_snapshot(plan, &arg, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.live_subject");
+	MemoryContextSwitchTo(cxt);
+	if (SPI_processed == 1)
+	{
+		Datum		arr;
+
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		name = SPI_getvalue(tup, desc, 1);
+		keycol = SPI_getvalue(tup, desc, 2);
+		d->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		arr = SPI_getbinval(tup, desc, 4, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+			int			i;
+
+			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &d->ntriggers);
+			d->triggers = palloc(sizeof(char *) * Max(d->ntriggers, 1));
+			for (i = 0; i < d->ntriggers; i++)
+				d->triggers[i] = nulls[i] ? "" : TextDatumGetCString(elems[i]);
+		}
+		d->as_of = DatumGetDateADT(SPI_getbinval(tup, desc, 5, &isnull));
+		d->refreshed = !isnull;
+		d->entry_rules = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		SPI_freetuptable(SPI_tuptable);
+		if (d->refreshed && d->relid == RelationGetRelid(rel))
+			compile_defs(d, rel, name, keycol, snap);
+	}
+	else
+		SPI_freetuptable(SPI_tuptable);
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+/* The valid entry of the subject, built when missing or stale. */
+static LiveDefs *
+get_defs(Relation rel, int32 subject_id, Snapshot snap)
+{
+	LiveDefs  **link;
+	LiveDefs   *d;
+
+	live_register_callbacks();
+	for (link = &live_cache; *link != NULL; link = &(*link)->next)
+		if ((*link)->subject_id == subject_id)
+			break;
+	d = *link;
+	if (d != NULL && d->generation == live_generation)
+		return d;
+	if (d != NULL)
+	{
+		*link = d->next;
+		MemoryContextDelete(d->cxt);
+	}
+	d = build_defs(rel, subject_id, snap);
+	MemoryContextSetParent(d->cxt, CacheMemoryContext);
+	d->next = live_cache;
+	live_cache = d;
+	return d;
+}
+
+/*
+ * Refuse to run from a trigger segment did not create (issue 11, hole 2):
+ * the function is SECURITY DEFINER and writes the overlay every reader
+ * merges, so a trigger anyone attaches to a table of theirs (a temp table
+ * with the subject's column names) would forge memberships. The trigger
+ * must be on the subject's table and be one of the triggers enable_live
+ * recorded in segment.live_subject (d: as read with the latest snapshot,
+ * cached until any of those rows changes). Names, not OIDs: a restore keeps
+ * them.
+ */
+static void
+live_check_trigger(TriggerData *td, int32 subject_id, LiveDefs *d)
+{
+	int			i;
+
+	if (d->relid == RelationGetRelid(td->tg_relation))
+		for (i = 0; i < d->ntriggers; i++)
+			if (strcmp(d->triggers[i], td->tg_trigger->tgname) == 0)
+				return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("trigger function segment._live_trigger() fired on a relation segment did not attach it to"),
+			 errdetail("Trigger \"%s\" on relation \"%s\" for subject id %d.",
+					   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation),
+					   subject_id),
+			 errhint("Live maintenance installs its triggers with segment.enable_live(subject).")));
 }
 
 /* ---------- dates: live writers and a refresh that moves the date ---------- */
@@ -945,10 +1185,12 @@ live_locktag(LOCKTAG *tag, int32 subject_id)
  * A writer's share of the subject's live lock (kept to the end of its
  * transaction: a refresh moving the date waits for it before taking its
  * snapshot, so that what the writer did is either seen by that refresh or
- * evaluated after its commit), then the latest snapshot, registered: it
- * sees a refresh that committed while we waited, or before we started
- * under a transaction snapshot that does not. Held locally after the first
- * statement of the transaction: no shared lock table access then.
+ * evaluated after its commit), then the invalidations committed so far
+ * (the cached definitions of a refresh that moved the date are stale from
+ * here) and the latest snapshot, registered: it sees a refresh that
+ * committed while we waited, or before we started under a transaction
+ * snapshot that does not. Held locally after the first statement of the
+ * transaction: no shared lock table access then.
  */
 static Snapshot
 live_writer_snapshot(int32 subject_id)
@@ -957,78 +1199,152 @@ live_writer_snapshot(int32 subject_id)
 
 	live_locktag(&tag, subject_id);
 	(void) LockAcquire(&tag, ShareLock, false, false);
+	AcceptInvalidationMessages();
 	return RegisterSnapshot(GetLatestSnapshot());
+}
+
+/* Every unit evaluated again (but scorecards whose base or points are out of range). */
+static void
+live_reset_skips(LiveDefs *d)
+{
+	ScanCore   *sc = d->sc;
+	int			i;
+
+	for (i = 0; i < sc->ntags; i++)
+		sc->tags[i].skip = false;
+	for (i = 0; i < sc->nschemes; i++)
+		sc->schemes[i].skip = false;
+	for (i = 0; i < sc->nscorecards; i++)
+		sc->scorecards[i].skip = d->sr->scorecard_errors[i] != NULL;
+}
+
+/*
+ * For an UPDATE: which units it may have changed (true), by the columns it
+ * set (with the generated columns that depend on them) and the columns each
+ * unit reads. NULL when any may have: not an UPDATE, the set columns are not
+ * known, or a BEFORE ROW trigger on the table may have changed others.
+ */
+static bool *
+live_affected(LiveDefs *d, TriggerData *td, int *naffected)
+{
+	Relation	rel = td->tg_relation;
+	Bitmapset  *updated = NULL;
+	bool	   *affected;
+	int			x = -1;
+	int			u;
+
+	if (!TRIGGER_FIRED_BY_UPDATE(td->tg_event) || td->tg_updatedcols == NULL ||
+		(rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row))
+		return NULL;
+	while ((x = bms_next_member(td->tg_updatedcols, x)) >= 0)
+	{
+		AttrNumber	attno = x + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno <= 0)
+			return NULL;		/* a whole-row or system column: anything */
+		updated = bms_add_member(updated, attno);
+	}
+	affected = palloc(sizeof(bool) * Max(SCAN_UNITS(d->sc), 1));
+	*naffected = 0;
+	for (u = 0; u < SCAN_UNITS(d->sc); u++)
+	{
+		affected[u] = d->unit_cols[u] == NULL || bms_overlap(d->unit_cols[u], updated);
+		if (affected[u])
+			(*naffected)++;
+	}
+	return affected;
 }
 
 /* Evaluate one statement's transition tables and write the overlay. */
 static void
-live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
-			   Tuplestorestate *newtable)
+live_statement(TriggerData *td, int32 subject_id)
 {
-	static SPIPlanPtr plan = NULL;
+	Relation	rel = td->tg_relation;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "segment live",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	Oid			argtype = INT4OID;
-	Datum		arg = Int32GetDatum(subject_id);
 	SubjectRun *sr;
 	LiveDefs   *defs;
-	ScanCore	sc;
+	ScanCore   *sc;
 	volatile int current_unit = -1;
 	ErrorContextCallback errcb;
 	LiveErrorInfo info;
-	DateADT		as_of;
-	char	   *name;
-	char	   *keycol;
-	char	   *fingerprint;
-	bool		isnull;
-	bool		entry_rules;
 	int			nestlevel;
 	Datum		entry[3] = {0, 0, 0};	/* changed, audiences, before sets */
 	RoaringOwned *gone;
+	RoaringOwned *write;
 	LiveRows   *lr;
 	Snapshot	snap;
+	bool	   *affected;
+	int			naffected = 0;
 
 	/*
 	 * Wait for a refresh moving the date to commit, then read the state as
 	 * it is now rather than as of the transaction's snapshot: the rows we
 	 * write are evaluated at that state's date and merged over its sets.
 	 */
+	/*
+	 * The statement's own rows become visible to the snapshot: a rule that
+	 * reads the table through a function (by key) sees them as a refresh
+	 * would.
+	 */
+	CommandCounterIncrement();
 	snap = live_writer_snapshot(subject_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	segment_saved_plan(&plan, fingerprint_sql, 1, &argtype);
-	if (SPI_execute_snapshot(plan, &arg, NULL, snap, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.subject");
-	if (SPI_processed == 0)
+
+	/* rules see the date of the last refresh, also in executor fallbacks */
+	nestlevel = NewGUCNestLevel();
+	rule_pin_search_path();
+	defs = get_defs(rel, subject_id, snap);
+	live_check_trigger(td, subject_id, defs);
+	if (!defs->refreshed || (td->tg_newtable == NULL && td->tg_oldtable == NULL))
 	{
-		/* not refreshed (or unregistered meanwhile): nothing to overlay */
+		/* not refreshed: nothing to overlay */
+		AtEOXact_GUC(true, nestlevel);
 		SPI_finish();
 		UnregisterSnapshot(snap);
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(cxt);
 		return;
 	}
-	MemoryContextSwitchTo(cxt);
-	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	keycol = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	as_of = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	fingerprint = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
-	entry_rules = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
-	SPI_freetuptable(SPI_tuptable);
+	(void) set_config_option("segment.as_of",
+							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(defs->as_of))),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	sr = defs->sr;
+	sc = defs->sc;
+	sc->current_unit = &current_unit;
 
-	/* the definitions as of the same snapshot as their fingerprint */
-	PushActiveSnapshot(snap);
-	defs = get_defs(rel, subject_id, name, keycol, as_of, fingerprint);
-	PopActiveSnapshot();
+	/*
+	 * An UPDATE whose columns no rule reads changes nothing: done. One that
+	 * touches a few units and many rows evaluates those units first, over
+	 * every row, then every unit over the members that need an overlay row.
+	 */
+	live_reset_skips(defs);
+	affected = live_affected(defs, td, &naffected);
+	if (affected != NULL && naffected == 0)
+	{
+		AtEOXact_GUC(true, nestlevel);
+		SPI_finish();
+		UnregisterSnapshot(snap);
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		return;
+	}
+	if (affected != NULL && (naffected == SCAN_UNITS(sc) ||
+							 tuplestore_tuple_count(td->tg_newtable) < LIVE_COMPARE_MIN_ROWS))
+		affected = NULL;		/* one pass over every unit */
+	if (affected != NULL)
+	{
+		int			i;
 
-	memset(&sc, 0, sizeof(sc));
-	sr = statement_run(defs, &sc);
-	sc.rel = rel;
-	sc.keyattno = sr->keyattno;
-	sc.keytype = sr->keytype;
-	sc.subject = sr->name;
-	sc.current_unit = &current_unit;
+		for (i = 0; i < sc->ntags; i++)
+			sc->tags[i].skip = !affected[i];
+		for (i = 0; i < sc->nschemes; i++)
+			sc->schemes[i].skip = !affected[sc->ntags + i];
+		for (i = 0; i < sc->nscorecards; i++)
+			sc->scorecards[i].skip |= !affected[sc->ntags + sc->nschemes + i];
+	}
 
 	info.subject = sr->name;
 	info.sr = sr;
@@ -1038,74 +1354,40 @@ live_statement(Relation rel, int32 subject_id, Tuplestorestate *oldtable,
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	/* rules see the date of the last refresh, also in executor fallbacks */
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("segment.as_of",
-							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))),
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	rule_pin_search_path();
+	PushActiveSnapshot(snap);
+	scan_core_restart(sc, rel);
+	if (td->tg_newtable != NULL)
+		feed_table(sc, td->tg_newtable, RelationGetDescr(rel), NULL);
+	scan_core_collect(sc);
+	PopActiveSnapshot();
+	gone = td->tg_oldtable != NULL ?
+		table_keys(td->tg_oldtable, RelationGetDescr(rel), sr->keyattno, sr->keytype) :
+		roaring_owned_create();
 
-	scan_core_compile(&sc, as_of);
-	if (newtable != NULL)
-		feed_table(&sc, newtable, RelationGetDescr(rel));
-	scan_core_finish(&sc);
-	gone = oldtable != NULL ? table_keys(oldtable, RelationGetDescr(rel), sr->keyattno, sr->keytype)
-		: roaring_owned_create();
-
-	if (entry_rules)
-		entry_before(subject_id, sc.universe, gone, entry);
-	lr = build_rows(sr, &sc, gone, members_to_write(sr, &sc, gone, snap), as_of);
+	if (defs->entry_rules)
+		entry_before(subject_id, sc->universe, gone, entry);
+	write = members_to_write(sr, sc, gone, snap, affected);
+	if (affected != NULL)
+	{
+		/* the whole state of the members to write */
+		live_reset_skips(defs);
+		PushActiveSnapshot(snap);
+		scan_core_restart(sc, rel);
+		feed_table(sc, td->tg_newtable, RelationGetDescr(rel), write);
+		scan_core_collect(sc);
+		PopActiveSnapshot();
+	}
+	lr = build_rows(sr, sc, gone, write, defs->as_of);
 	AtEOXact_GUC(true, nestlevel);
 	error_context_stack = errcb.previous;
 
 	write_rows(lr);
-	if (entry_rules)
+	if (defs->entry_rules)
 		entry_after(subject_id, entry);
 	SPI_finish();
 	UnregisterSnapshot(snap);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
-}
-
-/*
- * Refuse to run from a trigger segment did not create (issue 11, hole 2):
- * the function is SECURITY DEFINER and writes the overlay every reader
- * merges, so a trigger anyone attaches to a table of theirs (a temp table
- * with the subject's column names) would forge memberships. The trigger
- * must be on the subject's table and be one of the triggers enable_live
- * recorded in segment.live_subject. Names, not OIDs: a restore keeps them.
- */
-static void
-live_check_trigger(TriggerData *td, int32 subject_id)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[3] = {INT4OID, OIDOID, NAMEOID};
-	Datum		args[3];
-	NameData	tgname;
-	bool		attached;
-
-	namestrcpy(&tgname, td->tg_trigger->tgname);
-	args[0] = Int32GetDatum(subject_id);
-	args[1] = ObjectIdGetDatum(RelationGetRelid(td->tg_relation));
-	args[2] = NameGetDatum(&tgname);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	segment_saved_plan(&plan,
-					   "SELECT 1 FROM segment.live_subject l JOIN segment.subject s USING (subject_id)"
-					   " WHERE l.subject_id = $1 AND s.relation = $2 AND $3 = ANY (l.triggers)",
-					   3, argtypes);
-	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.live_subject");
-	attached = SPI_processed == 1;
-	SPI_finish();
-	if (!attached)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("trigger function segment._live_trigger() fired on a relation segment did not attach it to"),
-				 errdetail("Trigger \"%s\" on relation \"%s\" for subject id %d.",
-						   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation),
-						   subject_id),
-				 errhint("Live maintenance installs its triggers with segment.enable_live(subject).")));
 }
 
 /*
@@ -1131,10 +1413,48 @@ segment_live_trigger(PG_FUNCTION_ARGS)
 				 errmsg("segment._live_trigger() must be an AFTER ... FOR EACH STATEMENT trigger with one argument"),
 				 errhint("Use segment.enable_live(subject) to install it.")));
 	subject_id = pg_strtoint32(td->tg_trigger->tgargs[0]);
-	live_check_trigger(td, subject_id);
-	if (td->tg_newtable == NULL && td->tg_oldtable == NULL)
-		return PointerGetDatum(NULL);
-	live_statement(td->tg_relation, subject_id, td->tg_oldtable, td->tg_newtable);
+	live_statement(td, subject_id);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * segment._live_defs_changed(): statement-level AFTER trigger on the tables
+ * the cached definitions of live maintenance come from (part 89). Sends a
+ * relcache invalidation of segment.live_subject, which every backend's
+ * live_relcache_callback takes as "rebuild": at commit for the others, at
+ * the next command in this one (and again if it rolls back).
+ */
+PG_FUNCTION_INFO_V1(segment_live_defs_changed);
+Datum
+segment_live_defs_changed(PG_FUNCTION_ARGS)
+{
+	static const char *const tables[] = {"subject", "subject_state", "tag", "scheme", "scheme_bucket",
+	"scorecard", "scorecard_item", "entry_rule", "live_subject"};
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			nsp;
+	Oid			relid;
+	bool		ours = false;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("segment._live_defs_changed() may only be called as a trigger")));
+	/* only from the triggers of part 89 (issue 11, hole 2) */
+	nsp = get_namespace_oid("segment", false);
+	if (strcmp(td->tg_trigger->tgname, "segment_live_defs") == 0 &&
+		RelationGetNamespace(td->tg_relation) == nsp)
+		for (i = 0; i < lengthof(tables); i++)
+			ours |= strcmp(RelationGetRelationName(td->tg_relation), tables[i]) == 0;
+	if (!ours)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("trigger function segment._live_defs_changed() fired on a relation segment did not attach it to"),
+				 errdetail("Trigger \"%s\" on relation \"%s\".",
+						   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation))));
+	relid = get_relname_relid("live_subject", nsp);
+	if (OidIsValid(relid))
+		CacheInvalidateRelcacheByRelid(relid);
 	return PointerGetDatum(NULL);
 }
 

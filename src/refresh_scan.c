@@ -364,8 +364,9 @@ scan_core_run(ScanCore *sc, TableScanDesc scan, bool report)
 	ExecDropSingleTupleTableSlot(slot);
 }
 
+/* Flush every buffer into its set; the programs stay compiled. */
 void
-scan_core_finish(ScanCore *sc)
+scan_core_collect(ScanCore *sc)
 {
 	int			i;
 
@@ -395,7 +396,61 @@ scan_core_finish(ScanCore *sc)
 			flush_ids(ss->set, ss->buf, &ss->nbuf);
 	}
 	rule_scan_end(sc->rs);
+}
+
+void
+scan_core_finish(ScanCore *sc)
+{
+	scan_core_collect(sc);
 	FreeExprContext(sc->econtext, true);
 	sc->rs = NULL;
 	sc->econtext = NULL;
+}
+
+/*
+ * A compiled core evaluates another set of rows: empty sets in
+ * CurrentMemoryContext, empty buffers and batch (whatever an error left in
+ * them), the relation as opened now. The buffers and programs stay where
+ * scan_core_compile put them.
+ */
+void
+scan_core_restart(ScanCore *sc, Relation rel)
+{
+	int			i,
+				j;
+
+	sc->rel = rel;
+	GetUserIdAndSecContext(&sc->save_userid, &sc->save_sec_context);
+	/* every unit gets a set, also those skipped this time (they stay empty) */
+	for (i = 0; i < sc->ntags; i++)
+	{
+		sc->tags[i].set = roaring_owned_create();
+		sc->tags[i].nbuf = 0;
+	}
+	for (i = 0; i < sc->nschemes; i++)
+	{
+		for (j = 0; j < sc->schemes[i].nbuckets; j++)
+		{
+			sc->schemes[i].buckets[j].set = roaring_owned_create();
+			sc->schemes[i].buckets[j].nbuf = 0;
+		}
+	}
+	for (i = 0; i < sc->nscorecards; i++)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(ScoreValue);
+		ctl.entrysize = sizeof(ScoreSet);
+		ctl.hcxt = CurrentMemoryContext;
+		sc->scorecards[i].scores = hash_create("segment scores", 16, &ctl,
+											   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	rule_scan_set_rel(sc->rs, rel);
+	rule_scan_begin(sc->rs, sc->keyattno);
+	rule_scan_reset_batch(sc->rs);
+	sc->universe = roaring_owned_create();
+	sc->nubuf = 0;
+	sc->rows = 0;
+	sc->null_keys = 0;
+	*sc->current_unit = -1;
 }

@@ -128,5 +128,13 @@ extern void scan_core_add_slot(ScanCore *sc, TupleTableSlot *slot, uint32 *ids);
 extern void scan_core_flush(ScanCore *sc, uint32 *ids);
 /* Flush buffers into the sets; free the evaluation state. */
 extern void scan_core_finish(ScanCore *sc);
+/*
+ * Live maintenance compiles once and evaluates statement after statement:
+ * scan_core_collect flushes the buffers into the sets and keeps the
+ * programs; scan_core_restart gives the compiled core new empty sets (in
+ * CurrentMemoryContext) and an empty batch for the next rows.
+ */
+extern void scan_core_collect(ScanCore *sc);
+extern void scan_core_restart(ScanCore *sc, Relation rel);
 
 #endif							/* SEGMENT_REFRESH_SCAN_H */

@@ -73,6 +73,8 @@ extern RuleProgram *rule_compile(RuleScan *scan, Expr *planned);
 /* After all programs are compiled, before the first row. */
 extern void rule_scan_begin(RuleScan *scan, AttrNumber also_attno);
 extern void rule_scan_end(RuleScan *scan);
+/* The relation as opened by the statement that evaluates next (live maintenance). */
+extern void rule_scan_set_rel(RuleScan *scan, Relation rel);
 extern void rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot);
 extern int	rule_scan_nrows(RuleScan *scan);
 /* Rows of the batch for which the program is TRUE. */

@@ -233,6 +233,12 @@ rule_scan_end(RuleScan *scan)
 	scan->vslot = NULL;
 }
 
+void
+rule_scan_set_rel(RuleScan *scan, Relation rel)
+{
+	scan->rel = rel;
+}
+
 int
 rule_scan_nrows(RuleScan *scan)
 {

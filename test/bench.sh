@@ -11,8 +11,9 @@
 #   and on a local 3-node Citus cluster against one plain node (test/bench_citus.sh)
 #   and a snapshot subject (test/bench_snapshot.sh): the same tags over two
 #   daily partitions of the same customers, against (d) and plain SQL.
-#   and live maintenance (test/bench_live.sh): an UPDATE of 100,000 customers
-#   with live on against off, and pgbench with 8 clients, live on and off.
+#   and live maintenance (test/bench_live.sh): an UPDATE of 10% of the customers
+#   with live on against off, and pgbench with 2 clients, live on and off;
+#   and event rules under pgbench (test/bench_events.sh), rule on and off.
 #   and, for the audience "tA and tB and not tC or tD":
 #   segment.count, the SQL scan with the equivalent WHERE, and intarray
 #   (customer_id, tags int[]) with a GIN index and a query_int.
@@ -394,6 +395,8 @@ SQL
     printf "%-58s %10.3f %14.0f %12.2f\n", "(l) " t " one-row INSERTs, no event rule", l, t / l, 1
     printf "%-58s %10.3f %14.0f %12.2f\n", "(m) " t " one-row INSERTs, event rule, a lead each", m, t / m, m / l }'
   echo "check: leads after (k) = after (j): $([[ $made2 == "$made" ]] && echo yes || echo "NO ($made2 vs $made)"); leads made by (m): $made3"
+  # (e1)/(e2): pgbench, 2 clients, one event per transaction, rule off / on (issue 15)
+  bash "$here/bench_events.sh" || echo "bench: the event OLTP part failed"
 fi
 
 # -------------------------------------------------------------- memory

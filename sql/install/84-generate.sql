@@ -42,9 +42,14 @@ DECLARE
     orgs text[];
     only_these text := '';
 BEGIN
+    -- emptied at every call: TRUNCATE for a batch, DELETE for a few
+    -- customers (an event: a TRUNCATE, or ON COMMIT DELETE ROWS, would make
+    -- new files and rebuild the index in every event transaction)
     IF to_regclass('pg_temp._seg_staff') IS NULL THEN
         CREATE TEMP TABLE _seg_staff (manager text PRIMARY KEY, org text, capacity int,
-                                      active boolean, load int NOT NULL DEFAULT 0) ON COMMIT DELETE ROWS;
+                                      active boolean, load int NOT NULL DEFAULT 0);
+    ELSIF members IS NOT NULL THEN
+        DELETE FROM pg_temp._seg_staff;
     ELSE
         TRUNCATE pg_temp._seg_staff;
     END IF;
@@ -139,10 +144,10 @@ DECLARE
     int_keys boolean;
     key_join text;
     source_sql text;
-    member_filter text := '';
     member_ids int8[];
     subject_rules int[];
     gen_sql text;
+    stmt text;
     msg text;
     has_staff boolean;
     needs_org text;
@@ -171,12 +176,15 @@ BEGIN
 
     -- work table: candidates waiting for an org-unit manager. Created once
     -- per session (creating temporary tables in every event transaction cost
-    -- more than the rest of an event's generation), emptied at commit and at
-    -- every call.
+    -- more than the rest of an event's generation), emptied at every call:
+    -- TRUNCATE for a batch, DELETE for a few customers (an event; a TRUNCATE
+    -- or ON COMMIT DELETE ROWS makes new files in every event transaction)
     IF to_regclass('pg_temp._seg_cand') IS NULL THEN
         CREATE TEMP TABLE _seg_cand (
             opportunity_id int8 NOT NULL, rule_id int NOT NULL, member_id int8 NOT NULL,
-            priority numeric, org text, manager text) ON COMMIT DELETE ROWS;
+            priority numeric, org text, manager text);
+    ELSIF members IS NOT NULL THEN
+        DELETE FROM pg_temp._seg_cand;
     ELSE
         TRUNCATE pg_temp._seg_cand;
     END IF;
@@ -190,26 +198,36 @@ BEGIN
     IF members IS NOT NULL THEN
         member_ids := segment.to_array(members);
         -- (rule, member, period) is the index there is: name every rule
-        member_filter := 'AND o.rule_id = ANY ($6) AND o.member_id = ANY ($5)';
         SELECT array_agg(x.rule_id) INTO subject_rules FROM segment.opportunity_rule x WHERE x.subject_id = sid;
     END IF;
 
-    -- contact-cap levels from the opportunities already in the window
+    -- contact-cap levels from the opportunities already in the window: level
+    -- i holds the customers with at least i of them. An opportunity is
+    -- unique per (rule, member, period), so a (rule, period) group holds a
+    -- customer at most once: one member set per group, counted by set
+    -- algebra (grouping a million opportunities by customer spilled to disk
+    -- and took longer than the rest of a generation)
     IF cp.subject_id IS NOT NULL THEN
         levels := array_fill(NULL::segment.memberset, ARRAY[cp.max_contacts]);
-        FOR lv IN EXECUTE format(
-                   'SELECT x.n, segment.memberset_agg(x.member_id) AS ids
-                      FROM (SELECT o.member_id, least(count(*), $4)::int AS n
-                              FROM segment.opportunity o
-                             WHERE o.subject_id = $1 AND o.period > $2 - $3 AND o.period <= $2 %s
-                             GROUP BY o.member_id) x
-                     GROUP BY x.n', member_filter)
-                  USING sid, as_of, cp.period_days, cp.max_contacts, member_ids, subject_rules
+        -- the groups stream (a batch: a few sets of up to every customer)
+        FOR lv IN SELECT segment.memberset_agg(o.member_id) AS ids FROM segment.opportunity o
+                   WHERE o.subject_id = sid AND o.period > as_of - cp.period_days AND o.period <= as_of
+                     AND members IS NULL
+                   GROUP BY o.rule_id, o.period
+                  UNION ALL
+                  SELECT segment.memberset_agg(o.member_id) FROM segment.opportunity o
+                   WHERE o.subject_id = sid AND o.period > as_of - cp.period_days AND o.period <= as_of
+                     AND members IS NOT NULL
+                     AND o.rule_id = ANY (subject_rules) AND o.member_id = ANY (member_ids)
+                   GROUP BY o.rule_id, o.period
         LOOP
-            FOR i IN 1 .. lv.n LOOP
-                levels[i] := CASE WHEN levels[i] IS NULL THEN lv.ids
-                                  ELSE levels[i] OPERATOR(segment.|) lv.ids END;
+            FOR i IN REVERSE cp.max_contacts .. 2 LOOP
+                IF levels[i - 1] IS NOT NULL THEN
+                    levels[i] := coalesce(levels[i], segment.memberset('{}'::int8[]))
+                                 OPERATOR(segment.|) (levels[i - 1] OPERATOR(segment.&) lv.ids);
+                END IF;
             END LOOP;
+            levels[1] := CASE WHEN levels[1] IS NULL THEN lv.ids ELSE levels[1] OPERATOR(segment.|) lv.ids END;
         END LOOP;
     END IF;
 
@@ -228,10 +246,16 @@ BEGIN
                 aud := aud OPERATOR(segment.&) members;
             END IF;
             n_aud := segment.cardinality(aud);
-            EXECUTE format('SELECT segment.memberset_agg(o.member_id) FROM segment.opportunity o
-                             WHERE o.rule_id = $1 AND o.period > $2 - $3 AND o.period < $2 + $3 %s',
-                           member_filter)
-               INTO recent USING r.rule_id, as_of, greatest(r.cooldown_days, 1), NULL, member_ids, subject_rules;
+            IF members IS NULL THEN
+                SELECT segment.memberset_agg(o.member_id) INTO recent FROM segment.opportunity o
+                 WHERE o.rule_id = r.rule_id AND o.period > as_of - greatest(r.cooldown_days, 1)
+                   AND o.period < as_of + greatest(r.cooldown_days, 1);
+            ELSE
+                SELECT segment.memberset_agg(o.member_id) INTO recent FROM segment.opportunity o
+                 WHERE o.rule_id = r.rule_id AND o.period > as_of - greatest(r.cooldown_days, 1)
+                   AND o.period < as_of + greatest(r.cooldown_days, 1)
+                   AND o.rule_id = ANY (subject_rules) AND o.member_id = ANY (member_ids);
+            END IF;
             IF recent IS NOT NULL THEN
                 aud := aud OPERATOR(segment.-) recent;
             END IF;
@@ -377,8 +401,23 @@ BEGIN
                     format(source_sql, msg), r.rule_id, r.version, sid, r.valid_days - 1,
                     r.assignment, has_staff::text, needs_org, coalesce(r.capacity::text, 'NULL'));
                 BEGIN
-                    EXECUTE gen_sql
-                    INTO made, n_gen, n_ctl, n_over USING aud, as_of, source;
+                    IF members IS NULL THEN
+                        EXECUTE gen_sql
+                        INTO made, n_gen, n_ctl, n_over USING aud, as_of, source;
+                    ELSE
+                        -- a few customers (an event): planning this statement
+                        -- cost more than running it, so it is prepared once
+                        -- per session and text (the text names the rule and
+                        -- its version), and its plan cached
+                        stmt := 'segment_generate_' || md5(gen_sql);
+                        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements p WHERE p.name = stmt) THEN
+                            EXECUTE format('PREPARE %I (segment.memberset, date, text) AS %s', stmt, gen_sql);
+                        END IF;
+                        -- (a utility EXECUTE takes no $n: the few members as a literal)
+                        EXECUTE format('EXECUTE %I (%L::segment.memberset, %L::date, %L::text)',
+                                       stmt, aud, as_of, source)
+                        INTO made, n_gen, n_ctl, n_over;
+                    END IF;
                     PERFORM set_config('enable_nestloop', nest_loop, true);
                 EXCEPTION WHEN OTHERS THEN
                     PERFORM set_config('enable_nestloop', nest_loop, true);

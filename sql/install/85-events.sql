@@ -106,6 +106,8 @@ DECLARE
     r segment.opportunity_rule;
     s segment.subject;
     universe segment.memberset;
+    gone_live segment.memberset;
+    new_live segment.memberset;
     found_set segment.memberset;
     members segment.memberset;
     n_keys int8;
@@ -127,9 +129,9 @@ BEGIN
         RETURN NULL;        -- the rule is deactivated
     END IF;
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
-    -- with live maintenance's overlay (part 86): customers inserted since the refresh are known
-    SELECT segment._live_universe(x.universe, x.subject_id) INTO universe
-      FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
+    -- the universe of the last refresh; live maintenance's overlay (part 86)
+    -- is merged below, for the event's customers only
+    SELECT x.universe INTO universe FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
 
     -- the distinct customers of the events whose condition holds, as member ids;
     -- the condition runs as its owner (segment._rule_matches), over the rows
@@ -158,11 +160,31 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    -- customers segment does not know are skipped, and reported
-    IF found_set IS NULL OR universe IS NULL THEN
-        members := NULL;
+    -- customers segment does not know are skipped, and reported. With live
+    -- maintenance's overlay, customers inserted since the refresh are known
+    -- and deleted ones are not: for a few customers their overlay rows are
+    -- read by key (merging the whole overlay into the universe costs in
+    -- proportion to it, in every event transaction)
+    IF found_set IS NOT NULL AND universe IS NOT NULL THEN
+        IF segment.cardinality(found_set) <= 1000 THEN
+            SELECT segment.memberset_agg(l.member_id) FILTER (WHERE l.deleted),
+                   segment.memberset_agg(l.member_id) FILTER (WHERE NOT l.deleted)
+              INTO gone_live, new_live
+              FROM segment.live_member l
+             WHERE l.subject_id = s.subject_id AND l.member_id = ANY (segment.to_array(found_set));
+            members := found_set OPERATOR(segment.&) universe;
+            IF gone_live IS NOT NULL THEN
+                members := members OPERATOR(segment.-) gone_live;
+            END IF;
+            IF new_live IS NOT NULL THEN
+                members := members OPERATOR(segment.|) new_live;
+            END IF;
+        ELSE
+            universe := segment._live_universe(universe, s.subject_id);
+            members := found_set OPERATOR(segment.&) universe;
+        END IF;
     ELSE
-        members := found_set OPERATOR(segment.&) universe;
+        members := NULL;
     END IF;
     n_unknown := n_keys - coalesce(segment.cardinality(members), 0);
     IF n_unknown > 0 THEN
@@ -171,7 +193,7 @@ BEGIN
                 (coalesce(unmapped, '{}')
                  || CASE WHEN found_set IS NULL THEN '{}'::text[]
                          WHEN universe IS NULL THEN ARRAY(SELECT segment.keys(s.name, found_set) LIMIT 10)
-                         ELSE ARRAY(SELECT segment.keys(s.name, found_set OPERATOR(segment.-) universe) LIMIT 10)
+                         ELSE ARRAY(SELECT segment.keys(s.name, found_set OPERATOR(segment.-) members) LIMIT 10)
                     END)[1:10]);
     END IF;
     IF members IS NULL OR segment.is_empty(members) THEN

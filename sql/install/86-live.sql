@@ -20,9 +20,12 @@ SELECT pg_catalog.pg_extension_config_dump('segment.live_subject', '');
 
 -- The overlay: the state of each customer changed since the last refresh.
 -- One row per customer, so concurrent writers of different customers lock
--- different rows. Computed state: not dumped (a refresh rebuilds it).
+-- different rows. Computed state: not dumped (a refresh rebuilds it). No
+-- foreign key to segment.subject: checking it would lock the subject's one
+-- row FOR KEY SHARE in every writer (part 89 deletes a dropped subject's
+-- rows instead).
 CREATE TABLE segment.live_member (
-    subject_id int NOT NULL REFERENCES segment.subject ON DELETE CASCADE,
+    subject_id int NOT NULL,
     member_id  int8 NOT NULL,
     deleted    boolean NOT NULL,            -- the key left the table
     tags       int4[] NOT NULL,             -- tag_ids of the rule tags it is in

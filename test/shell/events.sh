@@ -64,28 +64,31 @@ ok $? "controls are the deterministic hash of batch generation"
 # --- 2. two sessions, same customer -------------------------------------------------
 tmp=$(mktemp -d)
 ( q -c "begin" -c "insert into loan_app (cust_id, status) values (70001, 'failed')" \
-    -c "select pg_sleep(2)" -c "commit" >/dev/null 2>"$tmp/a.err" ) &
+    -c "select pg_sleep(4)" -c "\\! echo \$(( \$(date +%s%N) / 1000000 )) > $tmp/a.end" \
+    -c "commit" >/dev/null 2>"$tmp/a.err" ) &
 a=$!
 sleep 0.7
+# --- 3. another customer while A is still open (started before B, which waits) ---------
+( t=$(ms); q -c "insert into loan_app (cust_id, status) values (70002, 'failed')" 2>"$tmp/c.err";
+  echo "$? $(( $(ms) - t )) $(ms)" >"$tmp/c" ) &
+c=$!
 t0=$(ms)
 q -c "insert into loan_app (cust_id, status) values (70001, 'failed')" 2>"$tmp/b.err"
 brc=$?
 waited=$(( $(ms) - t0 ))
-# --- 3. another customer while A is still open ----------------------------------------
-( sleep 0.1; t=$(ms); q -c "insert into loan_app (cust_id, status) values (70002, 'failed')" 2>"$tmp/c.err";
-  echo "$? $(( $(ms) - t ))" >"$tmp/c" ) &
-c=$!
 wait "$a"; wait "$c"
 [[ $brc == 0 ]]; ok $? "the second session's insert succeeds ($(head -1 "$tmp/b.err"))"
 (( waited >= 800 )); ok $? "... after waiting for the first session (${waited} ms)"
 [[ $(q -c "select count(*) from segment.opportunity where key = '70001'") == 1 ]]
 ok $? "two sessions, same customer: one opportunity"
 [[ $(q -c "select count(*) from loan_app where cust_id = 70001") == 2 ]]; ok $? "both events are stored"
-read -r crc cms <"$tmp/c"
+read -r crc cms cend <"$tmp/c"
 [[ $crc == 0 && $(q -c "select count(*) from segment.opportunity where key = '70002'") == 1 ]]
 ok $? "a session for another customer makes its opportunity"
-# B started at +0.7 s and C at about +0.8 s: C ran before A's commit (+2 s)
-(( cms < 900 )); ok $? "... without waiting for the first session (${cms} ms)"
+# C started at +0.7 s, while A (open until about +4 s) held its customer's
+# lock: it must be done before A commits (A notes the time just before its
+# COMMIT): an order, not a duration
+(( cend < $(cat "$tmp/a.end") )); ok $? "... without waiting for the first session (${cms} ms, done before its commit)"
 
 # --- 4. batch generation waits for an open event transaction -----------------------------
 ( q -c "begin" -c "insert into loan_app (cust_id, status) values (70003, 'failed')" \

@@ -1,0 +1,1 @@
+../../install/89-live-cache.sql
