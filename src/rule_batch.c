@@ -130,7 +130,11 @@ column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
 	{
 		cs = scan->cols[c];
 		if (cs->derive == kind && cs->funcoid == funcoid &&
-			cs->a.col == a.col && cs->a.k == a.k && cs->b.col == b.col && cs->b.k == b.k)
+			cs->a.col == a.col && cs->a.k == a.k && cs->b.col == b.col && cs->b.k == b.k
+#ifdef HAVE_INT128
+			&& cs->a.nk == a.nk && cs->b.nk == b.nk
+#endif
+			)
 			return c;
 	}
 	if (scan->ncols == scan->maxcols)
@@ -141,9 +145,22 @@ column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
 	cs = palloc0(sizeof(ColumnStore));
 	cs->attidx = -1;
 	cs->typid = restype;
-	cs->typlen = sizeof(int64);
-	cs->fetch = FK_INT8;
-	cs->i = palloc(sizeof(int64) * RULE_BATCH_ROWS);
+	if (DERIVE_IS_NUMERIC(kind))
+	{
+		/* scaled values, and PostgreSQL's datums for slow rows (rule_numeric.c) */
+		cs->typlen = -1;
+		cs->fetch = FK_DATUM;
+		cs->numeric_native = true;
+#ifdef HAVE_INT128
+		cs->n = palloc(sizeof(int128) * RULE_BATCH_ROWS);
+#endif
+	}
+	else
+	{
+		cs->typlen = sizeof(int64);
+		cs->fetch = FK_INT8;
+		cs->i = palloc(sizeof(int64) * RULE_BATCH_ROWS);
+	}
 	cs->derive = kind;
 	cs->a = a;
 	cs->b = b;
@@ -415,7 +432,7 @@ strategy_holds(int strategy, int cmp)
 
 /* Three-way comparison of a non-null stored value with a non-null constant. */
 static inline int
-compare_value(RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
+compare_value(RuleScan *scan, RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
 {
 	switch (n->cmpclass)
 	{
@@ -430,6 +447,14 @@ compare_value(RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
 					return (cs->n[r] > c->n) - (cs->n[r] < c->n);
 #endif
 				/* add_row gave the value a 4-byte header: numeric_cmp copies nothing */
+				if (cs->derive != DV_NONE)
+				{
+					bool		isnull;
+
+					return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+															 numeric_store_datum(scan, cs, r, &isnull),
+															 c->d));
+				}
 				return DatumGetInt32(DirectFunctionCall2(numeric_cmp, cs->d[r], c->d));
 			}
 		case CC_TEXT_EQ:
@@ -603,6 +628,13 @@ compute_derived(RuleScan *scan, ColumnStore *cs)
 	int			w,
 				r;
 
+#ifdef HAVE_INT128
+	if (DERIVE_IS_NUMERIC(cs->derive))
+	{
+		numeric_derive_batch(scan, cs);
+		return;
+	}
+#endif
 	for (w = 0; w < RULE_BATCH_WORDS; w++)
 	{
 		cs->errors.w[w] = operand_word(scan, &cs->a, w, true) | operand_word(scan, &cs->b, w, true);
@@ -749,7 +781,9 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		T->w[w] = F->w[w] = 0;
 	}
 	/* errors before NULLs: on every active row, not only the non-NULL ones */
-	if (cs->derive != DV_NONE)
+	if (DERIVE_IS_NUMERIC(cs->derive))
+		numeric_store_prepare(scan, cs, active);
+	else if (cs->derive != DV_NONE)
 		check_derived_errors(scan, cs, active);
 
 	if (n->kind == RN_CMP && (n->cmpclass == CC_INT || n->cmpclass == CC_FLOAT))
@@ -783,7 +817,7 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		{
 			uint64		b = UINT64CONST(1) << (r & 63);
 
-			if (strategy_holds(n->strategy, compare_value(n, cs, r, &n->c)))
+			if (strategy_holds(n->strategy, compare_value(scan, n, cs, r, &n->c)))
 				T->w[r >> 6] |= b;
 			else
 				F->w[r >> 6] |= b;
@@ -799,7 +833,7 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		{
 			uint64		b = UINT64CONST(1) << (r & 63);
 
-			if (strategy_holds(n->strategy, compare_value(n, cs, r, &n->c)))
+			if (strategy_holds(n->strategy, compare_value(scan, n, cs, r, &n->c)))
 				T->w[r >> 6] |= b;
 			else
 				F->w[r >> 6] |= b;
@@ -848,7 +882,7 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 				FOREACH_ROW_BIT(&todo, nwords, r)
 				{
 					bool		h = strategy_holds(n->strategy,
-												   compare_value(n, cs, r, &n->elems[e]));
+												   compare_value(scan, n, cs, r, &n->elems[e]));
 
 					if (h == n->use_or)
 						acc.w[r >> 6] |= UINT64CONST(1) << (r & 63);
@@ -871,6 +905,124 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 				T->w[w] = saw_null_elem ? 0 : rest;
 			}
 		}
+	}
+}
+
+/*
+ * Rows where the value of store cs is still to be evaluated the way
+ * PostgreSQL does it: a derived integer's failing rows, a derived numeric's
+ * slow rows.
+ */
+static inline uint64
+store_pending_word(ColumnStore *cs, int w)
+{
+	if (cs->derive == DV_NONE)
+		return 0;
+	if (DERIVE_IS_NUMERIC(cs->derive))
+		return cs->n_slow.w[w] & ~cs->d_ready.w[w];
+	return cs->errors.w[w];
+}
+
+static inline void
+store_evaluate_row(RuleScan *scan, ColumnStore *cs, int r)
+{
+	uint64		b = UINT64CONST(1) << (r & 63);
+
+	if (cs->derive == DV_NONE)
+		return;
+	if (DERIVE_IS_NUMERIC(cs->derive))
+	{
+		bool		isnull;
+
+		if (cs->n_slow.w[r >> 6] & b)
+			(void) numeric_store_datum(scan, cs, r, &isnull);
+	}
+	else if (cs->errors.w[r >> 6] & b)
+		raise_derived_error(scan, cs, r);
+}
+
+/*
+ * value op value. PostgreSQL evaluates both arguments, the left one first,
+ * on every row it reaches, before it looks at NULLs: the rows still to be
+ * evaluated that way (errors, slow numerics) are, in row order. Then the
+ * comparison of the rows where neither side is NULL.
+ */
+static void
+eval_cmp2_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, RuleMask *F)
+{
+	ColumnStore *a = scan->cols[n->col];
+	ColumnStore *b = scan->cols[n->col2];
+	int			nrows = scan->nrows;
+	int			nwords = (nrows + 63) / 64;
+	int			strategy = n->strategy;
+	RuleMask	live,
+				holds;
+	int			w,
+				j,
+				r;
+
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+	{
+		uint64		todo = active->w[w] & (store_pending_word(a, w) | store_pending_word(b, w));
+
+		for (; todo != 0; todo &= todo - 1)
+		{
+			r = w * 64 + pg_rightmost_one_pos64(todo);
+			store_evaluate_row(scan, a, r);
+			store_evaluate_row(scan, b, r);
+		}
+		live.w[w] = active->w[w] & ~a->nulls.w[w] & ~b->nulls.w[w];
+	}
+	memset(&holds, 0, sizeof(holds));
+	switch (n->cmpclass)
+	{
+		case CC_INT:
+			{
+				int64	   *av = a->i;
+				int64	   *bv = b->i;
+
+				/* CMP_LOOP compares av[base + j] with its third argument */
+				CMP_BY_STRATEGY(av, bv[base + j]);
+			}
+			break;
+#ifdef HAVE_INT128
+		case CC_NUMERIC:
+			{
+				int128	   *av = a->n;
+				int128	   *bv = b->n;
+				RuleMask	slow;
+
+				CMP_BY_STRATEGY(av, bv[base + j]);
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+				{
+					slow.w[w] = live.w[w] & (a->n_slow.w[w] | b->n_slow.w[w]);
+					holds.w[w] &= ~slow.w[w];
+				}
+				FOREACH_ROW_BIT(&slow, nwords, r)
+				{
+					bool		anull,
+								bnull;
+					Datum		ad = numeric_store_datum(scan, a, r, &anull);
+					Datum		bd = numeric_store_datum(scan, b, r, &bnull);
+
+					if (strategy_holds(strategy, DatumGetInt32(DirectFunctionCall2(numeric_cmp, ad, bd))))
+						holds.w[r >> 6] |= UINT64CONST(1) << (r & 63);
+				}
+			}
+			break;
+#endif
+		default:				/* CC_FLOAT: PostgreSQL's NaN order */
+			FOREACH_ROW_BIT(&live, nwords, r)
+			{
+				if (strategy_holds(strategy, float_order(a->f[r], b->f[r])))
+					holds.w[r >> 6] |= UINT64CONST(1) << (r & 63);
+			}
+			break;
+	}
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+	{
+		T->w[w] = holds.w[w] & live.w[w];
+		F->w[w] = ~holds.w[w] & live.w[w];
 	}
 }
 
@@ -972,6 +1124,9 @@ eval_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, Rul
 		case RN_CMP:
 		case RN_IN:
 			eval_cmp_batch(scan, n, active, T, F);
+			return;
+		case RN_CMP2:
+			eval_cmp2_batch(scan, n, active, T, F);
 			return;
 		case RN_EXPR:
 			eval_expr_batch(scan, n, active, T, F);

@@ -32,6 +32,7 @@ typedef enum RuleNodeKind
 	RN_BOOLVAR,
 	RN_NULLTEST,
 	RN_CMP,						/* value op constant */
+	RN_CMP2,					/* value op value */
 	RN_IN,						/* value op ANY / ALL (constants) */
 	RN_PREFIX,					/* text LIKE 'prefix%' (or without wildcard) */
 	RN_CASE,					/* CASE WHEN c THEN r ... ELSE d END, boolean */
@@ -69,8 +70,13 @@ typedef enum DeriveKind
 	DV_INT_MUL,
 	DV_DATE_PLI,				/* date + int4 -> date */
 	DV_DATE_MII,				/* date - int4 -> date */
-	DV_COALESCE					/* coalesce(value, constant) */
+	DV_COALESCE,				/* coalesce(value, constant) */
+	DV_NUM_ADD,					/* numeric + numeric (rule_numeric.c) */
+	DV_NUM_SUB,
+	DV_NUM_MUL
 } DeriveKind;
+
+#define DERIVE_IS_NUMERIC(k) ((k) >= DV_NUM_ADD)
 
 /* An operand of a derived value: another store, or a constant (col < 0). */
 typedef struct Operand
@@ -78,6 +84,10 @@ typedef struct Operand
 	int			col;
 	int64		k;
 	Oid			type;
+#ifdef HAVE_INT128
+	int128		nk;				/* numeric constant * 10^8 (exact) ... */
+#endif
+	Datum		kd;				/* ... and the constant itself */
 } Operand;
 
 /* A constant a value is compared with, converted once. */
@@ -115,6 +125,7 @@ typedef struct ColumnStore
 	int128	   *n;				/* numeric_native: value * 10^8 ... */
 	RuleMask	n_slow;			/* ... except these rows: use numeric_cmp */
 #endif
+	RuleMask	d_ready;		/* derived numerics: rows whose d[] is computed */
 	/* derived values */
 	DeriveKind	derive;
 	Operand		a;
@@ -133,6 +144,7 @@ struct RuleNode
 	int			strategy;		/* RN_CMP / RN_IN */
 	CmpClass	cmpclass;
 	int			col;			/* store index */
+	int			col2;			/* RN_CMP2: the right-hand value's store */
 	Oid			collid;
 	BoolTestType booltest;		/* RN_BOOLTEST */
 	bool		isnull_test;	/* RN_NULLTEST: IS NULL (true) or IS NOT NULL */
@@ -184,5 +196,10 @@ extern int	column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Oper
 								 Oid funcoid, Oid restype, bool result_int4);
 extern FetchKind fetch_kind_for(Oid typid, CmpClass *cls);
 extern int64 fetch_int(FetchKind fk, Datum d);
+
+/* rule_numeric.c: numeric + - * computed per batch as scaled int128 */
+extern void numeric_derive_batch(RuleScan *scan, ColumnStore *cs);
+extern Datum numeric_store_datum(RuleScan *scan, ColumnStore *cs, int r, bool *isnull);
+extern void numeric_store_prepare(RuleScan *scan, ColumnStore *cs, const RuleMask *rows);
 
 #endif							/* SEGMENT_RULE_PROGRAM_H */
