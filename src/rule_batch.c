@@ -234,10 +234,41 @@ rule_scan_stats(RuleScan *scan, int *native_nodes, int *fallback_nodes)
 void
 rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 {
+	int			c;
+
 	if (also_attno > scan->maxattno)
 		scan->maxattno = also_attno;
 	scan->vslot = MakeSingleTupleTableSlot(RelationGetDescr(scan->rel), &TTSOpsVirtual);
 	scan->nrows = 0;
+	scan->steps = palloc(sizeof(FetchStep) * Max(scan->ncols, 1));
+	scan->nsteps = 0;
+	for (c = 0; c < scan->ncols; c++)
+	{
+		ColumnStore *cs = scan->cols[c];
+		FetchStep  *st;
+		Form_pg_attribute att;
+
+		if (cs->derive != DV_NONE)
+			continue;			/* computed per batch, before evaluation */
+		att = TupleDescAttr(RelationGetDescr(scan->rel), cs->attidx);
+		st = &scan->steps[scan->nsteps++];
+		st->attidx = cs->attidx;
+		st->cs = cs;
+		st->fetch = cs->fetch;
+		st->typlen = att->attlen;
+		if (att->attlen == -1)
+			st->kind = cs->numeric_native ? SK_NUMERIC : SK_VARLENA;
+		else if (!att->attbyval)
+			st->kind = SK_BYREF;
+		else if (cs->fetch == FK_FLOAT4)
+			st->kind = SK_FLOAT4;
+		else if (cs->fetch == FK_FLOAT8)
+			st->kind = SK_FLOAT8;
+		else if (cs->fetch == FK_DATUM || cs->fetch == FK_NONE)
+			st->kind = SK_BYVAL;
+		else
+			st->kind = SK_INT;
+	}
 	scan->arena_size = RULE_ARENA_SIZE;
 	scan->arena_base = scan->arena = palloc(scan->arena_size);
 	scan->arena_used = 0;
@@ -304,89 +335,106 @@ arena_alloc(RuleScan *scan, Size len)
 	return p;
 }
 
+/* A copy in the batch arena of a varlena value; detoasted when toasted. */
+static inline Datum
+copy_varlena(RuleScan *scan, Datum d, bool four_byte_header)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+	char	   *copy;
+	Size		len;
+
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+	{
+		MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
+
+		/* a fresh copy in batch memory: nothing more to do */
+		d = PointerGetDatum(pg_detoast_datum(v));
+		MemoryContextSwitchTo(old);
+		return d;
+	}
+	if (VARATT_IS_SHORT(v) && four_byte_header)
+	{
+		len = VARSIZE_SHORT(v) - VARHDRSZ_SHORT;
+		copy = arena_alloc(scan, len + VARHDRSZ);
+		SET_VARSIZE(copy, len + VARHDRSZ);
+		memcpy(copy + VARHDRSZ, VARDATA_SHORT(v), len);
+		return PointerGetDatum(copy);
+	}
+	len = VARSIZE_ANY(v);
+	copy = arena_alloc(scan, len);
+	memcpy(copy, v, len);
+	return PointerGetDatum(copy);
+}
+
 /*
- * Copy the row's values into the column stores. Numerics that native
- * comparisons read get a 4-byte header here, once (PostgreSQL's operators
- * would convert them on every comparison); compressed or external values are
- * detoasted once.
+ * Copy the row's values into the column stores, one step per column the
+ * rules read (rule_scan_begin). Numerics that native comparisons read get a
+ * 4-byte header here, once (PostgreSQL's operators would convert them on
+ * every comparison), and their scaled form; compressed or external values
+ * are detoasted once; by-reference values are copied into the batch arena.
  */
 void
 rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 {
 	int			r = scan->nrows;
+	int			word = r >> 6;
 	uint64		bit = UINT64CONST(1) << (r & 63);
-	int			c;
+	const FetchStep *st = scan->steps;
+	const FetchStep *end = st + scan->nsteps;
+	Datum	   *values;
+	bool	   *isnull;
 
 	Assert(r < RULE_BATCH_ROWS);
 	slot_getsomeattrs(slot, scan->maxattno);
-	for (c = 0; c < scan->ncols; c++)
+	values = slot->tts_values;
+	isnull = slot->tts_isnull;
+	for (; st < end; st++)
 	{
-		ColumnStore *cs = scan->cols[c];
+		ColumnStore *cs = st->cs;
 		Datum		d;
 
-		if (cs->derive != DV_NONE)
-			continue;			/* computed per batch, before evaluation */
-		if (slot->tts_isnull[cs->attidx])
+		if (isnull[st->attidx])
 		{
-			cs->nulls.w[r >> 6] |= bit;
+			cs->nulls.w[word] |= bit;
 			continue;
 		}
-		d = slot->tts_values[cs->attidx];
-		if (cs->typlen == -1)
+		d = values[st->attidx];
+		switch (st->kind)
 		{
-			struct varlena *v = (struct varlena *) DatumGetPointer(d);
-
-			if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
-			{
-				MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
-
-				/* a fresh copy in batch memory: nothing more to do */
-				d = PointerGetDatum(pg_detoast_datum(v));
-				MemoryContextSwitchTo(old);
-			}
-			else if (VARATT_IS_SHORT(v) && cs->numeric_native)
-			{
-				Size		len = VARSIZE_SHORT(v) - VARHDRSZ_SHORT;
-				char	   *copy = arena_alloc(scan, len + VARHDRSZ);
-
-				SET_VARSIZE(copy, len + VARHDRSZ);
-				memcpy(copy + VARHDRSZ, VARDATA_SHORT(v), len);
-				d = PointerGetDatum(copy);
-			}
-			else
-			{
-				Size		len = VARSIZE_ANY(v);
-				char	   *copy = arena_alloc(scan, len);
-
-				memcpy(copy, v, len);
-				d = PointerGetDatum(copy);
-			}
-		}
-		else if (cs->typlen > (int) sizeof(Datum) || cs->typlen == -2)
-		{
-			Size		len = cs->typlen > 0 ? cs->typlen : strlen(DatumGetCString(d)) + 1;
-			char	   *copy = arena_alloc(scan, len);
-
-			memcpy(copy, DatumGetPointer(d), len);
-			d = PointerGetDatum(copy);
-		}
-		cs->d[r] = d;
-#ifdef HAVE_INT128
-		if (cs->n && !numeric_scaled((struct varlena *) DatumGetPointer(d), &cs->n[r]))
-			cs->n_slow.w[r >> 6] |= bit;
-#endif
-		switch (cs->fetch)
-		{
-			case FK_DATUM:
+			case SK_INT:
+				cs->d[r] = d;
+				cs->i[r] = fetch_int(st->fetch, d);
 				break;
-			case FK_FLOAT4:
+			case SK_FLOAT4:
+				cs->d[r] = d;
 				cs->f[r] = DatumGetFloat4(d);
 				break;
-			case FK_FLOAT8:
+			case SK_FLOAT8:
+				cs->d[r] = d;
 				cs->f[r] = DatumGetFloat8(d);
 				break;
-			default:
-				cs->i[r] = fetch_int(cs->fetch, d);
+			case SK_BYVAL:
+				cs->d[r] = d;
+				break;
+			case SK_NUMERIC:
+				d = copy_varlena(scan, d, true);
+				cs->d[r] = d;
+#ifdef HAVE_INT128
+				if (!numeric_scaled((struct varlena *) DatumGetPointer(d), &cs->n[r]))
+					cs->n_slow.w[word] |= bit;
+#endif
+				break;
+			case SK_VARLENA:
+				cs->d[r] = copy_varlena(scan, d, false);
+				break;
+			case SK_BYREF:
+				{
+					Size		len = st->typlen > 0 ? st->typlen : strlen(DatumGetCString(d)) + 1;
+					char	   *copy = arena_alloc(scan, len);
+
+					memcpy(copy, DatumGetPointer(d), len);
+					cs->d[r] = PointerGetDatum(copy);
+				}
 				break;
 		}
 	}

@@ -169,6 +169,31 @@ struct RuleProgram
 	RuleNode   *root;
 };
 
+/*
+ * How rule_scan_add_row reads one table column into its store: decided once
+ * per scan (rule_scan_begin), so that the per-row loop touches a small array
+ * instead of every store's descriptor.
+ */
+typedef enum StepKind
+{
+	SK_INT,						/* by value, also as int64 in i[] */
+	SK_FLOAT4,					/* by value, also as double in f[] */
+	SK_FLOAT8,
+	SK_BYVAL,					/* by value, d[] only */
+	SK_NUMERIC,					/* varlena copied with a 4-byte header, scaled in n[] */
+	SK_VARLENA,					/* varlena copied */
+	SK_BYREF					/* fixed-length or cstring by reference, copied */
+} StepKind;
+
+typedef struct FetchStep
+{
+	int			attidx;
+	StepKind	kind;
+	FetchKind	fetch;			/* SK_INT */
+	int			typlen;			/* SK_BYREF: > 0, or -2 for cstring */
+	ColumnStore *cs;
+} FetchStep;
+
 struct RuleScan
 {
 	Relation	rel;
@@ -187,6 +212,8 @@ struct RuleScan
 	char	   *arena_base;		/* the long-lived first chunk */
 	int			native_nodes;
 	int			fallback_nodes;
+	int			nsteps;			/* table columns read, from rule_scan_begin */
+	FetchStep  *steps;
 };
 
 /* rule_batch.c */
