@@ -115,6 +115,17 @@ column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk)
 	return c;
 }
 
+/* Text equality on this store compares keys first (text_key). */
+void
+column_store_want_text_key(RuleScan *scan, int col)
+{
+	ColumnStore *cs = scan->cols[col];
+
+	if (cs->tk == NULL && cs->derive == DV_NONE &&
+		(cs->typid == TEXTOID || cs->typid == VARCHAROID))
+		cs->tk = palloc(sizeof(int64) * RULE_BATCH_ROWS);
+}
+
 /*
  * A store for an integer/date value computed from other stores and
  * constants; one store per distinct definition.
@@ -257,7 +268,7 @@ rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 		st->fetch = cs->fetch;
 		st->typlen = att->attlen;
 		if (att->attlen == -1)
-			st->kind = cs->numeric_native ? SK_NUMERIC : SK_VARLENA;
+			st->kind = cs->numeric_native ? SK_NUMERIC : cs->tk ? SK_TEXT_KEY : SK_VARLENA;
 		else if (!att->attbyval)
 			st->kind = SK_BYREF;
 		else if (cs->fetch == FK_FLOAT4)
@@ -427,6 +438,16 @@ rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 			case SK_VARLENA:
 				cs->d[r] = copy_varlena(scan, d, false);
 				break;
+			case SK_TEXT_KEY:
+				{
+					struct varlena *t;
+
+					d = copy_varlena(scan, d, false);
+					cs->d[r] = d;
+					t = (struct varlena *) DatumGetPointer(d);
+					cs->tk[r] = text_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				}
+				break;
 			case SK_BYREF:
 				{
 					Size		len = st->typlen > 0 ? st->typlen : strlen(DatumGetCString(d)) + 1;
@@ -572,6 +593,43 @@ mask_fill(RuleMask *m, int nrows)
 		case BTGreaterStrategyNumber: CMP_LOOP(VALS, >, CONST); break; \
 		default: CMP_LOOP(VALS, !=, CONST); break; \
 	}
+
+/*
+ * Rows of `live` whose text equals the constant: keys compared for the
+ * whole batch, texts longer than the key's exact length then in full.
+ */
+static void
+text_eq_batch(ColumnStore *cs, const CmpConst *c, int nrows, const RuleMask *live,
+			  RuleMask *eq)
+{
+	int			nwords = (nrows + 63) / 64;
+	int			w,
+				j,
+				r;
+	int64		k = c->i;
+	int64	   *v = cs->tk;
+	RuleMask	holds;
+
+	memset(&holds, 0, sizeof(holds));
+	CMP_LOOP(v, ==, k);
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+		eq->w[w] = holds.w[w] & live->w[w];
+	if (c->slen > TEXT_KEY_EXACT_LEN)
+	{
+		FOREACH_ROW_BIT(live, nwords, r)
+		{
+			uint64		b = UINT64CONST(1) << (r & 63);
+
+			if (eq->w[r >> 6] & b)
+			{
+				struct varlena *t = (struct varlena *) DatumGetPointer(cs->d[r]);
+
+				if (VARSIZE_ANY_EXHDR(t) != c->slen || memcmp(VARDATA_ANY(t), c->s, c->slen) != 0)
+					eq->w[r >> 6] &= ~b;
+			}
+		}
+	}
+}
 
 static void
 cmp_fixed_batch(RuleNode *n, ColumnStore *cs, const CmpConst *c, int strategy,
@@ -873,6 +931,21 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		return;
 	}
 #endif
+	if (n->kind == RN_CMP && n->cmpclass == CC_TEXT_EQ && cs->tk)
+	{
+		RuleMask	eq;
+
+		/* = or <>: the only strategies of this class */
+		text_eq_batch(cs, &n->c, nrows, &live, &eq);
+		for (w = 0; w < RULE_BATCH_WORDS; w++)
+		{
+			uint64		h = n->strategy == BTEqualStrategyNumber ? eq.w[w] : ~eq.w[w];
+
+			T->w[w] = h & live.w[w];
+			F->w[w] = ~h & live.w[w];
+		}
+		return;
+	}
 	if (n->kind == RN_CMP)
 	{
 		int			r;
@@ -919,6 +992,18 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 				cmp_fixed_batch(n, cs, &n->elems[e], n->strategy, nrows, &holds);
 				for (w = 0; w < RULE_BATCH_WORDS; w++)
 					acc.w[w] |= (n->use_or ? holds.w[w] : ~holds.w[w]) & live.w[w];
+			}
+			else if (n->cmpclass == CC_TEXT_EQ && cs->tk)
+			{
+				RuleMask	eq;
+
+				text_eq_batch(cs, &n->elems[e], nrows, &live, &eq);
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+				{
+					uint64		h = n->strategy == BTEqualStrategyNumber ? eq.w[w] : ~eq.w[w];
+
+					acc.w[w] |= (n->use_or ? h : ~h) & live.w[w];
+				}
 			}
 			else
 			{

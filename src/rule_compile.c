@@ -208,6 +208,7 @@ make_const(CmpConst *c, Const *k, CmpClass cls, ConstConv conv, int *strategy)
 
 				c->s = VARDATA_ANY(t);
 				c->slen = VARSIZE_ANY_EXHDR(t);
+				c->i = text_key(c->s, c->slen);
 			}
 			break;
 	}
@@ -609,6 +610,8 @@ compile_opexpr(RuleProgram *prog, OpExpr *op)
 	n->col = compile_value(prog, val, &vcls, &vtype);
 	if (n->col < 0)
 		return NULL;
+	if (cls == CC_TEXT_EQ)
+		column_store_want_text_key(prog->scan, n->col);
 	n->cmpclass = cls;
 	n->strategy = strategy;
 	n->collid = op->inputcollid;
@@ -672,6 +675,8 @@ compile_saop(RuleProgram *prog, ScalarArrayOpExpr *saop)
 	n->col = compile_value(prog, val, &vcls, &vtype);
 	if (n->col < 0)
 		return NULL;
+	if (cls == CC_TEXT_EQ)
+		column_store_want_text_key(prog->scan, n->col);
 	return n;
 }
 

@@ -126,6 +126,7 @@ typedef struct ColumnStore
 	RuleMask	n_slow;			/* ... except these rows: use numeric_cmp */
 #endif
 	RuleMask	d_ready;		/* derived numerics: rows whose d[] is computed */
+	int64	   *tk;				/* text compared for equality: text_key() per row */
 	/* derived values */
 	DeriveKind	derive;
 	Operand		a;
@@ -182,6 +183,7 @@ typedef enum StepKind
 	SK_BYVAL,					/* by value, d[] only */
 	SK_NUMERIC,					/* varlena copied with a 4-byte header, scaled in n[] */
 	SK_VARLENA,					/* varlena copied */
+	SK_TEXT_KEY,				/* text copied, and its equality key in tk[] */
 	SK_BYREF					/* fixed-length or cstring by reference, copied */
 } StepKind;
 
@@ -216,9 +218,29 @@ struct RuleScan
 	FetchStep  *steps;
 };
 
+/*
+ * A text value's equality key: its first 7 bytes and its length (capped at
+ * 255). Equal texts have equal keys; texts of up to 7 bytes are equal iff
+ * their keys are, longer ones are then compared in full.
+ */
+#define TEXT_KEY_EXACT_LEN 7
+
+static inline int64
+text_key(const char *s, int len)
+{
+	unsigned char buf[8] = {0};
+	int64		k;
+
+	memcpy(buf, s, Min(len, TEXT_KEY_EXACT_LEN));
+	buf[7] = (unsigned char) Min(len, 255);
+	memcpy(&k, buf, sizeof(k));
+	return k;
+}
+
 /* rule_batch.c */
 extern int	column_store(RuleScan *scan, int attidx);
 extern int	column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk);
+extern void column_store_want_text_key(RuleScan *scan, int col);
 extern int	column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
 								 Oid funcoid, Oid restype, bool result_int4);
 extern FetchKind fetch_kind_for(Oid typid, CmpClass *cls);
