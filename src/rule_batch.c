@@ -4,8 +4,9 @@
  *     evaluation over it.
  *
  * A scan copies the columns the rules read into column stores, up to
- * RULE_BATCH_ROWS rows at a time (by-reference values into an arena, so the
- * batch does not depend on the heap page staying pinned). Then every program
+ * RULE_BATCH_ROWS rows at a time. By-reference values of a table scan's rows
+ * are read in place, their heap pages pinned until the batch ends; rows from
+ * elsewhere (transition tables, SQL) are copied into an arena. Then every program
  * runs over the whole batch: comparisons of fixed-width values are branch-free
  * loops, and three-valued logic is two bitmasks per node, TRUE and FALSE (a
  * row in neither is NULL). AND, OR and CASE narrow the rows their later
@@ -25,6 +26,7 @@
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "port/pg_bitutils.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
@@ -285,9 +287,20 @@ rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 	scan->arena_used = 0;
 }
 
+static void
+release_pins(RuleScan *scan)
+{
+	int			i;
+
+	for (i = 0; i < scan->npins; i++)
+		ReleaseBuffer(scan->pins[i]);
+	scan->npins = 0;
+}
+
 void
 rule_scan_end(RuleScan *scan)
 {
+	release_pins(scan);
 	ExecDropSingleTupleTableSlot(scan->vslot);
 	scan->vslot = NULL;
 }
@@ -305,6 +318,7 @@ rule_scan_reset_batch(RuleScan *scan)
 
 	scan->nrows = 0;
 	scan->derived_ready = false;
+	release_pins(scan);
 	/* overflow chunks live in batch memory, which is reset just below */
 	scan->arena = scan->arena_base;
 	scan->arena_size = RULE_ARENA_SIZE;
@@ -348,12 +362,14 @@ arena_alloc(RuleScan *scan, Size len)
 
 /* A copy in the batch arena of a varlena value; detoasted when toasted. */
 static inline Datum
-copy_varlena(RuleScan *scan, Datum d, bool four_byte_header)
+copy_varlena(RuleScan *scan, Datum d, bool four_byte_header, bool pinned)
 {
 	struct varlena *v = (struct varlena *) DatumGetPointer(d);
 	char	   *copy;
 	Size		len;
 
+	if (pinned && !VARATT_IS_EXTENDED(v))
+		return d;				/* plain, on a page pinned until the batch ends */
 	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
 	{
 		MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
@@ -394,9 +410,29 @@ rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 	const FetchStep *end = st + scan->nsteps;
 	Datum	   *values;
 	bool	   *isnull;
+	bool		pinned = false;
 
 	Assert(r < RULE_BATCH_ROWS);
 	slot_getsomeattrs(slot, scan->maxattno);
+	/*
+	 * A row of a heap page (a table scan): keep the page pinned until the
+	 * batch ends, so that its by-reference values can be read in place. Rows
+	 * from elsewhere (tuplestores, SPI) are copied.
+	 */
+	if (TTS_IS_BUFFERTUPLE(slot))
+	{
+		Buffer		buf = ((BufferHeapTupleTableSlot *) slot)->buffer;
+
+		if (BufferIsValid(buf))
+		{
+			if (scan->npins == 0 || scan->pins[scan->npins - 1] != buf)
+			{
+				IncrBufferRefCount(buf);
+				scan->pins[scan->npins++] = buf;
+			}
+			pinned = true;
+		}
+	}
 	values = slot->tts_values;
 	isnull = slot->tts_isnull;
 	for (; st < end; st++)
@@ -428,7 +464,8 @@ rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 				cs->d[r] = d;
 				break;
 			case SK_NUMERIC:
-				d = copy_varlena(scan, d, true);
+				/* slow rows give numeric_cmp a 4-byte header; in place it detoasts */
+				d = copy_varlena(scan, d, !pinned, pinned);
 				cs->d[r] = d;
 #ifdef HAVE_INT128
 				if (!numeric_scaled((struct varlena *) DatumGetPointer(d), &cs->n[r]))
@@ -436,19 +473,22 @@ rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 #endif
 				break;
 			case SK_VARLENA:
-				cs->d[r] = copy_varlena(scan, d, false);
+				cs->d[r] = copy_varlena(scan, d, false, pinned);
 				break;
 			case SK_TEXT_KEY:
 				{
 					struct varlena *t;
 
-					d = copy_varlena(scan, d, false);
+					d = copy_varlena(scan, d, false, pinned);
 					cs->d[r] = d;
 					t = (struct varlena *) DatumGetPointer(d);
 					cs->tk[r] = text_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 				}
 				break;
 			case SK_BYREF:
+				if (pinned)
+					cs->d[r] = d;
+				else
 				{
 					Size		len = st->typlen > 0 ? st->typlen : strlen(DatumGetCString(d)) + 1;
 					char	   *copy = arena_alloc(scan, len);
@@ -515,7 +555,7 @@ compare_value(RuleScan *scan, RuleNode *n, ColumnStore *cs, int r, const CmpCons
 				if (c->n_ok && !((cs->n_slow.w[r >> 6] >> (r & 63)) & 1))
 					return (cs->n[r] > c->n) - (cs->n[r] < c->n);
 #endif
-				/* add_row gave the value a 4-byte header: numeric_cmp copies nothing */
+				/* values read in place (short header) are detoasted in batch memory */
 				if (cs->derive != DV_NONE)
 				{
 					bool		isnull;
@@ -1437,10 +1477,14 @@ rule_eval_batch_rows(RuleProgram *prog, const RuleMask *rows, RuleMask *result)
 {
 	RuleMask	F;
 	int			w;
+	MemoryContext old;
 
 	if (!prog->scan->derived_ready)
 		prepare_batch(prog->scan);
+	/* what evaluation allocates (numerics read in place and detoasted) is the batch's */
+	old = MemoryContextSwitchTo(prog->scan->econtext->ecxt_per_tuple_memory);
 	eval_batch(prog->scan, prog->root, rows, result, &F);
+	MemoryContextSwitchTo(old);
 	for (w = 0; w < RULE_BATCH_WORDS; w++)
 		result->w[w] &= rows->w[w];
 }

@@ -8,6 +8,7 @@
 #define SEGMENT_RULE_PROGRAM_H
 
 #include "rule.h"
+#include "storage/buf.h"
 
 /* btree operator families whose comparisons run natively */
 #define FAM_INTEGER		1976
@@ -115,7 +116,7 @@ typedef struct ColumnStore
 	int			attidx;			/* table column, or -1 when derived */
 	Oid			typid;
 	int16		typlen;
-	bool		numeric_native; /* give numerics a 4-byte header */
+	bool		numeric_native; /* numerics: also their scaled form in n[] */
 	FetchKind	fetch;			/* conversion to i / f, or FK_DATUM */
 	RuleMask	nulls;
 	Datum		d[RULE_BATCH_ROWS];
@@ -212,6 +213,12 @@ struct RuleScan
 	Size		arena_used;
 	Size		arena_size;
 	char	   *arena_base;		/* the long-lived first chunk */
+	/*
+	 * Heap pages the batch's rows are on, pinned until the batch ends: their
+	 * by-reference values are read in place instead of copied.
+	 */
+	Buffer		pins[RULE_BATCH_ROWS];
+	int			npins;
 	int			native_nodes;
 	int			fallback_nodes;
 	int			nsteps;			/* table columns read, from rule_scan_begin */
