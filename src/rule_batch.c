@@ -368,8 +368,8 @@ copy_varlena(RuleScan *scan, Datum d, bool four_byte_header, bool pinned)
 	char	   *copy;
 	Size		len;
 
-	if (pinned && !VARATT_IS_EXTENDED(v))
-		return d;				/* plain, on a page pinned until the batch ends */
+	if (pinned && !VARATT_IS_EXTERNAL(v) && !VARATT_IS_COMPRESSED(v))
+		return d;				/* inline, on a page pinned until the batch ends */
 	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
 	{
 		MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
