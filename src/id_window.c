@@ -30,6 +30,14 @@
 #define ONE_CONTAINER_HEADER (4 + 4 + 4 + 4)	/* cookie, count, key+card, offset */
 
 void
+id_window_init(IdWindow *w)
+{
+	w->hi = ID_WINDOW_NONE;
+	w->words = NULL;
+	w->cxt = CurrentMemoryContext;
+}
+
+void
 id_batch_describe(IdBatch *b, const uint32 *ids, int nrows)
 {
 	bool		same = true,
@@ -123,7 +131,7 @@ id_window_add(IdWindow *w, roaring_bitmap_t *into, const IdBatch *b,
 	{
 		id_window_flush(w, into);
 		if (w->words == NULL)
-			w->words = palloc0(ID_WINDOW_WORDS * sizeof(uint64));
+			w->words = MemoryContextAllocZero(w->cxt, ID_WINDOW_WORDS * sizeof(uint64));
 		w->hi = b->hi;
 	}
 	if (b->contiguous)

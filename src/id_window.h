@@ -20,7 +20,8 @@
 typedef struct IdWindow
 {
 	uint32		hi;				/* id >> 16 of the chunk, ID_WINDOW_NONE if empty */
-	uint64	   *words;			/* ID_WINDOW_WORDS, allocated on first use */
+	uint64	   *words;			/* ID_WINDOW_WORDS, allocated on first use ... */
+	MemoryContext cxt;			/* ... in the context that was current at init */
 } IdWindow;
 
 /* Where the ids of one batch fall, computed once per batch. */
@@ -32,6 +33,12 @@ typedef struct IdBatch
 	bool		contiguous;		/* ids[r] = ids[0] + r */
 	uint32		hi;
 } IdBatch;
+
+/*
+ * An empty window whose bitset, when needed, lives in CurrentMemoryContext
+ * (the set's context: a scan may add from inside SPI calls).
+ */
+extern void id_window_init(IdWindow *w);
 
 extern void id_batch_describe(IdBatch *b, const uint32 *ids, int nrows);
 

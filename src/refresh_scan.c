@@ -72,8 +72,7 @@ compile_rule(ScanCore *sc, ScanTag *t, const char *what, DateADT as_of, bool wit
 		t->set = roaring_owned_create();
 		t->buf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
 		t->nbuf = 0;
-		t->win.hi = ID_WINDOW_NONE;
-		t->win.words = NULL;
+		id_window_init(&t->win);
 	}
 }
 
@@ -144,8 +143,7 @@ scan_core_compile(ScanCore *sc, DateADT as_of)
 	sc->universe = roaring_owned_create();
 	sc->ubuf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
 	sc->nubuf = 0;
-	sc->uwin.hi = ID_WINDOW_NONE;
-	sc->uwin.words = NULL;
+	id_window_init(&sc->uwin);
 	sc->rows = 0;
 	sc->null_keys = 0;
 }
