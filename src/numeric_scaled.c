@@ -38,6 +38,10 @@ static const int128 pow10000[MAX_EXPONENT + 1] = {
 	P4(10000000000000000) * 1000000000000
 };
 
+static const int64 pow10000_64[4] = {
+	INT64CONST(1), INT64CONST(10000), INT64CONST(100000000), INT64CONST(1000000000000)
+};
+
 bool
 numeric_scaled(const struct varlena *num, int128 *result)
 {
@@ -80,6 +84,29 @@ numeric_scaled(const struct varlena *num, int128 *result)
 	}
 	if (weight + NBASE_GROUPS_OF_SCALE > MAX_EXPONENT)
 		return false;			/* 10^20 or more */
+
+	if (weight <= 1)
+	{
+		/* below 10^8 (balances): value * 10^8 < 10^16 fits in 64 bits */
+		int64		acc64 = 0;
+
+		for (i = 0; i < ndigits; i++)
+		{
+			int16		d;
+			int			e = weight - i + NBASE_GROUPS_OF_SCALE;
+
+			memcpy(&d, digits + i * sizeof(int16), sizeof(int16));
+			if (e < 0)
+			{
+				if (d != 0)
+					return false;	/* more than 8 fractional digits */
+				continue;
+			}
+			acc64 += (int64) d * pow10000_64[e];
+		}
+		*result = negative ? -(int128) acc64 : (int128) acc64;
+		return true;
+	}
 
 	for (i = 0; i < ndigits; i++)
 	{

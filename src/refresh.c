@@ -591,6 +591,7 @@ refresh_load_previous(const char *query, int32 id, Datum arg2, Oid arg2type)
 	Oid			argtypes[2] = {INT4OID, arg2type};
 	bool		isnull;
 	Datum		d;
+	RoaringOwned *prev = NULL;
 
 	args[0] = Int32GetDatum(id);
 	args[1] = arg2;
@@ -598,9 +599,22 @@ refresh_load_previous(const char *query, int32 id, Datum arg2, Oid arg2type)
 							  true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read previous member set");
 	if (SPI_processed == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
 		return NULL;
+	}
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? NULL : memberset_to_roaring(DatumGetMemberSetP(d));
+	if (!isnull)
+	{
+		MemberSet  *ms = DatumGetMemberSetP(d);
+
+		prev = memberset_to_roaring(ms);
+		/* the detoasted copy: one per tag would add up to every stored set */
+		if ((Pointer) ms != DatumGetPointer(d))
+			pfree(ms);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return prev;
 }
 
 /* One result row of segment.refresh. */

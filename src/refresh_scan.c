@@ -72,6 +72,7 @@ compile_rule(ScanCore *sc, ScanTag *t, const char *what, DateADT as_of, bool wit
 		t->set = roaring_owned_create();
 		t->buf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
 		t->nbuf = 0;
+		id_window_init(&t->win);
 	}
 }
 
@@ -142,31 +143,45 @@ scan_core_compile(ScanCore *sc, DateADT as_of)
 	sc->universe = roaring_owned_create();
 	sc->ubuf = palloc(sizeof(uint32) * ID_BUFFER_SIZE);
 	sc->nubuf = 0;
+	id_window_init(&sc->uwin);
 	sc->rows = 0;
 	sc->null_keys = 0;
 }
 
+/* The ids of the rows of m into a set: its chunk's window, or its buffer. */
 static void
-collect_ids(ScanTag *t, const RuleMask *m, const uint32 *ids, int nwords)
+collect_into(RoaringOwned *set, uint32 *buf, int *nbuf, IdWindow *win,
+			 const uint64 *m, const IdBatch *b, int nwords)
 {
 	int			w;
 
+	if (b->one_chunk)
+	{
+		id_window_add(win, set->bitmap, b, m, nwords);
+		return;
+	}
 	for (w = 0; w < nwords; w++)
 	{
 		uint64		bits;
 
-		for (bits = m->w[w]; bits != 0; bits &= bits - 1)
+		for (bits = m[w]; bits != 0; bits &= bits - 1)
 		{
-			t->buf[t->nbuf++] = ids[w * 64 + pg_rightmost_one_pos64(bits)];
-			if (t->nbuf == ID_BUFFER_SIZE)
-				flush_ids(t->set, t->buf, &t->nbuf);
+			buf[(*nbuf)++] = b->ids[w * 64 + pg_rightmost_one_pos64(bits)];
+			if (*nbuf == ID_BUFFER_SIZE)
+				flush_ids(set, buf, nbuf);
 		}
 	}
 }
 
+static inline void
+collect_ids(ScanTag *t, const RuleMask *m, const IdBatch *b, int nwords)
+{
+	collect_into(t->set, t->buf, &t->nbuf, &t->win, m->w, b, nwords);
+}
+
 /* First matching bucket wins: later rules only see rows still unplaced. */
 static void
-batch_scheme(ScanCore *sc, ScanScheme *s, const uint32 *ids, int nwords)
+batch_scheme(ScanCore *sc, ScanScheme *s, const IdBatch *ids, int nwords)
 {
 	RuleMask	remaining;
 	int			b,
@@ -232,9 +247,15 @@ flush_batch(ScanCore *sc, uint32 *ids)
 	int			nrows = rule_scan_nrows(rs);
 	int			nwords = (nrows + 63) / 64;
 	int			i;
+	IdBatch		batch;
+	RuleMask	all;
 
 	if (nrows == 0)
 		return;
+	/* where the batch's ids fall: decided once for every set */
+	id_batch_describe(&batch, ids, nrows);
+	rule_mask_all(rs, &all);
+	collect_into(sc->universe, sc->ubuf, &sc->nubuf, &sc->uwin, all.w, &batch, nwords);
 	for (i = 0; i < sc->ntags; i++)
 	{
 		ScanTag    *t = &sc->tags[i];
@@ -246,7 +267,7 @@ flush_batch(ScanCore *sc, uint32 *ids)
 		unit_enter(sc, t->owner);
 		rule_eval_batch(t->prog, &m);
 		unit_leave(sc);
-		collect_ids(t, &m, ids, nwords);
+		collect_ids(t, &m, &batch, nwords);
 	}
 	for (i = 0; i < sc->nschemes; i++)
 	{
@@ -254,7 +275,7 @@ flush_batch(ScanCore *sc, uint32 *ids)
 			continue;
 		*sc->current_unit = sc->ntags + i;
 		unit_enter(sc, sc->schemes[i].owner);
-		batch_scheme(sc, &sc->schemes[i], ids, nwords);
+		batch_scheme(sc, &sc->schemes[i], &batch, nwords);
 		unit_leave(sc);
 	}
 	for (i = 0; i < sc->nscorecards; i++)
@@ -323,9 +344,6 @@ scan_core_add_slot(ScanCore *sc, TupleTableSlot *slot, uint32 *ids)
 	{
 		uint32		id = row_member_id(sc, slot->tts_values[sc->keyattno - 1]);
 
-		sc->ubuf[sc->nubuf++] = id;
-		if (sc->nubuf == ID_BUFFER_SIZE)
-			flush_ids(sc->universe, sc->ubuf, &sc->nubuf);
 		ids[rule_scan_nrows(rs)] = id;
 		rule_scan_add_row(rs, slot);
 		if (rule_scan_nrows(rs) == RULE_BATCH_ROWS)
@@ -371,9 +389,13 @@ scan_core_collect(ScanCore *sc)
 	int			i;
 
 	flush_ids(sc->universe, sc->ubuf, &sc->nubuf);
+	id_window_flush(&sc->uwin, sc->universe->bitmap);
 	for (i = 0; i < sc->ntags; i++)
 		if (!sc->tags[i].skip)
+		{
 			flush_ids(sc->tags[i].set, sc->tags[i].buf, &sc->tags[i].nbuf);
+			id_window_flush(&sc->tags[i].win, sc->tags[i].set->bitmap);
+		}
 	for (i = 0; i < sc->nschemes; i++)
 	{
 		int			b;
@@ -381,8 +403,11 @@ scan_core_collect(ScanCore *sc)
 		if (sc->schemes[i].skip)
 			continue;
 		for (b = 0; b < sc->schemes[i].nbuckets; b++)
+		{
 			flush_ids(sc->schemes[i].buckets[b].set, sc->schemes[i].buckets[b].buf,
 					  &sc->schemes[i].buckets[b].nbuf);
+			id_window_flush(&sc->schemes[i].buckets[b].win, sc->schemes[i].buckets[b].set->bitmap);
+		}
 	}
 	for (i = 0; i < sc->nscorecards; i++)
 	{

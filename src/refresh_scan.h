@@ -15,6 +15,7 @@
 #include "access/tableam.h"
 #include "utils/date.h"
 
+#include "id_window.h"
 #include "memberset.h"
 #include "rule.h"
 
@@ -29,8 +30,9 @@ typedef struct ScanTag
 	Expr	   *planned;		/* the rule analysed and planned already, or NULL */
 	RuleProgram *prog;
 	RoaringOwned *set;
-	uint32	   *buf;
+	uint32	   *buf;			/* ids of batches spanning chunks (add_many) */
 	int			nbuf;
+	IdWindow	win;			/* ids of the current chunk (id_window.c) */
 } ScanTag;
 
 /* Ordered buckets; a row goes to the first whose rule is true. */
@@ -96,6 +98,7 @@ typedef struct ScanCore
 	RoaringOwned *universe;
 	uint32	   *ubuf;
 	int			nubuf;
+	IdWindow	uwin;
 	int64		rows;
 	int64		null_keys;
 	int			native_nodes;

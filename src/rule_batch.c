@@ -4,8 +4,9 @@
  *     evaluation over it.
  *
  * A scan copies the columns the rules read into column stores, up to
- * RULE_BATCH_ROWS rows at a time (by-reference values into an arena, so the
- * batch does not depend on the heap page staying pinned). Then every program
+ * RULE_BATCH_ROWS rows at a time. By-reference values of a table scan's rows
+ * are read in place, their heap pages pinned until the batch ends; rows from
+ * elsewhere (transition tables, SQL) are copied into an arena. Then every program
  * runs over the whole batch: comparisons of fixed-width values are branch-free
  * loops, and three-valued logic is two bitmasks per node, TRUE and FALSE (a
  * row in neither is NULL). AND, OR and CASE narrow the rows their later
@@ -25,6 +26,7 @@
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "port/pg_bitutils.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
@@ -115,6 +117,17 @@ column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk)
 	return c;
 }
 
+/* Text equality on this store compares keys first (text_key). */
+void
+column_store_want_text_key(RuleScan *scan, int col)
+{
+	ColumnStore *cs = scan->cols[col];
+
+	if (cs->tk == NULL && cs->derive == DV_NONE &&
+		(cs->typid == TEXTOID || cs->typid == VARCHAROID))
+		cs->tk = palloc(sizeof(int64) * RULE_BATCH_ROWS);
+}
+
 /*
  * A store for an integer/date value computed from other stores and
  * constants; one store per distinct definition.
@@ -130,7 +143,11 @@ column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
 	{
 		cs = scan->cols[c];
 		if (cs->derive == kind && cs->funcoid == funcoid &&
-			cs->a.col == a.col && cs->a.k == a.k && cs->b.col == b.col && cs->b.k == b.k)
+			cs->a.col == a.col && cs->a.k == a.k && cs->b.col == b.col && cs->b.k == b.k
+#ifdef HAVE_INT128
+			&& cs->a.nk == a.nk && cs->b.nk == b.nk
+#endif
+			)
 			return c;
 	}
 	if (scan->ncols == scan->maxcols)
@@ -141,9 +158,22 @@ column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
 	cs = palloc0(sizeof(ColumnStore));
 	cs->attidx = -1;
 	cs->typid = restype;
-	cs->typlen = sizeof(int64);
-	cs->fetch = FK_INT8;
-	cs->i = palloc(sizeof(int64) * RULE_BATCH_ROWS);
+	if (DERIVE_IS_NUMERIC(kind))
+	{
+		/* scaled values, and PostgreSQL's datums for slow rows (rule_numeric.c) */
+		cs->typlen = -1;
+		cs->fetch = FK_DATUM;
+		cs->numeric_native = true;
+#ifdef HAVE_INT128
+		cs->n = palloc(sizeof(int128) * RULE_BATCH_ROWS);
+#endif
+	}
+	else
+	{
+		cs->typlen = sizeof(int64);
+		cs->fetch = FK_INT8;
+		cs->i = palloc(sizeof(int64) * RULE_BATCH_ROWS);
+	}
 	cs->derive = kind;
 	cs->a = a;
 	cs->b = b;
@@ -217,18 +247,60 @@ rule_scan_stats(RuleScan *scan, int *native_nodes, int *fallback_nodes)
 void
 rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 {
+	int			c;
+
 	if (also_attno > scan->maxattno)
 		scan->maxattno = also_attno;
 	scan->vslot = MakeSingleTupleTableSlot(RelationGetDescr(scan->rel), &TTSOpsVirtual);
 	scan->nrows = 0;
+	scan->steps = palloc(sizeof(FetchStep) * Max(scan->ncols, 1));
+	scan->nsteps = 0;
+	for (c = 0; c < scan->ncols; c++)
+	{
+		ColumnStore *cs = scan->cols[c];
+		FetchStep  *st;
+		Form_pg_attribute att;
+
+		if (cs->derive != DV_NONE)
+			continue;			/* computed per batch, before evaluation */
+		att = TupleDescAttr(RelationGetDescr(scan->rel), cs->attidx);
+		st = &scan->steps[scan->nsteps++];
+		st->attidx = cs->attidx;
+		st->cs = cs;
+		st->fetch = cs->fetch;
+		st->typlen = att->attlen;
+		if (att->attlen == -1)
+			st->kind = cs->numeric_native ? SK_NUMERIC : cs->tk ? SK_TEXT_KEY : SK_VARLENA;
+		else if (!att->attbyval)
+			st->kind = SK_BYREF;
+		else if (cs->fetch == FK_FLOAT4)
+			st->kind = SK_FLOAT4;
+		else if (cs->fetch == FK_FLOAT8)
+			st->kind = SK_FLOAT8;
+		else if (cs->fetch == FK_DATUM || cs->fetch == FK_NONE)
+			st->kind = SK_BYVAL;
+		else
+			st->kind = SK_INT;
+	}
 	scan->arena_size = RULE_ARENA_SIZE;
 	scan->arena_base = scan->arena = palloc(scan->arena_size);
 	scan->arena_used = 0;
 }
 
+static void
+release_pins(RuleScan *scan)
+{
+	int			i;
+
+	for (i = 0; i < scan->npins; i++)
+		ReleaseBuffer(scan->pins[i]);
+	scan->npins = 0;
+}
+
 void
 rule_scan_end(RuleScan *scan)
 {
+	release_pins(scan);
 	ExecDropSingleTupleTableSlot(scan->vslot);
 	scan->vslot = NULL;
 }
@@ -252,6 +324,7 @@ rule_scan_reset_batch(RuleScan *scan)
 
 	scan->nrows = 0;
 	scan->derived_ready = false;
+	release_pins(scan);
 	/* overflow chunks live in batch memory, which is reset just below */
 	scan->arena = scan->arena_base;
 	scan->arena_size = RULE_ARENA_SIZE;
@@ -293,89 +366,142 @@ arena_alloc(RuleScan *scan, Size len)
 	return p;
 }
 
+/* A copy in the batch arena of a varlena value; detoasted when toasted. */
+static inline Datum
+copy_varlena(RuleScan *scan, Datum d, bool four_byte_header, bool pinned)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+	char	   *copy;
+	Size		len;
+
+	if (pinned && !VARATT_IS_EXTERNAL(v) && !VARATT_IS_COMPRESSED(v))
+		return d;				/* inline, on a page pinned until the batch ends */
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+	{
+		MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
+
+		/* a fresh copy in batch memory: nothing more to do */
+		d = PointerGetDatum(pg_detoast_datum(v));
+		MemoryContextSwitchTo(old);
+		return d;
+	}
+	if (VARATT_IS_SHORT(v) && four_byte_header)
+	{
+		len = VARSIZE_SHORT(v) - VARHDRSZ_SHORT;
+		copy = arena_alloc(scan, len + VARHDRSZ);
+		SET_VARSIZE(copy, len + VARHDRSZ);
+		memcpy(copy + VARHDRSZ, VARDATA_SHORT(v), len);
+		return PointerGetDatum(copy);
+	}
+	len = VARSIZE_ANY(v);
+	copy = arena_alloc(scan, len);
+	memcpy(copy, v, len);
+	return PointerGetDatum(copy);
+}
+
 /*
- * Copy the row's values into the column stores. Numerics that native
- * comparisons read get a 4-byte header here, once (PostgreSQL's operators
- * would convert them on every comparison); compressed or external values are
- * detoasted once.
+ * Copy the row's values into the column stores, one step per column the
+ * rules read (rule_scan_begin). Numerics that native comparisons read get a
+ * 4-byte header here, once (PostgreSQL's operators would convert them on
+ * every comparison), and their scaled form; compressed or external values
+ * are detoasted once; by-reference values are copied into the batch arena.
  */
 void
 rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 {
 	int			r = scan->nrows;
+	int			word = r >> 6;
 	uint64		bit = UINT64CONST(1) << (r & 63);
-	int			c;
+	const FetchStep *st = scan->steps;
+	const FetchStep *end = st + scan->nsteps;
+	Datum	   *values;
+	bool	   *isnull;
+	bool		pinned = false;
 
 	Assert(r < RULE_BATCH_ROWS);
 	slot_getsomeattrs(slot, scan->maxattno);
-	for (c = 0; c < scan->ncols; c++)
+	/*
+	 * A row of a heap page (a table scan): keep the page pinned until the
+	 * batch ends, so that its by-reference values can be read in place. Rows
+	 * from elsewhere (tuplestores, SPI) are copied.
+	 */
+	if (TTS_IS_BUFFERTUPLE(slot))
 	{
-		ColumnStore *cs = scan->cols[c];
+		Buffer		buf = ((BufferHeapTupleTableSlot *) slot)->buffer;
+
+		if (BufferIsValid(buf))
+		{
+			if (scan->npins == 0 || scan->pins[scan->npins - 1] != buf)
+			{
+				IncrBufferRefCount(buf);
+				scan->pins[scan->npins++] = buf;
+			}
+			pinned = true;
+		}
+	}
+	values = slot->tts_values;
+	isnull = slot->tts_isnull;
+	for (; st < end; st++)
+	{
+		ColumnStore *cs = st->cs;
 		Datum		d;
 
-		if (cs->derive != DV_NONE)
-			continue;			/* computed per batch, before evaluation */
-		if (slot->tts_isnull[cs->attidx])
+		if (isnull[st->attidx])
 		{
-			cs->nulls.w[r >> 6] |= bit;
+			cs->nulls.w[word] |= bit;
 			continue;
 		}
-		d = slot->tts_values[cs->attidx];
-		if (cs->typlen == -1)
+		d = values[st->attidx];
+		switch (st->kind)
 		{
-			struct varlena *v = (struct varlena *) DatumGetPointer(d);
-
-			if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
-			{
-				MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
-
-				/* a fresh copy in batch memory: nothing more to do */
-				d = PointerGetDatum(pg_detoast_datum(v));
-				MemoryContextSwitchTo(old);
-			}
-			else if (VARATT_IS_SHORT(v) && cs->numeric_native)
-			{
-				Size		len = VARSIZE_SHORT(v) - VARHDRSZ_SHORT;
-				char	   *copy = arena_alloc(scan, len + VARHDRSZ);
-
-				SET_VARSIZE(copy, len + VARHDRSZ);
-				memcpy(copy + VARHDRSZ, VARDATA_SHORT(v), len);
-				d = PointerGetDatum(copy);
-			}
-			else
-			{
-				Size		len = VARSIZE_ANY(v);
-				char	   *copy = arena_alloc(scan, len);
-
-				memcpy(copy, v, len);
-				d = PointerGetDatum(copy);
-			}
-		}
-		else if (cs->typlen > (int) sizeof(Datum) || cs->typlen == -2)
-		{
-			Size		len = cs->typlen > 0 ? cs->typlen : strlen(DatumGetCString(d)) + 1;
-			char	   *copy = arena_alloc(scan, len);
-
-			memcpy(copy, DatumGetPointer(d), len);
-			d = PointerGetDatum(copy);
-		}
-		cs->d[r] = d;
-#ifdef HAVE_INT128
-		if (cs->n && !numeric_scaled((struct varlena *) DatumGetPointer(d), &cs->n[r]))
-			cs->n_slow.w[r >> 6] |= bit;
-#endif
-		switch (cs->fetch)
-		{
-			case FK_DATUM:
+			case SK_INT:
+				cs->d[r] = d;
+				cs->i[r] = fetch_int(st->fetch, d);
 				break;
-			case FK_FLOAT4:
+			case SK_FLOAT4:
+				cs->d[r] = d;
 				cs->f[r] = DatumGetFloat4(d);
 				break;
-			case FK_FLOAT8:
+			case SK_FLOAT8:
+				cs->d[r] = d;
 				cs->f[r] = DatumGetFloat8(d);
 				break;
-			default:
-				cs->i[r] = fetch_int(cs->fetch, d);
+			case SK_BYVAL:
+				cs->d[r] = d;
+				break;
+			case SK_NUMERIC:
+				/* slow rows give numeric_cmp a 4-byte header; in place it detoasts */
+				d = copy_varlena(scan, d, !pinned, pinned);
+				cs->d[r] = d;
+#ifdef HAVE_INT128
+				if (!numeric_scaled((struct varlena *) DatumGetPointer(d), &cs->n[r]))
+					cs->n_slow.w[word] |= bit;
+#endif
+				break;
+			case SK_VARLENA:
+				cs->d[r] = copy_varlena(scan, d, false, pinned);
+				break;
+			case SK_TEXT_KEY:
+				{
+					struct varlena *t;
+
+					d = copy_varlena(scan, d, false, pinned);
+					cs->d[r] = d;
+					t = (struct varlena *) DatumGetPointer(d);
+					cs->tk[r] = text_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				}
+				break;
+			case SK_BYREF:
+				if (pinned)
+					cs->d[r] = d;
+				else
+				{
+					Size		len = st->typlen > 0 ? st->typlen : strlen(DatumGetCString(d)) + 1;
+					char	   *copy = arena_alloc(scan, len);
+
+					memcpy(copy, DatumGetPointer(d), len);
+					cs->d[r] = PointerGetDatum(copy);
+				}
 				break;
 		}
 	}
@@ -421,7 +547,7 @@ strategy_holds(int strategy, int cmp)
 
 /* Three-way comparison of a non-null stored value with a non-null constant. */
 static inline int
-compare_value(RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
+compare_value(RuleScan *scan, RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
 {
 	switch (n->cmpclass)
 	{
@@ -435,7 +561,15 @@ compare_value(RuleNode *n, ColumnStore *cs, int r, const CmpConst *c)
 				if (c->n_ok && !((cs->n_slow.w[r >> 6] >> (r & 63)) & 1))
 					return (cs->n[r] > c->n) - (cs->n[r] < c->n);
 #endif
-				/* add_row gave the value a 4-byte header: numeric_cmp copies nothing */
+				/* values read in place (short header) are detoasted in batch memory */
+				if (cs->derive != DV_NONE)
+				{
+					bool		isnull;
+
+					return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+															 numeric_store_datum(scan, cs, r, &isnull),
+															 c->d));
+				}
 				return DatumGetInt32(DirectFunctionCall2(numeric_cmp, cs->d[r], c->d));
 			}
 		case CC_TEXT_EQ:
@@ -505,6 +639,43 @@ mask_fill(RuleMask *m, int nrows)
 		case BTGreaterStrategyNumber: CMP_LOOP(VALS, >, CONST); break; \
 		default: CMP_LOOP(VALS, !=, CONST); break; \
 	}
+
+/*
+ * Rows of `live` whose text equals the constant: keys compared for the
+ * whole batch, texts longer than the key's exact length then in full.
+ */
+static void
+text_eq_batch(ColumnStore *cs, const CmpConst *c, int nrows, const RuleMask *live,
+			  RuleMask *eq)
+{
+	int			nwords = (nrows + 63) / 64;
+	int			w,
+				j,
+				r;
+	int64		k = c->i;
+	int64	   *v = cs->tk;
+	RuleMask	holds;
+
+	memset(&holds, 0, sizeof(holds));
+	CMP_LOOP(v, ==, k);
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+		eq->w[w] = holds.w[w] & live->w[w];
+	if (c->slen > TEXT_KEY_EXACT_LEN)
+	{
+		FOREACH_ROW_BIT(live, nwords, r)
+		{
+			uint64		b = UINT64CONST(1) << (r & 63);
+
+			if (eq->w[r >> 6] & b)
+			{
+				struct varlena *t = (struct varlena *) DatumGetPointer(cs->d[r]);
+
+				if (VARSIZE_ANY_EXHDR(t) != c->slen || memcmp(VARDATA_ANY(t), c->s, c->slen) != 0)
+					eq->w[r >> 6] &= ~b;
+			}
+		}
+	}
+}
 
 static void
 cmp_fixed_batch(RuleNode *n, ColumnStore *cs, const CmpConst *c, int strategy,
@@ -609,6 +780,13 @@ compute_derived(RuleScan *scan, ColumnStore *cs)
 	int			w,
 				r;
 
+#ifdef HAVE_INT128
+	if (DERIVE_IS_NUMERIC(cs->derive))
+	{
+		numeric_derive_batch(scan, cs);
+		return;
+	}
+#endif
 	for (w = 0; w < RULE_BATCH_WORDS; w++)
 	{
 		cs->errors.w[w] = operand_word(scan, &cs->a, w, true) | operand_word(scan, &cs->b, w, true);
@@ -755,7 +933,9 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		T->w[w] = F->w[w] = 0;
 	}
 	/* errors before NULLs: on every active row, not only the non-NULL ones */
-	if (cs->derive != DV_NONE)
+	if (DERIVE_IS_NUMERIC(cs->derive))
+		numeric_store_prepare(scan, cs, active);
+	else if (cs->derive != DV_NONE)
 		check_derived_errors(scan, cs, active);
 
 	if (n->kind == RN_CMP && (n->cmpclass == CC_INT || n->cmpclass == CC_FLOAT))
@@ -789,7 +969,7 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		{
 			uint64		b = UINT64CONST(1) << (r & 63);
 
-			if (strategy_holds(n->strategy, compare_value(n, cs, r, &n->c)))
+			if (strategy_holds(n->strategy, compare_value(scan, n, cs, r, &n->c)))
 				T->w[r >> 6] |= b;
 			else
 				F->w[r >> 6] |= b;
@@ -797,6 +977,21 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		return;
 	}
 #endif
+	if (n->kind == RN_CMP && n->cmpclass == CC_TEXT_EQ && cs->tk)
+	{
+		RuleMask	eq;
+
+		/* = or <>: the only strategies of this class */
+		text_eq_batch(cs, &n->c, nrows, &live, &eq);
+		for (w = 0; w < RULE_BATCH_WORDS; w++)
+		{
+			uint64		h = n->strategy == BTEqualStrategyNumber ? eq.w[w] : ~eq.w[w];
+
+			T->w[w] = h & live.w[w];
+			F->w[w] = ~h & live.w[w];
+		}
+		return;
+	}
 	if (n->kind == RN_CMP)
 	{
 		int			r;
@@ -805,7 +1000,7 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 		{
 			uint64		b = UINT64CONST(1) << (r & 63);
 
-			if (strategy_holds(n->strategy, compare_value(n, cs, r, &n->c)))
+			if (strategy_holds(n->strategy, compare_value(scan, n, cs, r, &n->c)))
 				T->w[r >> 6] |= b;
 			else
 				F->w[r >> 6] |= b;
@@ -844,6 +1039,18 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 				for (w = 0; w < RULE_BATCH_WORDS; w++)
 					acc.w[w] |= (n->use_or ? holds.w[w] : ~holds.w[w]) & live.w[w];
 			}
+			else if (n->cmpclass == CC_TEXT_EQ && cs->tk)
+			{
+				RuleMask	eq;
+
+				text_eq_batch(cs, &n->elems[e], nrows, &live, &eq);
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+				{
+					uint64		h = n->strategy == BTEqualStrategyNumber ? eq.w[w] : ~eq.w[w];
+
+					acc.w[w] |= (n->use_or ? h : ~h) & live.w[w];
+				}
+			}
 			else
 			{
 				RuleMask	todo;
@@ -854,7 +1061,7 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 				FOREACH_ROW_BIT(&todo, nwords, r)
 				{
 					bool		h = strategy_holds(n->strategy,
-												   compare_value(n, cs, r, &n->elems[e]));
+												   compare_value(scan, n, cs, r, &n->elems[e]));
 
 					if (h == n->use_or)
 						acc.w[r >> 6] |= UINT64CONST(1) << (r & 63);
@@ -877,6 +1084,124 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 				T->w[w] = saw_null_elem ? 0 : rest;
 			}
 		}
+	}
+}
+
+/*
+ * Rows where the value of store cs is still to be evaluated the way
+ * PostgreSQL does it: a derived integer's failing rows, a derived numeric's
+ * slow rows.
+ */
+static inline uint64
+store_pending_word(ColumnStore *cs, int w)
+{
+	if (cs->derive == DV_NONE)
+		return 0;
+	if (DERIVE_IS_NUMERIC(cs->derive))
+		return cs->n_slow.w[w] & ~cs->d_ready.w[w];
+	return cs->errors.w[w];
+}
+
+static inline void
+store_evaluate_row(RuleScan *scan, ColumnStore *cs, int r)
+{
+	uint64		b = UINT64CONST(1) << (r & 63);
+
+	if (cs->derive == DV_NONE)
+		return;
+	if (DERIVE_IS_NUMERIC(cs->derive))
+	{
+		bool		isnull;
+
+		if (cs->n_slow.w[r >> 6] & b)
+			(void) numeric_store_datum(scan, cs, r, &isnull);
+	}
+	else if (cs->errors.w[r >> 6] & b)
+		raise_derived_error(scan, cs, r);
+}
+
+/*
+ * value op value. PostgreSQL evaluates both arguments, the left one first,
+ * on every row it reaches, before it looks at NULLs: the rows still to be
+ * evaluated that way (errors, slow numerics) are, in row order. Then the
+ * comparison of the rows where neither side is NULL.
+ */
+static void
+eval_cmp2_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, RuleMask *F)
+{
+	ColumnStore *a = scan->cols[n->col];
+	ColumnStore *b = scan->cols[n->col2];
+	int			nrows = scan->nrows;
+	int			nwords = (nrows + 63) / 64;
+	int			strategy = n->strategy;
+	RuleMask	live,
+				holds;
+	int			w,
+				j,
+				r;
+
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+	{
+		uint64		todo = active->w[w] & (store_pending_word(a, w) | store_pending_word(b, w));
+
+		for (; todo != 0; todo &= todo - 1)
+		{
+			r = w * 64 + pg_rightmost_one_pos64(todo);
+			store_evaluate_row(scan, a, r);
+			store_evaluate_row(scan, b, r);
+		}
+		live.w[w] = active->w[w] & ~a->nulls.w[w] & ~b->nulls.w[w];
+	}
+	memset(&holds, 0, sizeof(holds));
+	switch (n->cmpclass)
+	{
+		case CC_INT:
+			{
+				int64	   *av = a->i;
+				int64	   *bv = b->i;
+
+				/* CMP_LOOP compares av[base + j] with its third argument */
+				CMP_BY_STRATEGY(av, bv[base + j]);
+			}
+			break;
+#ifdef HAVE_INT128
+		case CC_NUMERIC:
+			{
+				int128	   *av = a->n;
+				int128	   *bv = b->n;
+				RuleMask	slow;
+
+				CMP_BY_STRATEGY(av, bv[base + j]);
+				for (w = 0; w < RULE_BATCH_WORDS; w++)
+				{
+					slow.w[w] = live.w[w] & (a->n_slow.w[w] | b->n_slow.w[w]);
+					holds.w[w] &= ~slow.w[w];
+				}
+				FOREACH_ROW_BIT(&slow, nwords, r)
+				{
+					bool		anull,
+								bnull;
+					Datum		ad = numeric_store_datum(scan, a, r, &anull);
+					Datum		bd = numeric_store_datum(scan, b, r, &bnull);
+
+					if (strategy_holds(strategy, DatumGetInt32(DirectFunctionCall2(numeric_cmp, ad, bd))))
+						holds.w[r >> 6] |= UINT64CONST(1) << (r & 63);
+				}
+			}
+			break;
+#endif
+		default:				/* CC_FLOAT: PostgreSQL's NaN order */
+			FOREACH_ROW_BIT(&live, nwords, r)
+			{
+				if (strategy_holds(strategy, float_order(a->f[r], b->f[r])))
+					holds.w[r >> 6] |= UINT64CONST(1) << (r & 63);
+			}
+			break;
+	}
+	for (w = 0; w < RULE_BATCH_WORDS; w++)
+	{
+		T->w[w] = holds.w[w] & live.w[w];
+		F->w[w] = ~holds.w[w] & live.w[w];
 	}
 }
 
@@ -978,6 +1303,9 @@ eval_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T, Rul
 		case RN_CMP:
 		case RN_IN:
 			eval_cmp_batch(scan, n, active, T, F);
+			return;
+		case RN_CMP2:
+			eval_cmp2_batch(scan, n, active, T, F);
 			return;
 		case RN_EXPR:
 			eval_expr_batch(scan, n, active, T, F);
@@ -1155,10 +1483,14 @@ rule_eval_batch_rows(RuleProgram *prog, const RuleMask *rows, RuleMask *result)
 {
 	RuleMask	F;
 	int			w;
+	MemoryContext old;
 
 	if (!prog->scan->derived_ready)
 		prepare_batch(prog->scan);
+	/* what evaluation allocates (numerics read in place and detoasted) is the batch's */
+	old = MemoryContextSwitchTo(prog->scan->econtext->ecxt_per_tuple_memory);
 	eval_batch(prog->scan, prog->root, rows, result, &F);
+	MemoryContextSwitchTo(old);
 	for (w = 0; w < RULE_BATCH_WORDS; w++)
 		result->w[w] &= rows->w[w];
 }

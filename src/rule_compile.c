@@ -7,10 +7,12 @@
  * UNKNOWN; boolean CASE; a boolean column; column IS [NOT] NULL; a value
  * compared with a constant or with an IN / NOT IN list, where the operator is
  * the btree comparison of the integer, date/time, float, numeric, boolean or
- * text family; text LIKE 'prefix%'. A "value" is a column or integer/date
- * arithmetic over columns and constants (date - date, date +/- days,
- * + - * on int4/int8, coalesce(value, constant)), computed per batch with
- * PostgreSQL's overflow and infinity errors.
+ * text family; two integer, date/time (same type), float or numeric values
+ * compared with each other; text LIKE 'prefix%'. A "value" is a column or
+ * integer/date arithmetic over columns and constants (date - date, date +/-
+ * days, + - * on int4/int8, coalesce(value, constant)), computed per batch
+ * with PostgreSQL's overflow and infinity errors, or numeric + - * over
+ * numeric columns and exact constants (rule_numeric.c).
  *
  * Comparisons are decided by the operator's btree strategy, so they mean what
  * PostgreSQL's operator means: NaN ordering of floats, numeric_cmp, the
@@ -206,6 +208,7 @@ make_const(CmpConst *c, Const *k, CmpClass cls, ConstConv conv, int *strategy)
 
 				c->s = VARDATA_ANY(t);
 				c->slen = VARSIZE_ANY_EXHDR(t);
+				c->i = text_key(c->s, c->slen);
 			}
 			break;
 	}
@@ -296,6 +299,7 @@ compile_operand(RuleProgram *prog, Node *arg, Operand *op)
 	CmpClass	cls;
 	Oid			typid;
 
+	memset(op, 0, sizeof(Operand));
 	op->type = exprType(arg);
 	if (IsA(a, Const))
 	{
@@ -312,6 +316,37 @@ compile_operand(RuleProgram *prog, Node *arg, Operand *op)
 		return false;
 	op->col = compile_value(prog, a, &cls, &typid);
 	return op->col >= 0 && cls == CC_INT;
+}
+
+/* An operand of numeric + - *: a numeric value, or an exact numeric constant. */
+static bool
+compile_numeric_operand(RuleProgram *prog, Node *arg, Operand *op)
+{
+	Node	   *a = strip_relabel(arg);
+	CmpClass	cls;
+	Oid			typid;
+
+	memset(op, 0, sizeof(Operand));
+	op->type = exprType(arg);
+	if (op->type != NUMERICOID)
+		return false;
+	if (IsA(a, Const))
+	{
+		Const	   *k = (Const *) a;
+
+		if (k->constisnull)
+			return false;
+		op->col = -1;
+		op->kd = PointerGetDatum(PG_DETOAST_DATUM(k->constvalue));
+#ifdef HAVE_INT128
+		/* a constant without the exact scaled form: left to PostgreSQL */
+		return numeric_scaled((struct varlena *) DatumGetPointer(op->kd), &op->nk);
+#else
+		return false;
+#endif
+	}
+	op->col = compile_value(prog, a, &cls, &typid);
+	return op->col >= 0 && cls == CC_NUMERIC;
 }
 
 /*
@@ -362,6 +397,19 @@ compile_value(RuleProgram *prog, Node *expr, CmpClass *cls, Oid *typid)
 
 		switch (op->opfuncid)
 		{
+			case F_NUMERIC_ADD:
+			case F_NUMERIC_SUB:
+			case F_NUMERIC_MUL:
+				if (!compile_numeric_operand(prog, linitial(op->args), &a) ||
+					!compile_numeric_operand(prog, lsecond(op->args), &b) ||
+					(a.col < 0 && b.col < 0))
+					return -1;
+				*cls = CC_NUMERIC;
+				*typid = NUMERICOID;
+				return column_store_derived(prog->scan,
+											op->opfuncid == F_NUMERIC_ADD ? DV_NUM_ADD :
+											op->opfuncid == F_NUMERIC_SUB ? DV_NUM_SUB : DV_NUM_MUL,
+											a, b, op->opfuncid, NUMERICOID, false);
 			case F_DATE_MI:
 				kind = DV_DATE_MI;
 				break;
@@ -483,7 +531,42 @@ compile_like(RuleProgram *prog, OpExpr *op)
 	return n;
 }
 
-/* value op constant, constant op value */
+/*
+ * value op value, both integer (or date, timestamp: the same type on both
+ * sides), float or numeric values compared by their btree operator.
+ */
+static RuleNode *
+compile_cmp2(RuleProgram *prog, OpExpr *op)
+{
+	Node	   *l = linitial(op->args);
+	Node	   *r = lsecond(op->args);
+	CmpClass	cls,
+				lcls,
+				rcls;
+	Oid			ltype,
+				rtype;
+	int			strategy;
+	ConstConv	conv;
+	RuleNode   *n;
+
+	if (!native_comparison(op->opno, exprType(l), exprType(r), op->inputcollid,
+						   &cls, &strategy, &conv) ||
+		conv != CONV_NONE || (cls != CC_INT && cls != CC_FLOAT && cls != CC_NUMERIC))
+		return NULL;
+	n = new_node(RN_CMP2);
+	n->col = compile_value(prog, l, &lcls, &ltype);
+	if (n->col < 0 || lcls != cls)
+		return NULL;
+	n->col2 = compile_value(prog, r, &rcls, &rtype);
+	if (n->col2 < 0 || rcls != cls)
+		return NULL;
+	n->cmpclass = cls;
+	n->strategy = strategy;
+	n->collid = op->inputcollid;
+	return n;
+}
+
+/* value op constant, constant op value, value op value */
 static RuleNode *
 compile_opexpr(RuleProgram *prog, OpExpr *op)
 {
@@ -515,7 +598,7 @@ compile_opexpr(RuleProgram *prog, OpExpr *op)
 		k = (Const *) strip_relabel(l);
 	}
 	else
-		return NULL;
+		return compile_cmp2(prog, op);
 	if (!native_comparison(op->opno, exprType(val), k->consttype, op->inputcollid,
 						   &cls, &strategy, &conv))
 		return NULL;
@@ -527,6 +610,8 @@ compile_opexpr(RuleProgram *prog, OpExpr *op)
 	n->col = compile_value(prog, val, &vcls, &vtype);
 	if (n->col < 0)
 		return NULL;
+	if (cls == CC_TEXT_EQ)
+		column_store_want_text_key(prog->scan, n->col);
 	n->cmpclass = cls;
 	n->strategy = strategy;
 	n->collid = op->inputcollid;
@@ -590,6 +675,8 @@ compile_saop(RuleProgram *prog, ScalarArrayOpExpr *saop)
 	n->col = compile_value(prog, val, &vcls, &vtype);
 	if (n->col < 0)
 		return NULL;
+	if (cls == CC_TEXT_EQ)
+		column_store_want_text_key(prog->scan, n->col);
 	return n;
 }
 

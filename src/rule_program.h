@@ -8,6 +8,7 @@
 #define SEGMENT_RULE_PROGRAM_H
 
 #include "rule.h"
+#include "storage/buf.h"
 
 /* btree operator families whose comparisons run natively */
 #define FAM_INTEGER		1976
@@ -32,6 +33,7 @@ typedef enum RuleNodeKind
 	RN_BOOLVAR,
 	RN_NULLTEST,
 	RN_CMP,						/* value op constant */
+	RN_CMP2,					/* value op value */
 	RN_IN,						/* value op ANY / ALL (constants) */
 	RN_PREFIX,					/* text LIKE 'prefix%' (or without wildcard) */
 	RN_CASE,					/* CASE WHEN c THEN r ... ELSE d END, boolean */
@@ -69,8 +71,13 @@ typedef enum DeriveKind
 	DV_INT_MUL,
 	DV_DATE_PLI,				/* date + int4 -> date */
 	DV_DATE_MII,				/* date - int4 -> date */
-	DV_COALESCE					/* coalesce(value, constant) */
+	DV_COALESCE,				/* coalesce(value, constant) */
+	DV_NUM_ADD,					/* numeric + numeric (rule_numeric.c) */
+	DV_NUM_SUB,
+	DV_NUM_MUL
 } DeriveKind;
+
+#define DERIVE_IS_NUMERIC(k) ((k) >= DV_NUM_ADD)
 
 /* An operand of a derived value: another store, or a constant (col < 0). */
 typedef struct Operand
@@ -78,6 +85,10 @@ typedef struct Operand
 	int			col;
 	int64		k;
 	Oid			type;
+#ifdef HAVE_INT128
+	int128		nk;				/* numeric constant * 10^8 (exact) ... */
+#endif
+	Datum		kd;				/* ... and the constant itself */
 } Operand;
 
 /* A constant a value is compared with, converted once. */
@@ -105,7 +116,7 @@ typedef struct ColumnStore
 	int			attidx;			/* table column, or -1 when derived */
 	Oid			typid;
 	int16		typlen;
-	bool		numeric_native; /* give numerics a 4-byte header */
+	bool		numeric_native; /* numerics: also their scaled form in n[] */
 	FetchKind	fetch;			/* conversion to i / f, or FK_DATUM */
 	RuleMask	nulls;
 	Datum		d[RULE_BATCH_ROWS];
@@ -115,6 +126,8 @@ typedef struct ColumnStore
 	int128	   *n;				/* numeric_native: value * 10^8 ... */
 	RuleMask	n_slow;			/* ... except these rows: use numeric_cmp */
 #endif
+	RuleMask	d_ready;		/* derived numerics: rows whose d[] is computed */
+	int64	   *tk;				/* text compared for equality: text_key() per row */
 	/* derived values */
 	DeriveKind	derive;
 	Operand		a;
@@ -133,6 +146,7 @@ struct RuleNode
 	int			strategy;		/* RN_CMP / RN_IN */
 	CmpClass	cmpclass;
 	int			col;			/* store index */
+	int			col2;			/* RN_CMP2: the right-hand value's store */
 	Oid			collid;
 	BoolTestType booltest;		/* RN_BOOLTEST */
 	bool		isnull_test;	/* RN_NULLTEST: IS NULL (true) or IS NOT NULL */
@@ -157,6 +171,32 @@ struct RuleProgram
 	RuleNode   *root;
 };
 
+/*
+ * How rule_scan_add_row reads one table column into its store: decided once
+ * per scan (rule_scan_begin), so that the per-row loop touches a small array
+ * instead of every store's descriptor.
+ */
+typedef enum StepKind
+{
+	SK_INT,						/* by value, also as int64 in i[] */
+	SK_FLOAT4,					/* by value, also as double in f[] */
+	SK_FLOAT8,
+	SK_BYVAL,					/* by value, d[] only */
+	SK_NUMERIC,					/* varlena copied with a 4-byte header, scaled in n[] */
+	SK_VARLENA,					/* varlena copied */
+	SK_TEXT_KEY,				/* text copied, and its equality key in tk[] */
+	SK_BYREF					/* fixed-length or cstring by reference, copied */
+} StepKind;
+
+typedef struct FetchStep
+{
+	int			attidx;
+	StepKind	kind;
+	FetchKind	fetch;			/* SK_INT */
+	int			typlen;			/* SK_BYREF: > 0, or -2 for cstring */
+	ColumnStore *cs;
+} FetchStep;
+
 struct RuleScan
 {
 	Relation	rel;
@@ -173,16 +213,49 @@ struct RuleScan
 	Size		arena_used;
 	Size		arena_size;
 	char	   *arena_base;		/* the long-lived first chunk */
+	/*
+	 * Heap pages the batch's rows are on, pinned until the batch ends: their
+	 * by-reference values are read in place instead of copied.
+	 */
+	Buffer		pins[RULE_BATCH_ROWS];
+	int			npins;
 	int			native_nodes;
 	int			fallback_nodes;
+	int			nsteps;			/* table columns read, from rule_scan_begin */
+	FetchStep  *steps;
 };
+
+/*
+ * A text value's equality key: its first 7 bytes and its length (capped at
+ * 255). Equal texts have equal keys; texts of up to 7 bytes are equal iff
+ * their keys are, longer ones are then compared in full.
+ */
+#define TEXT_KEY_EXACT_LEN 7
+
+static inline int64
+text_key(const char *s, int len)
+{
+	unsigned char buf[8] = {0};
+	int64		k;
+
+	memcpy(buf, s, Min(len, TEXT_KEY_EXACT_LEN));
+	buf[7] = (unsigned char) Min(len, 255);
+	memcpy(&k, buf, sizeof(k));
+	return k;
+}
 
 /* rule_batch.c */
 extern int	column_store(RuleScan *scan, int attidx);
 extern int	column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk);
+extern void column_store_want_text_key(RuleScan *scan, int col);
 extern int	column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
 								 Oid funcoid, Oid restype, bool result_int4);
 extern FetchKind fetch_kind_for(Oid typid, CmpClass *cls);
 extern int64 fetch_int(FetchKind fk, Datum d);
+
+/* rule_numeric.c: numeric + - * computed per batch as scaled int128 */
+extern void numeric_derive_batch(RuleScan *scan, ColumnStore *cs);
+extern Datum numeric_store_datum(RuleScan *scan, ColumnStore *cs, int r, bool *isnull);
+extern void numeric_store_prepare(RuleScan *scan, ColumnStore *cs, const RuleMask *rows);
 
 #endif							/* SEGMENT_RULE_PROGRAM_H */

@@ -6,6 +6,9 @@
 #   (b)  one SQL query with one count(*) filter (where rule) per tag
 #   (c)  one select count(*) ... where rule per tag (N queries)
 #   (d)  select ... from segment.refresh('customer', as_of)
+#   and (test/bench_refresh.sh) the refresh against the floor, a count(*)
+#   reading every column the rules read, serial and parallel, with TAGS and
+#   2 x TAGS tags: refresh/floor and the 2 x TAGS / TAGS ratio;
 #   and journeys (test/bench_journeys.sh): advance_journeys against a plain
 #   INSERT ... SELECT of the same due touches;
 #   and on a local 3-node Citus cluster against one plain node (test/bench_citus.sh)
@@ -217,6 +220,13 @@ if [[ $seg != none ]]; then
   else
     echo "check: MISMATCH between segment.refresh and SQL: $(cat "$tmp/check.out")"
   fi
+fi
+
+# ------------------------------------------------- refresh against the floor
+# (f) count(*) reading every column the rules read, (r1) refresh of TAGS
+# tags, (r2) of 2 x TAGS tags, serial and parallel (test/bench_refresh.sh)
+if [[ $seg == ext ]]; then
+  TAGS=$ntags BENCH_AS_OF=$as_of BENCH_REPS=$reps bash "$here/bench_refresh.sh" || echo "bench: the refresh-against-the-floor part failed"
 fi
 
 # ------------------------------------------------- schemes and scorecards
