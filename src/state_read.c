@@ -19,6 +19,7 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -362,4 +363,90 @@ state_read_universe(StateRead *sr, const roaring_bitmap_t **set, RoaringOwned **
 	*set_owned = NULL;
 	return read_set(sr, &sr->subject_state, sr->ss_subject_id, sr->ss_universe, sr->subject_id,
 					set, set_owned);
+}
+
+static void
+name_column(HeapTuple tup, TupleDesc td, AttrNumber att, NameData *dst, bool *present)
+{
+	bool		isnull = true;
+	Datum		d = att != InvalidAttrNumber ? heap_getattr(tup, att, td, &isnull) : (Datum) 0;
+
+	if (present)
+		*present = !isnull;
+	namestrcpy(dst, isnull ? "" : NameStr(*DatumGetName(d)));
+}
+
+bool
+state_read_subject(const char *name, SubjectInfo *out, bool *found)
+{
+	Oid			nsp;
+	Oid			relid;
+	Relation	rel;
+	TupleDesc	td;
+	AttrNumber	a_id,
+				a_name,
+				a_rel,
+				a_key,
+				a_type,
+				a_org,
+				a_owner,
+				a_snap,
+				a_ret;
+	Oid			ix;
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	NameData	n;
+
+	*found = false;
+	if (!ActiveSnapshotSet())
+		return false;
+	nsp = get_namespace_oid("segment", true);
+	relid = OidIsValid(nsp) ? readable_table(nsp, "subject") : InvalidOid;
+	if (!OidIsValid(relid))
+		return false;
+	rel = table_open(relid, AccessShareLock);
+	td = RelationGetDescr(rel);
+	a_id = column_number(rel, "subject_id");
+	a_name = column_number(rel, "name");
+	a_rel = column_number(rel, "relation");
+	a_key = column_number(rel, "key_column");
+	a_type = column_number(rel, "key_type");
+	a_org = column_number(rel, "org_column");
+	a_owner = column_number(rel, "owner_column");
+	a_snap = column_number(rel, "snapshot_column");	/* 0.1.0 catalogs have neither */
+	a_ret = column_number(rel, "snapshot_retention");
+	ix = key_index(rel, a_name);
+	if (a_id == InvalidAttrNumber || a_rel == InvalidAttrNumber || a_key == InvalidAttrNumber ||
+		a_type == InvalidAttrNumber || a_org == InvalidAttrNumber || a_owner == InvalidAttrNumber ||
+		!OidIsValid(ix))
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	namestrcpy(&n, name);
+	ScanKeyInit(&skey, a_name, BTEqualStrategyNumber, F_NAMEEQ, NameGetDatum(&n));
+	scan = systable_beginscan(rel, ix, true, GetActiveSnapshot(), 1, &skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+
+		*found = true;
+		memset(out, 0, sizeof(SubjectInfo));
+		out->subject_id = DatumGetInt32(heap_getattr(tup, a_id, td, &isnull));
+		name_column(tup, td, a_name, &out->name, NULL);
+		out->relid = DatumGetObjectId(heap_getattr(tup, a_rel, td, &isnull));
+		name_column(tup, td, a_key, &out->key_column, NULL);
+		out->key_type = DatumGetObjectId(heap_getattr(tup, a_type, td, &isnull));
+		out->integer_keys = (out->key_type == INT4OID || out->key_type == INT8OID);
+		name_column(tup, td, a_org, &out->org_column, &out->has_org_column);
+		name_column(tup, td, a_owner, &out->owner_column, &out->has_owner_column);
+		name_column(tup, td, a_snap, &out->snapshot_column, &out->has_snapshot_column);
+		out->snapshot_retention = a_ret != InvalidAttrNumber
+			? DatumGetInt32(heap_getattr(tup, a_ret, td, &isnull)) : 2;
+	}
+	systable_endscan(scan);
+	table_close(rel, NoLock);
+	return true;
 }

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "memberset.h"
+#include "subject.h"
 
 typedef struct StateRead StateRead;
 
@@ -49,5 +50,13 @@ extern bool state_read_tag(StateRead *sr, const char *name, bool load, StateTag 
 /* The subject's universe: false when the subject has never been refreshed. */
 extern bool state_read_universe(StateRead *sr, const roaring_bitmap_t **set,
 								RoaringOwned **set_owned);
+
+/*
+ * The subject named name as subject_lookup's query reads it from
+ * segment.subject. Returns false when the direct read cannot answer (the
+ * same conditions as above, live overlay aside): the query must. Else
+ * *found says whether the subject exists, and out is filled when it does.
+ */
+extern bool state_read_subject(const char *name, SubjectInfo *out, bool *found);
 
 #endif							/* SEGMENT_STATE_READ_H */
