@@ -119,7 +119,7 @@ rb_count() { echo "select rb_cardinality(${rbx[$1]});"; }
 rb_members() { echo "select count(*) from rb_iterate(${rbx[$1]});"; }
 
 echo
-echo "== Audiences against pg_roaringbitmap: $rows customers, warm median of $wreps, cold (new backend) median of $creps"
+echo "== Audiences against pg_roaringbitmap: $rows customers, warm: $wreps rounds in one backend, cold: $creps rounds of a new backend per call"
 check=ok
 for n in "${names[@]}"; do
   sc=$("${Q[@]}" -c "$(seg_count "$n")"); sm=$("${Q[@]}" -c "$(seg_members "$n")")
