@@ -33,6 +33,8 @@
 #include "utils/memutils.h"
 
 #include "audience.h"
+#include "memberset_cache.h"
+#include "state_read.h"
 #include "subject.h"
 
 /* ------------------------------------------------------------------------
@@ -816,7 +818,10 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 		{
 			d = SPI_getbinval(tup, td, 10, &isnull);
 			if (!isnull)
+			{
 				a->universe = load_set(d, callercxt);
+				a->universe_bm = a->universe->bitmap;
+			}
 			continue;
 		}
 		name = NameStr(*DatumGetName(SPI_getbinval(tup, td, 2, &isnull)));
@@ -877,7 +882,10 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 		r->refreshed = DatumGetBool(SPI_getbinval(tup, td, 9, &isnull));
 		d = SPI_getbinval(tup, td, 10, &isnull);
 		if (!isnull)
+		{
 			r->set = load_set(d, callercxt);
+			r->bm = r->set->bitmap;
+		}
 		d = SPI_getbinval(tup, td, 11, &isnull);
 		if (!isnull)
 			r->manual_set = load_set(d, callercxt);
@@ -895,6 +903,69 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 	}
 	if (want_universe)
 		a->universe_fetched = true;
+}
+
+/*
+ * A round without the catalog query, for the common audience: every name
+ * not looked up yet is an unqualified name of a tag of this subject. The
+ * names, sets and universe are read directly (state_read.h), the stored
+ * sets through the backend-local cache. Returns false, having changed
+ * nothing, when it cannot answer (a name that is not a tag of the subject,
+ * snapshot mode, or whatever state_read_begin refuses): the catalog query
+ * then does the round, and raises the errors.
+ */
+static bool
+fast_lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe)
+{
+	StateRead  *sr;
+	StateTag	t;
+
+	if (snapshot_mode)
+		return false;
+	for (int i = 0; i < a->nrefs; i++)
+		if (!a->refs[i].looked_up && a->refs[i].qualifier != NULL)
+			return false;
+	sr = state_read_begin(subject->subject_id);
+	if (sr == NULL)
+		return false;
+	/* first only the names, so that nothing is loaded for an audience the query must do */
+	for (int i = 0; i < a->nrefs; i++)
+	{
+		if (a->refs[i].looked_up)
+			continue;
+		if (!state_read_tag(sr, a->refs[i].name, false, &t) || t.subject_id != subject->subject_id)
+		{
+			state_read_end(sr);
+			return false;
+		}
+	}
+	for (int i = 0; i < a->nrefs; i++)
+	{
+		AudienceRef *r = &a->refs[i];
+
+		if (r->looked_up)
+			continue;
+		if (!state_read_tag(sr, r->name, true, &t))
+			elog(ERROR, "tag \"%s\" disappeared while an audience was read", r->name);
+		r->kind = AUDREF_TAG;
+		r->looked_up = true;
+		r->id = t.tag_id;
+		r->subject_id = t.subject_id;
+		r->subject_name = pstrdup(NameStr(subject->name));
+		r->manual = t.manual;
+		r->active = t.active;
+		r->refreshed = t.refreshed;
+		r->bm = t.set;
+		r->set = t.set_owned;
+		r->manual_set = t.manual_set;
+	}
+	if (want_universe)
+	{
+		(void) state_read_universe(sr, &a->universe_bm, &a->universe);
+		a->universe_fetched = true;
+	}
+	state_read_end(sr);
+	return true;
 }
 
 /* Parse the audience of segment ref i (of the subject); its names join a->refs. */
@@ -974,7 +1045,8 @@ resolve(Audience *a, const SubjectInfo *subject, bool load)
 		if (!pending && !want_universe)
 			break;
 		CHECK_FOR_INTERRUPTS();
-		lookup_round(a, subject, want_universe, load);
+		if (!(load && fast_lookup_round(a, subject, want_universe)))
+			lookup_round(a, subject, want_universe, load);
 	}
 }
 
@@ -1339,81 +1411,214 @@ count_uses(Audience *a, AudienceNode *n, int top, int location)
 	}
 }
 
-static RoaringOwned *
-take(RoaringOwned **slot, int *uses)
+/*
+ * A value during evaluation: bm, and own when bm is a result of this
+ * evaluation that the step holding it may modify in place and must free.
+ * Loaded sets (AudienceRef.bm, the universe) are only ever read: they may
+ * be the cache's, and a set read twice must not change in between.
+ */
+typedef struct AVal
 {
-	RoaringOwned *o = *slot;
+	const roaring_bitmap_t *bm;
+	RoaringOwned *own;			/* NULL: read-only */
+} AVal;
 
-	Assert(o != NULL && *uses > 0);
-	if (--(*uses) == 0)
+static AVal
+read_only(const roaring_bitmap_t *bm)
+{
+	AVal		v;
+
+	v.bm = bm;
+	v.own = NULL;
+	return v;
+}
+
+static AVal
+owned(roaring_bitmap_t *bm)
+{
+	AVal		v;
+
+	v.own = roaring_owned_adopt(bm);	/* frees bm if it must fail */
+	v.bm = v.own->bitmap;
+	return v;
+}
+
+static void
+release(AVal v)
+{
+	if (v.own != NULL)
+		roaring_owned_free(v.own);
+}
+
+/* l and r, l or r, l minus r: in place in an operand of our own, else a new set */
+static AVal
+op_and(AVal l, AVal r)
+{
+	if (l.own != NULL)
 	{
-		*slot = NULL;
-		return o;
+		roaring_bitmap_and_inplace(l.own->bitmap, r.bm);
+		release(r);
+		return l;
 	}
-	return roaring_owned_copy(o->bitmap);
+	if (r.own != NULL)
+	{
+		roaring_bitmap_and_inplace(r.own->bitmap, l.bm);
+		return r;
+	}
+	return owned(roaring_bitmap_and(l.bm, r.bm));
 }
 
-/* a := a minus b; b is freed */
-static RoaringOwned *
-minus(RoaringOwned *a, RoaringOwned *b)
+static AVal
+op_or(AVal l, AVal r)
 {
-	roaring_bitmap_andnot_inplace(a->bitmap, b->bitmap);
-	roaring_owned_free(b);
-	return a;
+	if (l.own != NULL)
+	{
+		roaring_bitmap_or_inplace(l.own->bitmap, r.bm);
+		release(r);
+		return l;
+	}
+	if (r.own != NULL)
+	{
+		roaring_bitmap_or_inplace(r.own->bitmap, l.bm);
+		return r;
+	}
+	return owned(roaring_bitmap_or(l.bm, r.bm));
 }
 
-static RoaringOwned *
+static AVal
+op_minus(AVal l, AVal r)
+{
+	AVal		v;
+
+	if (l.own != NULL)
+	{
+		roaring_bitmap_andnot_inplace(l.own->bitmap, r.bm);
+		release(r);
+		return l;
+	}
+	v = owned(roaring_bitmap_andnot(l.bm, r.bm));
+	release(r);
+	return v;
+}
+
+static AVal
+universe_value(Audience *a)
+{
+	Assert(a->universe_bm != NULL && a->universe_uses > 0);
+	a->universe_uses--;
+	return read_only(a->universe_bm);
+}
+
+static AVal evaluate(Audience *a, AudienceNode *n);
+
+/* The value of a name: a loaded set, or a segment's (computed once). */
+static AVal
+name_value(Audience *a, AudienceNode *n)
+{
+	AudienceRef *ref = &a->refs[n->ref];
+
+	if (ref->kind == AUDREF_SEGMENT && !ref->computed)
+	{
+		AVal		v;
+
+		ref->computed = true;
+		v = evaluate(a, ref->root);
+		ref->bm = v.bm;
+		ref->set = v.own;		/* kept until the evaluation's context goes */
+	}
+	Assert(ref->bm != NULL && ref->uses > 0);
+	ref->uses--;
+	return read_only(ref->bm);
+}
+
+static AVal
 evaluate(Audience *a, AudienceNode *n)
 {
-	RoaringOwned *l;
-	RoaringOwned *r;
+	AVal		l;
 
 	check_stack_depth();
 	CHECK_FOR_INTERRUPTS();
 	switch (n->kind)
 	{
 		case AUD_NAME:
-			{
-				AudienceRef *ref = &a->refs[n->ref];
-
-				if (ref->kind == AUDREF_SEGMENT && !ref->computed)
-				{
-					ref->computed = true;
-					ref->set = evaluate(a, ref->root);
-				}
-				return take(&ref->set, &ref->uses);
-			}
+			return name_value(a, n);
 		case AUD_NOT:
-			l = take(&a->universe, &a->universe_uses);
-			return minus(l, evaluate(a, n->left));
+			l = universe_value(a);
+			return op_minus(l, evaluate(a, n->left));
 		case AUD_AND:
 			/* x and not y = x minus y: no universe needed */
 			if (n->right->kind == AUD_NOT)
 			{
 				l = evaluate(a, n->left);
-				return minus(l, evaluate(a, n->right->left));
+				return op_minus(l, evaluate(a, n->right->left));
 			}
 			if (n->left->kind == AUD_NOT)
 			{
-				r = evaluate(a, n->right);
-				return minus(r, evaluate(a, n->left->left));
+				l = evaluate(a, n->right);
+				return op_minus(l, evaluate(a, n->left->left));
+			}
+			l = evaluate(a, n->left);
+			return op_and(l, evaluate(a, n->right));
+		case AUD_OR:
+			l = evaluate(a, n->left);
+			return op_or(l, evaluate(a, n->right));
+	}
+	pg_unreachable();
+}
+
+/*
+ * The cardinality of a tree: as evaluate(), but the last operation only
+ * counts (no result set is built).
+ */
+static uint64
+count_tree(Audience *a, AudienceNode *n)
+{
+	AVal		l,
+				r;
+	uint64		c;
+
+	check_stack_depth();
+	switch (n->kind)
+	{
+		case AUD_NAME:
+			return roaring_bitmap_get_cardinality(name_value(a, n).bm);
+		case AUD_NOT:
+			l = universe_value(a);
+			r = evaluate(a, n->left);
+			c = roaring_bitmap_andnot_cardinality(l.bm, r.bm);
+			break;
+		case AUD_AND:
+			if (n->right->kind == AUD_NOT || n->left->kind == AUD_NOT)
+			{
+				AudienceNode *pos = n->right->kind == AUD_NOT ? n->left : n->right;
+				AudienceNode *neg = n->right->kind == AUD_NOT ? n->right->left : n->left->left;
+
+				l = evaluate(a, pos);
+				r = evaluate(a, neg);
+				c = roaring_bitmap_andnot_cardinality(l.bm, r.bm);
+				break;
 			}
 			l = evaluate(a, n->left);
 			r = evaluate(a, n->right);
-			roaring_bitmap_and_inplace(l->bitmap, r->bitmap);
-			roaring_owned_free(r);
-			return l;
+			c = roaring_bitmap_and_cardinality(l.bm, r.bm);
+			break;
 		case AUD_OR:
 			l = evaluate(a, n->left);
 			r = evaluate(a, n->right);
-			roaring_bitmap_or_inplace(l->bitmap, r->bitmap);
-			roaring_owned_free(r);
-			return l;
+			c = roaring_bitmap_or_cardinality(l.bm, r.bm);
+			break;
+		default:
+			pg_unreachable();
 	}
-	return NULL;				/* not reached */
+	release(l);
+	release(r);
+	return c;
 }
 
-/* A loaded name's set: a tag's rule result plus its unexpired manual members. */
+/*
+ * A loaded name's set: a tag's rule result plus its unexpired manual
+ * members. The merged set is new (the stored one may be the cache's).
+ */
 static void
 finish_sets(Audience *a)
 {
@@ -1423,34 +1628,44 @@ finish_sets(Audience *a)
 
 		if (r->kind == AUDREF_SEGMENT)
 			continue;
-		if (r->set != NULL && r->manual_set != NULL)
+		if (r->bm != NULL && r->manual_set != NULL)
 		{
-			roaring_bitmap_or_inplace(r->set->bitmap, r->manual_set->bitmap);
+			if (r->set != NULL)
+				roaring_bitmap_or_inplace(r->set->bitmap, r->manual_set->bitmap);
+			else
+				r->set = roaring_owned_adopt(roaring_bitmap_or(r->bm, r->manual_set->bitmap));
 			roaring_owned_free(r->manual_set);
+			r->bm = r->set->bitmap;
 		}
 		else if (r->manual_set != NULL)
+		{
 			r->set = r->manual_set;
-		else if (r->set == NULL)
+			r->bm = r->set->bitmap;
+		}
+		else if (r->bm == NULL)
+		{
 			r->set = roaring_owned_create();
+			r->bm = r->set->bitmap;
+		}
 		r->manual_set = NULL;
 	}
 }
 
-void
-audience_evaluate_many(const SubjectInfo *subject, int n, const char **texts,
-					   RoaringOwned **results)
+/* Parse, resolve, load and check n audiences: ready for evaluate(). */
+static Audience *
+prepare(const SubjectInfo *subject, int n, const char **texts, ErrorContextCallback *errcb)
 {
-	ErrorContextCallback errcb;
 	Audience   *a = audience_new(n, texts);
 
-	push_error_context(a, &errcb);
+	memberset_cache_begin();
+	push_error_context(a, errcb);
 	parse_tops(a);
 	resolve(a, subject, true);
 	check_refs(a, subject, true);
 	check_cycles(a, -1);
 	for (int t = 0; t < n; t++)
 		count_uses(a, a->roots[t], t, -1);
-	if (a->universe_uses > 0 && a->universe == NULL)
+	if (a->universe_uses > 0 && a->universe_bm == NULL)
 	{
 		a->err_top = a->not_top;
 		a->err_text = a->tops[a->not_top];
@@ -1463,15 +1678,67 @@ audience_evaluate_many(const SubjectInfo *subject, int n, const char **texts,
 				 AUDPOS(a->err_text, a->not_location)));
 	}
 	finish_sets(a);
+	return a;
+}
+
+/* Free the loaded and computed sets now (results never share them). */
+static void
+release_sets(Audience *a)
+{
+	for (int i = 0; i < a->nrefs; i++)
+	{
+		roaring_owned_free(a->refs[i].set);
+		a->refs[i].bm = NULL;
+	}
+	roaring_owned_free(a->universe);
+	a->universe_bm = NULL;
+}
+
+void
+audience_evaluate_many(const SubjectInfo *subject, int n, const char **texts,
+					   RoaringOwned **results)
+{
+	ErrorContextCallback errcb;
+	Audience   *a = prepare(subject, n, texts, &errcb);
+
 	for (int t = 0; t < n; t++)
 	{
+		AVal		v;
+
 		a->err_top = t;
-		results[t] = evaluate(a, a->roots[t]);
+		v = evaluate(a, a->roots[t]);
+		/* the caller may modify its result: a loaded set is copied */
+		results[t] = v.own != NULL ? v.own : roaring_owned_copy(v.bm);
 	}
-	/* a universe fetched but not used (only by "x and not y" forms) */
-	if (a->universe != NULL)
-		roaring_owned_free(a->universe);
+	release_sets(a);
 	error_context_stack = errcb.previous;
+}
+
+const roaring_bitmap_t *
+audience_evaluate_view(const SubjectInfo *subject, const char *text, RoaringOwned **owned)
+{
+	ErrorContextCallback errcb;
+	Audience   *a = prepare(subject, 1, &text, &errcb);
+	AVal		v = evaluate(a, a->roots[0]);
+
+	/* a read-only result may be a loaded set: the context frees those then */
+	if (v.own != NULL)
+		release_sets(a);
+	*owned = v.own;
+	error_context_stack = errcb.previous;
+	return v.bm;
+}
+
+uint64
+audience_count(const SubjectInfo *subject, const char *text)
+{
+	ErrorContextCallback errcb;
+	Audience   *a = prepare(subject, 1, &text, &errcb);
+	uint64		c = count_tree(a, a->roots[0]);
+
+	release_sets(a);
+	error_context_stack = errcb.previous;
+	return c;
 }
 
 RoaringOwned *

@@ -91,7 +91,12 @@ typedef struct AudienceRef
 	bool		counted;		/* count_uses has walked root */
 	bool		computed;		/* evaluate has computed set from root */
 	bool		listed;			/* audience_expand has listed it */
-	/* the member set and how many evaluation steps still read it */
+	/*
+	 * The member set (bm) and how many evaluation steps read it. bm is
+	 * read-only: it is the cache's (memberset_cache.h), or set's bitmap
+	 * when set is non-NULL (owned by the evaluation's memory context).
+	 */
+	const roaring_bitmap_t *bm;
 	RoaringOwned *set;
 	RoaringOwned *manual_set;	/* TAG: unexpired manual members while loading */
 	int			uses;
@@ -128,6 +133,7 @@ typedef struct Audience
 	int			not_top;
 	int			not_location;	/* first "not" needing the universe, or -1 */
 	int			universe_uses;
+	const roaring_bitmap_t *universe_bm;	/* read-only, as AudienceRef.bm */
 	RoaringOwned *universe;
 } Audience;
 
@@ -142,6 +148,22 @@ extern Audience *audience_parse(const char *text);
  * CurrentMemoryContext; the caller may modify it.
  */
 extern RoaringOwned *audience_evaluate(const SubjectInfo *subject, const char *text);
+
+/*
+ * The number of members of the audience: as audience_evaluate, but the
+ * last step only counts (CRoaring's *_cardinality), and sets are read in
+ * place from the backend-local cache.
+ */
+extern uint64 audience_count(const SubjectInfo *subject, const char *text);
+
+/*
+ * The set of an audience without a copy: read-only, valid until the next
+ * audience is evaluated in this backend (it may be a set of the cache).
+ * *owned is non-NULL when the set is a new one the caller may free early.
+ */
+extern const roaring_bitmap_t *audience_evaluate_view(const SubjectInfo *subject,
+													  const char *text,
+													  RoaringOwned **owned);
 
 /*
  * The same for n audiences at once (sets shared by several are loaded

@@ -30,11 +30,8 @@ segment_count(PG_FUNCTION_ARGS)
 {
 	SubjectInfo *s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
 	char	   *aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	RoaringOwned *set = audience_evaluate(s, aud);
-	int64		n = (int64) roaring_bitmap_get_cardinality(set->bitmap);
 
-	roaring_owned_free(set);
-	PG_RETURN_INT64(n);
+	PG_RETURN_INT64((int64) audience_count(s, aud));
 }
 
 /* segment.audience(subject name, audience text) -> segment.memberset */
@@ -51,56 +48,54 @@ segment_audience(PG_FUNCTION_ARGS)
 	PG_RETURN_MEMBERSET_P(ms);
 }
 
-/* segment.members(subject name, audience text) -> setof bigint, ascending */
-typedef struct MembersState
-{
-	RoaringOwned *set;
-	roaring_uint32_iterator_t it;
-} MembersState;
-
+/*
+ * segment.members(subject name, audience text) -> setof bigint, ascending.
+ * Materialized: the ids go into the result store in one loop (no call per
+ * row), read in batches from the set, which is not copied.
+ */
 PG_FUNCTION_INFO_V1(segment_members);
 Datum
 segment_members(PG_FUNCTION_ARGS)
 {
-	FuncCallContext *funcctx;
-	MembersState *st;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SubjectInfo *s;
+	char	   *aud;
+	const roaring_bitmap_t *set;
+	RoaringOwned *owned;
+	roaring_uint32_iterator_t it;
+	uint32		buf[1024];
+	Datum		values[1];
+	bool		nulls[1] = {false};
 
-	if (SRF_IS_FIRSTCALL())
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	if (!s->integer_keys)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("subject \"%s\" has %s keys, which segment.members cannot return as bigint",
+						NameStr(s->name), format_type_be(s->key_type)),
+				 errhint("Use segment.members_text('%s', ...) instead.", NameStr(s->name))));
+	governance_check_export("segment.members");
+	aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	set = audience_evaluate_view(s, aud, &owned);
+	governance_audit_export("segment.members", NameStr(s->name), aud,
+							(int64) roaring_bitmap_get_cardinality(set));
+	roaring_init_iterator(set, &it);
+	for (;;)
 	{
-		MemoryContext old;
-		SubjectInfo *s;
-		char	   *aud;
+		uint32		n = roaring_read_uint32_iterator(&it, buf, lengthof(buf));
 
-		funcctx = SRF_FIRSTCALL_INIT();
-		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-		s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
-		if (!s->integer_keys)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("subject \"%s\" has %s keys, which segment.members cannot return as bigint",
-							NameStr(s->name), format_type_be(s->key_type)),
-					 errhint("Use segment.members_text('%s', ...) instead.", NameStr(s->name))));
-		governance_check_export("segment.members");
-		aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		st = palloc(sizeof(MembersState));
-		st->set = audience_evaluate(s, aud);
-		governance_audit_export("segment.members", NameStr(s->name), aud,
-								(int64) roaring_bitmap_get_cardinality(st->set->bitmap));
-		roaring_init_iterator(st->set->bitmap, &st->it);
-		funcctx->user_fctx = st;
-		MemoryContextSwitchTo(old);
+		if (n == 0)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		for (uint32 i = 0; i < n; i++)
+		{
+			values[0] = Int64GetDatum((int64) buf[i]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
 	}
-	funcctx = SRF_PERCALL_SETUP();
-	st = (MembersState *) funcctx->user_fctx;
-	if (st->it.has_value)
-	{
-		int64		id = st->it.current_value;
-
-		roaring_advance_uint32_iterator(&st->it);
-		SRF_RETURN_NEXT(funcctx, Int64GetDatum(id));
-	}
-	roaring_owned_free(st->set);
-	SRF_RETURN_DONE(funcctx);
+	roaring_owned_free(owned);
+	return (Datum) 0;
 }
 
 /* segment.members_text(subject name, audience text) -> setof text */

@@ -7,6 +7,9 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include <limits.h>
+
+#include "memberset_cache.h"
 #include "refresh_shards.h"
 #include "segment.h"
 
@@ -40,5 +43,12 @@ _PG_init(void)
 							 true,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("segment.audience_cache_size",
+							"Memory for the backend-local cache of member sets read by audiences (0 turns it off).",
+							"Each backend keeps the sets its audiences read, deserialized, until a refresh replaces them or they are evicted (least recently used first).",
+							&segment_audience_cache_kb,
+							65536, 0, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("segment");
 }

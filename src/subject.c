@@ -18,6 +18,7 @@
 #include "utils/syscache.h"
 
 #include "segment.h"
+#include "state_read.h"
 #include "subject.h"
 #include "rule_owner.h"
 
@@ -111,6 +112,22 @@ subject_lookup(const char *name, bool missing_ok)
 	NameData	n;
 	int			ret;
 
+	/* without a query when the catalog can be read directly (state_read.h) */
+	{
+		SubjectInfo direct;
+		bool		found;
+
+		if (state_read_subject(name, &direct, &found))
+		{
+			if (found)
+			{
+				s = MemoryContextAlloc(callercxt, sizeof(SubjectInfo));
+				*s = direct;
+			}
+			goto done;
+		}
+	}
+
 	namestrcpy(&n, name);
 	args[0] = NameGetDatum(&n);
 
@@ -154,6 +171,7 @@ subject_lookup(const char *name, bool missing_ok)
 	}
 	segment_spi_finish(spi_nest);
 
+done:
 	if (s == NULL && !missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -19,7 +19,8 @@
 #   and event rules under pgbench (test/bench_events.sh), rule on and off.
 #   and, for the audience "tA and tB and not tC or tD":
 #   segment.count, the SQL scan with the equivalent WHERE, and intarray
-#   (customer_id, tags int[]) with a GIN index and a query_int.
+#   (customer_id, tags int[]) with a GIN index and a query_int;
+#   and 2-, 4- and 8-tag audiences against pg_roaringbitmap (test/bench_audience.sh).
 #
 # Every step runs BENCH_REPS times (default 3) in interleaved rounds after a
 # warm-up; the best time counts. Times are psql's \timing (client-observed,
@@ -333,6 +334,14 @@ if [[ $seg == none ]]; then printf '%-58s %10s\n' "segment.count" "n/a (segment 
 aline "SQL scan of dw.customer_wide with the equivalent WHERE" f
 aline "intarray GIN, planner's choice (${plan:-?})" g
 aline "intarray GIN, enable_seqscan = off" h
+
+# -------------------------------------------------------------- audiences against pg_roaringbitmap
+# 2-, 4- and 8-tag audiences, counts and member lists, warm and cold, against
+# pg_roaringbitmap's bitmaps built by one SQL pass (test/bench_audience.sh;
+# the peer lines say n/a when pg_roaringbitmap is not installed)
+if [[ $seg == ext && $ntags -ge 18 ]]; then
+  BENCH_AS_OF=$as_of TAGS=$ntags bash "$here/bench_audience.sh" || echo "bench: the audience part failed"
+fi
 
 # -------------------------------------------------------------- opportunity generation
 # generate() over every customer against INSERT ... WHERE NOT EXISTS (test/bench_generate.sh)

@@ -240,6 +240,14 @@ insert into ep.cases (name, rule, poison, expect) values
 ('case_when_null_skips', 'case when b > 0 then (a * 1000000) + b > 0 else false end', 'a = 5000, b = null', 'ok'),
 ('between_leaf_null',    'a * 1000000 between b and 2000000000',     'a = 5000, b = null', '22003'),
 ('between_native_null',  '(a * 1000000) + b between 0 and 2000000000', 'a = 5000, b = null', '22003'),
+-- more NULL siblings (issue 15): int8 in OR, date in AND, int4 under NOT IN,
+-- int8 in a CASE branch taken, division by zero in AND, and a short circuit
+('i8_or_null',           'b > 500 or (c * 1000000000000) + a > 0',   'c = 10000000, a = null, b = null', '22003'),
+('date_and_null',        'flag and d - e > 30',                      $$e = 'infinity', flag = null$$, '22008'),
+('i4_not_in_null',       '(a * 1000000) + b not in (1, 2)',          'a = 5000, b = null', '22003'),
+('i8_case_null',         'case when flag then (c * 1000000000000) + a > 0 else false end', 'c = 10000000, a = null', '22003'),
+('div_zero_and_null',    'b < 500 and (a / b) + c > 0',              'b = 0, c = null',    '22012'),
+('div_or_true_skips',    'flag or a / b > 1',                        'b = 0',              'ok'),
 -- planning folds constants first (in a refresh as in a query)
 ('fold_false_and',       'flag or (false and a * 1000000 > 0)',      'a = 5000, flag = false', 'ok'),
 ('fold_or_true',         'a * 1000000 > 0 or true',                  'a = 5000',           'ok');

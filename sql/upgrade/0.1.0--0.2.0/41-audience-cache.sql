@@ -1,0 +1,1 @@
+../../install/41-audience-cache.sql

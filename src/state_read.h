@@ -1,0 +1,62 @@
+/*
+ * state_read.h
+ *     Direct reads of the state tables for audiences (issue 15): a tag by
+ *     name, its stored member set, its unexpired manual members, and the
+ *     subject's universe, by index lookups under the active snapshot instead
+ *     of a catalog query through SPI. The sets come through the backend-local
+ *     cache (memberset_cache.h).
+ *
+ * They answer exactly what audience.c's catalog query answers, and only
+ * when that is simple: state_read_begin() says no (and the caller uses the
+ * query) when the current user lacks SELECT on one of the tables, when one
+ * has row-level security on, when a table is missing (a catalog not yet
+ * updated), when there is no active snapshot, or when the subject has live
+ * overlay rows (segment.live_member: the query merges them).
+ */
+#ifndef SEGMENT_STATE_READ_H
+#define SEGMENT_STATE_READ_H
+
+#include "postgres.h"
+
+#include "memberset.h"
+#include "subject.h"
+
+typedef struct StateRead StateRead;
+
+typedef struct StateTag
+{
+	int32		tag_id;
+	int32		subject_id;
+	bool		manual;			/* rule is null */
+	bool		active;
+	bool		refreshed;		/* has a tag_state row */
+	/* with load, for an active tag of the subject: */
+	const roaring_bitmap_t *set;	/* the stored set (rule tags), or NULL */
+	RoaringOwned *set_owned;	/* non-NULL when set is not the cache's */
+	RoaringOwned *manual_set;	/* unexpired manual members, or NULL (none) */
+} StateTag;
+
+/* NULL when the direct read cannot answer for this subject (see above). */
+extern StateRead *state_read_begin(int32 subject_id);
+extern void state_read_end(StateRead *sr);
+
+/*
+ * The tag named name: false when there is none (it may be a segment). The
+ * sets are loaded (load) only for an active tag of the subject, as the
+ * catalog query does.
+ */
+extern bool state_read_tag(StateRead *sr, const char *name, bool load, StateTag *out);
+
+/* The subject's universe: false when the subject has never been refreshed. */
+extern bool state_read_universe(StateRead *sr, const roaring_bitmap_t **set,
+								RoaringOwned **set_owned);
+
+/*
+ * The subject named name as subject_lookup's query reads it from
+ * segment.subject. Returns false when the direct read cannot answer (the
+ * same conditions as above, live overlay aside): the query must. Else
+ * *found says whether the subject exists, and out is filled when it does.
+ */
+extern bool state_read_subject(const char *name, SubjectInfo *out, bool *found);
+
+#endif							/* SEGMENT_STATE_READ_H */
