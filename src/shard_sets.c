@@ -145,8 +145,9 @@ static void
 corrupt(const char *why)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("invalid shard member sets: %s", why)));
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid shard member sets: %s", why),
+			 errhint("Pass a state made by segment.shard_member_sets.")));
 }
 
 static RoaringOwned *
@@ -342,7 +343,7 @@ segment_shard_member_sets_combine(PG_FUNCTION_ARGS)
 	b = state_arg(fcinfo, 1, scratch);
 	if (a->nflags != b->nflags)
 		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("cannot combine shard member sets of %d and %d flags", a->nflags, b->nflags)));
 	if (roaring_bitmap_intersect(a->universe->bitmap, b->universe->bitmap))
 	{

@@ -25,7 +25,7 @@ typedef struct ShardSets
 
 /*
  * A state (flat bytea or expanded) as a new expanded object in a child
- * context of parent; a malformed flat form is an error (XX001).
+ * context of parent; a malformed flat form is an error (22P03).
  */
 extern ShardSets *shard_sets_expand(Datum d, MemoryContext parent);
 

@@ -63,7 +63,7 @@ select throws_ok($$select segment.shard_member_sets(k, case k when 1 then array[
                      from (values (1::int8), (2)) v(k)$$, '2202E', null, 'rows with different numbers of flags');
 select throws_ok($$select segment.shard_member_sets_step(null, 1, array[true])$$, '0A000', null,
                  'the transition function outside the aggregate');
-select throws_ok($$select segment.shard_member_sets_get('\x00'::bytea, 0)$$, 'XX001', null, 'a state that is not one');
+select throws_ok($$select segment.shard_member_sets_get('\x00'::bytea, 0)$$, '22P03', null, 'a state that is not one');
 select throws_ok($$select segment.shard_member_sets_get(s, 5) from r$$, '2202E', null, 'a flag past the last');
 
 select * from finish();
