@@ -918,7 +918,7 @@ static bool
 fast_lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe)
 {
 	StateRead  *sr;
-	StateTag	t;
+	StateTag   *tags;
 
 	if (snapshot_mode)
 		return false;
@@ -929,36 +929,40 @@ fast_lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe)
 	if (sr == NULL)
 		return false;
 	/* first only the names, so that nothing is loaded for an audience the query must do */
+	tags = palloc(sizeof(StateTag) * Max(a->nrefs, 1));
 	for (int i = 0; i < a->nrefs; i++)
 	{
 		if (a->refs[i].looked_up)
 			continue;
-		if (!state_read_tag(sr, a->refs[i].name, false, &t) || t.subject_id != subject->subject_id)
+		if (!state_read_tag(sr, a->refs[i].name, &tags[i]) ||
+			tags[i].subject_id != subject->subject_id)
 		{
 			state_read_end(sr);
+			pfree(tags);
 			return false;
 		}
 	}
 	for (int i = 0; i < a->nrefs; i++)
 	{
 		AudienceRef *r = &a->refs[i];
+		StateTag   *t = &tags[i];
 
 		if (r->looked_up)
 			continue;
-		if (!state_read_tag(sr, r->name, true, &t))
-			elog(ERROR, "tag \"%s\" disappeared while an audience was read", r->name);
+		state_read_tag_sets(sr, t);
 		r->kind = AUDREF_TAG;
 		r->looked_up = true;
-		r->id = t.tag_id;
-		r->subject_id = t.subject_id;
+		r->id = t->tag_id;
+		r->subject_id = t->subject_id;
 		r->subject_name = pstrdup(NameStr(subject->name));
-		r->manual = t.manual;
-		r->active = t.active;
-		r->refreshed = t.refreshed;
-		r->bm = t.set;
-		r->set = t.set_owned;
-		r->manual_set = t.manual_set;
+		r->manual = t->manual;
+		r->active = t->active;
+		r->refreshed = t->refreshed;
+		r->bm = t->set;
+		r->set = t->set_owned;
+		r->manual_set = t->manual_set;
 	}
+	pfree(tags);
 	if (want_universe)
 	{
 		(void) state_read_universe(sr, &a->universe_bm, &a->universe);
@@ -1510,6 +1514,7 @@ universe_value(Audience *a)
 }
 
 static AVal evaluate(Audience *a, AudienceNode *n);
+static AVal or_chain(Audience *a, AudienceNode *n);
 
 /* The value of a name: a loaded set, or a segment's (computed once). */
 static AVal
@@ -1560,10 +1565,62 @@ evaluate(Audience *a, AudienceNode *n)
 			l = evaluate(a, n->left);
 			return op_and(l, evaluate(a, n->right));
 		case AUD_OR:
+			if (n->left->kind == AUD_OR || n->right->kind == AUD_OR)
+				return or_chain(a, n);
 			l = evaluate(a, n->left);
 			return op_or(l, evaluate(a, n->right));
 	}
 	pg_unreachable();
+}
+
+static void
+collect_or(AudienceNode *n, AudienceNode **ops, int *k)
+{
+	check_stack_depth();
+	if (n->kind == AUD_OR)
+	{
+		collect_or(n->left, ops, k);
+		collect_or(n->right, ops, k);
+	}
+	else
+		ops[(*k)++] = n;
+}
+
+static int
+or_width(AudienceNode *n)
+{
+	check_stack_depth();
+	return n->kind == AUD_OR ? or_width(n->left) + or_width(n->right) : 1;
+}
+
+/*
+ * x or y or z ...: the operands (left to right, as the tree would), then
+ * one union of all of them (CRoaring's or_many: one pass, no intermediate
+ * results).
+ */
+static AVal
+or_chain(Audience *a, AudienceNode *n)
+{
+	int			width = or_width(n);
+	int			k = 0;
+	AudienceNode **ops = palloc(sizeof(AudienceNode *) * width);
+	AVal	   *vals = palloc(sizeof(AVal) * width);
+	const roaring_bitmap_t **bms = palloc(sizeof(roaring_bitmap_t *) * width);
+	roaring_bitmap_t *u;
+
+	collect_or(n, ops, &k);
+	for (int i = 0; i < k; i++)
+	{
+		vals[i] = evaluate(a, ops[i]);
+		bms[i] = vals[i].bm;
+	}
+	u = roaring_bitmap_or_many(k, bms);	/* NULL (out of memory): owned() raises */
+	for (int i = 0; i < k; i++)
+		release(vals[i]);
+	pfree(ops);
+	pfree(vals);
+	pfree(bms);
+	return owned(u);
 }
 
 /*
@@ -1603,6 +1660,13 @@ count_tree(Audience *a, AudienceNode *n)
 			c = roaring_bitmap_and_cardinality(l.bm, r.bm);
 			break;
 		case AUD_OR:
+			if (n->left->kind == AUD_OR || n->right->kind == AUD_OR)
+			{
+				l = or_chain(a, n);
+				c = roaring_bitmap_get_cardinality(l.bm);
+				release(l);
+				return c;
+			}
 			l = evaluate(a, n->left);
 			r = evaluate(a, n->right);
 			c = roaring_bitmap_or_cardinality(l.bm, r.bm);

@@ -121,6 +121,8 @@ memberset_cache_get(Oid relid, int64 key, HeapTuple tup, Datum value, RoaringOwn
 	bool		found;
 
 	*owned = NULL;
+	if (segment_audience_cache_kb <= 0 && cache_bytes > 0)
+		cache_shrink(0);		/* turned off: give the memory back */
 	if (VARATT_IS_EXTERNAL_ONDISK(v))
 	{
 		struct varatt_external ext;

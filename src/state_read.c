@@ -316,7 +316,7 @@ read_manual(StateRead *sr, int32 tag_id)
 }
 
 bool
-state_read_tag(StateRead *sr, const char *name, bool load, StateTag *out)
+state_read_tag(StateRead *sr, const char *name, StateTag *out)
 {
 	ScanKeyData skey;
 	SysScanDesc scan;
@@ -342,18 +342,20 @@ state_read_tag(StateRead *sr, const char *name, bool load, StateTag *out)
 		out->active = DatumGetBool(heap_getattr(tup, sr->t_active, td, &isnull)) && !isnull;
 	}
 	systable_endscan(scan);
-	if (!found)
-		return false;
+	return found;
+}
 
-	if (load && out->subject_id == sr->subject_id && out->active && !out->manual)
-		out->refreshed = read_set(sr, &sr->tag_state, sr->ts_tag_id, sr->ts_members, out->tag_id,
-								  &out->set, &out->set_owned);
+void
+state_read_tag_sets(StateRead *sr, StateTag *t)
+{
+	if (t->subject_id == sr->subject_id && t->active && !t->manual)
+		t->refreshed = read_set(sr, &sr->tag_state, sr->ts_tag_id, sr->ts_members, t->tag_id,
+								&t->set, &t->set_owned);
 	else
-		out->refreshed = read_set(sr, &sr->tag_state, sr->ts_tag_id, sr->ts_members, out->tag_id,
-								  NULL, NULL);
-	if (load && out->subject_id == sr->subject_id && out->active)
-		out->manual_set = read_manual(sr, out->tag_id);
-	return true;
+		t->refreshed = read_set(sr, &sr->tag_state, sr->ts_tag_id, sr->ts_members, t->tag_id,
+								NULL, NULL);
+	if (t->subject_id == sr->subject_id && t->active)
+		t->manual_set = read_manual(sr, t->tag_id);
 }
 
 bool

@@ -29,8 +29,8 @@ typedef struct StateTag
 	int32		subject_id;
 	bool		manual;			/* rule is null */
 	bool		active;
-	bool		refreshed;		/* has a tag_state row */
-	/* with load, for an active tag of the subject: */
+	bool		refreshed;		/* has a tag_state row (state_read_tag_sets) */
+	/* state_read_tag_sets, for an active tag of the subject: */
 	const roaring_bitmap_t *set;	/* the stored set (rule tags), or NULL */
 	RoaringOwned *set_owned;	/* non-NULL when set is not the cache's */
 	RoaringOwned *manual_set;	/* unexpired manual members, or NULL (none) */
@@ -40,12 +40,14 @@ typedef struct StateTag
 extern StateRead *state_read_begin(int32 subject_id);
 extern void state_read_end(StateRead *sr);
 
+/* The tag named name (its catalog row only): false when there is none (it may be a segment). */
+extern bool state_read_tag(StateRead *sr, const char *name, StateTag *out);
+
 /*
- * The tag named name: false when there is none (it may be a segment). The
- * sets are loaded (load) only for an active tag of the subject, as the
- * catalog query does.
+ * Whether the tag has been refreshed and, for an active tag of the subject,
+ * its sets (as the catalog query loads them).
  */
-extern bool state_read_tag(StateRead *sr, const char *name, bool load, StateTag *out);
+extern void state_read_tag_sets(StateRead *sr, StateTag *t);
 
 /* The subject's universe: false when the subject has never been refreshed. */
 extern bool state_read_universe(StateRead *sr, const roaring_bitmap_t **set,
