@@ -83,8 +83,19 @@ echo
 echo "== Refresh against the floor: $rows customers, $ntags and $((2 * ntags)) tags, best of $reps"
 echo "   floor: select count(*) from dw.customer_wide where num_nulls(<every column the tags read>) >= 0"
 echo "   $ntags tags read $ncols1 columns (the last is column $last1); $((2 * ntags)) tags read $ncols2 (the last is column $last2)"
+# one timed statement; serial ones also record the backend's CPU time
+# (/proc/<pid>/schedstat, ns), which other sessions' load disturbs less
+step() {  # key rep sql
+  echo "\\echo @@ $1 $2"
+  [[ $1 == *_serial ]] && echo "\\! echo \"@@cpu $1 $2 b \$(cut -d' ' -f1 /proc/\$BENCH_BPID/schedstat 2>/dev/null)\""
+  echo "$3"
+  [[ $1 == *_serial ]] && echo "\\! echo \"@@cpu $1 $2 e \$(cut -d' ' -f1 /proc/\$BENCH_BPID/schedstat 2>/dev/null)\""
+  return 0
+}
 {
   echo '\timing on'
+  echo 'select pg_backend_pid() as bpid \gset'
+  echo '\setenv BENCH_BPID :bpid'
   echo '\o /dev/null'
   echo '\echo @@ skip 0'; echo "$extra_on"
   echo '\echo @@ warmup 0'; echo "$floor2_sql"; echo "$refresh_sql"
@@ -92,15 +103,15 @@ echo "   $ntags tags read $ncols1 columns (the last is column $last1); $((2 * nt
     for mode in serial parallel; do
       echo '\echo @@ skip 0'
       if [[ $mode == serial ]]; then echo 'set max_parallel_workers_per_gather = 0;'; else echo 'reset max_parallel_workers_per_gather;'; fi
-      echo "\\echo @@ r2_$mode $r"; echo "$refresh_sql"
-      echo "\\echo @@ f2_$mode $r"; echo "$floor2_sql"
+      step r2_$mode "$r" "$refresh_sql"
+      step f2_$mode "$r" "$floor2_sql"
     done
     echo '\echo @@ skip 0'; echo "$extra_off"
     for mode in serial parallel; do
       echo '\echo @@ skip 0'
       if [[ $mode == serial ]]; then echo 'set max_parallel_workers_per_gather = 0;'; else echo 'reset max_parallel_workers_per_gather;'; fi
-      echo "\\echo @@ r1_$mode $r"; echo "$refresh_sql"
-      echo "\\echo @@ f1_$mode $r"; echo "$floor1_sql"
+      step r1_$mode "$r" "$refresh_sql"
+      step f1_$mode "$r" "$floor1_sql"
     done
     echo '\echo @@ skip 0'; echo "$extra_on"
   done
@@ -117,6 +128,11 @@ awk '/^@@ /{ step = $2; rep = $3; next }
      END { for (k in s) { split(k, p, " "); if (!(p[1] in b) || s[k] < b[p[1]]) b[p[1]] = s[k] }
            for (k in b) printf "%s %.3f\n", k, b[k] }' "$tmp/refresh.out" > "$tmp/best.txt"
 ms() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/best.txt"; }
+# least CPU time (ms) of each serial step's rounds
+awk '$1 == "@@cpu" && $5 != "" { if ($4 == "b") b[$2 " " $3] = $5; else if (($2 " " $3) in b) {
+       v = ($5 - b[$2 " " $3]) / 1e6; if (!($2 in m) || v < m[$2]) m[$2] = v } }
+     END { for (k in m) printf "%s %.3f\n", k, m[k] }' "$tmp/refresh.out" > "$tmp/cpu.txt"
+cpu() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/cpu.txt"; }
 f1_s=$(ms f1_serial); f1_p=$(ms f1_parallel); f2_s=$(ms f2_serial); f2_p=$(ms f2_parallel)
 r1_s=$(ms r1_serial); r2_s=$(ms r2_serial); r1_p=$(ms r1_parallel); r2_p=$(ms r2_parallel)
 printf '%-50s %10s %10s %16s\n' "step" "seconds" "x floor" "x serial floor"
@@ -137,6 +153,12 @@ awk -v f="$f1_s" -v r1="$r1_s" -v r2="$r2_s" -v fp="$f1_p" -v p1="$r1_p" -v p2="
   printf "refresh / floor, %d tags, parallel:        %.2f   (parallel refresh / serial floor: %.2f)\n", n, p1 / fp, p1 / f
   printf "refresh %d tags / %d tags, serial:        %.2f   (target <= 1.3)\n", 2 * n, n, r2 / r1
   printf "refresh %d tags / %d tags, parallel:      %.2f\n", 2 * n, n, p2 / p1 }'
+if [[ -s $tmp/cpu.txt ]]; then
+  awk -v f1="$(cpu f1_serial)" -v r1="$(cpu r1_serial)" -v f2="$(cpu f2_serial)" -v r2="$(cpu r2_serial)" -v n="$ntags" 'BEGIN {
+    printf "backend CPU time, serial (least of the rounds): floor %.3f s, refresh %d tags %.3f s; floor %.3f s, refresh %d tags %.3f s\n", f1 / 1000, n, r1 / 1000, f2 / 1000, 2 * n, r2 / 1000
+    printf "refresh / floor, %d tags, serial, CPU time:  %.2f\n", n, r1 / f1
+    printf "refresh %d tags / %d tags, serial, CPU time: %.2f\n", 2 * n, n, r2 / r1 }'
+fi
 echo "parallel: max_parallel_workers_per_gather = $workers; load average before / after: $load0 / $load1 ($(nproc 2>/dev/null || echo '?') cores)"
 
 # peak memory of one refresh in a fresh backend (the leader only when parallel)

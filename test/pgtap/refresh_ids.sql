@@ -62,8 +62,8 @@ create table difftest.drules as
                    'amt_ge_thr', 'name_eq', 'd_maturing', 'num_ratio', 'text_in_mixed', 'cnt_in',
                    'const_true');
 
--- per rule: 3 (phase 1) + 3 (phase 2); plus 3
-select plan((select 3 + 6 * count(*)::int from difftest.drules));
+-- per rule: 3 (phase 1) + 3 (phase 2); plus 3; plus 2 x 3 for the view
+select plan((select 3 + 6 * count(*)::int + 6 from difftest.drules));
 
 select lives_ok($q$do $d$
     declare r record;
@@ -107,6 +107,31 @@ $f$;
 
 select * from difftest.dense_check(1, '2026-11-22', null);
 
+-- The same rows read through SQL (a view): the scan adds ids from inside
+-- SPI calls, whose memory SPI frees; a window's bitset must not live there.
+create view difftest.dense_v as select * from difftest.dense;
+do $$ begin
+    perform segment.register_subject('dense_v', 'difftest.dense_v', 'id');
+    perform segment.create_tag('dense_v', 'dv_aum_not_null', 'aum is not null');
+    perform segment.create_tag('dense_v', 'dv_flag_bare', 'flag');
+    perform segment.create_tag('dense_v', 'dv_const_true', 'true');
+end $$;
+create function difftest.view_check(run int) returns setof text language plpgsql as $f$
+declare
+    r record;
+    c difftest.cmp;
+begin
+    perform segment.refresh('dense_v', '2026-11-22');
+    for r in select * from (values ('dv_aum_not_null', 'aum is not null'), ('dv_flag_bare', 'flag'),
+                                   ('dv_const_true', 'true')) v(tag, rule) loop
+        c := difftest.compare('difftest.dense', 'id', r.rule, '2026-11-22', difftest.members_of('dense_v', r.tag));
+        return next difftest.report(c, format('run %s, %s over a view: members = (%s) is true', run, r.tag, r.rule),
+                                    'difftest.dense', 'id', r.rule);
+    end loop;
+end
+$f$;
+select * from difftest.view_check(1);
+
 select cmp_ok((select count(*) from difftest.dense where id < 65536 and aum is not null), '>', 4096::bigint,
               'data: dn_aum_not_null has more than 4096 members in chunk 0 (a bitset container)');
 
@@ -123,6 +148,7 @@ analyze difftest.dense;
 
 insert into difftest.dres select 2, tag, members, entered, exited from segment.refresh('dense', '2026-11-22');
 select * from difftest.dense_check(2, '2026-11-22', 'difftest.dense1');
+select * from difftest.view_check(2);
 
 select is((select count(*) from difftest.dres where run = 2 and members is null), 0::bigint,
           'run 2: every tag refreshed');
