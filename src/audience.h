@@ -1,8 +1,9 @@
 /*
  * audience.h
- *     The audience language: names (tags, named segments, scheme buckets
- *     and scorecard bands) combined with and / or / not and parentheses,
- *     evaluated on member sets. See docs/audiences.md for the grammar.
+ *     The audience language, public API: names (tags, named segments, scheme
+ *     buckets and scorecard bands) combined with and / or / not and
+ *     parentheses, evaluated on member sets. See docs/audiences.md for the
+ *     grammar.
  *
  *     audience := or_expr
  *     or_expr  := and_expr ( OR and_expr )*
@@ -22,6 +23,17 @@
  * cycles of segments, 55000 for sets that are not available (not
  * refreshed, inactive). A name reached through a segment is reported at the
  * position of that segment's name, with a CONTEXT line naming the segments.
+ *
+ * Three files implement it, one concern each (the way contrib/intarray
+ * keeps its query language in _int_bool.c apart from _int_op.c), sharing
+ * the private header audience_int.h:
+ *     audience_parse.c  text -> tree and its distinct names (pure: no SPI,
+ *                       no catalog)
+ *     audience_names.c  what the names denote (catalog_names.h for the
+ *                       catalog SQL, state_read.h for direct reads),
+ *                       checks, cycles of segments
+ *     audience_eval.c   a resolved tree -> a member set or a count
+ * Every exported symbol of the three is prefixed audience_.
  */
 #ifndef SEGMENT_AUDIENCE_H
 #define SEGMENT_AUDIENCE_H
@@ -32,49 +44,30 @@
 
 #include "nodes/pg_list.h"
 
+#include "catalog_names.h"
 #include "memberset.h"
 #include "subject.h"
 
-typedef enum AudienceNodeKind
-{
-	AUD_NAME,
-	AUD_AND,
-	AUD_OR,
-	AUD_NOT
-} AudienceNodeKind;
+/* A node of a parsed audience (audience_int.h). */
+typedef struct AudienceNode AudienceNode;
 
-typedef struct AudienceNode
-{
-	AudienceNodeKind kind;
-	int			location;		/* byte offset of the node's first token */
-	struct AudienceNode *left;	/* AND/OR: left operand; NOT: operand */
-	struct AudienceNode *right; /* AND/OR: right operand */
-	char	   *qualifier;		/* NAME: "scheme" of scheme.bucket, else NULL */
-	char	   *name;			/* NAME: the name, quotes removed */
-	int			ref;			/* NAME: index into Audience.refs */
-} AudienceNode;
-
-/* What a distinct name denotes once resolved. */
-typedef enum AudienceRefKind
-{
-	AUDREF_UNRESOLVED,			/* not looked up yet, or not found */
-	AUDREF_TAG,
-	AUDREF_SEGMENT,
-	AUDREF_BUCKET,				/* scheme.bucket */
-	AUDREF_BAND					/* scorecard.band */
-} AudienceRefKind;
-
+/*
+ * A distinct name of an audience (and of the segments it reaches), and what
+ * it denotes. Each group of fields is written by one file.
+ */
 typedef struct AudienceRef
 {
-	AudienceRefKind kind;
+	/* audience_parse.c: the name as written, and where to report it */
 	char	   *qualifier;		/* as written (NULL if none) */
 	char	   *name;
-	/* where to report it: the top-level text and byte offset of the first
-	 * name through which it is reached (itself, or a segment using it) */
+	/* the top-level text and byte offset of the first name through which it
+	 * is reached (itself, or a segment using it) */
 	int			top;
 	int			location;
 	char	   *via;			/* NULL, or the segments it is reached through */
-	/* catalog facts */
+
+	/* audience_names.c: what it denotes (catalog_names.h, state_read.h) */
+	AudienceNameKind kind;
 	bool		looked_up;
 	bool		pending;		/* in the lookup round under way */
 	int32		id;				/* tag_id, segment_id, scheme_id, scorecard_id */
@@ -88,20 +81,23 @@ typedef struct AudienceRef
 	char	   *audience;
 	AudienceNode *root;
 	int			visit;			/* cycle search: 0 new, 1 on the path, 2 done */
-	bool		counted;		/* count_uses has walked root */
-	bool		computed;		/* evaluate has computed set from root */
 	bool		listed;			/* audience_expand has listed it */
+
 	/*
-	 * The member set (bm) and how many evaluation steps read it. bm is
-	 * read-only: it is the cache's (memberset_cache.h), or set's bitmap
-	 * when set is non-NULL (owned by the evaluation's memory context).
+	 * audience_eval.c (the sets loaded by audience_names.c): the member set
+	 * (bm) and how many evaluation steps read it. bm is read-only: it is the
+	 * cache's (memberset_cache.h), or set's bitmap when set is non-NULL
+	 * (owned by the evaluation's memory context).
 	 */
 	const roaring_bitmap_t *bm;
 	RoaringOwned *set;
 	RoaringOwned *manual_set;	/* TAG: unexpired manual members while loading */
 	int			uses;
+	bool		counted;		/* count_uses has walked root */
+	bool		computed;		/* evaluate has computed set from root */
 } AudienceRef;
 
+/* One evaluation: the parsed texts, their names, and the universe. */
 typedef struct Audience
 {
 	const char *text;			/* the (first) top-level text */
@@ -120,13 +116,11 @@ typedef struct Audience
 	const char *err_segment;	/* the text is this segment's audience */
 	const char *err_via;
 	int			err_top;
-	/* the subject's segments not named yet (name, audience, id), fetched
-	 * with the first round that meets a segment */
+	/* the subject's segments not named yet, fetched with the first round
+	 * that meets a segment */
 	bool		segments_fetched;
 	int			nknown;
-	char	  **known_names;
-	char	  **known_texts;
-	int32	   *known_ids;
+	CatalogSegment *known;
 	/* the universe, for "not" */
 	bool		needs_universe;
 	bool		universe_fetched;
@@ -137,15 +131,29 @@ typedef struct Audience
 	RoaringOwned *universe;
 } Audience;
 
+/* ---- audience_parse.c ---- */
+
 /* Parse (syntax only). ERROR 42601 with position on a syntax error. */
 extern Audience *audience_parse(const char *text);
 
+/* The name quoted for an audience when it needs quotes (palloc'd). */
+extern char *audience_quote_name(const char *name);
+
+/*
+ * Byte offset -> the 1-based character position used by errposition(); use
+ * with ereport(..., errposition(...)) inside the audience error context.
+ */
+extern int	audience_char_position(const char *text, int byte_offset);
+
+/* ---- audience_eval.c ---- */
+
 /*
  * Parse, resolve the names against the subject (expanding segments), load
- * every referenced set, and combine. Catalog queries: one for an audience
- * without segments, two with (the first also fetches the subject's
- * segment definitions, the second the sets only segments name). The result is owned by
- * CurrentMemoryContext; the caller may modify it.
+ * every referenced set, and combine. Catalog queries: none for an audience
+ * of tags read directly (state_read.h), else one for an audience without
+ * segments, two with (the first also fetches the subject's segment
+ * definitions, the second the sets only segments name). The result is
+ * owned by CurrentMemoryContext; the caller may modify it.
  */
 extern RoaringOwned *audience_evaluate(const SubjectInfo *subject, const char *text);
 
@@ -172,6 +180,8 @@ extern const roaring_bitmap_t *audience_evaluate_view(const SubjectInfo *subject
 extern void audience_evaluate_many(const SubjectInfo *subject, int n,
 								   const char **texts, RoaringOwned **results);
 
+/* ---- audience_names.c ---- */
+
 /*
  * Definition-time check of a segment's audience: syntax, names (tags and
  * segments of this subject, scheme buckets, scorecard bands), and cycles,
@@ -195,14 +205,5 @@ extern List *audience_expand(const SubjectInfo *subject, const char *text);
  * of the current state. The caller turns it off again (also on error).
  */
 extern void audience_set_snapshot(bool on, DateADT d);
-
-/* The name quoted for an audience when it needs quotes (palloc'd). */
-extern char *audience_quote_name(const char *name);
-
-/*
- * Byte offset -> the 1-based character position used by errposition(); use
- * with ereport(..., errposition(...)) inside the audience error context.
- */
-extern int	audience_char_position(const char *text, int byte_offset);
 
 #endif							/* SEGMENT_AUDIENCE_H */

@@ -523,9 +523,9 @@ audience_names(const SubjectInfo *si, const char *what, StringInfo segments)
 	{
 		AudienceRef *r = (AudienceRef *) lfirst(lc);
 
-		if (r->kind == AUDREF_TAG)
+		if (r->kind == AUD_NAME_TAG)
 			names = lappend(names, makeString(r->name));
-		else if (r->kind == AUDREF_SEGMENT)
+		else if (r->kind == AUD_NAME_SEGMENT)
 		{
 			appendStringInfoString(segments, segments->len > 0 ? ", {\"segment\": " : "{\"segment\": ");
 			append_json_string(segments, r->name);
