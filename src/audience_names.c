@@ -169,7 +169,6 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 		a->universe_fetched = true;
 }
 
-
 /*
  * A round without the catalog query, for the common audience: every name
  * not looked up yet is an unqualified name of a tag of this subject. The
