@@ -18,6 +18,11 @@
  * Sets handed out are owned by the cache: read them, never modify or free
  * them, and do not keep them past the evaluation that fetched them (entries
  * used since the last memberset_cache_begin() are not evicted).
+ *
+ * Exported symbols are prefixed memberset_cache_, but for the two whose names
+ * are fixed elsewhere: the GUC variable segment_audience_cache_kb (registered
+ * by segment.c) and the SQL-callable segment_audience_cache_stats (named by
+ * the install script, like every SQL-callable function of segment).
  */
 #ifndef SEGMENT_MEMBERSET_CACHE_H
 #define SEGMENT_MEMBERSET_CACHE_H
