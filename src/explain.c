@@ -510,7 +510,7 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 }
 
 /*
- * The tags an audience text names, segments expanded (audience.c), in order
+ * The tags an audience text names, segments expanded (audience_names.c), in order
  * of appearance; each segment met is added to segments as a JSON object.
  */
 static List *
