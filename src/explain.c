@@ -510,8 +510,9 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 }
 
 /*
- * The tags an audience text names, segments expanded (audience_names.c), in order
- * of appearance; each segment met is added to segments as a JSON object.
+ * The tags an audience text names, segments expanded (audience_names.c), in
+ * order of appearance; each segment met is added to segments as a JSON
+ * object.
  */
 static List *
 audience_names(const SubjectInfo *si, const char *what, StringInfo segments)
