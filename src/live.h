@@ -1,6 +1,6 @@
 /*
  * live.h
- *     Live maintenance (live.c): the overlay of per-customer rows in
+ *     Live maintenance, the refresh side (live_overlay.c): the overlay of per-customer rows in
  *     segment.live_member that statement-level triggers keep current, and
  *     the fold that a refresh runs once it has written new state.
  */

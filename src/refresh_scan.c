@@ -76,6 +76,76 @@ compile_rule(ScanCore *sc, ScanTag *t, const char *what, DateADT as_of, bool wit
 	}
 }
 
+ScanTag *
+scan_tags_from_defs(const SubjectDefs *defs)
+{
+	ScanTag    *tags = palloc0(sizeof(ScanTag) * Max(defs->ntags, 1));
+	int			i;
+
+	for (i = 0; i < defs->ntags; i++)
+	{
+		tags[i].name = defs->tags[i].name;
+		tags[i].rule = defs->tags[i].rule;
+		tags[i].owner = defs->tags[i].owner;
+	}
+	return tags;
+}
+
+/* The items of a scheme or scorecard as scan tags. */
+static ScanTag *
+group_items(const RuleGroupDef *g)
+{
+	ScanTag    *items = palloc0(sizeof(ScanTag) * Max(g->nitems, 1));
+	int			j;
+
+	for (j = 0; j < g->nitems; j++)
+	{
+		items[j].name = g->item_names[j];
+		items[j].rule = g->rules[j];
+	}
+	return items;
+}
+
+ScanScheme *
+scan_schemes_from_defs(const SubjectDefs *defs)
+{
+	ScanScheme *schemes = palloc0(sizeof(ScanScheme) * Max(defs->nschemes, 1));
+	int			i;
+
+	for (i = 0; i < defs->nschemes; i++)
+	{
+		const RuleGroupDef *g = &defs->schemes[i];
+
+		schemes[i].name = g->name;
+		schemes[i].owner = g->owner;
+		schemes[i].nbuckets = g->nitems;
+		schemes[i].buckets = group_items(g);
+	}
+	return schemes;
+}
+
+ScanScorecard *
+scan_scorecards_from_defs(const SubjectDefs *defs)
+{
+	ScanScorecard *cards = palloc0(sizeof(ScanScorecard) * Max(defs->nscorecards, 1));
+	int			i;
+
+	for (i = 0; i < defs->nscorecards; i++)
+	{
+		const RuleGroupDef *g = &defs->scorecards[i];
+
+		cards[i].name = g->name;
+		cards[i].owner = g->owner;
+		cards[i].skip = g->error != NULL;
+		cards[i].base = g->base;
+		cards[i].nitems = g->nitems;
+		cards[i].items = group_items(g);
+		cards[i].points = palloc0(sizeof(ScoreValue) * Max(g->nitems, 1));
+		memcpy(cards[i].points, g->points, sizeof(ScoreValue) * g->nitems);
+	}
+	return cards;
+}
+
 ScoreSet *
 scan_score_set(ScanScorecard *card, ScoreValue score)
 {

@@ -15,8 +15,10 @@
 #include "access/tableam.h"
 #include "utils/date.h"
 
+#include "catalog.h"
 #include "id_window.h"
 #include "memberset.h"
+#include "numeric_scaled.h"
 #include "rule.h"
 
 #define ID_BUFFER_SIZE 2048
@@ -44,12 +46,6 @@ typedef struct ScanScheme
 	int			nbuckets;
 	ScanTag    *buckets;
 } ScanScheme;
-
-#ifdef HAVE_INT128
-typedef int128 ScoreValue;		/* score * 10^8, exact */
-#else
-#error "segment needs a 128-bit integer type"
-#endif
 
 /* The members with one score. */
 typedef struct ScoreSet
@@ -114,6 +110,16 @@ typedef struct ScanCore
 } ScanCore;
 
 #define SCAN_UNITS(sc) ((sc)->ntags + (sc)->nschemes + (sc)->nscorecards)
+
+/*
+ * The scan units of the definitions (catalog.h), in CurrentMemoryContext:
+ * name, rule and owner of every tag; the buckets of every scheme; base,
+ * items and points of every scorecard (skipped when its definition has an
+ * error). Rules and names point into defs.
+ */
+extern ScanTag *scan_tags_from_defs(const SubjectDefs *defs);
+extern ScanScheme *scan_schemes_from_defs(const SubjectDefs *defs);
+extern ScanScorecard *scan_scorecards_from_defs(const SubjectDefs *defs);
 
 /* The set of one score of a scorecard, created on first use. */
 extern ScoreSet *scan_score_set(ScanScorecard *card, ScoreValue score);
