@@ -9,6 +9,7 @@
  * Files of the module and their prefixes:
  *     catalog.c          definitions of a subject (SubjectDefs)     catalog_
  *     catalog_state.c    the state a refresh reads and writes       catalog_
+ *     catalog_read.c     reads for one customer, explain, snapshots catalog_
  *     catalog_subject.c  subjects, keys <-> member ids, the SPI
  *                        helpers every catalog query uses (subject.h)
  *                                                                   subject_, segment_
@@ -176,5 +177,97 @@ typedef struct CatalogStoredSet
 typedef void (*CatalogSetFn) (void *arg, CatalogStoredSet *set);
 extern void catalog_read_state_sets(int32 subject_id, Datum tag_ids, Datum scheme_ids,
 									Datum scorecard_ids, Snapshot snap, CatalogSetFn fn, void *arg);
+
+/* ---------- reads for the API (catalog_read.c) ---------- */
+
+/* The names of every registered subject, by name (char *). */
+extern List *catalog_subject_names(void);
+
+/* Whether a segment of this name exists (of any subject). Connects to SPI itself. */
+extern bool catalog_segment_exists(const char *name);
+
+/* A tag by name and whether one customer has it (has_tag). */
+typedef struct CatalogTagMember
+{
+	bool		found;
+	int32		subject_id;
+	char	   *subject;		/* its subject's name */
+	bool		manual;			/* rule is null */
+	bool		active;
+	bool		refreshed;		/* has a tag_state row */
+	bool		member;			/* stored set (with the live overlay) or unexpired manual row */
+} CatalogTagMember;
+
+/*
+ * has_tag's lookup: known false means the key has no member id (only the
+ * tag's row is read then). Connects to SPI itself; out in the caller's context.
+ */
+extern void catalog_tag_member(const char *tag, bool known, uint32 member_id,
+							   CatalogTagMember *out);
+
+/* The names of the active tags one customer has, as text[]. Connects to SPI itself. */
+extern Datum catalog_member_tags(int32 subject_id, uint32 member_id);
+
+/*
+ * The retained snapshot dates of a snapshot subject: whether d is one, and
+ * otherwise the retained ones as text (NULL when none). Connects itself.
+ */
+extern bool catalog_snapshot_retained(int32 subject_id, DateADT d, char **dates);
+
+/* For explain (SPI connected): */
+extern bool catalog_tag_exists(int32 subject_id, const char *name);
+/* A scheme or a scorecard of the subject by name: *kind "scheme" or "scorecard". */
+extern bool catalog_find_group(int32 subject_id, const char *name, const char **kind, int32 *id);
+
+typedef struct CatalogTagExplain
+{
+	char	   *rule;			/* NULL: a manual tag */
+	bool		active;
+	bool		refreshed;		/* has a tag_state row */
+	bool		member;			/* in the stored set (with the live overlay) */
+	bool		has_as_of;
+	DateADT		as_of;			/* of the stored set */
+	char	   *manual_row;		/* the customer's manual_tag row as JSON text, or NULL */
+	bool		manual_member;	/* has an unexpired manual row */
+	Oid			owner;
+} CatalogTagExplain;
+
+/* false when the subject has no tag of this name */
+extern bool catalog_tag_explain(int32 subject_id, const char *tag, int64 member_id,
+								CatalogTagExplain *out);
+
+typedef struct CatalogRuleItem
+{
+	char	   *name;			/* buckets */
+	char	   *rule;
+	char	   *points;			/* scorecard items: numeric text */
+	bool		stored;			/* buckets: the customer is in its stored set */
+	Oid			owner;
+} CatalogRuleItem;
+
+/* The buckets of a scheme in order, with the customer's stored bucket flagged. */
+extern int	catalog_scheme_explain(int32 scheme_id, int64 member_id, CatalogRuleItem **items);
+
+/*
+ * A scorecard's base, the customer's stored score (NULL when none) and its
+ * items in order.
+ */
+extern int	catalog_scorecard_explain(int32 scorecard_id, int64 member_id, char **base,
+									  char **stored_score, CatalogRuleItem **items);
+
+/* The stored rule, its owner and the relation it is written against. */
+typedef struct CatalogStoredRule
+{
+	char	   *rule;
+	char	   *what;
+	Oid			owner;
+	Oid			relid;
+} CatalogStoredRule;
+
+/*
+ * The stored goal ('goal') or event condition ('event') of an opportunity
+ * rule over relid; false when there is none. Connects to SPI itself.
+ */
+extern bool catalog_stored_rule(const char *kind, int32 rule_id, Oid relid, CatalogStoredRule *sr);
 
 #endif							/* SEGMENT_CATALOG_H */

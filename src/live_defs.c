@@ -169,11 +169,11 @@ compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Sn
 	sc->subject = sr->name;
 	sc->current_unit = &unit;
 	sc->ntags = sr->ntags;
-	sc->tags = scan_tags_from_defs(sr);
+	sc->tags = refresh_scan_tags_from_defs(sr);
 	sc->nschemes = sr->nschemes;
-	sc->schemes = scan_schemes_from_defs(sr);
+	sc->schemes = refresh_scan_schemes_from_defs(sr);
 	sc->nscorecards = sr->nscorecards;
-	sc->scorecards = scan_scorecards_from_defs(sr);
+	sc->scorecards = refresh_scan_scorecards_from_defs(sr);
 	for (i = 0; i < sr->ntags; i++)
 		sc->tags[i].planned = plan_rule(rel, sr->tags[i].rule,
 										psprintf("tag \"%s\"", sr->tags[i].name), d->as_of,
@@ -227,7 +227,7 @@ compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Sn
 		if (exact)
 			d->unit_cols[sr->ntags + sr->nschemes + i] = bms_add_member(cols, sr->keyattno);
 	}
-	scan_core_compile(sc, d->as_of);
+	refresh_scan_compile(sc, d->as_of);
 	/* the batch slot pins the relation's descriptor: one per statement */
 	rule_scan_end(sc->rs);
 	d->defs = sr;

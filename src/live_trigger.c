@@ -115,9 +115,9 @@ feed_table(ScanCore *sc, Tuplestorestate *ts, TupleDesc desc, RoaringOwned *only
 				!roaring_bitmap_contains(only->bitmap, (uint32) id))
 				continue;
 		}
-		scan_core_add_slot(sc, slot, ids);
+		refresh_scan_add_slot(sc, slot, ids);
 	}
-	scan_core_flush(sc, ids);
+	refresh_scan_flush(sc, ids);
 	ExecDropSingleTupleTableSlot(slot);
 }
 
@@ -343,10 +343,10 @@ live_statement(TriggerData *td, int32 subject_id)
 	error_context_stack = &errcb;
 
 	PushActiveSnapshot(snap);
-	scan_core_restart(sc, rel);
+	refresh_scan_restart(sc, rel);
 	if (td->tg_newtable != NULL)
 		feed_table(sc, td->tg_newtable, RelationGetDescr(rel), NULL);
-	scan_core_collect(sc);
+	refresh_scan_collect(sc);
 	PopActiveSnapshot();
 	gone = td->tg_oldtable != NULL ?
 		table_keys(td->tg_oldtable, RelationGetDescr(rel), sr->keyattno, sr->keytype) :
@@ -360,9 +360,9 @@ live_statement(TriggerData *td, int32 subject_id)
 		/* the whole state of the members to write */
 		live_defs_reset_skips(defs);
 		PushActiveSnapshot(snap);
-		scan_core_restart(sc, rel);
+		refresh_scan_restart(sc, rel);
 		feed_table(sc, td->tg_newtable, RelationGetDescr(rel), write);
-		scan_core_collect(sc);
+		refresh_scan_collect(sc);
 		PopActiveSnapshot();
 	}
 	lr = live_overlay_build_rows(sr, sc, gone, write, defs->as_of);

@@ -12,6 +12,9 @@
  * its error in the result, a WARNING and the run log, and the scan restarts
  * without it. Memory: the member sets plus small per-tag buffers, and for
  * text-keyed subjects the key map.
+ *
+ * Exports only SQL-callable functions (prefix segment_, as every
+ * SQL-callable C function of the extension).
  */
 #include "postgres.h"
 
@@ -254,9 +257,9 @@ load_rules(SubjectRun *sr, MemoryContext cxt)
 
 	catalog_load_rules(defs, cxt);
 	sr->tags = palloc0(sizeof(TagRun) * Max(defs->ntags, 1));
-	sr->schemes = scan_schemes_from_defs(defs);
+	sr->schemes = refresh_scan_schemes_from_defs(defs);
 	sr->scheme_errors = palloc0(sizeof(char *) * Max(defs->nschemes, 1));
-	sr->scorecards = scan_scorecards_from_defs(defs);
+	sr->scorecards = refresh_scan_scorecards_from_defs(defs);
 	sr->scorecard_errors = palloc0(sizeof(char *) * Max(defs->nscorecards, 1));
 	for (i = 0; i < defs->nscorecards; i++)
 		sr->scorecard_errors[i] = defs->scorecards[i].error;
@@ -328,7 +331,7 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	sc.map_key = map_text_key;
 	sc.map_key_arg = sr;
 	sc.ntags = sr->defs->ntags;
-	sc.tags = scan_tags_from_defs(sr->defs);
+	sc.tags = refresh_scan_tags_from_defs(sr->defs);
 	sc.current_unit = current_unit;
 	for (i = 0; i < sr->defs->ntags; i++)
 		sc.tags[i].skip = sr->tags[i].error != NULL;
@@ -346,21 +349,21 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 		refresh_parallel_scan(&sc, nworkers, as_of);
 	else if (mode == SUBJECT_READ_SQL)
 	{
-		scan_core_compile(&sc, as_of);
+		refresh_scan_compile(&sc, as_of);
 		/* a Citus table: on its shards if it can be, else its rows here */
 		if (!refresh_shards_scan(&sc, as_of))
 			subject_sql_scan(&sc);
-		scan_core_finish(&sc);
+		refresh_scan_finish(&sc);
 	}
 	else
 	{
 		TableScanDesc scan;
 
-		scan_core_compile(&sc, as_of);
+		refresh_scan_compile(&sc, as_of);
 		if (sr->heap_leaves == NIL)
 		{
 			scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
-			scan_core_run(&sc, scan, true);
+			refresh_scan_run(&sc, scan, true);
 			table_endscan(scan);
 		}
 		else
@@ -372,12 +375,12 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 				Relation	part = table_open(lfirst_oid(lc), AccessShareLock);
 
 				scan = table_beginscan(part, GetActiveSnapshot(), 0, NULL);
-				scan_core_run(&sc, scan, true);
+				refresh_scan_run(&sc, scan, true);
 				table_endscan(scan);
 				table_close(part, AccessShareLock);
 			}
 		}
-		scan_core_finish(&sc);
+		refresh_scan_finish(&sc);
 	}
 	if (leaf)
 		table_close(leaf, AccessShareLock);
@@ -521,7 +524,7 @@ save_tag(SubjectRun *sr, int i, DateADT as_of, int64 run_id)
 	 * before it, so that they always mean "since the previous snapshot".
 	 */
 	RoaringOwned *prev = (sr->backfill || sr->rerun) ?
-		refresh_snapshot_previous(def->tag_id, sr->snapshot_date) : NULL;
+		catalog_tag_snapshot_before(def->tag_id, sr->snapshot_date) : NULL;
 	CatalogSetRow row;
 
 	if (prev == NULL && !sr->backfill)
@@ -547,7 +550,7 @@ save_tag(SubjectRun *sr, int i, DateADT as_of, int64 run_id)
 	row.run_id = run_id;
 	roaring_owned_free(t->set);
 	if (sr->snapshot_column)
-		refresh_snapshot_save_tag(sr, def->tag_id, &row);
+		catalog_save_tag_snapshot(def->tag_id, sr->snapshot_date, &row);
 	if (!sr->backfill)
 		catalog_save_tag_state(def->tag_id, &row);
 	pfree(DatumGetPointer(row.members));
@@ -565,7 +568,7 @@ save_universe(SubjectRun *sr, DateADT as_of, int64 run_id)
 	row.run_id = run_id;
 	roaring_owned_free(sr->universe);
 	if (sr->snapshot_column)
-		refresh_snapshot_save_universe(sr, &row);
+		catalog_save_subject_snapshot(sr->defs->subject_id, sr->snapshot_date, &row);
 	if (!sr->backfill)
 		catalog_save_subject_state(sr->defs->subject_id, &row);
 }
@@ -644,7 +647,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 		catalog_save_history(sr->defs->subject_id, as_of, run_id);
 	}
 	if (sr->snapshot_column)
-		refresh_snapshot_prune(sr);
+		catalog_prune_snapshots(sr->defs->subject_id, sr->snapshot_retention);
 	finish_run(sr, run_id);
 	PopActiveSnapshot();
 	ereport(DEBUG1,
@@ -696,15 +699,7 @@ segment_refresh(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (PG_ARGISNULL(0))
-	{
-		uint64		i;
-
-		if (SPI_execute("SELECT name FROM segment.subject ORDER BY name", true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read segment.subject");
-		for (i = 0; i < SPI_processed; i++)
-			subjects = lappend(subjects,
-							   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-	}
+		subjects = catalog_subject_names();
 	else
 		subjects = list_make1(NameStr(*PG_GETARG_NAME(0)));
 

@@ -2,14 +2,15 @@
  * refresh_snapshot.c
  *     The part of a refresh that is particular to daily snapshot subjects:
  *     choosing the snapshot (the newest on or before as_of, snapshot.c),
- *     restricting the read to it, and keeping member sets per snapshot date
- *     (segment.tag_snapshot, segment.subject_snapshot) with the subject's
- *     retention.
+ *     restricting the read to it, and checking that it has one row per key
+ *     when read from the heaps. The per-date sets (segment.tag_snapshot,
+ *     segment.subject_snapshot) and their retention are written by
+ *     refresh.c through the catalog module. Prefix: refresh_snapshot_.
  *
  * A refresh of a snapshot older than the one the subject's current state
  * holds is a back-fill: it writes that date's per-date sets only, so the
  * current state (what count() and everything else read by default) stays
- * on the newest snapshot. Prefix: refresh_snapshot_.
+ * on the newest snapshot.
  */
 #include "postgres.h"
 
@@ -71,34 +72,6 @@ refresh_snapshot_choose(SubjectRun *sr, Relation rel, DateADT as_of)
 				 errhint("count(), members() and the rest read it with as_of => '%s' while it is retained.",
 						 snapshot_date_text(d))));
 	return d;
-}
-
-RoaringOwned *
-refresh_snapshot_previous(int32 tag_id, DateADT d)
-{
-	return catalog_tag_snapshot_before(tag_id, d);
-}
-
-void
-refresh_snapshot_save_tag(SubjectRun *sr, int32 tag_id, const CatalogSetRow *row)
-{
-	catalog_save_tag_snapshot(tag_id, sr->snapshot_date, row);
-}
-
-void
-refresh_snapshot_save_universe(SubjectRun *sr, const CatalogSetRow *row)
-{
-	catalog_save_subject_snapshot(sr->defs->subject_id, sr->snapshot_date, row);
-}
-
-/*
- * Keep the subject's `retention` newest snapshot dates, and the date of its
- * current state (a back-fill never pushes that out).
- */
-void
-refresh_snapshot_prune(SubjectRun *sr)
-{
-	catalog_prune_snapshots(sr->defs->subject_id, sr->snapshot_retention);
 }
 
 /*

@@ -23,61 +23,9 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
+#include "catalog.h"
 #include "rule.h"
 #include "rule_owner.h"
-
-/* The stored rule, its owner and the relation it is written against. */
-typedef struct StoredRule
-{
-	char	   *rule;
-	char	   *what;
-	Oid			owner;
-	Oid			relid;
-} StoredRule;
-
-static bool
-load_stored_rule(const char *kind, int32 rule_id, Oid relid, StoredRule *sr)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	Datum		args[2] = {Int32GetDatum(rule_id), ObjectIdGetDatum(relid)};
-	Oid			argtypes[2] = {INT4OID, OIDOID};
-	const char *sql;
-	bool		found = false;
-
-	if (strcmp(kind, "goal") == 0)
-		sql = "SELECT r.goal, 'goal of opportunity rule \"' || r.name || '\"', r.owner::oid, s.relation::oid"
-			"  FROM segment.opportunity_rule r JOIN segment.subject s USING (subject_id)"
-			" WHERE r.rule_id = $1 AND s.relation = $2 AND r.goal IS NOT NULL";
-	else if (strcmp(kind, "event") == 0)
-		sql = "SELECT e.condition, 'event rule \"' || r.name || '\" on ' || e.event_table::text,"
-			"       e.owner::oid, e.event_table::oid"
-			"  FROM segment.event_rule e JOIN segment.opportunity_rule r USING (rule_id)"
-			" WHERE e.rule_id = $1 AND e.event_table = $2";
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown kind of stored rule \"%s\"", kind),
-				 errhint("Kinds are goal and event.")));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the stored rule");
-	if (SPI_processed == 1)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		sr->rule = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 1));
-		sr->what = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
-		sr->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-		sr->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
-		found = true;
-	}
-	SPI_finish();
-	return found;
-}
 
 /*
  * segment._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
@@ -94,7 +42,7 @@ segment_rule_matches(PG_FUNCTION_ARGS)
 	int32		rule_id = PG_GETARG_INT32(1);
 	Oid			relid = PG_GETARG_OID(2);
 	ArrayType  *rows = PG_GETARG_ARRAYTYPE_P(3);
-	StoredRule	sr;
+	CatalogStoredRule sr;
 	Relation	rel;
 	Datum	   *elems;
 	bool	   *nulls;
@@ -111,7 +59,7 @@ segment_rule_matches(PG_FUNCTION_ARGS)
 	char		elmalign;
 	int			i;
 
-	if (!load_stored_rule(kind, rule_id, relid, &sr))
+	if (!catalog_stored_rule(kind, rule_id, relid, &sr))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no %s of rule %d over relation %u", kind, rule_id, relid)));
