@@ -254,75 +254,77 @@ catalog_tag_explain(int32 subject_id, const char *tag, int64 member_id, CatalogT
 	return true;
 }
 
-int
-catalog_scheme_explain(int32 scheme_id, int64 member_id, CatalogRuleItem **items)
+/*
+ * The rules of a scheme (its buckets, the customer's stored bucket flagged)
+ * or of a scorecard (its items with their points; its base and the
+ * customer's stored score), in order. Both queries have the columns (item
+ * name, rule, in the stored bucket, points, owner, base, stored score).
+ */
+static int
+group_explain(bool scorecard, int32 id, int64 member_id, char **base, char **stored_score,
+			  CatalogRuleItem **items)
 {
 	Datum		args[2];
 	Oid			argtypes[2] = {INT4OID, INT8OID};
+	char	   *sql;
 	uint64		i;
+	int			n = 0;
 
-	args[0] = Int32GetDatum(scheme_id);
+	args[0] = Int32GetDatum(id);
 	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf("SELECT b.name, b.rule, segment._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
-									   "       (SELECT %s FROM segment.scheme c WHERE c.scheme_id = b.scheme_id) "
-									   "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
-									   "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
-									   " WHERE b.scheme_id = $1 ORDER BY b.position", rule_owner_sql("scheme", "c")),
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.scheme_bucket");
+	if (scorecard)
+		sql = psprintf("SELECT NULL::text, i.rule, NULL::bool, i.points::text, %s, c.base::text, "
+					   "       (SELECT s.score::text FROM segment._live_scores(c.scorecard_id, c.subject_id) s "
+					   "         WHERE s.members OPERATOR(segment.@>) $2) "
+					   "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
+					   " WHERE c.scorecard_id = $1 ORDER BY i.position", rule_owner_sql("scorecard", "c"));
+	else
+		sql = psprintf("SELECT b.name, b.rule, segment._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
+					   "       NULL::text, (SELECT %s FROM segment.scheme c WHERE c.scheme_id = b.scheme_id), "
+					   "       NULL::text, NULL::text "
+					   "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
+					   "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
+					   " WHERE b.scheme_id = $1 ORDER BY b.position", rule_owner_sql("scheme", "c"));
+	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read segment.%s", scorecard ? "scorecard" : "scheme_bucket");
+	if (scorecard)
+	{
+		*base = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+		*stored_score = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7);
+	}
 	*items = palloc0(sizeof(CatalogRuleItem) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		Datum		in = SPI_getbinval(tup, desc, 3, &isnull);
+		Datum		in;
+		CatalogRuleItem *item = &(*items)[n];
 
-		(*items)[i].name = SPI_getvalue(tup, desc, 1);
-		(*items)[i].rule = SPI_getvalue(tup, desc, 2);
-		(*items)[i].stored = !isnull && DatumGetBool(in);
-		(*items)[i].owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+		item->rule = SPI_getvalue(tup, desc, 2);
+		if (item->rule == NULL)
+			break;				/* a scorecard without items */
+		item->name = SPI_getvalue(tup, desc, 1);
+		in = SPI_getbinval(tup, desc, 3, &isnull);
+		item->stored = !isnull && DatumGetBool(in);
+		item->points = SPI_getvalue(tup, desc, 4);
+		item->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+		n++;
 	}
-	return (int) SPI_processed;
+	return n;
+}
+
+int
+catalog_scheme_explain(int32 scheme_id, int64 member_id, CatalogRuleItem **items)
+{
+	return group_explain(false, scheme_id, member_id, NULL, NULL, items);
 }
 
 int
 catalog_scorecard_explain(int32 scorecard_id, int64 member_id, char **base, char **stored_score,
 						  CatalogRuleItem **items)
 {
-	Datum		args[2];
-	Oid			argtypes[2] = {INT4OID, INT8OID};
-	uint64		i;
-	int			n = 0;
-
-	args[0] = Int32GetDatum(scorecard_id);
-	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf("SELECT c.base::text, "
-									   "       (SELECT s.score::text FROM segment._live_scores(c.scorecard_id, c.subject_id) s "
-									   "         WHERE s.members OPERATOR(segment.@>) $2), "
-									   "       i.rule, i.points::text, %s "
-									   "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
-									   " WHERE c.scorecard_id = $1 ORDER BY i.position", rule_owner_sql("scorecard", "c")),
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.scorecard");
-	*base = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	*stored_score = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	*items = palloc0(sizeof(CatalogRuleItem) * Max(SPI_processed, 1));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *rule = SPI_getvalue(tup, desc, 3);
-
-		if (rule == NULL)
-			break;				/* a scorecard without items */
-		(*items)[n].rule = rule;
-		(*items)[n].points = SPI_getvalue(tup, desc, 4);
-		(*items)[n].owner = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
-		n++;
-	}
-	return n;
+	return group_explain(true, scorecard_id, member_id, base, stored_score, items);
 }
 
 bool

@@ -208,120 +208,105 @@ catalog_bucket_set(int32 scheme_id, Datum bucket)
 					scheme_id, bucket, NAMEOID);
 }
 
+/*
+ * Write one set with its counts. The statement's parameters are always
+ * $1 the owner's id (int4), $2 a second key of type keytype (a snapshot
+ * date, a bucket name, a score; NULL when the table has none), $3 the
+ * members, $4 their count, $5 entered, $6 exited, $7 as_of, $8 run_id:
+ * each statement uses those its table has.
+ */
+static void
+write_set(const char *sql, int32 id, Oid keytype, Datum key, const CatalogSetRow *row,
+		  int expected, const char *table)
+{
+	Datum		args[8];
+	Oid			argtypes[8] = {INT4OID, keytype, memberset_type_oid(), INT8OID, INT8OID, INT8OID,
+	DATEOID, INT8OID};
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = Int32GetDatum(id);
+	args[1] = key;
+	if (!OidIsValid(keytype))
+	{
+		argtypes[1] = INT4OID;
+		nulls[1] = 'n';
+	}
+	args[2] = row->members;
+	args[3] = Int64GetDatum(row->count);
+	args[4] = Int64GetDatum(row->entered);
+	args[5] = Int64GetDatum(row->exited);
+	args[6] = DateADTGetDatum(row->as_of);
+	args[7] = Int64GetDatum(row->run_id);
+	if (SPI_execute_with_args(sql, 8, argtypes, args, nulls, false, 0) != expected)
+		elog(ERROR, "could not write segment.%s", table);
+}
+
 void
 catalog_save_tag_state(int32 tag_id, const CatalogSetRow *row)
 {
-	Datum		args[7];
-	Oid			argtypes[7] = {INT4OID, memberset_type_oid(), INT8OID, INT8OID, INT8OID, DATEOID, INT8OID};
-
-	args[0] = Int32GetDatum(tag_id);
-	args[1] = row->members;
-	args[2] = Int64GetDatum(row->count);
-	args[3] = Int64GetDatum(row->entered);
-	args[4] = Int64GetDatum(row->exited);
-	args[5] = DateADTGetDatum(row->as_of);
-	args[6] = Int64GetDatum(row->run_id);
-	if (SPI_execute_with_args("INSERT INTO segment.tag_state AS s "
-							  "(tag_id, members, member_count, entered, exited, as_of, refreshed_at, run_id) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, now(), $7) "
-							  "ON CONFLICT (tag_id) DO UPDATE SET members = excluded.members, "
-							  "member_count = excluded.member_count, entered = excluded.entered, "
-							  "exited = excluded.exited, as_of = excluded.as_of, "
-							  "refreshed_at = excluded.refreshed_at, run_id = excluded.run_id",
-							  7, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write segment.tag_state");
+	write_set("INSERT INTO segment.tag_state AS s "
+			  "(tag_id, members, member_count, entered, exited, as_of, refreshed_at, run_id) "
+			  "VALUES ($1, $3, $4, $5, $6, $7, now(), $8) "
+			  "ON CONFLICT (tag_id) DO UPDATE SET members = excluded.members, "
+			  "member_count = excluded.member_count, entered = excluded.entered, "
+			  "exited = excluded.exited, as_of = excluded.as_of, "
+			  "refreshed_at = excluded.refreshed_at, run_id = excluded.run_id",
+			  tag_id, InvalidOid, (Datum) 0, row, SPI_OK_INSERT, "tag_state");
 }
 
 void
 catalog_save_tag_snapshot(int32 tag_id, DateADT snapshot_date, const CatalogSetRow *row)
 {
-	Datum		args[7];
-	Oid			argtypes[7] = {INT4OID, DATEOID, memberset_type_oid(), INT8OID, INT8OID, INT8OID, INT8OID};
-
-	args[0] = Int32GetDatum(tag_id);
-	args[1] = DateADTGetDatum(snapshot_date);
-	args[2] = row->members;
-	args[3] = Int64GetDatum(row->count);
-	args[4] = Int64GetDatum(row->entered);
-	args[5] = Int64GetDatum(row->exited);
-	args[6] = Int64GetDatum(row->run_id);
-	if (SPI_execute_with_args("INSERT INTO segment.tag_snapshot AS s "
-							  "(tag_id, snapshot_date, members, member_count, entered, exited, run_id, refreshed_at) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, now()) "
-							  "ON CONFLICT (tag_id, snapshot_date) DO UPDATE SET members = excluded.members, "
-							  "member_count = excluded.member_count, entered = excluded.entered, "
-							  "exited = excluded.exited, run_id = excluded.run_id, "
-							  "refreshed_at = excluded.refreshed_at",
-							  7, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write segment.tag_snapshot");
+	write_set("INSERT INTO segment.tag_snapshot AS s "
+			  "(tag_id, snapshot_date, members, member_count, entered, exited, run_id, refreshed_at) "
+			  "VALUES ($1, $2, $3, $4, $5, $6, $8, now()) "
+			  "ON CONFLICT (tag_id, snapshot_date) DO UPDATE SET members = excluded.members, "
+			  "member_count = excluded.member_count, entered = excluded.entered, "
+			  "exited = excluded.exited, run_id = excluded.run_id, "
+			  "refreshed_at = excluded.refreshed_at",
+			  tag_id, DATEOID, DateADTGetDatum(snapshot_date), row, SPI_OK_INSERT, "tag_snapshot");
 }
 
 void
 catalog_save_subject_state(int32 subject_id, const CatalogSetRow *row)
 {
-	Datum		args[5];
-	Oid			argtypes[5] = {INT4OID, memberset_type_oid(), INT8OID, DATEOID, INT8OID};
-
-	args[0] = Int32GetDatum(subject_id);
-	args[1] = row->members;
-	args[2] = Int64GetDatum(row->count);
-	args[3] = DateADTGetDatum(row->as_of);
-	args[4] = Int64GetDatum(row->run_id);
-	if (SPI_execute_with_args("INSERT INTO segment.subject_state "
-							  "(subject_id, universe, member_count, as_of, refreshed_at, run_id) "
-							  "VALUES ($1, $2, $3, $4, now(), $5) "
-							  "ON CONFLICT (subject_id) DO UPDATE SET universe = excluded.universe, "
-							  "member_count = excluded.member_count, as_of = excluded.as_of, "
-							  "refreshed_at = excluded.refreshed_at, run_id = excluded.run_id",
-							  5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write segment.subject_state");
+	write_set("INSERT INTO segment.subject_state "
+			  "(subject_id, universe, member_count, as_of, refreshed_at, run_id) "
+			  "VALUES ($1, $3, $4, $7, now(), $8) "
+			  "ON CONFLICT (subject_id) DO UPDATE SET universe = excluded.universe, "
+			  "member_count = excluded.member_count, as_of = excluded.as_of, "
+			  "refreshed_at = excluded.refreshed_at, run_id = excluded.run_id",
+			  subject_id, InvalidOid, (Datum) 0, row, SPI_OK_INSERT, "subject_state");
 }
 
 void
 catalog_save_subject_snapshot(int32 subject_id, DateADT snapshot_date, const CatalogSetRow *row)
 {
-	Datum		args[5];
-	Oid			argtypes[5] = {INT4OID, DATEOID, memberset_type_oid(), INT8OID, INT8OID};
-
-	args[0] = Int32GetDatum(subject_id);
-	args[1] = DateADTGetDatum(snapshot_date);
-	args[2] = row->members;
-	args[3] = Int64GetDatum(row->count);
-	args[4] = Int64GetDatum(row->run_id);
-	if (SPI_execute_with_args("INSERT INTO segment.subject_snapshot AS s "
-							  "(subject_id, snapshot_date, universe, member_count, run_id, refreshed_at) "
-							  "VALUES ($1, $2, $3, $4, $5, now()) "
-							  "ON CONFLICT (subject_id, snapshot_date) DO UPDATE SET universe = excluded.universe, "
-							  "member_count = excluded.member_count, run_id = excluded.run_id, "
-							  "refreshed_at = excluded.refreshed_at",
-							  5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write segment.subject_snapshot");
+	write_set("INSERT INTO segment.subject_snapshot AS s "
+			  "(subject_id, snapshot_date, universe, member_count, run_id, refreshed_at) "
+			  "VALUES ($1, $2, $3, $4, $8, now()) "
+			  "ON CONFLICT (subject_id, snapshot_date) DO UPDATE SET universe = excluded.universe, "
+			  "member_count = excluded.member_count, run_id = excluded.run_id, "
+			  "refreshed_at = excluded.refreshed_at",
+			  subject_id, DATEOID, DateADTGetDatum(snapshot_date), row, SPI_OK_INSERT,
+			  "subject_snapshot");
 }
 
 void
 catalog_save_bucket(int32 scheme_id, Datum bucket, const CatalogSetRow *row)
 {
-	Datum		args[6];
-	Oid			argtypes[6] = {INT4OID, NAMEOID, memberset_type_oid(), INT8OID, DATEOID, INT8OID};
-
-	args[0] = Int32GetDatum(scheme_id);
-	args[1] = bucket;
-	args[2] = row->members;
-	args[3] = Int64GetDatum(row->count);
-	args[4] = DateADTGetDatum(row->as_of);
-	args[5] = Int64GetDatum(row->run_id);
-	exec_or_fail("INSERT INTO segment.bucket_state AS t "
-				 "(scheme_id, bucket, members, member_count, as_of, run_id) "
-				 "VALUES ($1, $2, $3, $4, $5, $6) "
-				 "ON CONFLICT (scheme_id, bucket) DO UPDATE SET members = excluded.members, "
-				 "member_count = excluded.member_count, as_of = excluded.as_of, run_id = excluded.run_id",
-				 6, argtypes, args, NULL, SPI_OK_INSERT);
-	exec_or_fail("INSERT INTO segment.bucket_history AS t "
-				 "(scheme_id, bucket, members, member_count, as_of, run_id) "
-				 "VALUES ($1, $2, $3, $4, $5, $6) "
-				 "ON CONFLICT (scheme_id, as_of, bucket) DO UPDATE SET members = excluded.members, "
-				 "member_count = excluded.member_count, run_id = excluded.run_id",
-				 6, argtypes, args, NULL, SPI_OK_INSERT);
+	write_set("INSERT INTO segment.bucket_state AS t "
+			  "(scheme_id, bucket, members, member_count, as_of, run_id) "
+			  "VALUES ($1, $2, $3, $4, $7, $8) "
+			  "ON CONFLICT (scheme_id, bucket) DO UPDATE SET members = excluded.members, "
+			  "member_count = excluded.member_count, as_of = excluded.as_of, run_id = excluded.run_id",
+			  scheme_id, NAMEOID, bucket, row, SPI_OK_INSERT, "bucket_state");
+	write_set("INSERT INTO segment.bucket_history AS t "
+			  "(scheme_id, bucket, members, member_count, as_of, run_id) "
+			  "VALUES ($1, $2, $3, $4, $7, $8) "
+			  "ON CONFLICT (scheme_id, as_of, bucket) DO UPDATE SET members = excluded.members, "
+			  "member_count = excluded.member_count, run_id = excluded.run_id",
+			  scheme_id, NAMEOID, bucket, row, SPI_OK_INSERT, "bucket_history");
 }
 
 void
@@ -350,19 +335,10 @@ catalog_clear_scores(int32 scorecard_id)
 void
 catalog_save_score(int32 scorecard_id, Datum score, const CatalogSetRow *row)
 {
-	Datum		args[6];
-	Oid			argtypes[6] = {INT4OID, NUMERICOID, memberset_type_oid(), INT8OID, DATEOID, INT8OID};
-
-	args[0] = Int32GetDatum(scorecard_id);
-	args[1] = score;
-	args[2] = row->members;
-	args[3] = Int64GetDatum(row->count);
-	args[4] = DateADTGetDatum(row->as_of);
-	args[5] = Int64GetDatum(row->run_id);
-	exec_or_fail("INSERT INTO segment.score_state "
-				 "(scorecard_id, score, members, member_count, as_of, run_id) "
-				 "VALUES ($1, $2, $3, $4, $5, $6)",
-				 6, argtypes, args, NULL, SPI_OK_INSERT);
+	write_set("INSERT INTO segment.score_state "
+			  "(scorecard_id, score, members, member_count, as_of, run_id) "
+			  "VALUES ($1, $2, $3, $4, $7, $8)",
+			  scorecard_id, NUMERICOID, score, row, SPI_OK_INSERT, "score_state");
 }
 
 void

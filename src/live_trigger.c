@@ -243,6 +243,16 @@ live_check_trigger(TriggerData *td, int32 subject_id, LiveDefs *d)
 }
 
 
+/* The end of a statement's work: SPI, its snapshot, its memory. */
+static void
+end_statement(Snapshot snap, MemoryContext old, MemoryContext cxt)
+{
+	SPI_finish();
+	UnregisterSnapshot(snap);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
 /* Evaluate one statement's transition tables and write the overlay. */
 static void
 live_statement(TriggerData *td, int32 subject_id)
@@ -290,10 +300,7 @@ live_statement(TriggerData *td, int32 subject_id)
 	{
 		/* not refreshed: nothing to overlay */
 		AtEOXact_GUC(true, nestlevel);
-		SPI_finish();
-		UnregisterSnapshot(snap);
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(cxt);
+		end_statement(snap, old, cxt);
 		return;
 	}
 	(void) set_config_option("segment.as_of",
@@ -313,10 +320,7 @@ live_statement(TriggerData *td, int32 subject_id)
 	if (affected != NULL && naffected == 0)
 	{
 		AtEOXact_GUC(true, nestlevel);
-		SPI_finish();
-		UnregisterSnapshot(snap);
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(cxt);
+		end_statement(snap, old, cxt);
 		return;
 	}
 	if (affected != NULL && (naffected == SCAN_UNITS(sc) ||
@@ -372,10 +376,7 @@ live_statement(TriggerData *td, int32 subject_id)
 	live_overlay_write(lr);
 	if (defs->entry_rules)
 		entry_after(subject_id, entry);
-	SPI_finish();
-	UnregisterSnapshot(snap);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(cxt);
+	end_statement(snap, old, cxt);
 }
 
 /*

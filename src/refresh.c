@@ -530,25 +530,10 @@ save_tag(SubjectRun *sr, int i, DateADT as_of, int64 run_id)
 	if (prev == NULL && !sr->backfill)
 		prev = catalog_tag_set(def->tag_id);
 
-	t->members = roaring_bitmap_get_cardinality(t->set->bitmap);
-	if (prev)
-	{
-		t->entered = roaring_bitmap_andnot_cardinality(t->set->bitmap, prev->bitmap);
-		t->exited = roaring_bitmap_andnot_cardinality(prev->bitmap, t->set->bitmap);
-		roaring_owned_free(prev);
-	}
-	else
-	{
-		t->entered = t->members;
-		t->exited = 0;
-	}
-	row.members = PointerGetDatum(memberset_from_roaring(t->set->bitmap));
-	row.count = t->members;
+	refresh_count_changes(t->set, prev, &t->members, &t->entered, &t->exited);
+	refresh_set_row(&row, t->set, as_of, run_id);
 	row.entered = t->entered;
 	row.exited = t->exited;
-	row.as_of = as_of;
-	row.run_id = run_id;
-	roaring_owned_free(t->set);
 	if (sr->snapshot_column)
 		catalog_save_tag_snapshot(def->tag_id, sr->snapshot_date, &row);
 	if (!sr->backfill)
@@ -561,12 +546,7 @@ save_universe(SubjectRun *sr, DateADT as_of, int64 run_id)
 {
 	CatalogSetRow row;
 
-	memset(&row, 0, sizeof(row));
-	row.members = PointerGetDatum(memberset_from_roaring(sr->universe->bitmap));
-	row.count = roaring_bitmap_get_cardinality(sr->universe->bitmap);
-	row.as_of = as_of;
-	row.run_id = run_id;
-	roaring_owned_free(sr->universe);
+	refresh_set_row(&row, sr->universe, as_of, run_id);
 	if (sr->snapshot_column)
 		catalog_save_subject_snapshot(sr->defs->subject_id, sr->snapshot_date, &row);
 	if (!sr->backfill)

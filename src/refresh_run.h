@@ -67,6 +67,40 @@ typedef struct SubjectRun
 	List	   *heap_leaves;	/* read_relids, when read from their heaps directly */
 } SubjectRun;
 
+/*
+ * The size of a new set and how many entered and exited it since prev (the
+ * stored set, or NULL: everyone entered); frees prev.
+ */
+static inline void
+refresh_count_changes(RoaringOwned *set, RoaringOwned *prev, int64 *members, int64 *entered,
+					  int64 *exited)
+{
+	*members = roaring_bitmap_get_cardinality(set->bitmap);
+	*entered = *members;
+	*exited = 0;
+	if (prev)
+	{
+		*entered = roaring_bitmap_andnot_cardinality(set->bitmap, prev->bitmap);
+		*exited = roaring_bitmap_andnot_cardinality(prev->bitmap, set->bitmap);
+		roaring_owned_free(prev);
+	}
+}
+
+/*
+ * A row for the catalog (catalog.h) of a set the run found: its members as
+ * a segment.memberset (the caller pfrees row->members) and count; frees set.
+ */
+static inline void
+refresh_set_row(CatalogSetRow *row, RoaringOwned *set, DateADT as_of, int64 run_id)
+{
+	memset(row, 0, sizeof(*row));
+	row->members = PointerGetDatum(memberset_from_roaring(set->bitmap));
+	row->count = roaring_bitmap_get_cardinality(set->bitmap);
+	row->as_of = as_of;
+	row->run_id = run_id;
+	roaring_owned_free(set);
+}
+
 /* One result row of segment.refresh. */
 static inline void
 refresh_put_row(ReturnSetInfo *rsinfo, const char *subject, const char *name,

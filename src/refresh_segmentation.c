@@ -42,23 +42,14 @@ refresh_segmentation_save_schemes(SubjectRun *sr, DateADT as_of, int64 run_id, R
 			Datum		bname = DirectFunctionCall1(namein, CStringGetDatum(bk->name));
 			RoaringOwned *prev = catalog_bucket_set(scheme_id, bname);
 			CatalogSetRow row;
+			int64		members,
+						entered,
+						exited;
 
-			memset(&row, 0, sizeof(row));
-			row.count = roaring_bitmap_get_cardinality(bk->set->bitmap);
-			row.entered = row.count;
-			if (prev)
-			{
-				row.entered = roaring_bitmap_andnot_cardinality(bk->set->bitmap, prev->bitmap);
-				row.exited = roaring_bitmap_andnot_cardinality(prev->bitmap, bk->set->bitmap);
-				roaring_owned_free(prev);
-			}
+			refresh_count_changes(bk->set, prev, &members, &entered, &exited);
 			refresh_put_row(rsinfo, subject, psprintf("%s.%s", s->name, bk->name),
-							row.count, row.entered, row.exited, false);
-
-			row.members = PointerGetDatum(memberset_from_roaring(bk->set->bitmap));
-			row.as_of = as_of;
-			row.run_id = run_id;
-			roaring_owned_free(bk->set);
+							members, entered, exited, false);
+			refresh_set_row(&row, bk->set, as_of, run_id);
 			catalog_save_bucket(scheme_id, bname, &row);
 			pfree(DatumGetPointer(row.members));
 		}
@@ -86,12 +77,7 @@ refresh_segmentation_save_scorecards(SubjectRun *sr, DateADT as_of, int64 run_id
 		{
 			CatalogSetRow row;
 
-			memset(&row, 0, sizeof(row));
-			row.members = PointerGetDatum(memberset_from_roaring(ss->set->bitmap));
-			row.count = roaring_bitmap_get_cardinality(ss->set->bitmap);
-			row.as_of = as_of;
-			row.run_id = run_id;
-			roaring_owned_free(ss->set);
+			refresh_set_row(&row, ss->set, as_of, run_id);
 			catalog_save_score(scorecard_id, numeric_scaled_to_numeric(ss->score), &row);
 			pfree(DatumGetPointer(row.members));
 		}
