@@ -135,50 +135,50 @@ plan_rule(Relation rel, const char *rule, const char *what, DateADT as_of, Oid o
 static void
 compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Snapshot snap)
 {
-	SubjectDefs *sr = palloc0(sizeof(SubjectDefs));
+	SubjectDefs *sd = palloc0(sizeof(SubjectDefs));
 	ScanCore   *sc = palloc0(sizeof(ScanCore));
 	int			unit = -1;
 	int			i,
 				j;
 
-	sr->subject_id = d->subject_id;
-	sr->name = pstrdup(name);
-	sr->relid = d->relid;
-	sr->keyattno = get_attnum(sr->relid, keycol);
-	if (sr->keyattno == InvalidAttrNumber)
+	sd->subject_id = d->subject_id;
+	sd->name = pstrdup(name);
+	sd->relid = d->relid;
+	sd->keyattno = get_attnum(sd->relid, keycol);
+	if (sd->keyattno == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("key column \"%s\" of subject \"%s\" no longer exists", keycol, name)));
-	sr->keytype = get_atttype(sr->relid, sr->keyattno);
-	if (sr->keytype != INT4OID && sr->keytype != INT8OID)
+	sd->keytype = get_atttype(sd->relid, sd->keyattno);
+	if (sd->keytype != INT4OID && sd->keytype != INT8OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("live maintenance supports integer-keyed subjects only; subject \"%s\" is keyed by %s",
-						name, format_type_be(sr->keytype)),
+						name, format_type_be(sd->keytype)),
 				 errhint("Run segment.disable_live('%s') and refresh instead.", name)));
 
 	/* the definitions as of the snapshot the entry is valid for, in d's context */
 	PushActiveSnapshot(snap);
-	catalog_load_rules(sr, d->cxt);
+	catalog_load_rules(sd, d->cxt);
 	PopActiveSnapshot();
 	MemoryContextSwitchTo(d->cxt);
 
 	sc->rel = rel;
-	sc->keyattno = sr->keyattno;
-	sc->keytype = sr->keytype;
-	sc->subject = sr->name;
+	sc->keyattno = sd->keyattno;
+	sc->keytype = sd->keytype;
+	sc->subject = sd->name;
 	sc->current_unit = &unit;
-	sc->ntags = sr->ntags;
-	sc->tags = refresh_scan_tags_from_defs(sr);
-	sc->nschemes = sr->nschemes;
-	sc->schemes = refresh_scan_schemes_from_defs(sr);
-	sc->nscorecards = sr->nscorecards;
-	sc->scorecards = refresh_scan_scorecards_from_defs(sr);
-	for (i = 0; i < sr->ntags; i++)
-		sc->tags[i].planned = plan_rule(rel, sr->tags[i].rule,
-										psprintf("tag \"%s\"", sr->tags[i].name), d->as_of,
-										sr->tags[i].owner);
-	for (i = 0; i < sr->nschemes; i++)
+	sc->ntags = sd->ntags;
+	sc->tags = refresh_scan_tags_from_defs(sd);
+	sc->nschemes = sd->nschemes;
+	sc->schemes = refresh_scan_schemes_from_defs(sd);
+	sc->nscorecards = sd->nscorecards;
+	sc->scorecards = refresh_scan_scorecards_from_defs(sd);
+	for (i = 0; i < sd->ntags; i++)
+		sc->tags[i].planned = plan_rule(rel, sd->tags[i].rule,
+										psprintf("tag \"%s\"", sd->tags[i].name), d->as_of,
+										sd->tags[i].owner);
+	for (i = 0; i < sd->nschemes; i++)
 	{
 		ScanScheme *s = &sc->schemes[i];
 
@@ -188,7 +188,7 @@ compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Sn
 													   s->buckets[j].name, s->name),
 											  d->as_of, s->owner);
 	}
-	for (i = 0; i < sr->nscorecards; i++)
+	for (i = 0; i < sd->nscorecards; i++)
 	{
 		ScanScorecard *c = &sc->scorecards[i];
 
@@ -200,14 +200,14 @@ compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Sn
 
 	/* the columns of each unit, before compiling (which may scribble) */
 	d->unit_cols = palloc0(sizeof(Bitmapset *) * Max(SCAN_UNITS(sc), 1));
-	for (i = 0; i < sr->ntags; i++)
+	for (i = 0; i < sd->ntags; i++)
 	{
 		Bitmapset  *cols = NULL;
 
 		if (live_rule_columns(sc->tags[i].planned, &cols))
-			d->unit_cols[i] = bms_add_member(cols, sr->keyattno);
+			d->unit_cols[i] = bms_add_member(cols, sd->keyattno);
 	}
-	for (i = 0; i < sr->nschemes; i++)
+	for (i = 0; i < sd->nschemes; i++)
 	{
 		Bitmapset  *cols = NULL;
 		bool		exact = true;
@@ -215,9 +215,9 @@ compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Sn
 		for (j = 0; j < sc->schemes[i].nbuckets && exact; j++)
 			exact = live_rule_columns(sc->schemes[i].buckets[j].planned, &cols);
 		if (exact)
-			d->unit_cols[sr->ntags + i] = bms_add_member(cols, sr->keyattno);
+			d->unit_cols[sd->ntags + i] = bms_add_member(cols, sd->keyattno);
 	}
-	for (i = 0; i < sr->nscorecards; i++)
+	for (i = 0; i < sd->nscorecards; i++)
 	{
 		Bitmapset  *cols = NULL;
 		bool		exact = true;
@@ -225,12 +225,12 @@ compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Sn
 		for (j = 0; j < sc->scorecards[i].nitems && exact; j++)
 			exact = live_rule_columns(sc->scorecards[i].items[j].planned, &cols);
 		if (exact)
-			d->unit_cols[sr->ntags + sr->nschemes + i] = bms_add_member(cols, sr->keyattno);
+			d->unit_cols[sd->ntags + sd->nschemes + i] = bms_add_member(cols, sd->keyattno);
 	}
 	refresh_scan_compile(sc, d->as_of);
 	/* the batch slot pins the relation's descriptor: one per statement */
 	rule_scan_end(sc->rs);
-	d->defs = sr;
+	d->defs = sd;
 	d->sc = sc;
 }
 

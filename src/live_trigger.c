@@ -64,7 +64,7 @@
 typedef struct LiveErrorInfo
 {
 	const char *subject;
-	const SubjectDefs *sr;
+	const SubjectDefs *sd;
 	volatile int *current_unit;
 } LiveErrorInfo;
 
@@ -73,16 +73,16 @@ live_error_callback(void *arg)
 {
 	LiveErrorInfo *info = (LiveErrorInfo *) arg;
 	int			u = *info->current_unit;
-	const SubjectDefs *sr = info->sr;
+	const SubjectDefs *sd = info->sd;
 
-	if (u >= 0 && u < sr->ntags)
-		errcontext("live maintenance of subject \"%s\", tag \"%s\"", info->subject, sr->tags[u].name);
-	else if (u >= 0 && u < sr->ntags + sr->nschemes)
+	if (u >= 0 && u < sd->ntags)
+		errcontext("live maintenance of subject \"%s\", tag \"%s\"", info->subject, sd->tags[u].name);
+	else if (u >= 0 && u < sd->ntags + sd->nschemes)
 		errcontext("live maintenance of subject \"%s\", scheme \"%s\"", info->subject,
-				   sr->schemes[u - sr->ntags].name);
+				   sd->schemes[u - sd->ntags].name);
 	else if (u >= 0)
 		errcontext("live maintenance of subject \"%s\", scorecard \"%s\"", info->subject,
-				   sr->scorecards[u - sr->ntags - sr->nschemes].name);
+				   sd->scorecards[u - sd->ntags - sd->nschemes].name);
 	else
 		errcontext("live maintenance of subject \"%s\"", info->subject);
 }
@@ -261,7 +261,7 @@ live_statement(TriggerData *td, int32 subject_id)
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "segment live",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	const SubjectDefs *sr;
+	const SubjectDefs *sd;
 	LiveDefs   *defs;
 	ScanCore   *sc;
 	volatile int current_unit = -1;
@@ -306,7 +306,7 @@ live_statement(TriggerData *td, int32 subject_id)
 	(void) set_config_option("segment.as_of",
 							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(defs->as_of))),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	sr = defs->defs;
+	sd = defs->defs;
 	sc = defs->sc;
 	sc->current_unit = &current_unit;
 
@@ -338,8 +338,8 @@ live_statement(TriggerData *td, int32 subject_id)
 			sc->scorecards[i].skip |= !affected[sc->ntags + sc->nschemes + i];
 	}
 
-	info.subject = sr->name;
-	info.sr = sr;
+	info.subject = sd->name;
+	info.sd = sd;
 	info.current_unit = &current_unit;
 	errcb.callback = live_error_callback;
 	errcb.arg = &info;
@@ -353,12 +353,12 @@ live_statement(TriggerData *td, int32 subject_id)
 	refresh_scan_collect(sc);
 	PopActiveSnapshot();
 	gone = td->tg_oldtable != NULL ?
-		table_keys(td->tg_oldtable, RelationGetDescr(rel), sr->keyattno, sr->keytype) :
+		table_keys(td->tg_oldtable, RelationGetDescr(rel), sd->keyattno, sd->keytype) :
 		roaring_owned_create();
 
 	if (defs->entry_rules)
 		entry_before(subject_id, sc->universe, gone, entry);
-	write = live_overlay_members_to_write(sr, sc, gone, snap, affected);
+	write = live_overlay_members_to_write(sd, sc, gone, snap, affected);
 	if (affected != NULL)
 	{
 		/* the whole state of the members to write */
@@ -369,7 +369,7 @@ live_statement(TriggerData *td, int32 subject_id)
 		refresh_scan_collect(sc);
 		PopActiveSnapshot();
 	}
-	lr = live_overlay_build_rows(sr, sc, gone, write, defs->as_of);
+	lr = live_overlay_build_rows(sd, sc, gone, write, defs->as_of);
 	AtEOXact_GUC(true, nestlevel);
 	error_context_stack = errcb.previous;
 
