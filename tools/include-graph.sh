@@ -42,11 +42,12 @@ for c in *.c; do
 done
 : > "$tmp/calls"
 if (( have_objects )); then
-  for o in *.o; do
-    nm --defined-only -g "$o" | awk -v m="${o%.o}" 'NF == 3 && $2 ~ /[TDBRC]/ {print $3, m}'
+  # the objects of the sources only (an object left from a removed file is not part of the build)
+  for c in *.c; do
+    nm --defined-only -g "${c%.c}.o" | awk -v m="${c%.c}" 'NF == 3 && $2 ~ /[TDBRC]/ {print $3, m}'
   done | sort -k1,1 > "$tmp/defs"
-  for o in *.o; do
-    nm -u "$o" | awk -v m="${o%.o}" '{print $NF, m}'
+  for c in *.c; do
+    nm -u "${c%.c}.o" | awk -v m="${c%.c}" '{print $NF, m}'
   done | sort -k1,1 > "$tmp/uses"
   join "$tmp/uses" "$tmp/defs" | awk -v init="$init" '$2 != $3 && $2 != init {print $2, $3}' | sort -u > "$tmp/calls"
 fi
