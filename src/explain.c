@@ -16,6 +16,8 @@
  * are expanded into the tags they use and listed under "segments". For a
  * scheme, the buckets are tried in order until one takes the row; for a
  * scorecard, every item's points.
+ *
+ * Exports only SQL-callable functions (prefix segment_).
  */
 #include "postgres.h"
 
@@ -41,6 +43,7 @@
 #include "utils/snapmgr.h"
 
 #include "audience.h"
+#include "catalog.h"
 #include "governance.h"
 #include "rule.h"
 #include "rule_owner.h"
@@ -280,19 +283,10 @@ explain_rule(StringInfo buf, ExplainCtx *ctx, const char *rule, const char *what
 static DateADT
 last_as_of(int32 subject_id)
 {
-	Datum		arg = Int32GetDatum(subject_id);
-	Oid			argtype = INT4OID;
-	bool		isnull;
+	DateADT		as_of;
 
-	if (SPI_execute_with_args("SELECT as_of FROM segment.subject_state WHERE subject_id = $1",
-							  1, &argtype, &arg, NULL, true, 0) == SPI_OK_SELECT &&
-		SPI_processed > 0)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			return DatumGetDateADT(d);
-	}
+	if (catalog_state_as_of(subject_id, GetActiveSnapshot(), &as_of))
+		return as_of;
 	return segment_current_as_of();
 }
 
@@ -304,37 +298,19 @@ static void
 explain_scheme(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scheme_id,
 			   int64 member_id, bool row_found)
 {
-	Datum		args[2];
-	Oid			argtypes[2] = {INT4OID, INT8OID};
 	DateADT		as_of = last_as_of(subject_id);
-	SPITupleTable *tt;
-	uint64		n,
-				i;
+	CatalogRuleItem *items;
+	int			n = catalog_scheme_explain(scheme_id, member_id, &items);
+	int			i;
 	bool		placed = false;
 
-	args[0] = Int32GetDatum(scheme_id);
-	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf("SELECT b.name, b.rule, segment._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
-									   "       (SELECT %s FROM segment.scheme c WHERE c.scheme_id = b.scheme_id) "
-									   "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
-									   "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
-									   " WHERE b.scheme_id = $1 ORDER BY b.position", rule_owner_sql("scheme", "c")),
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.scheme_bucket");
-	tt = SPI_tuptable;
-	n = SPI_processed;
 	appendStringInfoString(buf, ", \"stored_bucket\": ");
 	{
 		const char *stored = NULL;
 
 		for (i = 0; i < n; i++)
-		{
-			bool		isnull;
-			Datum		in = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
-
-			if (!isnull && DatumGetBool(in))
-				stored = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
-		}
+			if (items[i].stored)
+				stored = items[i].name;
 		if (stored)
 			append_json_string(buf, stored);
 		else
@@ -350,18 +326,16 @@ explain_scheme(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scheme_i
 	appendStringInfoString(buf, ", \"buckets\": [");
 	for (i = 0; i < n && !placed; i++)
 	{
-		char	   *bucket = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
-		bool		owner_null;
+		char	   *bucket = items[i].name;
 
 		if (i > 0)
 			appendStringInfoString(buf, ", ");
 		appendStringInfoString(buf, "{\"bucket\": ");
 		append_json_string(buf, bucket);
 		appendStringInfoString(buf, ", \"rule\": ");
-		append_json_string(buf, SPI_getvalue(tt->vals[i], tt->tupdesc, 2));
-		placed = explain_rule(buf, ctx, SPI_getvalue(tt->vals[i], tt->tupdesc, 2),
-							  psprintf("bucket \"%s\"", bucket), as_of,
-							  DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &owner_null))) == RULE_TRUE;
+		append_json_string(buf, items[i].rule);
+		placed = explain_rule(buf, ctx, items[i].rule, psprintf("bucket \"%s\"", bucket), as_of,
+							  items[i].owner) == RULE_TRUE;
 		appendStringInfoString(buf, "}");
 		if (placed)
 		{
@@ -379,29 +353,16 @@ static void
 explain_scorecard(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scorecard_id,
 				  int64 member_id, bool row_found)
 {
-	Datum		args[2];
-	Oid			argtypes[2] = {INT4OID, INT8OID};
 	DateADT		as_of = last_as_of(subject_id);
-	SPITupleTable *tt;
-	uint64		n,
-				i;
+	char	   *base;
+	char	   *stored;
+	CatalogRuleItem *items;
+	int			n = catalog_scorecard_explain(scorecard_id, member_id, &base, &stored, &items);
+	int			i;
 	StringInfoData sum;
 
-	args[0] = Int32GetDatum(scorecard_id);
-	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf("SELECT c.base::text, "
-									   "       (SELECT s.score::text FROM segment._live_scores(c.scorecard_id, c.subject_id) s "
-									   "         WHERE s.members OPERATOR(segment.@>) $2), "
-									   "       i.rule, i.points::text, %s "
-									   "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
-									   " WHERE c.scorecard_id = $1 ORDER BY i.position", rule_owner_sql("scorecard", "c")),
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.scorecard");
-	tt = SPI_tuptable;
-	n = SPI_processed;
 	appendStringInfo(buf, ", \"base\": %s, \"stored_score\": %s, \"as_of\": ",
-					 SPI_getvalue(tt->vals[0], tt->tupdesc, 1),
-					 SPI_getvalue(tt->vals[0], tt->tupdesc, 2) ? SPI_getvalue(tt->vals[0], tt->tupdesc, 2) : "null");
+					 base, stored ? stored : "null");
 	append_json_string(buf, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))));
 	if (!row_found)
 	{
@@ -410,23 +371,17 @@ explain_scorecard(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 score
 	}
 	/* the score now: base plus the points of the items that are true */
 	initStringInfo(&sum);
-	appendStringInfo(&sum, "SELECT %s::numeric", SPI_getvalue(tt->vals[0], tt->tupdesc, 1));
+	appendStringInfo(&sum, "SELECT %s::numeric", base);
 	appendStringInfoString(buf, ", \"items\": [");
 	for (i = 0; i < n; i++)
 	{
-		char	   *rule = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
-		char	   *points = SPI_getvalue(tt->vals[i], tt->tupdesc, 4);
-		bool		owner_null;
-
-		if (rule == NULL)
-			break;
 		if (i > 0)
 			appendStringInfoString(buf, ", ");
-		appendStringInfo(buf, "{\"points\": %s, \"rule\": ", points);
-		append_json_string(buf, rule);
-		if (explain_rule(buf, ctx, rule, psprintf("item %d", (int) i + 1), as_of,
-						 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &owner_null))) == RULE_TRUE)
-			appendStringInfo(&sum, " + %s::numeric", points);
+		appendStringInfo(buf, "{\"points\": %s, \"rule\": ", items[i].points);
+		append_json_string(buf, items[i].rule);
+		if (explain_rule(buf, ctx, items[i].rule, psprintf("item %d", i + 1), as_of,
+						 items[i].owner) == RULE_TRUE)
+			appendStringInfo(&sum, " + %s::numeric", items[i].points);
 		appendStringInfoString(buf, "}");
 	}
 	appendStringInfoString(buf, "]");
@@ -441,69 +396,37 @@ static void
 explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 			int64 member_id, bool row_found, DateADT as_of)
 {
-	Datum		args[3];
-	Oid			argtypes[3] = {INT4OID, NAMEOID, INT8OID};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	char	   *rule;
-	bool		active;
-	bool		refreshed;
-	Datum		member;
+	CatalogTagExplain t;
 
-	args[0] = Int32GetDatum(subject_id);
-	args[1] = DirectFunctionCall1(namein, CStringGetDatum(tag));
-	args[2] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf(
-			"SELECT t.rule, t.active, s.tag_id IS NOT NULL, "
-			"       segment._live_has(s.members, t.subject_id, t.tag_id, $3), s.as_of, "
-			"       (SELECT jsonb_build_object('set_by', m.set_by, 'set_at', m.set_at, 'expires_at', m.expires_at, "
-			"                                  'expired', m.expires_at IS NOT NULL AND m.expires_at <= now()) "
-			"          FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3)::text, "
-			"       EXISTS (SELECT 1 FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3 "
-			"                  AND (m.expires_at IS NULL OR m.expires_at > now())), %s "
-			"  FROM segment.tag t LEFT JOIN segment.tag_state s USING (tag_id) "
-			" WHERE t.subject_id = $1 AND t.name = $2", rule_owner_sql("tag", "t")),
-			3, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.tag");
-	if (SPI_processed == 0)
+	if (!catalog_tag_explain(subject_id, tag, member_id, &t))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tag \"%s\" does not exist for this subject", tag)));
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	rule = SPI_getvalue(tup, desc, 1);
-	active = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
-	refreshed = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-	member = SPI_getbinval(tup, desc, 4, &isnull);
 
 	appendStringInfoString(buf, "{\"tag\": ");
 	append_json_string(buf, tag);
-	appendStringInfo(buf, ", \"active\": %s", active ? "true" : "false");
-	if (rule == NULL)
+	appendStringInfo(buf, ", \"active\": %s", t.active ? "true" : "false");
+	if (t.rule == NULL)
 	{
-		char	   *manual = SPI_getvalue(tup, desc, 6);
-		bool		has = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
-
-		appendStringInfo(buf, ", \"manual\": true, \"value\": %s, \"set\": ", has ? "true" : "false");
-		appendStringInfoString(buf, manual ? manual : "null");
+		appendStringInfo(buf, ", \"manual\": true, \"value\": %s, \"set\": ",
+						 t.manual_member ? "true" : "false");
+		appendStringInfoString(buf, t.manual_row ? t.manual_row : "null");
 		appendStringInfoString(buf, "}");
 		return;
 	}
-	if (refreshed)
+	if (t.refreshed)
 	{
-		as_of = DatumGetDateADT(SPI_getbinval(tup, desc, 5, &isnull));
-		appendStringInfo(buf, ", \"member\": %s", isnull || !DatumGetBool(member) ? "false" : "true");
+		as_of = t.has_as_of ? t.as_of : DatumGetDateADT((Datum) 0);
+		appendStringInfo(buf, ", \"member\": %s", t.has_as_of && t.member ? "true" : "false");
 	}
 	else
 		appendStringInfoString(buf, ", \"member\": null");
 	appendStringInfoString(buf, ", \"as_of\": ");
 	append_json_string(buf, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(as_of))));
 	appendStringInfoString(buf, ", \"rule\": ");
-	append_json_string(buf, rule);
+	append_json_string(buf, t.rule);
 	if (row_found)
-		(void) explain_rule(buf, ctx, rule, psprintf("tag \"%s\"", tag), as_of,
-							DatumGetObjectId(SPI_getbinval(tup, desc, 8, &isnull)));
+		(void) explain_rule(buf, ctx, t.rule, psprintf("tag \"%s\"", tag), as_of, t.owner);
 	else
 		appendStringInfoString(buf, ", \"value\": null, \"why\": \"no row with this key\"");
 	appendStringInfoString(buf, "}");
@@ -576,13 +499,7 @@ segment_explain(PG_FUNCTION_ARGS)
 	/* rules resolve and run under the pinned search_path, as in a refresh */
 	nestlevel = NewGUCNestLevel();
 	rule_pin_search_path();
-	args[0] = Int32GetDatum(si->subject_id);
-	args[1] = PointerGetDatum(cstring_to_text(what));
-	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM segment.tag t "
-							  "WHERE t.subject_id = $1 AND t.name::text = $2)",
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.tag");
-	is_tag = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	is_tag = catalog_tag_exists(si->subject_id, what);
 
 	ctx.rel = table_open(si->relid, AccessShareLock);
 	ctx.slot = table_slot_create(ctx.rel, NULL);
@@ -595,13 +512,8 @@ segment_explain(PG_FUNCTION_ARGS)
 		/* a snapshot subject: the row of the snapshot its current state is from */
 		DateADT		d;
 
-		args[0] = Int32GetDatum(si->subject_id);
-		if (SPI_execute_with_args("SELECT as_of FROM segment.subject_state WHERE subject_id = $1",
-								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read segment.subject_state");
-		if (SPI_processed == 1)
-			d = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		else if (!snapshot_find(ctx.rel, NameStr(si->snapshot_column), as_of, &d))
+		if (!catalog_state_as_of(si->subject_id, GetActiveSnapshot(), &d) &&
+			!snapshot_find(ctx.rel, NameStr(si->snapshot_column), as_of, &d))
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),
 					 errmsg("subject \"%s\" has no snapshot on or before %s", subject,
@@ -643,23 +555,11 @@ segment_explain(PG_FUNCTION_ARGS)
 	if (!is_tag)
 	{
 		/* a scheme or a scorecard of this subject? */
-		Datum		a[2];
-		Oid			t[2] = {INT4OID, TEXTOID};
+		const char *kind;
+		int32		id;
 
-		a[0] = Int32GetDatum(si->subject_id);
-		a[1] = PointerGetDatum(cstring_to_text(what));
-		if (SPI_execute_with_args("SELECT 'scheme', scheme_id FROM segment.scheme "
-								  " WHERE subject_id = $1 AND name::text = $2 "
-								  "UNION ALL "
-								  "SELECT 'scorecard', scorecard_id FROM segment.scorecard "
-								  " WHERE subject_id = $1 AND name::text = $2",
-								  2, t, a, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read segment.scheme");
-		if (SPI_processed > 0)
+		if (catalog_find_group(si->subject_id, what, &kind, &id))
 		{
-			char	   *kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-			int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-
 			appendStringInfo(&buf, ", \"%s\": ", kind);
 			append_json_string(&buf, what);
 			if (strcmp(kind, "scheme") == 0)

@@ -1,8 +1,11 @@
 /*
  * live.h
- *     Live maintenance (live.c): the overlay of per-customer rows in
+ *     Live maintenance, the refresh side (live_overlay.c): the overlay of per-customer rows in
  *     segment.live_member that statement-level triggers keep current, and
  *     the fold that a refresh runs once it has written new state.
+ *
+ * Prefix of the live files (live_trigger.c, live_defs.c, live_overlay.c):
+ * live_; SQL-callable functions segment_live_*.
  */
 #ifndef SEGMENT_LIVE_H
 #define SEGMENT_LIVE_H

@@ -13,8 +13,14 @@
  * the long form a 16-bit weight, then base-10000 digits, most significant
  * first). The layout is part of what pg_upgrade preserves, so it does not
  * change between releases; the constants below restate it.
+ *
+ * numeric_scaled_to_numeric goes back: a scaled value as a numeric datum
+ * (scorecard scores stored in segment.score_state and the live overlay).
  */
 #include "postgres.h"
+
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 
 #include "numeric_scaled.h"
 
@@ -124,6 +130,28 @@ numeric_scaled(const struct varlena *num, int128 *result)
 	}
 	*result = negative ? -acc : acc;
 	return true;
+}
+
+#define SCALED_ONE INT64CONST(100000000)
+
+Datum
+numeric_scaled_to_numeric(int128 value)
+{
+	bool		neg = value < 0;
+	int128		a = neg ? -value : value;
+	int64		ipart = (int64) (a / SCALED_ONE);
+	int64		fpart = (int64) (a % SCALED_ONE);
+	char		buf[64];
+	int			len;
+
+	len = snprintf(buf, sizeof(buf), "%s" INT64_FORMAT ".%08lld", neg ? "-" : "",
+				   ipart, (long long) fpart);
+	while (len > 0 && buf[len - 1] == '0')
+		buf[--len] = '\0';
+	if (len > 0 && buf[len - 1] == '.')
+		buf[--len] = '\0';
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 }
 
 #endif							/* HAVE_INT128 */

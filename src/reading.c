@@ -8,6 +8,8 @@
  * Membership of a tag = its last refreshed member set (rule tags) plus its
  * unexpired manual members (segment.manual_tag rows whose expires_at is null
  * or in the future). A manual tag (rule is null) needs no refresh.
+ *
+ * Exports only SQL-callable functions (prefix segment_).
  */
 #include "postgres.h"
 
@@ -19,6 +21,7 @@
 #include "utils/builtins.h"
 
 #include "audience.h"
+#include "catalog.h"
 #include "governance.h"
 #include "memberset.h"
 #include "subject.h"
@@ -51,7 +54,7 @@ segment_audience(PG_FUNCTION_ARGS)
 /*
  * segment.members(subject name, audience text) -> setof bigint, ascending.
  * Materialized: the ids go into the result store in one loop (no call per
- * row), read in batches from the set, which is not copied.
+ * row), read in batches from the set, which is not copied (subject_put_ids).
  */
 PG_FUNCTION_INFO_V1(segment_members);
 Datum
@@ -62,10 +65,6 @@ segment_members(PG_FUNCTION_ARGS)
 	char	   *aud;
 	const roaring_bitmap_t *set;
 	RoaringOwned *owned;
-	roaring_uint32_iterator_t it;
-	uint32		buf[1024];
-	Datum		values[1];
-	bool		nulls[1] = {false};
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
@@ -80,20 +79,7 @@ segment_members(PG_FUNCTION_ARGS)
 	set = audience_evaluate_view(s, aud, &owned);
 	governance_audit_export("segment.members", NameStr(s->name), aud,
 							(int64) roaring_bitmap_get_cardinality(set));
-	roaring_init_iterator(set, &it);
-	for (;;)
-	{
-		uint32		n = roaring_read_uint32_iterator(&it, buf, lengthof(buf));
-
-		if (n == 0)
-			break;
-		CHECK_FOR_INTERRUPTS();
-		for (uint32 i = 0; i < n; i++)
-		{
-			values[0] = Int64GetDatum((int64) buf[i]);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		}
-	}
+	subject_put_ids(set, rsinfo->setResult, rsinfo->setDesc);
 	roaring_owned_free(owned);
 	return (Datum) 0;
 }
@@ -145,115 +131,42 @@ segment_keys(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-/* Is there a segment of this name (of any subject)? */
-static bool
-is_segment(const char *name)
-{
-	int			spi_nest;
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {NAMEOID};
-	Datum		args[1];
-	NameData	n;
-	bool		found;
-
-	namestrcpy(&n, name);
-	args[0] = NameGetDatum(&n);
-	spi_nest = segment_spi_connect();
-	segment_saved_plan(&plan, "SELECT 1 FROM segment.segment WHERE name = $1", 1, argtypes);
-	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "segment lookup failed");
-	found = SPI_processed > 0;
-	segment_spi_finish(spi_nest);
-	return found;
-}
-
 static bool
 has_tag_internal(const SubjectInfo *s, bool known, uint32 member_id, const char *tag)
 {
-	int			spi_nest;
-	static SPIPlanPtr plan = NULL;
-	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			argtypes[2] = {NAMEOID, INT8OID};
-	Datum		args[2];
-	char		nulls[2] = {' ', known ? ' ' : 'n'};
-	NameData	tagname;
-	int			ret;
-	bool		found = false;
-	int32		subject_id = 0;
-	char	   *subject_name = NULL;
-	bool		manual = false,
-				active = false,
-				refreshed = false,
-				result = false;
+	CatalogTagMember t;
 
-	namestrcpy(&tagname, tag);
-	args[0] = NameGetDatum(&tagname);
-	args[1] = Int64GetDatum((int64) member_id);
-
-	spi_nest = segment_spi_connect();
-	segment_saved_plan(&plan,
-					   "SELECT t.subject_id, s.name::text, t.rule IS NULL, t.active,"
-					   "       st.tag_id IS NOT NULL,"
-					   "       COALESCE(t.rule IS NOT NULL"
-					   "                AND segment._live_has(st.members, t.subject_id, t.tag_id, $2), false)"
-					   "       OR EXISTS (SELECT 1 FROM segment.manual_tag m"
-					   "                   WHERE m.tag_id = t.tag_id AND m.member_id = $2"
-					   "                     AND (m.expires_at IS NULL OR m.expires_at > now()))"
-					   "  FROM segment.tag t"
-					   "  JOIN segment.subject s ON s.subject_id = t.subject_id"
-					   "  LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id"
-					   " WHERE t.name = $1",
-					   2, argtypes);
-	ret = SPI_execute_plan(plan, args, nulls, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "has_tag failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	td = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		found = true;
-		subject_id = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
-		subject_name = SPI_getvalue(tup, td, 2);
-		manual = DatumGetBool(SPI_getbinval(tup, td, 3, &isnull));
-		active = DatumGetBool(SPI_getbinval(tup, td, 4, &isnull));
-		refreshed = DatumGetBool(SPI_getbinval(tup, td, 5, &isnull));
-		result = DatumGetBool(SPI_getbinval(tup, td, 6, &isnull)) && !isnull;
-		subject_name = MemoryContextStrdup(callercxt, subject_name ? subject_name : "");
-	}
-	segment_spi_finish(spi_nest);
-
-	if (!found && is_segment(tag))
+	catalog_tag_member(tag, known, member_id, &t);
+	if (!t.found && catalog_segment_exists(tag))
 	{
 		/* a segment: is the customer in its audience? */
 		RoaringOwned *set = audience_evaluate(s, audience_quote_name(tag));
+		bool		result = known && roaring_bitmap_contains(set->bitmap, member_id);
 
-		result = known && roaring_bitmap_contains(set->bitmap, member_id);
 		roaring_owned_free(set);
 		return result;
 	}
-	if (!found)
+	if (!t.found)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tag \"%s\" does not exist", tag),
 				 errhint("The tags of subject \"%s\" are listed in segment.tag.", NameStr(s->name))));
-	if (subject_id != s->subject_id)
+	if (t.subject_id != s->subject_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tag \"%s\" belongs to subject \"%s\", not \"%s\"",
-						tag, subject_name, NameStr(s->name))));
-	if (!active)
+						tag, t.subject, NameStr(s->name))));
+	if (!t.active)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tag \"%s\" is inactive", tag),
 				 errhint("Reactivate it with segment.alter_tag('%s', active => true).", tag)));
-	if (!manual && !refreshed)
+	if (!t.manual && !t.refreshed)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tag \"%s\" has not been refreshed", tag),
 				 errhint("Run: select * from segment.refresh('%s');", NameStr(s->name))));
-	return result;
+	return t.member;
 }
 
 /* segment.has_tag(subject name, key bigint, tag name) -> boolean */
@@ -285,38 +198,9 @@ segment_has_tag_text(PG_FUNCTION_ARGS)
 static Datum
 tags_internal(const SubjectInfo *s, bool known, uint32 member_id)
 {
-	int			spi_nest;
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[2] = {INT4OID, INT8OID};
-	Datum		args[2];
-	Datum		result;
-	bool		isnull;
-	int			ret;
-
 	if (!known)
 		return PointerGetDatum(construct_empty_array(TEXTOID));
-
-	args[0] = Int32GetDatum(s->subject_id);
-	args[1] = Int64GetDatum((int64) member_id);
-	spi_nest = segment_spi_connect();
-	segment_saved_plan(&plan,
-					   "SELECT COALESCE(array_agg(t.name::text ORDER BY t.name), '{}')"
-					   "  FROM segment.tag t"
-					   "  LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id"
-					   " WHERE t.subject_id = $1 AND t.active"
-					   "   AND ((t.rule IS NOT NULL AND st.tag_id IS NOT NULL"
-					   "         AND segment._live_has(st.members, t.subject_id, t.tag_id, $2))"
-					   "        OR EXISTS (SELECT 1 FROM segment.manual_tag m"
-					   "                    WHERE m.tag_id = t.tag_id AND m.member_id = $2"
-					   "                      AND (m.expires_at IS NULL OR m.expires_at > now())))",
-					   2, argtypes);
-	ret = SPI_execute_plan(plan, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "tags failed: %s", SPI_result_code_string(ret));
-	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	result = SPI_datumTransfer(result, false, -1);
-	segment_spi_finish(spi_nest);
-	return result;
+	return catalog_member_tags(s->subject_id, member_id);
 }
 
 /* segment.tags(subject name, key bigint) -> text[] */

@@ -13,6 +13,9 @@
  * received belongs to and keep isolating a failing rule the way a serial
  * refresh does: the tag fails with its own error, whichever worker's error
  * arrived first.
+ *
+ * Prefix: refresh_parallel_ (segment_refresh_worker: the worker entry point,
+ * looked up by name).
  */
 #include "postgres.h"
 
@@ -270,11 +273,11 @@ segment_refresh_worker(dsm_segment *seg, shm_toc *toc)
 
 	PG_TRY();
 	{
-		scan_core_compile(&sc, shared->as_of);
+		refresh_scan_compile(&sc, shared->as_of);
 		scan = table_beginscan_parallel(sc.scan_rel ? sc.scan_rel : sc.rel, pscan);
-		scan_core_run(&sc, scan, false);
+		refresh_scan_run(&sc, scan, false);
 		table_endscan(scan);
-		scan_core_finish(&sc);
+		refresh_scan_finish(&sc);
 	}
 	PG_CATCH();
 	{
@@ -408,7 +411,7 @@ receive_results(ScanCore *sc, shm_mq_handle *mqh)
 			merge_set(sc->schemes[h.unit].buckets[h.bucket].set, body, bodylen);
 		else if (h.kind == MSG_SCORE && h.unit >= 0 && h.unit < sc->nscorecards &&
 				 !sc->scorecards[h.unit].skip)
-			merge_set(scan_score_set(&sc->scorecards[h.unit], h.score)->set, body, bodylen);
+			merge_set(refresh_scan_score_set(&sc->scorecards[h.unit], h.score)->set, body, bodylen);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
@@ -466,7 +469,7 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	MemoryContext oldcxt;
 	int			i;
 
-	scan_core_compile(sc, as_of);
+	refresh_scan_compile(sc, as_of);
 	EnterParallelMode();
 	pcxt = CreateParallelContext("segment", "segment_refresh_worker", nworkers);
 	shm_toc_estimate_chunk(&pcxt->estimator, SHARED_REFRESH_SIZE(nworkers));
@@ -515,9 +518,9 @@ refresh_parallel_scan(ScanCore *sc, int nworkers, DateADT as_of)
 	{
 		/* the leader takes its share of blocks too */
 		scan = table_beginscan_parallel(heap, pscan);
-		scan_core_run(sc, scan, true);
+		refresh_scan_run(sc, scan, true);
 		table_endscan(scan);
-		scan_core_finish(sc);
+		refresh_scan_finish(sc);
 		for (i = 0; i < pcxt->nworkers_launched; i++)
 			receive_results(sc, handles[i]);
 		WaitForParallelWorkersToFinish(pcxt);

@@ -8,6 +8,7 @@
  * SECURITY_RESTRICTED_OPERATION (rule_owner.h), switched per unit and per
  * batch; the scan itself, the key map and the sets run as the scanning
  * role. On error the caller's (sub)transaction abort restores the user id.
+ * Prefix of exported symbols: refresh_scan_.
  */
 #include "postgres.h"
 
@@ -76,8 +77,78 @@ compile_rule(ScanCore *sc, ScanTag *t, const char *what, DateADT as_of, bool wit
 	}
 }
 
+ScanTag *
+refresh_scan_tags_from_defs(const SubjectDefs *defs)
+{
+	ScanTag    *tags = palloc0(sizeof(ScanTag) * Max(defs->ntags, 1));
+	int			i;
+
+	for (i = 0; i < defs->ntags; i++)
+	{
+		tags[i].name = defs->tags[i].name;
+		tags[i].rule = defs->tags[i].rule;
+		tags[i].owner = defs->tags[i].owner;
+	}
+	return tags;
+}
+
+/* The items of a scheme or scorecard as scan tags. */
+static ScanTag *
+group_items(const RuleGroupDef *g)
+{
+	ScanTag    *items = palloc0(sizeof(ScanTag) * Max(g->nitems, 1));
+	int			j;
+
+	for (j = 0; j < g->nitems; j++)
+	{
+		items[j].name = g->item_names[j];
+		items[j].rule = g->rules[j];
+	}
+	return items;
+}
+
+ScanScheme *
+refresh_scan_schemes_from_defs(const SubjectDefs *defs)
+{
+	ScanScheme *schemes = palloc0(sizeof(ScanScheme) * Max(defs->nschemes, 1));
+	int			i;
+
+	for (i = 0; i < defs->nschemes; i++)
+	{
+		const RuleGroupDef *g = &defs->schemes[i];
+
+		schemes[i].name = g->name;
+		schemes[i].owner = g->owner;
+		schemes[i].nbuckets = g->nitems;
+		schemes[i].buckets = group_items(g);
+	}
+	return schemes;
+}
+
+ScanScorecard *
+refresh_scan_scorecards_from_defs(const SubjectDefs *defs)
+{
+	ScanScorecard *cards = palloc0(sizeof(ScanScorecard) * Max(defs->nscorecards, 1));
+	int			i;
+
+	for (i = 0; i < defs->nscorecards; i++)
+	{
+		const RuleGroupDef *g = &defs->scorecards[i];
+
+		cards[i].name = g->name;
+		cards[i].owner = g->owner;
+		cards[i].skip = g->error != NULL;
+		cards[i].base = g->base;
+		cards[i].nitems = g->nitems;
+		cards[i].items = group_items(g);
+		cards[i].points = palloc0(sizeof(ScoreValue) * Max(g->nitems, 1));
+		memcpy(cards[i].points, g->points, sizeof(ScoreValue) * g->nitems);
+	}
+	return cards;
+}
+
 ScoreSet *
-scan_score_set(ScanScorecard *card, ScoreValue score)
+refresh_scan_score_set(ScanScorecard *card, ScoreValue score)
 {
 	bool		found;
 	ScoreSet   *ss = hash_search(card->scores, &score, HASH_ENTER, &found);
@@ -92,7 +163,7 @@ scan_score_set(ScanScorecard *card, ScoreValue score)
 }
 
 void
-scan_core_compile(ScanCore *sc, DateADT as_of)
+refresh_scan_compile(ScanCore *sc, DateADT as_of)
 {
 	int			i,
 				j;
@@ -232,7 +303,7 @@ batch_scorecard(ScanCore *sc, ScanScorecard *c, const uint32 *ids, int nrows)
 	for (r = 0; r < nrows; r++)
 	{
 		if (last == NULL || last->score != score[r])
-			last = scan_score_set(c, score[r]);
+			last = refresh_scan_score_set(c, score[r]);
 		last->buf[last->nbuf++] = ids[r];
 		if (last->nbuf == ID_BUFFER_SIZE)
 			flush_ids(last->set, last->buf, &last->nbuf);
@@ -332,7 +403,7 @@ report_progress(ScanCore *sc, TableScanDesc scan)
 }
 
 void
-scan_core_add_slot(ScanCore *sc, TupleTableSlot *slot, uint32 *ids)
+refresh_scan_add_slot(ScanCore *sc, TupleTableSlot *slot, uint32 *ids)
 {
 	RuleScan   *rs = sc->rs;
 
@@ -352,13 +423,13 @@ scan_core_add_slot(ScanCore *sc, TupleTableSlot *slot, uint32 *ids)
 }
 
 void
-scan_core_flush(ScanCore *sc, uint32 *ids)
+refresh_scan_flush(ScanCore *sc, uint32 *ids)
 {
 	flush_batch(sc, ids);
 }
 
 void
-scan_core_run(ScanCore *sc, TableScanDesc scan, bool report)
+refresh_scan_run(ScanCore *sc, TableScanDesc scan, bool report)
 {
 	/* the scanned relation's slot: a leaf partition's, when rel is its parent */
 	TupleTableSlot *slot = table_slot_create(scan->rs_rd, NULL);
@@ -368,7 +439,7 @@ scan_core_run(ScanCore *sc, TableScanDesc scan, bool report)
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		CHECK_FOR_INTERRUPTS();
-		scan_core_add_slot(sc, slot, ids);
+		refresh_scan_add_slot(sc, slot, ids);
 
 		if (report && (sc->rows & 0xFFFF) == 0 && segment_progress_seconds > 0 &&
 			TimestampDifferenceExceeds(last_report, GetCurrentTimestamp(),
@@ -384,7 +455,7 @@ scan_core_run(ScanCore *sc, TableScanDesc scan, bool report)
 
 /* Flush every buffer into its set; the programs stay compiled. */
 void
-scan_core_collect(ScanCore *sc)
+refresh_scan_collect(ScanCore *sc)
 {
 	int			i;
 
@@ -424,9 +495,9 @@ scan_core_collect(ScanCore *sc)
 }
 
 void
-scan_core_finish(ScanCore *sc)
+refresh_scan_finish(ScanCore *sc)
 {
-	scan_core_collect(sc);
+	refresh_scan_collect(sc);
 	FreeExprContext(sc->econtext, true);
 	sc->rs = NULL;
 	sc->econtext = NULL;
@@ -436,10 +507,10 @@ scan_core_finish(ScanCore *sc)
  * A compiled core evaluates another set of rows: empty sets in
  * CurrentMemoryContext, empty buffers and batch (whatever an error left in
  * them), the relation as opened now. The buffers and programs stay where
- * scan_core_compile put them.
+ * refresh_scan_compile put them.
  */
 void
-scan_core_restart(ScanCore *sc, Relation rel)
+refresh_scan_restart(ScanCore *sc, Relation rel)
 {
 	int			i,
 				j;

@@ -5,7 +5,7 @@
  *     a time and collect member ids into CRoaring bitmaps: one per tag, one
  *     per scheme bucket (first matching bucket wins), one per distinct score
  *     of each scorecard. The leader and parallel workers (refresh_parallel.c)
- *     run the same code over their share of the table.
+ *     run the same code over their share of the table. Prefix: refresh_scan_.
  */
 #ifndef SEGMENT_REFRESH_SCAN_H
 #define SEGMENT_REFRESH_SCAN_H
@@ -15,8 +15,10 @@
 #include "access/tableam.h"
 #include "utils/date.h"
 
+#include "catalog.h"
 #include "id_window.h"
 #include "memberset.h"
+#include "numeric_scaled.h"
 #include "rule.h"
 
 #define ID_BUFFER_SIZE 2048
@@ -44,12 +46,6 @@ typedef struct ScanScheme
 	int			nbuckets;
 	ScanTag    *buckets;
 } ScanScheme;
-
-#ifdef HAVE_INT128
-typedef int128 ScoreValue;		/* score * 10^8, exact */
-#else
-#error "segment needs a 128-bit integer type"
-#endif
 
 /* The members with one score. */
 typedef struct ScoreSet
@@ -115,29 +111,39 @@ typedef struct ScanCore
 
 #define SCAN_UNITS(sc) ((sc)->ntags + (sc)->nschemes + (sc)->nscorecards)
 
+/*
+ * The scan units of the definitions (catalog.h), in CurrentMemoryContext:
+ * name, rule and owner of every tag; the buckets of every scheme; base,
+ * items and points of every scorecard (skipped when its definition has an
+ * error). Rules and names point into defs.
+ */
+extern ScanTag *refresh_scan_tags_from_defs(const SubjectDefs *defs);
+extern ScanScheme *refresh_scan_schemes_from_defs(const SubjectDefs *defs);
+extern ScanScorecard *refresh_scan_scorecards_from_defs(const SubjectDefs *defs);
+
 /* The set of one score of a scorecard, created on first use. */
-extern ScoreSet *scan_score_set(ScanScorecard *card, ScoreValue score);
+extern ScoreSet *refresh_scan_score_set(ScanScorecard *card, ScoreValue score);
 
 /* Compile the tags that are not skipped; create their empty sets. */
-extern void scan_core_compile(ScanCore *sc, DateADT as_of);
+extern void refresh_scan_compile(ScanCore *sc, DateADT as_of);
 /* Read every row `scan` returns (a serial or a parallel scan). */
-extern void scan_core_run(ScanCore *sc, TableScanDesc scan, bool report_progress);
+extern void refresh_scan_run(ScanCore *sc, TableScanDesc scan, bool report_progress);
 /*
  * Or feed rows one slot at a time (live maintenance reads transition
  * tables); ids is the caller's array of RULE_BATCH_ROWS member ids, and
- * scan_core_flush evaluates the last partial batch.
+ * refresh_scan_flush evaluates the last partial batch.
  */
-extern void scan_core_add_slot(ScanCore *sc, TupleTableSlot *slot, uint32 *ids);
-extern void scan_core_flush(ScanCore *sc, uint32 *ids);
+extern void refresh_scan_add_slot(ScanCore *sc, TupleTableSlot *slot, uint32 *ids);
+extern void refresh_scan_flush(ScanCore *sc, uint32 *ids);
 /* Flush buffers into the sets; free the evaluation state. */
-extern void scan_core_finish(ScanCore *sc);
+extern void refresh_scan_finish(ScanCore *sc);
 /*
  * Live maintenance compiles once and evaluates statement after statement:
- * scan_core_collect flushes the buffers into the sets and keeps the
- * programs; scan_core_restart gives the compiled core new empty sets (in
+ * refresh_scan_collect flushes the buffers into the sets and keeps the
+ * programs; refresh_scan_restart gives the compiled core new empty sets (in
  * CurrentMemoryContext) and an empty batch for the next rows.
  */
-extern void scan_core_collect(ScanCore *sc);
-extern void scan_core_restart(ScanCore *sc, Relation rel);
+extern void refresh_scan_collect(ScanCore *sc);
+extern void refresh_scan_restart(ScanCore *sc, Relation rel);
 
 #endif							/* SEGMENT_REFRESH_SCAN_H */

@@ -24,6 +24,8 @@
  * user function or a domain in a rule, a text key, which needs the
  * coordinator's key map, a failure on a worker) falls back to reading the
  * rows through the coordinator (subject_source.c), which is exact too.
+ *
+ * Prefix: refresh_shards_ (segment_citus_pushdown: the GUC's variable).
  */
 #include "postgres.h"
 
@@ -338,7 +340,7 @@ fill_scan(ScanCore *sc, ShardUnit *units, int nunits, ShardSets **results, int n
 			for (j = 0; j < c->nitems; j++)
 				if (roaring_bitmap_contains(items[j], it.current_value))
 					score += c->points[j];
-			ss = scan_score_set(c, score);
+			ss = refresh_scan_score_set(c, score);
 			ss->buf[ss->nbuf++] = it.current_value;
 			if (ss->nbuf == ID_BUFFER_SIZE)
 			{

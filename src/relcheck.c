@@ -6,9 +6,10 @@
  *     any code opens the relation.
  *
  * segment._rule_columns(relation regclass, rule text, what text) is declared
- * over segment_rule_columns_checked, which checks and then hands the same
- * call to segment_rule_columns (rule_parse.c). It cannot be STRICT: `what`
- * is NULL when a rule is validated outside a definition.
+ * over segment_rule_columns_checked (rule_parse.c), which checks with
+ * relcheck_readable and then hands the same call to segment_rule_columns.
+ * It cannot be STRICT: `what` is NULL when a rule is validated outside a
+ * definition.
  *
  * Why the SELECT check: rule analysis reports column names and types in its
  * errors, so without it a role could learn the shape of a table it may not
@@ -26,8 +27,6 @@
 #include "utils/rel.h"
 
 #include "relcheck.h"
-
-extern PGDLLEXPORT Datum segment_rule_columns(PG_FUNCTION_ARGS);
 
 /*
  * Lock a relation given by OID in AccessShareLock for the rest of the
@@ -60,24 +59,4 @@ relcheck_readable(Oid relid, const char *what)
 	}
 	/* keep the lock: the caller opens it next and it must still be there */
 	relation_close(rel, NoLock);
-}
-
-/*
- * segment._rule_columns(relation regclass, rule text, what text) -> name[]
- * The checks above, then rule_parse.c's segment_rule_columns.
- */
-PG_FUNCTION_INFO_V1(segment_rule_columns_checked);
-Datum
-segment_rule_columns_checked(PG_FUNCTION_ARGS)
-{
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("relation must not be NULL")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("rule must not be NULL")));
-	relcheck_readable(PG_GETARG_OID(0), "relation");
-	return segment_rule_columns(fcinfo);
 }

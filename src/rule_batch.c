@@ -59,7 +59,7 @@ rule_scan_create(Relation rel, ExprContext *econtext)
 
 /* The store of column attidx, created on first use. */
 int
-column_store(RuleScan *scan, int attidx)
+rule_column_store(RuleScan *scan, int attidx)
 {
 	ColumnStore *cs;
 	Form_pg_attribute att;
@@ -86,9 +86,9 @@ column_store(RuleScan *scan, int attidx)
 
 /* A store that also converts to i / f for native comparisons. */
 int
-column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk)
+rule_column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk)
 {
-	int			c = column_store(scan, attidx);
+	int			c = rule_column_store(scan, attidx);
 	ColumnStore *cs = scan->cols[c];
 
 	switch (cls)
@@ -119,7 +119,7 @@ column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk)
 
 /* Text equality on this store compares keys first (text_key). */
 void
-column_store_want_text_key(RuleScan *scan, int col)
+rule_column_store_want_text_key(RuleScan *scan, int col)
 {
 	ColumnStore *cs = scan->cols[col];
 
@@ -133,7 +133,7 @@ column_store_want_text_key(RuleScan *scan, int col)
  * constants; one store per distinct definition.
  */
 int
-column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
+rule_column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
 					 Oid funcoid, Oid restype, bool result_int4)
 {
 	ColumnStore *cs;
@@ -184,7 +184,7 @@ column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
 }
 
 FetchKind
-fetch_kind_for(Oid typid, CmpClass *cls)
+rule_fetch_kind_for(Oid typid, CmpClass *cls)
 {
 	switch (typid)
 	{
@@ -221,7 +221,7 @@ fetch_kind_for(Oid typid, CmpClass *cls)
 }
 
 int64
-fetch_int(FetchKind fk, Datum d)
+rule_fetch_int(FetchKind fk, Datum d)
 {
 	switch (fk)
 	{
@@ -456,7 +456,7 @@ rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 		{
 			case SK_INT:
 				cs->d[r] = d;
-				cs->i[r] = fetch_int(st->fetch, d);
+				cs->i[r] = rule_fetch_int(st->fetch, d);
 				break;
 			case SK_FLOAT4:
 				cs->d[r] = d;
@@ -567,7 +567,7 @@ compare_value(RuleScan *scan, RuleNode *n, ColumnStore *cs, int r, const CmpCons
 					bool		isnull;
 
 					return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
-															 numeric_store_datum(scan, cs, r, &isnull),
+															 rule_numeric_store_datum(scan, cs, r, &isnull),
 															 c->d));
 				}
 				return DatumGetInt32(DirectFunctionCall2(numeric_cmp, cs->d[r], c->d));
@@ -783,7 +783,7 @@ compute_derived(RuleScan *scan, ColumnStore *cs)
 #ifdef HAVE_INT128
 	if (DERIVE_IS_NUMERIC(cs->derive))
 	{
-		numeric_derive_batch(scan, cs);
+		rule_numeric_derive_batch(scan, cs);
 		return;
 	}
 #endif
@@ -934,7 +934,7 @@ eval_cmp_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T,
 	}
 	/* errors before NULLs: on every active row, not only the non-NULL ones */
 	if (DERIVE_IS_NUMERIC(cs->derive))
-		numeric_store_prepare(scan, cs, active);
+		rule_numeric_store_prepare(scan, cs, active);
 	else if (cs->derive != DV_NONE)
 		check_derived_errors(scan, cs, active);
 
@@ -1114,7 +1114,7 @@ store_evaluate_row(RuleScan *scan, ColumnStore *cs, int r)
 		bool		isnull;
 
 		if (cs->n_slow.w[r >> 6] & b)
-			(void) numeric_store_datum(scan, cs, r, &isnull);
+			(void) rule_numeric_store_datum(scan, cs, r, &isnull);
 	}
 	else if (cs->errors.w[r >> 6] & b)
 		raise_derived_error(scan, cs, r);
@@ -1181,8 +1181,8 @@ eval_cmp2_batch(RuleScan *scan, RuleNode *n, const RuleMask *active, RuleMask *T
 				{
 					bool		anull,
 								bnull;
-					Datum		ad = numeric_store_datum(scan, a, r, &anull);
-					Datum		bd = numeric_store_datum(scan, b, r, &bnull);
+					Datum		ad = rule_numeric_store_datum(scan, a, r, &anull);
+					Datum		bd = rule_numeric_store_datum(scan, b, r, &bnull);
 
 					if (strategy_holds(strategy, DatumGetInt32(DirectFunctionCall2(numeric_cmp, ad, bd))))
 						holds.w[r >> 6] |= UINT64CONST(1) << (r & 63);

@@ -114,7 +114,7 @@ static bool
 make_const(CmpConst *c, Const *k, CmpClass cls, ConstConv conv, int *strategy)
 {
 	CmpClass	kcls;
-	FetchKind	kf = fetch_kind_for(k->consttype, &kcls);
+	FetchKind	kf = rule_fetch_kind_for(k->consttype, &kcls);
 
 	memset(c, 0, sizeof(CmpConst));
 	c->isnull = k->constisnull;
@@ -189,7 +189,7 @@ make_const(CmpConst *c, Const *k, CmpClass cls, ConstConv conv, int *strategy)
 	switch (cls)
 	{
 		case CC_INT:
-			c->i = fetch_int(kf, k->constvalue);
+			c->i = rule_fetch_int(kf, k->constvalue);
 			break;
 		case CC_FLOAT:
 			c->f = kf == FK_FLOAT4 ? (double) DatumGetFloat4(k->constvalue)
@@ -229,8 +229,8 @@ native_comparison(Oid opno, Oid valtype, Oid consttype, Oid collid,
 	CmpClass	valcls,
 				constcls;
 
-	if (fetch_kind_for(valtype, &valcls) == FK_NONE ||
-		fetch_kind_for(consttype, &constcls) == FK_NONE ||
+	if (rule_fetch_kind_for(valtype, &valcls) == FK_NONE ||
+		rule_fetch_kind_for(consttype, &constcls) == FK_NONE ||
 		valcls != constcls)
 		return false;
 
@@ -369,7 +369,7 @@ compile_value(RuleProgram *prog, Node *expr, CmpClass *cls, Oid *typid)
 		{
 			*cls = CC_TEXT_ORD;
 			*typid = TEXTOID;
-			return column_store_native(prog->scan, ((Var *) inner)->varattno - 1,
+			return rule_column_store_native(prog->scan, ((Var *) inner)->varattno - 1,
 									   CC_TEXT_ORD, FK_DATUM);
 		}
 		return -1;
@@ -381,11 +381,11 @@ compile_value(RuleProgram *prog, Node *expr, CmpClass *cls, Oid *typid)
 
 		if (v->varattno <= 0)
 			return -1;
-		fk = fetch_kind_for(v->vartype, cls);
+		fk = rule_fetch_kind_for(v->vartype, cls);
 		if (fk == FK_NONE)
 			return -1;
 		*typid = v->vartype;
-		return column_store_native(prog->scan, v->varattno - 1, *cls, fk);
+		return rule_column_store_native(prog->scan, v->varattno - 1, *cls, fk);
 	}
 	if (IsA(expr, OpExpr) && list_length(((OpExpr *) expr)->args) == 2)
 	{
@@ -406,7 +406,7 @@ compile_value(RuleProgram *prog, Node *expr, CmpClass *cls, Oid *typid)
 					return -1;
 				*cls = CC_NUMERIC;
 				*typid = NUMERICOID;
-				return column_store_derived(prog->scan,
+				return rule_column_store_derived(prog->scan,
 											op->opfuncid == F_NUMERIC_ADD ? DV_NUM_ADD :
 											op->opfuncid == F_NUMERIC_SUB ? DV_NUM_SUB : DV_NUM_MUL,
 											a, b, op->opfuncid, NUMERICOID, false);
@@ -452,7 +452,7 @@ compile_value(RuleProgram *prog, Node *expr, CmpClass *cls, Oid *typid)
 			return -1;
 		*cls = CC_INT;
 		*typid = op->opresulttype;
-		return column_store_derived(prog->scan, kind, a, b, op->opfuncid,
+		return rule_column_store_derived(prog->scan, kind, a, b, op->opfuncid,
 									op->opresulttype, int4_result);
 	}
 	if (IsA(expr, CoalesceExpr) && list_length(((CoalesceExpr *) expr)->args) == 2)
@@ -466,7 +466,7 @@ compile_value(RuleProgram *prog, Node *expr, CmpClass *cls, Oid *typid)
 			return -1;
 		*cls = CC_INT;
 		*typid = ce->coalescetype;
-		return column_store_derived(prog->scan, DV_COALESCE, a, b, InvalidOid,
+		return rule_column_store_derived(prog->scan, DV_COALESCE, a, b, InvalidOid,
 									ce->coalescetype, false);
 	}
 	return -1;
@@ -491,7 +491,7 @@ compile_fallback(RuleProgram *prog, Expr *expr)
 		int			attidx = a + FirstLowInvalidHeapAttributeNumber - 1;
 
 		if (attidx >= 0)
-			n->reads[n->nreads++] = column_store(prog->scan, attidx);
+			n->reads[n->nreads++] = rule_column_store(prog->scan, attidx);
 	}
 	return n;
 }
@@ -611,7 +611,7 @@ compile_opexpr(RuleProgram *prog, OpExpr *op)
 	if (n->col < 0)
 		return NULL;
 	if (cls == CC_TEXT_EQ)
-		column_store_want_text_key(prog->scan, n->col);
+		rule_column_store_want_text_key(prog->scan, n->col);
 	n->cmpclass = cls;
 	n->strategy = strategy;
 	n->collid = op->inputcollid;
@@ -676,7 +676,7 @@ compile_saop(RuleProgram *prog, ScalarArrayOpExpr *saop)
 	if (n->col < 0)
 		return NULL;
 	if (cls == CC_TEXT_EQ)
-		column_store_want_text_key(prog->scan, n->col);
+		rule_column_store_want_text_key(prog->scan, n->col);
 	return n;
 }
 
@@ -759,7 +759,7 @@ compile_node(RuleProgram *prog, Expr *expr)
 				if (v->vartype == BOOLOID && v->varattno > 0)
 				{
 					n = new_node(RN_BOOLVAR);
-					n->col = column_store_native(prog->scan, v->varattno - 1, CC_INT, FK_BOOL);
+					n->col = rule_column_store_native(prog->scan, v->varattno - 1, CC_INT, FK_BOOL);
 				}
 			}
 			break;
@@ -771,7 +771,7 @@ compile_node(RuleProgram *prog, Expr *expr)
 				if (!nt->argisrow && IsA(arg, Var) && ((Var *) arg)->varattno > 0)
 				{
 					n = new_node(RN_NULLTEST);
-					n->col = column_store(prog->scan, ((Var *) arg)->varattno - 1);
+					n->col = rule_column_store(prog->scan, ((Var *) arg)->varattno - 1);
 					n->isnull_test = nt->nulltesttype == IS_NULL;
 				}
 			}

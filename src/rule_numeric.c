@@ -9,7 +9,7 @@
  * more than 8 decimals or is 10^20 and beyond, an int128 overflow, a product
  * with more than 8 decimals. A slow row's value is computed by PostgreSQL's
  * own numeric_add / numeric_sub / numeric_mul, and only when a comparison
- * evaluates that row (numeric_store_prepare, numeric_store_datum), so
+ * evaluates that row (rule_numeric_store_prepare, rule_numeric_store_datum), so
  * PostgreSQL's errors (a value that overflows the numeric format) are raised
  * where PostgreSQL raises them and nowhere else. As PostgreSQL's strict
  * operators do, both operands are evaluated, left first, before a NULL
@@ -36,7 +36,7 @@
 
 /* Compute the store's scaled values for the batch; mark the slow rows. */
 void
-numeric_derive_batch(RuleScan *scan, ColumnStore *cs)
+rule_numeric_derive_batch(RuleScan *scan, ColumnStore *cs)
 {
 	ColumnStore *a = cs->a.col >= 0 ? scan->cols[cs->a.col] : NULL;
 	ColumnStore *b = cs->b.col >= 0 ? scan->cols[cs->b.col] : NULL;
@@ -93,7 +93,7 @@ numeric_derive_batch(RuleScan *scan, ColumnStore *cs)
  * error for the row.
  */
 Datum
-numeric_store_datum(RuleScan *scan, ColumnStore *cs, int r, bool *isnull)
+rule_numeric_store_datum(RuleScan *scan, ColumnStore *cs, int r, bool *isnull)
 {
 	Datum		da,
 				db,
@@ -107,8 +107,8 @@ numeric_store_datum(RuleScan *scan, ColumnStore *cs, int r, bool *isnull)
 		return cs->d[r];
 	}
 	check_stack_depth();
-	da = cs->a.col >= 0 ? numeric_store_datum(scan, scan->cols[cs->a.col], r, &anull) : cs->a.kd;
-	db = cs->b.col >= 0 ? numeric_store_datum(scan, scan->cols[cs->b.col], r, &bnull) : cs->b.kd;
+	da = cs->a.col >= 0 ? rule_numeric_store_datum(scan, scan->cols[cs->a.col], r, &anull) : cs->a.kd;
+	db = cs->b.col >= 0 ? rule_numeric_store_datum(scan, scan->cols[cs->b.col], r, &bnull) : cs->b.kd;
 	if (!anull && !bnull)
 	{
 		MemoryContext old = MemoryContextSwitchTo(scan->econtext->ecxt_per_tuple_memory);
@@ -139,7 +139,7 @@ numeric_store_datum(RuleScan *scan, ColumnStore *cs, int r, bool *isnull)
  * errors, as PostgreSQL would meet them.
  */
 void
-numeric_store_prepare(RuleScan *scan, ColumnStore *cs, const RuleMask *rows)
+rule_numeric_store_prepare(RuleScan *scan, ColumnStore *cs, const RuleMask *rows)
 {
 	int			w;
 
@@ -153,7 +153,7 @@ numeric_store_prepare(RuleScan *scan, ColumnStore *cs, const RuleMask *rows)
 		{
 			bool		isnull;
 
-			(void) numeric_store_datum(scan, cs, w * 64 + pg_rightmost_one_pos64(todo), &isnull);
+			(void) rule_numeric_store_datum(scan, cs, w * 64 + pg_rightmost_one_pos64(todo), &isnull);
 		}
 	}
 }

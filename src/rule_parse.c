@@ -516,3 +516,23 @@ segment_rule_canonical(PG_FUNCTION_ARGS)
 	table_close(rel, AccessShareLock);
 	PG_RETURN_TEXT_P(cstring_to_text(canonical));
 }
+
+/*
+ * segment._rule_columns(relation regclass, rule text, what text) -> name[]
+ * relcheck.c's checks, then segment_rule_columns.
+ */
+PG_FUNCTION_INFO_V1(segment_rule_columns_checked);
+Datum
+segment_rule_columns_checked(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("relation must not be NULL")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rule must not be NULL")));
+	relcheck_readable(PG_GETARG_OID(0), "relation");
+	return segment_rule_columns(fcinfo);
+}

@@ -3,6 +3,9 @@
  *     Internals shared by rule_compile.c, which turns analysed rules into
  *     programs, and rule_batch.c, which keeps the batch of rows and runs the
  *     programs over it. Nothing outside those two files includes this.
+ *
+ * Prefix of exported symbols of the rule files (rule_parse.c, rule_compile.c,
+ * rule_batch.c, rule_numeric.c, rule_owner.c, rule_matches.c): rule_.
  */
 #ifndef SEGMENT_RULE_PROGRAM_H
 #define SEGMENT_RULE_PROGRAM_H
@@ -245,17 +248,17 @@ text_key(const char *s, int len)
 }
 
 /* rule_batch.c */
-extern int	column_store(RuleScan *scan, int attidx);
-extern int	column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk);
-extern void column_store_want_text_key(RuleScan *scan, int col);
-extern int	column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
+extern int	rule_column_store(RuleScan *scan, int attidx);
+extern int	rule_column_store_native(RuleScan *scan, int attidx, CmpClass cls, FetchKind fk);
+extern void rule_column_store_want_text_key(RuleScan *scan, int col);
+extern int	rule_column_store_derived(RuleScan *scan, DeriveKind kind, Operand a, Operand b,
 								 Oid funcoid, Oid restype, bool result_int4);
-extern FetchKind fetch_kind_for(Oid typid, CmpClass *cls);
-extern int64 fetch_int(FetchKind fk, Datum d);
+extern FetchKind rule_fetch_kind_for(Oid typid, CmpClass *cls);
+extern int64 rule_fetch_int(FetchKind fk, Datum d);
 
 /* rule_numeric.c: numeric + - * computed per batch as scaled int128 */
-extern void numeric_derive_batch(RuleScan *scan, ColumnStore *cs);
-extern Datum numeric_store_datum(RuleScan *scan, ColumnStore *cs, int r, bool *isnull);
-extern void numeric_store_prepare(RuleScan *scan, ColumnStore *cs, const RuleMask *rows);
+extern void rule_numeric_derive_batch(RuleScan *scan, ColumnStore *cs);
+extern Datum rule_numeric_store_datum(RuleScan *scan, ColumnStore *cs, int r, bool *isnull);
+extern void rule_numeric_store_prepare(RuleScan *scan, ColumnStore *cs, const RuleMask *rows);
 
 #endif							/* SEGMENT_RULE_PROGRAM_H */

@@ -24,7 +24,7 @@ extern bool segment_as_of_check(char **newval, void **extra, GucSource source);
 
 /*
  * Advisory lock class ordering live writers with a refresh that moves a
- * subject's evaluation date (live.c): writers hold it shared from their first
+ * subject's evaluation date (live_overlay.c): writers hold it shared from their first
  * live trigger to the end of their transaction, such a refresh exclusively
  * from before its snapshot to its end. Key: the subject id.
  */

@@ -7,6 +7,8 @@
  *
  * Segments themselves are evaluated by audience.c wherever an audience is
  * read.
+ *
+ * Exports only SQL-callable functions (prefix segment_).
  */
 #include "postgres.h"
 

@@ -16,6 +16,8 @@
  * row ends the search as soon as no other leaf can hold a newer date. A
  * plain table (or materialized view) needs an index on the snapshot column
  * (register_subject checks it), so max() there is an index probe too.
+ *
+ * Prefix: snapshot_ (SQL-callable: segment_).
  */
 #include "postgres.h"
 

@@ -5,6 +5,8 @@
  *     segment.subject_snapshot). The date must be one of the retained ones
  *     (segment.snapshots(subject)); anything else is an error naming them,
  *     never an answer from another date.
+ *
+ * Exports only SQL-callable functions (prefix segment_).
  */
 #include "postgres.h"
 
@@ -15,6 +17,7 @@
 #include "utils/date.h"
 
 #include "audience.h"
+#include "catalog.h"
 #include "governance.h"
 #include "memberset.h"
 #include "snapshot.h"
@@ -25,11 +28,8 @@ static SubjectInfo *
 retained_subject(Name subject, DateADT d)
 {
 	SubjectInfo *s = subject_lookup(NameStr(*subject), false);
-	Oid			argtypes[2] = {INT4OID, DATEOID};
-	Datum		args[2];
 	bool		found;
 	char	   *dates = NULL;
-	int			nest;
 
 	if (!s->has_snapshot_column)
 		ereport(ERROR,
@@ -37,28 +37,7 @@ retained_subject(Name subject, DateADT d)
 				 errmsg("subject \"%s\" is not a snapshot subject: it keeps no earlier member sets",
 						NameStr(s->name)),
 				 errhint("Call it without as_of, or register the table with snapshot_column => ...")));
-	args[0] = Int32GetDatum(s->subject_id);
-	args[1] = DateADTGetDatum(d);
-	nest = segment_spi_connect();
-	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM segment.subject_snapshot "
-							  "              WHERE subject_id = $1 AND snapshot_date = $2),"
-							  "       (SELECT string_agg(to_char(snapshot_date, 'YYYY-MM-DD'), ', ' "
-							  "                          ORDER BY snapshot_date DESC) "
-							  "          FROM segment.subject_snapshot WHERE subject_id = $1)",
-							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read segment.subject_snapshot");
-	{
-		bool		isnull;
-
-		found = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (!found)
-		{
-			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-
-			dates = v ? pstrdup(v) : NULL;
-		}
-	}
-	segment_spi_finish(nest);
+	found = catalog_snapshot_retained(s->subject_id, d, &dates);
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -127,7 +106,6 @@ segment_members_as_of(PG_FUNCTION_ARGS)
 	DateADT		d = PG_GETARG_DATEADT(2);
 	SubjectInfo *s;
 	RoaringOwned *set;
-	roaring_uint32_iterator_t it;
 	char	   *aud;
 	int64		n;
 
@@ -143,15 +121,7 @@ segment_members_as_of(PG_FUNCTION_ARGS)
 	aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	set = evaluate_as_of(s, aud, d);
 	n = (int64) roaring_bitmap_get_cardinality(set->bitmap);
-	roaring_init_iterator(set->bitmap, &it);
-	while (it.has_value)
-	{
-		Datum		v = Int64GetDatum((int64) it.current_value);
-		bool		isnull = false;
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
-		roaring_advance_uint32_iterator(&it);
-	}
+	subject_put_ids(set->bitmap, rsinfo->setResult, rsinfo->setDesc);
 	roaring_owned_free(set);
 	governance_audit_export("segment.members", NameStr(s->name),
 							psprintf("%s (as of %s)", aud, DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d)))), n);

@@ -7,6 +7,8 @@
  *     the caller back to its catalog query. What the query computes with
  *     SQL (the unexpired manual members, memberset_agg) is computed here the
  *     same way.
+ *
+ * Part of the catalog module (catalog.h). Prefix: state_read_.
  */
 #include "postgres.h"
 

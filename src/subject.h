@@ -1,7 +1,9 @@
 /*
  * subject.h
  *     Registered subjects (segment.subject) as seen from C, and the mapping
- *     between a subject's keys and the member ids stored in member sets.
+ *     between a subject's keys and the member ids stored in member sets
+ *     (catalog_subject.c, part of the catalog module: catalog.h), with the
+ *     SPI helpers every catalog query uses. Prefixes: subject_, segment_.
  *
  * Member ids: for int4/int8 keys the member id IS the key (it must lie in
  * 0..4294967295); for text/varchar keys segment.keymap(subject_id, key)
@@ -68,6 +70,13 @@ extern bool subject_member_id_text(const SubjectInfo *s, const char *key, uint32
  */
 extern void subject_put_keys(const SubjectInfo *s, MemberSet *set,
 							 Tuplestorestate *tupstore, TupleDesc tupdesc);
+
+/*
+ * Append the member ids of set to tupstore as bigint (one column), in
+ * ascending order: segment.members, now and as of a snapshot.
+ */
+extern void subject_put_ids(const roaring_bitmap_t *set, Tuplestorestate *tupstore,
+							TupleDesc tupdesc);
 
 /*
  * SPI helper shared by the C files that query the catalog: on first use,

@@ -194,12 +194,12 @@ subject_sql_scan(ScanCore *sc)
 			CHECK_FOR_INTERRUPTS();
 			ExecStoreHeapTuple(tt->vals[i], slot, false);
 			check_unique(sc, seen, slot);
-			scan_core_add_slot(sc, slot, ids);
+			refresh_scan_add_slot(sc, slot, ids);
 		}
 		ExecClearTuple(slot);
 		SPI_freetuptable(tt);
 	}
-	scan_core_flush(sc, ids);
+	refresh_scan_flush(sc, ids);
 	SPI_cursor_close(portal);
 	segment_spi_finish(spi_nest);
 	MemoryContextSwitchTo(cxt);

@@ -1,6 +1,7 @@
 /*
- * subject.c
- *     Subjects from C: lookup of a registered subject by name, and the
+ * catalog_subject.c
+ *     Subjects from C (subject.h; part of the catalog module, catalog.h):
+ *     lookup of a registered subject by name, and the
  *     mapping between keys and member ids (integer keys are their own member
  *     ids; text keys go through segment.keymap). See subject.h.
  */
@@ -271,6 +272,30 @@ subject_member_id_text(const SubjectInfo *s, const char *key, uint32 *member_id)
 		return true;
 	}
 	return keymap_lookup(s, key, member_id);
+}
+
+void
+subject_put_ids(const roaring_bitmap_t *set, Tuplestorestate *tupstore, TupleDesc tupdesc)
+{
+	roaring_uint32_iterator_t it;
+	uint32		buf[1024];
+	Datum		values[1];
+	bool		nulls[1] = {false};
+
+	roaring_init_iterator(set, &it);
+	for (;;)
+	{
+		uint32		n = roaring_read_uint32_iterator(&it, buf, lengthof(buf));
+
+		if (n == 0)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		for (uint32 i = 0; i < n; i++)
+		{
+			values[0] = Int64GetDatum((int64) buf[i]);
+			tuplestore_putvalues(tupstore, tupdesc, values, nulls);
+		}
+	}
 }
 
 void

@@ -1,0 +1,391 @@
+/*
+ * live_defs.c
+ *     Live maintenance's per-backend definitions cache (live_defs.h): per
+ *     subject, its rules read through the catalog module, analysed, planned
+ *     for the date of its last refresh and compiled once, with the columns
+ *     each unit reads; the invalidations that make an entry stale, and the
+ *     trigger (segment._live_defs_changed) that sends them when a
+ *     definition changes. Prefix: live_defs_ (the live_ family).
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "catalog.h"
+#include "live_defs.h"
+#include "refresh_scan.h"
+#include "rule.h"
+#include "rule_owner.h"
+
+static LiveDefs *live_cache = NULL;
+static uint64 live_generation = 1;
+static bool live_callbacks = false;
+static Oid	live_catalog_relid = InvalidOid;	/* segment.live_subject */
+
+static void
+live_relcache_callback(Datum arg, Oid relid)
+{
+	LiveDefs   *d;
+
+	if (!OidIsValid(relid) || relid == live_catalog_relid)
+	{
+		live_generation++;
+		return;
+	}
+	for (d = live_cache; d != NULL; d = d->next)
+		if (d->relid == relid)
+		{
+			live_generation++;
+			return;
+		}
+}
+
+static void
+live_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	live_generation++;
+}
+
+static void
+live_register_callbacks(void)
+{
+	if (live_callbacks)
+		return;
+	CacheRegisterRelcacheCallback(live_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, live_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, live_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, live_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, live_syscache_callback, (Datum) 0);
+	live_callbacks = true;
+}
+
+static bool
+live_not_builtin_immutable(Oid funcid, void *context)
+{
+	return funcid >= FirstNormalObjectId || func_volatile(funcid) != PROVOLATILE_IMMUTABLE;
+}
+
+/* Whether a planned rule may read more of the row than its plain columns. */
+static bool
+live_reads_more_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) && ((Var *) node)->varattno <= 0)
+		return true;			/* the whole row, or a system column */
+	if (IsA(node, CoerceToDomain))
+		return true;			/* its checks may call anything */
+	if (check_functions_in_node(node, live_not_builtin_immutable, NULL))
+		return true;
+	return expression_tree_walker(node, live_reads_more_walker, context);
+}
+
+/*
+ * The columns a unit's planned rules read (positive attnos) added to *cols;
+ * false when the unit may depend on more than those (*cols is then unusable).
+ */
+static bool
+live_rule_columns(Expr *planned, Bitmapset **cols)
+{
+	Bitmapset  *raw = NULL;
+	int			x = -1;
+
+	if (live_reads_more_walker((Node *) planned, NULL))
+		return false;
+	pull_varattnos((Node *) planned, 1, &raw);
+	while ((x = bms_next_member(raw, x)) >= 0)
+		*cols = bms_add_member(*cols, x + FirstLowInvalidHeapAttributeNumber);
+	return true;
+}
+
+/* Planning folds immutable functions: as the rule's owner, restricted. */
+static Expr *
+plan_rule(Relation rel, const char *rule, const char *what, DateADT as_of, Oid owner)
+{
+	Node	   *analysed = rule_analyze(rel, rule, what, NULL);
+	RuleOwnerSave save;
+	Expr	   *planned;
+
+	rule_owner_check(owner, rel, rule_columns_read(analysed), what, false);
+	rule_owner_enter(owner, &save);
+	planned = rule_plan(analysed, as_of);
+	rule_owner_leave(&save);
+	return planned;
+}
+
+/*
+ * Load, plan and compile every rule of the subject (SPI connected, the
+ * rules' GUCs set) into sr and sc of d, in d's context.
+ */
+static void
+compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Snapshot snap)
+{
+	SubjectDefs *sd = palloc0(sizeof(SubjectDefs));
+	ScanCore   *sc = palloc0(sizeof(ScanCore));
+	int			unit = -1;
+	int			i,
+				j;
+
+	sd->subject_id = d->subject_id;
+	sd->name = pstrdup(name);
+	sd->relid = d->relid;
+	sd->keyattno = get_attnum(sd->relid, keycol);
+	if (sd->keyattno == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key column \"%s\" of subject \"%s\" no longer exists", keycol, name)));
+	sd->keytype = get_atttype(sd->relid, sd->keyattno);
+	if (sd->keytype != INT4OID && sd->keytype != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("live maintenance supports integer-keyed subjects only; subject \"%s\" is keyed by %s",
+						name, format_type_be(sd->keytype)),
+				 errhint("Run segment.disable_live('%s') and refresh instead.", name)));
+
+	/* the definitions as of the snapshot the entry is valid for, in d's context */
+	PushActiveSnapshot(snap);
+	catalog_load_rules(sd, d->cxt);
+	PopActiveSnapshot();
+	MemoryContextSwitchTo(d->cxt);
+
+	sc->rel = rel;
+	sc->keyattno = sd->keyattno;
+	sc->keytype = sd->keytype;
+	sc->subject = sd->name;
+	sc->current_unit = &unit;
+	sc->ntags = sd->ntags;
+	sc->tags = refresh_scan_tags_from_defs(sd);
+	sc->nschemes = sd->nschemes;
+	sc->schemes = refresh_scan_schemes_from_defs(sd);
+	sc->nscorecards = sd->nscorecards;
+	sc->scorecards = refresh_scan_scorecards_from_defs(sd);
+	for (i = 0; i < sd->ntags; i++)
+		sc->tags[i].planned = plan_rule(rel, sd->tags[i].rule,
+										psprintf("tag \"%s\"", sd->tags[i].name), d->as_of,
+										sd->tags[i].owner);
+	for (i = 0; i < sd->nschemes; i++)
+	{
+		ScanScheme *s = &sc->schemes[i];
+
+		for (j = 0; j < s->nbuckets; j++)
+			s->buckets[j].planned = plan_rule(rel, s->buckets[j].rule,
+											  psprintf("bucket \"%s\" of scheme \"%s\"",
+													   s->buckets[j].name, s->name),
+											  d->as_of, s->owner);
+	}
+	for (i = 0; i < sd->nscorecards; i++)
+	{
+		ScanScorecard *c = &sc->scorecards[i];
+
+		for (j = 0; j < c->nitems; j++)
+			c->items[j].planned = plan_rule(rel, c->items[j].rule,
+											psprintf("item %d of scorecard \"%s\"", j + 1, c->name),
+											d->as_of, c->owner);
+	}
+
+	/* the columns of each unit, before compiling (which may scribble) */
+	d->unit_cols = palloc0(sizeof(Bitmapset *) * Max(SCAN_UNITS(sc), 1));
+	for (i = 0; i < sd->ntags; i++)
+	{
+		Bitmapset  *cols = NULL;
+
+		if (live_rule_columns(sc->tags[i].planned, &cols))
+			d->unit_cols[i] = bms_add_member(cols, sd->keyattno);
+	}
+	for (i = 0; i < sd->nschemes; i++)
+	{
+		Bitmapset  *cols = NULL;
+		bool		exact = true;
+
+		for (j = 0; j < sc->schemes[i].nbuckets && exact; j++)
+			exact = live_rule_columns(sc->schemes[i].buckets[j].planned, &cols);
+		if (exact)
+			d->unit_cols[sd->ntags + i] = bms_add_member(cols, sd->keyattno);
+	}
+	for (i = 0; i < sd->nscorecards; i++)
+	{
+		Bitmapset  *cols = NULL;
+		bool		exact = true;
+
+		for (j = 0; j < sc->scorecards[i].nitems && exact; j++)
+			exact = live_rule_columns(sc->scorecards[i].items[j].planned, &cols);
+		if (exact)
+			d->unit_cols[sd->ntags + sd->nschemes + i] = bms_add_member(cols, sd->keyattno);
+	}
+	refresh_scan_compile(sc, d->as_of);
+	/* the batch slot pins the relation's descriptor: one per statement */
+	rule_scan_end(sc->rs);
+	d->defs = sd;
+	d->sc = sc;
+}
+
+/*
+ * Build the entry of a subject, as of snap (SPI connected). Its context is
+ * a child of the statement's until it is complete: an error frees it with
+ * the rest.
+ */
+static LiveDefs *
+build_defs(Relation rel, int32 subject_id, Snapshot snap)
+{
+	uint64		generation = live_generation;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "segment live definitions",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	LiveDefs   *d = palloc0(sizeof(LiveDefs));
+	LiveSubjectRow row;
+
+	d->cxt = cxt;
+	d->subject_id = subject_id;
+	d->generation = generation;
+	if (!OidIsValid(live_catalog_relid))
+		live_catalog_relid = get_relname_relid("live_subject", get_namespace_oid("segment", false));
+	catalog_live_subject(subject_id, snap, &row);
+	if (row.found)
+	{
+		d->relid = row.relid;
+		d->ntriggers = row.ntriggers;
+		d->triggers = row.triggers;
+		d->as_of = row.as_of;
+		d->refreshed = row.refreshed;
+		d->entry_rules = row.entry_rules;
+		if (d->refreshed && d->relid == RelationGetRelid(rel))
+			compile_defs(d, rel, row.name, row.key_column, snap);
+	}
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+LiveDefs *
+live_defs_get(Relation rel, int32 subject_id, Snapshot snap)
+{
+	LiveDefs  **link;
+	LiveDefs   *d;
+
+	live_register_callbacks();
+	for (link = &live_cache; *link != NULL; link = &(*link)->next)
+		if ((*link)->subject_id == subject_id)
+			break;
+	d = *link;
+	if (d != NULL && d->generation == live_generation)
+		return d;
+	if (d != NULL)
+	{
+		*link = d->next;
+		MemoryContextDelete(d->cxt);
+	}
+	d = build_defs(rel, subject_id, snap);
+	MemoryContextSetParent(d->cxt, CacheMemoryContext);
+	d->next = live_cache;
+	live_cache = d;
+	return d;
+}
+
+
+void
+live_defs_reset_skips(LiveDefs *d)
+{
+	ScanCore   *sc = d->sc;
+	int			i;
+
+	for (i = 0; i < sc->ntags; i++)
+		sc->tags[i].skip = false;
+	for (i = 0; i < sc->nschemes; i++)
+		sc->schemes[i].skip = false;
+	for (i = 0; i < sc->nscorecards; i++)
+		sc->scorecards[i].skip = d->defs->scorecards[i].error != NULL;
+}
+
+/*
+ * For an UPDATE: which units it may have changed (true), by the columns it
+ * set (with the generated columns that depend on them) and the columns each
+ * unit reads. NULL when any may have: not an UPDATE, the set columns are not
+ * known, or a BEFORE ROW trigger on the table may have changed others.
+ */
+bool *
+live_defs_affected(LiveDefs *d, TriggerData *td, int *naffected)
+{
+	Relation	rel = td->tg_relation;
+	Bitmapset  *updated = NULL;
+	bool	   *affected;
+	int			x = -1;
+	int			u;
+
+	if (!TRIGGER_FIRED_BY_UPDATE(td->tg_event) || td->tg_updatedcols == NULL ||
+		(rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row))
+		return NULL;
+	while ((x = bms_next_member(td->tg_updatedcols, x)) >= 0)
+	{
+		AttrNumber	attno = x + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno <= 0)
+			return NULL;		/* a whole-row or system column: anything */
+		updated = bms_add_member(updated, attno);
+	}
+	affected = palloc(sizeof(bool) * Max(SCAN_UNITS(d->sc), 1));
+	*naffected = 0;
+	for (u = 0; u < SCAN_UNITS(d->sc); u++)
+	{
+		affected[u] = d->unit_cols[u] == NULL || bms_overlap(d->unit_cols[u], updated);
+		if (affected[u])
+			(*naffected)++;
+	}
+	return affected;
+}
+
+
+/*
+ * segment._live_defs_changed(): statement-level AFTER trigger on the tables
+ * the cached definitions of live maintenance come from (part 89). Sends a
+ * relcache invalidation of segment.live_subject, which every backend's
+ * live_relcache_callback takes as "rebuild": at commit for the others, at
+ * the next command in this one (and again if it rolls back).
+ */
+PG_FUNCTION_INFO_V1(segment_live_defs_changed);
+Datum
+segment_live_defs_changed(PG_FUNCTION_ARGS)
+{
+	static const char *const tables[] = {"subject", "subject_state", "tag", "scheme", "scheme_bucket",
+	"scorecard", "scorecard_item", "entry_rule", "live_subject"};
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			nsp;
+	Oid			relid;
+	bool		ours = false;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("segment._live_defs_changed() may only be called as a trigger")));
+	/* only from the triggers of part 89 (issue 11, hole 2) */
+	nsp = get_namespace_oid("segment", false);
+	if (strcmp(td->tg_trigger->tgname, "segment_live_defs") == 0 &&
+		RelationGetNamespace(td->tg_relation) == nsp)
+		for (i = 0; i < lengthof(tables); i++)
+			ours |= strcmp(RelationGetRelationName(td->tg_relation), tables[i]) == 0;
+	if (!ours)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("trigger function segment._live_defs_changed() fired on a relation segment did not attach it to"),
+				 errdetail("Trigger \"%s\" on relation \"%s\".",
+						   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation))));
+	relid = get_relname_relid("live_subject", nsp);
+	if (OidIsValid(relid))
+		CacheInvalidateRelcacheByRelid(relid);
+	return PointerGetDatum(NULL);
+}
+
