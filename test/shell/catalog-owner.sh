@@ -3,8 +3,8 @@
 # only by the catalog module (src/catalog.c, src/catalog_*.c, src/state_read.c;
 # see src/catalog.h). A C file elsewhere that names one of them after FROM,
 # JOIN, INTO, UPDATE or DELETE FROM in its text fails the test. The
-# check
-# is first shown to catch such a file in a scratch directory. Needs no cluster.
+# check is first shown to catch such a file in a scratch directory. Needs no
+# cluster.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
