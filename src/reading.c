@@ -1,7 +1,7 @@
 /*
  * reading.c
  *     The SQL-callable reading side of the API: count, members,
- *     members_text, audience, keys and overlap over audiences (audience.c),
+ *     members_text, audience, keys and overlap over audiences (audience_eval.c),
  *     and has_tag / tags for one customer. has_tag also takes the name of a
  *     segment (its audience is evaluated).
  *

@@ -5,7 +5,7 @@
  *     cycles) and the list of names an audience text uses, from which the
  *     PL/pgSQL functions find the segments that depend on a tag or segment.
  *
- * Segments themselves are evaluated by audience.c wherever an audience is
+ * Segments themselves are evaluated by audience_names.c and audience_eval.c wherever an audience is
  * read.
  *
  * Exports only SQL-callable functions (prefix segment_).

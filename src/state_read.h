@@ -6,7 +6,7 @@
  *     of a catalog query through SPI. The sets come through the backend-local
  *     cache (memberset_cache.h).
  *
- * They answer exactly what audience.c's catalog query answers, and only
+ * They answer exactly what catalog_names.c's lookup query answers, and only
  * when that is simple: state_read_begin() says no (and the caller uses the
  * query) when the current user lacks SELECT on one of the tables, when one
  * has row-level security on, when a table is missing (a catalog not yet
