@@ -1,9 +1,9 @@
 /*
  * reading.c
  *     The SQL-callable reading side of the API: count, members,
- *     members_text, audience, keys and overlap over audiences (audience_eval.c),
- *     and has_tag / tags for one customer. has_tag also takes the name of a
- *     segment (its audience is evaluated).
+ *     members_text, audience, keys and overlap over audiences
+ *     (audience_eval.c), and has_tag / tags for one customer. has_tag also
+ *     takes the name of a segment (its audience is evaluated).
  *
  * Membership of a tag = its last refreshed member set (rule tags) plus its
  * unexpired manual members (segment.manual_tag rows whose expires_at is null

@@ -5,8 +5,8 @@
  *     cycles) and the list of names an audience text uses, from which the
  *     PL/pgSQL functions find the segments that depend on a tag or segment.
  *
- * Segments themselves are evaluated by audience_names.c and audience_eval.c wherever an audience is
- * read.
+ * Segments themselves are expanded by audience_names.c and evaluated by
+ * audience_eval.c wherever an audience is read.
  *
  * Exports only SQL-callable functions (prefix segment_).
  */
