@@ -51,6 +51,7 @@
 #include "memberset.h"
 #include "refresh.h"
 #include "refresh_parallel.h"
+#include "refresh_pipeline.h"
 #include "refresh_scan.h"
 #include "refresh_shards.h"
 #include "subject_source.h"
@@ -725,6 +726,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	TimestampTz scanned;
 	Relation	rel;
 	int64		run_id;
+	RefreshPipeline *pipeline;
 	Oid			mstype = memberset_type_oid();
 	int			i;
 	bool		date_moved;
@@ -767,6 +769,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 						sr->name, (long long) sr->null_keys)));
 	keymap_save(sr);
 	run_id = start_run(sr, as_of, started);
+	pipeline = refresh_pipeline_begin(sr->subject_id, sr->name, run_id, as_of, !sr->backfill);
 	for (i = 0; i < sr->ntags; i++)
 	{
 		TagRun	   *t = &sr->tags[i];
@@ -788,6 +791,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 		live_fold(sr->subject_id, sr->name, as_of, date_moved);
 		save_history(sr, as_of, run_id, mstype);
 	}
+	refresh_pipeline_end(pipeline);
 	if (sr->snapshot_column)
 		refresh_snapshot_prune(sr);
 	finish_run(sr, run_id);
