@@ -54,6 +54,7 @@
 #include "live.h"
 #include "memberset.h"
 #include "refresh_parallel.h"
+#include "refresh_pipeline.h"
 #include "refresh_run.h"
 #include "refresh_scan.h"
 #include "refresh_segmentation.h"
@@ -566,6 +567,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 	TimestampTz scanned;
 	Relation	rel;
 	int64		run_id;
+	RefreshPipeline *pipeline;
 	int			i;
 	bool		date_moved;
 
@@ -605,6 +607,8 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 						sr->defs->name, (long long) sr->null_keys)));
 	keymap_save(sr);
 	run_id = start_run(sr, as_of, started);
+	pipeline = refresh_pipeline_begin(sr->defs->subject_id, sr->defs->name, run_id,
+									  as_of, !sr->backfill);
 	for (i = 0; i < sr->defs->ntags; i++)
 	{
 		TagRun	   *t = &sr->tags[i];
@@ -626,6 +630,7 @@ refresh_subject(const char *name, DateADT as_of, ReturnSetInfo *rsinfo)
 		live_fold(sr->defs->subject_id, sr->defs->name, as_of, date_moved);
 		catalog_save_history(sr->defs->subject_id, as_of, run_id);
 	}
+	refresh_pipeline_end(pipeline);
 	if (sr->snapshot_column)
 		catalog_prune_snapshots(sr->defs->subject_id, sr->snapshot_retention);
 	finish_run(sr, run_id);

@@ -8,8 +8,9 @@
 -- their customer keys to member ids and calls segment._generate with that
 -- member set, so cool-down, contact cap, control group, templates and
 -- assignment are exactly those of batch generation. An entry rule does the
--- same for the customers who entered an audience in a refresh (or, through
--- segment._fire_entries, in live maintenance). docs/events.md is the guide.
+-- same for the customers who entered an audience in a refresh (the refresh
+-- pipeline, src/refresh_pipeline.c, calls it after the state is written) or
+-- in live maintenance. docs/events.md is the guide.
 
 -- One attachment of an opportunity rule to an event table.
 CREATE TABLE segment.event_rule (
@@ -353,10 +354,11 @@ COMMENT ON FUNCTION segment.stop_fire_on_entry(name, text) IS
 
 -- The hook: the customers in "entered" have just entered "audience" of
 -- subject sid; make the opportunities of the active rules that fire on that
--- entry, for period as_of, with source 'entered:<audience>'. Called at the
--- end of each refresh (below) and meant for live maintenance. Takes the
--- generation locks itself. Returns the number of opportunities made
--- (controls included).
+-- entry, for period as_of, with source 'entered:<audience>'. Called by
+-- segment._fire_entered (part 85, refresh pipeline): at the end of each
+-- refresh (the step fire_entry_rules of src/refresh_pipeline.c) and in live
+-- maintenance. Takes the generation locks itself. Returns the number of
+-- opportunities made (controls included).
 CREATE FUNCTION segment._fire_entries(sid int, audience text, entered segment.memberset,
                                       as_of date DEFAULT segment.as_of())
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -381,108 +383,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment._fire_entries(int, text, segment.memberset, date) IS
     'makes the opportunities of the rules that fire on entry into an audience, for the members that entered';
-
--- Refresh: before the first state row of a run of a subject with entry
--- rules is written, keep each watched audience as it was; after the run's
--- universe history row (the last state a refresh writes), entered = now
--- minus before. An audience that cannot be evaluated before (never
--- refreshed) or after fires nothing.
-CREATE FUNCTION segment._entry_before() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    sid int;
-    w record;
-    before segment.memberset;
-BEGIN
-    IF TG_NAME <> 'segment_entry_before' OR TG_RELID NOT IN ('segment.tag_state'::regclass,
-            'segment.bucket_state'::regclass, 'segment.score_state'::regclass, 'segment.subject_state'::regclass) THEN
-        RAISE EXCEPTION 'trigger function segment._entry_before() fired on a relation segment did not attach it to'
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM segment.entry_rule) THEN
-        RETURN NEW;
-    END IF;
-    IF TG_TABLE_NAME = 'tag_state' THEN
-        SELECT t.subject_id INTO sid FROM segment.tag t WHERE t.tag_id = NEW.tag_id;
-    ELSIF TG_TABLE_NAME = 'bucket_state' THEN
-        SELECT m.subject_id INTO sid FROM segment.scheme m WHERE m.scheme_id = NEW.scheme_id;
-    ELSIF TG_TABLE_NAME = 'score_state' THEN
-        SELECT c.subject_id INTO sid FROM segment.scorecard c WHERE c.scorecard_id = NEW.scorecard_id;
-    ELSE
-        sid := NEW.subject_id;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.subject_id = sid)
-       OR NOT EXISTS (SELECT 1 FROM segment.run x WHERE x.run_id = NEW.run_id AND x.subject_id = sid
-                                                     AND x.finished_at IS NULL) THEN
-        RETURN NEW;     -- no entry rule, or not written by a refresh
-    END IF;
-    IF to_regclass('pg_temp._seg_entry_before') IS NULL THEN
-        CREATE TEMP TABLE _seg_entry_before (subject_id int, run_id int8, audience text,
-                                             members segment.memberset) ON COMMIT DROP;
-    ELSIF EXISTS (SELECT 1 FROM pg_temp._seg_entry_before b WHERE b.run_id = NEW.run_id) THEN
-        RETURN NEW;
-    END IF;
-    FOR w IN SELECT DISTINCT e.audience, s.name FROM segment.entry_rule e
-               JOIN segment.subject s USING (subject_id) WHERE e.subject_id = sid
-    LOOP
-        BEGIN
-            before := segment.audience(w.name, w.audience);
-        EXCEPTION WHEN OTHERS THEN
-            before := NULL;
-        END;
-        INSERT INTO pg_temp._seg_entry_before VALUES (sid, NEW.run_id, w.audience, before);
-    END LOOP;
-    RETURN NEW;
-END $$;
-
-CREATE FUNCTION segment._entry_after() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    b record;
-    after segment.memberset;
-    sname name;
-BEGIN
-    IF TG_NAME <> 'segment_entry_after' OR TG_RELID <> 'segment.universe_history'::regclass THEN
-        RAISE EXCEPTION 'trigger function segment._entry_after() fired on a relation segment did not attach it to'
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
-    END IF;
-    IF to_regclass('pg_temp._seg_entry_before') IS NULL THEN
-        RETURN NULL;
-    END IF;
-    SELECT x.name INTO sname FROM segment.subject x WHERE x.subject_id = NEW.subject_id;
-    FOR b IN DELETE FROM pg_temp._seg_entry_before x WHERE x.run_id = NEW.run_id
-             RETURNING x.audience, x.members
-    LOOP
-        CONTINUE WHEN b.members IS NULL;
-        BEGIN
-            after := segment.audience(sname, b.audience);
-        EXCEPTION WHEN OTHERS THEN
-            CONTINUE;
-        END;
-        -- a failing entry rule must not fail the refresh: it is reported
-        BEGIN
-            PERFORM segment._fire_entries(NEW.subject_id, b.audience,
-                                          after OPERATOR(segment.-) b.members, NEW.as_of);
-        EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'entry rules on % of subject "%" failed: %', quote_literal(b.audience), sname, SQLERRM
-                USING DETAIL = format('SQLSTATE %s; the refresh goes on, no opportunity was made for this entry.', SQLSTATE);
-        END;
-    END LOOP;
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER segment_entry_before BEFORE INSERT OR UPDATE ON segment.tag_state
-    FOR EACH ROW EXECUTE FUNCTION segment._entry_before();
-CREATE TRIGGER segment_entry_before BEFORE INSERT OR UPDATE ON segment.bucket_state
-    FOR EACH ROW EXECUTE FUNCTION segment._entry_before();
-CREATE TRIGGER segment_entry_before BEFORE INSERT OR UPDATE ON segment.score_state
-    FOR EACH ROW EXECUTE FUNCTION segment._entry_before();
-CREATE TRIGGER segment_entry_before BEFORE INSERT OR UPDATE ON segment.subject_state
-    FOR EACH ROW EXECUTE FUNCTION segment._entry_before();
-CREATE TRIGGER segment_entry_after AFTER INSERT OR UPDATE ON segment.universe_history
-    FOR EACH ROW EXECUTE FUNCTION segment._entry_after();
 
 ------------------------------------------------------------------------
 -- Guards

@@ -300,45 +300,13 @@ COMMENT ON FUNCTION segment.disable_live(name) IS
 -- entry is reported with a WARNING and does not fail the writing statement.
 CREATE FUNCTION segment._live_entry_before(sid int, changed segment.memberset)
 RETURNS TABLE (audience text, members segment.memberset)
-LANGUAGE plpgsql AS $$
-DECLARE
-    w record;
-BEGIN
-    FOR w IN SELECT DISTINCT e.audience, s.name FROM segment.entry_rule e
-               JOIN segment.subject s USING (subject_id) WHERE e.subject_id = sid ORDER BY 1
-    LOOP
-        audience := w.audience;
-        BEGIN
-            members := segment.audience(w.name, w.audience) OPERATOR(segment.&) changed;
-        EXCEPTION WHEN OTHERS THEN
-            members := NULL;    -- not evaluable (never refreshed ...): fires nothing
-        END;
-        RETURN NEXT;
-    END LOOP;
-END $$;
+LANGUAGE sql AS $$
+    SELECT * FROM segment._entry_audiences(sid, changed)
+$$;
 
 CREATE FUNCTION segment._live_entry_after(sid int, changed segment.memberset, audiences text[],
                                           befores segment.memberset[])
-RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-    sname name := (SELECT s.name FROM segment.subject s WHERE s.subject_id = sid);
-    after segment.memberset;
-    made bigint := 0;
-BEGIN
-    FOR i IN 1 .. coalesce(array_length(audiences, 1), 0) LOOP
-        CONTINUE WHEN befores[i] IS NULL;
-        BEGIN
-            after := segment.audience(sname, audiences[i]) OPERATOR(segment.&) changed;
-        EXCEPTION WHEN OTHERS THEN
-            CONTINUE;
-        END;
-        BEGIN
-            -- period: segment.as_of() now, as for event rules (not the refresh's date)
-            made := made + segment._fire_entries(sid, audiences[i], after OPERATOR(segment.-) befores[i], NULL);
-        EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'entry rules on % of subject "%" failed: %', quote_literal(audiences[i]), sname, SQLERRM
-                USING DETAIL = format('SQLSTATE %s; the write goes on, no opportunity was made for this entry.', SQLSTATE);
-        END;
-    END LOOP;
-    RETURN made;
-END $$;
+RETURNS bigint LANGUAGE sql AS $$
+    -- period: segment.as_of() now, as for event rules (not the refresh's date)
+    SELECT f.made FROM segment._fire_entered(sid, changed, audiences, befores, NULL, 'write') f
+$$;

@@ -3,8 +3,11 @@
 -- table those definitions come from sends a relcache invalidation of
 -- segment.live_subject: every backend rebuilds its cached rules, date and
 -- trigger names at the next live statement after the change commits (the
--- backend that made it, at once). And the overlay rows of a deleted
--- subject, which have no foreign key (part 86).
+-- backend that made it, at once). A refresh, which moves the date, sends
+-- the same invalidation itself: the step invalidate_live_definitions of the
+-- refresh pipeline (src/refresh_pipeline.c), not a trigger on
+-- segment.subject_state. And the overlay rows of a deleted subject, which
+-- have no foreign key (part 86).
 
 CREATE FUNCTION segment._live_defs_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'segment_live_defs_changed' LANGUAGE C;
@@ -14,7 +17,7 @@ COMMENT ON FUNCTION segment._live_defs_changed() IS
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['subject', 'subject_state', 'tag', 'scheme', 'scheme_bucket',
+    FOREACH t IN ARRAY ARRAY['subject', 'tag', 'scheme', 'scheme_bucket',
                              'scorecard', 'scorecard_item', 'entry_rule', 'live_subject']
     LOOP
         EXECUTE format('CREATE TRIGGER segment_live_defs AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '

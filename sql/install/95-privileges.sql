@@ -155,6 +155,10 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('refresher', 'table', 'nightly_step', 'INSERT, UPDATE'),
         ('refresher', 'sequence', '*', 'USAGE'),
         ('refresher', 'function', '_fire_entries', 'EXECUTE'),
+        -- refresher: the refresh pipeline's steps and their log (part 85)
+        ('refresher', 'table', 'run_step', 'INSERT'),
+        ('refresher', 'function', '_entry_audiences', 'EXECUTE'),
+        ('refresher', 'function', '_fire_entered', 'EXECUTE'),
         ('refresher', 'function', '_generate', 'EXECUTE'),
         ('refresher', 'function', '_rule_matches', 'EXECUTE'),
         ('refresher', 'function', '_in_control', 'EXECUTE'),

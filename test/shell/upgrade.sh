@@ -13,7 +13,10 @@
 #     OID-setting calls removed, sorted: no difference; plus the same
 #     extension membership (pg_depend) and config-dump registrations;
 #   - the data survived: definitions, member counts and opportunities read
-#     the same after the update, and a refresh after it gives the same sets.
+#     the same after the update, and a refresh after it gives the same sets;
+#   - an entry rule written in 0.1.0 fires, before the update through 0.1.0's
+#     triggers (this library leaves them the work), after it through the
+#     refresh pipeline (src/refresh_pipeline.c), which logs its steps.
 # Prints TAP; exits non-zero on any failure. SEGMENT_KEEP_DBS=1 keeps the dbs.
 set -u
 
@@ -74,14 +77,33 @@ select segment.create_scorecard('bank', 'prio', 0, array[['aum >= 500000', '40']
 select segment.create_tag('bank', 'vip', null);
 select segment.set_tag('bank', '42', 'vip');
 select segment.alter_tag('young', rule => 'age < 31');
+-- an entry rule: customers entering 'maturing' (the date moves) get a call
+select segment.create_opportunity_rule('bank', 'maturing_call', 'maturing', 'maintenance', 'call',
+                                       assignment => 'pool', cooldown_days => 0);
+select segment.fire_on_entry('maturing_call', 'maturing');
 SQL
 rc=$?
 ok $rc "0.1.0 installs and takes definitions"
 
 $PSQL -d "$OLD" >/dev/null 2>"$work/old.err" <<'SQL'
+select count(*) from segment.refresh('bank', date '2026-12-04');
 select count(*) from segment.refresh('bank', date '2026-12-05');
 SQL
 ok $? "0.1.0 refreshes ($(head -c 300 "$work/old.err"))"
+
+# entries of a refresh: the customers whose maturity entered the 30-day
+# window (plain SQL) get the entry rule's opportunity, for that date, once
+entered_sql() {   # entered_sql DATE: plain SQL's entries, then the opportunities made
+    echo "select string_agg(id::text, ',' order by id) from bank
+           where td_maturity between date '$1' and date '$1' + 30
+             and not td_maturity between date '$1' - 1 and date '$1' + 29;
+          select string_agg(o.key, ',' order by o.key::int8) from segment.opportunity o
+            join segment.opportunity_rule r using (rule_id)
+           where r.name = 'maturing_call' and o.period = date '$1' and o.source = 'entered:maturing';"
+}
+got=$($PSQL -d "$OLD" -c "$(entered_sql 2026-12-05)")
+is "$(echo "$got" | sed -n 2p)" "$(echo "$got" | sed -n 1p)" \
+   "0.1.0 with this library: its triggers fire the entries of the refresh, once ($(echo "$got" | sed -n 1p | tr ',' '\n' | wc -l) customers)"
 
 snapshot() {   # the data a user reads, as text
     $PSQL -d "$1" <<'SQL'
@@ -183,6 +205,21 @@ else
     ok 1 "functions and tables have the same privileges, security and settings"
     head -40 "$work/acl.diff" | sed 's/^/#   /'
 fi
+
+# --- after the update, the refresh pipeline fires the entries ------------------
+is "$($PSQL -d "$OLD" -c "select count(*) from pg_trigger g join pg_class c on c.oid = g.tgrelid
+        where not g.tgisinternal and c.relnamespace = 'segment'::regnamespace
+          and (c.relname ~ '_(state|history|snapshot)\$' or c.relname in ('run', 'run_step'))")" "0" \
+   "the update dropped the triggers on segment's state tables"
+$PSQL -d "$OLD" >/dev/null 2>"$work/refresh3.err" -c "select count(*) from segment.refresh('bank', date '2026-12-06')"
+ok $? "the updated extension refreshes the next day ($(head -c 300 "$work/refresh3.err"))"
+got=$($PSQL -d "$OLD" -c "$(entered_sql 2026-12-06)")
+is "$(echo "$got" | sed -n 2p)" "$(echo "$got" | sed -n 1p)" \
+   "updated: the refresh pipeline fires the entries of the refresh ($(echo "$got" | sed -n 1p | tr ',' '\n' | wc -l) customers)"
+is "$($PSQL -d "$OLD" -c "select string_agg(s.step || ':' || coalesce(s.rows::text, '-'), ' ' order by s.step_no)
+        from segment.run_step s where s.run_id = (select max(run_id) from segment.run)")" \
+   "capture_entry_audiences:1 invalidate_live_definitions:- fire_entry_rules:$($PSQL -d "$OLD" -c "$(entered_sql 2026-12-06)" | sed -n 1p | tr ',' '\n' | wc -l)" \
+   "updated: the run log lists the steps of that refresh"
 
 echo "1..$n"
 exit $(( failed > 0 ))

@@ -1,0 +1,1 @@
+../../install/85-refresh-pipeline.sql
