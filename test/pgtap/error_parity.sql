@@ -6,7 +6,7 @@
 -- either errors (SQLSTATE, message) or does not. The contract
 -- (docs/analyst-guide.md, "Refresh"): a refresh whose rule errors on some row
 -- reports it (NULL sizes in its result, a WARNING with the rule's SQLSTATE --
--- shown by sql/012_error_parity.sql -- and the message in segment.run.error)
+-- shown by test/sql/012_error_parity.sql -- and the message in segment.run.error)
 -- and the tag keeps its previous members; live maintenance fails the writing
 -- statement with the rule's error (docs/live.md); explain raises it.
 --
@@ -118,7 +118,7 @@ $$;
 
 -- Refresh one subject; the tag's outcome: 'ok', or 'error: message' when it
 -- failed (NULL sizes; the message from segment.run.error, the SQLSTATE is the
--- WARNING's, see sql/012_error_parity.sql). ep.as_refresh puts PostgreSQL's
+-- WARNING's, see test/sql/012_error_parity.sql). ep.as_refresh puts PostgreSQL's
 -- outcome in the same form.
 create function ep.refresh_outcome(subject name, tag name) returns text language plpgsql as $$
 declare

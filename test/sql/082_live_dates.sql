@@ -1,7 +1,7 @@
 -- Live maintenance across evaluation dates (docs/live.md#dates): after a
 -- refresh for a new date, every tag, bucket and score read with the overlay
 -- merged equals the rule evaluated in plain SQL at that date, and no overlay
--- row has another as_of. Concurrent writers: specs/live_dates.spec.
+-- row has another as_of. Concurrent writers: test/specs/live_dates.spec.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
