@@ -4,8 +4,8 @@
 -- multi-row insert, unknown customers (integer and text keys), rollback,
 -- detach, the DDL and drop guards, bad inputs (SQLSTATE, nothing changed),
 -- batch generate() leaving triggered rules alone, and rules fired by
--- entering an audience in a refresh. COPY of 100,000 events and two
--- concurrent sessions are in test/shell/events.sh.
+-- entering an audience in a refresh. COPY of 100,000 events is in
+-- test/shell/events.sh, concurrent sessions in test/specs/event_race.spec.
 
 \set ECHO none
 \set QUIET 1

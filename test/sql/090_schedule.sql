@@ -3,8 +3,9 @@
 -- step order and log, counts, a failed step (rolled back, recorded, later
 -- steps skipped, earlier runs kept), a rerun, bad arguments, a run left
 -- 'running' by a dead session, nightly_history without pg_cron, and the
--- pg_cron prerequisite errors. Overlapping runs and a real pg_cron job are
--- tested in test/shell/nightly-overlap.sh and test/shell/pg-cron.sh.
+-- pg_cron prerequisite errors. Overlapping and cancelled runs are the spec
+-- test/specs/nightly_overlap.spec, a terminated one
+-- test/shell/nightly-overlap.sh, a real pg_cron job test/shell/pg-cron.sh.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
