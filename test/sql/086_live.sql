@@ -1,127 +1,45 @@
--- Live maintenance: enable_live / disable_live, bad inputs (each with its
+-- Part 86 (sql/install/86-live.sql). Live maintenance: enable_live / disable_live, bad inputs (each with its
 -- SQLSTATE, nothing changed after a failed call), and live membership after
 -- INSERT, UPDATE, DELETE, key changes and a rule that fails on a row.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
+
 CREATE SCHEMA lv;
 CREATE TABLE lv.cust (id int PRIMARY KEY, aum numeric, joined date, note text);
 INSERT INTO lv.cust SELECT n, n * 100000, date '2026-01-01' + n * 30, 'n' || n FROM generate_series(1, 10) n;
 CREATE TABLE lv.textkey (k text PRIMARY KEY, aum numeric);
 INSERT INTO lv.textkey VALUES ('a', 1), ('b', 2);
 SELECT segment.register_subject('lv_cust', 'lv.cust', 'id') > 0 AS registered;
- registered 
-------------
- t
-(1 row)
-
 SELECT segment.register_subject('lv_text', 'lv.textkey', 'k') > 0 AS registered;
- registered 
-------------
- t
-(1 row)
-
 SELECT segment.create_tag('lv_cust', 'lv_rich', 'aum >= 500000') > 0 AS created;
- created 
----------
- t
-(1 row)
-
 SELECT segment.create_tag('lv_cust', 'lv_new', 'joined > segment.as_of() - 90') > 0 AS created;
- created 
----------
- t
-(1 row)
-
 SELECT segment.create_tag('lv_cust', 'lv_ratio', 'aum / length(note) > 100000') > 0 AS created;
- created 
----------
- t
-(1 row)
-
 SELECT segment.create_scheme('lv_cust', 'lv_tier', ARRAY[['high', 'aum >= 800000'], ['low', 'true']]) > 0 AS created;
- created 
----------
- t
-(1 row)
-
 SELECT segment.create_scorecard('lv_cust', 'lv_score', 0, ARRAY[['aum >= 500000', '10'], ['note like ''n1%''', '1.5']]) > 0 AS created;
- created 
----------
- t
-(1 row)
 
 -- bad inputs
 SELECT segment.enable_live('nope');
-ERROR:  subject "nope" is not registered
-HINT:  Register it with segment.register_subject(); registered subjects are listed in segment.subject.
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SQLSTATE 42704
 SELECT segment.disable_live('nope');
-ERROR:  subject "nope" is not registered
-HINT:  Register it with segment.register_subject(); registered subjects are listed in segment.subject.
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SQLSTATE 42704
 SELECT segment.enable_live('lv_cust');        -- not refreshed yet
-ERROR:  subject "lv_cust" has not been refreshed
-DETAIL:  Live changes are evaluated as of the date of the last refresh and merged over its sets.
-HINT:  Run segment.refresh('lv_cust') first.
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SQLSTATE 55000
 SELECT segment.enable_live('lv_text');        -- text keys
-ERROR:  live maintenance supports integer-keyed subjects only; subject "lv_text" is keyed by text
-DETAIL:  A new text key would need a new member id from segment.keymap, a single point every writer would wait on.
-HINT:  Keep the subject current with segment.refresh().
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SQLSTATE 0A000
 SELECT count(*) FROM segment.refresh('lv_cust', '2026-11-22');
- count 
--------
-     5
-(1 row)
-
 SELECT segment.disable_live('lv_cust');       -- not enabled
-ERROR:  live maintenance of subject "lv_cust" is not enabled
-HINT:  Turn it on with segment.enable_live('lv_cust').
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SQLSTATE 55000
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'lv.cust'::regclass AND NOT tgisinternal;
- triggers 
-----------
-        0
-(1 row)
-
 SELECT count(*) AS live_subjects FROM segment.live_subject;
- live_subjects 
----------------
-             0
-(1 row)
 
 SELECT segment.enable_live('lv_cust');
- enable_live 
--------------
- 
-(1 row)
-
 SELECT segment.enable_live('lv_cust');        -- twice
-ERROR:  live maintenance of subject "lv_cust" is already enabled
-HINT:  Turn it off with segment.disable_live('lv_cust').
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SQLSTATE 42710
 SELECT regexp_replace(tgname, '[0-9]+', 'N') AS tgname FROM pg_trigger WHERE tgrelid = 'lv.cust'::regclass AND NOT tgisinternal ORDER BY tgname;
-        tgname         
------------------------
- segment_live_N_delete
- segment_live_N_insert
- segment_live_N_key
- segment_live_N_update
-(4 rows)
-
 SELECT segment._live_trigger();               -- not as a trigger
-ERROR:  segment._live_trigger() may only be called as a trigger
-HINT:  Use segment.enable_live(subject).
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SQLSTATE 39P01
+
 -- writes: evaluated as of the last refresh (2026-11-22), whatever the GUC says
 SET segment.as_of = '2030-01-01';
 UPDATE lv.cust SET aum = 0 WHERE id IN (9, 10);
@@ -137,106 +55,25 @@ SELECT member_id, deleted, tags <> '{}' AS tagged,
   FROM segment.live_member l
  WHERE l.subject_id = (SELECT subject_id FROM segment.subject WHERE name = 'lv_cust')
  ORDER BY member_id;
- member_id | deleted | tagged |       buckets       |       scores       |   as_of    
------------+---------+--------+---------------------+--------------------+------------
-         5 | t       | f      |                     |                    | 11-22-2026
-         6 | t       | f      |                     |                    | 11-22-2026
-         9 | f       | t      | {"lv_tier": "low"}  | {"lv_score": 0}    | 11-22-2026
-        10 | f       | t      | {"lv_tier": "low"}  | {"lv_score": 1.5}  | 11-22-2026
-        11 | f       | t      | {"lv_tier": "high"} | {"lv_score": 11.5} | 11-22-2026
-        12 | f       | f      | {"lv_tier": "low"}  | {"lv_score": 0}    | 11-22-2026
-       105 | f       | t      | {"lv_tier": "low"}  | {"lv_score": 10}   | 11-22-2026
-(7 rows)
-
 SELECT segment.members('lv_cust', 'lv_rich');
- members 
----------
-       7
-       8
-      11
-     105
-(4 rows)
-
 SELECT segment.members('lv_cust', 'lv_new');
- members 
----------
-       8
-       9
-      10
-      11
-(4 rows)
-
 SELECT segment.members('lv_cust', 'not lv_rich');
- members 
----------
-       1
-       2
-       3
-       4
-       9
-      10
-      12
-(7 rows)
-
 SELECT segment.members('lv_cust', 'lv_tier.high');
- members 
----------
-       8
-      11
-(2 rows)
-
 SELECT segment.has_tag('lv_cust', 11, 'lv_rich'), segment.has_tag('lv_cust', 10, 'lv_rich'),
        segment.has_tag('lv_cust', 5, 'lv_rich');
- has_tag | has_tag | has_tag 
----------+---------+---------
- t       | f       | f
-(1 row)
-
 SELECT segment.tags('lv_cust', 11), segment.tags('lv_cust', 6), segment.tags('lv_cust', 105);
-           tags            | tags |        tags        
----------------------------+------+--------------------
- {lv_new,lv_ratio,lv_rich} | {}   | {lv_ratio,lv_rich}
-(1 row)
-
 SELECT segment.bucket_of('lv_cust', 11, 'lv_tier'), segment.bucket_of('lv_cust', 5, 'lv_tier'),
        segment.score('lv_cust', 11, 'lv_score'), segment.score('lv_cust', 5, 'lv_score');
- bucket_of | bucket_of | score | score 
------------+-----------+-------+-------
- high      |           |  11.5 |      
-(1 row)
-
 SELECT * FROM segment.top('lv_cust', 'lv_score', NULL, 3);
- key | score 
------+-------
- 11  |  11.5
- 7   |    10
- 8   |    10
-(3 rows)
-
 SELECT segment.explain('lv_cust', 11, 'lv_rich') ->> 'member' AS member,
        segment.explain('lv_cust', 11, 'lv_tier') ->> 'stored_bucket' AS stored_bucket,
        segment.explain('lv_cust', 11, 'lv_score') ->> 'stored_score' AS stored_score;
- member | stored_bucket | stored_score 
---------+---------------+--------------
- true   | high          | 11.5
-(1 row)
 
 -- a rule that fails on a row fails the writing statement, and changes nothing
 UPDATE lv.cust SET note = '' WHERE id = 1;
-ERROR:  division by zero
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SQLSTATE 22012
 SELECT count(*) AS overlay_rows FROM segment.live_member;
- overlay_rows 
---------------
-            7
-(1 row)
-
 SELECT note FROM lv.cust WHERE id = 1;
- note 
-------
- n1
-(1 row)
 
 -- the same answers from a refresh; the refresh folds the overlay
 CREATE TABLE lv.before AS
@@ -244,129 +81,37 @@ SELECT t, segment.members('lv_cust', t) AS m
   FROM unnest(ARRAY['lv_rich', 'lv_new', 'lv_ratio', 'not lv_rich', 'lv_tier.high', 'lv_tier.low']) t;
 CREATE TABLE lv.scores_before AS SELECT id, segment.score('lv_cust', id, 'lv_score') AS s FROM generate_series(1, 200) id;
 SELECT count(*) FROM segment.refresh('lv_cust', '2026-11-22');
- count 
--------
-     5
-(1 row)
-
 SELECT count(*) AS overlay_rows FROM segment.live_member;
- overlay_rows 
---------------
-            0
-(1 row)
-
 SELECT b.t, b.m = (SELECT array_agg(x ORDER BY x) FROM segment.members('lv_cust', b.t) x) AS same_as_refresh
   FROM (SELECT t, array_agg(m ORDER BY m) AS m FROM lv.before GROUP BY t) b ORDER BY b.t;
-      t       | same_as_refresh 
---------------+-----------------
- lv_new       | t
- lv_ratio     | t
- lv_rich      | t
- lv_tier.high | t
- lv_tier.low  | t
- not lv_rich  | t
-(6 rows)
-
 SELECT count(*) AS score_differences FROM lv.scores_before
  WHERE s IS DISTINCT FROM segment.score('lv_cust', id, 'lv_score');
- score_differences 
--------------------
-                 0
-(1 row)
 
 -- disable: triggers gone, later writes are not tracked
 SELECT segment.disable_live('lv_cust');
- disable_live 
---------------
- 
-(1 row)
-
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'lv.cust'::regclass AND NOT tgisinternal;
- triggers 
-----------
-        0
-(1 row)
-
 UPDATE lv.cust SET aum = 0 WHERE id = 11;
 SELECT count(*) AS overlay_rows FROM segment.live_member;
- overlay_rows 
---------------
-            0
-(1 row)
 
 -- unregistering a subject with live on removes its triggers
 SELECT segment.enable_live('lv_cust');
- enable_live 
--------------
- 
-(1 row)
-
 SELECT segment.unregister_subject('lv_cust');
- unregister_subject 
---------------------
- 
-(1 row)
-
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'lv.cust'::regclass AND NOT tgisinternal;
- triggers 
-----------
-        0
-(1 row)
-
 SELECT count(*) AS live_subjects FROM segment.live_subject;
- live_subjects 
----------------
-             0
-(1 row)
-
 INSERT INTO lv.cust VALUES (200, 1, NULL, NULL);
+
 -- entry rules (fire_on_entry) fire from live maintenance: customers who
 -- enter the audience in a statement get the rule's opportunity at once
 CREATE TABLE lv.ret (id int PRIMARY KEY, last_login date, savings numeric);
 INSERT INTO lv.ret VALUES (1, '2026-11-01', 100), (2, '2026-11-01', 0), (3, '2026-01-01', 50), (4, '2026-11-10', 10);
 SELECT segment.register_subject('lv_ret', 'lv.ret', 'id') > 0 AS registered;
- registered 
-------------
- t
-(1 row)
-
 SELECT segment.create_tag('lv_ret', 'lv_dormant', 'last_login < segment.as_of() - 90') > 0 AS created;
- created 
----------
- t
-(1 row)
-
 SELECT segment.create_tag('lv_ret', 'lv_saver', 'savings > 0') > 0 AS created;
- created 
----------
- t
-(1 row)
-
 SELECT count(*) FROM segment.refresh('lv_ret', '2026-11-22');
- count 
--------
-     2
-(1 row)
-
 SELECT segment.create_opportunity_rule('lv_ret', 'lv_wake', 'lv_saver', 'maintenance', 'call',
            assignment => 'pool', cooldown_days => 60) > 0 AS created;
- created 
----------
- t
-(1 row)
-
 SELECT segment.fire_on_entry('lv_wake', 'lv_dormant');
- fire_on_entry 
----------------
- 
-(1 row)
-
 SELECT segment.enable_live('lv_ret');
- enable_live 
--------------
- 
-(1 row)
-
 SET segment.as_of = '2026-11-23';
 UPDATE lv.ret SET last_login = '2026-01-01' WHERE id IN (1, 2);   -- both enter; 2 is no saver
 UPDATE lv.ret SET savings = 60 WHERE id = 3;                       -- already dormant: no entry
@@ -374,34 +119,9 @@ INSERT INTO lv.ret VALUES (5, '2025-12-01', 7);                    -- a new cust
 RESET segment.as_of;
 SELECT o.key, o.period, o.source FROM segment.opportunity o
   JOIN segment.opportunity_rule r USING (rule_id) WHERE r.name = 'lv_wake' ORDER BY o.key;
- key |   period   |       source       
------+------------+--------------------
- 1   | 11-23-2026 | entered:lv_dormant
- 5   | 11-23-2026 | entered:lv_dormant
-(2 rows)
-
 SELECT segment.stop_fire_on_entry('lv_wake', 'lv_dormant');
- stop_fire_on_entry 
---------------------
- 
-(1 row)
-
 SELECT segment.drop_opportunity_rule('lv_wake', "cascade" => true);
- drop_opportunity_rule 
------------------------
- 
-(1 row)
-
 SELECT segment.unregister_subject('lv_ret');
- unregister_subject 
---------------------
- 
-(1 row)
 
 SELECT segment.unregister_subject('lv_text');
- unregister_subject 
---------------------
- 
-(1 row)
-
 DROP SCHEMA lv CASCADE;
