@@ -7,18 +7,7 @@
 -- entering an audience in a refresh. COPY of 100,000 events is in
 -- test/shell/events.sh, concurrent sessions in test/specs/event_race.spec.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
+\ir ../fixtures/pgtap.psql
 
 select plan(66);
 

@@ -3,14 +3,7 @@
 SET search_path = segment, public;
 SET extra_float_digits = 0;
 
--- SQLSTATE of a statement (or 'ok'), to assert error codes.
-CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN others THEN
-    RETURN sqlstate;
-END $$;
+\i test/fixtures/regress.psql
 
 ------------------------------------------------------------------------
 -- Text I/O
@@ -51,7 +44,7 @@ SELECT '{-}'::memberset;
 SELECT '{-1}'::memberset;
 SELECT '{4294967296}'::memberset;
 SELECT '{99999999999999999999999}'::memberset;
-SELECT q, pg_temp.sqlstate_of(q) FROM (VALUES
+SELECT q, regress.sqlstate_of(q) FROM (VALUES
     ($$SELECT '{1,a}'::segment.memberset$$),
     ($$SELECT '{1,2'::segment.memberset$$),
     ($$SELECT ''::segment.memberset$$),

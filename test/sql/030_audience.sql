@@ -3,13 +3,7 @@
 -- answer is compared with plain SQL over the same ids (table truth).
 SET search_path = public;
 
-CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN others THEN
-    RETURN sqlstate;
-END $$;
+\i test/fixtures/regress.psql
 
 ------------------------------------------------------------------------
 -- Fixture: subject "customer" (bigint keys)
@@ -280,7 +274,7 @@ SELECT segment.has_tag('customer', 1, 'new_rule');
 SELECT segment.has_tag('nobody', 1, 'high_value');
 SELECT segment.tags('customer', -5);
 -- and their SQLSTATEs
-SELECT q, pg_temp.sqlstate_of(q) FROM (VALUES
+SELECT q, regress.sqlstate_of(q) FROM (VALUES
     ($$SELECT segment.count('customer', 'high_value and and maturing')$$),
     ($$SELECT segment.count('customer', '')$$),
     ($$SELECT segment.count('customer', '"open')$$),

@@ -5,13 +5,8 @@
 SET search_path = public;
 \set SHOW_CONTEXT never
 
-CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN others THEN
-    RETURN sqlstate;
-END $$;
+\i test/fixtures/regress.psql
+RESET client_min_messages;   -- the NOTICEs of cascading drops are part of the output
 
 -- A fingerprint of every definition table: equal before and after a call
 -- means the call changed nothing.
@@ -143,7 +138,7 @@ SELECT segment.drop_segment('rich_active');
 \set SHOW_CONTEXT never
 
 -- their SQLSTATEs
-SELECT q, pg_temp.sqlstate_of(q) FROM (VALUES
+SELECT q, regress.sqlstate_of(q) FROM (VALUES
     ($$SELECT segment.create_segment('shop', 'bad', 'rich and and north')$$),
     ($$SELECT segment.create_segment('shop', 'bad', 'rich and nrth')$$),
     ($$SELECT segment.create_segment('shop', 'bad', 'rich and big_branch')$$),
