@@ -2,7 +2,7 @@
 #   make deps    install the Debian packages needed (test/deps.sh; apt only if something is missing)
 #   make         build (-Wall -Wextra -Werror)
 #   make install install into PostgreSQL 15 (needs root)
-#   make test    deps + build + install + pg_regress and pgTAP in a throwaway cluster (test/run-tests.sh)
+#   make test    deps + build + install + pg_regress, isolation specs, pgTAP and shell tests in a throwaway cluster (test/run-tests.sh)
 #   make demo    deps + build + install + test/demo.sh in a throwaway cluster
 #   make bench   deps + build + install + test/bench.sh in a throwaway cluster (ROWS=, TAGS=, ...)
 EXTENSION   = segment
