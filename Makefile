@@ -2,7 +2,7 @@
 #   make deps    install the Debian packages needed (test/deps.sh; apt only if something is missing)
 #   make         build (-Wall -Wextra -Werror)
 #   make install install into PostgreSQL 15 (needs root)
-#   make test    deps + build + install + pg_regress and pgTAP in a throwaway cluster (test/run-tests.sh)
+#   make test    deps + build + install + pg_regress, isolation specs, pgTAP and shell tests in a throwaway cluster (test/run-tests.sh)
 #   make demo    deps + build + install + test/demo.sh in a throwaway cluster
 #   make bench   deps + build + install + test/bench.sh in a throwaway cluster (ROWS=, TAGS=, ...)
 EXTENSION   = segment
@@ -22,12 +22,15 @@ PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 # PostgreSQL 15 explicitly: /usr/bin/pg_config may point at another version.
 PG_CONFIG  ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 
-REGRESS      = $(basename $(notdir $(sort $(wildcard sql/[0-9]*.sql))))
-REGRESS_OPTS = --inputdir=. --load-extension=segment
-# isolationtester specs (specs/NAME.spec, expected/NAME.out): concurrent
-# sessions; `make installcheck` runs them after the pg_regress files.
-ISOLATION      = $(basename $(notdir $(sort $(wildcard specs/*.spec))))
-ISOLATION_OPTS = --load-extension=segment
+# Tests laid out as pgvector lays them out: pg_regress files test/sql/NAME.sql
+# with their outputs test/expected/NAME.out; isolationtester specs
+# (concurrent sessions) test/specs/NAME.spec, outputs also in test/expected/.
+# `make installcheck` runs the pg_regress files, then the specs. The later
+# --inputdir overrides the one PGXS passes first.
+REGRESS        = $(basename $(notdir $(sort $(wildcard test/sql/[0-9]*.sql))))
+REGRESS_OPTS   = --inputdir=test --load-extension=segment
+ISOLATION      = $(basename $(notdir $(sort $(wildcard test/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test --load-extension=segment
 
 # First rule, so that a bare `make` builds everything (PGXS's `all`).
 all:

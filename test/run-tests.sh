@@ -1,11 +1,12 @@
 #!/bin/bash
 # run-tests.sh: run every segment test against one throwaway cluster:
-#   1. pg_regress (`make installcheck`): sql/NNN_*.sql compared with expected/,
-#      then the isolationtester specs specs/*.spec (expected/NAME.out);
-#      regression.diffs is printed when a test fails;
+#   1. pg_regress (`make installcheck`): test/sql/NNN_*.sql compared with
+#      test/expected/, then the isolationtester specs test/specs/*.spec
+#      (test/expected/NAME.out); regression.diffs is printed when one fails;
 #   2. pgTAP (`pg_prove`): test/pgtap/*.sql in a fresh database (default
 #      segment_tap) where pgtap and segment are created;
-#   3. shell tests: test/shell/*.sh (dump/restore, documentation examples).
+#   3. shell tests: test/shell/*.sh (dump/restore, documentation examples,
+#      pg_cron, crashes: what needs more than SQL sessions).
 # Ends with one line "tests: N passed, N failed" and exits non-zero when any
 # test failed, or when no test was found at all.
 #
@@ -31,8 +32,8 @@ trap 'rm -f "$out"' EXIT
 echo "== server: $(psql -XAtqc 'select version()') on port $PGPORT"
 
 # --- 1. pg_regress and isolation specs ------------------------------------------
-# `make installcheck` runs pg_regress (sql/NNN_*.sql) and then pg_isolation_regress
-# (specs/*.spec); each suite is run on its own here, so that a failure in the
+# `make installcheck` runs pg_regress (test/sql/NNN_*.sql) and then
+# pg_isolation_regress (test/specs/*.spec); each suite is run on its own here, so that a failure in the
 # first does not skip the second and each summary line is counted once.
 shopt -s nullglob
 count_suite() {   # $1: suite name, $2: its output directory (diffs)
@@ -51,19 +52,19 @@ count_suite() {   # $1: suite name, $2: its output directory (diffs)
     cat "$2/regression.diffs"
   fi
 }
-regress=(sql/[0-9]*.sql)
+regress=(test/sql/[0-9]*.sql)
 if (( ${#regress[@]} > 0 )); then
-  echo "== pg_regress: ${#regress[@]} files in sql/"
+  echo "== pg_regress: ${#regress[@]} files in test/sql/"
   rm -f regression.diffs regression.out
   make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   count_suite pg_regress .
 else
-  echo "== pg_regress: no sql/NNN_*.sql files"
+  echo "== pg_regress: no test/sql/NNN_*.sql files"
 fi
-specs=(specs/*.spec)
+specs=(test/specs/*.spec)
 if (( ${#specs[@]} > 0 )); then
-  echo "== isolation: ${#specs[@]} files in specs/"
+  echo "== isolation: ${#specs[@]} files in test/specs/"
   rm -rf output_iso
   make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
@@ -114,7 +115,7 @@ for t in "${shell[@]}"; do
 done
 
 if (( ran == 0 )); then
-  echo "run-tests: no tests found (sql/NNN_*.sql, test/pgtap/*.sql)"
+  echo "run-tests: no tests found (test/sql/NNN_*.sql, test/specs/*.spec, test/pgtap/*.sql)"
   echo "tests: 0 passed, 1 failed"
   exit 1
 fi

@@ -14,17 +14,7 @@
 -- although the sets read before are in the cache. Cross-session
 -- invalidation and ROLLBACK of a whole transaction: test/shell/audience-cache.sh.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 do $$ begin perform setseed(0.315); end $$;
 
 select plan(300 * 3 + 12);

@@ -45,18 +45,7 @@
 --                                 rule would still analyse (numeric -> int
 --                                 silently rounds); DROP TABLE of a subject
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
+\ir ../fixtures/pgtap.psql
 
 create schema bad;
 create table bad.c (

@@ -1,6 +1,6 @@
 -- Differential test: segment's membership against PostgreSQL itself.
 --
--- For every rule in difftest.rules (178 rules in test/pgtap/difftest_setup.psql,
+-- For every rule in difftest.rules (178 rules in test/fixtures/difftest.psql,
 -- one line per rule), over 100,002 generated rows (int8 keys up to 4294967295):
 --   members('diff', tag)  =  select id from difftest.t where (rule) is true
 -- with the rule evaluated by plain SQL under SET segment.as_of, and
@@ -25,23 +25,12 @@
 -- Runtime: about 40 s on the 2-core dev machine under load (generation ~1 s,
 -- ~550 plain-SQL scans of 100k rows, two refreshes).
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 
 set local timezone = 'Asia/Shanghai';
-set local segment.progress_seconds = 0;
 do $$ begin perform setseed(0.4242); end $$;
 
-\ir difftest_setup.psql
+\ir ../fixtures/difftest.psql
 
 do $$ begin perform difftest.fill(1, 100000, '{0,4294967295}'); end $$;
 analyze difftest.t;

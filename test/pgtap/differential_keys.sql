@@ -1,6 +1,6 @@
 -- Differential test for the other key types: a text-keyed, a varchar-keyed
 -- and an int4-keyed subject (about 20,000 rows each), over a subset of the
--- rules of difftest_setup.psql, through three refreshes:
+-- rules of test/fixtures/difftest.psql, through three refreshes:
 --   run 1  refresh(null, 2026-11-22): every subject at once
 --   run 2  after DELETE / UPDATE / INSERT (new keys), refresh per subject at 2026-11-29
 --   run 3  after re-inserting the deleted keys with other values, at 2026-11-29
@@ -20,23 +20,12 @@
 --   * has_tag / tags take a text key for text subjects and bigint for int4.
 -- No SQLSTATEs are asserted here (no error is expected).
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 
 set local timezone = 'Asia/Shanghai';
-set local segment.progress_seconds = 0;
 do $$ begin perform setseed(0.1717); end $$;
 
-\ir difftest_setup.psql
+\ir ../fixtures/difftest.psql
 
 do $$ begin perform difftest.fill(1, 20000, '{0,4294967295}'); end $$;
 

@@ -6,7 +6,7 @@
 -- either errors (SQLSTATE, message) or does not. The contract
 -- (docs/analyst-guide.md, "Refresh"): a refresh whose rule errors on some row
 -- reports it (NULL sizes in its result, a WARNING with the rule's SQLSTATE --
--- shown by sql/012_error_parity.sql -- and the message in segment.run.error)
+-- shown by test/sql/012_error_parity.sql -- and the message in segment.run.error)
 -- and the tag keeps its previous members; live maintenance fails the writing
 -- statement with the rule's error (docs/live.md); explain raises it.
 --
@@ -59,95 +59,15 @@
 -- tag's error now and then (it depends on which worker fails first).
 -- Runtime: about 20 s on the 2-core dev machine.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
+\ir ../fixtures/pgtap.psql
 -- the failing refreshes warn by design; their warnings are not the output
 set local client_min_messages = error;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
 set local max_parallel_workers_per_gather = 0;
 do $$ begin perform setseed(0.1515); end $$;
 
 create schema ep;
 
--- 'ok', or 'SQLSTATE: message' of the error (a subtransaction)
-create function ep.err(q text) returns text language plpgsql as $$
-begin
-    execute q;
-    return 'ok';
-exception when others then
-    return sqlstate || ': ' || sqlerrm;
-end $$;
-
--- PostgreSQL's outcome for a rule on a table: 'ok' or 'SQLSTATE: message'
-create function ep.pg_outcome(tab text, rule text) returns text language sql as $$
-    select ep.err(format('select count(*) from %s where (%s) is true', tab, rule))
-$$;
-
--- The value of the rule on one row: 'true' / 'false' / 'null' or the error
-create function ep.pg_row(tab text, rule text, id int8) returns text language plpgsql as $$
-declare
-    v boolean;
-begin
-    execute format('select (%s) from %s where id = $1', rule, tab) into v using id;
-    return coalesce(v::text, 'null');
-exception when others then
-    return sqlstate || ': ' || sqlerrm;
-end $$;
-
--- The plain-SQL member set
-create function ep.sql_set(tab text, rule text) returns int8[] language plpgsql as $$
-declare
-    r int8[];
-begin
-    execute format('select coalesce(array_agg(id order by id), ''{}'') from %s where (%s) is true', tab, rule)
-       into r;
-    return r;
-end $$;
-
-create function ep.seg_set(subject name, tag name) returns int8[] language sql as $$
-    select coalesce(array_agg(m order by m), '{}') from segment.members(subject, tag) m
-$$;
-
--- Refresh one subject; the tag's outcome: 'ok', or 'error: message' when it
--- failed (NULL sizes; the message from segment.run.error, the SQLSTATE is the
--- WARNING's, see sql/012_error_parity.sql). ep.as_refresh puts PostgreSQL's
--- outcome in the same form.
-create function ep.refresh_outcome(subject name, tag name) returns text language plpgsql as $$
-declare
-    members bigint;
-    failed boolean;
-    msg text;
-begin
-    select r.members, r.members is null into members, failed
-      from segment.refresh(subject) r where r.tag = refresh_outcome.tag;
-    if not failed then
-        return 'ok';
-    end if;
-    select substr(run.error, length(format('tag "%s": ', tag)) + 1) into msg
-      from segment.run join segment.subject s using (subject_id)
-     where s.name = subject order by run_id desc limit 1;
-    return 'error: ' || msg;
-end $$;
-
-create function ep.as_refresh(pg text) returns text language sql as $$
-    select case when pg = 'ok' then 'ok' else 'error: ' || substr(pg, 8) end
-$$;
-
-create function ep.parallel(on_ boolean) returns void language plpgsql as $$
-begin
-    perform set_config('parallel_setup_cost', case when on_ then '0' else '1000' end, true);
-    perform set_config('parallel_tuple_cost', case when on_ then '0' else '0.1' end, true);
-    perform set_config('min_parallel_table_scan_size', case when on_ then '0' else '8MB' end, true);
-    perform set_config('max_parallel_workers_per_gather', case when on_ then '2' else '0' end, true);
-end $$;
+\ir ../fixtures/parity.psql
 
 create table ep.safe (
     id   int8 primary key,
@@ -266,96 +186,26 @@ select count(*) from segment.refresh('ep_issue');
 -- now the issue's table: a refresh that succeeded would give {2,3}
 delete from ep.issue where id = 4;
 insert into ep.issue values (1, 5, null);
-select is(ep.pg_outcome('ep.issue', '(a * 1000000000) + b > 0'), '22003: integer out of range',
+select is(parity.pg_outcome('ep.issue', '(a * 1000000000) + b > 0'), '22003: integer out of range',
           'issue 15: PostgreSQL raises integer out of range on row 1 (b is NULL)');
-select is(ep.refresh_outcome('ep_issue', 'ep_issue_tag'), 'error: integer out of range',
+select is(parity.refresh_outcome('ep_issue', 'ep_issue_tag'), 'error: integer out of range',
           'issue 15: serial refresh fails the tag with the same error');
-select is(ep.seg_set('ep_issue', 'ep_issue_tag'), '{2,3,4}',
+select is(parity.seg_set('ep_issue', 'ep_issue_tag'), '{2,3,4}',
           'issue 15: the tag keeps its previous members');
-select ep.parallel(true);
-select is(ep.refresh_outcome('ep_issue', 'ep_issue_tag'), 'error: integer out of range',
+select parity.parallel(true);
+select is(parity.refresh_outcome('ep_issue', 'ep_issue_tag'), 'error: integer out of range',
           'issue 15: parallel refresh fails the tag with the same error');
-select ep.parallel(false);
-select is(ep.err($$select segment.explain('ep_issue', 1, 'ep_issue_tag')$$), '22003: integer out of range',
+select parity.parallel(false);
+select is(parity.err($$select segment.explain('ep_issue', 1, 'ep_issue_tag')$$), '22003: integer out of range',
           'issue 15: explain of row 1 raises it');
-select is(ep.err($$select segment.explain('ep_issue', 2, 'ep_issue_tag') ->> 'value'$$), 'ok',
+select is(parity.err($$select segment.explain('ep_issue', 2, 'ep_issue_tag') ->> 'value'$$), 'ok',
           'issue 15: explain of row 2 does not');
 
 ------------------------------------------------------------------------------
 -- Part 2: targeted cases, one table and subject per case
 
-create function ep.run_case(c ep.cases) returns setof text language plpgsql as $f$
-declare
-    tab text := format('ep.t%s', c.ord);
-    subj name := format('ep_c%s', c.ord);
-    tag name := format('ep_%s', c.name);
-    label text := format('%s [%s | %s]', c.name, c.rule, c.poison);
-    pg text;
-    pg1 text;
-    first int8[];
-    now_sql int8[];
-    got text;
-begin
-    execute format('create table %s (like ep.safe including all)', tab);
-    execute format('insert into %s select * from ep.safe', tab);
-    perform segment.register_subject(subj, tab::regclass, 'id');
-    perform segment.create_tag(subj, tag, c.rule);
-    perform ep.parallel(false);
-    perform segment.refresh(subj);
-    first := ep.seg_set(subj, tag);
-
-    -- a successful refresh would now give another set; then the poison row
-    execute format('delete from %s where id %% 10 = 0', tab);
-    execute format('insert into %s values (1000000, 7, 9, 11, 3, 12.5, ''2026-11-22'', ''2026-11-01'', true)', tab);
-    execute format('update %s set %s where id = 1000000', tab, c.poison);
-    now_sql := case when ep.pg_outcome(tab, c.rule) = 'ok' then ep.sql_set(tab, c.rule) end;
-
-    pg := ep.pg_outcome(tab, c.rule);
-    return next is(split_part(pg, ':', 1), c.expect, label || ': PostgreSQL''s outcome');
-    return next ok(cardinality(first) > 0 and
-                   first <> ep.sql_set(format('(select * from %s where id <> 1000000) x', tab), c.rule),
-                   label || ': the first set is not empty, and not the set a refresh would make now');
-
-    -- serial
-    got := ep.refresh_outcome(subj, tag);
-    return next is(got, ep.as_refresh(pg), label || ': serial refresh, same outcome');
-    return next is(ep.seg_set(subj, tag), coalesce(now_sql, first),
-                   label || case when pg = 'ok' then ': serial refresh, members = plain SQL'
-                                 else ': serial refresh, the tag keeps its previous members' end);
-
-    -- parallel, after more rows are gone (a refresh that did nothing fails)
-    execute format('delete from %s where id %% 10 = 5', tab);
-    now_sql := case when pg = 'ok' then ep.sql_set(tab, c.rule) end;
-    perform ep.parallel(true);
-    got := ep.refresh_outcome(subj, tag);
-    perform ep.parallel(false);
-    return next is(got, ep.as_refresh(pg), label || ': parallel refresh, same outcome');
-    return next is(ep.seg_set(subj, tag), coalesce(now_sql, first),
-                   label || case when pg = 'ok' then ': parallel refresh, members = plain SQL'
-                                 else ': parallel refresh, the tag keeps its previous members' end);
-
-    -- explain of the poison row
-    pg1 := ep.pg_row(tab, c.rule, 1000000);
-    got := ep.err(format('select segment.explain(%L, 1000000::int8, %L)', subj, tag));
-    if got = 'ok' then
-        execute format('select coalesce(segment.explain(%L, 1000000::int8, %L) ->> ''value'', ''null'')', subj, tag)
-           into got;
-    end if;
-    return next is(got, pg1, label || ': explain of the poison row, as PostgreSQL on that row');
-
-    -- live: row 1 takes the poison row's values
-    perform segment.enable_live(subj);
-    got := ep.err(format('update %1$s set (a, b, c, s, n, d, e, flag) = '
-                         '(select a, b, c, s, n, d, e, flag from %1$s where id = 1000000) where id = 1', tab));
-    if got = 'ok' then
-        got := coalesce(segment.has_tag(subj, 1::int8, tag)::text, 'null');
-        pg1 := case pg1 when 'null' then 'false' else pg1 end;
-    end if;
-    return next is(got, pg1, label || ': live UPDATE into the poison values, as PostgreSQL on that row');
-end
-$f$;
-
-select ep.run_case(c) from ep.cases c order by ord;
+select parity.run_case('ep', '(1000000, 7, 9, 11, 3, 12.5, ''2026-11-22'', ''2026-11-01'', true)', c.ord, c.name, c.rule, c.poison, c.expect)
+  from ep.cases c order by ord;
 
 ------------------------------------------------------------------------------
 -- Part 3: generated edge values, every rule as a tag of one subject
@@ -385,7 +235,7 @@ create table ep.rules as
 select segment.register_subject('ep_gen', 'ep.gen', 'id');
 select count(segment.create_tag('ep_gen', 'ep_gen_' || k, rule)) from ep.rules;
 select count(*) from segment.refresh('ep_gen');
-create table ep.first as select k, ep.seg_set('ep_gen', ('ep_gen_' || k)::name) as members from ep.rules;
+create table ep.first as select k, parity.seg_set('ep_gen', ('ep_gen_' || k)::name) as members from ep.rules;
 
 select is((select count(*) from ep.first where cardinality(members) > 0), (select count(*) from ep.rules),
           'part 3: every rule has members on the safe rows');
@@ -395,9 +245,9 @@ delete from ep.gen where id % 10 = 0 and id < 2000000;
 
 -- per rule: PostgreSQL's outcome, and the messages its rows raise
 create table ep.gen_pg as
-    select k, rule, ep.pg_outcome('ep.gen', rule) as outcome from ep.rules;
+    select k, rule, parity.pg_outcome('ep.gen', rule) as outcome from ep.rules;
 create table ep.gen_msgs as
-    select r.k, ep.pg_row('ep.edge', r.rule, e.id) as msg
+    select r.k, parity.pg_row('ep.edge', r.rule, e.id) as msg
       from ep.rules r join ep.gen_pg p using (k), ep.edge e
      where p.outcome <> 'ok';
 delete from ep.gen_msgs where msg in ('true', 'false', 'null');
@@ -413,9 +263,9 @@ declare
     seg_msg text;
     err text;
 begin
-    perform ep.parallel(path = 'parallel');
+    perform parity.parallel(path = 'parallel');
     insert into ep.gen_run select path, null, x.tag, x.members from segment.refresh('ep_gen') x;
-    perform ep.parallel(false);
+    perform parity.parallel(false);
     select error into err from segment.run join segment.subject s using (subject_id)
      where s.name = 'ep_gen' order by run_id desc limit 1;
     for r in select p.*, f.members as first from ep.gen_pg p join ep.first f using (k) order by k loop
@@ -425,12 +275,12 @@ begin
                        r.outcome <> 'ok',
                        format('part 3, %s: %s fails iff PostgreSQL errors (%s)', path, r.rule, r.outcome));
         if r.outcome = 'ok' then
-            return next is(ep.seg_set('ep_gen', ('ep_gen_' || r.k)::name), ep.sql_set('ep.gen', r.rule),
+            return next is(parity.seg_set('ep_gen', ('ep_gen_' || r.k)::name), parity.sql_set('ep.gen', r.rule),
                            format('part 3, %s: %s: members = plain SQL', path, r.rule));
         else
             return next ok(seg_msg is not null
                            and exists (select 1 from ep.gen_msgs m where m.k = r.k and substr(m.msg, 8) = seg_msg)
-                           and ep.seg_set('ep_gen', ('ep_gen_' || r.k)::name) = r.first,
+                           and parity.seg_set('ep_gen', ('ep_gen_' || r.k)::name) = r.first,
                            format('part 3, %s: %s: the error (%s) is one PostgreSQL raises on some row; keeps its %s members',
                                   path, r.rule, seg_msg, cardinality(r.first)));
         end if;

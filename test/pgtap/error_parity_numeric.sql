@@ -27,84 +27,14 @@
 -- whose other operand is NULL fails the *_null cases.
 -- Runtime: a few seconds.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
+\ir ../fixtures/pgtap.psql
 set local client_min_messages = error;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
 set local max_parallel_workers_per_gather = 0;
 do $$ begin perform setseed(0.2727); end $$;
 
 create schema en;
 
-create function en.err(q text) returns text language plpgsql as $$
-begin
-    execute q;
-    return 'ok';
-exception when others then
-    return sqlstate || ': ' || sqlerrm;
-end $$;
-
-create function en.pg_outcome(tab text, rule text) returns text language sql as $$
-    select en.err(format('select count(*) from %s where (%s) is true', tab, rule))
-$$;
-
-create function en.pg_row(tab text, rule text, id int8) returns text language plpgsql as $$
-declare
-    v boolean;
-begin
-    execute format('select (%s) from %s where id = $1', rule, tab) into v using id;
-    return coalesce(v::text, 'null');
-exception when others then
-    return sqlstate || ': ' || sqlerrm;
-end $$;
-
-create function en.sql_set(tab text, rule text) returns int8[] language plpgsql as $$
-declare
-    r int8[];
-begin
-    execute format('select coalesce(array_agg(id order by id), ''{}'') from %s where (%s) is true', tab, rule)
-       into r;
-    return r;
-end $$;
-
-create function en.seg_set(subject name, tag name) returns int8[] language sql as $$
-    select coalesce(array_agg(m order by m), '{}') from segment.members(subject, tag) m
-$$;
-
-create function en.refresh_outcome(subject name, tag name) returns text language plpgsql as $$
-declare
-    failed boolean;
-    msg text;
-begin
-    select r.members is null into failed from segment.refresh(subject) r where r.tag = refresh_outcome.tag;
-    if not failed then
-        return 'ok';
-    end if;
-    select substr(run.error, length(format('tag "%s": ', tag)) + 1) into msg
-      from segment.run join segment.subject s using (subject_id)
-     where s.name = subject order by run_id desc limit 1;
-    return 'error: ' || msg;
-end $$;
-
-create function en.as_refresh(pg text) returns text language sql as $$
-    select case when pg = 'ok' then 'ok' else 'error: ' || substr(pg, 8) end
-$$;
-
-create function en.parallel(on_ boolean) returns void language plpgsql as $$
-begin
-    perform set_config('parallel_setup_cost', case when on_ then '0' else '1000' end, true);
-    perform set_config('parallel_tuple_cost', case when on_ then '0' else '0.1' end, true);
-    perform set_config('min_parallel_table_scan_size', case when on_ then '0' else '8MB' end, true);
-    perform set_config('max_parallel_workers_per_gather', case when on_ then '2' else '0' end, true);
-end $$;
+\ir ../fixtures/parity.psql
 
 create table en.safe (id int8 primary key, n numeric, m numeric, a int4, b int4, flag boolean);
 insert into en.safe
@@ -140,72 +70,8 @@ insert into en.cases (name, rule, poison, expect) values
 -- Tests: 8 per case.
 select plan((select 8 * count(*)::int from en.cases));
 
-create function en.run_case(c en.cases) returns setof text language plpgsql as $f$
-declare
-    tab text := format('en.t%s', c.ord);
-    subj name := format('en_c%s', c.ord);
-    tag name := format('en_%s', c.name);
-    label text := format('%s [%s | %s]', c.name, c.rule, c.poison);
-    pg text;
-    pg1 text;
-    first int8[];
-    now_sql int8[];
-    got text;
-begin
-    execute format('create table %s (like en.safe including all)', tab);
-    execute format('insert into %s select * from en.safe', tab);
-    perform segment.register_subject(subj, tab::regclass, 'id');
-    perform segment.create_tag(subj, tag, c.rule);
-    perform en.parallel(false);
-    perform segment.refresh(subj);
-    first := en.seg_set(subj, tag);
-
-    execute format('delete from %s where id %% 10 = 0', tab);
-    execute format('insert into %s values (1000000, 12.5, 7.25, 7, 9, true)', tab);
-    execute format('update %s set %s where id = 1000000', tab, c.poison);
-    pg := en.pg_outcome(tab, c.rule);
-    now_sql := case when pg = 'ok' then en.sql_set(tab, c.rule) end;
-    return next is(split_part(pg, ':', 1), c.expect, label || ': PostgreSQL''s outcome');
-    return next ok(cardinality(first) > 0 and
-                   first <> en.sql_set(format('(select * from %s where id <> 1000000) x', tab), c.rule),
-                   label || ': the first set is not empty, and not the set a refresh would make now');
-
-    got := en.refresh_outcome(subj, tag);
-    return next is(got, en.as_refresh(pg), label || ': serial refresh, same outcome');
-    return next is(en.seg_set(subj, tag), coalesce(now_sql, first),
-                   label || case when pg = 'ok' then ': serial refresh, members = plain SQL'
-                                 else ': serial refresh, the tag keeps its previous members' end);
-
-    execute format('delete from %s where id %% 10 = 5', tab);
-    now_sql := case when pg = 'ok' then en.sql_set(tab, c.rule) end;
-    perform en.parallel(true);
-    got := en.refresh_outcome(subj, tag);
-    perform en.parallel(false);
-    return next is(got, en.as_refresh(pg), label || ': parallel refresh, same outcome');
-    return next is(en.seg_set(subj, tag), coalesce(now_sql, first),
-                   label || case when pg = 'ok' then ': parallel refresh, members = plain SQL'
-                                 else ': parallel refresh, the tag keeps its previous members' end);
-
-    pg1 := en.pg_row(tab, c.rule, 1000000);
-    got := en.err(format('select segment.explain(%L, 1000000::int8, %L)', subj, tag));
-    if got = 'ok' then
-        execute format('select coalesce(segment.explain(%L, 1000000::int8, %L) ->> ''value'', ''null'')', subj, tag)
-           into got;
-    end if;
-    return next is(got, pg1, label || ': explain of the poison row, as PostgreSQL on that row');
-
-    perform segment.enable_live(subj);
-    got := en.err(format('update %1$s set (n, m, a, b, flag) = '
-                         '(select n, m, a, b, flag from %1$s where id = 1000000) where id = 1', tab));
-    if got = 'ok' then
-        got := coalesce(segment.has_tag(subj, 1::int8, tag)::text, 'null');
-        pg1 := case pg1 when 'null' then 'false' else pg1 end;
-    end if;
-    return next is(got, pg1, label || ': live UPDATE into the poison values, as PostgreSQL on that row');
-end
-$f$;
-
-select en.run_case(c) from en.cases c order by ord;
+select parity.run_case('en', '(1000000, 12.5, 7.25, 7, 9, true)', c.ord, c.name, c.rule, c.poison, c.expect)
+  from en.cases c order by ord;
 
 select * from finish();
 rollback;

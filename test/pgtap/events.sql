@@ -4,21 +4,10 @@
 -- multi-row insert, unknown customers (integer and text keys), rollback,
 -- detach, the DDL and drop guards, bad inputs (SQLSTATE, nothing changed),
 -- batch generate() leaving triggered rules alone, and rules fired by
--- entering an audience in a refresh. COPY of 100,000 events and two
--- concurrent sessions are in test/shell/events.sh.
+-- entering an audience in a refresh. COPY of 100,000 events is in
+-- test/shell/events.sh, concurrent sessions in test/specs/event_race.spec.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
+\ir ../fixtures/pgtap.psql
 
 select plan(66);
 

@@ -10,19 +10,8 @@
 -- kill -9 during an advance test/shell/journeys-crash.sh, NOTIFY is
 -- checked there too (it is delivered at commit; this file rolls back).
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
+\ir ../fixtures/pgtap.psql
 set local timezone = 'UTC';
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
 
 select plan(101);
 

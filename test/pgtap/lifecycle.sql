@@ -10,17 +10,7 @@
 -- does not) for every status. Fixtures are inserted into the catalog
 -- directly, with status_at in 2000 so that a transition's timestamp shows.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 
 select plan(290);
 

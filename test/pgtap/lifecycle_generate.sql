@@ -4,17 +4,7 @@
 -- expire and evaluate_outcomes close the period; rule_review counts exactly
 -- what generate() reported, and manager_review what each manager got.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 
 select plan(11);
 

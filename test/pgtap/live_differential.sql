@@ -1,6 +1,6 @@
 -- Live maintenance differential test: after INSERT / UPDATE / DELETE / COPY
 -- batches with live maintenance on, the live membership of every tag (the
--- 178 differential rules of difftest_setup.psql), every scheme bucket, every
+-- 178 differential rules of test/fixtures/difftest.psql), every scheme bucket, every
 -- scorecard band and score, and the universe, equals what a full refresh
 -- with the same as_of computes on the same data. Twice: the second round
 -- runs after a refresh has folded the first round's overlay.
@@ -9,23 +9,12 @@
 -- evaluate as of the last refresh (2026-11-22), so a trigger that used the
 -- GUC or today's date fails the date rules.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 
 set local timezone = 'Asia/Shanghai';
-set local segment.progress_seconds = 0;
 do $$ begin perform setseed(0.2718); end $$;
 
-\ir difftest_setup.psql
+\ir ../fixtures/difftest.psql
 
 do $$ begin perform difftest.fill(1, 20000, '{0,4294967295}'); end $$;
 analyze difftest.t;

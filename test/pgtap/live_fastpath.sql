@@ -9,17 +9,7 @@
 -- UPDATE did not name, a stored generated column, a key change, and a
 -- definition changed in the same transaction and in another session.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 
 select plan(22);
 

@@ -13,17 +13,7 @@
 -- * rule_review, review() and manager_review on a fixture of 2010
 --   opportunities whose every count is derived by hand in the comments.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 
 select plan(42);
 

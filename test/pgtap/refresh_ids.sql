@@ -21,24 +21,13 @@
 -- against phase 1.
 -- Runtime: about 10 s.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 
 set local timezone = 'Asia/Shanghai';
-set local segment.progress_seconds = 0;
 set local max_parallel_workers_per_gather = 0;
 do $$ begin perform setseed(0.3131); end $$;
 
-\ir difftest_setup.psql
+\ir ../fixtures/difftest.psql
 
 -- 137,000 source rows; their ids are replaced below
 do $$ begin perform difftest.fill(1, 137000); end $$;

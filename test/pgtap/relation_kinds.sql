@@ -8,19 +8,8 @@
 -- keeps the previous sets; an unpopulated materialized view is refused with
 -- 55000; a relation with no rows to read is refused at registration.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 create extension if not exists file_fdw;
-set local segment.progress_seconds = 0;
 
 select plan(47);
 

@@ -15,18 +15,7 @@
 --   * history records create / alter / drop, also through
 --     unregister_subject.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
+\ir ../fixtures/pgtap.psql
 
 select plan(90);
 

@@ -14,18 +14,8 @@
 -- results stay those of plain SQL. The owner losing a column grant or being
 -- dropped fails the unit (42501 / 42704) and keeps its previous members.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
+\ir ../fixtures/pgtap.psql
 set local client_min_messages = error;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
 
 select plan(44);
 

@@ -1,5 +1,5 @@
 -- Differential test of schemes and scorecards against PostgreSQL itself, on
--- the NULL-heavy difftest data (difftest_setup.psql), refreshed in one pass
+-- the NULL-heavy difftest data (test/fixtures/difftest.psql), refreshed in one pass
 -- with tags:
 --   * a scheme equals CASE WHEN r1 THEN 'b1' WHEN r2 THEN 'b2' ... END on
 --     every row (first match wins; a row where every rule is false or NULL
@@ -11,22 +11,11 @@
 --   * transitions between two refreshes equal a SQL diff of the two CASE
 --     snapshots, entries and exits included.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 set local timezone = 'Asia/Shanghai';
-set local segment.progress_seconds = 0;
 do $$ begin perform setseed(0.4242); end $$;
 
-\ir difftest_setup.psql
+\ir ../fixtures/difftest.psql
 
 do $$ begin perform difftest.fill(1, 60000); end $$;
 

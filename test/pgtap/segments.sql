@@ -6,18 +6,7 @@
 -- bands read the state tables; every failed call leaves the catalog as it
 -- was. Data: generated, with NULLs; tags refreshed for real.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
+\ir ../fixtures/pgtap.psql
 
 select plan(65);
 

@@ -21,18 +21,7 @@
 -- duplicates (23505, nothing changed), bad inputs with their SQLSTATEs, and
 -- that a refresh touches no other partition (pg_stat_get_xact_numscans).
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
+\ir ../fixtures/pgtap.psql
 
 select * from no_plan();
 

@@ -24,13 +24,31 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 export PGOPTIONS="-c client_min_messages=warning"
 createdb "$db" || { echo "not ok 1 - createdb"; exit 1; }
 coproc A { stdbuf -oL -eL psql -X -q -At -v ON_ERROR_STOP=0 -d "$db" 2>&1; }  # line-buffered: answers come back at once
-trap 'kill "$A_PID" 2>/dev/null; wait 2>/dev/null; dropdb --if-exists "$db" >/dev/null 2>&1' EXIT
+# Session B, for a transaction held open while A reads: a second psql fed
+# through two FIFOs (bash keeps one coproc at a time). Each statement waits
+# for its answer, so the sessions are ordered by their replies, not by sleep.
+tmp=$(mktemp -d)
+mkfifo "$tmp/b_in" "$tmp/b_out"
+stdbuf -oL -eL psql -X -q -At -v ON_ERROR_STOP=0 -d "$db" <"$tmp/b_in" >"$tmp/b_out" 2>&1 &
+B_PID=$!
+exec 7>"$tmp/b_in" 8<"$tmp/b_out"
+trap 'kill "$A_PID" "$B_PID" 2>/dev/null; wait 2>/dev/null; dropdb --if-exists "$db" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 
 # a(sql): run sql in session A, print its output on one line
 a() {
   printf '%s;\n\\echo @@end\n' "$1" >&"${A[1]}"
   local line out=""
   while IFS= read -r line <&"${A[0]}"; do
+    [[ $line == @@end ]] && break
+    out+="${out:+ }$line"
+  done
+  printf '%s\n' "$out"
+}
+# b(sql): the same in session B
+b() {
+  printf '%s;\n\\echo @@end\n' "$1" >&7
+  local line out=""
+  while IFS= read -r line <&8; do
     [[ $line == @@end ]] && break
     out+="${out:+ }$line"
   done
@@ -76,18 +94,12 @@ s2=$(a "$stats")
 
 # B's refresh open, then rolled back
 old=$(a "$segc")
-q >/dev/null <<'SQL' &
-begin;
-update cc set v = 9 where id % 3 = 0;
-select count(*) from segment.refresh('cc');
-select pg_sleep(2);
-rollback;
-SQL
-b=$!
-sleep 1
+b "begin" >/dev/null
+b "update cc set v = 9 where id % 3 = 0" >/dev/null
+b "select count(*) from segment.refresh('cc')" >/dev/null
 got=$(a "$segc")
 [[ -n $old && $got == "$old" ]]; ok $? "B's refresh not committed yet: A still reads $got (was $old)"
-wait "$b"
+b "rollback" >/dev/null
 check "after B's ROLLBACK"
 got=$(a "$segc")
 [[ -n $old && $got == "$old" ]]; ok $? "after B's ROLLBACK A reads the old count again ($got)"

@@ -8,6 +8,10 @@
 #      running it again writes nothing.
 #   4. Two sessions advance day 2 at the same time: between them every
 #      touch once (the second waits for the first, then finds them done).
+# Stays a shell test: it kills a backend with kill -9 and waits for crash
+# recovery, which isolationtester cannot do (its sleeps wait for the advance
+# to be mid-write, not to order two sessions). The ordered interleavings of
+# two advances (part 4) are also the spec test/specs/journey_race.spec.
 # Prints TAP; needs PGHOST/PGPORT of a cluster where segment is installed,
 # and the right to kill its backends (root, or the cluster's owner).
 set -uo pipefail

@@ -57,7 +57,7 @@ if [[ $had_cron == 0 ]]; then
   ok $? "unschedule fails with SQLSTATE 55000 too"
   q -c "create extension pg_cron"
 else
-  echo "# pg_cron already exists in $crondb: the not-created error is tested in sql/090_schedule.sql only"
+  echo "# pg_cron already exists in $crondb: the not-created error is tested in test/sql/090_schedule.sql only"
 fi
 
 # --- a subject for the job to refresh ----------------------------------------
