@@ -16,6 +16,14 @@ fail=0
 is() { n=$((n + 1)); if [[ "$1" == "$2" ]]; then echo "ok $n - $3"; else
          echo "not ok $n - $3"; echo "#   got:      $1"; echo "#   expected: $2"; fail=1; fi; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+# what the last refresh committed: rpl_low's size, whether its state is that
+# refresh's, and the error of its step fire_entry_rules
+kept() {
+    q -c "select st.member_count || ' ' || (st.run_id = r.run_id) || ' ' || coalesce(s.error, '-')
+            from segment.run r join segment.run_step s using (run_id)
+            join segment.tag_state st on true join segment.tag t using (tag_id)
+           where r.run_id = (select max(run_id) from segment.run) and s.step = 'fire_entry_rules'"
+}
 cleanup() { dropdb --if-exists "$db" >/dev/null 2>&1; dropuser --if-exists rpl_refresher >/dev/null 2>&1; }
 trap cleanup EXIT
 
@@ -42,10 +50,7 @@ err=$(PGPASSWORD=segment_pipeline_pw psql -X -q -At -v ON_ERROR_STOP=1 -U rpl_re
            -c "select count(*) from segment.refresh('rpl', '2026-07-02')" 2>&1 >/dev/null)
 is "$(echo "$err" | grep -c "^WARNING:  entry rules on 'rpl_low' of subject \"rpl\" failed: permission denied for function _lock_members")" \
    "1" "a failing entry rule: WARNING naming the audience and the error"
-is "$(q -c "select st.member_count || ' ' || (st.run_id = r.run_id) || ' ' || coalesce(s.error, '-')
-              from segment.run r join segment.run_step s using (run_id)
-              join segment.tag_state st on true join segment.tag t using (tag_id)
-             where r.run_id = (select max(run_id) from segment.run) and s.step = 'fire_entry_rules'")" \
+is "$(kept)" \
    "3 true entry into 'rpl_low': permission denied for function _lock_members" \
    "committed: the state of the refresh (3 in rpl_low) and the step's error"
 
@@ -57,10 +62,7 @@ err=$(PGPASSWORD=segment_pipeline_pw psql -X -q -At -v ON_ERROR_STOP=1 -U rpl_re
            -c "select count(*) from segment.refresh('rpl', '2026-07-03')" 2>&1 >/dev/null)
 is "$(echo "$err" | grep -c "^WARNING:  after-refresh step fire_entry_rules of subject \"rpl\" failed: permission denied for function _fire_entered")" \
    "1" "a failing step: WARNING naming the step, the subject and the error"
-is "$(q -c "select st.member_count || ' ' || (st.run_id = r.run_id) || ' ' || coalesce(s.error, '-')
-              from segment.run r join segment.run_step s using (run_id)
-              join segment.tag_state st on true join segment.tag t using (tag_id)
-             where r.run_id = (select max(run_id) from segment.run) and s.step = 'fire_entry_rules'")" \
+is "$(kept)" \
    "4 true permission denied for function _fire_entered" \
    "committed: the state of the refresh (4 in rpl_low) and the step's error"
 
