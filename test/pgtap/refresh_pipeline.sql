@@ -64,6 +64,19 @@ create function pg_temp.steps() returns text language sql as $$
      where s.run_id = (select max(r.run_id) from segment.run r join segment.subject x using (subject_id)
                         where x.name = 'rpx')
 $$;
+-- the error of the last fire_entry_rules step
+create function pg_temp.fire_error() returns text language sql as $$
+    select s.error from segment.run_step s where s.step = 'fire_entry_rules' order by s.run_id desc limit 1
+$$;
+-- what the last refresh kept: rpx_low's size, whether its state is that
+-- refresh's, whether the run finished, and the run's error
+create function pg_temp.kept() returns text language sql as $$
+    select st.member_count || ' ' || (st.run_id = r.run_id) || ' ' || (r.finished_at is not null)
+           || ' ' || coalesce(r.error, 'no error')
+      from segment.tag_state st join segment.tag t using (tag_id)
+      join segment.run r on r.run_id = (select max(run_id) from segment.run)
+     where t.name = 'rpx_low'
+$$;
 
 -- the first refresh: no "before" (never refreshed), nothing fires
 select count(*) from segment.refresh('rpx', '2026-07-01');
@@ -144,15 +157,10 @@ reset role;
 select is(pg_temp.steps(),
           '1 capture_entry_audiences 1 audiences, 2 invalidate_live_definitions - -, 3 fire_entry_rules 0 opportunities',
           'a failing entry rule: the step goes on and made nothing');
-select matches((select s.error from segment.run_step s where s.step = 'fire_entry_rules'
-                 order by s.run_id desc limit 1),
+select matches(pg_temp.fire_error(),
                '^entry into ''rpx_low and not rpx_vip'': permission denied for function _lock_members$',
                'the step logs which entry failed and why');
-select is((select st.member_count || ' ' || (st.run_id = r.run_id) || ' ' || (r.finished_at is not null)
-             from segment.tag_state st join segment.tag t using (tag_id)
-             join segment.run r on r.run_id = (select max(run_id) from segment.run)
-            where t.name = 'rpx_low'),
-          '5 true true', 'the refresh kept its state (2 3 4 5 9 in rpx_low) and finished its run');
+select is(pg_temp.kept(), '5 true true no error', 'the refresh kept its state (2 3 4 5 9 in rpx_low) and finished its run');
 select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
             where r.name = 'rp_low'), 2::bigint, 'no opportunity for 5');
 
@@ -169,15 +177,8 @@ reset role;
 select is(pg_temp.steps(),
           '1 capture_entry_audiences 1 audiences, 2 invalidate_live_definitions - -, 3 fire_entry_rules - -',
           'a failing step is logged in its place, without a count');
-select is((select s.error from segment.run_step s where s.step = 'fire_entry_rules'
-            order by s.run_id desc limit 1),
-          'permission denied for function _fire_entered', 'with its error');
-select is((select st.member_count || ' ' || (st.run_id = r.run_id) || ' ' || (r.finished_at is not null)
-                  || ' ' || coalesce(r.error, 'no error')
-             from segment.tag_state st join segment.tag t using (tag_id)
-             join segment.run r on r.run_id = (select max(run_id) from segment.run)
-            where t.name = 'rpx_low'),
-          '6 true true no error', 'the refresh kept its state (6 entered rpx_low) and finished its run');
+select is(pg_temp.fire_error(), 'permission denied for function _fire_entered', 'with its error');
+select is(pg_temp.kept(), '6 true true no error', 'the refresh kept its state (6 entered rpx_low) and finished its run');
 grant execute on function segment._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text)
     to rpx_refresher;
 
