@@ -119,6 +119,12 @@ extern int64 catalog_run_start(int32 subject_id, DateADT as_of, TimestampTz star
 							   bool has_snapshot_date, DateADT snapshot_date, List *read_relids);
 extern void catalog_run_finish(int64 run_id, int64 rows, int32 tags, const char *errors);
 
+/* segment.run_step: one after-refresh step of a run (refresh_pipeline.c);
+ * rows and what are logged when counted, error when not NULL. */
+extern void catalog_run_step(int64 run_id, int32 step_no, const char *step,
+							 TimestampTz started, TimestampTz finished, bool counted,
+							 int64 rows, const char *what, const char *error);
+
 /* The stored sets a refresh compares with; NULL when there is none. */
 extern RoaringOwned *catalog_tag_set(int32 tag_id);
 extern RoaringOwned *catalog_tag_snapshot_before(int32 tag_id, DateADT snapshot_date);

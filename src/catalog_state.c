@@ -148,6 +148,45 @@ catalog_run_finish(int64 run_id, int64 rows, int32 tags, const char *errors)
 		elog(ERROR, "could not write segment.run");
 }
 
+void
+catalog_run_step(int64 run_id, int32 step_no, const char *step, TimestampTz started,
+				 TimestampTz finished, bool counted, int64 rows, const char *what,
+				 const char *error)
+{
+	Oid			argtypes[8] = {INT8OID, INT4OID, TEXTOID, TIMESTAMPTZOID, INTERVALOID,
+	INT8OID, TEXTOID, TEXTOID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', 'n', 'n', 'n'};
+	Interval   *duration = palloc0(sizeof(Interval));
+
+	duration->time = finished - started;
+	args[0] = Int64GetDatum(run_id);
+	args[1] = Int32GetDatum(step_no);
+	args[2] = CStringGetTextDatum(step);
+	args[3] = TimestampTzGetDatum(started);
+	args[4] = IntervalPGetDatum(duration);
+	if (counted)
+	{
+		args[5] = Int64GetDatum(rows);
+		nulls[5] = ' ';
+		if (what)
+		{
+			args[6] = CStringGetTextDatum(what);
+			nulls[6] = ' ';
+		}
+	}
+	if (error)
+	{
+		args[7] = CStringGetTextDatum(error);
+		nulls[7] = ' ';
+	}
+	if (SPI_execute_with_args("INSERT INTO segment.run_step "
+							  "(run_id, step_no, step, started_at, duration, rows, what, error) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+							  8, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write segment.run_step");
+}
+
 /*
  * The set in the first column of query (parameters: an int4 id and an
  * optional second argument), or NULL. Owned by CurrentMemoryContext.

@@ -359,8 +359,8 @@ PG_FUNCTION_INFO_V1(segment_live_defs_changed);
 Datum
 segment_live_defs_changed(PG_FUNCTION_ARGS)
 {
-	static const char *const tables[] = {"subject", "subject_state", "tag", "scheme", "scheme_bucket",
-	"scorecard", "scorecard_item", "entry_rule", "live_subject"};
+	static const char *const tables[] = {"subject", "tag", "scheme", "scheme_bucket", "scorecard",
+	"scorecard_item", "entry_rule", "live_subject"};
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Oid			nsp;
 	Oid			relid;

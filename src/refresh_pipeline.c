@@ -38,6 +38,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "refresh_pipeline.h"
 #include "subject.h"
 
@@ -189,40 +190,10 @@ static void
 log_step(RefreshPipeline *p, const PipelineStep *step, TimestampTz started,
 		 TimestampTz finished, const StepResult *r)
 {
-	Oid			argtypes[8] = {INT8OID, INT4OID, TEXTOID, TIMESTAMPTZOID, INTERVALOID,
-	INT8OID, TEXTOID, TEXTOID};
-	Datum		args[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', 'n', 'n', 'n'};
-	Interval   *duration = palloc0(sizeof(Interval));
-	int			nest;
+	int			nest = segment_spi_connect();
 
-	duration->time = finished - started;
-	args[0] = Int64GetDatum(p->run_id);
-	args[1] = Int32GetDatum(++p->step_no);
-	args[2] = CStringGetTextDatum(step->name);
-	args[3] = TimestampTzGetDatum(started);
-	args[4] = IntervalPGetDatum(duration);
-	if (r->counted)
-	{
-		args[5] = Int64GetDatum(r->rows);
-		nulls[5] = ' ';
-		if (step->what)
-		{
-			args[6] = CStringGetTextDatum(step->what);
-			nulls[6] = ' ';
-		}
-	}
-	if (r->failed)
-	{
-		args[7] = CStringGetTextDatum(r->failed);
-		nulls[7] = ' ';
-	}
-	nest = segment_spi_connect();
-	if (SPI_execute_with_args("INSERT INTO segment.run_step "
-							  "(run_id, step_no, step, started_at, duration, rows, what, error) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-							  8, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write segment.run_step");
+	catalog_run_step(p->run_id, ++p->step_no, step->name, started, finished,
+					 r->counted, r->rows, step->what, r->failed);
 	segment_spi_finish(nest);
 }
 

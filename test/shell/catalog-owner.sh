@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-tables='subject|tag|tag_state|tag_snapshot|tag_history|manual_tag|scheme|scheme_bucket|bucket_state|bucket_history|scorecard|scorecard_item|scorecard_band|score_state|subject_state|subject_snapshot|universe_history|size_snapshot|keymap|run|segment|entry_rule|event_rule|opportunity_rule|live_subject'
+tables='subject|tag|tag_state|tag_snapshot|tag_history|manual_tag|scheme|scheme_bucket|bucket_state|bucket_history|scorecard|scorecard_item|scorecard_band|score_state|subject_state|subject_snapshot|universe_history|size_snapshot|keymap|run|run_step|segment|entry_rule|event_rule|opportunity_rule|live_subject'
 pattern="(FROM|JOIN|INTO|UPDATE)[[:space:]]+segment\\.($tables)([^a-z_]|\$)"
 
 # the C files outside the catalog module that query those tables
