@@ -37,7 +37,7 @@ SELECT segment.enable_live('lv_cust');
 SELECT segment.enable_live('lv_cust');        -- twice
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT regexp_replace(tgname, '[0-9]+', 'N') AS tgname FROM pg_trigger WHERE tgrelid = 'lv.cust'::regclass AND NOT tgisinternal ORDER BY tgname;
-SELECT segment._live_trigger();               -- not as a trigger
+SELECT segment_internal._live_trigger();               -- not as a trigger
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 -- writes: evaluated as of the last refresh (2026-11-22), whatever the GUC says

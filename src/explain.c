@@ -314,7 +314,7 @@ explain_scheme(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scheme_i
 
 	args[0] = Int32GetDatum(scheme_id);
 	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf("SELECT b.name, b.rule, segment._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
+	if (SPI_execute_with_args(psprintf("SELECT b.name, b.rule, segment_internal._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
 									   "       (SELECT %s FROM segment.scheme c WHERE c.scheme_id = b.scheme_id) "
 									   "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
 									   "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
@@ -390,7 +390,7 @@ explain_scorecard(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 score
 	args[0] = Int32GetDatum(scorecard_id);
 	args[1] = Int64GetDatum(member_id);
 	if (SPI_execute_with_args(psprintf("SELECT c.base::text, "
-									   "       (SELECT s.score::text FROM segment._live_scores(c.scorecard_id, c.subject_id) s "
+									   "       (SELECT s.score::text FROM segment_internal._live_scores(c.scorecard_id, c.subject_id) s "
 									   "         WHERE s.members OPERATOR(segment.@>) $2), "
 									   "       i.rule, i.points::text, %s "
 									   "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
@@ -456,7 +456,7 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 	args[2] = Int64GetDatum(member_id);
 	if (SPI_execute_with_args(psprintf(
 			"SELECT t.rule, t.active, s.tag_id IS NOT NULL, "
-			"       segment._live_has(s.members, t.subject_id, t.tag_id, $3), s.as_of, "
+			"       segment_internal._live_has(s.members, t.subject_id, t.tag_id, $3), s.as_of, "
 			"       (SELECT jsonb_build_object('set_by', m.set_by, 'set_at', m.set_at, 'expires_at', m.expires_at, "
 			"                                  'expired', m.expires_at IS NOT NULL AND m.expires_at <= now()) "
 			"          FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3)::text, "

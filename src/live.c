@@ -4,7 +4,7 @@
  *
  * segment.enable_live(subject) (sql/install/86-live.sql) puts three
  * statement-level AFTER triggers (INSERT, UPDATE, DELETE) with transition
- * tables on the subject's table, all calling segment._live_trigger(). Once
+ * tables on the subject's table, all calling segment_internal._live_trigger(). Once
  * per statement the trigger compiles the subject's active rules with the
  * refresh's evaluator (refresh_scan.c), evaluates them over the rows of the
  * NEW TABLE as of the date of the subject's last refresh, and upserts one
@@ -13,9 +13,9 @@
  * key that left the table. Each writer touches only the overlay rows of its
  * own customers, so writers of different customers never wait on each
  * other. Readers merge the overlay over the sets of the last refresh
- * (segment._live_* in part 86); a refresh folds it (live_fold).
+ * (segment_internal._live_* in part 86); a refresh folds it (live_fold).
  *
- * The rows reach the upsert through segment._live_rows(), a set-returning
+ * The rows reach the upsert through segment_internal._live_rows(), a set-returning
  * function that reads the statement's results from backend-local memory
  * while the trigger's INSERT ... SELECT runs.
  *
@@ -67,7 +67,7 @@
 #include "segment.h"
 #include "subject.h"
 
-/* The overlay rows of one statement, read by segment._live_rows(). */
+/* The overlay rows of one statement, read by segment_internal._live_rows(). */
 typedef struct LiveRows
 {
 	int32		subject_id;
@@ -625,7 +625,7 @@ entry_before(int32 subject_id, RoaringOwned *universe, RoaringOwned *gone, Datum
 	args[0] = Int32GetDatum(subject_id);
 	args[1] = entry[0];
 	segment_saved_plan(&plan, "SELECT array_agg(audience), array_agg(members) "
-					   "  FROM segment._live_entry_before($1, $2)", 2, argtypes);
+					   "  FROM segment_internal._live_entry_before($1, $2)", 2, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not evaluate the audiences of entry rules");
 	entry[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -656,7 +656,7 @@ entry_after(int32 subject_id, Datum *entry)
 	args[1] = entry[0];
 	args[2] = entry[1];
 	args[3] = entry[2];
-	segment_saved_plan(&plan, "SELECT segment._live_entry_after($1, $2, $3, $4)", 4, argtypes);
+	segment_saved_plan(&plan, "SELECT segment_internal._live_entry_after($1, $2, $3, $4)", 4, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not fire the entry rules");
 }
@@ -701,7 +701,7 @@ write_rows(LiveRows *lr)
 					   "INSERT INTO segment.live_member AS l "
 					   "(subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at) "
 					   "SELECT r.subject_id, r.member_id, r.deleted, r.tags, r.buckets, r.scores, r.as_of, now() "
-					   "  FROM segment._live_rows() r "
+					   "  FROM segment_internal._live_rows() r "
 					   "ON CONFLICT (subject_id, member_id) DO UPDATE SET deleted = excluded.deleted, "
 					   "tags = excluded.tags, buckets = excluded.buckets, scores = excluded.scores, "
 					   "as_of = excluded.as_of, changed_at = excluded.changed_at",
@@ -1166,7 +1166,7 @@ live_check_trigger(TriggerData *td, int32 subject_id, LiveDefs *d)
 				return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("trigger function segment._live_trigger() fired on a relation segment did not attach it to"),
+			 errmsg("trigger function segment_internal._live_trigger() fired on a relation segment did not attach it to"),
 			 errdetail("Trigger \"%s\" on relation \"%s\" for subject id %d.",
 					   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation),
 					   subject_id),
@@ -1391,7 +1391,7 @@ live_statement(TriggerData *td, int32 subject_id)
 }
 
 /*
- * segment._live_trigger(subject_id text): the statement-level AFTER
+ * segment_internal._live_trigger(subject_id text): the statement-level AFTER
  * INSERT / UPDATE / DELETE trigger that enable_live installs.
  */
 PG_FUNCTION_INFO_V1(segment_live_trigger);
@@ -1404,13 +1404,13 @@ segment_live_trigger(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("segment._live_trigger() may only be called as a trigger"),
+				 errmsg("segment_internal._live_trigger() may only be called as a trigger"),
 				 errhint("Use segment.enable_live(subject).")));
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		td->tg_trigger->tgnargs != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("segment._live_trigger() must be an AFTER ... FOR EACH STATEMENT trigger with one argument"),
+				 errmsg("segment_internal._live_trigger() must be an AFTER ... FOR EACH STATEMENT trigger with one argument"),
 				 errhint("Use segment.enable_live(subject) to install it.")));
 	subject_id = pg_strtoint32(td->tg_trigger->tgargs[0]);
 	live_statement(td, subject_id);
@@ -1418,7 +1418,7 @@ segment_live_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
- * segment._live_defs_changed(): statement-level AFTER trigger on the tables
+ * segment_internal._live_defs_changed(): statement-level AFTER trigger on the tables
  * the cached definitions of live maintenance come from (part 89). Sends a
  * relcache invalidation of segment.live_subject, which every backend's
  * live_relcache_callback takes as "rebuild": at commit for the others, at
@@ -1439,7 +1439,7 @@ segment_live_defs_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("segment._live_defs_changed() may only be called as a trigger")));
+				 errmsg("segment_internal._live_defs_changed() may only be called as a trigger")));
 	/* only from the triggers of part 89 (issue 11, hole 2) */
 	nsp = get_namespace_oid("segment", false);
 	if (strcmp(td->tg_trigger->tgname, "segment_live_defs") == 0 &&
@@ -1449,7 +1449,7 @@ segment_live_defs_changed(PG_FUNCTION_ARGS)
 	if (!ours)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("trigger function segment._live_defs_changed() fired on a relation segment did not attach it to"),
+				 errmsg("trigger function segment_internal._live_defs_changed() fired on a relation segment did not attach it to"),
 				 errdetail("Trigger \"%s\" on relation \"%s\".",
 						   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation))));
 	relid = get_relname_relid("live_subject", nsp);
@@ -1459,7 +1459,7 @@ segment_live_defs_changed(PG_FUNCTION_ARGS)
 }
 
 /*
- * segment._live_rows() -> table (subject_id int, member_id int8, deleted
+ * segment_internal._live_rows() -> table (subject_id int, member_id int8, deleted
  * bool, tags int4[], buckets jsonb, scores jsonb, as_of date): the overlay
  * rows of the statement the live trigger is processing; no rows elsewhere.
  */
@@ -1606,7 +1606,7 @@ live_fold(int32 subject_id, const char *subject, DateADT as_of, bool date_moved)
 }
 
 /*
- * segment._live_writer_as_of(subject_id int) -> date: for the key-change
+ * segment_internal._live_writer_as_of(subject_id int) -> date: for the key-change
  * trigger (SQL), what live_writer_snapshot does for the statement trigger:
  * takes the writer's share of the live lock and returns the date of the
  * subject's state as committed now; NULL when it was never refreshed.

@@ -195,7 +195,7 @@ has_tag_internal(const SubjectInfo *s, bool known, uint32 member_id, const char 
 					   "SELECT t.subject_id, s.name::text, t.rule IS NULL, t.active,"
 					   "       st.tag_id IS NOT NULL,"
 					   "       COALESCE(t.rule IS NOT NULL"
-					   "                AND segment._live_has(st.members, t.subject_id, t.tag_id, $2), false)"
+					   "                AND segment_internal._live_has(st.members, t.subject_id, t.tag_id, $2), false)"
 					   "       OR EXISTS (SELECT 1 FROM segment.manual_tag m"
 					   "                   WHERE m.tag_id = t.tag_id AND m.member_id = $2"
 					   "                     AND (m.expires_at IS NULL OR m.expires_at > now()))"
@@ -305,7 +305,7 @@ tags_internal(const SubjectInfo *s, bool known, uint32 member_id)
 					   "  LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id"
 					   " WHERE t.subject_id = $1 AND t.active"
 					   "   AND ((t.rule IS NOT NULL AND st.tag_id IS NOT NULL"
-					   "         AND segment._live_has(st.members, t.subject_id, t.tag_id, $2))"
+					   "         AND segment_internal._live_has(st.members, t.subject_id, t.tag_id, $2))"
 					   "        OR EXISTS (SELECT 1 FROM segment.manual_tag m"
 					   "                    WHERE m.tag_id = t.tag_id AND m.member_id = $2"
 					   "                      AND (m.expires_at IS NULL OR m.expires_at > now())))",

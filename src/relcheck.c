@@ -5,7 +5,7 @@
  *     relations the caller may not read are refused with a SQLSTATE before
  *     any code opens the relation.
  *
- * segment._rule_columns(relation regclass, rule text, what text) is declared
+ * segment_internal._rule_columns(relation regclass, rule text, what text) is declared
  * over segment_rule_columns_checked, which checks and then hands the same
  * call to segment_rule_columns (rule_parse.c). It cannot be STRICT: `what`
  * is NULL when a rule is validated outside a definition.
@@ -63,7 +63,7 @@ relcheck_readable(Oid relid, const char *what)
 }
 
 /*
- * segment._rule_columns(relation regclass, rule text, what text) -> name[]
+ * segment_internal._rule_columns(relation regclass, rule text, what text) -> name[]
  * The checks above, then rule_parse.c's segment_rule_columns.
  */
 PG_FUNCTION_INFO_V1(segment_rule_columns_checked);

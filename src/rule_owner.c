@@ -6,7 +6,7 @@
  * Refresh, live maintenance and explain evaluate rules through the one-pass
  * scan (refresh_scan.c), which switches to each unit's owner itself.
  * Opportunity goals (evaluate_outcomes) and event conditions (the event
- * trigger) are evaluated by SQL code over a few rows: segment._rule_matches
+ * trigger) are evaluated by SQL code over a few rows: segment_internal._rule_matches
  * evaluates such a stored rule as its owner over rows the caller collected.
  * It takes the rule's identity, never rule text or a role: whoever calls it
  * can only make a stored rule run as the role that wrote it, which is what
@@ -165,7 +165,7 @@ load_stored_rule(const char *kind, int32 rule_id, Oid relid, StoredRule *sr)
 }
 
 /*
- * segment._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
+ * segment_internal._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
  *   RETURNS boolean[]
  * For each row (of relation's row type), whether the stored goal ('goal') or
  * event condition ('event') of the rule IS TRUE, evaluated as the rule's

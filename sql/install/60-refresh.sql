@@ -14,7 +14,7 @@ CREATE FUNCTION segment.explain(subject name, key bigint, what text) RETURNS jso
 -- rule no longer analyses (a dropped, renamed or retyped column).
 -- The guards run for every user's DDL: SECURITY DEFINER so that users
 -- without access to segment's catalog can still alter their own tables.
-CREATE FUNCTION segment._check_rules_of(rel oid) RETURNS void
+CREATE FUNCTION segment_internal._check_rules_of(rel oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
@@ -25,7 +25,7 @@ BEGIN
               WHERE s.relation = rel AND g.rule IS NOT NULL
     LOOP
         BEGIN
-            PERFORM segment._rule_columns(t.relation, t.rule, NULL);
+            PERFORM segment_internal._rule_columns(t.relation, t.rule, NULL);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'cannot change table "%": tag "%" of subject "%" depends on it', t.relation, t.tag, t.subject
                 USING ERRCODE = 'dependent_objects_still_exist',
@@ -34,12 +34,12 @@ BEGIN
         END;
         -- a rule that still parses after a retype may mean something else
         -- (numeric rounded to integer, a date compared as text): refuse too
-        IF segment._column_types(t.relation, t.columns) IS DISTINCT FROM t.column_types THEN
+        IF segment_internal._column_types(t.relation, t.columns) IS DISTINCT FROM t.column_types THEN
             RAISE EXCEPTION 'cannot change the type of a column that tag "%" of subject "%" reads', t.tag, t.subject
                 USING ERRCODE = 'dependent_objects_still_exist',
                       DETAIL = format('Rule %s was written for columns %s of types %s, now %s.',
                                       t.rule, t.columns, t.column_types,
-                                      segment._column_types(t.relation, t.columns)),
+                                      segment_internal._column_types(t.relation, t.columns)),
                       HINT = 'Drop the tag, change the column, and create the tag again (or alter its rule to the new type first).';
         END IF;
     END LOOP;
@@ -63,12 +63,12 @@ BEGIN
         END IF;
     END LOOP;
     -- scheme buckets and scorecard items (part 74)
-    PERFORM segment._check_scheme_rules_of(rel);
+    PERFORM segment_internal._check_scheme_rules_of(rel);
     -- goals and templates of opportunity rules (part 81)
-    PERFORM segment._check_opportunity_rules_of(rel);
+    PERFORM segment_internal._check_opportunity_rules_of(rel);
 END $$;
 
-CREATE FUNCTION segment._ddl_guard() RETURNS event_trigger
+CREATE FUNCTION segment_internal._ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c record;
@@ -77,12 +77,12 @@ BEGIN
               WHERE command_tag = 'ALTER TABLE' AND classid = 'pg_class'::regclass
     LOOP
         IF EXISTS (SELECT 1 FROM segment.subject s WHERE s.relation = c.objid) THEN
-            PERFORM segment._check_rules_of(c.objid);
+            PERFORM segment_internal._check_rules_of(c.objid);
         END IF;
     END LOOP;
 END $$;
 
-CREATE FUNCTION segment._drop_guard() RETURNS event_trigger
+CREATE FUNCTION segment_internal._drop_guard() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s record;
@@ -99,6 +99,6 @@ BEGIN
 END $$;
 
 CREATE EVENT TRIGGER segment_ddl_guard ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment._ddl_guard();
+    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment_internal._ddl_guard();
 CREATE EVENT TRIGGER segment_drop_guard ON sql_drop
-    EXECUTE FUNCTION segment._drop_guard();
+    EXECUTE FUNCTION segment_internal._drop_guard();

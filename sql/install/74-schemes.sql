@@ -9,7 +9,7 @@
 
 -- A name taken from a text array (bucket, band): the name type would
 -- silently cut it at 63 bytes.
-CREATE FUNCTION segment._check_part_name(kind text, n text) RETURNS name
+CREATE FUNCTION segment_internal._check_part_name(kind text, n text) RETURNS name
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF octet_length(n) > 63 THEN
@@ -17,13 +17,13 @@ BEGIN
             USING ERRCODE = 'name_too_long',
                   DETAIL = 'Names are at most 63 bytes.';
     END IF;
-    PERFORM segment._check_name(kind, n::name);
+    PERFORM segment_internal._check_name(kind, n::name);
     RETURN n::name;
 END $$;
 
 -- A numeric given as text (points, band bounds): finite, or an error saying
 -- which one it is.
-CREATE FUNCTION segment._parse_number(v text, what text) RETURNS numeric
+CREATE FUNCTION segment_internal._parse_number(v text, what text) RETURNS numeric
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE x numeric;
 BEGIN
@@ -42,7 +42,7 @@ END $$;
 
 -- Checks that a definition array (buckets, items, bands) is a non-empty
 -- two-dimensional array of entries of width elements; raises 22004 / 22023.
-CREATE FUNCTION segment._check_entries(a text[], arg text, owner text, width int, shape text,
+CREATE FUNCTION segment_internal._check_entries(a text[], arg text, owner text, width int, shape text,
                                        example text, allow_empty boolean) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -74,7 +74,7 @@ END $$;
 -- Validates a bucket list against the subject's table; returns the rows to
 -- store. Raises the rule's own error (with position and context) for a bad
 -- rule.
-CREATE FUNCTION segment._scheme_buckets(rel regclass, scheme name, buckets text[])
+CREATE FUNCTION segment_internal._scheme_buckets(rel regclass, scheme name, buckets text[])
 RETURNS TABLE (ord int, name name, rule text, columns name[], column_types regtype[])
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -86,13 +86,13 @@ DECLARE
     brule text;
     seen name[] := '{}';
 BEGIN
-    PERFORM segment._check_entries(buckets, 'buckets', format('scheme "%s"', scheme), 2,
+    PERFORM segment_internal._check_entries(buckets, 'buckets', format('scheme "%s"', scheme), 2,
                                    '(name, rule) pairs', $e$ARRAY[['affluent', 'aum >= 500000'], ['mass', 'true']]$e$, false);
     c := array_lower(buckets, 2);
     lo := array_lower(buckets, 1);
     FOR i IN lo .. array_upper(buckets, 1) LOOP
         n := n + 1;
-        bname := segment._check_part_name('bucket', buckets[i][c]);
+        bname := segment_internal._check_part_name('bucket', buckets[i][c]);
         IF bname = ANY (seen) THEN
             RAISE EXCEPTION 'bucket "%" appears twice in scheme "%"', bname, scheme
                 USING ERRCODE = 'duplicate_object',
@@ -108,15 +108,15 @@ BEGIN
         END IF;
         ord := n;
         name := bname;
-        columns := segment._rule_columns(rel, brule, format('bucket "%s" of scheme "%s"', bname, scheme));
-        rule := segment._rule_canonical(rel, brule);
-        column_types := segment._column_types(rel, columns);
+        columns := segment_internal._rule_columns(rel, brule, format('bucket "%s" of scheme "%s"', bname, scheme));
+        rule := segment_internal._rule_canonical(rel, brule);
+        column_types := segment_internal._column_types(rel, columns);
         RETURN NEXT;
     END LOOP;
 END $$;
 
 -- A scheme's definition as stored in segment.definition_history.
-CREATE FUNCTION segment._scheme_definition(id int) RETURNS jsonb
+CREATE FUNCTION segment_internal._scheme_definition(id int) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
                'subject', sub.name,
@@ -129,7 +129,7 @@ LANGUAGE sql STABLE AS $$
      WHERE s.scheme_id = id
 $$;
 
-CREATE FUNCTION segment._scheme(scheme name, for_update boolean DEFAULT false) RETURNS segment.scheme
+CREATE FUNCTION segment_internal._scheme(scheme name, for_update boolean DEFAULT false) RETURNS segment.scheme
 LANGUAGE plpgsql AS $$
 DECLARE s segment.scheme;
 BEGIN
@@ -148,24 +148,24 @@ CREATE FUNCTION segment.create_scheme(subject name, scheme name, buckets text[],
                                       description text DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     rel regclass;
     defs segment.scheme_bucket[];
     id int;
 BEGIN
-    PERFORM segment._check_name('scheme', scheme);
-    PERFORM segment._check_name_free('scheme', scheme);   -- one namespace of audience names
+    PERFORM segment_internal._check_name('scheme', scheme);
+    PERFORM segment_internal._check_name_free('scheme', scheme);   -- one namespace of audience names
     SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
     -- validate everything before writing anything (no sequence value is used up)
     defs := ARRAY(SELECT ROW(0, b.ord, b.name, b.rule, b.columns, b.column_types)::segment.scheme_bucket
-                    FROM segment._scheme_buckets(rel, scheme, buckets) b);
+                    FROM segment_internal._scheme_buckets(rel, scheme, buckets) b);
     INSERT INTO segment.scheme (subject_id, name, description, owner)
     VALUES (sid, scheme, description, quote_ident(current_user)::regrole)
     RETURNING scheme_id INTO id;
     INSERT INTO segment.scheme_bucket (scheme_id, position, name, rule, columns, column_types)
     SELECT id, d.position, d.name, d.rule, d.columns, d.column_types FROM unnest(defs) d;
     INSERT INTO segment.definition_history (kind, object_id, name, action, new_definition)
-    VALUES ('scheme', id, scheme, 'create', segment._scheme_definition(id));
+    VALUES ('scheme', id, scheme, 'create', segment_internal._scheme_definition(id));
     RETURN id;
 END $$;
 COMMENT ON FUNCTION segment.create_scheme(name, name, text[], text) IS
@@ -175,8 +175,8 @@ CREATE FUNCTION segment.alter_scheme(scheme name, buckets text[] DEFAULT NULL,
                                      description text DEFAULT NULL, active boolean DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    old segment.scheme := segment._scheme(scheme, true);
-    old_def jsonb := segment._scheme_definition(old.scheme_id);
+    old segment.scheme := segment_internal._scheme(scheme, true);
+    old_def jsonb := segment_internal._scheme_definition(old.scheme_id);
     rel regclass;
     defs segment.scheme_bucket[];
 BEGIN
@@ -188,7 +188,7 @@ BEGIN
     IF buckets IS NOT NULL THEN
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = old.subject_id;
         defs := ARRAY(SELECT ROW(old.scheme_id, b.ord, b.name, b.rule, b.columns, b.column_types)::segment.scheme_bucket
-                        FROM segment._scheme_buckets(rel, scheme, buckets) b);
+                        FROM segment_internal._scheme_buckets(rel, scheme, buckets) b);
         DELETE FROM segment.scheme_bucket b WHERE b.scheme_id = old.scheme_id;
         INSERT INTO segment.scheme_bucket SELECT * FROM unnest(defs);
     END IF;
@@ -201,24 +201,24 @@ BEGIN
            owner = CASE WHEN alter_scheme.buckets IS NULL THEN s.owner ELSE quote_ident(current_user)::regrole END
      WHERE s.scheme_id = old.scheme_id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition, new_definition)
-    VALUES ('scheme', old.scheme_id, scheme, 'alter', old_def, segment._scheme_definition(old.scheme_id));
+    VALUES ('scheme', old.scheme_id, scheme, 'alter', old_def, segment_internal._scheme_definition(old.scheme_id));
 END $$;
 
 CREATE FUNCTION segment.drop_scheme(scheme name, "cascade" boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    old segment.scheme := segment._scheme(scheme, true);
+    old segment.scheme := segment_internal._scheme(scheme, true);
 BEGIN
     -- segments that name its buckets or bands: refuse, or drop them too
-    PERFORM segment._drop_segments_using('scheme', scheme, "cascade");
+    PERFORM segment_internal._drop_segments_using('scheme', scheme, "cascade");
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    VALUES ('scheme', old.scheme_id, scheme, 'drop', segment._scheme_definition(old.scheme_id));
+    VALUES ('scheme', old.scheme_id, scheme, 'drop', segment_internal._scheme_definition(old.scheme_id));
     DELETE FROM segment.scheme s WHERE s.scheme_id = old.scheme_id;
 END $$;
 
 -- Scorecards ---------------------------------------------------------------
 
-CREATE FUNCTION segment._scorecard_items(rel regclass, scorecard name, items text[])
+CREATE FUNCTION segment_internal._scorecard_items(rel regclass, scorecard name, items text[])
 RETURNS TABLE (ord int, rule text, points numeric, columns name[], column_types regtype[])
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -227,7 +227,7 @@ DECLARE
     n int := 0;
     irule text;
 BEGIN
-    PERFORM segment._check_entries(items, 'items', format('scorecard "%s"', scorecard), 2,
+    PERFORM segment_internal._check_entries(items, 'items', format('scorecard "%s"', scorecard), 2,
                                    '(rule, points) pairs', $e$ARRAY[['aum >= 500000', '40'], ['has_fund', '15']]$e$, false);
     c := array_lower(items, 2);
     FOR i IN array_lower(items, 1) .. array_upper(items, 1) LOOP
@@ -242,19 +242,19 @@ BEGIN
                 USING ERRCODE = 'null_value_not_allowed',
                       HINT = 'Give the points as a number, e.g. ''25''.';
         END IF;
-        points := segment._parse_number(items[i][c + 1],
+        points := segment_internal._parse_number(items[i][c + 1],
                                         format('points "%%s" of item %s', n));
         ord := n;
-        columns := segment._rule_columns(rel, irule, format('item %s of scorecard "%s"', n, scorecard));
-        rule := segment._rule_canonical(rel, irule);
-        column_types := segment._column_types(rel, columns);
+        columns := segment_internal._rule_columns(rel, irule, format('item %s of scorecard "%s"', n, scorecard));
+        rule := segment_internal._rule_canonical(rel, irule);
+        column_types := segment_internal._column_types(rel, columns);
         RETURN NEXT;
     END LOOP;
 END $$;
 
 -- Validates bands (name, min_score, max_score); NULL or '' is an open bound.
 -- A band holds min_score <= score < max_score; bands must not overlap.
-CREATE FUNCTION segment._scorecard_bands(scorecard name, bands text[])
+CREATE FUNCTION segment_internal._scorecard_bands(scorecard name, bands text[])
 RETURNS TABLE (name name, min_score numeric, max_score numeric)
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
@@ -268,22 +268,22 @@ DECLARE
     r numrange;
     j int;
 BEGIN
-    PERFORM segment._check_entries(bands, 'bands', format('scorecard "%s"', scorecard), 3,
+    PERFORM segment_internal._check_entries(bands, 'bands', format('scorecard "%s"', scorecard), 3,
                                    '(name, min_score, max_score) triples', $e$ARRAY[['low', NULL, '600'], ['high', '600', NULL]]$e$, true);
     IF coalesce(array_ndims(bands), 0) = 0 THEN
         RETURN;
     END IF;
     c := array_lower(bands, 2);
     FOR i IN array_lower(bands, 1) .. array_upper(bands, 1) LOOP
-        bname := segment._check_part_name('band', bands[i][c]);
+        bname := segment_internal._check_part_name('band', bands[i][c]);
         IF bname = ANY (names) THEN
             RAISE EXCEPTION 'band "%" appears twice in scorecard "%"', bname, scorecard
                 USING ERRCODE = 'duplicate_object';
         END IF;
         lo := CASE WHEN nullif(btrim(bands[i][c + 1]), '') IS NOT NULL
-                   THEN segment._parse_number(bands[i][c + 1], format('min_score "%%s" of band "%s"', bname)) END;
+                   THEN segment_internal._parse_number(bands[i][c + 1], format('min_score "%%s" of band "%s"', bname)) END;
         hi := CASE WHEN nullif(btrim(bands[i][c + 2]), '') IS NOT NULL
-                   THEN segment._parse_number(bands[i][c + 2], format('max_score "%%s" of band "%s"', bname)) END;
+                   THEN segment_internal._parse_number(bands[i][c + 2], format('max_score "%%s" of band "%s"', bname)) END;
         IF lo >= hi THEN
             RAISE EXCEPTION 'band "%" of scorecard "%" is empty', bname, scorecard
                 USING ERRCODE = 'invalid_parameter_value',
@@ -308,7 +308,7 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION segment._scorecard_definition(id int) RETURNS jsonb
+CREATE FUNCTION segment_internal._scorecard_definition(id int) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
                'subject', sub.name,
@@ -326,7 +326,7 @@ LANGUAGE sql STABLE AS $$
      WHERE s.scorecard_id = id
 $$;
 
-CREATE FUNCTION segment._scorecard(scorecard name, for_update boolean DEFAULT false) RETURNS segment.scorecard
+CREATE FUNCTION segment_internal._scorecard(scorecard name, for_update boolean DEFAULT false) RETURNS segment.scorecard
 LANGUAGE plpgsql AS $$
 DECLARE s segment.scorecard;
 BEGIN
@@ -341,7 +341,7 @@ BEGIN
     RETURN s;
 END $$;
 
-CREATE FUNCTION segment._check_base(scorecard name, base numeric) RETURNS void
+CREATE FUNCTION segment_internal._check_base(scorecard name, base numeric) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF base IN ('NaN'::numeric, 'Infinity'::numeric, '-Infinity'::numeric) THEN
@@ -354,26 +354,26 @@ CREATE FUNCTION segment.create_scorecard(subject name, scorecard name, base nume
                                          bands text[] DEFAULT NULL, description text DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     rel regclass;
     item_defs segment.scorecard_item[];
     band_defs segment.scorecard_band[];
     id int;
 BEGIN
-    PERFORM segment._check_name('scorecard', scorecard);
-    PERFORM segment._check_name_free('scorecard', scorecard);
+    PERFORM segment_internal._check_name('scorecard', scorecard);
+    PERFORM segment_internal._check_name_free('scorecard', scorecard);
     IF base IS NULL THEN
         RAISE EXCEPTION 'base of scorecard "%" must not be NULL', scorecard
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Use 0 for a score that is the sum of the points alone.';
     END IF;
-    PERFORM segment._check_base(scorecard, base);
+    PERFORM segment_internal._check_base(scorecard, base);
     SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
     -- validate everything before writing anything (no sequence value is used up)
     item_defs := ARRAY(SELECT ROW(0, i.ord, i.rule, i.points, i.columns, i.column_types)::segment.scorecard_item
-                         FROM segment._scorecard_items(rel, scorecard, items) i);
+                         FROM segment_internal._scorecard_items(rel, scorecard, items) i);
     band_defs := ARRAY(SELECT ROW(0, b.name, b.min_score, b.max_score)::segment.scorecard_band
-                         FROM segment._scorecard_bands(scorecard, coalesce(bands, '{}')) b);
+                         FROM segment_internal._scorecard_bands(scorecard, coalesce(bands, '{}')) b);
     INSERT INTO segment.scorecard (subject_id, name, base, description, owner)
     VALUES (sid, scorecard, base, description, quote_ident(current_user)::regrole)
     RETURNING scorecard_id INTO id;
@@ -382,7 +382,7 @@ BEGIN
     INSERT INTO segment.scorecard_band (scorecard_id, name, min_score, max_score)
     SELECT id, d.name, d.min_score, d.max_score FROM unnest(band_defs) d;
     INSERT INTO segment.definition_history (kind, object_id, name, action, new_definition)
-    VALUES ('scorecard', id, scorecard, 'create', segment._scorecard_definition(id));
+    VALUES ('scorecard', id, scorecard, 'create', segment_internal._scorecard_definition(id));
     RETURN id;
 END $$;
 COMMENT ON FUNCTION segment.create_scorecard(name, name, numeric, text[], text[], text) IS
@@ -393,8 +393,8 @@ CREATE FUNCTION segment.alter_scorecard(scorecard name, base numeric DEFAULT NUL
                                         description text DEFAULT NULL, active boolean DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    old segment.scorecard := segment._scorecard(scorecard, true);
-    old_def jsonb := segment._scorecard_definition(old.scorecard_id);
+    old segment.scorecard := segment_internal._scorecard(scorecard, true);
+    old_def jsonb := segment_internal._scorecard_definition(old.scorecard_id);
     rel regclass;
     item_defs segment.scorecard_item[];
     band_defs segment.scorecard_band[];
@@ -404,15 +404,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass base, items, bands, description or active.';
     END IF;
-    PERFORM segment._check_base(scorecard, base);
+    PERFORM segment_internal._check_base(scorecard, base);
     IF items IS NOT NULL THEN
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = old.subject_id;
         item_defs := ARRAY(SELECT ROW(old.scorecard_id, i.ord, i.rule, i.points, i.columns, i.column_types)::segment.scorecard_item
-                             FROM segment._scorecard_items(rel, scorecard, items) i);
+                             FROM segment_internal._scorecard_items(rel, scorecard, items) i);
     END IF;
     IF bands IS NOT NULL THEN
         band_defs := ARRAY(SELECT ROW(old.scorecard_id, b.name, b.min_score, b.max_score)::segment.scorecard_band
-                             FROM segment._scorecard_bands(scorecard, bands) b);
+                             FROM segment_internal._scorecard_bands(scorecard, bands) b);
     END IF;
     IF items IS NOT NULL THEN
         DELETE FROM segment.scorecard_item i WHERE i.scorecard_id = old.scorecard_id;
@@ -433,18 +433,18 @@ BEGIN
      WHERE s.scorecard_id = old.scorecard_id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition, new_definition)
     VALUES ('scorecard', old.scorecard_id, scorecard, 'alter', old_def,
-            segment._scorecard_definition(old.scorecard_id));
+            segment_internal._scorecard_definition(old.scorecard_id));
 END $$;
 
 CREATE FUNCTION segment.drop_scorecard(scorecard name, "cascade" boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    old segment.scorecard := segment._scorecard(scorecard, true);
+    old segment.scorecard := segment_internal._scorecard(scorecard, true);
 BEGIN
     -- segments that name its buckets or bands: refuse, or drop them too
-    PERFORM segment._drop_segments_using('scorecard', scorecard, "cascade");
+    PERFORM segment_internal._drop_segments_using('scorecard', scorecard, "cascade");
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    VALUES ('scorecard', old.scorecard_id, scorecard, 'drop', segment._scorecard_definition(old.scorecard_id));
+    VALUES ('scorecard', old.scorecard_id, scorecard, 'drop', segment_internal._scorecard_definition(old.scorecard_id));
     DELETE FROM segment.scorecard s WHERE s.scorecard_id = old.scorecard_id;
 END $$;
 
@@ -452,9 +452,9 @@ END $$;
 
 -- The scheme of a subject, ready to read: exists, belongs to the subject,
 -- active, refreshed at least once.
-CREATE FUNCTION segment._readable_scheme(sid int, subject name, scheme name) RETURNS segment.scheme
+CREATE FUNCTION segment_internal._readable_scheme(sid int, subject name, scheme name) RETURNS segment.scheme
 LANGUAGE plpgsql STABLE AS $$
-DECLARE s segment.scheme := segment._scheme(scheme);
+DECLARE s segment.scheme := segment_internal._scheme(scheme);
 BEGIN
     IF s.subject_id <> sid THEN
         RAISE EXCEPTION 'scheme "%" does not belong to subject "%"', scheme, subject
@@ -473,9 +473,9 @@ BEGIN
     RETURN s;
 END $$;
 
-CREATE FUNCTION segment._readable_scorecard(sid int, subject name, scorecard name) RETURNS segment.scorecard
+CREATE FUNCTION segment_internal._readable_scorecard(sid int, subject name, scorecard name) RETURNS segment.scorecard
 LANGUAGE plpgsql STABLE AS $$
-DECLARE s segment.scorecard := segment._scorecard(scorecard);
+DECLARE s segment.scorecard := segment_internal._scorecard(scorecard);
 BEGIN
     IF s.subject_id <> sid THEN
         RAISE EXCEPTION 'scorecard "%" does not belong to subject "%"', scorecard, subject
@@ -497,16 +497,16 @@ END $$;
 CREATE FUNCTION segment.bucket_of(subject name, key text, scheme name) RETURNS name
 LANGUAGE plpgsql STABLE STRICT AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
-    s segment.scheme := segment._readable_scheme(sid, subject, scheme);
-    mid int8 := segment._member_id(sid, key, false);
+    sid int := segment_internal._subject_id(subject);
+    s segment.scheme := segment_internal._readable_scheme(sid, subject, scheme);
+    mid int8 := segment_internal._member_id(sid, key, false);
     b name;
 BEGIN
     IF mid IS NULL THEN
         RETURN NULL;
     END IF;
     SELECT x.bucket INTO b FROM segment.bucket_state x
-     WHERE x.scheme_id = s.scheme_id AND segment._live_in_bucket(x.members, x.scheme_id, x.bucket, mid)
+     WHERE x.scheme_id = s.scheme_id AND segment_internal._live_in_bucket(x.members, x.scheme_id, x.bucket, mid)
      ORDER BY x.bucket LIMIT 1;
     RETURN b;
 END $$;
@@ -520,15 +520,15 @@ COMMENT ON FUNCTION segment.bucket_of(name, bigint, name) IS
 CREATE FUNCTION segment.score(subject name, key text, scorecard name) RETURNS numeric
 LANGUAGE plpgsql STABLE STRICT AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
-    s segment.scorecard := segment._readable_scorecard(sid, subject, scorecard);
-    mid int8 := segment._member_id(sid, key, false);
+    sid int := segment_internal._subject_id(subject);
+    s segment.scorecard := segment_internal._readable_scorecard(sid, subject, scorecard);
+    mid int8 := segment_internal._member_id(sid, key, false);
     v numeric;
 BEGIN
     IF mid IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT x.score INTO v FROM segment._live_scores(s.scorecard_id, sid) x
+    SELECT x.score INTO v FROM segment_internal._live_scores(s.scorecard_id, sid) x
      WHERE x.members OPERATOR(segment.@>) mid
      ORDER BY x.score DESC LIMIT 1;
     RETURN v;
@@ -547,8 +547,8 @@ CREATE FUNCTION segment.top(subject name, scorecard name, audience text, n int)
 RETURNS TABLE (key text, score numeric)
 LANGUAGE plpgsql STABLE ROWS 100 AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
-    s segment.scorecard := segment._readable_scorecard(sid, subject, scorecard);
+    sid int := segment_internal._subject_id(subject);
+    s segment.scorecard := segment_internal._readable_scorecard(sid, subject, scorecard);
     int_keys boolean;
     aud segment.memberset;
     part segment.memberset;
@@ -570,7 +570,7 @@ BEGIN
     IF audience IS NOT NULL THEN
         aud := segment.audience(subject, audience);
     END IF;
-    FOR r IN SELECT x.score, x.members FROM segment._live_scores(s.scorecard_id, sid) x
+    FOR r IN SELECT x.score, x.members FROM segment_internal._live_scores(s.scorecard_id, sid) x
               ORDER BY x.score DESC
     LOOP
         part := CASE WHEN aud IS NULL THEN r.members ELSE r.members OPERATOR(segment.&) aud END;
@@ -602,8 +602,8 @@ CREATE FUNCTION segment.transitions(subject name, scheme name, from_date date, t
 RETURNS TABLE (from_bucket text, to_bucket text, customers bigint)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
-    s segment.scheme := segment._scheme(scheme);
+    sid int := segment_internal._subject_id(subject);
+    s segment.scheme := segment_internal._scheme(scheme);
     dates date[] := ARRAY[from_date, to_date];
     snap date[] := '{}';
     d date;
@@ -694,10 +694,10 @@ COMMENT ON VIEW segment.size_history IS
     'members of every tag, segment, scheme.bucket and scorecard.band per subject and as_of date';
 
 -- The DDL guard for scheme buckets and scorecard items (called by
--- segment._check_rules_of after the tags): refuse an ALTER TABLE after which
+-- segment_internal._check_rules_of after the tags): refuse an ALTER TABLE after which
 -- a bucket or item rule no longer analyses or a column it reads has another
 -- type.
-CREATE FUNCTION segment._check_scheme_rules_of(rel oid) RETURNS void
+CREATE FUNCTION segment_internal._check_scheme_rules_of(rel oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
@@ -717,7 +717,7 @@ BEGIN
               ORDER BY 1, 2, 3
     LOOP
         BEGIN
-            PERFORM segment._rule_columns(t.relation, t.rule, NULL);
+            PERFORM segment_internal._rule_columns(t.relation, t.rule, NULL);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'cannot change table "%": % of subject "%" depends on it', t.relation, t.what, t.subject
                 USING ERRCODE = 'dependent_objects_still_exist',
@@ -725,12 +725,12 @@ BEGIN
                       HINT = format('Alter the %1$s''s %2$s or drop the %1$s first (segment.alter_%1$s, segment.drop_%1$s).',
                                     t.kind, CASE t.kind WHEN 'scheme' THEN 'buckets' ELSE 'items' END);
         END;
-        IF segment._column_types(t.relation, t.columns) IS DISTINCT FROM t.column_types THEN
+        IF segment_internal._column_types(t.relation, t.columns) IS DISTINCT FROM t.column_types THEN
             RAISE EXCEPTION 'cannot change the type of a column that % of subject "%" reads', t.what, t.subject
                 USING ERRCODE = 'dependent_objects_still_exist',
                       DETAIL = format('Rule %s was written for columns %s of types %s, now %s.',
                                       t.rule, t.columns, t.column_types,
-                                      segment._column_types(t.relation, t.columns)),
+                                      segment_internal._column_types(t.relation, t.columns)),
                       HINT = format('Drop the %1$s, change the column, and create the %1$s again (or alter its %2$s to the new type first).',
                                     t.kind, CASE t.kind WHEN 'scheme' THEN 'buckets' ELSE 'items' END);
         END IF;

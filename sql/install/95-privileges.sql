@@ -7,7 +7,7 @@
 -- What each kind of user needs, one row per privilege set on one object (or
 -- '*': every object of that type in schema segment; functions: every
 -- overload of that name). A kind also gets what the kinds in `includes` get.
-CREATE FUNCTION segment._role_grants(kind text)
+CREATE FUNCTION segment_internal._role_grants(kind text)
 RETURNS TABLE (object_type text, object_name name, privileges text)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH RECURSIVE
@@ -231,27 +231,27 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT DISTINCT g.object_type, g.object_name::name, g.privileges
       FROM g JOIN kinds ON kinds.k = g.kind
 $$;
-COMMENT ON FUNCTION segment._role_grants(text) IS
+COMMENT ON FUNCTION segment_internal._role_grants(text) IS
     'internal: the privileges each kind of segment.grant_role needs';
 
 -- The privileges of one kind, expanded to the objects of schema segment
 -- that exist now, as GRANT statements.
-CREATE FUNCTION segment._role_grant_statements(role regrole, kind text)
+CREATE FUNCTION segment_internal._role_grant_statements(role regrole, kind text)
 RETURNS TABLE (object_type text, object text, privileges text, statement text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH o AS (
         SELECT 'schema' AS object_type, 'segment'::text AS object, g.privileges
-          FROM segment._role_grants(kind) g WHERE g.object_type = 'schema'
+          FROM segment_internal._role_grants(kind) g WHERE g.object_type = 'schema'
         UNION ALL
         SELECT g.object_type, c.oid::regclass::text, g.privileges
-          FROM segment._role_grants(kind) g
+          FROM segment_internal._role_grants(kind) g
           JOIN pg_class c ON c.relnamespace = 'segment'::regnamespace
                AND (g.object_name = '*' OR c.relname = g.object_name)
                AND ((g.object_type = 'table' AND c.relkind IN ('r', 'p', 'v', 'm'))
                  OR (g.object_type = 'sequence' AND c.relkind = 'S'))
         UNION ALL
         SELECT g.object_type, p.oid::regprocedure::text, g.privileges
-          FROM segment._role_grants(kind) g
+          FROM segment_internal._role_grants(kind) g
           JOIN pg_proc p ON p.pronamespace = 'segment'::regnamespace
                AND (g.object_name = '*' OR p.proname = g.object_name)
          WHERE g.object_type = 'function')
@@ -276,13 +276,13 @@ BEGIN
         RAISE EXCEPTION 'role and kind must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM segment._role_grants(kind)) THEN
+    IF NOT EXISTS (SELECT 1 FROM segment_internal._role_grants(kind)) THEN
         RAISE EXCEPTION 'unknown kind of segment role "%"', kind
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Kinds: reader, author, refresher, event_writer, worker, admin (docs/security.md).';
     END IF;
     -- GRANT without the grant option only warns: refuse before granting anything
-    FOR g IN SELECT * FROM segment._role_grant_statements(role, kind) LOOP
+    FOR g IN SELECT * FROM segment_internal._role_grant_statements(role, kind) LOOP
         FOREACH priv IN ARRAY string_to_array(replace(g.privileges, ' ', ''), ',') LOOP
             ok := CASE g.object_type
                 WHEN 'schema' THEN pg_catalog.has_schema_privilege(g.object, priv || ' WITH GRANT OPTION')
@@ -298,7 +298,7 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
-    FOR g IN SELECT * FROM segment._role_grant_statements(role, kind) LOOP
+    FOR g IN SELECT * FROM segment_internal._role_grant_statements(role, kind) LOOP
         EXECUTE g.statement;
         RETURN NEXT g.statement;
     END LOOP;

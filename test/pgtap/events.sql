@@ -206,7 +206,7 @@ select is((select count(*) from segment.opportunity o join segment.opportunity_r
             where r.name = 'ev_ctl'), 20::bigint, 'all 20 visitors get one (control or not)');
 select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
             where r.name = 'ev_ctl'
-              and o.is_control is distinct from segment._in_control(r.rule_id, o.member_id, date '2026-03-02', 50)),
+              and o.is_control is distinct from segment_internal._in_control(r.rule_id, o.member_id, date '2026-03-02', 50)),
           0::bigint, 'control membership is the deterministic hash of (rule, member, period)');
 select ok((select count(*) filter (where o.is_control) between 1 and 19
              and bool_and(o.manager is null and o.assignment = 'control') filter (where o.is_control)
@@ -218,7 +218,7 @@ select segment.create_opportunity_rule('evx', 'ctl_twin', 'evx_all', 'mining', '
 select count(*) from segment.generate('ctl_twin', '2026-03-02');
 select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
             where r.name = 'ctl_twin'
-              and o.is_control is distinct from segment._in_control(r.rule_id, o.member_id, date '2026-03-02', 50)),
+              and o.is_control is distinct from segment_internal._in_control(r.rule_id, o.member_id, date '2026-03-02', 50)),
           0::bigint, 'batch generation uses the same control function');
 
 ------------------------------------------------------------------------
@@ -322,7 +322,7 @@ update evx.cust set bal = 50 where id = 16;
 select count(*) from segment.refresh('evx', '2026-07-03');
 select is((select string_agg(key, ' ' order by key) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
             where r.name = 'en_low'), '14 15 16', 'a new entry fires');
-select is((select segment._fire_entries(s.subject_id, 'evx_low', segment.memberset('{14}'), '2026-07-04')
+select is((select segment_internal._fire_entries(s.subject_id, 'evx_low', segment.memberset('{14}'), '2026-07-04')
              from segment.subject s where s.name = 'evx'), 1::bigint,
           'the hook for live maintenance makes the opportunity of a member said to have entered (14, next day)');
 select is((select count(*) from segment.generate(null, '2026-07-05') g where g.rule_name = 'en_low'), 0::bigint,

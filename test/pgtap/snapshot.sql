@@ -383,10 +383,10 @@ select * from snapt.check_all('mo', '2026-11-30');
 ------------------------------------------------------------------------------
 -- Missing snapshot in the nightly run, live refused, duplicates
 
-select throws_ok($$select segment._nightly_step('refresh', 'sd', '2026-12-07', 0)$$, 'P0002',
+select throws_ok($$select segment_internal._nightly_step('refresh', 'sd', '2026-12-07', 0)$$, 'P0002',
                  'subject "sd": the snapshot of 2026-12-07 is not loaded yet',
                  'the nightly refresh step refuses a missing snapshot (no reuse of 12-06)');
-select lives_ok($$select segment._nightly_step('refresh', 'sd', '2026-12-06', 0)$$,
+select lives_ok($$select segment_internal._nightly_step('refresh', 'sd', '2026-12-06', 0)$$,
                 'the nightly refresh step runs when the snapshot is there');
 select throws_ok($$select segment.enable_live('sp')$$, '0A000', null, 'enable_live on a snapshot subject: 0A000');
 select lives_ok($$select segment.register_subject('vw', 'snapt.v', 'id')$$, 'a view as a (plain) subject');

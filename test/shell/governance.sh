@@ -107,14 +107,14 @@ is "$(state "$(as postgres "select segment.register_org_tree('dw.org_cycle', 'u'
 is "$(q -c "select string_agg(unit || ':' || coalesce(parent, '-'), ' ' order by unit) from segment.org_unit")" "$tree_before" "... the registered tree is unchanged"
 
 # --- install_roles -------------------------------------------------------------------
-is "$(q -c "select segment._governed()")" "f" "before install_roles the database is not governed"
+is "$(q -c "select segment_internal._governed()")" "f" "before install_roles the database is not governed"
 is "$(q -c "select relrowsecurity from pg_class where oid = 'segment.opportunity'::regclass")" "f" "... and has no row-level security"
 q -c "select * from segment.install_roles()" >/dev/null; ok $? "install_roles"
 q -c "select * from segment.install_roles()" >/dev/null; ok $? "install_roles again (idempotent)"
 is "$(q -c "select string_agg(rolname || ':' || rolcanlogin, ' ' order by rolname) from pg_roles where rolname like 'segment\_%'")" \
    "segment_admin:false segment_analyst:false segment_auditor:false segment_branch_head:false segment_exporter:false segment_manager:false" \
    "the six built-in roles exist, NOLOGIN"
-is "$(q -c "select segment._governed(), (select relrowsecurity from pg_class where oid = 'segment.opportunity'::regclass)")" "t|t" \
+is "$(q -c "select segment_internal._governed(), (select relrowsecurity from pg_class where oid = 'segment.opportunity'::regclass)")" "t|t" \
    "the database is governed, row-level security is on"
 
 for r in $logins; do q -c "create role $r login password '$pw'" >/dev/null || exit 1; done
@@ -355,7 +355,7 @@ is "$(state "$(as g_mgr_s11 "select count(*) from segment.audit")")" "ERROR 4250
 is "$(state "$(as g_analyst "select count(*) from segment.audit")")" "ERROR 42501" "an analyst cannot read it (42501)"
 is "$(state "$(as g_admin "insert into segment.audit values (999999, now(), 'x', 'forged', null, null, null, '\\x00')")")" "ERROR 42501" \
    "segment_admin cannot insert into it (42501)"
-is "$(state "$(as g_auditor "select segment._audit('forged', null, null)")")" "ERROR 42501" "the auditor cannot append through _audit (42501)"
+is "$(state "$(as g_auditor "select segment_internal._audit('forged', null, null)")")" "ERROR 42501" "the auditor cannot append through _audit (42501)"
 is "$(q -c "select segment.verify_audit() is null")" "t" "verify_audit(): intact (NULL)"
 
 # dump and restore of a governed database: policies, grants, mappings and the chain survive
@@ -363,7 +363,7 @@ tmpd=$(mktemp -d)
 rdb=${db}_restored
 pg_dump -Fc -d "$db" -f "$tmpd/gov.dump"; ok $? "pg_dump of the governed database"
 createdb "$rdb" && pg_restore -d "$rdb" "$tmpd/gov.dump" 2>"$tmpd/restore.err"; ok $? "pg_restore into a new database $(head -c 300 "$tmpd/restore.err" | tr '\n' ' ')"
-is "$(psql -X -At -d "$rdb" -c "select segment._governed(), segment.verify_audit() is null, (select count(*) from pg_policy where polrelid in ('segment.opportunity'::regclass, 'segment.opportunity_log'::regclass))")" \
+is "$(psql -X -At -d "$rdb" -c "select segment_internal._governed(), segment.verify_audit() is null, (select count(*) from pg_policy where polrelid in ('segment.opportunity'::regclass, 'segment.opportunity_log'::regclass))")" \
    "t|t|6" "restored: governed, the audit chain intact, the six policies"
 is "$(PGPASSWORD=$pw psql -X -At -U g_mgr_s11 -d "$rdb" -c "select coalesce(string_agg(opportunity_id::text, ',' order by opportunity_id), '') from segment.opportunity")" \
    "$(seen g_mgr_s11)" "restored: the manager sees exactly its opportunities"

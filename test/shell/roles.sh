@@ -99,16 +99,16 @@ is "$(state "$(as postgres "select segment.grant_role('seg_t_nobody', 'superuser
 is "$(state "$(as postgres "select segment.grant_role('seg_t_no_such_role', 'reader')")")" "ERROR 42704" \
    "grant_role with an unknown role: 42704"
 is "$(q -c "select string_agg(distinct object_type, ',' order by object_type)
-              from segment._role_grant_statements('seg_t_nobody', 'author')")" "function,schema,sequence,table" \
+              from segment_internal._role_grant_statements('seg_t_nobody', 'author')")" "function,schema,sequence,table" \
    "the author kind grants schema usage, tables, sequences and functions"
 
 # --- PUBLIC: internal functions are not executable --------------------------------
 is "$(q -c "select count(*) from pg_proc p where p.pronamespace = 'segment'::regnamespace
               and p.proname like '\_%' and has_function_privilege('seg_t_usage', p.oid, 'EXECUTE')")" "0" \
    "a role with USAGE on schema segment only may execute no internal function"
-is "$(state "$(as seg_t_usage "select segment._rule_columns('cust', 'bal > 0')")")" "ERROR 42501" \
+is "$(state "$(as seg_t_usage "select segment_internal._rule_columns('cust', 'bal > 0')")")" "ERROR 42501" \
    "... _rule_columns: 42501"
-is "$(state "$(as seg_t_usage "select segment._live_rows()")")" "ERROR 42501" "... _live_rows: 42501"
+is "$(state "$(as seg_t_usage "select segment_internal._live_rows()")")" "ERROR 42501" "... _live_rows: 42501"
 is "$(as seg_t_usage "select segment.cardinality(segment.memberset(array[1,2,3]))")" "3" \
    "... memberset functions stay executable (API)"
 is "$(as seg_t_usage "select count(*) from (select segment.memberset_agg(i) from generate_series(1, 5) i) x")" "1" \

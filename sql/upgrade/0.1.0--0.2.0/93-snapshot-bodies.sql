@@ -19,7 +19,7 @@ DECLARE
     col name;
     id int;
 BEGIN
-    PERFORM segment._check_name('subject', subject);
+    PERFORM segment_internal._check_name('subject', subject);
     IF relation IS NULL OR key_column IS NULL THEN
         RAISE EXCEPTION 'relation and key_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -31,7 +31,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'A subject''s rules read every row: its table must be readable by you.';
     END IF;
-    kind := segment._relation_kind(relation);
+    kind := segment_internal._relation_kind(relation);
     IF kind IS NULL THEN
         RAISE EXCEPTION '"%" is not a table or view', relation
             USING ERRCODE = 'wrong_object_type',
@@ -125,7 +125,7 @@ END $$;
 -- segment.render's final body (the snapshot's row, masked) is in part 92
 
 -- the DDL guard also protects a snapshot subject's date column
-CREATE OR REPLACE FUNCTION segment._check_rules_of(rel oid) RETURNS void
+CREATE OR REPLACE FUNCTION segment_internal._check_rules_of(rel oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
@@ -136,7 +136,7 @@ BEGIN
               WHERE s.relation = rel AND g.rule IS NOT NULL
     LOOP
         BEGIN
-            PERFORM segment._rule_columns(t.relation, t.rule, NULL);
+            PERFORM segment_internal._rule_columns(t.relation, t.rule, NULL);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'cannot change table "%": tag "%" of subject "%" depends on it', t.relation, t.tag, t.subject
                 USING ERRCODE = 'dependent_objects_still_exist',
@@ -145,12 +145,12 @@ BEGIN
         END;
         -- a rule that still parses after a retype may mean something else
         -- (numeric rounded to integer, a date compared as text): refuse too
-        IF segment._column_types(t.relation, t.columns) IS DISTINCT FROM t.column_types THEN
+        IF segment_internal._column_types(t.relation, t.columns) IS DISTINCT FROM t.column_types THEN
             RAISE EXCEPTION 'cannot change the type of a column that tag "%" of subject "%" reads', t.tag, t.subject
                 USING ERRCODE = 'dependent_objects_still_exist',
                       DETAIL = format('Rule %s was written for columns %s of types %s, now %s.',
                                       t.rule, t.columns, t.column_types,
-                                      segment._column_types(t.relation, t.columns)),
+                                      segment_internal._column_types(t.relation, t.columns)),
                       HINT = 'Drop the tag, change the column, and create the tag again (or alter its rule to the new type first).';
         END IF;
     END LOOP;
@@ -174,7 +174,7 @@ BEGIN
         END IF;
     END LOOP;
     -- scheme buckets and scorecard items (part 74)
-    PERFORM segment._check_scheme_rules_of(rel);
+    PERFORM segment_internal._check_scheme_rules_of(rel);
     -- goals and templates of opportunity rules (part 81)
-    PERFORM segment._check_opportunity_rules_of(rel);
+    PERFORM segment_internal._check_opportunity_rules_of(rel);
 END $$;

@@ -8,7 +8,7 @@ ALTER TABLE segment.nightly_step ADD CONSTRAINT nightly_step_step_check
     CHECK (step IN ('refresh', 'expire', 'evaluate_outcomes', 'generate', 'size_snapshots',
                     'advance_journeys'));
 
-CREATE OR REPLACE FUNCTION segment._nightly_step(step text, subject name, as_of date, run_id bigint)
+CREATE OR REPLACE FUNCTION segment_internal._nightly_step(step text, subject name, as_of date, run_id bigint)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     result jsonb;
