@@ -32,6 +32,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "internal_schema.h"
 #include "audience.h"
 #include "memberset_cache.h"
 #include "state_read.h"
@@ -778,8 +779,8 @@ lookup_round(Audience *a, const SubjectInfo *subject, bool want_universe, bool l
 		 * call, which costs several times the execution.
 		 */
 		SPIPlanPtr	p = snapshot_mode ?
-			SPI_prepare_cursor(snapshot_lookup_sql(), 8, argtypes, CURSOR_OPT_GENERIC_PLAN) :
-			SPI_prepare_cursor(lookup_sql, 7, argtypes, CURSOR_OPT_GENERIC_PLAN);
+			SPI_prepare_cursor(segment_internal_sql(snapshot_lookup_sql()), 8, argtypes, CURSOR_OPT_GENERIC_PLAN) :
+			SPI_prepare_cursor(segment_internal_sql(lookup_sql), 7, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed for the audience lookup: %s",

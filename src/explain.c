@@ -42,6 +42,7 @@
 
 #include "audience.h"
 #include "governance.h"
+#include "internal_schema.h"
 #include "rule.h"
 #include "rule_owner.h"
 #include "subject.h"
@@ -314,11 +315,11 @@ explain_scheme(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 scheme_i
 
 	args[0] = Int32GetDatum(scheme_id);
 	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf("SELECT b.name, b.rule, segment_internal._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
+	if (SPI_execute_with_args(segment_internal_sql(psprintf("SELECT b.name, b.rule, segment_internal._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
 									   "       (SELECT %s FROM segment.scheme c WHERE c.scheme_id = b.scheme_id) "
 									   "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
 									   "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
-									   " WHERE b.scheme_id = $1 ORDER BY b.position", rule_owner_sql("scheme", "c")),
+									   " WHERE b.scheme_id = $1 ORDER BY b.position", rule_owner_sql("scheme", "c"))),
 							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scheme_bucket");
 	tt = SPI_tuptable;
@@ -389,12 +390,12 @@ explain_scorecard(StringInfo buf, ExplainCtx *ctx, int32 subject_id, int32 score
 
 	args[0] = Int32GetDatum(scorecard_id);
 	args[1] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf("SELECT c.base::text, "
+	if (SPI_execute_with_args(segment_internal_sql(psprintf("SELECT c.base::text, "
 									   "       (SELECT s.score::text FROM segment_internal._live_scores(c.scorecard_id, c.subject_id) s "
 									   "         WHERE s.members OPERATOR(segment.@>) $2), "
 									   "       i.rule, i.points::text, %s "
 									   "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
-									   " WHERE c.scorecard_id = $1 ORDER BY i.position", rule_owner_sql("scorecard", "c")),
+									   " WHERE c.scorecard_id = $1 ORDER BY i.position", rule_owner_sql("scorecard", "c"))),
 							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.scorecard");
 	tt = SPI_tuptable;
@@ -454,7 +455,7 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 	args[0] = Int32GetDatum(subject_id);
 	args[1] = DirectFunctionCall1(namein, CStringGetDatum(tag));
 	args[2] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf(
+	if (SPI_execute_with_args(segment_internal_sql(psprintf(
 			"SELECT t.rule, t.active, s.tag_id IS NOT NULL, "
 			"       segment_internal._live_has(s.members, t.subject_id, t.tag_id, $3), s.as_of, "
 			"       (SELECT jsonb_build_object('set_by', m.set_by, 'set_at', m.set_at, 'expires_at', m.expires_at, "
@@ -463,7 +464,7 @@ explain_tag(StringInfo buf, ExplainCtx *ctx, int32 subject_id, const char *tag,
 			"       EXISTS (SELECT 1 FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3 "
 			"                  AND (m.expires_at IS NULL OR m.expires_at > now())), %s "
 			"  FROM segment.tag t LEFT JOIN segment.tag_state s USING (tag_id) "
-			" WHERE t.subject_id = $1 AND t.name = $2", rule_owner_sql("tag", "t")),
+			" WHERE t.subject_id = $1 AND t.name = $2", rule_owner_sql("tag", "t"))),
 			3, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.tag");
 	if (SPI_processed == 0)

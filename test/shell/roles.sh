@@ -104,8 +104,18 @@ is "$(q -c "select string_agg(distinct object_type, ',' order by object_type)
 
 # --- PUBLIC: internal functions are not executable --------------------------------
 is "$(q -c "select count(*) from pg_proc p where p.pronamespace = 'segment'::regnamespace
-              and p.proname like '\_%' and has_function_privilege('seg_t_usage', p.oid, 'EXECUTE')")" "0" \
+              and p.proname like '\_%'")" "0" \
+   "schema segment holds no internal function (they are in segment_internal)"
+is "$(q -c "select count(*) from pg_proc p where p.pronamespace = 'segment_internal'::regnamespace
+              and has_function_privilege('seg_t_usage', p.oid, 'EXECUTE')")" "0" \
    "a role with USAGE on schema segment only may execute no internal function"
+is "$(q -c "select has_schema_privilege('seg_t_usage', 'segment_internal', 'USAGE')")" "f" \
+   "... and has no USAGE on schema segment_internal"
+is "$(q -c "select string_agg(p.proname, ',' order by p.proname) from pg_proc p
+              where p.pronamespace = 'segment_internal'::regnamespace
+                and p.proname in ('_rule_columns', '_live_rows', '_generate', '_live_tag')
+                and has_function_privilege('seg_t_reader', p.oid, 'EXECUTE')")" "_live_tag" \
+   "a reader may execute the helpers its functions call (_live_tag), not the others"
 is "$(state "$(as seg_t_usage "select segment_internal._rule_columns('cust', 'bal > 0')")")" "ERROR 42501" \
    "... _rule_columns: 42501"
 is "$(state "$(as seg_t_usage "select segment_internal._live_rows()")")" "ERROR 42501" "... _live_rows: 42501"

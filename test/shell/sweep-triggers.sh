@@ -73,6 +73,8 @@ SQL
 for r in $roles; do q -c "create role $r login password 'segment_trig_pw'" >/dev/null || exit 1; done
 q >/dev/null <<'SQL' || exit 1
 grant usage on schema segment to seg_trig_usage;
+-- and on the internal schema: what refuses the trigger functions is EXECUTE
+grant usage on schema segment_internal to seg_trig_usage;
 grant usage, create on schema own to seg_trig_usage, seg_trig_reader;
 select count(*) from segment.grant_role('seg_trig_reader', 'reader');
 select count(*) from segment.grant_role('seg_trig_author', 'author');
