@@ -50,7 +50,7 @@ BEGIN
                       ELSE format('%s applies to an opportunity that is %s.', verb,
                                   array_to_string(allowed_from, ', ', '') || CASE
                                       WHEN to_status = 'in_progress' THEN ' (dispatch it first)'
-                                      WHEN to_status = 'completed' THEN ' (start it first with segment.start())'
+                                      WHEN to_status = 'completed' THEN ' (start it first with segment.opportunity_start())'
                                       ELSE '' END)
                   END;
     END IF;
@@ -64,7 +64,7 @@ BEGIN
         RAISE EXCEPTION 'cannot % opportunity %: its last day to act was %', verb, opportunity_id, o.valid_until
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = format('The transition from "%s" to "%s" is not allowed after valid_until.', o.status, to_status),
-                  HINT = 'A missed deadline is closed by segment.expire(), which marks the opportunity expired.';
+                  HINT = 'A missed deadline is closed by segment.expire_opportunities(), which marks the opportunity expired.';
     END IF;
     RETURN o;
 END $$;
@@ -76,7 +76,7 @@ RETURNS void LANGUAGE sql AS $$
     VALUES (opportunity_id, from_status, to_status, now(), current_user, note);
 $$;
 
-CREATE FUNCTION segment.dispatch(opportunity_id bigint) RETURNS void
+CREATE FUNCTION segment.opportunity_dispatch(opportunity_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
@@ -86,12 +86,12 @@ BEGIN
      WHERE x.opportunity_id = o.opportunity_id;
     PERFORM segment_internal._log_transition(o.opportunity_id, o.status, 'dispatched', NULL);
 END $$;
-COMMENT ON FUNCTION segment.dispatch(bigint) IS
+COMMENT ON FUNCTION segment.opportunity_dispatch(bigint) IS
     'generated -> dispatched (not for control opportunities, not after valid_until)';
 
 -- A batch: all or nothing. Rows are locked in id order (no deadlock between
 -- two batches); an id given twice counts once. Returns how many were dispatched.
-CREATE FUNCTION segment.dispatch(opportunity_ids bigint[]) RETURNS bigint
+CREATE FUNCTION segment.opportunity_dispatch(opportunity_ids bigint[]) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     id bigint;
@@ -106,15 +106,15 @@ BEGIN
                   DETAIL = format('Element %s is NULL.', array_position(opportunity_ids, NULL));
     END IF;
     FOR id IN SELECT DISTINCT u FROM unnest(opportunity_ids) u ORDER BY u LOOP
-        PERFORM segment.dispatch(id);
+        PERFORM segment.opportunity_dispatch(id);
         n := n + 1;
     END LOOP;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION segment.dispatch(bigint[]) IS
+COMMENT ON FUNCTION segment.opportunity_dispatch(bigint[]) IS
     'Dispatches every opportunity of the array, or none if one cannot be; returns the count';
 
-CREATE FUNCTION segment.start(opportunity_id bigint) RETURNS void
+CREATE FUNCTION segment.opportunity_start(opportunity_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
@@ -124,10 +124,10 @@ BEGIN
      WHERE x.opportunity_id = o.opportunity_id;
     PERFORM segment_internal._log_transition(o.opportunity_id, o.status, 'in_progress', NULL);
 END $$;
-COMMENT ON FUNCTION segment.start(bigint) IS
+COMMENT ON FUNCTION segment.opportunity_start(bigint) IS
     'dispatched -> in_progress: the manager is working the opportunity';
 
-CREATE FUNCTION segment.complete(opportunity_id bigint, converted boolean,
+CREATE FUNCTION segment.opportunity_complete(opportunity_id bigint, converted boolean,
                                  amount numeric DEFAULT NULL, note text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -150,14 +150,14 @@ BEGIN
     o := segment_internal._lock_for(opportunity_id, 'complete', '{in_progress}', 'completed', false);
     UPDATE segment.opportunity x
        SET status = 'completed', status_at = now(),
-           converted = complete.converted, amount = complete.amount, note = complete.note
+           converted = opportunity_complete.converted, amount = opportunity_complete.amount, note = opportunity_complete.note
      WHERE x.opportunity_id = o.opportunity_id;
     PERFORM segment_internal._log_transition(o.opportunity_id, o.status, 'completed', note);
 END $$;
-COMMENT ON FUNCTION segment.complete(bigint, boolean, numeric, text) IS
+COMMENT ON FUNCTION segment.opportunity_complete(bigint, boolean, numeric, text) IS
     'in_progress -> completed, with the manager''s outcome (converted, amount, note)';
 
-CREATE FUNCTION segment.cancel(opportunity_id bigint, reason text) RETURNS void
+CREATE FUNCTION segment.opportunity_cancel(opportunity_id bigint, reason text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
@@ -165,7 +165,7 @@ BEGIN
     IF reason IS NULL OR btrim(reason) = '' THEN
         RAISE EXCEPTION 'a reason is required to cancel an opportunity'
             USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Say why, e.g. segment.cancel(42, ''customer asked not to be contacted'').';
+                  HINT = 'Say why, e.g. segment.opportunity_cancel(42, ''customer asked not to be contacted'').';
     END IF;
     o := segment_internal._lock_for(opportunity_id, 'cancel', '{generated,dispatched,in_progress}', 'cancelled', true);
     UPDATE segment.opportunity x
@@ -173,13 +173,13 @@ BEGIN
      WHERE x.opportunity_id = o.opportunity_id;
     PERFORM segment_internal._log_transition(o.opportunity_id, o.status, 'cancelled', reason);
 END $$;
-COMMENT ON FUNCTION segment.cancel(bigint, text) IS
+COMMENT ON FUNCTION segment.opportunity_cancel(bigint, text) IS
     'Any open state -> cancelled, with a reason (control opportunities too; not after valid_until)';
 
 -- Every open opportunity whose last day to act is before as_of becomes
 -- expired, control ones included. Safe to run concurrently with the others:
 -- rows are locked, and one completed meanwhile is left alone.
-CREATE FUNCTION segment.expire(as_of date DEFAULT current_date) RETURNS bigint
+CREATE FUNCTION segment.expire_opportunities(as_of date DEFAULT current_date) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     n bigint;
@@ -192,7 +192,7 @@ BEGIN
         SELECT o.opportunity_id, o.status, o.valid_until
           FROM segment.opportunity o
          WHERE o.status IN ('generated', 'dispatched', 'in_progress')
-           AND o.valid_until < expire.as_of
+           AND o.valid_until < expire_opportunities.as_of
          ORDER BY o.opportunity_id
            FOR UPDATE
     ), moved AS (
@@ -203,12 +203,12 @@ BEGIN
     )
     INSERT INTO segment.opportunity_log (opportunity_id, from_status, to_status, changed_at, changed_by, note)
     SELECT m.opportunity_id, m.from_status, 'expired', now(), current_user,
-           format('last day to act %s passed (expire as of %s)', m.valid_until, expire.as_of)
+           format('last day to act %s passed (expire as of %s)', m.valid_until, expire_opportunities.as_of)
       FROM moved m;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION segment.expire(date) IS
+COMMENT ON FUNCTION segment.expire_opportunities(date) IS
     'Open opportunities with valid_until < as_of -> expired; returns how many';
 
 -- For every opportunity whose window has closed (valid_until < as_of) and

@@ -311,7 +311,7 @@ COMMENT ON FUNCTION segment.detach_event_rule(name, regclass) IS
 -- Entry rules
 ------------------------------------------------------------------------
 
-CREATE FUNCTION segment.fire_on_entry(rule name, audience text)
+CREATE FUNCTION segment.attach_entry_rule(rule name, audience text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     r segment.opportunity_rule;
@@ -326,29 +326,29 @@ BEGIN
                   HINT = 'Name a tag, segment or scheme bucket, or combine them: ''churn_risk and not vip''.';
     END IF;
     PERFORM segment_internal._audience_check(s.name, audience);
-    IF EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = fire_on_entry.audience) THEN
+    IF EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = attach_entry_rule.audience) THEN
         RAISE EXCEPTION 'opportunity rule "%" already fires on entry into %', rule, quote_literal(audience)
             USING ERRCODE = 'duplicate_object';
     END IF;
     INSERT INTO segment.entry_rule (rule_id, subject_id, audience) VALUES (r.rule_id, r.subject_id, audience);
 END $$;
-COMMENT ON FUNCTION segment.fire_on_entry(name, text) IS
+COMMENT ON FUNCTION segment.attach_entry_rule(name, text) IS
     'makes an opportunity rule fire for the customers who enter an audience in a refresh (see docs/events.md)';
 
-CREATE FUNCTION segment.stop_fire_on_entry(rule name, audience text)
+CREATE FUNCTION segment.detach_entry_rule(rule name, audience text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE r segment.opportunity_rule;
 BEGIN
     PERFORM segment_internal._lock_definitions();
     r := segment_internal._opportunity_rule(rule, true);
-    DELETE FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = stop_fire_on_entry.audience;
+    DELETE FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = detach_entry_rule.audience;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'opportunity rule "%" does not fire on entry into %', rule, quote_literal(audience)
             USING ERRCODE = 'undefined_object',
                   HINT = 'Entry rules are listed in segment.entry_rule.';
     END IF;
 END $$;
-COMMENT ON FUNCTION segment.stop_fire_on_entry(name, text) IS
+COMMENT ON FUNCTION segment.detach_entry_rule(name, text) IS
     'stops an opportunity rule firing on entry into an audience';
 
 -- The hook: the customers in "entered" have just entered "audience" of
@@ -506,7 +506,7 @@ BEGIN
     IF what IS NOT NULL THEN
         RAISE EXCEPTION 'cannot drop opportunity rule "%": it fires on %', OLD.name, what
             USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Detach it first: segment.detach_event_rule(rule, event_table), segment.stop_fire_on_entry(rule, audience).';
+                  HINT = 'Detach it first: segment.detach_event_rule(rule, event_table), segment.detach_entry_rule(rule, audience).';
     END IF;
     RETURN OLD;
 END $$;

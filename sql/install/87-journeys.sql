@@ -168,48 +168,48 @@ SELECT pg_catalog.pg_extension_config_dump('segment.outbox_outbox_id_seq', '');
 -- Channels and consent
 ------------------------------------------------------------------------
 
-CREATE FUNCTION segment.set_channel(name text, fallback text[] DEFAULT NULL,
+CREATE FUNCTION segment.set_channel(channel text, fallback text[] DEFAULT NULL,
                                     quiet_from time DEFAULT NULL, quiet_to time DEFAULT NULL,
                                     daily_capacity int DEFAULT NULL, cost numeric DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     f text;
 BEGIN
-    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' THEN
-        RAISE EXCEPTION 'invalid channel name %', coalesce(quote_literal(name), 'NULL')
+    IF channel IS NULL OR channel !~ '^[a-z_][a-z0-9_]*$' THEN
+        RAISE EXCEPTION 'invalid channel name %', coalesce(quote_literal(channel), 'NULL')
             USING ERRCODE = 'invalid_name',
                   HINT = 'Use lower-case letters, digits and underscores, e.g. ''app'', ''sms'', ''remote_team''.';
     END IF;
     IF (quiet_from IS NULL) <> (quiet_to IS NULL) OR quiet_from = quiet_to THEN
-        RAISE EXCEPTION 'quiet hours of channel "%" need both quiet_from and quiet_to, and they must differ', name
+        RAISE EXCEPTION 'quiet hours of channel "%" need both quiet_from and quiet_to, and they must differ', channel
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'E.g. quiet_from => ''21:00'', quiet_to => ''09:00'' (the window may wrap midnight); both NULL: no quiet hours.';
     END IF;
     IF daily_capacity < 0 OR cost < 0 THEN
-        RAISE EXCEPTION 'daily_capacity and cost of channel "%" must not be negative', name
+        RAISE EXCEPTION 'daily_capacity and cost of channel "%" must not be negative', channel
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF array_position(fallback, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'fallback of channel "%" must not contain NULL', name
+        RAISE EXCEPTION 'fallback of channel "%" must not contain NULL', channel
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     FOREACH f IN ARRAY coalesce(fallback, '{}') LOOP
-        IF f = name THEN
-            RAISE EXCEPTION 'channel "%" cannot be its own fallback', name
+        IF f = channel THEN
+            RAISE EXCEPTION 'channel "%" cannot be its own fallback', channel
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF NOT EXISTS (SELECT 1 FROM segment.channel c WHERE c.name = f) THEN
-            RAISE EXCEPTION 'fallback channel "%" of channel "%" does not exist', f, name
+            RAISE EXCEPTION 'fallback channel "%" of channel "%" does not exist', f, channel
                 USING ERRCODE = 'undefined_object',
                       HINT = 'Define it first with segment.set_channel().';
         END IF;
     END LOOP;
     IF (SELECT count(DISTINCT x) FROM unnest(fallback) x) <> cardinality(fallback) THEN
-        RAISE EXCEPTION 'fallback of channel "%" names a channel twice', name
+        RAISE EXCEPTION 'fallback of channel "%" names a channel twice', channel
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO segment.channel AS c (name, fallback, quiet_from, quiet_to, daily_capacity, cost)
-    VALUES (set_channel.name, coalesce(set_channel.fallback, '{}'), set_channel.quiet_from,
+    VALUES (set_channel.channel, coalesce(set_channel.fallback, '{}'), set_channel.quiet_from,
             set_channel.quiet_to, set_channel.daily_capacity, set_channel.cost)
     ON CONFLICT ON CONSTRAINT channel_pkey DO UPDATE
        SET fallback = excluded.fallback, quiet_from = excluded.quiet_from, quiet_to = excluded.quiet_to,
@@ -327,7 +327,7 @@ BEGIN
     RETURN audience;
 END $$;
 
-CREATE FUNCTION segment.create_journey(subject name, name name, entry text,
+CREATE FUNCTION segment.create_journey(subject name, journey name, entry text,
                                        anchor_column name DEFAULT NULL, exit text DEFAULT NULL,
                                        goal text DEFAULT NULL, holdout_pct numeric DEFAULT 0,
                                        reentry_days int DEFAULT NULL, priority numeric DEFAULT 0)
@@ -342,20 +342,20 @@ DECLARE
     v_goal text;
 BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
-    PERFORM segment_internal._check_name('journey', name);
+    PERFORM segment_internal._check_name('journey', journey);
     PERFORM segment_internal._lock_definitions();
-    IF EXISTS (SELECT 1 FROM segment.journey x WHERE x.name = create_journey.name) THEN
-        RAISE EXCEPTION 'journey "%" already exists', name
+    IF EXISTS (SELECT 1 FROM segment.journey x WHERE x.name = create_journey.journey) THEN
+        RAISE EXCEPTION 'journey "%" already exists', journey
             USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with segment.drop_journey().';
     END IF;
     IF entry IS NULL OR btrim(entry) = '' THEN
-        RAISE EXCEPTION 'the entry audience of journey "%" must not be empty', name
+        RAISE EXCEPTION 'the entry audience of journey "%" must not be empty', journey
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Customers of the entry audience enter the journey, e.g. ''has_term_deposit''.';
     END IF;
-    v_entry := segment_internal._journey_audience(subject, create_journey.entry, format('entry of journey "%s"', name));
-    v_exit := segment_internal._journey_audience(subject, create_journey.exit, format('exit of journey "%s"', name));
-    v_goal := segment_internal._journey_audience(subject, create_journey.goal, format('goal of journey "%s"', name));
+    v_entry := segment_internal._journey_audience(subject, create_journey.entry, format('entry of journey "%s"', journey));
+    v_exit := segment_internal._journey_audience(subject, create_journey.exit, format('exit of journey "%s"', journey));
+    v_goal := segment_internal._journey_audience(subject, create_journey.goal, format('goal of journey "%s"', journey));
     IF anchor_column IS NOT NULL THEN
         SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
          WHERE a.attrelid = s.relation AND a.attname = anchor_column AND a.attnum > 0 AND NOT a.attisdropped;
@@ -374,18 +374,18 @@ BEGIN
         END IF;
     END IF;
     IF holdout_pct IS NULL OR NOT (holdout_pct >= 0 AND holdout_pct <= 50) THEN
-        RAISE EXCEPTION 'holdout_pct of journey "%" must be between 0 and 50, got %', name, holdout_pct
+        RAISE EXCEPTION 'holdout_pct of journey "%" must be between 0 and 50, got %', journey, holdout_pct
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'holdout_pct is the percentage of entrants kept out of every touch, to measure lift.';
     END IF;
     IF reentry_days < 0 THEN
-        RAISE EXCEPTION 'reentry_days of journey "%" must not be negative, got %', name, reentry_days
+        RAISE EXCEPTION 'reentry_days of journey "%" must not be negative, got %', journey, reentry_days
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'NULL: a customer goes through the journey once; N: again N days after the previous pass ended.';
     END IF;
-    PERFORM segment_internal._check_journey_priority(name, create_journey.priority);
+    PERFORM segment_internal._check_journey_priority(journey, create_journey.priority);
     INSERT INTO segment.journey (subject_id, name, entry, anchor_column, exit, goal, holdout_pct, reentry_days, priority)
-    VALUES (sid, create_journey.name, v_entry, create_journey.anchor_column, v_exit, v_goal,
+    VALUES (sid, create_journey.journey, v_entry, create_journey.anchor_column, v_exit, v_goal,
             create_journey.holdout_pct, create_journey.reentry_days, create_journey.priority)
     RETURNING * INTO j;
     INSERT INTO segment.journey_history (journey_id, name, version, action, new_definition)
@@ -1082,7 +1082,7 @@ COMMENT ON FUNCTION segment.enter_journey(name, text[], timestamptz) IS
 -- Delivery
 ------------------------------------------------------------------------
 
-CREATE FUNCTION segment.ack(outbox_id bigint, status text) RETURNS void
+CREATE FUNCTION segment.outbox_ack(outbox_id bigint, status text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.outbox;
@@ -1091,7 +1091,7 @@ BEGIN
         RAISE EXCEPTION 'status must be ''delivered'' or ''failed'', got %', coalesce(quote_literal(status), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = ack.outbox_id FOR UPDATE;
+    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = outbox_ack.outbox_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % does not exist', outbox_id USING ERRCODE = 'no_data_found';
     END IF;
@@ -1100,9 +1100,9 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Only a pending touch (or a failed one, retried) can be acknowledged.';
     END IF;
-    UPDATE segment.outbox x SET status = ack.status, status_at = now() WHERE x.outbox_id = ack.outbox_id;
+    UPDATE segment.outbox x SET status = outbox_ack.status, status_at = now() WHERE x.outbox_id = outbox_ack.outbox_id;
 END $$;
-COMMENT ON FUNCTION segment.ack(bigint, text) IS
+COMMENT ON FUNCTION segment.outbox_ack(bigint, text) IS
     'a channel system records that a touch was delivered or failed';
 
 ------------------------------------------------------------------------
@@ -1244,7 +1244,7 @@ $$;
 -- opportunity for a person at once; the instance then waits for it.
 -- Returns the opportunity made, or NULL. `at`: when the customer responded
 -- (the opportunity's period is its day).
-CREATE FUNCTION segment.record_response(outbox_id bigint, response text, at timestamptz DEFAULT now())
+CREATE FUNCTION segment.outbox_record_response(outbox_id bigint, response text, at timestamptz DEFAULT now())
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1266,7 +1266,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'A response is a lower-case word: clicked, replied, declined, opened, ...';
     END IF;
-    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = record_response.outbox_id FOR UPDATE;
+    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = outbox_record_response.outbox_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % does not exist', outbox_id USING ERRCODE = 'no_data_found';
     END IF;
@@ -1276,7 +1276,7 @@ BEGIN
     END IF;
     SELECT * INTO i FROM segment.journey_instance x WHERE x.instance_id = o.instance_id FOR UPDATE;
     SELECT * INTO j FROM segment.journey x WHERE x.journey_id = o.journey_id;
-    UPDATE segment.outbox x SET response = record_response.response, responded_at = at
+    UPDATE segment.outbox x SET response = outbox_record_response.response, responded_at = at
      WHERE x.outbox_id = o.outbox_id;
     INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, detail)
     VALUES (o.instance_id, o.journey_id, 'response', at, o.outbox_id, response);
@@ -1321,7 +1321,7 @@ BEGIN
       FROM segment.opportunity p WHERE p.opportunity_id = opp;
     RETURN opp;
 END $$;
-COMMENT ON FUNCTION segment.record_response(bigint, text, timestamptz) IS
+COMMENT ON FUNCTION segment.outbox_record_response(bigint, text, timestamptz) IS
     'records a customer''s response to a touch; may escalate the customer to a person (returns the opportunity)';
 
 -- Returns, at time t, the escalated customers of a journey whose
@@ -1361,7 +1361,7 @@ BEGIN
               ORDER BY i.instance_id
     LOOP
         IF x.opp_status <> 'expired' THEN
-            PERFORM segment.cancel(x.opportunity_id,
+            PERFORM segment.opportunity_cancel(x.opportunity_id,
                                    format('returned to journey %s: not worked within %s days', j.name, e.return_after_days));
         END IF;
         -- the first consented channel of the return channel's chain

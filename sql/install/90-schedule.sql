@@ -97,7 +97,7 @@ BEGIN
                       || CASE WHEN s.error IS NULL THEN '{}'::jsonb
                               ELSE jsonb_build_object('rule_errors', s.error) END;
     ELSIF step = 'expire' THEN
-        EXECUTE 'SELECT segment.expire($1)' INTO n USING as_of;
+        EXECUTE 'SELECT segment.expire_opportunities($1)' INTO n USING as_of;
         RETURN jsonb_build_object('expired', n);
     ELSIF step = 'evaluate_outcomes' THEN
         EXECUTE 'SELECT segment.evaluate_outcomes($1)' INTO n USING as_of;

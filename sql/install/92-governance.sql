@@ -485,10 +485,10 @@ COMMENT ON FUNCTION segment.map_user(name, text, text) IS
     'binds a login role to a manager id (the subject''s owner column) and/or an org unit; both NULL unmaps it';
 
 -- The units of a unit's subtree (itself included), by the stored tree.
-CREATE FUNCTION segment.org_subtree(unit text) RETURNS SETOF text
+CREATE FUNCTION segment.org_subtree(org_unit text) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
     WITH RECURSIVE t(u) AS (
-        SELECT o.unit FROM segment.org_unit o WHERE o.unit = org_subtree.unit
+        SELECT o.unit FROM segment.org_unit o WHERE o.unit = org_subtree.org_unit
         UNION
         SELECT o.unit FROM segment.org_unit o JOIN t ON o.parent = t.u)
     SELECT u FROM t
@@ -673,7 +673,7 @@ COMMENT ON FUNCTION segment.install_roles() IS
 -- subtree; the opportunity keeps its org unit); in a governed database a
 -- manager may not reassign (42501). Errors: 22004 NULL argument, 42704 no
 -- such (visible) opportunity, 55000 not open.
-CREATE FUNCTION segment.reassign(opportunity_id bigint, manager text) RETURNS void
+CREATE FUNCTION segment.opportunity_reassign(opportunity_id bigint, manager text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
@@ -694,13 +694,13 @@ BEGIN
     -- the audit trigger tells a reassignment from generation's assignment by this
     PERFORM set_config('segment_gov.reassigning', 'on', true);
     UPDATE segment.opportunity x
-       SET manager = reassign.manager,
+       SET manager = opportunity_reassign.manager,
            assignment = CASE WHEN x.assignment = 'pool' THEN 'org' ELSE x.assignment END,
            pool_reason = NULL
      WHERE x.opportunity_id = o.opportunity_id;
     PERFORM set_config('segment_gov.reassigning', '', true);
 END $$;
-COMMENT ON FUNCTION segment.reassign(bigint, text) IS
+COMMENT ON FUNCTION segment.opportunity_reassign(bigint, text) IS
     'gives an open opportunity to another manager (branch heads: within their org subtree)';
 
 -- Reassignments are lifecycle actions: audited.

@@ -137,7 +137,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('author', 'function', '_journey_definition', 'EXECUTE'),
         ('author', 'function', '_journey_audience', 'EXECUTE'),
         -- refresher: refresh (with the entry rules it fires), generate,
-        -- expire, evaluate_outcomes, CALL run_all
+        -- expire_opportunities, evaluate_outcomes, CALL run_all
         ('refresher', 'table', 'subject_state', 'INSERT, UPDATE'),
         ('refresher', 'table', 'tag_state', 'INSERT, UPDATE'),
         ('refresher', 'table', 'bucket_state', 'INSERT, UPDATE, DELETE'),
@@ -205,7 +205,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('event_writer', 'function', '_journey_holdout', 'EXECUTE'),
         ('event_writer', 'function', '_quiet_sql', 'EXECUTE'),
         ('event_writer', 'function', '_channel_chain', 'EXECUTE'),
-        -- worker: dispatch, start, complete, cancel opportunities
+        -- worker: opportunity_dispatch, _start, _complete, _cancel
         ('worker', 'table', 'opportunity', 'UPDATE'),
         ('worker', 'table', 'opportunity_log', 'INSERT'),
         ('worker', 'sequence', '*', 'USAGE'),

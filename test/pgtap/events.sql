@@ -301,12 +301,12 @@ select is((select unknown || ' ' || sample_keys::text from segment.event_skip e 
 ------------------------------------------------------------------------
 select segment.create_opportunity_rule('evx', 'en_low', 'evx_low', 'maintenance', 'call',
                                        assignment => 'pool', cooldown_days => 0);
-select throws_ok($$select segment.fire_on_entry('en_low', 'evx_low and nosuch')$$, '42704', null,
+select throws_ok($$select segment.attach_entry_rule('en_low', 'evx_low and nosuch')$$, '42704', null,
                  'an entry audience naming an unknown tag is refused');
-select throws_ok($$select segment.fire_on_entry('nosuch', 'evx_low')$$, '42704', null,
-                 'fire_on_entry of an unknown rule is refused');
-select segment.fire_on_entry('en_low', 'evx_low');
-select throws_ok($$select segment.fire_on_entry('en_low', 'evx_low')$$, '42710', null,
+select throws_ok($$select segment.attach_entry_rule('nosuch', 'evx_low')$$, '42704', null,
+                 'attach_entry_rule of an unknown rule is refused');
+select segment.attach_entry_rule('en_low', 'evx_low');
+select throws_ok($$select segment.attach_entry_rule('en_low', 'evx_low')$$, '42710', null,
                  'firing twice on the same audience is refused');
 update evx.cust set bal = 50 where id in (14, 15);
 select results_eq($$select members, entered from segment.refresh('evx', '2026-07-01') where tag = 'evx_low'$$,
@@ -329,13 +329,13 @@ select is((select count(*) from segment.generate(null, '2026-07-05') g where g.r
           'generate() for all rules skips entry rules');
 select throws_ok($$select segment.drop_opportunity_rule('en_low', true)$$, '2BP01', null,
                  'dropping an entry-fired rule is refused');
-select segment.stop_fire_on_entry('en_low', 'evx_low');
-select throws_ok($$select segment.stop_fire_on_entry('en_low', 'evx_low')$$, '42704', null,
+select segment.detach_entry_rule('en_low', 'evx_low');
+select throws_ok($$select segment.detach_entry_rule('en_low', 'evx_low')$$, '42704', null,
                  'stopping what does not fire is refused');
 update evx.cust set bal = 50 where id = 18;
 select count(*) from segment.refresh('evx', '2026-07-06');
 select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
-            where r.name = 'en_low'), 4::bigint, 'after stop_fire_on_entry an entry fires nothing');
+            where r.name = 'en_low'), 4::bigint, 'after detach_entry_rule an entry fires nothing');
 
 select * from finish();
 rollback;

@@ -413,7 +413,7 @@ select lives_ok($$select segment.refresh('sl', '2026-12-01')$$, 'a key in severa
 select lives_ok($$select segment.create_opportunity_rule('sd', 'sd_up', 'sd_rich', 'maintenance', 'call',
                       assignment => 'pool', cooldown_days => 60, template => 'aum {aum}')$$,
                 'an opportunity rule with a template on the snapshot subject');
-select lives_ok($$select segment.fire_on_entry('sd_up', 'sd_rich')$$, 'fire it on entry into sd_rich');
+select lives_ok($$select segment.attach_entry_rule('sd_up', 'sd_rich')$$, 'fire it on entry into sd_rich');
 
 -- a day's partition attached later with another column order: read through SQL, same answers
 create table snapt.daily_1208 (vip boolean, customer_id int8 not null, branch text, aum numeric,

@@ -31,14 +31,14 @@ select 1, 1, 1, g, g::text, current_date - 6, current_date, false, 'mgr', 'owner
   from generate_series(1, 2) g;
 SQL
 
-( q -c "begin" -c "select segment.complete(1, true, 5000, 'A')" -c "select pg_sleep(2)" -c "commit" >/dev/null ) &
+( q -c "begin" -c "select segment.opportunity_complete(1, true, 5000, 'A')" -c "select pg_sleep(2)" -c "commit" >/dev/null ) &
 a=$!
 sleep 0.7
 tmp=$(mktemp -d)
-q -c "select segment.expire(current_date + 1)" >"$tmp/exp" 2>&1 &
+q -c "select segment.expire_opportunities(current_date + 1)" >"$tmp/exp" 2>&1 &
 e=$!
 t0=$(date +%s%N)
-out=$(q -c "select segment.complete(1, false, null, 'B')" 2>&1)
+out=$(q -c "select segment.opportunity_complete(1, false, null, 'B')" 2>&1)
 rc=$?
 waited=$(( ($(date +%s%N) - t0) / 1000000 ))
 wait "$a"; wait "$e"

@@ -63,7 +63,7 @@ select count(*) from segment.refresh('cu', current_date);
 select segment.create_opportunity_rule('cu', 'call', 'all', 'maintenance', 'call', cooldown_days => 0, holdout_pct => 10);
 select segment.create_opportunity_rule('cu', 'visit', 'rich', 'mining', 'visit', cooldown_days => 0);
 select count(*) from segment.generate(NULL, current_date);
-select count(*) from (select segment.dispatch(opportunity_id) from segment.opportunity
+select count(*) from (select segment.opportunity_dispatch(opportunity_id) from segment.opportunity
                        where not is_control and opportunity_id % 3 = 0) x;
 select segment.register_org_tree('dw.org', 'id', 'parent');
 select count(*) from segment.install_roles();

@@ -173,15 +173,15 @@ is "$(seen g_exporter)" "" "segment_exporter alone sees no opportunity"
 own=$(q -c "select min(opportunity_id) from segment.opportunity where manager = 'm_S11_0'")
 other=$(q -c "select min(opportunity_id) from segment.opportunity where manager = 'm_S21_0'")
 b1=$(q -c "select min(opportunity_id) from segment.opportunity where org_unit = 'S12'")
-is "$(as g_mgr_s11 "select segment.dispatch($own); select segment.start($own)")" "" "manager dispatches and starts its own opportunity"
-is "$(state "$(as g_mgr_s11 "select segment.dispatch($other)")")" "ERROR 42704" "manager cannot dispatch another manager's opportunity (42704: not visible)"
+is "$(as g_mgr_s11 "select segment.opportunity_dispatch($own); select segment.opportunity_start($own)")" "" "manager dispatches and starts its own opportunity"
+is "$(state "$(as g_mgr_s11 "select segment.opportunity_dispatch($other)")")" "ERROR 42704" "manager cannot dispatch another manager's opportunity (42704: not visible)"
 is "$(state "$(as g_mgr_s11 "update segment.opportunity set manager = 'm_S21_0' where opportunity_id = $own")")" "ERROR 42501" \
    "manager cannot give its opportunity away by UPDATE (42501: row-level security)"
-is "$(state "$(as g_mgr_s11 "select segment.reassign($own, 'm_S11_1')")")" "ERROR 42501" "manager cannot reassign (42501)"
-is "$(as g_head_b1 "select segment.dispatch($b1); select segment.reassign($b1, 'm_S12_1')")" "" "branch head dispatches and reassigns within its subtree"
+is "$(state "$(as g_mgr_s11 "select segment.opportunity_reassign($own, 'm_S11_1')")")" "ERROR 42501" "manager cannot reassign (42501)"
+is "$(as g_head_b1 "select segment.opportunity_dispatch($b1); select segment.opportunity_reassign($b1, 'm_S12_1')")" "" "branch head dispatches and reassigns within its subtree"
 is "$(q -c "select manager, status from segment.opportunity where opportunity_id = $b1")" "m_S12_1|dispatched" "... the opportunity moved"
-is "$(state "$(as g_head_b1 "select segment.reassign($other, 'm_S11_0')")")" "ERROR 42704" "branch head of B1 cannot reassign an opportunity of B2 (42704: not visible)"
-is "$(as g_head_ho "select segment.dispatch($other)")" "" "head office dispatches anywhere"
+is "$(state "$(as g_head_b1 "select segment.opportunity_reassign($other, 'm_S11_0')")")" "ERROR 42704" "branch head of B1 cannot reassign an opportunity of B2 (42704: not visible)"
+is "$(as g_head_ho "select segment.opportunity_dispatch($other)")" "" "head office dispatches anywhere"
 is "$(as g_mgr_s11 "select string_agg(distinct opportunity_id::text, ',') from segment.opportunity_log")" "$own" "manager sees only the log of its own opportunities"
 is "$(as g_head_b1 "select string_agg(distinct opportunity_id::text, ',' order by opportunity_id::text) from segment.opportunity_log")" \
    "$(q -c "select string_agg(distinct l.opportunity_id::text, ',' order by l.opportunity_id::text) from segment.opportunity_log l join segment.opportunity o using (opportunity_id) where o.org_unit in ($(subtree B1))")" \
@@ -319,11 +319,11 @@ for r in "${roles6[@]}"; do
       g_head_b1) o=$(gen "org_unit = 'S12'"); exp=yes;;
       *) o=$(gen "true"); exp=42501;;
     esac
-    is "$(can "$r" "select segment.dispatch($o)")" "$exp" "matrix: dispatch in scope, $r: $exp"
+    is "$(can "$r" "select segment.opportunity_dispatch($o)")" "$exp" "matrix: dispatch in scope, $r: $exp"
     case $r in
       g_admin) exp=yes; to=m_S21_1;; g_head_b1) exp=yes; to=m_S12_0;; *) exp=42501; to=m_S11_1;;
     esac
-    is "$(can "$r" "select segment.reassign($o, '$to')")" "$exp" "matrix: reassign in scope, $r: $exp"
+    is "$(can "$r" "select segment.opportunity_reassign($o, '$to')")" "$exp" "matrix: reassign in scope, $r: $exp"
 done
 cell "read segment.audit" "select count(*) from segment.audit" yes 42501 42501 42501 yes 42501
 cell "verify_audit()" "select segment.verify_audit()" yes 42501 42501 42501 yes 42501

@@ -63,7 +63,7 @@ select count(*) from segment.refresh('cu', current_date);
 select segment.create_opportunity_rule('cu', 'big_deposit', 'rich', 'mining', 'call',
                                        template => 'Customer {id}', cooldown_days => 30);
 select segment.create_opportunity_rule('cu', 'nightly_card', 'young', 'mining', 'card', assignment => 'pool');
-select segment.fire_on_entry('big_deposit', 'rich');
+select segment.attach_entry_rule('big_deposit', 'rich');
 create table deposit (id bigserial primary key, cust_id int8 not null, amount numeric not null);
 select segment.attach_event_rule('big_deposit', 'deposit', 'cust_id', 'amount > 1000');
 SQL
@@ -175,7 +175,7 @@ is "$(q -c "select count(*) from segment.opportunity o join segment.opportunity_
               where r.name = 'big_deposit' and o.member_id <= 10")" "10" \
    "... the entry rule fired for the ten customers who entered"
 is "$(as seg_t_refresher "select count(*) > 0 from segment.generate('nightly_card', current_date)")" "t" "refresher: generate"
-is "$(as seg_t_refresher "select segment.expire(current_date) >= 0")" "t" "refresher: expire"
+is "$(as seg_t_refresher "select segment.expire_opportunities(current_date) >= 0")" "t" "refresher: expire"
 is "$(as seg_t_refresher "call segment.run_all(current_date)" | head -1 | grep -c .)" "1" "refresher: CALL run_all"
 is "$(q -c "select status from segment.nightly_run order by run_id desc limit 1")" "succeeded" "... the nightly run succeeded"
 is "$(state "$(as seg_t_refresher "select segment.create_tag('cu', 'f_tag', 'bal > 1')")")" "ERROR 42501" \
@@ -193,7 +193,7 @@ is "$(state "$(as seg_t_event "select segment.create_tag('cu', 'e_tag', 'bal > 1
 # --- worker -----------------------------------------------------------------------------------
 opp=$(q -c "select opportunity_id from segment.opportunity where status = 'generated' and not is_control order by 1 limit 1")
 [[ -n $opp ]] || opp=0
-is "$(as seg_t_worker "select segment.dispatch($opp); select segment.start($opp); select segment.complete($opp, true)")" "" \
+is "$(as seg_t_worker "select segment.opportunity_dispatch($opp); select segment.opportunity_start($opp); select segment.opportunity_complete($opp, true)")" "" \
    "worker: dispatch, start, complete"
 is "$(q -c "select status, converted from segment.opportunity where opportunity_id = $opp")" "completed|t" "... the opportunity is completed, converted"
 is "$(state "$(as seg_t_worker "select segment.create_tag('cu', 'w_tag', 'bal > 1')")")" "ERROR 42501" \

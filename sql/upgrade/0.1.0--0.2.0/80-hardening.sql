@@ -116,7 +116,7 @@ BEGIN
     IF what IS NOT NULL THEN
         RAISE EXCEPTION 'cannot drop opportunity rule "%": it fires on %', OLD.name, what
             USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Detach it first: segment.detach_event_rule(rule, event_table), segment.stop_fire_on_entry(rule, audience).';
+                  HINT = 'Detach it first: segment.detach_event_rule(rule, event_table), segment.detach_entry_rule(rule, audience).';
     END IF;
     RETURN OLD;
 END $$;
