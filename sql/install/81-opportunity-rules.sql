@@ -517,7 +517,7 @@ BEGIN
     END IF;
 END $$;
 
--- DDL guard (part 60): refuse changes to columns a goal or template reads.
+-- DDL guard (part 91): refuse changes to columns a goal or template reads.
 CREATE FUNCTION segment_internal._check_opportunity_rules_of(rel oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
