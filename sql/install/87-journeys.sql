@@ -3,7 +3,7 @@
 -- customers of an entry audience go through: 30/15/7/1 days before a date
 -- column (anchor), or day 0/1/3/7 after they entered. Channels have a
 -- fallback list, quiet hours, a daily capacity and a cost; consent is read
--- from the warehouse. advance_journeys(now) writes the due touches to
+-- from the warehouse. advance_journeys(at) writes the due touches to
 -- segment.outbox, idempotently: every touch has a unique idempotency key
 -- (journey:version:instance:step), the journey's advance is serialised by
 -- a transaction-level advisory lock, and a watermark (the last `now` an
@@ -991,7 +991,7 @@ BEGIN
     RETURN n_touch;
 END $$;
 
-CREATE FUNCTION segment.advance_journeys(now timestamptz DEFAULT now())
+CREATE FUNCTION segment.advance_journeys(at timestamptz DEFAULT now())
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     jid int;
@@ -999,8 +999,8 @@ DECLARE
     err text;
     state text;
 BEGIN
-    IF now IS NULL OR NOT isfinite(now) THEN
-        RAISE EXCEPTION 'now must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    IF at IS NULL OR NOT isfinite(at) THEN
+        RAISE EXCEPTION 'at must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- higher priority first: under a contact cap it takes the room
     FOR jid IN SELECT x.journey_id FROM segment.journey x WHERE x.active
@@ -1008,7 +1008,7 @@ BEGIN
         -- a journey that fails as a whole (an audience not refreshed yet)
         -- advances nothing and says why; the others go on
         BEGIN
-            n := n + segment_internal._advance_journey(jid, now);
+            n := n + segment_internal._advance_journey(jid, at);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
             RAISE WARNING 'journey "%" did not advance: % (SQLSTATE %)',
@@ -1019,7 +1019,7 @@ BEGIN
     RETURN n;
 END $$;
 COMMENT ON FUNCTION segment.advance_journeys(timestamptz) IS
-    'moves every active journey instance to time now: exits, goals, entries, due touches into segment.outbox; idempotent';
+    'moves every active journey instance to time at: exits, goals, entries, due touches into segment.outbox; idempotent';
 
 -- Entry by event: the customers enter now (if allowed) and their due steps
 -- (day 0) are written at once. Returns the touches written.
