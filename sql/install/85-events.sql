@@ -553,41 +553,5 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION segment_internal._event_ddl_guard() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE c record;
-BEGIN
-    FOR c IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
-              WHERE command_tag = 'ALTER TABLE' AND classid = 'pg_class'::regclass
-    LOOP
-        IF EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.event_table = c.objid) THEN
-            PERFORM segment_internal._check_event_rules_of(c.objid);
-        END IF;
-    END LOOP;
-END $$;
-
--- Dropping an event table, or an event rule's trigger by hand, is refused
--- while the rule is attached (detach_event_rule deletes the attachment
--- before it drops the trigger).
-CREATE FUNCTION segment_internal._event_drop_guard() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE e record;
-BEGIN
-    FOR e IN SELECT r.name, d.object_identity, d.object_type
-               FROM pg_event_trigger_dropped_objects() d
-               JOIN segment.event_rule x
-                 ON (d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND x.event_table::oid = d.objid)
-                 OR (d.classid = 'pg_trigger'::regclass AND d.address_names[3] = x.trigger_name
-                     AND x.event_table::oid = to_regclass(format('%I.%I', d.address_names[1], d.address_names[2])))
-               JOIN segment.opportunity_rule r USING (rule_id)
-    LOOP
-        RAISE EXCEPTION 'cannot drop % %: event rule "%" is attached to it', e.object_type, e.object_identity, e.name
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Detach it first with segment.detach_event_rule().';
-    END LOOP;
-END $$;
-
-CREATE EVENT TRIGGER segment_event_ddl_guard ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment_internal._event_ddl_guard();
-CREATE EVENT TRIGGER segment_event_drop_guard ON sql_drop
-    EXECUTE FUNCTION segment_internal._event_drop_guard();
+-- The DDL and drop guards of event tables are part 91 (_check_event_rules_of
+-- above, _check_event_drops there).

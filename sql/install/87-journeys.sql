@@ -1668,42 +1668,5 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION segment_internal._journey_ddl_guard() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE c record;
-BEGIN
-    FOR c IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
-              WHERE command_tag = 'ALTER TABLE' AND classid = 'pg_class'::regclass
-    LOOP
-        PERFORM segment_internal._check_journeys_of(c.objid);
-    END LOOP;
-END $$;
-
--- Dropping a consent relation or a journey's entry-event table is refused
--- while segment reads it.
-CREATE FUNCTION segment_internal._journey_drop_guard() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE r record;
-BEGIN
-    FOR r IN SELECT d.object_identity,
-                    (SELECT string_agg(format('consent to "%s"', c.channel), ', ')
-                       FROM segment.consent c WHERE c.relation::oid = d.objid) AS consent,
-                    (SELECT string_agg(format('entry events of journey "%s"', j.name), ', ')
-                       FROM segment.journey_event x JOIN segment.journey j USING (journey_id)
-                      WHERE x.event_table::oid = d.objid) AS events
-               FROM pg_event_trigger_dropped_objects() d
-              WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
-    LOOP
-        IF r.consent IS NOT NULL OR r.events IS NOT NULL THEN
-            RAISE EXCEPTION 'cannot drop table %: journeys read it', r.object_identity
-                USING ERRCODE = 'dependent_objects_still_exist',
-                      DETAIL = format('It holds %s.', concat_ws(', ', r.consent, r.events)),
-                      HINT = 'Register the consent elsewhere (segment.register_consent) or drop the journey first.';
-        END IF;
-    END LOOP;
-END $$;
-
-CREATE EVENT TRIGGER segment_journey_ddl_guard ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment_internal._journey_ddl_guard();
-CREATE EVENT TRIGGER segment_journey_drop_guard ON sql_drop
-    EXECUTE FUNCTION segment_internal._journey_drop_guard();
+-- The DDL and drop guards of journeys' tables are part 91 (_check_journeys_of
+-- above, _check_journey_drops there).

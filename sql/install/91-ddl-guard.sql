@@ -1,14 +1,20 @@
--- segment install script, part 91: the DDL guard that keeps subject tables
--- and the rules over them consistent (moved from part 60 by issue 16: it
--- calls the checkers of parts 74 and 81, and a part calls only parts before
--- it). Event rules (part 85) and journeys (part 87) guard their own tables
--- with event triggers of the same shape.
+-- segment install script, part 91: the DDL guard, one for every feature
+-- (issue 16). Two event triggers: segment_ddl_guard (ALTER TABLE) calls each
+-- feature's checker for the altered table -- _check_rules_of (tags and the
+-- subject's columns, here; it calls the scheme and scorecard checker of part
+-- 74 and the opportunity rules' of part 81), _check_event_rules_of (part 85),
+-- _check_journeys_of (part 87); segment_drop_guard (DROP) refuses dropping a
+-- subject's table, and calls _check_event_drops and _check_journey_drops
+-- (here). Last of the feature parts, so that it calls only parts before it.
+-- The upgrade from 0.1.0 runs this part too (the guards existed in 0.1.0,
+-- under separate event triggers for event rules): CREATE OR REPLACE, and the
+-- event triggers are created when missing.
 
 -- Re-check every rule over a table after DDL on it; refuse the DDL when a
 -- rule no longer analyses (a dropped, renamed or retyped column).
 -- The guards run for every user's DDL: SECURITY DEFINER so that users
 -- without access to segment's catalog can still alter their own tables.
-CREATE FUNCTION segment_internal._check_rules_of(rel oid) RETURNS void
+CREATE OR REPLACE FUNCTION segment_internal._check_rules_of(rel oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
@@ -62,7 +68,7 @@ BEGIN
     PERFORM segment_internal._check_opportunity_rules_of(rel);
 END $$;
 
-CREATE FUNCTION segment_internal._ddl_guard() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION segment_internal._ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c record;
@@ -73,10 +79,59 @@ BEGIN
         IF EXISTS (SELECT 1 FROM segment.subject s WHERE s.relation = c.objid) THEN
             PERFORM segment_internal._check_rules_of(c.objid);
         END IF;
+        IF EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.event_table = c.objid) THEN
+            PERFORM segment_internal._check_event_rules_of(c.objid);
+        END IF;
+        PERFORM segment_internal._check_journeys_of(c.objid);
     END LOOP;
 END $$;
 
-CREATE FUNCTION segment_internal._drop_guard() RETURNS event_trigger
+-- Dropping an event table, or an event rule's trigger by hand, is refused
+-- while the rule is attached (detach_event_rule deletes the attachment
+-- before it drops the trigger). Called by the drop guard only.
+CREATE OR REPLACE FUNCTION segment_internal._check_event_drops() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE e record;
+BEGIN
+    FOR e IN SELECT r.name, d.object_identity, d.object_type
+               FROM pg_event_trigger_dropped_objects() d
+               JOIN segment.event_rule x
+                 ON (d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND x.event_table::oid = d.objid)
+                 OR (d.classid = 'pg_trigger'::regclass AND d.address_names[3] = x.trigger_name
+                     AND x.event_table::oid = to_regclass(format('%I.%I', d.address_names[1], d.address_names[2])))
+               JOIN segment.opportunity_rule r USING (rule_id)
+    LOOP
+        RAISE EXCEPTION 'cannot drop % %: event rule "%" is attached to it', e.object_type, e.object_identity, e.name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Detach it first with segment.detach_event_rule().';
+    END LOOP;
+END $$;
+
+-- Dropping a consent relation or a journey's entry-event table is refused
+-- while segment reads it. Called by the drop guard only.
+CREATE OR REPLACE FUNCTION segment_internal._check_journey_drops() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT d.object_identity,
+                    (SELECT string_agg(format('consent to "%s"', c.channel), ', ')
+                       FROM segment.consent c WHERE c.relation::oid = d.objid) AS consent,
+                    (SELECT string_agg(format('entry events of journey "%s"', j.name), ', ')
+                       FROM segment.journey_event x JOIN segment.journey j USING (journey_id)
+                      WHERE x.event_table::oid = d.objid) AS events
+               FROM pg_event_trigger_dropped_objects() d
+              WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+    LOOP
+        IF r.consent IS NOT NULL OR r.events IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot drop table %: journeys read it', r.object_identity
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      DETAIL = format('It holds %s.', concat_ws(', ', r.consent, r.events)),
+                      HINT = 'Register the consent elsewhere (segment.register_consent) or drop the journey first.';
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION segment_internal._drop_guard() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s record;
@@ -90,9 +145,18 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Unregister the subject first with segment.unregister_subject().';
     END LOOP;
+    PERFORM segment_internal._check_event_drops();
+    PERFORM segment_internal._check_journey_drops();
 END $$;
 
-CREATE EVENT TRIGGER segment_ddl_guard ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment_internal._ddl_guard();
-CREATE EVENT TRIGGER segment_drop_guard ON sql_drop
-    EXECUTE FUNCTION segment_internal._drop_guard();
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'segment_ddl_guard') THEN
+        CREATE EVENT TRIGGER segment_ddl_guard ON ddl_command_end
+            WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment_internal._ddl_guard();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'segment_drop_guard') THEN
+        CREATE EVENT TRIGGER segment_drop_guard ON sql_drop
+            EXECUTE FUNCTION segment_internal._drop_guard();
+    END IF;
+END $$;
