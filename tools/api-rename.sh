@@ -16,6 +16,8 @@
 # (sql/install/94-deprecated-names.sql), the upgrade part that renames the
 # 0.1.0 functions (sql/upgrade/0.1.0--0.2.0/06-api-names.sql) and the test of
 # the deprecated names (test/pgtap/deprecated_names.sql).
+# Nor the lines between `<!-- api-rename: off -->` and `<!-- api-rename: on -->`
+# (docs/reference.md's table of deprecated names, which must keep them).
 # Idempotent: no new name is an old name followed by a word boundary.
 # Usage: tools/api-rename.sh [--check]
 set -euo pipefail
@@ -41,7 +43,7 @@ sedargs=()
 alt=()
 while read -r old new; do
     [[ -n $old ]] || continue
-    sedargs+=(-e "s/\\bsegment\\.$old\\b/segment.$new/g")
+    sedargs+=(-e "/<!-- api-rename: off -->/,/<!-- api-rename: on -->/!s/\\bsegment\\.$old\\b/segment.$new/g")
     alt+=("$old")
 done <<<"$renames"
 pattern="\\bsegment\\.($(IFS='|'; echo "${alt[*]}"))\\b"
@@ -55,7 +57,8 @@ while IFS= read -r -d '' f; do
         sql/install/* | sql/upgrade/* | sql/[0-9]*.sql | src/* | test/* | expected/* | specs/* | docs/* | README.md) ;;
         *) continue ;;
     esac
-    grep -qIP "$pattern" -- "$f" && files+=("$f")
+    grep -qI . -- "$f" || continue
+    sed '/<!-- api-rename: off -->/,/<!-- api-rename: on -->/d' -- "$f" | grep -qP "$pattern" && files+=("$f")
 done < <(git ls-files -z --cached --others --exclude-standard | sort -zu)
 
 if ((check)); then
