@@ -9,7 +9,7 @@
  *
  * Pure on purpose, like contrib/intarray's _int_bool.c: no SPI, no catalog,
  * no syscache. What a name denotes is audience_names.c's, evaluation is
- * audience_eval.c's; segment._audience_names() lists the names of a text
+ * audience_eval.c's; segment_internal._audience_names() lists the names of a text
  * with this file alone.
  *
  * Errors are raised with errposition() (1-based character offset into the

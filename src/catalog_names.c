@@ -22,6 +22,7 @@
 
 #include "catalog_names.h"
 #include "subject.h"
+#include "internal_schema.h"
 
 /*
  * $1 plain names, $2/$3 qualifiers and names of dotted names, $4 subject
@@ -38,7 +39,7 @@ static const char *lookup_sql =
 	"       t.rule IS NULL AS manual, false AS missing, t.active AS active,"
 	"       st.tag_id IS NOT NULL AS refreshed,"
 	"       CASE WHEN $6 AND t.subject_id = $4 AND t.active AND t.rule IS NOT NULL"
-	"            THEN segment._live_tag(st.members, t.subject_id, t.tag_id) END AS members,"
+	"            THEN segment_internal._live_tag(st.members, t.subject_id, t.tag_id) END AS members,"
 	"       CASE WHEN $6 AND t.subject_id = $4 AND t.active THEN"
 	"            (SELECT segment.memberset_agg(m.member_id) FROM segment.manual_tag m"
 	"              WHERE m.tag_id = t.tag_id"
@@ -65,7 +66,7 @@ static const char *lookup_sql =
 	"SELECT 'bucket', r.n, r.q, c.scheme_id, c.subject_id, s.name, false, b.name IS NULL, c.active,"
 	"       bs.scheme_id IS NOT NULL,"
 	"       CASE WHEN $6 AND c.subject_id = $4 AND c.active"
-	"            THEN segment._live_bucket(bs.members, c.subject_id, c.scheme_id, r.n) END,"
+	"            THEN segment_internal._live_bucket(bs.members, c.subject_id, c.scheme_id, r.n) END,"
 	"       NULL, NULL"
 	"  FROM unnest($2, $3) AS r(q, n)"
 	"  JOIN segment.scheme c ON c.name = r.q"
@@ -77,7 +78,7 @@ static const char *lookup_sql =
 	"       EXISTS (SELECT 1 FROM segment.score_state x WHERE x.scorecard_id = c.scorecard_id),"
 	"       CASE WHEN $6 AND c.subject_id = $4 AND c.active AND d.name IS NOT NULL THEN"
 	"            (SELECT segment.union_agg(x.members)"
-	"               FROM segment._live_scores(c.scorecard_id, c.subject_id) x"
+	"               FROM segment_internal._live_scores(c.scorecard_id, c.subject_id) x"
 	"              WHERE (d.min_score IS NULL OR x.score >= d.min_score)"
 	"                AND (d.max_score IS NULL OR x.score < d.max_score)) END,"
 	"       NULL, NULL"
@@ -87,7 +88,7 @@ static const char *lookup_sql =
 	"  LEFT JOIN segment.scorecard_band d ON d.scorecard_id = c.scorecard_id AND d.name = r.n"
 	" UNION ALL "
 	"SELECT 'universe', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-	"       segment._live_universe(u.universe, u.subject_id), NULL, NULL"
+	"       segment_internal._live_universe(u.universe, u.subject_id), NULL, NULL"
 	"  FROM segment.subject_state u"
 	" WHERE u.subject_id = $4 AND $5";
 
@@ -177,8 +178,8 @@ snapshot_lookup_sql(void)
 
 		q = replace_once(q, "LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id",
 						 "LEFT JOIN segment.tag_snapshot st ON st.tag_id = t.tag_id AND st.snapshot_date = $8");
-		q = replace_once(q, "segment._live_tag(st.members, t.subject_id, t.tag_id)", "st.members");
-		q = replace_once(q, "segment._live_universe(u.universe, u.subject_id)", "u.universe");
+		q = replace_once(q, "segment_internal._live_tag(st.members, t.subject_id, t.tag_id)", "st.members");
+		q = replace_once(q, "segment_internal._live_universe(u.universe, u.subject_id)", "u.universe");
 		q = replace_once(q, "FROM segment.subject_state u", "FROM segment.subject_snapshot u");
 		q = replace_once(q, "WHERE u.subject_id = $4 AND $5", "WHERE u.subject_id = $4 AND $5 AND u.snapshot_date = $8");
 		sql = MemoryContextStrdup(TopMemoryContext, q);
@@ -243,8 +244,8 @@ lookup_plan(bool snapshot, Oid *argtypes)
 		 * call, which costs several times the execution.
 		 */
 		SPIPlanPtr	p = snapshot ?
-			SPI_prepare_cursor(snapshot_lookup_sql(), 8, argtypes, CURSOR_OPT_GENERIC_PLAN) :
-			SPI_prepare_cursor(lookup_sql, 7, argtypes, CURSOR_OPT_GENERIC_PLAN);
+			SPI_prepare_cursor(segment_internal_sql(snapshot_lookup_sql()), 8, argtypes, CURSOR_OPT_GENERIC_PLAN) :
+			SPI_prepare_cursor(segment_internal_sql(lookup_sql), 7, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed for the audience lookup: %s",

@@ -17,6 +17,7 @@
 #include "catalog.h"
 #include "rule_owner.h"
 #include "subject.h"
+#include "internal_schema.h"
 
 List *
 catalog_subject_names(void)
@@ -74,7 +75,7 @@ catalog_tag_member(const char *tag, bool known, uint32 member_id, CatalogTagMemb
 					   "SELECT t.subject_id, s.name::text, t.rule IS NULL, t.active,"
 					   "       st.tag_id IS NOT NULL,"
 					   "       COALESCE(t.rule IS NOT NULL"
-					   "                AND segment._live_has(st.members, t.subject_id, t.tag_id, $2), false)"
+					   "                AND segment_internal._live_has(st.members, t.subject_id, t.tag_id, $2), false)"
 					   "       OR EXISTS (SELECT 1 FROM segment.manual_tag m"
 					   "                   WHERE m.tag_id = t.tag_id AND m.member_id = $2"
 					   "                     AND (m.expires_at IS NULL OR m.expires_at > now()))"
@@ -125,7 +126,7 @@ catalog_member_tags(int32 subject_id, uint32 member_id)
 					   "  LEFT JOIN segment.tag_state st ON st.tag_id = t.tag_id"
 					   " WHERE t.subject_id = $1 AND t.active"
 					   "   AND ((t.rule IS NOT NULL AND st.tag_id IS NOT NULL"
-					   "         AND segment._live_has(st.members, t.subject_id, t.tag_id, $2))"
+					   "         AND segment_internal._live_has(st.members, t.subject_id, t.tag_id, $2))"
 					   "        OR EXISTS (SELECT 1 FROM segment.manual_tag m"
 					   "                    WHERE m.tag_id = t.tag_id AND m.member_id = $2"
 					   "                      AND (m.expires_at IS NULL OR m.expires_at > now())))",
@@ -223,16 +224,16 @@ catalog_tag_explain(int32 subject_id, const char *tag, int64 member_id, CatalogT
 	args[0] = Int32GetDatum(subject_id);
 	args[1] = DirectFunctionCall1(namein, CStringGetDatum(tag));
 	args[2] = Int64GetDatum(member_id);
-	if (SPI_execute_with_args(psprintf(
+	if (SPI_execute_with_args(segment_internal_sql(psprintf(
 			"SELECT t.rule, t.active, s.tag_id IS NOT NULL, "
-			"       segment._live_has(s.members, t.subject_id, t.tag_id, $3), s.as_of, "
+			"       segment_internal._live_has(s.members, t.subject_id, t.tag_id, $3), s.as_of, "
 			"       (SELECT jsonb_build_object('set_by', m.set_by, 'set_at', m.set_at, 'expires_at', m.expires_at, "
 			"                                  'expired', m.expires_at IS NOT NULL AND m.expires_at <= now()) "
 			"          FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3)::text, "
 			"       EXISTS (SELECT 1 FROM segment.manual_tag m WHERE m.tag_id = t.tag_id AND m.member_id = $3 "
 			"                  AND (m.expires_at IS NULL OR m.expires_at > now())), %s "
 			"  FROM segment.tag t LEFT JOIN segment.tag_state s USING (tag_id) "
-			" WHERE t.subject_id = $1 AND t.name = $2", rule_owner_sql("tag", "t")),
+			" WHERE t.subject_id = $1 AND t.name = $2", rule_owner_sql("tag", "t"))),
 			3, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.tag");
 	if (SPI_processed == 0)
@@ -274,18 +275,18 @@ group_explain(bool scorecard, int32 id, int64 member_id, char **base, char **sto
 	args[1] = Int64GetDatum(member_id);
 	if (scorecard)
 		sql = psprintf("SELECT NULL::text, i.rule, NULL::bool, i.points::text, %s, c.base::text, "
-					   "       (SELECT s.score::text FROM segment._live_scores(c.scorecard_id, c.subject_id) s "
+					   "       (SELECT s.score::text FROM segment_internal._live_scores(c.scorecard_id, c.subject_id) s "
 					   "         WHERE s.members OPERATOR(segment.@>) $2) "
 					   "  FROM segment.scorecard c LEFT JOIN segment.scorecard_item i USING (scorecard_id) "
 					   " WHERE c.scorecard_id = $1 ORDER BY i.position", rule_owner_sql("scorecard", "c"));
 	else
-		sql = psprintf("SELECT b.name, b.rule, segment._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
+		sql = psprintf("SELECT b.name, b.rule, segment_internal._live_in_bucket(s.members, b.scheme_id, b.name, $2), "
 					   "       NULL::text, (SELECT %s FROM segment.scheme c WHERE c.scheme_id = b.scheme_id), "
 					   "       NULL::text, NULL::text "
 					   "  FROM segment.scheme_bucket b LEFT JOIN segment.bucket_state s "
 					   "    ON s.scheme_id = b.scheme_id AND s.bucket = b.name "
 					   " WHERE b.scheme_id = $1 ORDER BY b.position", rule_owner_sql("scheme", "c"));
-	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(segment_internal_sql(sql), 2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read segment.%s", scorecard ? "scorecard" : "scheme_bucket");
 	if (scorecard)
 	{

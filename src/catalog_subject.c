@@ -20,6 +20,7 @@
 
 #include "segment.h"
 #include "state_read.h"
+#include "internal_schema.h"
 #include "subject.h"
 #include "rule_owner.h"
 
@@ -30,7 +31,7 @@ segment_saved_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	plan = SPI_prepare(segment_internal_sql(sql), nargs, argtypes);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,

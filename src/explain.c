@@ -45,6 +45,7 @@
 #include "audience.h"
 #include "catalog.h"
 #include "governance.h"
+#include "internal_schema.h"
 #include "rule.h"
 #include "rule_owner.h"
 #include "subject.h"

@@ -5,7 +5,7 @@
  * The current user's scope: the manager id and org unit that
  * segment.user_map binds the login to, and the unit's subtree in
  * segment.org_unit. Row-level security on segment.opportunity calls
- * segment._my_manager() and segment._in_scope(org_unit) for every row a
+ * segment_internal._my_manager() and segment_internal._in_scope(org_unit) for every row a
  * manager or branch head reads, so the scope is cached per backend: keyed
  * by the user's OID and segment.scope_version, which register_org_tree,
  * refresh_org_tree and map_user bump in their transaction. The version is
@@ -268,7 +268,7 @@ scope_has_unit(const char *unit)
 	return hash_search(scope.units, unit, HASH_FIND, NULL) != NULL;
 }
 
-/* segment._my_manager() -> text: the current user's manager id, or NULL */
+/* segment_internal._my_manager() -> text: the current user's manager id, or NULL */
 PG_FUNCTION_INFO_V1(segment_my_manager);
 Datum
 segment_my_manager(PG_FUNCTION_ARGS)
@@ -279,7 +279,7 @@ segment_my_manager(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(scope.manager));
 }
 
-/* segment._in_scope(org_unit text) -> boolean: the unit is in the user's subtree */
+/* segment_internal._in_scope(org_unit text) -> boolean: the unit is in the user's subtree */
 PG_FUNCTION_INFO_V1(segment_in_scope);
 Datum
 segment_in_scope(PG_FUNCTION_ARGS)
@@ -320,7 +320,7 @@ sees_all(void)
 	return !governance_installed();
 }
 
-/* segment._sees_all() -> boolean */
+/* segment_internal._sees_all() -> boolean */
 PG_FUNCTION_INFO_V1(segment_sees_all);
 Datum
 segment_sees_all(PG_FUNCTION_ARGS)
@@ -357,7 +357,7 @@ governance_audit_export(const char *what, const char *subject, const char *audie
 	args[2] = CStringGetTextDatum(audience);
 	args[3] = Int64GetDatum(row_count);
 	spi_nest = segment_spi_connect();
-	segment_saved_plan(&plan, "SELECT segment._audit_export($1, $2, $3, $4)", 4, argtypes);
+	segment_saved_plan(&plan, "SELECT segment_internal._audit_export($1, $2, $3, $4)", 4, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not audit the export");
 	segment_spi_finish(spi_nest);
@@ -381,7 +381,7 @@ governance_check_customer(int32 subject_id, const char *subject, const char *key
 	args[0] = Int32GetDatum(subject_id);
 	args[1] = CStringGetTextDatum(key);
 	spi_nest = segment_spi_connect();
-	segment_saved_plan(&plan, "SELECT owner, org FROM segment._customer_scope($1, $2)", 2, argtypes);
+	segment_saved_plan(&plan, "SELECT owner, org FROM segment_internal._customer_scope($1, $2)", 2, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the customer's owner and org unit");
 	if (SPI_processed >= 1)
@@ -406,7 +406,7 @@ governance_check_customer(int32 subject_id, const char *subject, const char *key
 				 errhint("segment.map_user(login, manager, org_unit) binds a login to a manager id or an org unit.")));
 }
 
-/* segment._check_customer(subject_id int, key text) -> void; 42501 when out of scope */
+/* segment_internal._check_customer(subject_id int, key text) -> void; 42501 when out of scope */
 PG_FUNCTION_INFO_V1(segment_check_customer);
 Datum
 segment_check_customer(PG_FUNCTION_ARGS)
@@ -418,7 +418,7 @@ segment_check_customer(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* segment._check_export(what text) -> void; 42501 without segment_exporter */
+/* segment_internal._check_export(what text) -> void; 42501 without segment_exporter */
 PG_FUNCTION_INFO_V1(segment_check_export);
 Datum
 segment_check_export(PG_FUNCTION_ARGS)
@@ -480,7 +480,7 @@ governance_mask_value(const char *value)
 }
 
 /*
- * segment._mask_pii(subject_id int, column_name name, value text) -> text:
+ * segment_internal._mask_pii(subject_id int, column_name name, value text) -> text:
  * the value, masked (segment.mask) when the column is personal and the
  * current user lacks segment_exporter; for templates rendered by render().
  */

@@ -4,7 +4,7 @@
  *     subject, its rules read through the catalog module, analysed, planned
  *     for the date of its last refresh and compiled once, with the columns
  *     each unit reads; the invalidations that make an entry stale, and the
- *     trigger (segment._live_defs_changed) that sends them when a
+ *     trigger (segment_internal._live_defs_changed) that sends them when a
  *     definition changes. Prefix: live_defs_ (the live_ family).
  */
 #include "postgres.h"
@@ -349,7 +349,7 @@ live_defs_affected(LiveDefs *d, TriggerData *td, int *naffected)
 
 
 /*
- * segment._live_defs_changed(): statement-level AFTER trigger on the tables
+ * segment_internal._live_defs_changed(): statement-level AFTER trigger on the tables
  * the cached definitions of live maintenance come from (part 89). Sends a
  * relcache invalidation of segment.live_subject, which every backend's
  * live_relcache_callback takes as "rebuild": at commit for the others, at
@@ -370,7 +370,7 @@ segment_live_defs_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("segment._live_defs_changed() may only be called as a trigger")));
+				 errmsg("segment_internal._live_defs_changed() may only be called as a trigger")));
 	/* only from the triggers of part 89 (issue 11, hole 2) */
 	nsp = get_namespace_oid("segment", false);
 	if (strcmp(td->tg_trigger->tgname, "segment_live_defs") == 0 &&
@@ -380,7 +380,7 @@ segment_live_defs_changed(PG_FUNCTION_ARGS)
 	if (!ours)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("trigger function segment._live_defs_changed() fired on a relation segment did not attach it to"),
+				 errmsg("trigger function segment_internal._live_defs_changed() fired on a relation segment did not attach it to"),
 				 errdetail("Trigger \"%s\" on relation \"%s\".",
 						   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation))));
 	relid = get_relname_relid("live_subject", nsp);

@@ -5,7 +5,7 @@
  *     scheme and score per scorecard now (or "deleted"). Owns that table:
  *     which members of a statement need a row (the diff against the stored
  *     sets, read through the catalog module), building and upserting the
- *     rows (through segment._live_rows()), the fold a refresh runs once it
+ *     rows (through segment_internal._live_rows()), the fold a refresh runs once it
  *     has written new state, and the live lock that orders writers with a
  *     refresh that moves the evaluation date (docs/live.md#dates).
  *     Prefix: live_overlay_, and live_ for the refresh side (live.h).
@@ -511,7 +511,7 @@ live_overlay_write(LiveRows *lr)
 					   "INSERT INTO segment.live_member AS l "
 					   "(subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at) "
 					   "SELECT r.subject_id, r.member_id, r.deleted, r.tags, r.buckets, r.scores, r.as_of, now() "
-					   "  FROM segment._live_rows() r "
+					   "  FROM segment_internal._live_rows() r "
 					   "ON CONFLICT (subject_id, member_id) DO UPDATE SET deleted = excluded.deleted, "
 					   "tags = excluded.tags, buckets = excluded.buckets, scores = excluded.scores, "
 					   "as_of = excluded.as_of, changed_at = excluded.changed_at",
@@ -532,7 +532,7 @@ live_overlay_write(LiveRows *lr)
 
 
 /*
- * segment._live_rows() -> table (subject_id int, member_id int8, deleted
+ * segment_internal._live_rows() -> table (subject_id int, member_id int8, deleted
  * bool, tags int4[], buckets jsonb, scores jsonb, as_of date): the overlay
  * rows of the statement the live trigger is processing; no rows elsewhere.
  */
@@ -700,7 +700,7 @@ live_fold(int32 subject_id, const char *subject, DateADT as_of, bool date_moved)
 
 
 /*
- * segment._live_writer_as_of(subject_id int) -> date: for the key-change
+ * segment_internal._live_writer_as_of(subject_id int) -> date: for the key-change
  * trigger (SQL), what live_writer_snapshot does for the statement trigger:
  * takes the writer's share of the live lock and returns the date of the
  * subject's state as committed now; NULL when it was never refreshed.

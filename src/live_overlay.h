@@ -17,7 +17,7 @@
 /* Statements with fewer rows write every member without comparing. */
 #define LIVE_COMPARE_MIN_ROWS 64
 
-/* The overlay rows of one statement, read by segment._live_rows(). */
+/* The overlay rows of one statement, read by segment_internal._live_rows(). */
 typedef struct LiveRows
 {
 	int32		subject_id;

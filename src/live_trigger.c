@@ -1,7 +1,7 @@
 /*
  * live_trigger.c
  *     Live maintenance of tags, scheme buckets and scorecard scores: the
- *     trigger entry (segment._live_trigger), which evaluates one
+ *     trigger entry (segment_internal._live_trigger), which evaluates one
  *     statement's transition tables and writes its overlay rows, firing
  *     the subject's entry rules around that. Owns the statement's flow;
  *     the definitions come from live_defs.c (per-backend cache), the diff,
@@ -10,7 +10,7 @@
  *
  * segment.enable_live(subject) (sql/install/86-live.sql) puts three
  * statement-level AFTER triggers (INSERT, UPDATE, DELETE) with transition
- * tables on the subject's table, all calling segment._live_trigger(). Once
+ * tables on the subject's table, all calling segment_internal._live_trigger(). Once
  * per statement the trigger compiles the subject's active rules with the
  * refresh's evaluator (refresh_scan.c), evaluates them over the rows of the
  * NEW TABLE as of the date of the subject's last refresh, and upserts one
@@ -19,9 +19,9 @@
  * key that left the table. Each writer touches only the overlay rows of its
  * own customers, so writers of different customers never wait on each
  * other. Readers merge the overlay over the sets of the last refresh
- * (segment._live_* in part 86); a refresh folds it (live_fold).
+ * (segment_internal._live_* in part 86); a refresh folds it (live_fold).
  *
- * The rows reach the upsert through segment._live_rows(), a set-returning
+ * The rows reach the upsert through segment_internal._live_rows(), a set-returning
  * function that reads the statement's results from backend-local memory
  * while the trigger's INSERT ... SELECT runs.
  *
@@ -177,7 +177,7 @@ entry_before(int32 subject_id, RoaringOwned *universe, RoaringOwned *gone, Datum
 	args[0] = Int32GetDatum(subject_id);
 	args[1] = entry[0];
 	segment_saved_plan(&plan, "SELECT array_agg(audience), array_agg(members) "
-					   "  FROM segment._live_entry_before($1, $2)", 2, argtypes);
+					   "  FROM segment_internal._live_entry_before($1, $2)", 2, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not evaluate the audiences of entry rules");
 	entry[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -208,7 +208,7 @@ entry_after(int32 subject_id, Datum *entry)
 	args[1] = entry[0];
 	args[2] = entry[1];
 	args[3] = entry[2];
-	segment_saved_plan(&plan, "SELECT segment._live_entry_after($1, $2, $3, $4)", 4, argtypes);
+	segment_saved_plan(&plan, "SELECT segment_internal._live_entry_after($1, $2, $3, $4)", 4, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not fire the entry rules");
 }
@@ -235,7 +235,7 @@ live_check_trigger(TriggerData *td, int32 subject_id, LiveDefs *d)
 				return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("trigger function segment._live_trigger() fired on a relation segment did not attach it to"),
+			 errmsg("trigger function segment_internal._live_trigger() fired on a relation segment did not attach it to"),
 			 errdetail("Trigger \"%s\" on relation \"%s\" for subject id %d.",
 					   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation),
 					   subject_id),
@@ -380,7 +380,7 @@ live_statement(TriggerData *td, int32 subject_id)
 }
 
 /*
- * segment._live_trigger(subject_id text): the statement-level AFTER
+ * segment_internal._live_trigger(subject_id text): the statement-level AFTER
  * INSERT / UPDATE / DELETE trigger that enable_live installs.
  */
 PG_FUNCTION_INFO_V1(segment_live_trigger);
@@ -393,13 +393,13 @@ segment_live_trigger(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("segment._live_trigger() may only be called as a trigger"),
+				 errmsg("segment_internal._live_trigger() may only be called as a trigger"),
 				 errhint("Use segment.enable_live(subject).")));
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		td->tg_trigger->tgnargs != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("segment._live_trigger() must be an AFTER ... FOR EACH STATEMENT trigger with one argument"),
+				 errmsg("segment_internal._live_trigger() must be an AFTER ... FOR EACH STATEMENT trigger with one argument"),
 				 errhint("Use segment.enable_live(subject) to install it.")));
 	subject_id = pg_strtoint32(td->tg_trigger->tgargs[0]);
 	live_statement(td, subject_id);

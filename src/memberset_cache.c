@@ -203,7 +203,7 @@ memberset_cache_stats(int64 *entries, int64 *bytes, int64 *hits, int64 *misses)
 }
 
 /*
- * segment._audience_cache_stats() -> (entries bigint, bytes bigint,
+ * segment_internal._audience_cache_stats() -> (entries bigint, bytes bigint,
  * hits bigint, misses bigint): this backend's cache, for tests.
  */
 PG_FUNCTION_INFO_V1(segment_audience_cache_stats);

@@ -14,7 +14,7 @@
 #include "fmgr.h"
 
 /*
- * segment._in_transaction_block() returns boolean: true inside BEGIN ...
+ * segment_internal._in_transaction_block() returns boolean: true inside BEGIN ...
  * COMMIT or a multi-statement query string, where a CALL is atomic.
  */
 PG_FUNCTION_INFO_V1(segment_in_transaction_block);

@@ -41,6 +41,7 @@
 #include "catalog.h"
 #include "refresh_pipeline.h"
 #include "subject.h"
+#include "internal_schema.h"
 
 typedef enum StepPhase
 {
@@ -95,7 +96,7 @@ static const PipelineStep pipeline_steps[] = {
 
 /*
  * The audiences of the subject's entry rules as they are before the run
- * writes anything (segment._entry_audiences), kept for fire_entry_rules.
+ * writes anything (segment_internal._entry_audiences), kept for fire_entry_rules.
  */
 static void
 step_capture_entry_audiences(RefreshPipeline *p, StepResult *r)
@@ -107,8 +108,8 @@ step_capture_entry_audiences(RefreshPipeline *p, StepResult *r)
 	int			nest = segment_spi_connect();
 
 	args[0] = Int32GetDatum(p->subject_id);
-	if (SPI_execute_with_args("SELECT count(*), array_agg(a.audience), array_agg(a.members) "
-							  "  FROM segment._entry_audiences($1) a",
+	if (SPI_execute_with_args(segment_internal_sql("SELECT count(*), array_agg(a.audience), array_agg(a.members) "
+							  "  FROM segment_internal._entry_audiences($1) a"),
 							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not evaluate the audiences of entry rules");
@@ -145,7 +146,7 @@ step_invalidate_live_definitions(RefreshPipeline *p, StepResult *r)
 /*
  * Entered = the audience now minus the audience captured before the run;
  * the opportunities of the rules that fire on that entry, for the run's
- * date (segment._fire_entered). A failing entry rule is reported there with
+ * date (segment_internal._fire_entered). A failing entry rule is reported there with
  * a WARNING and does not fail the step; what failed is logged.
  */
 static void
@@ -172,8 +173,8 @@ step_fire_entry_rules(RefreshPipeline *p, StepResult *r)
 	args[1] = p->audiences;
 	args[2] = p->befores;
 	args[3] = DateADTGetDatum(p->as_of);
-	if (SPI_execute_with_args("SELECT f.made, f.failed "
-							  "  FROM segment._fire_entered($1, NULL, $2, $3, $4, 'refresh') f",
+	if (SPI_execute_with_args(segment_internal_sql("SELECT f.made, f.failed "
+							  "  FROM segment_internal._fire_entered($1, NULL, $2, $3, $4, 'refresh') f"),
 							  4, argtypes, args, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not fire the entry rules");

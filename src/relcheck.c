@@ -5,7 +5,7 @@
  *     relations the caller may not read are refused with a SQLSTATE before
  *     any code opens the relation.
  *
- * segment._rule_columns(relation regclass, rule text, what text) is declared
+ * segment_internal._rule_columns(relation regclass, rule text, what text) is declared
  * over segment_rule_columns_checked (rule_parse.c), which checks with
  * relcheck_readable and then hands the same call to segment_rule_columns.
  * It cannot be STRICT: `what` is NULL when a rule is validated outside a

@@ -1,6 +1,6 @@
 /*
  * rule_matches.c
- *     segment._rule_matches: the evaluation of a stored goal or event
+ *     segment_internal._rule_matches: the evaluation of a stored goal or event
  *     condition as its owner over rows the caller collected.
  *
  * Opportunity goals (evaluate_outcomes) and event conditions (the event
@@ -28,7 +28,7 @@
 #include "rule_owner.h"
 
 /*
- * segment._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
+ * segment_internal._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
  *   RETURNS boolean[]
  * For each row (of relation's row type), whether the stored goal ('goal') or
  * event condition ('event') of the rule IS TRUE, evaluated as the rule's

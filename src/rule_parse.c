@@ -16,8 +16,8 @@
  * is analysed under its author's search_path; when that means something
  * else than under the pinned path, the text stored is the analysed rule
  * deparsed under the pinned path, every other object schema-qualified
- * (segment._rule_canonical). Definition also checks that the author may
- * read every column the rule reads (segment._rule_columns).
+ * (segment_internal._rule_canonical). Definition also checks that the author may
+ * read every column the rule reads (segment_internal._rule_columns).
  */
 #include "postgres.h"
 
@@ -398,7 +398,7 @@ find_clock_walker(Node *node, const char **found)
 }
 
 /*
- * segment._rule_columns(relation regclass, rule text, what text) -> name[]
+ * segment_internal._rule_columns(relation regclass, rule text, what text) -> name[]
  * Validates a rule against a table and returns the columns it reads. With
  * `what` (definition time) the rule is analysed under the caller's
  * search_path and the caller must have SELECT on every column it reads
@@ -472,7 +472,7 @@ analyse_pinned_or_null(Relation rel, const char *rule)
 }
 
 /*
- * segment._rule_canonical(relation regclass, rule text) -> text
+ * segment_internal._rule_canonical(relation regclass, rule text) -> text
  * The text to store for a rule its author wrote under their search_path:
  * the rule itself if it means the same under the pinned search_path, else
  * the analysed rule deparsed under the pinned path, where everything outside
@@ -518,7 +518,7 @@ segment_rule_canonical(PG_FUNCTION_ARGS)
 }
 
 /*
- * segment._rule_columns(relation regclass, rule text, what text) -> name[]
+ * segment_internal._rule_columns(relation regclass, rule text, what text) -> name[]
  * relcheck.c's checks, then segment_rule_columns.
  */
 PG_FUNCTION_INFO_V1(segment_rule_columns_checked);

@@ -20,7 +20,7 @@
 #include "subject.h"
 
 /*
- * segment._audience_check(subject name, audience text, segment name default null)
+ * segment_internal._audience_check(subject name, audience text, segment name default null)
  *     -> void
  * Raises the audience's error (42601, 42622, 42704, 42P17) if it is not a
  * valid audience for the subject, with `segment` standing for the new text.
@@ -50,7 +50,7 @@ segment_audience_check(PG_FUNCTION_ARGS)
 }
 
 /*
- * segment._audience_names(audience text) -> table (qualifier name, name name)
+ * segment_internal._audience_names(audience text) -> table (qualifier name, name name)
  * The distinct names an audience uses, in order of first appearance
  * (qualifier is the scheme or scorecard of a dotted name). Syntax only: no
  * catalog access.

@@ -15,7 +15,7 @@
 #include "fmgr.h"
 
 /*
- * segment._normal_cdf(x float8) -> float8: P(Z <= x) for Z ~ N(0, 1),
+ * segment_internal._normal_cdf(x float8) -> float8: P(Z <= x) for Z ~ N(0, 1),
  * computed as erfc(-x / sqrt(2)) / 2 so that both tails keep full relative
  * precision. +/-Infinity give 1 and 0; NaN gives NaN.
  */

@@ -19,7 +19,7 @@
 #   (g3) the same login also writing manager = 'm42' (policy and filter)
 #   (g4) a branch head lists the open opportunities of its subtree: the
 #        owner with org_unit IN (the subtree by a recursive CTE) against
-#        the branch head's login with the policy (segment._in_scope)
+#        the branch head's login with the policy (segment_internal._in_scope)
 #
 # ratio = (g2) / (g1): the target is <= 1.3.
 set -euo pipefail

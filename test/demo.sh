@@ -311,12 +311,12 @@ select o.opportunity_id, o.status, r.name as rule,
   from segment.opportunity o join segment.opportunity_rule r using (rule_id)
  where o.period = :'d0' and not o.is_control;
 select clock_timestamp() as t0 \gset
-select segment.dispatch(array_agg(opportunity_id order by opportunity_id)) as dispatched
+select segment.opportunity_dispatch(array_agg(opportunity_id order by opportunity_id)) as dispatched
   from work where h1 < 85;
 select count(*) as started
-  from (select segment.start(opportunity_id) from work where h1 < 85 and h2 < 70) s;
+  from (select segment.opportunity_start(opportunity_id) from work where h1 < 85 and h2 < 70) s;
 select count(*) as completed
-  from (select segment.complete(w.opportunity_id, converted => w.h3 < w.conv_pct,
+  from (select segment.opportunity_complete(w.opportunity_id, converted => w.h3 < w.conv_pct,
                                 amount => case when w.h3 < w.conv_pct
                                                then round(greatest(coalesce(nullif(c.term_balance, 0), c.current_balance * 0.5), 10000), -2) end,
                                 note => case when w.h3 < w.conv_pct then 'customer agreed' else 'not interested for now' end)
@@ -325,7 +325,7 @@ select count(*) as completed
           join dw.customer_wide c on c.customer_id = o.member_id
          where w.h1 < 85 and w.h2 < 70 and w.h3 < 85) s;
 select count(*) as cancelled
-  from (select segment.cancel(opportunity_id,
+  from (select segment.opportunity_cancel(opportunity_id,
                               (array['customer asked not to be contacted', 'wrong phone number',
                                      'already handled at the counter'])[1 + h3 % 3])
           from work where (h1 >= 85 and h1 < 88) or (h1 < 85 and h2 >= 95)) s;
@@ -419,7 +419,7 @@ update dw.customer_wide c
 select count(*) as customers_changed from acts;
 select count(*) as refreshed_tags from segment.refresh('customer', :'later');
 \echo 'a month later: expire what was not worked in time, then evaluate every goal'
-select segment.expire(:'later') as expired, segment.evaluate_outcomes(:'later') as evaluated;
+select segment.expire_opportunities(:'later') as expired, segment.evaluate_outcomes(:'later') as evaluated;
 
 \echo
 \echo '== 15. Review per rule (segment.rule_review): treatment against control, lift, leak rate'
@@ -645,7 +645,7 @@ select channel, due_at::timestamp(0) as goes_out_at, coalesce(reason, '') as rea
 \echo 'day 1: 25 customers reply to their maturity reminder: referred to the remote team (their owner manager) as an opportunity'
 insert into day_log select 1, '10:00', segment.advance_journeys(:'d0'::date + 1 + time '10:00');
 create temp table referred as
-select o.customer, segment.record_response(o.outbox_id, 'replied', :'d0'::date + 1 + time '10:30') as opportunity_id
+select o.customer, segment.outbox_record_response(o.outbox_id, 'replied', :'d0'::date + 1 + time '10:30') as opportunity_id
   from (select outbox_id, customer from segment.outbox
          where journey = 'td_maturity' and status = 'pending' order by hashint8(outbox_id) limit 25) o;
 select count(*) filter (where opportunity_id is not null) as referred, count(*) filter (where opportunity_id is null) as not_referred
@@ -657,8 +657,8 @@ do $$
 declare o bigint;
 begin
   for o in select opportunity_id from referred where opportunity_id is not null order by opportunity_id limit 10 loop
-    perform segment.dispatch(o);
-    perform segment.start(o);
+    perform segment.opportunity_dispatch(o);
+    perform segment.opportunity_start(o);
   end loop;
 end $$;
 select count(*) as started from segment.opportunity where status = 'in_progress' and source = 'journey:td_maturity';
@@ -671,7 +671,7 @@ begin
     insert into day_log select d, '10:05', segment.advance_journeys(current_date + d + time '10:05');
   end loop;
 end $$;
-select segment.ack(outbox_id, case when hashint8(outbox_id) % 20 = 0 then 'failed' else 'delivered' end)
+select segment.outbox_ack(outbox_id, case when hashint8(outbox_id) % 20 = 0 then 'failed' else 'delivered' end)
   from segment.outbox where status = 'pending' \g /dev/null
 select day, string_agg(at || ': ' || touches, ', ' order by at) as touches_written from day_log group by day order by day;
 \echo 'the outbox: channel, status and why a touch is not on its planned channel'

@@ -45,7 +45,7 @@ CREATE TABLE segment.subject_snapshot (
 -- the subject's rows aliased `alias`: nothing for a subject that is not a
 -- snapshot subject, else the snapshot date of its current state (generate,
 -- render, evaluate_outcomes and the report read those rows).
-CREATE FUNCTION segment._snapshot_filter(sid int, alias text) RETURNS text
+CREATE FUNCTION segment_internal._snapshot_filter(sid int, alias text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     col name;
@@ -70,7 +70,7 @@ COMMENT ON FUNCTION segment.latest_snapshot(name, date) IS
 CREATE FUNCTION segment.snapshots(subject name)
 RETURNS TABLE (snapshot_date date, members bigint, run_id bigint, refreshed_at timestamptz, current boolean)
 LANGUAGE plpgsql STABLE AS $$
-DECLARE sid int := segment._subject_id(subject);
+DECLARE sid int := segment_internal._subject_id(subject);
 BEGIN
     RETURN QUERY
     SELECT x.snapshot_date, x.member_count, x.run_id, x.refreshed_at,
@@ -86,7 +86,7 @@ COMMENT ON FUNCTION segment.snapshots(name) IS
 CREATE FUNCTION segment.set_snapshot_retention(subject name, keep int) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
 BEGIN
     IF keep IS NULL OR keep < 1 OR keep > 3660 THEN
         RAISE EXCEPTION 'snapshot retention must be between 1 and 3660, not %', coalesce(keep::text, 'NULL')

@@ -3,8 +3,8 @@
 -- setting segment.audience_cache_size; this function shows what the
 -- current backend holds (for tests and tuning).
 
-CREATE FUNCTION segment._audience_cache_stats(OUT entries bigint, OUT bytes bigint,
+CREATE FUNCTION segment_internal._audience_cache_stats(OUT entries bigint, OUT bytes bigint,
                                               OUT hits bigint, OUT misses bigint)
     AS 'MODULE_PATHNAME', 'segment_audience_cache_stats' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION segment._audience_cache_stats() IS
+COMMENT ON FUNCTION segment_internal._audience_cache_stats() IS
     'this backend''s cache of member sets read by audiences: sets held, their bytes, hits and misses since it started';

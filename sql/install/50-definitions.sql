@@ -1,5 +1,5 @@
 -- segment install script, part 50: subjects and tags (definitions).
--- Orchestration is PL/pgSQL; rule analysis is C (segment._rule_columns).
+-- Orchestration is PL/pgSQL; rule analysis is C (segment_internal._rule_columns).
 
 CREATE FUNCTION segment.as_of() RETURNS date
     AS 'MODULE_PATHNAME', 'segment_as_of' LANGUAGE C STABLE PARALLEL SAFE;
@@ -11,24 +11,24 @@ COMMENT ON FUNCTION segment.as_of() IS
 -- refused before the relation is opened (src/relcheck.c). With what
 -- (definition time): as written under the caller's search_path, and the
 -- caller must have SELECT on every column it reads (42501).
-CREATE FUNCTION segment._rule_columns(relation regclass, rule text, what text DEFAULT NULL)
+CREATE FUNCTION segment_internal._rule_columns(relation regclass, rule text, what text DEFAULT NULL)
     RETURNS name[]
     AS 'MODULE_PATHNAME', 'segment_rule_columns_checked' LANGUAGE C STABLE;
 
 -- The text to store for a rule: itself if it means the same under
 -- search_path = pg_catalog, pg_temp, else deparsed with every object outside
 -- pg_catalog schema-qualified (docs/dba-guide.md#rule-owners).
-CREATE FUNCTION segment._rule_canonical(relation regclass, rule text) RETURNS text
+CREATE FUNCTION segment_internal._rule_canonical(relation regclass, rule text) RETURNS text
     AS 'MODULE_PATHNAME', 'segment_rule_canonical' LANGUAGE C STABLE STRICT;
 
 -- Whether a stored goal ('goal') or event condition ('event') of an
 -- opportunity rule is true for each row, evaluated as the rule's owner.
-CREATE FUNCTION segment._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
+CREATE FUNCTION segment_internal._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
     RETURNS boolean[]
     AS 'MODULE_PATHNAME', 'segment_rule_matches' LANGUAGE C STABLE STRICT;
 
 -- Current types of a table's columns, in the order given (NULL where missing).
-CREATE FUNCTION segment._column_types(relation regclass, cols name[]) RETURNS regtype[]
+CREATE FUNCTION segment_internal._column_types(relation regclass, cols name[]) RETURNS regtype[]
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(array_agg(a.atttypid::regtype ORDER BY c.n), '{}')
       FROM unnest(cols) WITH ORDINALITY AS c(col, n)
@@ -37,7 +37,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Names usable in audiences: identifier-like, no keywords of the audience language.
-CREATE FUNCTION segment._check_name(kind text, n name) RETURNS void
+CREATE FUNCTION segment_internal._check_name(kind text, n name) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF n IS NULL OR n !~ '^[A-Za-z_\u0080-\uFFFF][A-Za-z0-9_\u0080-\uFFFF]*$' THEN
@@ -52,7 +52,7 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION segment._subject_id(subject name) RETURNS int
+CREATE FUNCTION segment_internal._subject_id(subject name) RETURNS int
 LANGUAGE plpgsql STABLE AS $$
 DECLARE id int;
 BEGIN
@@ -69,7 +69,7 @@ END $$;
 -- way): 'table' and 'matview' from their heap; 'partitioned', 'view',
 -- 'foreign' and 'citus' (a Citus table: its coordinator shell holds no rows)
 -- through SQL. NULL for kinds that have no rows to read.
-CREATE FUNCTION segment._relation_kind(relation regclass) RETURNS text
+CREATE FUNCTION segment_internal._relation_kind(relation regclass) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k "char";
@@ -84,7 +84,7 @@ BEGIN
                 WHEN k = 'r' THEN 'table' WHEN k = 'm' THEN 'matview' WHEN k = 'p' THEN 'partitioned'
                 WHEN k = 'v' THEN 'view' WHEN k = 'f' THEN 'foreign' END;
 END $$;
-COMMENT ON FUNCTION segment._relation_kind(regclass) IS
+COMMENT ON FUNCTION segment_internal._relation_kind(regclass) IS
     'how segment reads a relation: table, matview, partitioned, view, foreign, citus; NULL when it cannot';
 
 CREATE FUNCTION segment.register_subject(subject name, relation regclass, key_column name,
@@ -101,7 +101,7 @@ DECLARE
     col name;
     id int;
 BEGIN
-    PERFORM segment._check_name('subject', subject);
+    PERFORM segment_internal._check_name('subject', subject);
     IF relation IS NULL OR key_column IS NULL THEN
         RAISE EXCEPTION 'relation and key_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -113,7 +113,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'A subject''s rules read every row: its table must be readable by you.';
     END IF;
-    kind := segment._relation_kind(relation);
+    kind := segment_internal._relation_kind(relation);
     IF kind IS NULL THEN
         RAISE EXCEPTION '"%" is not a table or view', relation
             USING ERRCODE = 'wrong_object_type',
@@ -200,26 +200,26 @@ END $$;
 
 CREATE FUNCTION segment.unregister_subject(subject name) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE id int := segment._subject_id(subject);
+DECLARE id int := segment_internal._subject_id(subject);
 BEGIN
     INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, old_description, old_active)
     SELECT t.tag_id, t.name, 'drop', t.rule, t.description, t.active
       FROM segment.tag t WHERE t.subject_id = id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    SELECT 'scheme', m.scheme_id, m.name, 'drop', segment._scheme_definition(m.scheme_id)
+    SELECT 'scheme', m.scheme_id, m.name, 'drop', segment_internal._scheme_definition(m.scheme_id)
       FROM segment.scheme m WHERE m.subject_id = id ORDER BY m.scheme_id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    SELECT 'scorecard', c.scorecard_id, c.name, 'drop', segment._scorecard_definition(c.scorecard_id)
+    SELECT 'scorecard', c.scorecard_id, c.name, 'drop', segment_internal._scorecard_definition(c.scorecard_id)
       FROM segment.scorecard c WHERE c.subject_id = id ORDER BY c.scorecard_id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    SELECT 'segment', g.segment_id, g.name, 'drop', segment._segment_definition(g)
+    SELECT 'segment', g.segment_id, g.name, 'drop', segment_internal._segment_definition(g)
       FROM segment.segment g WHERE g.subject_id = id;
     INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action, old_definition)
-    SELECT r.rule_id, r.name, r.version, 'drop', segment._opportunity_rule_definition(r)
+    SELECT r.rule_id, r.name, r.version, 'drop', segment_internal._opportunity_rule_definition(r)
       FROM segment.opportunity_rule r WHERE r.subject_id = id ORDER BY r.rule_id;
     -- opportunities have no foreign key (part 80): delete them here
     DELETE FROM segment.opportunity o WHERE o.subject_id = id;
-    PERFORM segment._live_drop_triggers(id);   -- part 86
+    PERFORM segment_internal._live_drop_triggers(id);   -- part 86
     DELETE FROM segment.subject s WHERE s.subject_id = id;
 END $$;
 
@@ -227,12 +227,12 @@ CREATE FUNCTION segment.create_tag(subject name, tag name, rule text,
                                    category text DEFAULT NULL, description text DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     rel regclass;
     cols name[] := '{}';
     id int;
 BEGIN
-    PERFORM segment._check_name('tag', tag);
+    PERFORM segment_internal._check_name('tag', tag);
     IF EXISTS (SELECT 1 FROM segment.tag t WHERE t.name = tag) THEN
         RAISE EXCEPTION 'tag "%" already exists', tag
             USING ERRCODE = 'duplicate_object',
@@ -240,12 +240,12 @@ BEGIN
     END IF;
     IF rule IS NOT NULL THEN
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
-        cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
-        rule := segment._rule_canonical(rel, rule);
+        cols := segment_internal._rule_columns(rel, rule, format('tag "%s"', tag));
+        rule := segment_internal._rule_canonical(rel, rule);
     END IF;
-    PERFORM segment._check_name_free('tag', tag);   -- one namespace with segments, schemes, scorecards
+    PERFORM segment_internal._check_name_free('tag', tag);   -- one namespace with segments, schemes, scorecards
     INSERT INTO segment.tag (subject_id, name, rule, category, description, columns, column_types, owner)
-    VALUES (sid, tag, rule, category, description, cols, segment._column_types(rel, cols),
+    VALUES (sid, tag, rule, category, description, cols, segment_internal._column_types(rel, cols),
             quote_ident(current_user)::regrole)
     RETURNING tag_id INTO id;
     INSERT INTO segment.tag_history (tag_id, tag, action, new_rule, new_description, new_active)
@@ -253,7 +253,7 @@ BEGIN
     RETURN id;
 END $$;
 
-CREATE FUNCTION segment._tag(tag name) RETURNS segment.tag
+CREATE FUNCTION segment_internal._tag(tag name) RETURNS segment.tag
 LANGUAGE plpgsql STABLE AS $$
 DECLARE t segment.tag;
 BEGIN
@@ -268,7 +268,7 @@ CREATE FUNCTION segment.alter_tag(tag name, rule text DEFAULT NULL, description 
                                   active boolean DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    old segment.tag := segment._tag(tag);
+    old segment.tag := segment_internal._tag(tag);
     rel regclass;
     cols name[] := old.columns;
 BEGIN
@@ -279,8 +279,8 @@ BEGIN
                       HINT = 'Manual tags have no rule; create a rule tag instead.';
         END IF;
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = old.subject_id;
-        cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
-        rule := segment._rule_canonical(rel, rule);
+        cols := segment_internal._rule_columns(rel, rule, format('tag "%s"', tag));
+        rule := segment_internal._rule_canonical(rel, rule);
     END IF;
     IF rule IS NOT DISTINCT FROM NULL AND description IS NULL AND active IS NULL THEN
         RAISE EXCEPTION 'nothing to change for tag "%"', tag
@@ -292,7 +292,7 @@ BEGIN
            description = coalesce(alter_tag.description, t.description),
            active = coalesce(alter_tag.active, t.active),
            columns = cols,
-           column_types = segment._column_types(
+           column_types = segment_internal._column_types(
                (SELECT s.relation FROM segment.subject s WHERE s.subject_id = old.subject_id), cols),
            version = t.version + 1,
            updated_at = now(), updated_by = current_user,
@@ -308,17 +308,17 @@ END $$;
 
 CREATE FUNCTION segment.drop_tag(tag name, "cascade" boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE old segment.tag := segment._tag(tag);
+DECLARE old segment.tag := segment_internal._tag(tag);
 BEGIN
     -- refused while segments use the tag, unless cascade (72-segments.sql)
-    PERFORM segment._drop_segments_using('tag', tag, "cascade");
+    PERFORM segment_internal._drop_segments_using('tag', tag, "cascade");
     DELETE FROM segment.tag t WHERE t.tag_id = old.tag_id;
     INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, old_description, old_active)
     VALUES (old.tag_id, tag, 'drop', old.rule, old.description, old.active);
 END $$;
 
 -- Member id of a key; for text keys, assigns one if create (under the subject lock).
-CREATE FUNCTION segment._member_id(sid int, key text, "create" boolean) RETURNS int8
+CREATE FUNCTION segment_internal._member_id(sid int, key text, "create" boolean) RETURNS int8
 LANGUAGE plpgsql AS $$
 DECLARE
     ktype regtype;
@@ -355,8 +355,8 @@ CREATE FUNCTION segment.set_tag(subject name, key text, tag name, "on" boolean D
                                 expires_at timestamptz DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
-    t segment.tag := segment._tag(tag);
+    sid int := segment_internal._subject_id(subject);
+    t segment.tag := segment_internal._tag(tag);
     mid int8;
 BEGIN
     IF t.subject_id <> sid THEN
@@ -379,7 +379,7 @@ BEGIN
         RAISE EXCEPTION 'expires_at % is not in the future', expires_at
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    mid := segment._member_id(sid, key, "on");
+    mid := segment_internal._member_id(sid, key, "on");
     IF "on" THEN
         INSERT INTO segment.manual_tag AS m (tag_id, key, member_id, expires_at)
         VALUES (t.tag_id, key, mid, set_tag.expires_at)

@@ -5,29 +5,29 @@
 -- read, its name stands for that audience (expanded recursively by
 -- src/audience.c). Tags, segments, schemes and scorecards share one
 -- namespace of names. The audience text is the definition: the names it
--- uses are found by parsing it (segment._audience_names), so there is no
+-- uses are found by parsing it (segment_internal._audience_names), so there is no
 -- dependency table to keep in step.
 
 -- Definition-time check of an audience (syntax, names, cycles); `segment`
 -- stands for the new text. Sets are not read: names not refreshed yet are fine.
-CREATE FUNCTION segment._audience_check(subject name, audience text, segment name DEFAULT NULL)
+CREATE FUNCTION segment_internal._audience_check(subject name, audience text, segment name DEFAULT NULL)
     RETURNS void
     AS 'MODULE_PATHNAME', 'segment_audience_check' LANGUAGE C STABLE;
 
 -- The distinct names an audience uses (qualifier: scheme or scorecard of a
 -- dotted name), in order of first appearance. Syntax only.
-CREATE FUNCTION segment._audience_names(audience text)
+CREATE FUNCTION segment_internal._audience_names(audience text)
     RETURNS TABLE (qualifier name, name name)
     AS 'MODULE_PATHNAME', 'segment_audience_names' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- Serializes changes to the namespace and to references between
 -- definitions (create/drop of tags and segments), so that two sessions
 -- cannot take one name twice, nor refer to a name another is dropping.
-CREATE FUNCTION segment._lock_definitions() RETURNS void
+CREATE FUNCTION segment_internal._lock_definitions() RETURNS void
 LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(24174, 0) $$;
 
 -- What holds an audience name: 'tag', 'segment', 'scheme', 'scorecard' or NULL.
-CREATE FUNCTION segment._name_kind(n name) RETURNS text
+CREATE FUNCTION segment_internal._name_kind(n name) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT k FROM (SELECT 'tag' AS k, 1 AS o FROM segment.tag t WHERE t.name = n
                    UNION ALL SELECT 'segment', 2 FROM segment.segment g WHERE g.name = n
@@ -38,12 +38,12 @@ $$;
 
 -- Takes the definitions lock and refuses (42710) a name already used by a
 -- tag, segment, scheme or scorecard. kind: what is being created.
-CREATE FUNCTION segment._check_name_free(kind text, n name) RETURNS void
+CREATE FUNCTION segment_internal._check_name_free(kind text, n name) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE used text;
 BEGIN
-    PERFORM segment._lock_definitions();
-    used := segment._name_kind(n);
+    PERFORM segment_internal._lock_definitions();
+    used := segment_internal._name_kind(n);
     IF used = kind THEN
         RAISE EXCEPTION '% "%" already exists', kind, n
             USING ERRCODE = 'duplicate_object',
@@ -58,17 +58,17 @@ END $$;
 
 -- Segments whose audience uses name n directly: as a plain name, or with
 -- qualified, as the scheme or scorecard of a dotted name.
-CREATE FUNCTION segment._segments_using(n name, qualified boolean DEFAULT false)
+CREATE FUNCTION segment_internal._segments_using(n name, qualified boolean DEFAULT false)
 RETURNS SETOF segment.segment
 LANGUAGE sql STABLE AS $$
     SELECT g.* FROM segment.segment g
-     WHERE EXISTS (SELECT 1 FROM segment._audience_names(g.audience) r
+     WHERE EXISTS (SELECT 1 FROM segment_internal._audience_names(g.audience) r
                     WHERE CASE WHEN qualified THEN r.qualifier = n
                                ELSE r.qualifier IS NULL AND r.name = n END)
      ORDER BY g.name
 $$;
 
-CREATE FUNCTION segment._segment_definition(g segment.segment) RETURNS jsonb
+CREATE FUNCTION segment_internal._segment_definition(g segment.segment) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('subject', (SELECT s.name FROM segment.subject s
                                            WHERE s.subject_id = g.subject_id),
@@ -79,7 +79,7 @@ $$;
 -- Before dropping `what` n (kind 'tag', 'segment', 'scheme', 'scorecard'):
 -- refuse (2BP01) when segments use it, or with cascade drop them, and the
 -- segments using those, recording each drop in definition_history.
-CREATE FUNCTION segment._drop_segments_using(kind text, n name, "cascade" boolean)
+CREATE FUNCTION segment_internal._drop_segments_using(kind text, n name, "cascade" boolean)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     qualified boolean := kind IN ('scheme', 'scorecard');
@@ -87,12 +87,12 @@ DECLARE
     nusers int;
     g record;
 BEGIN
-    PERFORM segment._lock_definitions();
+    PERFORM segment_internal._lock_definitions();
     -- opportunity rules are never dropped with what their audience uses:
     -- they hold the leads' history (part 81)
-    PERFORM segment._refuse_if_rules_use(kind, n);
+    PERFORM segment_internal._refuse_if_rules_use(kind, n);
     SELECT string_agg(format('"%s"', u.name), ', ' ORDER BY u.name), count(*) INTO users, nusers
-      FROM segment._segments_using(n, qualified) u WHERE NOT (kind = 'segment' AND u.name = n);
+      FROM segment_internal._segments_using(n, qualified) u WHERE NOT (kind = 'segment' AND u.name = n);
     IF users IS NULL THEN
         RETURN;
     END IF;
@@ -106,10 +106,10 @@ BEGIN
     -- every segment reached through "uses", nearest first
     FOR g IN
         WITH RECURSIVE reach(segment_id, name, depth) AS (
-            SELECT u.segment_id, u.name, 1 FROM segment._segments_using(n, qualified) u
+            SELECT u.segment_id, u.name, 1 FROM segment_internal._segments_using(n, qualified) u
             UNION ALL
             SELECT u.segment_id, u.name, d.depth + 1
-              FROM reach d, LATERAL segment._segments_using(d.name) u
+              FROM reach d, LATERAL segment_internal._segments_using(d.name) u
              WHERE d.depth < 1000
         ) CYCLE segment_id SET is_cycle USING path
         SELECT x.*, min(d.depth) AS depth
@@ -118,16 +118,16 @@ BEGIN
          GROUP BY x.segment_id
          ORDER BY min(d.depth), x.name
     LOOP
-        PERFORM segment._refuse_if_rules_use('segment', g.name);
+        PERFORM segment_internal._refuse_if_rules_use('segment', g.name);
         RAISE NOTICE 'drop cascades to segment "%"', g.name;
         INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-        SELECT 'segment', x.segment_id, x.name, 'drop', segment._segment_definition(x)
+        SELECT 'segment', x.segment_id, x.name, 'drop', segment_internal._segment_definition(x)
           FROM segment.segment x WHERE x.segment_id = g.segment_id;
         DELETE FROM segment.segment x WHERE x.segment_id = g.segment_id;
     END LOOP;
 END $$;
 
-CREATE FUNCTION segment._segment(segment name) RETURNS segment.segment
+CREATE FUNCTION segment_internal._segment(segment name) RETURNS segment.segment
 LANGUAGE plpgsql STABLE AS $$
 DECLARE g segment.segment;
 BEGIN
@@ -144,20 +144,20 @@ CREATE FUNCTION segment.create_segment(subject name, segment name, audience text
                                        description text DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     g segment.segment;
 BEGIN
-    PERFORM segment._check_name('segment', segment);
+    PERFORM segment_internal._check_name('segment', segment);
     IF audience IS NULL THEN
         RAISE EXCEPTION 'audience must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM segment._check_name_free('segment', segment);
-    PERFORM segment._audience_check(subject, audience, segment);
+    PERFORM segment_internal._check_name_free('segment', segment);
+    PERFORM segment_internal._audience_check(subject, audience, segment);
     INSERT INTO segment.segment (subject_id, name, audience, description, owner)
     VALUES (sid, segment, audience, description, quote_ident(current_user)::regrole)
     RETURNING * INTO g;
     INSERT INTO segment.definition_history (kind, object_id, name, action, new_definition)
-    VALUES ('segment', g.segment_id, segment, 'create', segment._segment_definition(g));
+    VALUES ('segment', g.segment_id, segment, 'create', segment_internal._segment_definition(g));
     RETURN g.segment_id;
 END $$;
 COMMENT ON FUNCTION segment.create_segment(name, name, text, text) IS
@@ -170,15 +170,15 @@ DECLARE
     old segment.segment;
     new segment.segment;
 BEGIN
-    PERFORM segment._lock_definitions();
-    old := segment._segment(segment);
+    PERFORM segment_internal._lock_definitions();
+    old := segment_internal._segment(segment);
     IF audience IS NULL AND description IS NULL THEN
         RAISE EXCEPTION 'nothing to change for segment "%"', segment
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass audience or description.';
     END IF;
     IF audience IS NOT NULL THEN
-        PERFORM segment._audience_check(
+        PERFORM segment_internal._audience_check(
             (SELECT s.name FROM segment.subject s WHERE s.subject_id = old.subject_id),
             audience, segment);
     END IF;
@@ -193,7 +193,7 @@ BEGIN
     INSERT INTO segment.definition_history (kind, object_id, name, action,
                                             old_definition, new_definition)
     VALUES ('segment', old.segment_id, segment, 'alter',
-            segment._segment_definition(old), segment._segment_definition(new));
+            segment_internal._segment_definition(old), segment_internal._segment_definition(new));
 END $$;
 COMMENT ON FUNCTION segment.alter_segment(name, text, text) IS
     'changes the audience or description of a segment';
@@ -202,12 +202,12 @@ CREATE FUNCTION segment.drop_segment(segment name, "cascade" boolean DEFAULT fal
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE old segment.segment;
 BEGIN
-    PERFORM segment._lock_definitions();
-    old := segment._segment(segment);
-    PERFORM segment._drop_segments_using('segment', segment, "cascade");
+    PERFORM segment_internal._lock_definitions();
+    old := segment_internal._segment(segment);
+    PERFORM segment_internal._drop_segments_using('segment', segment, "cascade");
     DELETE FROM segment.segment g WHERE g.segment_id = old.segment_id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    VALUES ('segment', old.segment_id, segment, 'drop', segment._segment_definition(old));
+    VALUES ('segment', old.segment_id, segment, 'drop', segment_internal._segment_definition(old));
 END $$;
 COMMENT ON FUNCTION segment.drop_segment(name, boolean) IS
     'drops a segment; refused while other segments use it, unless cascade';

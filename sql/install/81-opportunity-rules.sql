@@ -8,7 +8,7 @@ CREATE FUNCTION segment.register_staff(subject name, relation regclass, manager_
                                        active_column name DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     col name;
     typ regtype;
 BEGIN
@@ -52,7 +52,7 @@ COMMENT ON FUNCTION segment.register_staff(name, regclass, name, name, name, nam
 
 CREATE FUNCTION segment.set_contact_policy(subject name, max_contacts int, period_days int DEFAULT 30)
 RETURNS void LANGUAGE plpgsql AS $$
-DECLARE sid int := segment._subject_id(subject);
+DECLARE sid int := segment_internal._subject_id(subject);
 BEGIN
     IF max_contacts IS NULL THEN
         DELETE FROM segment.contact_policy p WHERE p.subject_id = sid;
@@ -86,7 +86,7 @@ COMMENT ON FUNCTION segment.mask(text) IS
 -- subject's table. {column} or {column|format}; {{ and }} are literal braces.
 -- Formats: mask, date, date:<to_char pattern>, amount, integer, upper, lower.
 -- A NULL value renders as the empty string. Errors carry the position.
-CREATE FUNCTION segment._compile_template(rel regclass, template text, what text,
+CREATE FUNCTION segment_internal._compile_template(rel regclass, template text, what text,
                                           OUT sql text, OUT columns name[])
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -190,7 +190,7 @@ BEGIN
                                    ELSE 'concat(' || array_to_string(parts, ', ') || ')' END;
 END $$;
 
-CREATE FUNCTION segment._opportunity_rule(rule name, for_update boolean DEFAULT false)
+CREATE FUNCTION segment_internal._opportunity_rule(rule name, for_update boolean DEFAULT false)
 RETURNS segment.opportunity_rule LANGUAGE plpgsql AS $$
 DECLARE r segment.opportunity_rule;
 BEGIN
@@ -207,7 +207,7 @@ BEGIN
     RETURN r;
 END $$;
 
-CREATE FUNCTION segment._opportunity_rule_definition(r segment.opportunity_rule) RETURNS jsonb
+CREATE FUNCTION segment_internal._opportunity_rule_definition(r segment.opportunity_rule) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'audience', r.audience, 'kind', r.kind, 'product', r.product, 'channel', r.channel,
@@ -221,7 +221,7 @@ $$;
 -- Validates a rule as it would be after a create or alter and fills in the
 -- derived columns (template_sql, template_columns, goal_columns, ...).
 -- Raises on the first bad parameter; changes nothing.
-CREATE FUNCTION segment._check_opportunity_rule(r segment.opportunity_rule, scorecard name)
+CREATE FUNCTION segment_internal._check_opportunity_rule(r segment.opportunity_rule, scorecard name)
 RETURNS segment.opportunity_rule LANGUAGE plpgsql AS $$
 DECLARE
     s segment.subject;
@@ -234,7 +234,7 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'An audience combines tags, segments and scheme buckets, e.g. ''payroll and not has_wealth''.';
     END IF;
-    PERFORM segment._audience_check(s.name, r.audience);
+    PERFORM segment_internal._audience_check(s.name, r.audience);
     IF r.kind IS NULL OR r.kind NOT IN ('maintenance', 'mining') THEN
         RAISE EXCEPTION 'kind of % must be ''maintenance'' or ''mining'', got %', what, coalesce(quote_literal(r.kind), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
@@ -304,15 +304,15 @@ BEGIN
     r.goal := nullif(btrim(r.goal), '');
     r.goal_columns := '{}';
     IF r.goal IS NOT NULL THEN
-        r.goal_columns := segment._rule_columns(s.relation, r.goal, 'goal of ' || what);
-        r.goal := segment._rule_canonical(s.relation, r.goal);
+        r.goal_columns := segment_internal._rule_columns(s.relation, r.goal, 'goal of ' || what);
+        r.goal := segment_internal._rule_canonical(s.relation, r.goal);
     END IF;
-    r.goal_column_types := segment._column_types(s.relation, r.goal_columns);
+    r.goal_column_types := segment_internal._column_types(s.relation, r.goal_columns);
     r.template := nullif(r.template, '');
     r.template_sql := NULL;
     r.template_columns := '{}';
     IF r.template IS NOT NULL THEN
-        SELECT x.sql, x.columns INTO t FROM segment._compile_template(s.relation, r.template, what) x;
+        SELECT x.sql, x.columns INTO t FROM segment_internal._compile_template(s.relation, r.template, what) x;
         r.template_sql := t.sql;
         r.template_columns := t.columns;
         -- a template shows column values: only columns its author may read
@@ -340,9 +340,9 @@ RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     r segment.opportunity_rule;
 BEGIN
-    r.subject_id := segment._subject_id(subject);
-    PERFORM segment._check_name('opportunity rule', name);
-    PERFORM segment._lock_definitions();
+    r.subject_id := segment_internal._subject_id(subject);
+    PERFORM segment_internal._check_name('opportunity rule', name);
+    PERFORM segment_internal._lock_definitions();
     IF EXISTS (SELECT 1 FROM segment.opportunity_rule x WHERE x.name = create_opportunity_rule.name) THEN
         RAISE EXCEPTION 'opportunity rule "%" already exists', name
             USING ERRCODE = 'duplicate_object',
@@ -353,7 +353,7 @@ BEGIN
     r.valid_days := valid_days; r.cooldown_days := cooldown_days; r.holdout_pct := holdout_pct;
     r.goal := goal; r.assignment := assignment; r.capacity := capacity;
     r.description := description;
-    r := segment._check_opportunity_rule(r, priority_scorecard);
+    r := segment_internal._check_opportunity_rule(r, priority_scorecard);
     INSERT INTO segment.opportunity_rule
         (subject_id, name, audience, kind, product, channel, priority, priority_scorecard,
          template, template_sql, template_columns, valid_days, cooldown_days, holdout_pct,
@@ -364,7 +364,7 @@ BEGIN
             r.assignment, r.capacity, r.description, quote_ident(current_user)::regrole)
     RETURNING * INTO r;
     INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action, new_definition)
-    VALUES (r.rule_id, r.name, r.version, 'create', segment._opportunity_rule_definition(r));
+    VALUES (r.rule_id, r.name, r.version, 'create', segment_internal._opportunity_rule_definition(r));
     RETURN r.rule_id;
 END $$;
 COMMENT ON FUNCTION segment.create_opportunity_rule(name, name, text, text, text, text, numeric,
@@ -385,8 +385,8 @@ DECLARE
     r segment.opportunity_rule;
     card name;
 BEGIN
-    PERFORM segment._lock_definitions();
-    old := segment._opportunity_rule(name, true);
+    PERFORM segment_internal._lock_definitions();
+    old := segment_internal._opportunity_rule(name, true);
     r := old;
     r.audience := coalesce(audience, r.audience);
     r.kind := coalesce(kind, r.kind);
@@ -407,8 +407,8 @@ BEGIN
     IF priority_scorecard = '' THEN
         card := NULL;
     END IF;
-    r := segment._check_opportunity_rule(r, card);
-    IF segment._opportunity_rule_definition(r) = segment._opportunity_rule_definition(old) THEN
+    r := segment_internal._check_opportunity_rule(r, card);
+    IF segment_internal._opportunity_rule_definition(r) = segment_internal._opportunity_rule_definition(old) THEN
         RAISE EXCEPTION 'nothing to change for opportunity rule "%"', name
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass at least one parameter with a new value.';
@@ -430,8 +430,8 @@ BEGIN
     RETURNING * INTO r;
     INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action,
                                                   old_definition, new_definition)
-    VALUES (r.rule_id, r.name, r.version, 'alter', segment._opportunity_rule_definition(old),
-            segment._opportunity_rule_definition(r));
+    VALUES (r.rule_id, r.name, r.version, 'alter', segment_internal._opportunity_rule_definition(old),
+            segment_internal._opportunity_rule_definition(r));
 END $$;
 COMMENT ON FUNCTION segment.alter_opportunity_rule(name, text, text, text, text, numeric, name,
     text, int, int, numeric, text, text, int, text, boolean) IS
@@ -443,8 +443,8 @@ DECLARE
     r segment.opportunity_rule;
     n bigint;
 BEGIN
-    PERFORM segment._lock_definitions();
-    r := segment._opportunity_rule(name, true);
+    PERFORM segment_internal._lock_definitions();
+    r := segment_internal._opportunity_rule(name, true);
     SELECT count(*) INTO n FROM segment.opportunity o WHERE o.rule_id = r.rule_id;
     IF n > 0 AND NOT coalesce("cascade", false) THEN
         RAISE EXCEPTION 'cannot drop opportunity rule "%": it has % opportunities', name, n
@@ -465,7 +465,7 @@ BEGIN
     DELETE FROM segment.generation g WHERE g.rule_id = r.rule_id;
     DELETE FROM segment.opportunity_rule x WHERE x.rule_id = r.rule_id;
     INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action, old_definition)
-    VALUES (r.rule_id, r.name, r.version, 'drop', segment._opportunity_rule_definition(r));
+    VALUES (r.rule_id, r.name, r.version, 'drop', segment_internal._opportunity_rule_definition(r));
 END $$;
 COMMENT ON FUNCTION segment.drop_opportunity_rule(name, boolean) IS
     'drops an opportunity rule; with "cascade" also its opportunities';
@@ -473,7 +473,7 @@ COMMENT ON FUNCTION segment.drop_opportunity_rule(name, boolean) IS
 -- Refuses (2BP01) to drop a tag, segment, scheme or scorecard that an
 -- opportunity rule's audience, priority or entry audience uses, or that a
 -- journey's audiences or escalation use.
-CREATE FUNCTION segment._refuse_if_rules_use(kind text, n name) RETURNS void
+CREATE FUNCTION segment_internal._refuse_if_rules_use(kind text, n name) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     qualified boolean := kind IN ('scheme', 'scorecard');
@@ -482,10 +482,10 @@ BEGIN
     SELECT string_agg(DISTINCT format('"%s"', r.name), ', ') INTO users
       FROM segment.opportunity_rule r
       LEFT JOIN segment.entry_rule e USING (rule_id)
-     WHERE EXISTS (SELECT 1 FROM segment._audience_names(r.audience) a
+     WHERE EXISTS (SELECT 1 FROM segment_internal._audience_names(r.audience) a
                     WHERE CASE WHEN qualified THEN a.qualifier = n
                                ELSE a.qualifier IS NULL AND a.name = n END)
-        OR EXISTS (SELECT 1 FROM segment._audience_names(e.audience) a
+        OR EXISTS (SELECT 1 FROM segment_internal._audience_names(e.audience) a
                     WHERE CASE WHEN qualified THEN a.qualifier = n
                                ELSE a.qualifier IS NULL AND a.name = n END)
         OR (_refuse_if_rules_use.kind = 'scorecard' AND r.priority_scorecard =
@@ -503,7 +503,7 @@ BEGIN
                      FROM unnest(ARRAY[j.entry, j.exit, j.goal]
                                  || ARRAY(SELECT st.condition FROM segment.journey_step st
                                            WHERE st.journey_id = j.journey_id)) AS u(audience),
-                          segment._audience_names(u.audience) a
+                          segment_internal._audience_names(u.audience) a
                     WHERE CASE WHEN qualified THEN a.qualifier = n
                                ELSE a.qualifier IS NULL AND a.name = n END)
         OR (_refuse_if_rules_use.kind = 'scorecard' AND EXISTS (
@@ -517,8 +517,8 @@ BEGIN
     END IF;
 END $$;
 
--- DDL guard (part 60): refuse changes to columns a goal or template reads.
-CREATE FUNCTION segment._check_opportunity_rules_of(rel oid) RETURNS void
+-- DDL guard (part 91): refuse changes to columns a goal or template reads.
+CREATE FUNCTION segment_internal._check_opportunity_rules_of(rel oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
 BEGIN
@@ -528,10 +528,10 @@ BEGIN
     LOOP
         BEGIN
             IF r.goal IS NOT NULL THEN
-                PERFORM segment._rule_columns(r.relation, r.goal, NULL);
+                PERFORM segment_internal._rule_columns(r.relation, r.goal, NULL);
             END IF;
             IF r.template IS NOT NULL THEN
-                PERFORM segment._compile_template(r.relation, r.template, 'x');
+                PERFORM segment_internal._compile_template(r.relation, r.template, 'x');
             END IF;
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'cannot change table "%": opportunity rule "%" depends on it', r.relation, r.name
@@ -539,7 +539,7 @@ BEGIN
                       DETAIL = format('Its goal or template would fail: %s', SQLERRM),
                       HINT = 'Alter or drop the opportunity rule first (segment.alter_opportunity_rule).';
         END;
-        IF segment._column_types(r.relation, r.goal_columns) IS DISTINCT FROM r.goal_column_types THEN
+        IF segment_internal._column_types(r.relation, r.goal_columns) IS DISTINCT FROM r.goal_column_types THEN
             RAISE EXCEPTION 'cannot change the type of a column that the goal of opportunity rule "%" reads', r.name
                 USING ERRCODE = 'dependent_objects_still_exist',
                       HINT = 'Alter the rule''s goal first.';

@@ -17,15 +17,15 @@
 -- expire(), so that a missed deadline always shows as a leak.
 
 -- The normal distribution function (src/stats.c, erfc from the C library).
-CREATE FUNCTION segment._normal_cdf(x float8) RETURNS float8
+CREATE FUNCTION segment_internal._normal_cdf(x float8) RETURNS float8
     AS 'MODULE_PATHNAME', 'segment_normal_cdf' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION segment._normal_cdf(float8) IS
+COMMENT ON FUNCTION segment_internal._normal_cdf(float8) IS
     'P(Z <= x) for a standard normal Z (internal: used by the review views)';
 
 -- Locks one opportunity and checks that verb may move it from its status
 -- to to_status now; returns the locked row. Errors: 22004 (NULL id), 42704
 -- (unknown id), 55000 (wrong status, control, deadline passed).
-CREATE FUNCTION segment._lock_for(opportunity_id bigint, verb text, allowed_from text[],
+CREATE FUNCTION segment_internal._lock_for(opportunity_id bigint, verb text, allowed_from text[],
                                   to_status text, control_allowed boolean)
 RETURNS segment.opportunity LANGUAGE plpgsql AS $$
 DECLARE
@@ -50,7 +50,7 @@ BEGIN
                       ELSE format('%s applies to an opportunity that is %s.', verb,
                                   array_to_string(allowed_from, ', ', '') || CASE
                                       WHEN to_status = 'in_progress' THEN ' (dispatch it first)'
-                                      WHEN to_status = 'completed' THEN ' (start it first with segment.start())'
+                                      WHEN to_status = 'completed' THEN ' (start it first with segment.opportunity_start())'
                                       ELSE '' END)
                   END;
     END IF;
@@ -64,34 +64,34 @@ BEGIN
         RAISE EXCEPTION 'cannot % opportunity %: its last day to act was %', verb, opportunity_id, o.valid_until
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = format('The transition from "%s" to "%s" is not allowed after valid_until.', o.status, to_status),
-                  HINT = 'A missed deadline is closed by segment.expire(), which marks the opportunity expired.';
+                  HINT = 'A missed deadline is closed by segment.expire_opportunities(), which marks the opportunity expired.';
     END IF;
     RETURN o;
 END $$;
 
 -- Records one transition of a row already locked and updated.
-CREATE FUNCTION segment._log_transition(opportunity_id bigint, from_status text, to_status text, note text)
+CREATE FUNCTION segment_internal._log_transition(opportunity_id bigint, from_status text, to_status text, note text)
 RETURNS void LANGUAGE sql AS $$
     INSERT INTO segment.opportunity_log (opportunity_id, from_status, to_status, changed_at, changed_by, note)
     VALUES (opportunity_id, from_status, to_status, now(), current_user, note);
 $$;
 
-CREATE FUNCTION segment.dispatch(opportunity_id bigint) RETURNS void
+CREATE FUNCTION segment.opportunity_dispatch(opportunity_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
 BEGIN
-    o := segment._lock_for(opportunity_id, 'dispatch', '{generated}', 'dispatched', false);
+    o := segment_internal._lock_for(opportunity_id, 'dispatch', '{generated}', 'dispatched', false);
     UPDATE segment.opportunity x SET status = 'dispatched', status_at = now()
      WHERE x.opportunity_id = o.opportunity_id;
-    PERFORM segment._log_transition(o.opportunity_id, o.status, 'dispatched', NULL);
+    PERFORM segment_internal._log_transition(o.opportunity_id, o.status, 'dispatched', NULL);
 END $$;
-COMMENT ON FUNCTION segment.dispatch(bigint) IS
+COMMENT ON FUNCTION segment.opportunity_dispatch(bigint) IS
     'generated -> dispatched (not for control opportunities, not after valid_until)';
 
 -- A batch: all or nothing. Rows are locked in id order (no deadlock between
 -- two batches); an id given twice counts once. Returns how many were dispatched.
-CREATE FUNCTION segment.dispatch(opportunity_ids bigint[]) RETURNS bigint
+CREATE FUNCTION segment.opportunity_dispatch(opportunity_ids bigint[]) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     id bigint;
@@ -106,28 +106,28 @@ BEGIN
                   DETAIL = format('Element %s is NULL.', array_position(opportunity_ids, NULL));
     END IF;
     FOR id IN SELECT DISTINCT u FROM unnest(opportunity_ids) u ORDER BY u LOOP
-        PERFORM segment.dispatch(id);
+        PERFORM segment.opportunity_dispatch(id);
         n := n + 1;
     END LOOP;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION segment.dispatch(bigint[]) IS
+COMMENT ON FUNCTION segment.opportunity_dispatch(bigint[]) IS
     'Dispatches every opportunity of the array, or none if one cannot be; returns the count';
 
-CREATE FUNCTION segment.start(opportunity_id bigint) RETURNS void
+CREATE FUNCTION segment.opportunity_start(opportunity_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
 BEGIN
-    o := segment._lock_for(opportunity_id, 'start', '{dispatched}', 'in_progress', false);
+    o := segment_internal._lock_for(opportunity_id, 'start', '{dispatched}', 'in_progress', false);
     UPDATE segment.opportunity x SET status = 'in_progress', status_at = now()
      WHERE x.opportunity_id = o.opportunity_id;
-    PERFORM segment._log_transition(o.opportunity_id, o.status, 'in_progress', NULL);
+    PERFORM segment_internal._log_transition(o.opportunity_id, o.status, 'in_progress', NULL);
 END $$;
-COMMENT ON FUNCTION segment.start(bigint) IS
+COMMENT ON FUNCTION segment.opportunity_start(bigint) IS
     'dispatched -> in_progress: the manager is working the opportunity';
 
-CREATE FUNCTION segment.complete(opportunity_id bigint, converted boolean,
+CREATE FUNCTION segment.opportunity_complete(opportunity_id bigint, converted boolean,
                                  amount numeric DEFAULT NULL, note text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -147,17 +147,17 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Leave amount NULL (or 0) when converted is false.';
     END IF;
-    o := segment._lock_for(opportunity_id, 'complete', '{in_progress}', 'completed', false);
+    o := segment_internal._lock_for(opportunity_id, 'complete', '{in_progress}', 'completed', false);
     UPDATE segment.opportunity x
        SET status = 'completed', status_at = now(),
-           converted = complete.converted, amount = complete.amount, note = complete.note
+           converted = opportunity_complete.converted, amount = opportunity_complete.amount, note = opportunity_complete.note
      WHERE x.opportunity_id = o.opportunity_id;
-    PERFORM segment._log_transition(o.opportunity_id, o.status, 'completed', note);
+    PERFORM segment_internal._log_transition(o.opportunity_id, o.status, 'completed', note);
 END $$;
-COMMENT ON FUNCTION segment.complete(bigint, boolean, numeric, text) IS
+COMMENT ON FUNCTION segment.opportunity_complete(bigint, boolean, numeric, text) IS
     'in_progress -> completed, with the manager''s outcome (converted, amount, note)';
 
-CREATE FUNCTION segment.cancel(opportunity_id bigint, reason text) RETURNS void
+CREATE FUNCTION segment.opportunity_cancel(opportunity_id bigint, reason text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
@@ -165,21 +165,21 @@ BEGIN
     IF reason IS NULL OR btrim(reason) = '' THEN
         RAISE EXCEPTION 'a reason is required to cancel an opportunity'
             USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Say why, e.g. segment.cancel(42, ''customer asked not to be contacted'').';
+                  HINT = 'Say why, e.g. segment.opportunity_cancel(42, ''customer asked not to be contacted'').';
     END IF;
-    o := segment._lock_for(opportunity_id, 'cancel', '{generated,dispatched,in_progress}', 'cancelled', true);
+    o := segment_internal._lock_for(opportunity_id, 'cancel', '{generated,dispatched,in_progress}', 'cancelled', true);
     UPDATE segment.opportunity x
        SET status = 'cancelled', status_at = now(), cancel_reason = reason
      WHERE x.opportunity_id = o.opportunity_id;
-    PERFORM segment._log_transition(o.opportunity_id, o.status, 'cancelled', reason);
+    PERFORM segment_internal._log_transition(o.opportunity_id, o.status, 'cancelled', reason);
 END $$;
-COMMENT ON FUNCTION segment.cancel(bigint, text) IS
+COMMENT ON FUNCTION segment.opportunity_cancel(bigint, text) IS
     'Any open state -> cancelled, with a reason (control opportunities too; not after valid_until)';
 
 -- Every open opportunity whose last day to act is before as_of becomes
 -- expired, control ones included. Safe to run concurrently with the others:
 -- rows are locked, and one completed meanwhile is left alone.
-CREATE FUNCTION segment.expire(as_of date DEFAULT current_date) RETURNS bigint
+CREATE FUNCTION segment.expire_opportunities(as_of date DEFAULT current_date) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     n bigint;
@@ -192,7 +192,7 @@ BEGIN
         SELECT o.opportunity_id, o.status, o.valid_until
           FROM segment.opportunity o
          WHERE o.status IN ('generated', 'dispatched', 'in_progress')
-           AND o.valid_until < expire.as_of
+           AND o.valid_until < expire_opportunities.as_of
          ORDER BY o.opportunity_id
            FOR UPDATE
     ), moved AS (
@@ -203,12 +203,12 @@ BEGIN
     )
     INSERT INTO segment.opportunity_log (opportunity_id, from_status, to_status, changed_at, changed_by, note)
     SELECT m.opportunity_id, m.from_status, 'expired', now(), current_user,
-           format('last day to act %s passed (expire as of %s)', m.valid_until, expire.as_of)
+           format('last day to act %s passed (expire as of %s)', m.valid_until, expire_opportunities.as_of)
       FROM moved m;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION segment.expire(date) IS
+COMMENT ON FUNCTION segment.expire_opportunities(date) IS
     'Open opportunities with valid_until < as_of -> expired; returns how many';
 
 -- For every opportunity whose window has closed (valid_until < as_of) and
@@ -239,7 +239,7 @@ BEGIN
 
     FOR r IN
         SELECT ru.rule_id, ru.name, ru.goal, s.relation, s.key_column, s.key_type,
-               segment._snapshot_filter(s.subject_id, 't') AS snapshot_filter
+               segment_internal._snapshot_filter(s.subject_id, 't') AS snapshot_filter
           FROM segment.opportunity_rule ru
           JOIN segment.subject s ON s.subject_id = ru.subject_id
          WHERE EXISTS (SELECT 1 FROM segment.opportunity o
@@ -272,7 +272,7 @@ BEGIN
                 key_expr := format('t.%I::text', r.key_column);
                 opp_key := 'key';
             END IF;
-            -- The goal runs as its owner (segment._rule_matches) over the
+            -- The goal runs as its owner (segment_internal._rule_matches) over the
             -- rows of the due customers, which we read with our own rights.
             BEGIN
                 EXECUTE format($q$
@@ -288,7 +288,7 @@ BEGIN
                     ), met AS (
                         SELECT u.k, u.met
                           FROM due_rows d,
-                               unnest(d.keys, segment._rule_matches('goal', $1, %4$L::regclass, d.rows)) AS u(k, met)
+                               unnest(d.keys, segment_internal._rule_matches('goal', $1, %4$L::regclass, d.rows)) AS u(k, met)
                     )
                     UPDATE segment.opportunity o
                        SET goal_met = coalesce(met.met, false), evaluated_at = now()
@@ -318,7 +318,7 @@ COMMENT ON FUNCTION segment.evaluate_outcomes(date) IS
 -- control (xc of nc): rates, absolute lift with its 95% Wald interval
 -- (unpooled standard error), relative lift, and the two-sided p-value of
 -- the z-test with the pooled standard error. NULL where undefined.
-CREATE FUNCTION segment._two_proportions(xt bigint, nt bigint, xc bigint, nc bigint,
+CREATE FUNCTION segment_internal._two_proportions(xt bigint, nt bigint, xc bigint, nc bigint,
     OUT treatment_rate float8, OUT control_rate float8, OUT lift float8,
     OUT relative_lift float8, OUT lift_low float8, OUT lift_high float8,
     OUT z float8, OUT p_value float8)
@@ -347,12 +347,12 @@ BEGIN
     se0 := sqrt(pp * (1 - pp) * (1.0 / nt + 1.0 / nc));
     IF se0 > 0 THEN
         z := lift / se0;
-        p_value := 2 * segment._normal_cdf(-abs(z));
+        p_value := 2 * segment_internal._normal_cdf(-abs(z));
     END IF;
 END $$;
 
 -- One row per opportunity with what the reviews count.
-CREATE VIEW segment._opportunity_facts AS
+CREATE VIEW segment_internal._opportunity_facts AS
 SELECT o.opportunity_id, o.rule_id, o.subject_id, o.period,
        date_trunc('month', o.period)::date AS month,
        o.is_control, o.manager, o.org_unit, o.status,
@@ -365,7 +365,7 @@ SELECT o.opportunity_id, o.rule_id, o.subject_id, o.period,
   FROM segment.opportunity o;
 
 -- Aggregates of the facts per rule over a set of periods (month NULL: all).
-CREATE FUNCTION segment._rule_review_rows(from_period date, to_period date, by_month boolean)
+CREATE FUNCTION segment_internal._rule_review_rows(from_period date, to_period date, by_month boolean)
 RETURNS TABLE (rule name, rule_id int, period date, generated bigint, control bigint,
                dispatched bigint, executed bigint, cancelled bigint, expired bigint,
                open bigint, leak_rate float8, reported_converted bigint, amount numeric,
@@ -395,17 +395,17 @@ LANGUAGE sql STABLE AS $$
                    count(*) FILTER (WHERE NOT f.is_control AND f.goal_met) AS t_x,
                    count(*) FILTER (WHERE f.is_control AND f.goal_met IS NOT NULL) AS c_n,
                    count(*) FILTER (WHERE f.is_control AND f.goal_met) AS c_x
-              FROM segment._opportunity_facts f
+              FROM segment_internal._opportunity_facts f
              WHERE (from_period IS NULL OR f.period >= from_period)
                AND (to_period IS NULL OR f.period <= to_period)
              GROUP BY 1, 2) a
       JOIN segment.opportunity_rule r ON r.rule_id = a.rule_id
-     CROSS JOIN LATERAL segment._two_proportions(a.t_x, a.t_n, a.c_x, a.c_n) s
+     CROSS JOIN LATERAL segment_internal._two_proportions(a.t_x, a.t_n, a.c_x, a.c_n) s
 $$;
 
 -- Per rule and calendar month of generation (opportunity.period).
 CREATE VIEW segment.rule_review AS
-SELECT * FROM segment._rule_review_rows(NULL, NULL, true);
+SELECT * FROM segment_internal._rule_review_rows(NULL, NULL, true);
 COMMENT ON VIEW segment.rule_review IS
     'Per opportunity rule and month of generation: funnel, leak rate, treatment against control conversion, lift, 95% interval, p-value';
 
@@ -433,7 +433,7 @@ BEGIN
            x.reported_converted, x.amount, x.treatment_evaluated, x.treatment_converted,
            x.control_evaluated, x.control_converted, x.treatment_rate, x.control_rate,
            x.lift, x.relative_lift, x.lift_low, x.lift_high, x.p_value
-      FROM segment._rule_review_rows(review.from_period, review.to_period, false) x
+      FROM segment_internal._rule_review_rows(review.from_period, review.to_period, false) x
      ORDER BY x.rule;
 END $$;
 COMMENT ON FUNCTION segment.review(date, date) IS
@@ -459,7 +459,7 @@ SELECT f.manager, f.month AS period,
        count(*) FILTER (WHERE f.goal_met) AS goal_met,
        count(*) FILTER (WHERE f.goal_met)::float8
            / nullif(count(*) FILTER (WHERE f.goal_met IS NOT NULL), 0) AS goal_rate
-  FROM segment._opportunity_facts f
+  FROM segment_internal._opportunity_facts f
  WHERE NOT f.is_control
  GROUP BY f.manager, f.month;
 COMMENT ON VIEW segment.manager_review IS

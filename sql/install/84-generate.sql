@@ -11,17 +11,17 @@
 
 -- Control membership: a fixed hash of (rule, member, period), so reruns and
 -- back-fills agree. 10,000 buckets: holdout_pct has two decimals of effect.
-CREATE FUNCTION segment._in_control(rule_id int, member_id int8, period date, holdout_pct numeric)
+CREATE FUNCTION segment_internal._in_control(rule_id int, member_id int8, period date, holdout_pct numeric)
 RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT abs(hashint8extended(member_id, rule_id::int8 * 1000003 + (period - date '2000-01-01')) % 10000)
            < holdout_pct * 100
 $$;
-COMMENT ON FUNCTION segment._in_control(int, int8, date, numeric) IS
+COMMENT ON FUNCTION segment_internal._in_control(int, int8, date, numeric) IS
     'whether a candidate falls in the control group of a rule for a period (deterministic)';
 
 -- A column of the subject's row (alias t) as text in generated SQL, or a
 -- NULL when the subject has no such column (owner, org unit).
-CREATE FUNCTION segment._column_as_text(col name) RETURNS text
+CREATE FUNCTION segment_internal._column_as_text(col name) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN col IS NULL THEN 'NULL::text' ELSE format('t.%I::text', col) END
 $$;
@@ -31,7 +31,7 @@ $$;
 -- members: only the managers who can take these customers (their owners and
 -- the managers of their org units): an event's generation must not count the
 -- whole day's opportunities of every manager.
-CREATE FUNCTION segment._load_staff(sid int, as_of date, members segment.memberset DEFAULT NULL)
+CREATE FUNCTION segment_internal._load_staff(sid int, as_of date, members segment.memberset DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -65,11 +65,11 @@ BEGIN
         END IF;
         -- compared in the key's own type, so the key's index finds the rows
         EXECUTE format('SELECT array_agg(DISTINCT %s), array_agg(DISTINCT %s) FROM %s t WHERE t.%I = ANY (%s)%s',
-                       segment._column_as_text(s.owner_column),
-                       segment._column_as_text(s.org_column),
+                       segment_internal._column_as_text(s.owner_column),
+                       segment_internal._column_as_text(s.org_column),
                        s.relation, s.key_column,
                        CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '$1' ELSE '$2' END,
-                       segment._snapshot_filter(sid, 't'))
+                       segment_internal._snapshot_filter(sid, 't'))
            INTO owners, orgs USING segment.to_array(members), keys;
         only_these := format(' AND (m.%I::text = ANY (%L::text[]) OR m.%I::text = ANY (%L::text[]))',
                              st.manager_column, coalesce(owners, '{}'), st.org_column, coalesce(orgs, '{}'));
@@ -94,7 +94,7 @@ BEGIN
 END $$;
 
 -- The key (as text) of a member id of a subject.
-CREATE FUNCTION segment._key_of(sid int, member_id int8) RETURNS text
+CREATE FUNCTION segment_internal._key_of(sid int, member_id int8) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN member_id::text
                 ELSE (SELECT k.key FROM segment.keymap k
@@ -115,7 +115,7 @@ $$;
 -- decided (control, owner, pool). Only those waiting for an org-unit manager
 -- go through a work table. The contact cap is kept as member sets by level
 -- (level i: customers with at least i contacts in the window).
-CREATE FUNCTION segment._generate(sid int, rule_ids int[], as_of date,
+CREATE FUNCTION segment_internal._generate(sid int, rule_ids int[], as_of date,
                                   members segment.memberset DEFAULT NULL, source text DEFAULT 'batch')
 RETURNS TABLE (rule_name name, candidates bigint, generated bigint, control bigint,
                skipped_cooldown bigint, skipped_cap bigint, over_capacity bigint, failed bigint)
@@ -172,7 +172,7 @@ BEGIN
                             JOIN %s t ON t.%I = k.key', sid, s.relation, s.key_column);
     END IF;
     -- a snapshot subject: the rows of the snapshot its member sets are from
-    key_join := key_join || segment._snapshot_filter(sid, 't');
+    key_join := key_join || segment_internal._snapshot_filter(sid, 't');
 
     -- work table: candidates waiting for an org-unit manager. Created once
     -- per session (creating temporary tables in every event transaction cost
@@ -188,7 +188,7 @@ BEGIN
     ELSE
         TRUNCATE pg_temp._seg_cand;
     END IF;
-    has_staff := segment._load_staff(sid, as_of, members);
+    has_staff := segment_internal._load_staff(sid, as_of, members);
     IF members IS NULL THEN
         ANALYZE pg_temp._seg_staff;   -- a few customers (an event) plan fine without
     END IF;
@@ -279,7 +279,7 @@ BEGIN
                                            s.relation, sid, s.key_column);
                     END IF;
                     where_sql := format('WHERE $1 OPERATOR(segment.@>) %s', id_expr)
-                                 || segment._snapshot_filter(sid, 't');
+                                 || segment_internal._snapshot_filter(sid, 't');
                     -- most of the table: hash joins with staff and scores, not a
                     -- lookup per row (the set-returning estimate is no help)
                     PERFORM set_config('enable_nestloop', 'off', true);
@@ -298,7 +298,7 @@ BEGIN
                                   THEN 'true' ELSE 'false' END;
                 source_sql := format(
                     $q$SELECT %1$s AS member_id, t.%2$I::text AS key, %3$s AS priority,
-                              segment._in_control(%4$s, %1$s, $2, %5$s) AS is_control,
+                              segment_internal._in_control(%4$s, %1$s, $2, %5$s) AS is_control,
                               %6$s AS owner, %7$s AS org, %%s AS message, f.manager AS staff,
                               least(f.capacity - f.load, %8$s - coalesce(u.n, 0)) AS room
                          FROM %9$s %10$s
@@ -309,13 +309,13 @@ BEGIN
                     CASE WHEN r.priority_scorecard IS NULL THEN r.priority::text
                          ELSE format('%s + coalesce(sc.score, 0)', r.priority) END,
                     r.rule_id, r.holdout_pct,
-                    segment._column_as_text(s.owner_column),
-                    segment._column_as_text(s.org_column),
+                    segment_internal._column_as_text(s.owner_column),
+                    segment_internal._column_as_text(s.org_column),
                     coalesce(r.capacity::text, 'NULL'),
                     from_sql,
                     CASE WHEN r.priority_scorecard IS NULL THEN ''
                          ELSE format('LEFT JOIN (SELECT x.score, segment.member_ids(x.members) AS id
-                                                   FROM segment._live_scores(%s, %s) x) sc
+                                                   FROM segment_internal._live_scores(%s, %s) x) sc
                                              ON sc.id = %s', r.priority_scorecard, sid, id_expr) END,
                     CASE WHEN has_staff AND r.assignment = 'owner' THEN 'true' ELSE 'false' END,
                     where_sql);
@@ -434,7 +434,7 @@ BEGIN
                         EXCEPTION WHEN OTHERS THEN
                             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
                             INSERT INTO segment.generation_failure (rule_id, member_id, key, period, error, sqlstate)
-                            SELECT r.rule_id, c.id, coalesce(segment._key_of(sid, c.id), c.id::text), as_of, err, state;
+                            SELECT r.rule_id, c.id, coalesce(segment_internal._key_of(sid, c.id), c.id::text), as_of, err, state;
                             aud := aud OPERATOR(segment.-) segment.memberset(ARRAY[c.id]);
                             n_failed := n_failed + 1;
                         END;
@@ -540,7 +540,7 @@ DECLARE
 BEGIN
     as_of := coalesce(as_of, current_date);
     IF rule IS NOT NULL THEN
-        one := segment._opportunity_rule(rule);
+        one := segment_internal._opportunity_rule(rule);
         IF NOT one.active THEN
             RAISE EXCEPTION 'opportunity rule "%" is not active', rule
                 USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -548,7 +548,7 @@ BEGIN
         END IF;
         -- an event or entry rule's audience is who may get the lead when the
         -- event happens: a batch run would give it to all of them (part 85)
-        IF segment._is_triggered(one.rule_id) THEN
+        IF segment_internal._is_triggered(one.rule_id) THEN
             RAISE EXCEPTION 'opportunity rule "%" is made by events or audience entries, not by batch generation', rule
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'See segment.event_rule and segment.entry_rule; detach it to generate it in batch.';
@@ -557,14 +557,14 @@ BEGIN
     FOR g IN SELECT x.subject_id, array_agg(x.rule_id ORDER BY x.rule_id) AS ids
                FROM segment.opportunity_rule x
               WHERE x.active AND (one.rule_id IS NULL OR x.rule_id = one.rule_id)
-                AND NOT segment._is_triggered(x.rule_id)
+                AND NOT segment_internal._is_triggered(x.rule_id)
               GROUP BY x.subject_id ORDER BY x.subject_id
     LOOP
         -- one generation per subject at a time: the second waits, then sees
         -- what the first made (cool-down and the unique key keep it from
         -- making it twice)
         PERFORM pg_advisory_xact_lock(24175, g.subject_id);
-        RETURN QUERY SELECT * FROM segment._generate(g.subject_id, g.ids, as_of);
+        RETURN QUERY SELECT * FROM segment_internal._generate(g.subject_id, g.ids, as_of);
     END LOOP;
 END $$;
 COMMENT ON FUNCTION segment.generate(name, date) IS
@@ -574,7 +574,7 @@ COMMENT ON FUNCTION segment.generate(name, date) IS
 CREATE FUNCTION segment.render(rule name, key text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    r segment.opportunity_rule := segment._opportunity_rule(rule);
+    r segment.opportunity_rule := segment_internal._opportunity_rule(rule);
     s segment.subject;
     msg text;
 BEGIN
@@ -583,7 +583,7 @@ BEGIN
         RETURN NULL;
     END IF;
     EXECUTE format('SELECT %s FROM %s t WHERE t.%I::text = $1%s', r.template_sql, s.relation, s.key_column,
-                   segment._snapshot_filter(s.subject_id, 't'))
+                   segment_internal._snapshot_filter(s.subject_id, 't'))
        INTO msg USING key;
     RETURN msg;
 END $$;

@@ -5,7 +5,7 @@
 -- An event rule attaches an opportunity rule to an event table: a
 -- statement-level AFTER INSERT trigger (transition table, so a COPY of
 -- 100,000 events is one call) keeps the events whose condition holds, maps
--- their customer keys to member ids and calls segment._generate with that
+-- their customer keys to member ids and calls segment_internal._generate with that
 -- member set, so cool-down, contact cap, control group, templates and
 -- assignment are exactly those of batch generation. An entry rule does the
 -- same for the customers who entered an audience in a refresh (the refresh
@@ -61,7 +61,7 @@ SELECT pg_catalog.pg_extension_config_dump('segment.entry_rule', '');
 -- Whether a rule is made by events or entries only: batch generate() with
 -- no rule name skips it (its audience is who MAY get the lead when the event
 -- happens, not who gets it every day).
-CREATE FUNCTION segment._is_triggered(rule_id int) RETURNS boolean
+CREATE FUNCTION segment_internal._is_triggered(rule_id int) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = _is_triggered.rule_id)
         OR EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = _is_triggered.rule_id)
@@ -77,7 +77,7 @@ $$;
 --     one after the other, and transactions for other customers do not wait;
 --   * more (a bulk load): 24175 exclusively, like a batch; taking 100,000
 --     advisory locks would exhaust the lock table.
-CREATE FUNCTION segment._lock_members(sid int, members segment.memberset) RETURNS void
+CREATE FUNCTION segment_internal._lock_members(sid int, members segment.memberset) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE k int;
 BEGIN
@@ -99,7 +99,7 @@ END $$;
 
 -- The trigger of every event rule: TG_ARGV[0] is the rule id; the inserted
 -- rows are the transition table segment_new_events.
-CREATE FUNCTION segment._event_trigger() RETURNS trigger
+CREATE FUNCTION segment_internal._event_trigger() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     rid int := TG_ARGV[0]::int;
@@ -120,7 +120,7 @@ BEGIN
     -- only from the trigger attach_event_rule created on the event table
     SELECT * INTO a FROM segment.event_rule x WHERE x.rule_id = rid AND x.event_table = TG_RELID;
     IF a.rule_id IS NULL OR a.trigger_name <> TG_NAME OR TG_NARGS <> 1 THEN
-        RAISE EXCEPTION 'trigger function segment._event_trigger() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._event_trigger() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
                   HINT = 'Event rules install their triggers with segment.attach_event_rule().';
@@ -135,7 +135,7 @@ BEGIN
     SELECT x.universe INTO universe FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
 
     -- the distinct customers of the events whose condition holds, as member ids;
-    -- the condition runs as its owner (segment._rule_matches), over the rows
+    -- the condition runs as its owner (segment_internal._rule_matches), over the rows
     -- with a key, collected here as the event table's row type
     IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN
         id_expr := 'CASE WHEN k.key BETWEEN 0 AND 4294967295 THEN k.key END';
@@ -150,7 +150,7 @@ BEGIN
                               FROM (SELECT DISTINCT u.key
                                       FROM (SELECT array_agg(e.%2$I%3$s) AS keys, array_agg(ROW(e.*)::%4$s) AS rows
                                               FROM segment_new_events e WHERE e.%2$I IS NOT NULL) ev,
-                                           unnest(ev.keys, segment._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
+                                           unnest(ev.keys, segment_internal._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
                                      WHERE u.ok) k %5$s) m',
                    id_expr, a.key_column,
                    CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '::int8' ELSE '::text' END,
@@ -181,7 +181,7 @@ BEGIN
                 members := members OPERATOR(segment.|) new_live;
             END IF;
         ELSE
-            universe := segment._live_universe(universe, s.subject_id);
+            universe := segment_internal._live_universe(universe, s.subject_id);
             members := found_set OPERATOR(segment.&) universe;
         END IF;
     ELSE
@@ -201,15 +201,15 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    PERFORM segment._lock_members(s.subject_id, members);
-    PERFORM segment._generate(s.subject_id, ARRAY[rid], segment.as_of(), members,
+    PERFORM segment_internal._lock_members(s.subject_id, members);
+    PERFORM segment_internal._generate(s.subject_id, ARRAY[rid], segment.as_of(), members,
                               format('event:%s.%s', TG_TABLE_SCHEMA, TG_TABLE_NAME));
     RETURN NULL;
 END $$;
-COMMENT ON FUNCTION segment._event_trigger() IS
+COMMENT ON FUNCTION segment_internal._event_trigger() IS
     'statement trigger of an event rule: opportunities for the customers of the inserted events whose condition holds';
 
-CREATE FUNCTION segment._event_key_ok(subject_key regtype, event_key regtype) RETURNS boolean
+CREATE FUNCTION segment_internal._event_key_ok(subject_key regtype, event_key regtype) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN subject_key IN ('int4'::regtype, 'int8'::regtype)
                 THEN event_key IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
@@ -231,8 +231,8 @@ BEGIN
         RAISE EXCEPTION 'rule, event_table and key_column must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM segment._lock_definitions();
-    r := segment._opportunity_rule(rule, true);
+    PERFORM segment_internal._lock_definitions();
+    r := segment_internal._opportunity_rule(rule, true);
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
     SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = event_table;
     IF kind NOT IN ('r', 'p') THEN
@@ -240,7 +240,7 @@ BEGIN
             USING ERRCODE = 'wrong_object_type',
                   HINT = 'Events are rows inserted into an ordinary or partitioned table.';
     END IF;
-    IF segment._relation_kind(event_table) = 'citus' THEN
+    IF segment_internal._relation_kind(event_table) = 'citus' THEN
         RAISE EXCEPTION 'event rules cannot watch the Citus table %', event_table
             USING ERRCODE = 'feature_not_supported',
                   DETAIL = 'An event rule is a statement trigger with a transition table, which Citus does not run on distributed tables.',
@@ -258,7 +258,7 @@ BEGIN
             USING ERRCODE = 'undefined_column',
                   HINT = 'key_column is the event column that holds the customer key.';
     END IF;
-    IF NOT segment._event_key_ok(s.key_type, ktype) THEN
+    IF NOT segment_internal._event_key_ok(s.key_type, ktype) THEN
         RAISE EXCEPTION 'key column "%" of % has type %, but subject "%" is keyed by %',
                         key_column, event_table, ktype, s.name, s.key_type
             USING ERRCODE = 'datatype_mismatch',
@@ -269,9 +269,9 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Write ''true'' to make every event count.';
     END IF;
-    cols := segment._rule_columns(event_table, condition,
+    cols := segment_internal._rule_columns(event_table, condition,
                                   format('event rule "%s" on %s', rule, event_table));
-    condition := segment._rule_canonical(event_table, condition);
+    condition := segment_internal._rule_canonical(event_table, condition);
     -- the trigger reads the new rows under the table's own name: a column
     -- may be written "status" or "loan_application.status", not with its schema
     EXECUTE format('SELECT 1 FROM ONLY %s AS %I WHERE (%s) IS TRUE LIMIT 0',
@@ -280,9 +280,9 @@ BEGIN
     INSERT INTO segment.event_rule (rule_id, event_table, key_column, key_type, condition,
                                     columns, column_types, trigger_name, owner)
     VALUES (r.rule_id, event_table, key_column, ktype, condition, cols,
-            segment._column_types(event_table, cols), trg, quote_ident(current_user)::regrole);
+            segment_internal._column_types(event_table, cols), trg, quote_ident(current_user)::regrole);
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new_events
-                    FOR EACH STATEMENT EXECUTE FUNCTION segment._event_trigger(%L)',
+                    FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._event_trigger(%L)',
                    trg, event_table, r.rule_id);
 END $$;
 COMMENT ON FUNCTION segment.attach_event_rule(name, regclass, name, text) IS
@@ -294,8 +294,8 @@ DECLARE
     r segment.opportunity_rule;
     a segment.event_rule;
 BEGIN
-    PERFORM segment._lock_definitions();
-    r := segment._opportunity_rule(rule, true);
+    PERFORM segment_internal._lock_definitions();
+    r := segment_internal._opportunity_rule(rule, true);
     DELETE FROM segment.event_rule e WHERE e.rule_id = r.rule_id AND e.event_table = detach_event_rule.event_table
     RETURNING * INTO a;
     IF a.rule_id IS NULL THEN
@@ -312,54 +312,54 @@ COMMENT ON FUNCTION segment.detach_event_rule(name, regclass) IS
 -- Entry rules
 ------------------------------------------------------------------------
 
-CREATE FUNCTION segment.fire_on_entry(rule name, audience text)
+CREATE FUNCTION segment.attach_entry_rule(rule name, audience text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     r segment.opportunity_rule;
     s segment.subject;
 BEGIN
-    PERFORM segment._lock_definitions();
-    r := segment._opportunity_rule(rule, true);
+    PERFORM segment_internal._lock_definitions();
+    r := segment_internal._opportunity_rule(rule, true);
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
     IF audience IS NULL OR btrim(audience) = '' THEN
         RAISE EXCEPTION 'the audience to watch must not be empty'
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Name a tag, segment or scheme bucket, or combine them: ''churn_risk and not vip''.';
     END IF;
-    PERFORM segment._audience_check(s.name, audience);
-    IF EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = fire_on_entry.audience) THEN
+    PERFORM segment_internal._audience_check(s.name, audience);
+    IF EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = attach_entry_rule.audience) THEN
         RAISE EXCEPTION 'opportunity rule "%" already fires on entry into %', rule, quote_literal(audience)
             USING ERRCODE = 'duplicate_object';
     END IF;
     INSERT INTO segment.entry_rule (rule_id, subject_id, audience) VALUES (r.rule_id, r.subject_id, audience);
 END $$;
-COMMENT ON FUNCTION segment.fire_on_entry(name, text) IS
+COMMENT ON FUNCTION segment.attach_entry_rule(name, text) IS
     'makes an opportunity rule fire for the customers who enter an audience in a refresh (see docs/events.md)';
 
-CREATE FUNCTION segment.stop_fire_on_entry(rule name, audience text)
+CREATE FUNCTION segment.detach_entry_rule(rule name, audience text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE r segment.opportunity_rule;
 BEGIN
-    PERFORM segment._lock_definitions();
-    r := segment._opportunity_rule(rule, true);
-    DELETE FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = stop_fire_on_entry.audience;
+    PERFORM segment_internal._lock_definitions();
+    r := segment_internal._opportunity_rule(rule, true);
+    DELETE FROM segment.entry_rule e WHERE e.rule_id = r.rule_id AND e.audience = detach_entry_rule.audience;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'opportunity rule "%" does not fire on entry into %', rule, quote_literal(audience)
             USING ERRCODE = 'undefined_object',
                   HINT = 'Entry rules are listed in segment.entry_rule.';
     END IF;
 END $$;
-COMMENT ON FUNCTION segment.stop_fire_on_entry(name, text) IS
+COMMENT ON FUNCTION segment.detach_entry_rule(name, text) IS
     'stops an opportunity rule firing on entry into an audience';
 
 -- The hook: the customers in "entered" have just entered "audience" of
 -- subject sid; make the opportunities of the active rules that fire on that
 -- entry, for period as_of, with source 'entered:<audience>'. Called by
--- segment._fire_entered (part 85, refresh pipeline): at the end of each
+-- segment_internal._fire_entered (part 85, refresh pipeline): at the end of each
 -- refresh (the step fire_entry_rules of src/refresh_pipeline.c) and in live
 -- maintenance. Takes the generation locks itself. Returns the number of
 -- opportunities made (controls included).
-CREATE FUNCTION segment._fire_entries(sid int, audience text, entered segment.memberset,
+CREATE FUNCTION segment_internal._fire_entries(sid int, audience text, entered segment.memberset,
                                       as_of date DEFAULT segment.as_of())
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -375,13 +375,13 @@ BEGIN
     IF ids IS NULL THEN
         RETURN 0;
     END IF;
-    PERFORM segment._lock_members(sid, entered);
+    PERFORM segment_internal._lock_members(sid, entered);
     SELECT coalesce(sum(g.generated + g.control), 0) INTO n
-      FROM segment._generate(sid, ids, coalesce(as_of, segment.as_of()), entered,
+      FROM segment_internal._generate(sid, ids, coalesce(as_of, segment.as_of()), entered,
                              'entered:' || audience) g;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION segment._fire_entries(int, text, segment.memberset, date) IS
+COMMENT ON FUNCTION segment_internal._fire_entries(int, text, segment.memberset, date) IS
     'makes the opportunities of the rules that fire on entry into an audience, for the members that entered';
 
 ------------------------------------------------------------------------
@@ -390,12 +390,12 @@ COMMENT ON FUNCTION segment._fire_entries(int, text, segment.memberset, date) IS
 
 -- An opportunity rule with an event or entry rule cannot be dropped (its
 -- trigger would stay on the event table): detach first.
-CREATE FUNCTION segment._opportunity_rule_drop_guard() RETURNS trigger
+CREATE FUNCTION segment_internal._opportunity_rule_drop_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE what text;
 BEGIN
     IF TG_NAME <> 'segment_event_rule_guard' OR TG_RELID <> 'segment.opportunity_rule'::regclass THEN
-        RAISE EXCEPTION 'trigger function segment._opportunity_rule_drop_guard() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._opportunity_rule_drop_guard() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
@@ -406,17 +406,17 @@ BEGIN
     IF what IS NOT NULL THEN
         RAISE EXCEPTION 'cannot drop opportunity rule "%": it fires on %', OLD.name, what
             USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Detach it first: segment.detach_event_rule(rule, event_table), segment.stop_fire_on_entry(rule, audience).';
+                  HINT = 'Detach it first: segment.detach_event_rule(rule, event_table), segment.detach_entry_rule(rule, audience).';
     END IF;
     RETURN OLD;
 END $$;
 CREATE TRIGGER segment_event_rule_guard BEFORE DELETE ON segment.opportunity_rule
-    FOR EACH ROW EXECUTE FUNCTION segment._opportunity_rule_drop_guard();
+    FOR EACH ROW EXECUTE FUNCTION segment_internal._opportunity_rule_drop_guard();
 
 -- DDL guard: refuse an ALTER TABLE of an event table after which a
 -- condition no longer analyses, a column it reads changed type, or the key
 -- column is gone or of an incompatible type.
-CREATE FUNCTION segment._check_event_rules_of(rel oid) RETURNS void
+CREATE FUNCTION segment_internal._check_event_rules_of(rel oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e record;
@@ -428,14 +428,14 @@ BEGIN
               WHERE x.event_table = rel
     LOOP
         BEGIN
-            PERFORM segment._rule_columns(e.event_table, e.condition, NULL);
+            PERFORM segment_internal._rule_columns(e.event_table, e.condition, NULL);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'cannot change table "%": event rule "%" depends on it', e.event_table, e.name
                 USING ERRCODE = 'dependent_objects_still_exist',
                       DETAIL = format('Condition %s would fail: %s', e.condition, SQLERRM),
                       HINT = 'Detach the event rule first (segment.detach_event_rule).';
         END;
-        IF segment._column_types(e.event_table, e.columns) IS DISTINCT FROM e.column_types THEN
+        IF segment_internal._column_types(e.event_table, e.columns) IS DISTINCT FROM e.column_types THEN
             RAISE EXCEPTION 'cannot change the type of a column that event rule "%" reads', e.name
                 USING ERRCODE = 'dependent_objects_still_exist',
                       DETAIL = format('Condition %s was written for columns %s of types %s.',
@@ -444,7 +444,7 @@ BEGIN
         END IF;
         SELECT a.atttypid::regtype INTO ktype FROM pg_attribute a
          WHERE a.attrelid = rel AND a.attname = e.key_column AND a.attnum > 0 AND NOT a.attisdropped;
-        IF ktype IS NULL OR NOT segment._event_key_ok(e.subject_key, ktype) THEN
+        IF ktype IS NULL OR NOT segment_internal._event_key_ok(e.subject_key, ktype) THEN
             RAISE EXCEPTION 'cannot change table "%": column "%" is the customer key of event rule "%"',
                             e.event_table, e.key_column, e.name
                 USING ERRCODE = 'dependent_objects_still_exist',
@@ -453,41 +453,5 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION segment._event_ddl_guard() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE c record;
-BEGIN
-    FOR c IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
-              WHERE command_tag = 'ALTER TABLE' AND classid = 'pg_class'::regclass
-    LOOP
-        IF EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.event_table = c.objid) THEN
-            PERFORM segment._check_event_rules_of(c.objid);
-        END IF;
-    END LOOP;
-END $$;
-
--- Dropping an event table, or an event rule's trigger by hand, is refused
--- while the rule is attached (detach_event_rule deletes the attachment
--- before it drops the trigger).
-CREATE FUNCTION segment._event_drop_guard() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE e record;
-BEGIN
-    FOR e IN SELECT r.name, d.object_identity, d.object_type
-               FROM pg_event_trigger_dropped_objects() d
-               JOIN segment.event_rule x
-                 ON (d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND x.event_table::oid = d.objid)
-                 OR (d.classid = 'pg_trigger'::regclass AND d.address_names[3] = x.trigger_name
-                     AND x.event_table::oid = to_regclass(format('%I.%I', d.address_names[1], d.address_names[2])))
-               JOIN segment.opportunity_rule r USING (rule_id)
-    LOOP
-        RAISE EXCEPTION 'cannot drop % %: event rule "%" is attached to it', e.object_type, e.object_identity, e.name
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Detach it first with segment.detach_event_rule().';
-    END LOOP;
-END $$;
-
-CREATE EVENT TRIGGER segment_event_ddl_guard ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment._event_ddl_guard();
-CREATE EVENT TRIGGER segment_event_drop_guard ON sql_drop
-    EXECUTE FUNCTION segment._event_drop_guard();
+-- The DDL and drop guards of event tables are part 91 (_check_event_rules_of
+-- above, _check_event_drops there).

@@ -26,8 +26,8 @@ SELECT pg_catalog.pg_extension_config_dump('segment.run_step', '');
 -- order; members NULL when the audience does not evaluate (never refreshed,
 -- a tag dropped ...), which fires nothing. The refresh pipeline calls it
 -- before the refresh writes the state, live maintenance before it writes
--- the overlay (segment._live_entry_before, scope: the statement's customers).
-CREATE FUNCTION segment._entry_audiences(sid int, scope segment.memberset DEFAULT NULL)
+-- the overlay (segment_internal._live_entry_before, scope: the statement's customers).
+CREATE FUNCTION segment_internal._entry_audiences(sid int, scope segment.memberset DEFAULT NULL)
 RETURNS TABLE (audience text, members segment.memberset)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -48,7 +48,7 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
-COMMENT ON FUNCTION segment._entry_audiences(int, segment.memberset) IS
+COMMENT ON FUNCTION segment_internal._entry_audiences(int, segment.memberset) IS
     'internal: the audiences of a subject''s entry rules as they are now (before a refresh or a live write)';
 
 -- After the state (or overlay) is written: entered = the audience now minus
@@ -57,7 +57,7 @@ COMMENT ON FUNCTION segment._entry_audiences(int, segment.memberset) IS
 -- rule is reported with a WARNING and in `failed`, and does not fail the
 -- caller (doing: 'refresh' or 'write', for the message). made: the number
 -- of opportunities made, controls included.
-CREATE FUNCTION segment._fire_entered(sid int, scope segment.memberset, audiences text[],
+CREATE FUNCTION segment_internal._fire_entered(sid int, scope segment.memberset, audiences text[],
                                       befores segment.memberset[], as_of date, doing text,
                                       OUT made bigint, OUT failed text)
 LANGUAGE plpgsql AS $$
@@ -77,7 +77,7 @@ BEGIN
             CONTINUE;
         END;
         BEGIN
-            made := made + segment._fire_entries(sid, audiences[i], after OPERATOR(segment.-) befores[i], as_of);
+            made := made + segment_internal._fire_entries(sid, audiences[i], after OPERATOR(segment.-) befores[i], as_of);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'entry rules on % of subject "%" failed: %', quote_literal(audiences[i]), sname, SQLERRM
                 USING DETAIL = format('SQLSTATE %s; the %s goes on, no opportunity was made for this entry.', SQLSTATE, doing);
@@ -85,5 +85,5 @@ BEGIN
         END;
     END LOOP;
 END $$;
-COMMENT ON FUNCTION segment._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text) IS
-    'internal: fires the entry rules for the members who entered each audience since segment._entry_audiences';
+COMMENT ON FUNCTION segment_internal._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text) IS
+    'internal: fires the entry rules for the members who entered each audience since segment_internal._entry_audiences';

@@ -36,11 +36,11 @@ CREATE TABLE segment.live_member (
     PRIMARY KEY (subject_id, member_id)
 );
 
-CREATE FUNCTION segment._live_rows()
+CREATE FUNCTION segment_internal._live_rows()
 RETURNS TABLE (subject_id int, member_id int8, deleted boolean, tags int4[],
                buckets jsonb, scores jsonb, as_of date)
     AS 'MODULE_PATHNAME', 'segment_live_rows' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION segment._live_rows() IS
+COMMENT ON FUNCTION segment_internal._live_rows() IS
     'internal: the overlay rows of the statement the live trigger is processing';
 
 -- Runs as the extension owner, so that writers need no rights on
@@ -48,7 +48,7 @@ COMMENT ON FUNCTION segment._live_rows() IS
 -- the rules it parses call functions of the writer's choosing. Rules must
 -- therefore name functions outside pg_catalog with their schema (as
 -- segment.as_of() is).
-CREATE FUNCTION segment._live_trigger() RETURNS trigger
+CREATE FUNCTION segment_internal._live_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'segment_live_trigger' LANGUAGE C SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
 
@@ -58,17 +58,17 @@ CREATE FUNCTION segment._live_trigger() RETURNS trigger
 -- as of the caller's snapshot: the date an overlay row must be evaluated at.
 -- NULL when the subject was never refreshed. For the key-change trigger; the
 -- statement trigger does the same in C.
-CREATE FUNCTION segment._live_writer_as_of(sid int) RETURNS date
+CREATE FUNCTION segment_internal._live_writer_as_of(sid int) RETURNS date
     AS 'MODULE_PATHNAME', 'segment_live_writer_as_of' LANGUAGE C STRICT VOLATILE;
-COMMENT ON FUNCTION segment._live_writer_as_of(int) IS
+COMMENT ON FUNCTION segment_internal._live_writer_as_of(int) IS
     'internal: take a live writer''s share of the subject''s live lock; the date of its state as committed now';
-REVOKE EXECUTE ON FUNCTION segment._live_writer_as_of(int) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION segment_internal._live_writer_as_of(int) FROM PUBLIC;
 
 -- A key changed by an UPDATE: the old key leaves the table. A row trigger
 -- that fires only when the key column changes, so that the statement
 -- trigger on UPDATE needs no OLD TABLE (capturing the old rows of every
 -- bulk UPDATE would cost more than this rare case).
-CREATE FUNCTION segment._live_key_change() RETURNS trigger
+CREATE FUNCTION segment_internal._live_key_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     sid int := TG_ARGV[0]::int;
@@ -79,14 +79,14 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM segment.live_subject l JOIN segment.subject s USING (subject_id)
                     WHERE l.subject_id = sid AND s.relation = TG_RELID AND TG_NAME = ANY (l.triggers)
                       AND s.key_column = TG_ARGV[1] AND TG_NARGS = 2) THEN
-        RAISE EXCEPTION 'trigger function segment._live_key_change() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._live_key_change() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
                   HINT = 'Live maintenance installs its triggers with segment.enable_live(subject).';
     END IF;
     old_key := (to_jsonb(OLD) ->> TG_ARGV[1])::int8;
     IF old_key BETWEEN 0 AND 4294967295 THEN
-        d := segment._live_writer_as_of(sid);
+        d := segment_internal._live_writer_as_of(sid);
         IF d IS NOT NULL THEN
             INSERT INTO segment.live_member AS l (subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at)
             VALUES (sid, old_key, true, '{}', '{}', '{}', d, now())
@@ -101,7 +101,7 @@ END $$;
 --   X now = (X - every overlay member) | (overlay members that are in X now).
 -- Without overlay rows for the subject the stored set is returned as is.
 
-CREATE FUNCTION segment._live_tag(base segment.memberset, sid int, tag int)
+CREATE FUNCTION segment_internal._live_tag(base segment.memberset, sid int, tag int)
 RETURNS segment.memberset LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN base IS NULL
                   OR NOT EXISTS (SELECT 1 FROM segment.live_member l WHERE l.subject_id = sid)
@@ -115,7 +115,7 @@ RETURNS segment.memberset LANGUAGE sql STABLE PARALLEL SAFE AS $$
            END
 $$;
 
-CREATE FUNCTION segment._live_bucket(base segment.memberset, sid int, scheme int, bucket name)
+CREATE FUNCTION segment_internal._live_bucket(base segment.memberset, sid int, scheme int, bucket name)
 RETURNS segment.memberset LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN base IS NULL
                   OR NOT EXISTS (SELECT 1 FROM segment.live_member l WHERE l.subject_id = sid)
@@ -130,7 +130,7 @@ RETURNS segment.memberset LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- The universe (every customer in the table): deleted keys leave it, new ones join.
-CREATE FUNCTION segment._live_universe(base segment.memberset, sid int)
+CREATE FUNCTION segment_internal._live_universe(base segment.memberset, sid int)
 RETURNS segment.memberset LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN base IS NULL
                   OR NOT EXISTS (SELECT 1 FROM segment.live_member l WHERE l.subject_id = sid)
@@ -146,7 +146,7 @@ $$;
 -- The members per distinct score of a scorecard, as score_state holds them
 -- after a refresh, with the overlay applied (no empty sets). Nothing
 -- before the scorecard's first refresh.
-CREATE FUNCTION segment._live_scores(card int, sid int)
+CREATE FUNCTION segment_internal._live_scores(card int, sid int)
 RETURNS TABLE (score numeric, members segment.memberset)
 LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 100 AS $$
 DECLARE
@@ -176,14 +176,14 @@ BEGIN
 END $$;
 
 -- One customer: is it in the tag / bucket now (the overlay row decides when there is one).
-CREATE FUNCTION segment._live_has(base segment.memberset, sid int, tag int, mid int8)
+CREATE FUNCTION segment_internal._live_has(base segment.memberset, sid int, tag int, mid int8)
 RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT COALESCE((SELECT NOT l.deleted AND tag = ANY (l.tags) FROM segment.live_member l
                       WHERE l.subject_id = sid AND l.member_id = mid),
                     base OPERATOR(segment.@>) mid)
 $$;
 
-CREATE FUNCTION segment._live_in_bucket(base segment.memberset, scheme int, bucket name, mid int8)
+CREATE FUNCTION segment_internal._live_in_bucket(base segment.memberset, scheme int, bucket name, mid int8)
 RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT COALESCE((SELECT NOT l.deleted AND l.buckets ->> scheme::text IS NOT DISTINCT FROM bucket::text
                        FROM segment.live_member l
@@ -194,13 +194,13 @@ $$;
 
 -- Installing and removing the triggers ---------------------------------------
 
-CREATE FUNCTION segment._live_trigger_names(sid int) RETURNS name[]
+CREATE FUNCTION segment_internal._live_trigger_names(sid int) RETURNS name[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT ARRAY[format('segment_live_%s_insert', sid), format('segment_live_%s_update', sid),
                  format('segment_live_%s_delete', sid), format('segment_live_%s_key', sid)]::name[]
 $$;
 
-CREATE FUNCTION segment._live_drop_triggers(sid int) RETURNS void
+CREATE FUNCTION segment_internal._live_drop_triggers(sid int) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     rel regclass;
@@ -211,7 +211,7 @@ BEGIN
         RETURN;
     END IF;
     FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g
-              WHERE g.tgrelid = rel AND g.tgname = ANY (segment._live_trigger_names(sid))
+              WHERE g.tgrelid = rel AND g.tgname = ANY (segment_internal._live_trigger_names(sid))
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t, rel);
     END LOOP;
@@ -220,9 +220,9 @@ END $$;
 CREATE FUNCTION segment.enable_live(subject name) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     s segment.subject;
-    names name[] := segment._live_trigger_names(sid);
+    names name[] := segment_internal._live_trigger_names(sid);
 BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
     -- one enable/disable/refresh of a subject at a time
@@ -245,11 +245,11 @@ BEGIN
                   DETAIL = 'A new text key would need a new member id from segment.keymap, a single point every writer would wait on.',
                   HINT = 'Keep the subject current with segment.refresh().';
     END IF;
-    IF segment._relation_kind(s.relation) IS DISTINCT FROM 'table' THEN
+    IF segment_internal._relation_kind(s.relation) IS DISTINCT FROM 'table' THEN
         RAISE EXCEPTION 'live maintenance needs an ordinary table; the relation of subject "%" is a %',
-                        subject, segment._relation_kind(s.relation)
+                        subject, segment_internal._relation_kind(s.relation)
             USING ERRCODE = 'feature_not_supported',
-                  DETAIL = CASE segment._relation_kind(s.relation)
+                  DETAIL = CASE segment_internal._relation_kind(s.relation)
                            WHEN 'citus' THEN 'Live maintenance uses triggers with transition tables, which Citus does not run on distributed tables.'
                            WHEN 'view' THEN 'A view has no rows of its own to put triggers on.'
                            ELSE 'Live maintenance uses statement triggers with transition tables on the subject table.' END,
@@ -262,14 +262,14 @@ BEGIN
                   HINT = format('Run segment.refresh(%L) first.', subject);
     END IF;
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[1], s.relation, sid);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._live_trigger(%L)', names[1], s.relation, sid);
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING NEW TABLE AS segment_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[2], s.relation, sid);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._live_trigger(%L)', names[2], s.relation, sid);
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE OF %I ON %s FOR EACH ROW '
-                   'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION segment._live_key_change(%L, %L)',
+                   'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION segment_internal._live_key_change(%L, %L)',
                    names[4], s.key_column, s.relation, s.key_column, s.key_column, sid, s.key_column);
     EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS segment_old '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[3], s.relation, sid);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._live_trigger(%L)', names[3], s.relation, sid);
     INSERT INTO segment.live_subject (subject_id, triggers) VALUES (sid, names);
 END $$;
 COMMENT ON FUNCTION segment.enable_live(name) IS
@@ -278,7 +278,7 @@ COMMENT ON FUNCTION segment.enable_live(name) IS
 CREATE FUNCTION segment.disable_live(subject name) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
 BEGIN
     PERFORM pg_advisory_xact_lock(24173, sid);
     IF NOT EXISTS (SELECT 1 FROM segment.live_subject l WHERE l.subject_id = sid) THEN
@@ -286,7 +286,7 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = format('Turn it on with segment.enable_live(%L).', subject);
     END IF;
-    PERFORM segment._live_drop_triggers(sid);
+    PERFORM segment_internal._live_drop_triggers(sid);
     DELETE FROM segment.live_subject l WHERE l.subject_id = sid;
 END $$;
 COMMENT ON FUNCTION segment.disable_live(name) IS
@@ -295,18 +295,18 @@ COMMENT ON FUNCTION segment.disable_live(name) IS
 -- Entry rules (part 85) fired from live maintenance: the live trigger of a
 -- subject with entry rules evaluates each watched audience over the
 -- statement's customers before and after writing the overlay, and calls
--- segment._fire_entries with those who entered, for the period
+-- segment_internal._fire_entries with those who entered, for the period
 -- segment.as_of() (the day of the write, as event rules). Like a refresh, a failing
 -- entry is reported with a WARNING and does not fail the writing statement.
-CREATE FUNCTION segment._live_entry_before(sid int, changed segment.memberset)
+CREATE FUNCTION segment_internal._live_entry_before(sid int, changed segment.memberset)
 RETURNS TABLE (audience text, members segment.memberset)
 LANGUAGE sql AS $$
-    SELECT * FROM segment._entry_audiences(sid, changed)
+    SELECT * FROM segment_internal._entry_audiences(sid, changed)
 $$;
 
-CREATE FUNCTION segment._live_entry_after(sid int, changed segment.memberset, audiences text[],
+CREATE FUNCTION segment_internal._live_entry_after(sid int, changed segment.memberset, audiences text[],
                                           befores segment.memberset[])
 RETURNS bigint LANGUAGE sql AS $$
     -- period: segment.as_of() now, as for event rules (not the refresh's date)
-    SELECT f.made FROM segment._fire_entered(sid, changed, audiences, befores, NULL, 'write') f
+    SELECT f.made FROM segment_internal._fire_entered(sid, changed, audiences, befores, NULL, 'write') f
 $$;

@@ -3,14 +3,14 @@
 -- customers of an entry audience go through: 30/15/7/1 days before a date
 -- column (anchor), or day 0/1/3/7 after they entered. Channels have a
 -- fallback list, quiet hours, a daily capacity and a cost; consent is read
--- from the warehouse. advance_journeys(now) writes the due touches to
+-- from the warehouse. advance_journeys(at) writes the due touches to
 -- segment.outbox, idempotently: every touch has a unique idempotency key
 -- (journey:version:instance:step), the journey's advance is serialised by
 -- a transaction-level advisory lock, and a watermark (the last `now` an
 -- advance of the journey committed) says which steps are already decided.
 -- Audiences (entry, exit, goal, step conditions) are read from member sets
 -- of the subject's latest refresh: no user code runs. Templates are
--- compiled by segment._compile_template (column references and formats).
+-- compiled by segment_internal._compile_template (column references and formats).
 -- docs/journeys.md explains the policy.
 
 -- A channel that touches go out on.
@@ -168,48 +168,48 @@ SELECT pg_catalog.pg_extension_config_dump('segment.outbox_outbox_id_seq', '');
 -- Channels and consent
 ------------------------------------------------------------------------
 
-CREATE FUNCTION segment.set_channel(name text, fallback text[] DEFAULT NULL,
+CREATE FUNCTION segment.set_channel(channel text, fallback text[] DEFAULT NULL,
                                     quiet_from time DEFAULT NULL, quiet_to time DEFAULT NULL,
                                     daily_capacity int DEFAULT NULL, cost numeric DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     f text;
 BEGIN
-    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]*$' THEN
-        RAISE EXCEPTION 'invalid channel name %', coalesce(quote_literal(name), 'NULL')
+    IF channel IS NULL OR channel !~ '^[a-z_][a-z0-9_]*$' THEN
+        RAISE EXCEPTION 'invalid channel name %', coalesce(quote_literal(channel), 'NULL')
             USING ERRCODE = 'invalid_name',
                   HINT = 'Use lower-case letters, digits and underscores, e.g. ''app'', ''sms'', ''remote_team''.';
     END IF;
     IF (quiet_from IS NULL) <> (quiet_to IS NULL) OR quiet_from = quiet_to THEN
-        RAISE EXCEPTION 'quiet hours of channel "%" need both quiet_from and quiet_to, and they must differ', name
+        RAISE EXCEPTION 'quiet hours of channel "%" need both quiet_from and quiet_to, and they must differ', channel
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'E.g. quiet_from => ''21:00'', quiet_to => ''09:00'' (the window may wrap midnight); both NULL: no quiet hours.';
     END IF;
     IF daily_capacity < 0 OR cost < 0 THEN
-        RAISE EXCEPTION 'daily_capacity and cost of channel "%" must not be negative', name
+        RAISE EXCEPTION 'daily_capacity and cost of channel "%" must not be negative', channel
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF array_position(fallback, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'fallback of channel "%" must not contain NULL', name
+        RAISE EXCEPTION 'fallback of channel "%" must not contain NULL', channel
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     FOREACH f IN ARRAY coalesce(fallback, '{}') LOOP
-        IF f = name THEN
-            RAISE EXCEPTION 'channel "%" cannot be its own fallback', name
+        IF f = channel THEN
+            RAISE EXCEPTION 'channel "%" cannot be its own fallback', channel
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF NOT EXISTS (SELECT 1 FROM segment.channel c WHERE c.name = f) THEN
-            RAISE EXCEPTION 'fallback channel "%" of channel "%" does not exist', f, name
+            RAISE EXCEPTION 'fallback channel "%" of channel "%" does not exist', f, channel
                 USING ERRCODE = 'undefined_object',
                       HINT = 'Define it first with segment.set_channel().';
         END IF;
     END LOOP;
     IF (SELECT count(DISTINCT x) FROM unnest(fallback) x) <> cardinality(fallback) THEN
-        RAISE EXCEPTION 'fallback of channel "%" names a channel twice', name
+        RAISE EXCEPTION 'fallback of channel "%" names a channel twice', channel
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO segment.channel AS c (name, fallback, quiet_from, quiet_to, daily_capacity, cost)
-    VALUES (set_channel.name, coalesce(set_channel.fallback, '{}'), set_channel.quiet_from,
+    VALUES (set_channel.channel, coalesce(set_channel.fallback, '{}'), set_channel.quiet_from,
             set_channel.quiet_to, set_channel.daily_capacity, set_channel.cost)
     ON CONFLICT ON CONSTRAINT channel_pkey DO UPDATE
        SET fallback = excluded.fallback, quiet_from = excluded.quiet_from, quiet_to = excluded.quiet_to,
@@ -223,7 +223,7 @@ CREATE FUNCTION segment.register_consent(subject name, relation regclass, key_co
                                          channel text, opted_in_column name)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     col name;
     typ regtype;
 BEGIN
@@ -268,7 +268,7 @@ COMMENT ON FUNCTION segment.register_consent(name, regclass, name, text, name) I
 -- Journeys and steps
 ------------------------------------------------------------------------
 
-CREATE FUNCTION segment._journey(journey name, for_update boolean DEFAULT false)
+CREATE FUNCTION segment_internal._journey(journey name, for_update boolean DEFAULT false)
 RETURNS segment.journey LANGUAGE plpgsql AS $$
 DECLARE j segment.journey;
 BEGIN
@@ -284,7 +284,7 @@ BEGIN
     RETURN j;
 END $$;
 
-CREATE FUNCTION segment._journey_definition(jid int) RETURNS jsonb
+CREATE FUNCTION segment_internal._journey_definition(jid int) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'entry', j.entry, 'anchor_column', j.anchor_column, 'exit', j.exit, 'goal', j.goal,
@@ -297,7 +297,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- A journey's priority orders journeys under the contact cap: a finite number.
-CREATE FUNCTION segment._check_journey_priority(journey name, priority numeric) RETURNS void
+CREATE FUNCTION segment_internal._check_journey_priority(journey name, priority numeric) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     IF priority IS NULL OR priority IN ('NaN'::numeric, 'Infinity'::numeric, '-Infinity'::numeric) THEN
@@ -308,13 +308,13 @@ BEGIN
 END $$;
 
 -- Checks an optional audience of a journey ('' or NULL: none).
-CREATE FUNCTION segment._journey_audience(subject name, audience text, what text) RETURNS text
+CREATE FUNCTION segment_internal._journey_audience(subject name, audience text, what text) RETURNS text
 LANGUAGE plpgsql AS $$
 BEGIN
     audience := nullif(btrim(audience), '');
     IF audience IS NOT NULL THEN
         BEGIN
-            PERFORM segment._audience_check(subject, audience);
+            PERFORM segment_internal._audience_check(subject, audience);
         EXCEPTION WHEN OTHERS THEN
             DECLARE st text; m text; d text; h text;
             BEGIN
@@ -327,13 +327,13 @@ BEGIN
     RETURN audience;
 END $$;
 
-CREATE FUNCTION segment.create_journey(subject name, name name, entry text,
+CREATE FUNCTION segment.create_journey(subject name, journey name, entry text,
                                        anchor_column name DEFAULT NULL, exit text DEFAULT NULL,
                                        goal text DEFAULT NULL, holdout_pct numeric DEFAULT 0,
                                        reentry_days int DEFAULT NULL, priority numeric DEFAULT 0)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     s segment.subject;
     j segment.journey;
     typ regtype;
@@ -342,20 +342,20 @@ DECLARE
     v_goal text;
 BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
-    PERFORM segment._check_name('journey', name);
-    PERFORM segment._lock_definitions();
-    IF EXISTS (SELECT 1 FROM segment.journey x WHERE x.name = create_journey.name) THEN
-        RAISE EXCEPTION 'journey "%" already exists', name
+    PERFORM segment_internal._check_name('journey', journey);
+    PERFORM segment_internal._lock_definitions();
+    IF EXISTS (SELECT 1 FROM segment.journey x WHERE x.name = create_journey.journey) THEN
+        RAISE EXCEPTION 'journey "%" already exists', journey
             USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with segment.drop_journey().';
     END IF;
     IF entry IS NULL OR btrim(entry) = '' THEN
-        RAISE EXCEPTION 'the entry audience of journey "%" must not be empty', name
+        RAISE EXCEPTION 'the entry audience of journey "%" must not be empty', journey
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Customers of the entry audience enter the journey, e.g. ''has_term_deposit''.';
     END IF;
-    v_entry := segment._journey_audience(subject, create_journey.entry, format('entry of journey "%s"', name));
-    v_exit := segment._journey_audience(subject, create_journey.exit, format('exit of journey "%s"', name));
-    v_goal := segment._journey_audience(subject, create_journey.goal, format('goal of journey "%s"', name));
+    v_entry := segment_internal._journey_audience(subject, create_journey.entry, format('entry of journey "%s"', journey));
+    v_exit := segment_internal._journey_audience(subject, create_journey.exit, format('exit of journey "%s"', journey));
+    v_goal := segment_internal._journey_audience(subject, create_journey.goal, format('goal of journey "%s"', journey));
     IF anchor_column IS NOT NULL THEN
         SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
          WHERE a.attrelid = s.relation AND a.attname = anchor_column AND a.attnum > 0 AND NOT a.attisdropped;
@@ -374,22 +374,22 @@ BEGIN
         END IF;
     END IF;
     IF holdout_pct IS NULL OR NOT (holdout_pct >= 0 AND holdout_pct <= 50) THEN
-        RAISE EXCEPTION 'holdout_pct of journey "%" must be between 0 and 50, got %', name, holdout_pct
+        RAISE EXCEPTION 'holdout_pct of journey "%" must be between 0 and 50, got %', journey, holdout_pct
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'holdout_pct is the percentage of entrants kept out of every touch, to measure lift.';
     END IF;
     IF reentry_days < 0 THEN
-        RAISE EXCEPTION 'reentry_days of journey "%" must not be negative, got %', name, reentry_days
+        RAISE EXCEPTION 'reentry_days of journey "%" must not be negative, got %', journey, reentry_days
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'NULL: a customer goes through the journey once; N: again N days after the previous pass ended.';
     END IF;
-    PERFORM segment._check_journey_priority(name, create_journey.priority);
+    PERFORM segment_internal._check_journey_priority(journey, create_journey.priority);
     INSERT INTO segment.journey (subject_id, name, entry, anchor_column, exit, goal, holdout_pct, reentry_days, priority)
-    VALUES (sid, create_journey.name, v_entry, create_journey.anchor_column, v_exit, v_goal,
+    VALUES (sid, create_journey.journey, v_entry, create_journey.anchor_column, v_exit, v_goal,
             create_journey.holdout_pct, create_journey.reentry_days, create_journey.priority)
     RETURNING * INTO j;
     INSERT INTO segment.journey_history (journey_id, name, version, action, new_definition)
-    VALUES (j.journey_id, j.name, j.version, 'create', segment._journey_definition(j.journey_id));
+    VALUES (j.journey_id, j.name, j.version, 'create', segment_internal._journey_definition(j.journey_id));
     RETURN j.journey_id;
 END $$;
 COMMENT ON FUNCTION segment.create_journey(name, name, text, name, text, text, numeric, int, numeric) IS
@@ -408,8 +408,8 @@ DECLARE
     v_cond text;
     v_template text;
 BEGIN
-    PERFORM segment._lock_definitions();
-    j := segment._journey(journey, true);
+    PERFORM segment_internal._lock_definitions();
+    j := segment_internal._journey(journey, true);
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
     what := format('step %s of journey "%s"', step, journey);
     IF step IS NULL OR step < 1 THEN
@@ -436,10 +436,10 @@ BEGIN
         RAISE EXCEPTION 'channel "%" of % does not exist', channel, what
             USING ERRCODE = 'undefined_object', HINT = 'Define it with segment.set_channel().';
     END IF;
-    v_cond := segment._journey_audience(s.name, add_journey_step.condition, 'condition of ' || what);
+    v_cond := segment_internal._journey_audience(s.name, add_journey_step.condition, 'condition of ' || what);
     v_template := nullif(add_journey_step.template, '');
     IF v_template IS NOT NULL THEN
-        SELECT x.sql, x.columns INTO tsql, tcols FROM segment._compile_template(s.relation, v_template, what) x;
+        SELECT x.sql, x.columns INTO tsql, tcols FROM segment_internal._compile_template(s.relation, v_template, what) x;
         IF EXISTS (SELECT 1 FROM unnest(tcols) AS c(col)
                     WHERE NOT has_column_privilege(s.relation, c.col, 'SELECT')) THEN
             RAISE EXCEPTION 'permission denied for a column of table % read by the template of %', s.relation, what
@@ -447,7 +447,7 @@ BEGIN
                       DETAIL = 'A template may show only columns its author may read.';
         END IF;
     END IF;
-    old := segment._journey_definition(j.journey_id);
+    old := segment_internal._journey_definition(j.journey_id);
     INSERT INTO segment.journey_step (journey_id, step, at, channel, template, template_sql,
                                       template_columns, condition)
     VALUES (j.journey_id, add_journey_step.step, add_journey_step.at, add_journey_step.channel,
@@ -457,7 +457,7 @@ BEGIN
      WHERE x.journey_id = j.journey_id
     RETURNING * INTO j;
     INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition, new_definition)
-    VALUES (j.journey_id, j.name, j.version, 'add_step', old, segment._journey_definition(j.journey_id));
+    VALUES (j.journey_id, j.name, j.version, 'add_step', old, segment_internal._journey_definition(j.journey_id));
 END $$;
 COMMENT ON FUNCTION segment.add_journey_step(name, int, interval, text, text, text) IS
     'adds a step to a journey: when (from the anchor or entry), on which channel, which message, under which condition';
@@ -468,9 +468,9 @@ DECLARE
     j segment.journey;
     old jsonb;
 BEGIN
-    PERFORM segment._lock_definitions();
-    j := segment._journey(journey, true);
-    old := segment._journey_definition(j.journey_id);
+    PERFORM segment_internal._lock_definitions();
+    j := segment_internal._journey(journey, true);
+    old := segment_internal._journey_definition(j.journey_id);
     DELETE FROM segment.journey_step x WHERE x.journey_id = j.journey_id AND x.step = drop_journey_step.step;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'step % of journey "%" does not exist', step, journey
@@ -480,7 +480,7 @@ BEGIN
      WHERE x.journey_id = j.journey_id
     RETURNING * INTO j;
     INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition, new_definition)
-    VALUES (j.journey_id, j.name, j.version, 'drop_step', old, segment._journey_definition(j.journey_id));
+    VALUES (j.journey_id, j.name, j.version, 'drop_step', old, segment_internal._journey_definition(j.journey_id));
 END $$;
 COMMENT ON FUNCTION segment.drop_journey_step(name, int) IS 'removes a step of a journey (a new version)';
 
@@ -495,21 +495,21 @@ DECLARE
     s segment.subject;
     old jsonb;
 BEGIN
-    PERFORM segment._lock_definitions();
-    j := segment._journey(journey, true);
+    PERFORM segment_internal._lock_definitions();
+    j := segment_internal._journey(journey, true);
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
     IF alter_journey.entry IS NOT NULL THEN
         IF btrim(alter_journey.entry) = '' THEN
             RAISE EXCEPTION 'the entry audience of journey "%" must not be empty', journey
                 USING ERRCODE = 'null_value_not_allowed';
         END IF;
-        j.entry := segment._journey_audience(s.name, alter_journey.entry, format('entry of journey "%s"', journey));
+        j.entry := segment_internal._journey_audience(s.name, alter_journey.entry, format('entry of journey "%s"', journey));
     END IF;
     IF alter_journey.exit IS NOT NULL THEN
-        j.exit := segment._journey_audience(s.name, alter_journey.exit, format('exit of journey "%s"', journey));
+        j.exit := segment_internal._journey_audience(s.name, alter_journey.exit, format('exit of journey "%s"', journey));
     END IF;
     IF alter_journey.goal IS NOT NULL THEN
-        j.goal := segment._journey_audience(s.name, alter_journey.goal, format('goal of journey "%s"', journey));
+        j.goal := segment_internal._journey_audience(s.name, alter_journey.goal, format('goal of journey "%s"', journey));
     END IF;
     IF alter_journey.holdout_pct IS NOT NULL AND NOT (alter_journey.holdout_pct >= 0 AND alter_journey.holdout_pct <= 50) THEN
         RAISE EXCEPTION 'holdout_pct of journey "%" must be between 0 and 50, got %', journey, alter_journey.holdout_pct
@@ -520,9 +520,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF alter_journey.priority IS NOT NULL THEN
-        PERFORM segment._check_journey_priority(journey, alter_journey.priority);
+        PERFORM segment_internal._check_journey_priority(journey, alter_journey.priority);
     END IF;
-    old := segment._journey_definition(j.journey_id);
+    old := segment_internal._journey_definition(j.journey_id);
     UPDATE segment.journey x
        SET entry = j.entry, exit = j.exit, goal = j.goal,
            priority = coalesce(alter_journey.priority, x.priority),
@@ -532,12 +532,12 @@ BEGIN
            version = x.version + 1, updated_at = now(), updated_by = current_user
      WHERE x.journey_id = j.journey_id
     RETURNING * INTO j;
-    IF segment._journey_definition(j.journey_id) = old THEN
+    IF segment_internal._journey_definition(j.journey_id) = old THEN
         RAISE EXCEPTION 'nothing to change for journey "%"', journey
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass at least one parameter with a new value.';
     END IF;
     INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition, new_definition)
-    VALUES (j.journey_id, j.name, j.version, 'alter', old, segment._journey_definition(j.journey_id));
+    VALUES (j.journey_id, j.name, j.version, 'alter', old, segment_internal._journey_definition(j.journey_id));
 END $$;
 COMMENT ON FUNCTION segment.alter_journey(name, text, text, text, numeric, int, boolean, numeric) IS
     'changes a journey (a new version); NULL keeps a value, '''' removes an exit or goal';
@@ -549,8 +549,8 @@ DECLARE
     n bigint;
     ev record;
 BEGIN
-    PERFORM segment._lock_definitions();
-    j := segment._journey(journey, true);
+    PERFORM segment_internal._lock_definitions();
+    j := segment_internal._journey(journey, true);
     SELECT count(*) INTO n FROM segment.journey_instance i WHERE i.journey_id = j.journey_id;
     IF n > 0 AND NOT coalesce("cascade", false) THEN
         RAISE EXCEPTION 'cannot drop journey "%": % customers have entered it', journey, n
@@ -558,7 +558,7 @@ BEGIN
                   HINT = 'Deactivate it with segment.alter_journey(journey => ..., active => false) to keep its history, or drop it with "cascade" => true to delete its instances and touches too.';
     END IF;
     INSERT INTO segment.journey_history (journey_id, name, version, action, old_definition)
-    VALUES (j.journey_id, j.name, j.version, 'drop', segment._journey_definition(j.journey_id));
+    VALUES (j.journey_id, j.name, j.version, 'drop', segment_internal._journey_definition(j.journey_id));
     FOR ev IN SELECT * FROM segment.journey_event x WHERE x.journey_id = j.journey_id LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', ev.trigger_name, ev.event_table);
     END LOOP;
@@ -575,17 +575,17 @@ COMMENT ON FUNCTION segment.drop_journey(name, boolean) IS
 
 -- Holdout membership: a fixed hash of (journey, member), so every pass of a
 -- customer through one journey lands on the same side.
-CREATE FUNCTION segment._journey_holdout(journey_id int, member_id int8, holdout_pct numeric)
+CREATE FUNCTION segment_internal._journey_holdout(journey_id int, member_id int8, holdout_pct numeric)
 RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT abs(hashint8extended(member_id, journey_id::int8 * 7919 + 13) % 10000) < holdout_pct * 100
 $$;
-COMMENT ON FUNCTION segment._journey_holdout(int, int8, numeric) IS
+COMMENT ON FUNCTION segment_internal._journey_holdout(int, int8, numeric) IS
     'whether a customer is in the holdout of a journey (deterministic)';
 
 -- SQL for "the send time `ts` (timestamptz expression) moved out of the
 -- quiet hours of the channel named by `ch` (text expression)": a CASE over
 -- the channels that have quiet hours, with their times as literals.
-CREATE FUNCTION segment._quiet_sql(ch text, ts text) RETURNS text
+CREATE FUNCTION segment_internal._quiet_sql(ch text, ts text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     c record;
@@ -616,7 +616,7 @@ BEGIN
 END $$;
 
 -- The channels a step may go out on, in order: its own, then its fallbacks.
-CREATE FUNCTION segment._channel_chain(channel text) RETURNS text[]
+CREATE FUNCTION segment_internal._channel_chain(channel text) RETURNS text[]
 LANGUAGE sql STABLE AS $$
     SELECT ARRAY[channel] || coalesce((SELECT c.fallback FROM segment.channel c WHERE c.name = channel), '{}')
 $$;
@@ -631,7 +631,7 @@ $$;
 -- quiet hours. One INSERT ... SELECT ... ON CONFLICT DO NOTHING when no
 -- channel has a capacity and the subject has no contact policy; otherwise
 -- the candidates go through a work table first.
-CREATE FUNCTION segment._journey_touches(j segment.journey, t timestamptz, wm timestamptz,
+CREATE FUNCTION segment_internal._journey_touches(j segment.journey, t timestamptz, wm timestamptz,
                                          only_ids int8[] DEFAULT NULL, OUT touches bigint, OUT skipped bigint)
 LANGUAGE plpgsql SET jit = off SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -669,7 +669,7 @@ BEGIN
     END IF;
     slow := cp.subject_id IS NOT NULL;
     can_skip := false;
-    FOR st IN SELECT x.*, segment._channel_chain(x.channel) AS chain
+    FOR st IN SELECT x.*, segment_internal._channel_chain(x.channel) AS chain
                 FROM segment.journey_step x WHERE x.journey_id = j.journey_id ORDER BY x.step
     LOOP
         IF st.condition IS NOT NULL THEN
@@ -760,7 +760,7 @@ BEGIN
                  FROM (%4$s) d
                ON CONFLICT ON CONSTRAINT outbox_idempotency_key_key DO NOTHING$q$,
             j.journey_id, j.name,
-            segment._quiet_sql('d.ch', 'greatest(d.due, $1)'),
+            segment_internal._quiet_sql('d.ch', 'greatest(d.due, $1)'),
             replace(cand_sql, '@@ELIGIBLE@@', format('CASE st.step%s END AS ch, NULL::text[]', chan_arms)));
         IF can_skip THEN
             EXECUTE format('WITH ins AS (%s RETURNING o.status)
@@ -860,14 +860,14 @@ BEGIN
              RETURNING o.status)
            SELECT count(*) FILTER (WHERE ins.status = 'pending'), count(*) FILTER (WHERE ins.status = 'skipped')
              FROM ins$q$,
-        j.journey_id, j.name, segment._quiet_sql('d.channel', 'greatest(d.due, $1)'))
+        j.journey_id, j.name, segment_internal._quiet_sql('d.channel', 'greatest(d.due, $1)'))
       INTO touches, skipped USING t;
 END $$;
 
 -- Enters the given members (a member set) into a journey at time t;
 -- returns the new instances' ids. Members already in it, or not allowed
 -- back yet (reentry_days), or without an anchor date, do not enter.
-CREATE FUNCTION segment._journey_enter(j segment.journey, t timestamptz, members segment.memberset,
+CREATE FUNCTION segment_internal._journey_enter(j segment.journey, t timestamptz, members segment.memberset,
                                        source text)
 RETURNS int8[] LANGUAGE plpgsql AS $$
 DECLARE
@@ -891,7 +891,7 @@ BEGIN
              INSERT INTO segment.journey_instance (journey_id, journey_version, member_id, key, entered_at,
                                                    entry_day, anchor_at, is_holdout, source)
              SELECT %1$s, %2$s, m.id, t.%3$I::text, $2, $2::date, %4$s,
-                    segment._journey_holdout(%1$s, m.id, %5$s), $3
+                    segment_internal._journey_holdout(%1$s, m.id, %5$s), $3
                FROM segment.member_ids($1) m(id) %6$s
               WHERE %4$s IS NOT NULL
              RETURNING instance_id)
@@ -910,7 +910,7 @@ END $$;
 -- Advances one journey to time t (the caller checked it is active):
 -- goal and exit end instances, the entry audience enters new ones, the due
 -- steps are decided, finished instances complete. Returns touches written.
-CREATE FUNCTION segment._advance_journey(jid int, t timestamptz)
+CREATE FUNCTION segment_internal._advance_journey(jid int, t timestamptz)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     j segment.journey;
@@ -956,7 +956,7 @@ BEGIN
         IF out_set IS NOT NULL THEN
             aud := aud OPERATOR(segment.-) out_set;
         END IF;
-        n_enter := cardinality(segment._journey_enter(j, t, aud, 'audience'));
+        n_enter := cardinality(segment_internal._journey_enter(j, t, aud, 'audience'));
         -- many new instances (a first advance): plan the touches with
         -- statistics that know them (a non-owner's ANALYZE only warns)
         IF n_enter > 10000 THEN
@@ -968,9 +968,9 @@ BEGIN
     END IF;
 
     -- referred customers whose opportunity was not worked come back
-    n_touch := segment._journey_returns(j, t);
+    n_touch := segment_internal._journey_returns(j, t);
 
-    SELECT n_touch + x.touches, x.skipped INTO n_touch, n_skip FROM segment._journey_touches(j, t, wm) x;
+    SELECT n_touch + x.touches, x.skipped INTO n_touch, n_skip FROM segment_internal._journey_touches(j, t, wm) x;
 
     -- instances whose last step is due are complete
     SELECT max(x.at) INTO last_at FROM segment.journey_step x WHERE x.journey_id = jid;
@@ -991,7 +991,7 @@ BEGIN
     RETURN n_touch;
 END $$;
 
-CREATE FUNCTION segment.advance_journeys(now timestamptz DEFAULT now())
+CREATE FUNCTION segment.advance_journeys(at timestamptz DEFAULT now())
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     jid int;
@@ -999,8 +999,8 @@ DECLARE
     err text;
     state text;
 BEGIN
-    IF now IS NULL OR NOT isfinite(now) THEN
-        RAISE EXCEPTION 'now must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    IF at IS NULL OR NOT isfinite(at) THEN
+        RAISE EXCEPTION 'at must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- higher priority first: under a contact cap it takes the room
     FOR jid IN SELECT x.journey_id FROM segment.journey x WHERE x.active
@@ -1008,7 +1008,7 @@ BEGIN
         -- a journey that fails as a whole (an audience not refreshed yet)
         -- advances nothing and says why; the others go on
         BEGIN
-            n := n + segment._advance_journey(jid, now);
+            n := n + segment_internal._advance_journey(jid, at);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
             RAISE WARNING 'journey "%" did not advance: % (SQLSTATE %)',
@@ -1019,14 +1019,14 @@ BEGIN
     RETURN n;
 END $$;
 COMMENT ON FUNCTION segment.advance_journeys(timestamptz) IS
-    'moves every active journey instance to time now: exits, goals, entries, due touches into segment.outbox; idempotent';
+    'moves every active journey instance to time at: exits, goals, entries, due touches into segment.outbox; idempotent';
 
 -- Entry by event: the customers enter now (if allowed) and their due steps
 -- (day 0) are written at once. Returns the touches written.
 CREATE FUNCTION segment.enter_journey(journey name, keys text[], at timestamptz DEFAULT now())
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
-    j segment.journey := segment._journey(journey);
+    j segment.journey := segment_internal._journey(journey);
     s segment.subject;
     wm timestamptz;
     ids int8[];
@@ -1064,11 +1064,11 @@ BEGIN
     IF j.exit IS NOT NULL THEN
         members := members OPERATOR(segment.-) segment.audience(s.name, j.exit);
     END IF;
-    ids := segment._journey_enter(j, at, members, 'event');
+    ids := segment_internal._journey_enter(j, at, members, 'event');
     IF cardinality(ids) = 0 THEN
         RETURN 0;
     END IF;
-    SELECT * INTO r FROM segment._journey_touches(j, at, '-infinity', ids);
+    SELECT * INTO r FROM segment_internal._journey_touches(j, at, '-infinity', ids);
     IF r.touches > 0 THEN
         PERFORM pg_notify('segment_outbox', json_build_object(
             'journey', j.name, 'touches', r.touches, 'entered', cardinality(ids))::text);
@@ -1082,7 +1082,7 @@ COMMENT ON FUNCTION segment.enter_journey(name, text[], timestamptz) IS
 -- Delivery
 ------------------------------------------------------------------------
 
-CREATE FUNCTION segment.ack(outbox_id bigint, status text) RETURNS void
+CREATE FUNCTION segment.outbox_ack(outbox_id bigint, status text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.outbox;
@@ -1091,7 +1091,7 @@ BEGIN
         RAISE EXCEPTION 'status must be ''delivered'' or ''failed'', got %', coalesce(quote_literal(status), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = ack.outbox_id FOR UPDATE;
+    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = outbox_ack.outbox_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % does not exist', outbox_id USING ERRCODE = 'no_data_found';
     END IF;
@@ -1100,9 +1100,9 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Only a pending touch (or a failed one, retried) can be acknowledged.';
     END IF;
-    UPDATE segment.outbox x SET status = ack.status, status_at = now() WHERE x.outbox_id = ack.outbox_id;
+    UPDATE segment.outbox x SET status = outbox_ack.status, status_at = now() WHERE x.outbox_id = outbox_ack.outbox_id;
 END $$;
-COMMENT ON FUNCTION segment.ack(bigint, text) IS
+COMMENT ON FUNCTION segment.outbox_ack(bigint, text) IS
     'a channel system records that a touch was delivered or failed';
 
 ------------------------------------------------------------------------
@@ -1167,14 +1167,14 @@ DECLARE
     tsql text;
     tcols name[];
 BEGIN
-    PERFORM segment._lock_definitions();
-    j := segment._journey(journey, true);
+    PERFORM segment_internal._lock_definitions();
+    j := segment_internal._journey(journey, true);
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = j.subject_id;
     IF rule IS NULL THEN
         DELETE FROM segment.journey_escalation e WHERE e.journey_id = j.journey_id;
         RETURN;
     END IF;
-    r := segment._opportunity_rule(rule);
+    r := segment_internal._opportunity_rule(rule);
     IF r.subject_id <> j.subject_id THEN
         RAISE EXCEPTION 'opportunity rule "%" is not of the subject of journey "%"', rule, journey
             USING ERRCODE = 'invalid_parameter_value';
@@ -1209,7 +1209,7 @@ BEGIN
     END IF;
     IF nullif(return_template, '') IS NOT NULL THEN
         SELECT x.sql, x.columns INTO tsql, tcols
-          FROM segment._compile_template(s.relation, return_template, format('return template of journey "%s"', journey)) x;
+          FROM segment_internal._compile_template(s.relation, return_template, format('return template of journey "%s"', journey)) x;
         IF EXISTS (SELECT 1 FROM unnest(tcols) AS c(col) WHERE NOT has_column_privilege(s.relation, c.col, 'SELECT')) THEN
             RAISE EXCEPTION 'permission denied for a column of table % read by the return template', s.relation
                 USING ERRCODE = 'insufficient_privilege';
@@ -1232,7 +1232,7 @@ COMMENT ON FUNCTION segment.set_journey_escalation(name, name, text[], name, num
 -- Escalation and entry rules make opportunities only when something
 -- happens: batch generate() leaves them alone. (Replaces part 85's body:
 -- the rules a journey escalates to are triggered too.)
-CREATE OR REPLACE FUNCTION segment._is_triggered(rule_id int) RETURNS boolean
+CREATE OR REPLACE FUNCTION segment_internal._is_triggered(rule_id int) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = _is_triggered.rule_id)
         OR EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = _is_triggered.rule_id)
@@ -1244,7 +1244,7 @@ $$;
 -- opportunity for a person at once; the instance then waits for it.
 -- Returns the opportunity made, or NULL. `at`: when the customer responded
 -- (the opportunity's period is its day).
-CREATE FUNCTION segment.record_response(outbox_id bigint, response text, at timestamptz DEFAULT now())
+CREATE FUNCTION segment.outbox_record_response(outbox_id bigint, response text, at timestamptz DEFAULT now())
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1266,7 +1266,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'A response is a lower-case word: clicked, replied, declined, opened, ...';
     END IF;
-    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = record_response.outbox_id FOR UPDATE;
+    SELECT * INTO o FROM segment.outbox x WHERE x.outbox_id = outbox_record_response.outbox_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'outbox row % does not exist', outbox_id USING ERRCODE = 'no_data_found';
     END IF;
@@ -1276,7 +1276,7 @@ BEGIN
     END IF;
     SELECT * INTO i FROM segment.journey_instance x WHERE x.instance_id = o.instance_id FOR UPDATE;
     SELECT * INTO j FROM segment.journey x WHERE x.journey_id = o.journey_id;
-    UPDATE segment.outbox x SET response = record_response.response, responded_at = at
+    UPDATE segment.outbox x SET response = outbox_record_response.response, responded_at = at
      WHERE x.outbox_id = o.outbox_id;
     INSERT INTO segment.journey_log (instance_id, journey_id, event, at, outbox_id, detail)
     VALUES (o.instance_id, o.journey_id, 'response', at, o.outbox_id, response);
@@ -1297,8 +1297,8 @@ BEGIN
     END IF;
     -- the opportunity rule's own generation, for this one customer: its
     -- cool-down, contact cap, control group and assignment apply
-    PERFORM segment._lock_members(s.subject_id, segment.memberset(ARRAY[o.member_id]));
-    SELECT * INTO g FROM segment._generate(s.subject_id, ARRAY[e.rule_id], at::date,
+    PERFORM segment_internal._lock_members(s.subject_id, segment.memberset(ARRAY[o.member_id]));
+    SELECT * INTO g FROM segment_internal._generate(s.subject_id, ARRAY[e.rule_id], at::date,
                                            segment.memberset(ARRAY[o.member_id]),
                                            'journey:' || j.name) x;
     SELECT x.opportunity_id INTO opp FROM segment.opportunity x
@@ -1321,14 +1321,14 @@ BEGIN
       FROM segment.opportunity p WHERE p.opportunity_id = opp;
     RETURN opp;
 END $$;
-COMMENT ON FUNCTION segment.record_response(bigint, text, timestamptz) IS
+COMMENT ON FUNCTION segment.outbox_record_response(bigint, text, timestamptz) IS
     'records a customer''s response to a touch; may escalate the customer to a person (returns the opportunity)';
 
 -- Returns, at time t, the escalated customers of a journey whose
 -- opportunity was not worked in time: the opportunity is cancelled, the
 -- instance is active again and gets a touch on the return channel (step 0;
 -- idempotency key journey:version:instance:return:opportunity).
-CREATE FUNCTION segment._journey_returns(j segment.journey, t timestamptz) RETURNS bigint
+CREATE FUNCTION segment_internal._journey_returns(j segment.journey, t timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     e segment.journey_escalation;
@@ -1348,7 +1348,7 @@ BEGIN
     END IF;
     SELECT * INTO s FROM segment.subject y WHERE y.subject_id = j.subject_id;
     int_keys := s.key_type IN ('int4'::regtype, 'int8'::regtype);
-    chain := segment._channel_chain(e.return_channel);
+    chain := segment_internal._channel_chain(e.return_channel);
     FOR x IN SELECT i.instance_id, i.member_id, i.key, i.journey_version, l.opportunity_id, p.status AS opp_status
                FROM segment.journey_instance i
                JOIN LATERAL (SELECT y.opportunity_id FROM segment.journey_log y
@@ -1361,7 +1361,7 @@ BEGIN
               ORDER BY i.instance_id
     LOOP
         IF x.opp_status <> 'expired' THEN
-            PERFORM segment.cancel(x.opportunity_id,
+            PERFORM segment.opportunity_cancel(x.opportunity_id,
                                    format('returned to journey %s: not worked within %s days', j.name, e.return_after_days));
         END IF;
         -- the first consented channel of the return channel's chain
@@ -1423,7 +1423,7 @@ SELECT pg_catalog.pg_extension_config_dump('segment.journey_event', '');
 
 -- The statement-level trigger of an event table attached to a journey:
 -- the keys of the new rows enter the journey now.
-CREATE FUNCTION segment._journey_event_trigger() RETURNS trigger
+CREATE FUNCTION segment_internal._journey_event_trigger() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     a segment.journey_event;
@@ -1432,7 +1432,7 @@ BEGIN
     -- only from the trigger attach_journey_event created on the event table
     SELECT * INTO a FROM segment.journey_event x WHERE x.event_table = TG_RELID AND x.trigger_name = TG_NAME;
     IF a.journey_id IS NULL OR TG_NARGS <> 0 OR TG_LEVEL <> 'STATEMENT' OR TG_OP <> 'INSERT' THEN
-        RAISE EXCEPTION 'trigger function segment._journey_event_trigger() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._journey_event_trigger() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
                   HINT = 'Journeys install their triggers with segment.attach_journey_event().';
@@ -1449,7 +1449,7 @@ END $$;
 CREATE FUNCTION segment.attach_journey_event(journey name, event_table regclass, key_column name)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    j segment.journey := segment._journey(journey);
+    j segment.journey := segment_internal._journey(journey);
     tg name;
 BEGIN
     IF event_table IS NULL OR key_column IS NULL THEN
@@ -1469,7 +1469,7 @@ BEGIN
     INSERT INTO segment.journey_event (journey_id, event_table, key_column, trigger_name)
     VALUES (j.journey_id, attach_journey_event.event_table, attach_journey_event.key_column, tg);
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._journey_event_trigger()',
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._journey_event_trigger()',
                    tg, event_table);
 END $$;
 COMMENT ON FUNCTION segment.attach_journey_event(name, regclass, name) IS
@@ -1487,7 +1487,7 @@ BEGIN
     IF job IS NULL OR cron IS NULL OR btrim(job) = '' THEN
         RAISE EXCEPTION 'job and cron must not be NULL or empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM segment._require_cron();
+    PERFORM segment_internal._require_cron();
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO jobid USING job, cron, 'SELECT segment.advance_journeys()';
     RETURN jobid;
 END $$;
@@ -1560,7 +1560,7 @@ COMMENT ON VIEW segment.journey_funnel IS
     'per journey step: entered, due, sent, delivered, failed, responded, converted, fallbacks, skips by reason';
 
 -- Per journey: goal reached by the touched group against the holdout, lift
--- with its 95% Wald interval and the two-sided p-value (segment._two_proportions).
+-- with its 95% Wald interval and the two-sided p-value (segment_internal._two_proportions).
 CREATE VIEW segment.journey_review AS
 SELECT j.name AS journey, c.treated, c.treated_converted, c.holdout, c.holdout_converted,
        p.treatment_rate, p.control_rate AS holdout_rate, p.lift, p.relative_lift,
@@ -1572,7 +1572,7 @@ SELECT j.name AS journey, c.treated, c.treated_converted, c.holdout, c.holdout_c
              count(*) FILTER (WHERE i.is_holdout) AS holdout,
              count(*) FILTER (WHERE i.is_holdout AND i.status = 'goal') AS holdout_converted
         FROM segment.journey_instance i WHERE i.journey_id = j.journey_id) c
-  CROSS JOIN LATERAL segment._two_proportions(c.treated_converted, c.treated,
+  CROSS JOIN LATERAL segment_internal._two_proportions(c.treated_converted, c.treated,
                                               c.holdout_converted, c.holdout) p;
 COMMENT ON VIEW segment.journey_review IS
     'per journey: goal rate of the touched customers against the holdout, lift with its 95% interval and p-value';
@@ -1601,7 +1601,7 @@ COMMENT ON VIEW segment.journey_leak IS
 -- Refuse an ALTER TABLE after which a journey's anchor column, a step's or
 -- the return's template, a consent column or an entry event's key column no
 -- longer reads (dropped, renamed, retyped to something else).
-CREATE FUNCTION segment._check_journeys_of(rel oid) RETURNS void
+CREATE FUNCTION segment_internal._check_journeys_of(rel oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
@@ -1631,7 +1631,7 @@ BEGIN
               WHERE s.relation = rel AND e.return_template IS NOT NULL
     LOOP
         BEGIN
-            PERFORM segment._compile_template(rel, r.template, 'x');
+            PERFORM segment_internal._compile_template(rel, r.template, 'x');
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'cannot change table "%": the template of % of journey "%" reads it', rel::regclass, r.what, r.name
                 USING ERRCODE = 'dependent_objects_still_exist',
@@ -1668,42 +1668,5 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION segment._journey_ddl_guard() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE c record;
-BEGIN
-    FOR c IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
-              WHERE command_tag = 'ALTER TABLE' AND classid = 'pg_class'::regclass
-    LOOP
-        PERFORM segment._check_journeys_of(c.objid);
-    END LOOP;
-END $$;
-
--- Dropping a consent relation or a journey's entry-event table is refused
--- while segment reads it.
-CREATE FUNCTION segment._journey_drop_guard() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE r record;
-BEGIN
-    FOR r IN SELECT d.object_identity,
-                    (SELECT string_agg(format('consent to "%s"', c.channel), ', ')
-                       FROM segment.consent c WHERE c.relation::oid = d.objid) AS consent,
-                    (SELECT string_agg(format('entry events of journey "%s"', j.name), ', ')
-                       FROM segment.journey_event x JOIN segment.journey j USING (journey_id)
-                      WHERE x.event_table::oid = d.objid) AS events
-               FROM pg_event_trigger_dropped_objects() d
-              WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
-    LOOP
-        IF r.consent IS NOT NULL OR r.events IS NOT NULL THEN
-            RAISE EXCEPTION 'cannot drop table %: journeys read it', r.object_identity
-                USING ERRCODE = 'dependent_objects_still_exist',
-                      DETAIL = format('It holds %s.', concat_ws(', ', r.consent, r.events)),
-                      HINT = 'Register the consent elsewhere (segment.register_consent) or drop the journey first.';
-        END IF;
-    END LOOP;
-END $$;
-
-CREATE EVENT TRIGGER segment_journey_ddl_guard ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION segment._journey_ddl_guard();
-CREATE EVENT TRIGGER segment_journey_drop_guard ON sql_drop
-    EXECUTE FUNCTION segment._journey_drop_guard();
+-- The DDL and drop guards of journeys' tables are part 91 (_check_journeys_of
+-- above, _check_journey_drops there).

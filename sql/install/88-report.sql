@@ -11,11 +11,11 @@
 -- Scope: with org_unit, the opportunities and customers of that org unit
 -- only (opportunity.org_unit, the subject's org_column). segment knows no
 -- org tree yet (issue 12), so the "subtree" of a unit is the unit itself;
--- segment._report_units is the one place that will expand it.
+-- segment_internal._report_units is the one place that will expand it.
 --
 -- Personal data: the page holds aggregates only; no customer key, name,
 -- phone or message. Manager ids and rule, tag and bucket names appear, all
--- escaped (segment._html).
+-- escaped (segment_internal._html).
 --
 -- Every function here is SECURITY INVOKER with a pinned search_path and
 -- schema-qualified references; plpgsql, so that the bodies are resolved
@@ -23,25 +23,25 @@
 
 -- Text for HTML element content and attribute values: & < > " ' escaped.
 -- NULL gives '' so that one missing value never blanks a whole page.
-CREATE FUNCTION segment._html(t text) RETURNS text
+CREATE FUNCTION segment_internal._html(t text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
                pg_catalog.replace(t, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'),
                '''', '&#39;'), '')
 $$;
-COMMENT ON FUNCTION segment._html(text) IS
+COMMENT ON FUNCTION segment_internal._html(text) IS
     'internal: text escaped for HTML content and attributes (NULL gives the empty string)';
 
 -- Numbers for people: 1,234,567 and 12.3%; n/a for NULL.
-CREATE FUNCTION segment._fmt_int(n numeric) RETURNS text
+CREATE FUNCTION segment_internal._fmt_int(n numeric) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN n IS NULL THEN 'n/a'
                 ELSE pg_catalog.to_char(pg_catalog.round(n), 'FM999,999,999,999,999,999,990') END
 $$;
-COMMENT ON FUNCTION segment._fmt_int(numeric) IS
+COMMENT ON FUNCTION segment_internal._fmt_int(numeric) IS
     'internal: a number rounded to an integer with thousands separators (report)';
 
-CREATE FUNCTION segment._fmt_pct(x float8, digits int DEFAULT 1) RETURNS text
+CREATE FUNCTION segment_internal._fmt_pct(x float8, digits int DEFAULT 1) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN x IS NULL OR x = 'NaN'::float8 THEN 'n/a'
                 ELSE pg_catalog.to_char(pg_catalog.round((x * 100)::numeric, digits),
@@ -49,16 +49,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
                                                                 THEN '.' || pg_catalog.repeat('0', digits) ELSE '' END)
                      || '%' END
 $$;
-COMMENT ON FUNCTION segment._fmt_pct(float8, int) IS
+COMMENT ON FUNCTION segment_internal._fmt_pct(float8, int) IS
     'internal: a ratio as a percentage with thousands separators (report)';
 
 -- Checks the arguments every report function takes; returns the subject id.
--- An unknown subject is 42704 (segment._subject_id, as everywhere).
-CREATE FUNCTION segment._report_check(subject name, from_date date, to_date date, org_unit text)
+-- An unknown subject is 42704 (segment_internal._subject_id, as everywhere).
+CREATE FUNCTION segment_internal._report_check(subject name, from_date date, to_date date, org_unit text)
 RETURNS int
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
 BEGIN
     IF from_date IS NULL OR to_date IS NULL THEN
         RAISE EXCEPTION 'from_date and to_date must not be NULL'
@@ -81,23 +81,23 @@ BEGIN
     END IF;
     RETURN sid;
 END $$;
-COMMENT ON FUNCTION segment._report_check(name, date, date, text) IS
+COMMENT ON FUNCTION segment_internal._report_check(name, date, date, text) IS
     'internal: checks the arguments of the report functions; returns the subject id';
 
 -- The org units a scoped report covers (NULL: no scope, everything). Today
 -- the unit itself: segment knows no org tree yet. When the org tree of
 -- issue 12 exists, this is where the unit's subtree comes from.
-CREATE FUNCTION segment._report_units(sid int, org_unit text) RETURNS text[]
+CREATE FUNCTION segment_internal._report_units(sid int, org_unit text) RETURNS text[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN org_unit IS NULL THEN NULL::text[] ELSE ARRAY[org_unit] END
 $$;
-COMMENT ON FUNCTION segment._report_units(int, text) IS
+COMMENT ON FUNCTION segment_internal._report_units(int, text) IS
     'internal: the org units a report scoped to org_unit covers (the unit itself until segment has an org tree)';
 
 -- The customers in scope: the member ids of the rows of the subject's table
 -- whose org column (as text) is one of the units, now. NULL: no scope.
 -- Reads the subject's table, so a scoped report needs SELECT on it.
-CREATE FUNCTION segment._report_scope(sid int, units text[]) RETURNS segment.memberset
+CREATE FUNCTION segment_internal._report_scope(sid int, units text[]) RETURNS segment.memberset
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s segment.subject;
@@ -111,25 +111,25 @@ BEGIN
         EXECUTE format('SELECT segment.memberset_agg(t.%1$I::int8) FROM %2$s t
                          WHERE t.%3$I::text OPERATOR(pg_catalog.=) ANY ($1)
                            AND t.%1$I::int8 BETWEEN 0 AND 4294967295%4$s',
-                       s.key_column, s.relation, s.org_column, segment._snapshot_filter(sid, 't'))
+                       s.key_column, s.relation, s.org_column, segment_internal._snapshot_filter(sid, 't'))
             INTO result USING units;
     ELSE
         EXECUTE format('SELECT segment.memberset_agg(k.member_id) FROM %2$s t
                           JOIN segment.keymap k ON k.subject_id OPERATOR(pg_catalog.=) $2
                                                AND k.key OPERATOR(pg_catalog.=) t.%1$I::text
                          WHERE t.%3$I::text OPERATOR(pg_catalog.=) ANY ($1)%4$s',
-                       s.key_column, s.relation, s.org_column, segment._snapshot_filter(sid, 't'))
+                       s.key_column, s.relation, s.org_column, segment_internal._snapshot_filter(sid, 't'))
             INTO result USING units, sid;
     END IF;
     RETURN coalesce(result, '{}'::segment.memberset);
 END $$;
-COMMENT ON FUNCTION segment._report_scope(int, text[]) IS
+COMMENT ON FUNCTION segment_internal._report_scope(int, text[]) IS
     'internal: the member set of the customers whose org unit is one of units (NULL: no scope)';
 
 -- One row per opportunity of the subject generated in the period (and in
 -- scope), with what the report counts. "dispatched" as in the review views
 -- (ever dispatched); "started" likewise: ever in progress.
-CREATE FUNCTION segment._report_opportunities(sid int, from_date date, to_date date, units text[])
+CREATE FUNCTION segment_internal._report_opportunities(sid int, from_date date, to_date date, units text[])
 RETURNS TABLE (rule_id int, is_control boolean, manager text, status text,
                was_dispatched boolean, was_started boolean, converted boolean,
                amount numeric, goal_met boolean)
@@ -149,12 +149,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
        AND o.period BETWEEN from_date AND to_date
        AND (units IS NULL OR o.org_unit = ANY (units))
 $$;
-COMMENT ON FUNCTION segment._report_opportunities(int, date, date, text[]) IS
+COMMENT ON FUNCTION segment_internal._report_opportunities(int, date, date, text[]) IS
     'internal: the opportunities a report counts, one row each, with their funnel flags';
 
 -- Reading functions: the figures of the page ----------------------------------
 
-CREATE FUNCTION segment._report_summary(sid int, from_date date, to_date date, units text[], scope segment.memberset)
+CREATE FUNCTION segment_internal._report_summary(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (as_of date, customers bigint, opportunities bigint, treatment bigint, control bigint,
                dispatched bigint, started bigint, completed bigint, converted bigint,
                expired bigint, amount numeric, leak_rate float8)
@@ -181,12 +181,12 @@ BEGIN
            sum(f.amount) FILTER (WHERE NOT f.is_control AND f.converted),
            count(*) FILTER (WHERE NOT f.is_control AND f.status = 'expired')::float8
                / nullif(count(*) FILTER (WHERE NOT f.is_control AND f.status IN ('completed', 'expired')), 0)
-      FROM segment._report_opportunities(sid, from_date, to_date, units) f;
+      FROM segment_internal._report_opportunities(sid, from_date, to_date, units) f;
 END $$;
-COMMENT ON FUNCTION segment._report_summary(int, date, date, text[], segment.memberset) IS
+COMMENT ON FUNCTION segment_internal._report_summary(int, date, date, text[], segment.memberset) IS
     'internal: the rows of segment.report_summary for a subject id, units and scope';
 
-CREATE FUNCTION segment._report_tag_trend(sid int, from_date date, to_date date, units text[], scope segment.memberset)
+CREATE FUNCTION segment_internal._report_tag_trend(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (tag name, category text, as_of date, members bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -212,13 +212,13 @@ BEGIN
          ORDER BY t.category NULLS LAST, t.name;
     END IF;
 END $$;
-COMMENT ON FUNCTION segment._report_tag_trend(int, date, date, text[], segment.memberset) IS
+COMMENT ON FUNCTION segment_internal._report_tag_trend(int, date, date, text[], segment.memberset) IS
     'internal: the rows of segment.report_tag_trend for a subject id, units and scope';
 
 -- The snapshots a report compares for a scheme: the one in force at
 -- from_date (or, when the scheme was first refreshed later, its first one in
 -- the period) and the one in force at to_date.
-CREATE FUNCTION segment._report_snapshots(sid int, scheme_id int, from_date date, to_date date,
+CREATE FUNCTION segment_internal._report_snapshots(sid int, scheme_id int, from_date date, to_date date,
                                           OUT from_as_of date, OUT to_as_of date)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce((SELECT max(h.as_of) FROM segment.bucket_history h
@@ -234,11 +234,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                AND EXISTS (SELECT 1 FROM segment.universe_history u
                             WHERE u.subject_id = sid AND u.as_of = h.as_of))
 $$;
-COMMENT ON FUNCTION segment._report_snapshots(int, int, date, date) IS
+COMMENT ON FUNCTION segment_internal._report_snapshots(int, int, date, date) IS
     'internal: the scheme snapshots a report compares for a period';
 
 -- Positions: (entered) 0, the buckets 1..n, (none) n + 1, (exited) n + 2.
-CREATE FUNCTION segment._report_transitions(sid int, from_date date, to_date date, units text[], scope segment.memberset)
+CREATE FUNCTION segment_internal._report_transitions(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (scheme name, from_as_of date, to_as_of date, from_bucket text, to_bucket text,
                from_position int, to_position int, customers bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -249,7 +249,7 @@ BEGIN
     FOR sc IN
         SELECT m.scheme_id, m.name, d.from_as_of AS d1, d.to_as_of AS d2
           FROM segment.scheme m
-         CROSS JOIN LATERAL segment._report_snapshots(sid, m.scheme_id, from_date, to_date) d
+         CROSS JOIN LATERAL segment_internal._report_snapshots(sid, m.scheme_id, from_date, to_date) d
          WHERE m.subject_id = sid AND m.active AND d.from_as_of IS NOT NULL AND d.to_as_of IS NOT NULL
          ORDER BY m.name
     LOOP
@@ -296,10 +296,10 @@ BEGIN
          ORDER BY 6, 7;
     END LOOP;
 END $$;
-COMMENT ON FUNCTION segment._report_transitions(int, date, date, text[], segment.memberset) IS
+COMMENT ON FUNCTION segment_internal._report_transitions(int, date, date, text[], segment.memberset) IS
     'internal: the rows of segment.report_transitions for a subject id, units and scope';
 
-CREATE FUNCTION segment._report_funnel(sid int, from_date date, to_date date, units text[], scope segment.memberset)
+CREATE FUNCTION segment_internal._report_funnel(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (scheme name, as_of date, "position" int, bucket name, customers bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -309,16 +309,16 @@ BEGIN
            coalesce(CASE WHEN scope IS NULL THEN h.member_count
                          ELSE segment.cardinality(h.members OPERATOR(segment.&) scope) END, 0)
       FROM segment.scheme m
-     CROSS JOIN LATERAL segment._report_snapshots(sid, m.scheme_id, from_date, to_date) d
+     CROSS JOIN LATERAL segment_internal._report_snapshots(sid, m.scheme_id, from_date, to_date) d
       JOIN segment.scheme_bucket b ON b.scheme_id = m.scheme_id
       LEFT JOIN segment.bucket_history h ON h.scheme_id = m.scheme_id AND h.as_of = d.to_as_of AND h.bucket = b.name
      WHERE m.subject_id = sid AND m.active AND d.to_as_of IS NOT NULL
      ORDER BY m.name, b.position;
 END $$;
-COMMENT ON FUNCTION segment._report_funnel(int, date, date, text[], segment.memberset) IS
+COMMENT ON FUNCTION segment_internal._report_funnel(int, date, date, text[], segment.memberset) IS
     'internal: the rows of segment.report_funnel for a subject id, units and scope';
 
-CREATE FUNCTION segment._report_rules(sid int, from_date date, to_date date, units text[], scope segment.memberset)
+CREATE FUNCTION segment_internal._report_rules(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (rule name, rule_id int, kind text, generated bigint, control bigint, dispatched bigint,
                started bigint, completed bigint, converted bigint, cancelled bigint, expired bigint,
                open bigint, leak_rate float8, amount numeric,
@@ -351,16 +351,16 @@ BEGIN
                    count(*) FILTER (WHERE NOT f.is_control AND f.goal_met) AS t_x,
                    count(*) FILTER (WHERE f.is_control AND f.goal_met IS NOT NULL) AS c_n,
                    count(*) FILTER (WHERE f.is_control AND f.goal_met) AS c_x
-              FROM segment._report_opportunities(sid, from_date, to_date, units) f
+              FROM segment_internal._report_opportunities(sid, from_date, to_date, units) f
              GROUP BY f.rule_id) a
       JOIN segment.opportunity_rule r ON r.rule_id = a.rule_id
-     CROSS JOIN LATERAL segment._two_proportions(a.t_x, a.t_n, a.c_x, a.c_n) s
+     CROSS JOIN LATERAL segment_internal._two_proportions(a.t_x, a.t_n, a.c_x, a.c_n) s
      ORDER BY r.name;
 END $$;
-COMMENT ON FUNCTION segment._report_rules(int, date, date, text[], segment.memberset) IS
+COMMENT ON FUNCTION segment_internal._report_rules(int, date, date, text[], segment.memberset) IS
     'internal: the rows of segment.report_rules for a subject id, units and scope';
 
-CREATE FUNCTION segment._report_managers(sid int, from_date date, to_date date, units text[], scope segment.memberset)
+CREATE FUNCTION segment_internal._report_managers(sid int, from_date date, to_date date, units text[], scope segment.memberset)
 RETURNS TABLE (manager text, assigned bigint, dispatched bigint, started bigint, completed bigint,
                converted bigint, conversion_rate float8, amount numeric, expired bigint,
                leak_rate float8, goal_rate float8)
@@ -379,12 +379,12 @@ BEGIN
            count(*) FILTER (WHERE f.status = 'expired')::float8
                / nullif(count(*) FILTER (WHERE f.status IN ('completed', 'expired')), 0),
            count(*) FILTER (WHERE f.goal_met)::float8 / nullif(count(*) FILTER (WHERE f.goal_met IS NOT NULL), 0)
-      FROM segment._report_opportunities(sid, from_date, to_date, units) f
+      FROM segment_internal._report_opportunities(sid, from_date, to_date, units) f
      WHERE NOT f.is_control
      GROUP BY f.manager
      ORDER BY 6 DESC, 8 DESC NULLS LAST, 1 NULLS LAST;
 END $$;
-COMMENT ON FUNCTION segment._report_managers(int, date, date, text[], segment.memberset) IS
+COMMENT ON FUNCTION segment_internal._report_managers(int, date, date, text[], segment.memberset) IS
     'internal: the rows of segment.report_managers for a subject id, units and scope';
 
 -- The public functions: check the arguments, resolve the scope, return the
@@ -395,11 +395,11 @@ RETURNS TABLE (as_of date, customers bigint, opportunities bigint, treatment big
                expired bigint, amount numeric, leak_rate float8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
+    sid int := segment_internal._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment_internal._report_units(sid, org_unit);
 BEGIN
-    RETURN QUERY SELECT * FROM segment._report_summary(sid, from_date, to_date, units,
-                                                    segment._report_scope(sid, units));
+    RETURN QUERY SELECT * FROM segment_internal._report_summary(sid, from_date, to_date, units,
+                                                    segment_internal._report_scope(sid, units));
 END $$;
 COMMENT ON FUNCTION segment.report_summary(name, date, date, text) IS
     'report: customers at the last refresh on or before to_date and the opportunity funnel of the period (one row)';
@@ -408,11 +408,11 @@ CREATE FUNCTION segment.report_tag_trend(subject name, from_date date, to_date d
 RETURNS TABLE (tag name, category text, as_of date, members bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
+    sid int := segment_internal._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment_internal._report_units(sid, org_unit);
 BEGIN
-    RETURN QUERY SELECT * FROM segment._report_tag_trend(sid, from_date, to_date, units,
-                                                    segment._report_scope(sid, units));
+    RETURN QUERY SELECT * FROM segment_internal._report_tag_trend(sid, from_date, to_date, units,
+                                                    segment_internal._report_scope(sid, units));
 END $$;
 COMMENT ON FUNCTION segment.report_tag_trend(name, date, date, text) IS
     'report: members of every active tag per refreshed day of the period (scoped: at the last refresh only)';
@@ -422,11 +422,11 @@ RETURNS TABLE (scheme name, from_as_of date, to_as_of date, from_bucket text, to
                from_position int, to_position int, customers bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
+    sid int := segment_internal._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment_internal._report_units(sid, org_unit);
 BEGIN
-    RETURN QUERY SELECT * FROM segment._report_transitions(sid, from_date, to_date, units,
-                                                    segment._report_scope(sid, units));
+    RETURN QUERY SELECT * FROM segment_internal._report_transitions(sid, from_date, to_date, units,
+                                                    segment_internal._report_scope(sid, units));
 END $$;
 COMMENT ON FUNCTION segment.report_transitions(name, date, date, text) IS
     'report: per active scheme, customers per (bucket at the start, bucket at the end of the period), as segment.transitions';
@@ -435,11 +435,11 @@ CREATE FUNCTION segment.report_funnel(subject name, from_date date, to_date date
 RETURNS TABLE (scheme name, as_of date, "position" int, bucket name, customers bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
+    sid int := segment_internal._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment_internal._report_units(sid, org_unit);
 BEGIN
-    RETURN QUERY SELECT * FROM segment._report_funnel(sid, from_date, to_date, units,
-                                                    segment._report_scope(sid, units));
+    RETURN QUERY SELECT * FROM segment_internal._report_funnel(sid, from_date, to_date, units,
+                                                    segment_internal._report_scope(sid, units));
 END $$;
 COMMENT ON FUNCTION segment.report_funnel(name, date, date, text) IS
     'report: customers per bucket of every active scheme at the last refresh on or before to_date, in bucket order';
@@ -454,10 +454,10 @@ RETURNS TABLE (rule name, rule_id int, kind text, generated bigint, control bigi
                lift_low float8, lift_high float8, p_value float8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
+    sid int := segment_internal._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment_internal._report_units(sid, org_unit);
 BEGIN
-    RETURN QUERY SELECT * FROM segment._report_rules(sid, from_date, to_date, units,
+    RETURN QUERY SELECT * FROM segment_internal._report_rules(sid, from_date, to_date, units,
                                                     NULL);
 END $$;
 COMMENT ON FUNCTION segment.report_rules(name, date, date, text) IS
@@ -469,10 +469,10 @@ RETURNS TABLE (manager text, assigned bigint, dispatched bigint, started bigint,
                leak_rate float8, goal_rate float8)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
+    sid int := segment_internal._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment_internal._report_units(sid, org_unit);
 BEGIN
-    RETURN QUERY SELECT * FROM segment._report_managers(sid, from_date, to_date, units,
+    RETURN QUERY SELECT * FROM segment_internal._report_managers(sid, from_date, to_date, units,
                                                     NULL);
 END $$;
 COMMENT ON FUNCTION segment.report_managers(name, date, date, text) IS
@@ -483,7 +483,7 @@ RETURNS TABLE (kind text, run_id bigint, as_of date, started_at timestamptz, fin
                seconds float8, status text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, NULL);
+    sid int := segment_internal._report_check(subject, from_date, to_date, NULL);
 BEGIN
     RETURN QUERY
     SELECT x.* FROM (
@@ -505,7 +505,7 @@ COMMENT ON FUNCTION segment.report_runs(name, date, date) IS
 -- Drawing ----------------------------------------------------------------------
 
 -- About n round tick values covering lo..hi.
-CREATE FUNCTION segment._report_ticks(lo float8, hi float8, n int DEFAULT 5) RETURNS float8[]
+CREATE FUNCTION segment_internal._report_ticks(lo float8, hi float8, n int DEFAULT 5) RETURNS float8[]
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     span float8 := hi - lo;
@@ -530,37 +530,37 @@ BEGIN
     END LOOP;
     RETURN result;
 END $$;
-COMMENT ON FUNCTION segment._report_ticks(float8, float8, int) IS
+COMMENT ON FUNCTION segment_internal._report_ticks(float8, float8, int) IS
     'internal: round axis tick values between lo and hi (report)';
 
 -- One section: a title, the one-line reading, and its chart(s).
-CREATE FUNCTION segment._report_section(id text, title text, reading text, body text, note text DEFAULT NULL)
+CREATE FUNCTION segment_internal._report_section(id text, title text, reading text, body text, note text DEFAULT NULL)
 RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT '<section id="' || segment._html(id) || '"><h2>' || segment._html(title) || '</h2>'
-           || '<p class="reading">' || segment._html(reading) || '</p>'
+    SELECT '<section id="' || segment_internal._html(id) || '"><h2>' || segment_internal._html(title) || '</h2>'
+           || '<p class="reading">' || segment_internal._html(reading) || '</p>'
            || coalesce(body, '')
-           || CASE WHEN note IS NULL THEN '' ELSE '<p class="note">' || segment._html(note) || '</p>' END
+           || CASE WHEN note IS NULL THEN '' ELSE '<p class="note">' || segment_internal._html(note) || '</p>' END
            || '</section>' || E'\n'
 $$;
-COMMENT ON FUNCTION segment._report_section(text, text, text, text, text) IS
+COMMENT ON FUNCTION segment_internal._report_section(text, text, text, text, text) IS
     'internal: one section of the report page';
 
 -- An SVG that says there is nothing to draw (keeps the layout readable).
-CREATE FUNCTION segment._report_empty(message text) RETURNS text
+CREATE FUNCTION segment_internal._report_empty(message text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT '<svg class="chart empty" viewBox="0 0 600 60" width="600" height="60" role="img" aria-label="'
-           || segment._html(message) || '"><rect x="0.5" y="0.5" width="599" height="59" class="frame"/>'
-           || '<text x="300" y="35" text-anchor="middle" class="muted">' || segment._html(message) || '</text></svg>'
+           || segment_internal._html(message) || '"><rect x="0.5" y="0.5" width="599" height="59" class="frame"/>'
+           || '<text x="300" y="35" text-anchor="middle" class="muted">' || segment_internal._html(message) || '</text></svg>'
 $$;
-COMMENT ON FUNCTION segment._report_empty(text) IS 'internal: an empty chart with a message (report)';
+COMMENT ON FUNCTION segment_internal._report_empty(text) IS 'internal: an empty chart with a message (report)';
 
 CREATE FUNCTION segment.report(subject name, from_date date, to_date date, org_unit text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    sid int := segment._report_check(subject, from_date, to_date, org_unit);
-    units text[] := segment._report_units(sid, org_unit);
+    sid int := segment_internal._report_check(subject, from_date, to_date, org_unit);
+    units text[] := segment_internal._report_units(sid, org_unit);
     scope_label text := CASE WHEN org_unit IS NULL THEN 'all org units' ELSE 'org unit ' || org_unit END;
     scope segment.memberset;
     j_tag_trend jsonb;
@@ -593,34 +593,34 @@ BEGIN
     -- Every figure is read once, here, from the functions behind the
     -- report_* API (the scope too: it scans the subject's table); the
     -- sections below draw from these rows.
-    scope := segment._report_scope(sid, units);
-    SELECT * INTO sm FROM segment._report_summary(sid, from_date, to_date, units, scope);
-    j_tag_trend := coalesce((SELECT jsonb_agg(x) FROM segment._report_tag_trend(sid, from_date, to_date, units, scope) x), '[]');
-    j_transitions := coalesce((SELECT jsonb_agg(x) FROM segment._report_transitions(sid, from_date, to_date, units, scope) x), '[]');
-    j_funnel := coalesce((SELECT jsonb_agg(x) FROM segment._report_funnel(sid, from_date, to_date, units, scope) x), '[]');
-    j_rules := coalesce((SELECT jsonb_agg(x) FROM segment._report_rules(sid, from_date, to_date, units, scope) x), '[]');
-    j_managers := coalesce((SELECT jsonb_agg(x) FROM segment._report_managers(sid, from_date, to_date, units, scope) x), '[]');
+    scope := segment_internal._report_scope(sid, units);
+    SELECT * INTO sm FROM segment_internal._report_summary(sid, from_date, to_date, units, scope);
+    j_tag_trend := coalesce((SELECT jsonb_agg(x) FROM segment_internal._report_tag_trend(sid, from_date, to_date, units, scope) x), '[]');
+    j_transitions := coalesce((SELECT jsonb_agg(x) FROM segment_internal._report_transitions(sid, from_date, to_date, units, scope) x), '[]');
+    j_funnel := coalesce((SELECT jsonb_agg(x) FROM segment_internal._report_funnel(sid, from_date, to_date, units, scope) x), '[]');
+    j_rules := coalesce((SELECT jsonb_agg(x) FROM segment_internal._report_rules(sid, from_date, to_date, units, scope) x), '[]');
+    j_managers := coalesce((SELECT jsonb_agg(x) FROM segment_internal._report_managers(sid, from_date, to_date, units, scope) x), '[]');
     j_runs := coalesce((SELECT jsonb_agg(x) FROM segment.report_runs(subject, from_date, to_date) x), '[]');
     body := '<div class="kpis">'
         || (SELECT string_agg(format('<div class="kpi"><span class="v" data-figure="%s" data-value="%s">%s</span>'
                                      '<span class="l">%s</span></div>',
-                                     k.id, coalesce(k.v::text, ''), segment._html(k.shown), segment._html(k.label)), '' ORDER BY k.o)
+                                     k.id, coalesce(k.v::text, ''), segment_internal._html(k.shown), segment_internal._html(k.label)), '' ORDER BY k.o)
               FROM (VALUES
-                  (1, 'customers', sm.customers::numeric, segment._fmt_int(sm.customers),
+                  (1, 'customers', sm.customers::numeric, segment_internal._fmt_int(sm.customers),
                       'customers' || coalesce(' at ' || sm.as_of, '')),
-                  (2, 'opportunities', sm.opportunities, segment._fmt_int(sm.opportunities),
-                      'opportunities generated (' || segment._fmt_int(sm.control) || ' control)'),
-                  (3, 'dispatched', sm.dispatched, segment._fmt_int(sm.dispatched),
-                      'dispatched (' || segment._fmt_pct(sm.dispatched::float8 / nullif(sm.treatment, 0)) || ' of treatment)'),
-                  (4, 'converted', sm.converted, segment._fmt_int(sm.converted), 'converted, reported by managers'),
-                  (5, 'amount', round(coalesce(sm.amount, 0)), segment._fmt_int(coalesce(sm.amount, 0)), 'amount converted'),
-                  (6, 'leak_rate', round(sm.leak_rate::numeric, 6), segment._fmt_pct(sm.leak_rate),
+                  (2, 'opportunities', sm.opportunities, segment_internal._fmt_int(sm.opportunities),
+                      'opportunities generated (' || segment_internal._fmt_int(sm.control) || ' control)'),
+                  (3, 'dispatched', sm.dispatched, segment_internal._fmt_int(sm.dispatched),
+                      'dispatched (' || segment_internal._fmt_pct(sm.dispatched::float8 / nullif(sm.treatment, 0)) || ' of treatment)'),
+                  (4, 'converted', sm.converted, segment_internal._fmt_int(sm.converted), 'converted, reported by managers'),
+                  (5, 'amount', round(coalesce(sm.amount, 0)), segment_internal._fmt_int(coalesce(sm.amount, 0)), 'amount converted'),
+                  (6, 'leak_rate', round(sm.leak_rate::numeric, 6), segment_internal._fmt_pct(sm.leak_rate),
                       'leak: expired of completed + expired')) k(o, id, v, shown, label))
         || '</div>';
-    page := segment._report_section('summary', 'Key figures',
+    page := segment_internal._report_section('summary', 'Key figures',
         format('%s opportunities generated from %s to %s for %s; %s reached a manager, %s converted.',
-               segment._fmt_int(sm.opportunities), from_date, to_date, scope_label,
-               segment._fmt_pct(sm.dispatched::float8 / nullif(sm.treatment, 0)), segment._fmt_int(sm.converted)),
+               segment_internal._fmt_int(sm.opportunities), from_date, to_date, scope_label,
+               segment_internal._fmt_pct(sm.dispatched::float8 / nullif(sm.treatment, 0)), segment_internal._fmt_int(sm.converted)),
         body);
 
     -- 2. Tag member trends: small multiples -----------------------------------
@@ -652,10 +652,10 @@ BEGIN
                '<text x="36" y="81" text-anchor="end" class="tick">%6$s</text>'
                '<text x="40" y="95" class="tick">%7$s</text><text x="234" y="95" text-anchor="end" class="tick">%8$s</text>'
                '%9$s</svg>',
-               segment._html(t.tag), t.last_v,
-               segment._html(CASE WHEN length(t.tag) > 24 THEN left(t.tag, 23) || '…' ELSE t.tag END),
-               segment._html(segment._fmt_int(t.last_v)),
-               segment._html(segment._fmt_int(t.hi)), segment._html(segment._fmt_int(t.lo)),
+               segment_internal._html(t.tag), t.last_v,
+               segment_internal._html(CASE WHEN length(t.tag) > 24 THEN left(t.tag, 23) || '…' ELSE t.tag END),
+               segment_internal._html(segment_internal._fmt_int(t.last_v)),
+               segment_internal._html(segment_internal._fmt_int(t.hi)), segment_internal._html(segment_internal._fmt_int(t.lo)),
                to_char(dr.d0, 'MM-DD'), to_char(dr.d1, 'MM-DD'),
                CASE WHEN t.np = 1
                     THEN format('<circle cx="%s" r="3" class="s1"/>', replace(t.pts, ',', '" cy="'))
@@ -668,20 +668,20 @@ BEGIN
       INTO tg
       FROM t, dr;
     IF coalesce(tg.tags, 0) = 0 THEN
-        chart := segment._report_empty('No tag was refreshed in this period');
+        chart := segment_internal._report_empty('No tag was refreshed in this period');
         reading := 'No refresh of the subject''s tags falls in the period.';
     ELSE
         chart := '<div class="multiples">' || tg.svgs || '</div>';
         reading := format('%s tags over %s refreshed days (%s to %s); largest rise: %s (%s), largest fall: %s (%s).',
-                          tg.tags, tg.days, tg.d0, tg.d1, tg.rise_tag, segment._fmt_int(tg.rise),
-                          tg.fall_tag, segment._fmt_int(tg.fall));
+                          tg.tags, tg.days, tg.d0, tg.d1, tg.rise_tag, segment_internal._fmt_int(tg.rise),
+                          tg.fall_tag, segment_internal._fmt_int(tg.fall));
     END IF;
     IF org_unit IS NOT NULL THEN
         note := 'Scoped to ' || scope_label || ': segment keeps per-day tag sizes for the whole subject only, so each tag shows its members in the unit at the last refresh.';
     ELSE
         note := NULL;
     END IF;
-    page := page || segment._report_section('tags', 'Tag members over the period',
+    page := page || segment_internal._report_section('tags', 'Tag members over the period',
         reading || ' Each panel: customers (y, own scale: min and max marked) per refreshed day (x).', chart, note);
 
     -- 3. Scheme transitions: heatmaps; 4. scheme funnels --------------------------
@@ -705,15 +705,15 @@ BEGIN
         rt AS (SELECT t.from_bucket, sum(t.customers) AS n FROM t GROUP BY 1)
         SELECT (SELECT count(*) FROM rows_) AS nr, (SELECT count(*) FROM cols) AS nc,
                (SELECT string_agg(format('<text x="146" y="%s" text-anchor="end" class="lab">%s</text>',
-                                         70 + 30 * r.i + 19, segment._html(r.label)), '' ORDER BY r.i) FROM rows_ r) AS rl,
+                                         70 + 30 * r.i + 19, segment_internal._html(r.label)), '' ORDER BY r.i) FROM rows_ r) AS rl,
                (SELECT string_agg(format('<text x="%s" y="62" text-anchor="middle" class="lab">%s</text>',
-                                         150 + 84 * c.j + 42, segment._html(c.label)), '' ORDER BY c.j) FROM cols c) AS cl,
+                                         150 + 84 * c.j + 42, segment_internal._html(c.label)), '' ORDER BY c.j) FROM cols c) AS cl,
                (SELECT string_agg(format(
                         '<g data-from="%1$s" data-to="%2$s" data-value="%3$s"><title>%1$s → %2$s: %4$s customers</title>'
                         '<rect x="%5$s" y="%6$s" width="82" height="28" class="cell%9$s" fill-opacity="%7$s"/>'
                         '<text x="%10$s" y="%11$s" text-anchor="middle" class="%8$s">%4$s</text></g>',
-                        segment._html(t.from_bucket), segment._html(t.to_bucket), t.customers,
-                        segment._fmt_int(t.customers), 150 + 84 * c.j, 70 + 30 * r.i,
+                        segment_internal._html(t.from_bucket), segment_internal._html(t.to_bucket), t.customers,
+                        segment_internal._fmt_int(t.customers), 150 + 84 * c.j, 70 + 30 * r.i,
                         round((0.08 + 0.92 * t.customers::numeric / nullif(rt.n, 0)), 3),
                         CASE WHEN t.customers::numeric / nullif(rt.n, 0) > 0.5 THEN 'cv dark' ELSE 'cv' END,
                         CASE WHEN t.from_bucket = t.to_bucket THEN ' diag' ELSE '' END,
@@ -728,12 +728,12 @@ BEGIN
             '<text x="%6$s" y="20" text-anchor="middle" class="axt">to: bucket on %3$s</text>'
             '<text x="4" y="40" class="axt">from: bucket on %2$s</text>%7$s'
             '%8$s%9$s%10$s</svg></figure>',
-            segment._html(sc.scheme), sc.d1, sc.d2, 150 + 84 * w + 10, 70 + 30 * h + 10,
+            segment_internal._html(sc.scheme), sc.d1, sc.d2, 150 + 84 * w + 10, 70 + 30 * h + 10,
             150 + 42 * w, '', chart, reading, note);
     END LOOP;
     SELECT string_agg(format('%s: %s stayed in their bucket, %s moved to an earlier bucket, %s to a later one',
-                             x.scheme, segment._fmt_pct(x.stayed::float8 / nullif(x.tot, 0)),
-                             segment._fmt_int(x.up), segment._fmt_int(x.down)), '; ' ORDER BY x.scheme)
+                             x.scheme, segment_internal._fmt_pct(x.stayed::float8 / nullif(x.tot, 0)),
+                             segment_internal._fmt_int(x.up), segment_internal._fmt_int(x.down)), '; ' ORDER BY x.scheme)
       INTO reading
       FROM (SELECT t.scheme, sum(t.customers) FILTER (WHERE t.from_position BETWEEN 1 AND t.nb) AS tot,
                    coalesce(sum(t.customers) FILTER (WHERE t.from_bucket = t.to_bucket AND t.from_position BETWEEN 1 AND t.nb), 0) AS stayed,
@@ -746,12 +746,12 @@ BEGIN
                       FROM pg_catalog.jsonb_to_recordset(j_transitions) x(scheme name, from_as_of date, to_as_of date, from_bucket text, to_bucket text, from_position int, to_position int, customers bigint)) t
              GROUP BY t.scheme) x;
     IF body = '' THEN
-        body := segment._report_empty('No scheme has refreshes in this period');
+        body := segment_internal._report_empty('No scheme has refreshes in this period');
         reading := 'No active scheme of the subject was refreshed on or before the end of the period.';
     ELSE
         reading := reading || '.';
     END IF;
-    page := page || segment._report_section('transitions', 'Tier and scheme transitions', reading, body,
+    page := page || segment_internal._report_section('transitions', 'Tier and scheme transitions', reading, body,
         CASE WHEN org_unit IS NOT NULL THEN 'Scoped to ' || scope_label || ': customers are placed in the unit by their org unit now.' END);
 
     body := '';
@@ -765,45 +765,45 @@ BEGIN
                    '<g data-bucket="%1$s" data-value="%2$s"><text x="176" y="%3$s" text-anchor="end" class="lab">%1$s</text>'
                    '<rect x="180" y="%4$s" width="%5$s" height="20" class="bar s%6$s"/>'
                    '<text x="%7$s" y="%3$s" class="val">%8$s (%9$s)</text></g>',
-                   segment._html(f.bucket), f.customers, 44 + 26 * (f.position - 1) + 14, 44 + 26 * (f.position - 1),
+                   segment_internal._html(f.bucket), f.customers, 44 + 26 * (f.position - 1) + 14, 44 + 26 * (f.position - 1),
                    round(600 * f.customers::numeric / nullif(sc.mx, 0), 1) + 0.5, 1 + (f.position - 1) % 6,
-                   186 + round(600 * f.customers::numeric / nullif(sc.mx, 0)), segment._fmt_int(f.customers),
-                   segment._fmt_pct(f.customers::float8 / nullif(sc.total, 0))), '' ORDER BY f.position)
+                   186 + round(600 * f.customers::numeric / nullif(sc.mx, 0)), segment_internal._fmt_int(f.customers),
+                   segment_internal._fmt_pct(f.customers::float8 / nullif(sc.total, 0))), '' ORDER BY f.position)
           INTO chart
           FROM pg_catalog.jsonb_to_recordset(j_funnel) f(scheme name, as_of date, "position" int, bucket name, customers bigint) WHERE f.scheme = sc.scheme;
-        ticks := segment._report_ticks(0, greatest(sc.mx, 1), 4);
+        ticks := segment_internal._report_ticks(0, greatest(sc.mx, 1), 4);
         body := body || format(
             '<figure><figcaption>%1$s on %2$s: customers per bucket, in the scheme''s order (%% of the scheme''s customers)</figcaption>'
             '<svg class="chart funnel" viewBox="0 0 900 %3$s" width="900" height="%3$s" role="img" aria-label="funnel of %1$s" data-scheme="%1$s">'
             '<text x="180" y="16" class="axt">customers</text>%4$s'
             '<line x1="180" y1="36" x2="180" y2="%5$s" class="axis"/>%6$s</svg></figure>',
-            segment._html(sc.scheme), sc.as_of, 44 + 26 * sc.nb + 10,
+            segment_internal._html(sc.scheme), sc.as_of, 44 + 26 * sc.nb + 10,
             (SELECT string_agg(format('<line x1="%1$s" y1="32" x2="%1$s" y2="%2$s" class="grid"/>'
                                       '<text x="%1$s" y="30" text-anchor="middle" class="tick">%3$s</text>',
                                       180 + round(600 * tk / greatest(sc.mx, 1))::int, 44 + 26 * sc.nb,
-                                      segment._fmt_int(tk::numeric)), '')
+                                      segment_internal._fmt_int(tk::numeric)), '')
                FROM unnest(ticks) tk WHERE tk <= sc.mx),
             44 + 26 * sc.nb, chart);
     END LOOP;
     SELECT string_agg(format('%s: largest bucket %s (%s of %s customers)', x.scheme, x.largest,
-                             segment._fmt_pct(x.mx::float8 / nullif(x.total, 0)), segment._fmt_int(x.total)),
+                             segment_internal._fmt_pct(x.mx::float8 / nullif(x.total, 0)), segment_internal._fmt_int(x.total)),
                       '; ' ORDER BY x.scheme)
       INTO reading
       FROM (SELECT f.scheme, sum(f.customers) AS total, max(f.customers) AS mx,
                    (array_agg(f.bucket ORDER BY f.customers DESC, f.position))[1] AS largest
               FROM pg_catalog.jsonb_to_recordset(j_funnel) f(scheme name, as_of date, "position" int, bucket name, customers bigint) GROUP BY f.scheme) x;
     IF body = '' THEN
-        body := segment._report_empty('No scheme has refreshes in this period');
+        body := segment_internal._report_empty('No scheme has refreshes in this period');
         reading := 'No active scheme of the subject was refreshed on or before the end of the period.';
     ELSE
         reading := reading || '.';
     END IF;
-    page := page || segment._report_section('funnel', 'Segment funnel: customers per stage and tier', reading, body);
+    page := page || segment_internal._report_section('funnel', 'Segment funnel: customers per stage and tier', reading, body);
 
     -- 5. Opportunity funnel per rule ------------------------------------------
     SELECT count(*), max(length(r.rule)) INTO n, w FROM pg_catalog.jsonb_to_recordset(j_rules) r(rule name, rule_id int, kind text, generated bigint, control bigint, dispatched bigint, started bigint, completed bigint, converted bigint, cancelled bigint, expired bigint, open bigint, leak_rate float8, amount numeric, treatment_evaluated bigint, treatment_converted bigint, control_evaluated bigint, control_converted bigint, treatment_rate float8, control_rate float8, lift float8, lift_low float8, lift_high float8, p_value float8);
     IF n = 0 THEN
-        body := segment._report_empty('No opportunity was generated in this period');
+        body := segment_internal._report_empty('No opportunity was generated in this period');
         reading := 'No opportunity was generated in the period.';
     ELSE
         x0 := 210;
@@ -815,15 +815,15 @@ BEGIN
                    '<rect x="%5$s" y="%6$s" width="118" height="18" class="track"/>'
                    '<rect x="%5$s" y="%6$s" width="%7$s" height="18" class="bar s%8$s"/>'
                    '<text x="%9$s" y="%10$s" class="val">%4$s</text></g>',
-                   segment._html(r.rule), st.stage, v.val, segment._fmt_int(v.val),
+                   segment_internal._html(r.rule), st.stage, v.val, segment_internal._fmt_int(v.val),
                    x0 + 130 * st.k, 40 + 26 * r.i,
                    round(118 * v.val::numeric / greatest(r.generated, 1), 1), st.k + 1,
                    x0 + 130 * st.k + 4, 40 + 26 * r.i + 13), '' ORDER BY r.i, st.k)
                || string_agg(DISTINCT format(
                    '<text x="%1$s" y="%2$s" text-anchor="end" class="lab">%3$s</text>'
                    '<g data-rule="%3$s" data-stage="leak" data-value="%7$s"><text x="%4$s" y="%2$s" class="val%6$s">%5$s</text></g>',
-                   x0 - 6, 40 + 26 * r.i + 13, segment._html(r.rule), x0 + 130 * 5 + 4,
-                   segment._html(segment._fmt_pct(r.leak_rate) || ' (' || segment._fmt_int(r.expired) || ' expired)'),
+                   x0 - 6, 40 + 26 * r.i + 13, segment_internal._html(r.rule), x0 + 130 * 5 + 4,
+                   segment_internal._html(segment_internal._fmt_pct(r.leak_rate) || ' (' || segment_internal._fmt_int(r.expired) || ' expired)'),
                    CASE WHEN r.leak_rate > 0.5 THEN ' warn' ELSE '' END, r.expired), '')
           INTO chart
           FROM r CROSS JOIN st
@@ -838,13 +838,13 @@ BEGIN
                FROM (VALUES (0, 'generated'), (1, 'dispatched'), (2, 'started'), (3, 'completed'), (4, 'converted')) v(k, stage)),
             x0 + 130 * 5 + 4, chart);
         reading := format('Of %s treatment opportunities, %s were dispatched, %s started, %s completed and %s converted; %s leaked (expired unworked: %s).',
-                          segment._fmt_int(sm.treatment),
-                          segment._fmt_pct(sm.dispatched::float8 / nullif(sm.treatment, 0)),
-                          segment._fmt_pct(sm.started::float8 / nullif(sm.treatment, 0)),
-                          segment._fmt_pct(sm.completed::float8 / nullif(sm.treatment, 0)),
-                          segment._fmt_int(sm.converted), segment._fmt_pct(sm.leak_rate), segment._fmt_int(sm.expired));
+                          segment_internal._fmt_int(sm.treatment),
+                          segment_internal._fmt_pct(sm.dispatched::float8 / nullif(sm.treatment, 0)),
+                          segment_internal._fmt_pct(sm.started::float8 / nullif(sm.treatment, 0)),
+                          segment_internal._fmt_pct(sm.completed::float8 / nullif(sm.treatment, 0)),
+                          segment_internal._fmt_int(sm.converted), segment_internal._fmt_pct(sm.leak_rate), segment_internal._fmt_int(sm.expired));
     END IF;
-    page := page || segment._report_section('opportunities', 'Opportunity funnel per rule', reading, body,
+    page := page || segment_internal._report_section('opportunities', 'Opportunity funnel per rule', reading, body,
         'Leak: expired / (completed + expired). Control opportunities are not worked and not counted here.');
 
     -- 6. Lift against control: forest plot --------------------------------------
@@ -852,11 +852,11 @@ BEGIN
       INTO n, lo, hi
       FROM pg_catalog.jsonb_to_recordset(j_rules) r(rule name, rule_id int, kind text, generated bigint, control bigint, dispatched bigint, started bigint, completed bigint, converted bigint, cancelled bigint, expired bigint, open bigint, leak_rate float8, amount numeric, treatment_evaluated bigint, treatment_converted bigint, control_evaluated bigint, control_converted bigint, treatment_rate float8, control_rate float8, lift float8, lift_low float8, lift_high float8, p_value float8) WHERE r.lift IS NOT NULL;
     IF n = 0 THEN
-        body := segment._report_empty('No rule has outcomes for both treatment and control in this period');
+        body := segment_internal._report_empty('No rule has outcomes for both treatment and control in this period');
         reading := 'No rule has evaluated outcomes for both its treatment and its control group in the period.';
     ELSE
         IF hi - lo < 1e-9 THEN lo := lo - 0.01; hi := hi + 0.01; END IF;
-        ticks := segment._report_ticks(lo * 100, hi * 100, 6);
+        ticks := segment_internal._report_ticks(lo * 100, hi * 100, 6);
         lo := least(lo, ticks[1] / 100);
         hi := greatest(hi, ticks[array_upper(ticks, 1)] / 100);
         x0 := 210;
@@ -870,13 +870,13 @@ BEGIN
                    '<line x1="%8$s" y1="%9$s" x2="%10$s" y2="%9$s" class="ci%13$s"/>'
                    '<rect x="%11$s" y="%12$s" width="8" height="8" class="pt%13$s"/>'
                    '<text x="%14$s" y="%7$s" class="val">%5$s</text></g>',
-                   segment._html(r.rule), round(r.lift::numeric, 6), round(r.lift_low::numeric, 6), round(r.lift_high::numeric, 6),
-                   segment._html(format('%s pts [%s, %s]; %s vs %s (n %s / %s); p %s',
+                   segment_internal._html(r.rule), round(r.lift::numeric, 6), round(r.lift_low::numeric, 6), round(r.lift_high::numeric, 6),
+                   segment_internal._html(format('%s pts [%s, %s]; %s vs %s (n %s / %s); p %s',
                        to_char(round((r.lift * 100)::numeric, 1), 'FMSG990.0'),
                        to_char(round((r.lift_low * 100)::numeric, 1), 'FMSG990.0'),
                        to_char(round((r.lift_high * 100)::numeric, 1), 'FMSG990.0'),
-                       segment._fmt_pct(r.treatment_rate), segment._fmt_pct(r.control_rate),
-                       segment._fmt_int(r.treatment_evaluated), segment._fmt_int(r.control_evaluated),
+                       segment_internal._fmt_pct(r.treatment_rate), segment_internal._fmt_pct(r.control_rate),
+                       segment_internal._fmt_int(r.treatment_evaluated), segment_internal._fmt_int(r.control_evaluated),
                        CASE WHEN r.p_value IS NULL THEN 'n/a' WHEN r.p_value < 0.0001 THEN '<0.0001'
                             ELSE round(r.p_value::numeric, 4)::text END)),
                    x0 - 6, 50 + 24 * r.i + 4,
@@ -906,7 +906,7 @@ BEGIN
         reading := format('%s of %s rules with a control group convert better than control at 95%% confidence; the largest lift is %s (%s points).',
                           fo.better, n, fo.best, fo.best_lift);
     END IF;
-    page := page || segment._report_section('lift', 'Lift against control per rule', reading, body,
+    page := page || segment_internal._report_section('lift', 'Lift against control per rule', reading, body,
         'Conversion = goal met when the window closed (segment.evaluate_outcomes), intent to treat; interval: Wald, 95%; p: two-proportion z-test.');
 
     -- 7. Manager league ---------------------------------------------------------
@@ -917,7 +917,7 @@ BEGIN
       INTO mg
       FROM pg_catalog.jsonb_to_recordset(j_managers) m(manager text, assigned bigint, dispatched bigint, started bigint, completed bigint, converted bigint, conversion_rate float8, amount numeric, expired bigint, leak_rate float8, goal_rate float8);
     IF mg.managers = 0 THEN
-        body := segment._report_empty('No opportunity was assigned to a manager in this period');
+        body := segment_internal._report_empty('No opportunity was assigned to a manager in this period');
         reading := 'No treatment opportunity of the period was assigned to a manager.';
     ELSE
         WITH m AS (SELECT x.*, row_number() OVER (ORDER BY x.converted DESC, x.amount DESC NULLS LAST, x.manager) - 1 AS i
@@ -933,18 +933,18 @@ BEGIN
                    '<text x="%11$s" y="%5$s" class="val">%12$s</text>'
                    '<rect x="780" y="%6$s" width="%13$s" height="16" class="bar s5"/>'
                    '<text x="%14$s" y="%5$s" class="val">%15$s</text></g>',
-                   segment._html(t.manager), t.converted, coalesce(t.amount, 0), coalesce(round(t.leak_rate::numeric, 6)::text, ''),
+                   segment_internal._html(t.manager), t.converted, coalesce(t.amount, 0), coalesce(round(t.leak_rate::numeric, 6)::text, ''),
                    48 + 22 * t.i + 12, 48 + 22 * t.i,
                    round(200 * t.converted::numeric / greatest(mg.max_conv, 1), 1),
                    144 + round(200 * t.converted::numeric / greatest(mg.max_conv, 1)),
-                   segment._html(segment._fmt_int(t.converted) || ' (' || segment._fmt_pct(t.conversion_rate) || ' of '
-                                 || segment._fmt_int(t.assigned) || ')'),
+                   segment_internal._html(segment_internal._fmt_int(t.converted) || ' (' || segment_internal._fmt_pct(t.conversion_rate) || ' of '
+                                 || segment_internal._fmt_int(t.assigned) || ')'),
                    round(200 * coalesce(t.amount, 0) / greatest(mg.max_amount, 1), 1),
                    464 + round(200 * coalesce(t.amount, 0) / greatest(mg.max_amount, 1)),
-                   segment._fmt_int(coalesce(t.amount, 0)),
+                   segment_internal._fmt_int(coalesce(t.amount, 0)),
                    round((200 * coalesce(t.leak_rate, 0))::numeric, 1),
                    784 + round((200 * coalesce(t.leak_rate, 0))::numeric),
-                   segment._html(segment._fmt_pct(t.leak_rate) || ' (' || segment._fmt_int(t.expired) || ')')),
+                   segment_internal._html(segment_internal._fmt_pct(t.leak_rate) || ' (' || segment_internal._fmt_int(t.expired) || ')')),
                    '' ORDER BY t.i),
                count(*), (array_agg(t.manager ORDER BY t.i))[1], (array_agg(t.converted ORDER BY t.i))[1],
                (array_agg(t.amount ORDER BY t.i))[1]
@@ -960,11 +960,11 @@ BEGIN
             '<line x1="780" y1="40" x2="780" y2="%2$s" class="axis"/>%3$s</svg>',
             48 + 22 * w + 8, 48 + 22 * w, chart);
         reading := format('%s managers had leads; the top converter is %s with %s conversions (amount %s)%s. Showing the top %s.',
-                          segment._fmt_int(mg.managers), note, segment._fmt_int(h), segment._fmt_int(coalesce(lo, 0)::numeric),
-                          CASE WHEN mg.pool IS NOT NULL THEN '; ' || segment._fmt_int(mg.pool) || ' leads stayed in the pool' ELSE '' END,
+                          segment_internal._fmt_int(mg.managers), note, segment_internal._fmt_int(h), segment_internal._fmt_int(coalesce(lo, 0)::numeric),
+                          CASE WHEN mg.pool IS NOT NULL THEN '; ' || segment_internal._fmt_int(mg.pool) || ' leads stayed in the pool' ELSE '' END,
                           w);
     END IF;
-    page := page || segment._report_section('managers', 'Manager league', reading, body);
+    page := page || segment_internal._report_section('managers', 'Manager league', reading, body);
 
     -- 8. Nightly run durations ----------------------------------------------------
     SELECT count(*) AS runs, max(r.seconds) AS longest,
@@ -974,11 +974,11 @@ BEGIN
       INTO rn
       FROM pg_catalog.jsonb_to_recordset(j_runs) r(kind text, run_id bigint, as_of date, started_at timestamptz, finished_at timestamptz, seconds float8, status text) WHERE r.seconds IS NOT NULL;
     IF rn.runs = 0 THEN
-        body := segment._report_empty('No refresh or nightly run in this period');
+        body := segment_internal._report_empty('No refresh or nightly run in this period');
         reading := 'No refresh of the subject and no nightly run has an as_of date in the period.';
     ELSE
         hi := greatest(rn.longest, 0.001);
-        ticks := segment._report_ticks(0, hi, 4);
+        ticks := segment_internal._report_ticks(0, hi, 4);
         hi := greatest(hi, ticks[array_upper(ticks, 1)]);
         w := least(28, greatest(3, 900 / rn.runs - 4));
         WITH r AS (SELECT x.*, row_number() OVER (ORDER BY x.started_at, x.kind, x.run_id) - 1 AS i
@@ -986,7 +986,7 @@ BEGIN
         SELECT string_agg(format(
                    '<g data-kind="%1$s" data-run="%2$s" data-seconds="%3$s"><title>%1$s run %2$s as of %4$s: %5$s s (%6$s)</title>'
                    '<rect x="%7$s" y="%8$s" width="%9$s" height="%10$s" class="bar %11$s"/></g>%12$s',
-                   r.kind, r.run_id, round(r.seconds::numeric, 3), r.as_of, round(r.seconds::numeric, 2), segment._html(r.status),
+                   r.kind, r.run_id, round(r.seconds::numeric, 3), r.as_of, round(r.seconds::numeric, 2), segment_internal._html(r.status),
                    80 + (w + 4) * r.i, round((250 - 210 * r.seconds / hi)::numeric, 1), w,
                    round((210 * r.seconds / hi)::numeric, 1) + 0.5,
                    CASE WHEN r.kind = 'refresh' THEN 's1' ELSE 's4' END
@@ -1006,20 +1006,20 @@ BEGIN
             (SELECT string_agg(format('<line x1="76" y1="%1$s" x2="1070" y2="%1$s" class="grid"/>'
                                       '<text x="70" y="%2$s" text-anchor="end" class="tick">%3$s</text>',
                                       round((250 - 210 * tk / hi)::numeric, 1), round((250 - 210 * tk / hi)::numeric, 1) + 4,
-                                      CASE WHEN hi >= 10 THEN segment._fmt_int(tk::numeric) ELSE round(tk::numeric, 2)::text END), '')
+                                      CASE WHEN hi >= 10 THEN segment_internal._fmt_int(tk::numeric) ELSE round(tk::numeric, 2)::text END), '')
                FROM unnest(ticks) tk),
-            80 + (w + 4) * rn.runs, chart, 80 + ((w + 4) * rn.runs) / 2, segment._html(subject));
+            80 + (w + 4) * rn.runs, chart, 80 + ((w + 4) * rn.runs) / 2, segment_internal._html(subject));
         reading := format('%s refreshes (median %s s, longest run %s s) and %s nightly runs%s.',
                           rn.refreshes, coalesce(round(rn.median::numeric, 2)::text, 'n/a'), round(rn.longest::numeric, 2),
                           rn.nightly, CASE WHEN rn.bad > 0 THEN format(' (%s not succeeded, in red)', rn.bad) ELSE '' END);
     END IF;
-    page := page || segment._report_section('runs', 'Nightly run durations', reading, body,
+    page := page || segment_internal._report_section('runs', 'Nightly run durations', reading, body,
         'Runs are not scoped: one refresh covers every org unit.');
 
     RETURN '<!DOCTYPE html>' || E'\n'
         || '<html lang="zh-CN"><head><meta charset="utf-8">'
         || '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        || '<title>' || segment._html(format('segment report: %s, %s to %s, %s', subject, from_date, to_date, scope_label)) || '</title>'
+        || '<title>' || segment_internal._html(format('segment report: %s, %s to %s, %s', subject, from_date, to_date, scope_label)) || '</title>'
         || '<style>'
         || 'body{font-family:"Noto Sans CJK SC","Noto Sans SC","Source Han Sans SC","PingFang SC","Microsoft YaHei","WenQuanYi Micro Hei",'
         || 'system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#1f2933;background:#f7f8fa;margin:0;padding:24px 32px;max-width:1120px}'
@@ -1045,11 +1045,11 @@ BEGIN
         || 'footer{color:#7b8794;font-size:12px;margin-top:20px}'
         || '@media print{body{background:#fff}section{break-inside:avoid}}'
         || '</style></head><body>' || E'\n'
-        || '<header><h1>' || segment._html(format('Customer operations report: %s', subject)) || '</h1>'
-        || '<p>' || segment._html(format('Period %s to %s · scope: %s · opportunities by generation date, tags and tiers by refresh date.',
+        || '<header><h1>' || segment_internal._html(format('Customer operations report: %s', subject)) || '</h1>'
+        || '<p>' || segment_internal._html(format('Period %s to %s · scope: %s · opportunities by generation date, tags and tiers by refresh date.',
                                          from_date, to_date, scope_label)) || '</p></header>' || E'\n'
         || page
-        || '<footer>' || segment._html(format(
+        || '<footer>' || segment_internal._html(format(
                'Generated by segment.report(%L, %L, %L, %s) at %s. Aggregates only: no customer key, name, phone or message. '
                'Each figure comes from segment.report_summary, report_tag_trend, report_transitions, report_funnel, '
                'report_rules, report_managers and report_runs with the same arguments.',

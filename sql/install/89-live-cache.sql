@@ -9,9 +9,9 @@
 -- segment.subject_state. And the overlay rows of a deleted subject, which
 -- have no foreign key (part 86).
 
-CREATE FUNCTION segment._live_defs_changed() RETURNS trigger
+CREATE FUNCTION segment_internal._live_defs_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'segment_live_defs_changed' LANGUAGE C;
-COMMENT ON FUNCTION segment._live_defs_changed() IS
+COMMENT ON FUNCTION segment_internal._live_defs_changed() IS
     'internal: tells live maintenance in every backend that its cached definitions are stale';
 
 DO $$
@@ -21,20 +21,20 @@ BEGIN
                              'scorecard', 'scorecard_item', 'entry_rule', 'live_subject']
     LOOP
         EXECUTE format('CREATE TRIGGER segment_live_defs AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '
-                       'ON segment.%I FOR EACH STATEMENT EXECUTE FUNCTION segment._live_defs_changed()', t);
+                       'ON segment.%I FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._live_defs_changed()', t);
     END LOOP;
 END $$;
 
 -- The overlay rows of deleted subjects, once their live writers are done
 -- (the subject's live lock, exclusively: a writer holds its share to its
 -- commit), so that none is left behind.
-CREATE FUNCTION segment._live_member_cleanup() RETURNS trigger
+CREATE FUNCTION segment_internal._live_member_cleanup() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     sid int;
 BEGIN
     IF TG_NAME <> 'segment_live_member_cleanup' OR TG_RELID <> 'segment.subject'::regclass THEN
-        RAISE EXCEPTION 'trigger function segment._live_member_cleanup() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._live_member_cleanup() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
@@ -44,8 +44,8 @@ BEGIN
     END LOOP;
     RETURN NULL;
 END $$;
-COMMENT ON FUNCTION segment._live_member_cleanup() IS
+COMMENT ON FUNCTION segment_internal._live_member_cleanup() IS
     'internal: deletes the live overlay rows of deleted subjects';
 CREATE TRIGGER segment_live_member_cleanup AFTER DELETE ON segment.subject
     REFERENCING OLD TABLE AS segment_gone
-    FOR EACH STATEMENT EXECUTE FUNCTION segment._live_member_cleanup();
+    FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._live_member_cleanup();

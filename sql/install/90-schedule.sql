@@ -54,11 +54,11 @@ SELECT pg_catalog.pg_extension_config_dump('segment.nightly_run', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.nightly_run_run_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.nightly_step', '');
 
-CREATE FUNCTION segment._in_transaction_block() RETURNS boolean
+CREATE FUNCTION segment_internal._in_transaction_block() RETURNS boolean
     AS 'MODULE_PATHNAME', 'segment_in_transaction_block' LANGUAGE C VOLATILE;
 
 -- Run one step's work (no logging, no transaction control); returns its counts.
-CREATE FUNCTION segment._nightly_step(step text, subject name, as_of date, run_id bigint)
+CREATE FUNCTION segment_internal._nightly_step(step text, subject name, as_of date, run_id bigint)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     result jsonb;
@@ -97,7 +97,7 @@ BEGIN
                       || CASE WHEN s.error IS NULL THEN '{}'::jsonb
                               ELSE jsonb_build_object('rule_errors', s.error) END;
     ELSIF step = 'expire' THEN
-        EXECUTE 'SELECT segment.expire($1)' INTO n USING as_of;
+        EXECUTE 'SELECT segment.expire_opportunities($1)' INTO n USING as_of;
         RETURN jsonb_build_object('expired', n);
     ELSIF step = 'evaluate_outcomes' THEN
         EXECUTE 'SELECT segment.evaluate_outcomes($1)' INTO n USING as_of;
@@ -185,7 +185,7 @@ BEGIN
     END IF;
     -- The run commits step by step, so it cannot run inside a transaction
     -- block. Called from a function, the COMMIT below fails with 2D000.
-    IF segment._in_transaction_block() THEN
+    IF segment_internal._in_transaction_block() THEN
         RAISE EXCEPTION 'segment.run_all cannot run inside a transaction block'
             USING ERRCODE = 'active_sql_transaction',
                   DETAIL = 'The nightly run commits after each step, so that finished steps and its log survive a later failure.',
@@ -202,7 +202,7 @@ BEGIN
                 'skipped: another run in progress' ||
                 CASE WHEN other.run_id IS NULL THEN ''
                      ELSE format(' (run %s, pid %s, started %s)', other.run_id, other.backend_pid, other.started_at) END,
-                segment._nightly_client())
+                segment_internal._nightly_client())
         RETURNING nightly_run.run_id INTO run_id;
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -221,7 +221,7 @@ BEGIN
      WHERE r.status = 'running';
 
     INSERT INTO segment.nightly_run (as_of, status, client)
-    VALUES (as_of, 'running', segment._nightly_client())
+    VALUES (as_of, 'running', segment_internal._nightly_client())
     RETURNING nightly_run.run_id INTO run_id;
     INSERT INTO segment.nightly_step (run_id, step_no, step, subject, status)
     SELECT run_all.run_id, row_number() OVER (ORDER BY o, s), p, s, 'pending'
@@ -246,7 +246,7 @@ BEGIN
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         e_state := NULL;
         BEGIN
-            step_counts := segment._nightly_step(st.step, st.subject, as_of, run_id);
+            step_counts := segment_internal._nightly_step(st.step, st.subject, as_of, run_id);
         EXCEPTION
             WHEN query_canceled THEN
                 -- cancel / statement_timeout: record it, finish the log, then
@@ -299,15 +299,15 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION segment._nightly_client() RETURNS text LANGUAGE sql STABLE AS $$
+CREATE FUNCTION segment_internal._nightly_client() RETURNS text LANGUAGE sql STABLE AS $$
     SELECT coalesce(nullif(a.application_name, ''), a.backend_type)
       FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid()
 $$;
 
 -- Raises why pg_cron cannot be used from here; true when it can. The decision
 -- is a pure function of its inputs (tested with each combination);
--- segment._require_cron() feeds it the server's real state.
-CREATE FUNCTION segment._cron_check(preloaded boolean, cron_database text, cron_installed boolean, this_database text)
+-- segment_internal._require_cron() feeds it the server's real state.
+CREATE FUNCTION segment_internal._cron_check(preloaded boolean, cron_database text, cron_installed boolean, this_database text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     IF NOT preloaded THEN
@@ -333,9 +333,9 @@ BEGIN
     RETURN true;
 END $$;
 
-CREATE FUNCTION segment._require_cron() RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION segment_internal._require_cron() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM segment._cron_check(
+    PERFORM segment_internal._cron_check(
         'pg_cron' = ANY (string_to_array(translate(current_setting('shared_preload_libraries'), ' "', ''), ','))
             AND current_setting('cron.database_name', true) IS NOT NULL,
         coalesce(current_setting('cron.database_name', true), 'postgres'),
@@ -354,7 +354,7 @@ BEGIN
     IF btrim(job) = '' THEN
         RAISE EXCEPTION 'job name must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM segment._require_cron();
+    PERFORM segment_internal._require_cron();
     -- same name, same user: pg_cron replaces the job's schedule
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO jobid USING job, cron, 'CALL segment.run_all()';
     RETURN jobid;
@@ -368,7 +368,7 @@ BEGIN
     IF job IS NULL THEN
         RAISE EXCEPTION 'job must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM segment._require_cron();
+    PERFORM segment_internal._require_cron();
     EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1 AND username = current_user)'
        INTO found_it USING job;
     IF found_it THEN
@@ -382,7 +382,7 @@ END $$;
 -- segment.run_all that never reached it (a connection failure, an error
 -- before the run started) appear with run_id NULL. Without pg_cron in this
 -- database the cron columns are NULL.
-CREATE FUNCTION segment._nightly_history()
+CREATE FUNCTION segment_internal._nightly_history()
 RETURNS TABLE (run_id bigint, as_of date, status text, started_at timestamptz, finished_at timestamptz,
                error text, failed_step text, steps jsonb,
                cron_jobid bigint, cron_runid bigint, cron_status text, cron_message text,
@@ -416,4 +416,4 @@ BEGIN
     END IF;
 END $$;
 
-CREATE VIEW segment.nightly_history AS SELECT * FROM segment._nightly_history();
+CREATE VIEW segment.nightly_history AS SELECT * FROM segment_internal._nightly_history();

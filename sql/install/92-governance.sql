@@ -7,7 +7,7 @@
 -- append-only, hash-chained audit trail (segment.audit, verify_audit).
 --
 -- Governance is enforced in a database only once segment.install_roles()
--- has run there (a row in segment.governance; segment._governed()): roles
+-- has run there (a row in segment.governance; segment_internal._governed()): roles
 -- are cluster-wide and CREATE EXTENSION does not create them, and an
 -- existing install keeps its behaviour until the DBA opts in. The policies
 -- are created by install_roles too (they name the roles), so a database
@@ -126,7 +126,7 @@ CREATE INDEX ON segment.opportunity (manager) WHERE manager IS NOT NULL;
 -- Governed or not
 ------------------------------------------------------------------------
 
-CREATE FUNCTION segment._governed() RETURNS boolean
+CREATE FUNCTION segment_internal._governed() RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM segment.governance)
 $$;
@@ -137,7 +137,7 @@ $$;
 
 -- The canonical text of a row, hashed after its predecessor's hash. The
 -- time as epoch seconds, so that neither TimeZone nor DateStyle changes it.
-CREATE FUNCTION segment._audit_hash(prev_hash bytea, audit_id bigint, at timestamptz, actor name,
+CREATE FUNCTION segment_internal._audit_hash(prev_hash bytea, audit_id bigint, at timestamptz, actor name,
                                     action text, object text, detail jsonb)
 RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
     SELECT sha256(coalesce(prev_hash, '\x'::bytea)
@@ -148,7 +148,7 @@ $$;
 -- Appends one row; returns its audit_id. SECURITY DEFINER: nobody else may
 -- insert into segment.audit. The actor is session_user, the login that
 -- connected (SET ROLE does not change it).
-CREATE FUNCTION segment._audit(action text, object text, detail jsonb)
+CREATE FUNCTION segment_internal._audit(action text, object text, detail jsonb)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -166,7 +166,7 @@ BEGIN
     -- ids grow along the chain even when the sequence lags the table (a
     -- restore sets the sequence after the catalog rows it loads were audited)
     id := greatest(nextval('segment.audit_audit_id_seq'), last + 1);
-    h := segment._audit_hash(prev, id, t, session_user, action, object, detail);
+    h := segment_internal._audit_hash(prev, id, t, session_user, action, object, detail);
     INSERT INTO segment.audit (audit_id, at, actor, action, object, detail, prev_hash, hash)
     VALUES (id, t, session_user, action, object, detail, prev, h);
     UPDATE segment.audit_head SET last_id = id, last_hash = h;
@@ -174,12 +174,12 @@ BEGIN
 END $$;
 
 -- An export: who listed how many customers of which audience.
-CREATE FUNCTION segment._audit_export(what text, subject name, audience text, row_count bigint)
+CREATE FUNCTION segment_internal._audit_export(what text, subject name, audience text, row_count bigint)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF segment._governed() THEN
-        PERFORM segment._audit('export', subject::text,
+    IF segment_internal._governed() THEN
+        PERFORM segment_internal._audit('export', subject::text,
                                jsonb_build_object('function', what, 'audience', audience,
                                                   'rows', row_count, 'role', current_setting('role')));
     END IF;
@@ -194,7 +194,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         (SELECT x.audit_id
            FROM (SELECT a.audit_id, a.prev_hash, a.hash,
                         lag(a.hash) OVER (ORDER BY a.audit_id) AS expected_prev,
-                        segment._audit_hash(a.prev_hash, a.audit_id, a.at, a.actor, a.action,
+                        segment_internal._audit_hash(a.prev_hash, a.audit_id, a.at, a.actor, a.action,
                                             a.object, a.detail) AS expected_hash
                    FROM segment.audit a) x
           WHERE x.prev_hash IS DISTINCT FROM x.expected_prev OR x.hash <> x.expected_hash
@@ -209,17 +209,17 @@ REVOKE EXECUTE ON FUNCTION segment.verify_audit() FROM PUBLIC;
 COMMENT ON FUNCTION segment.verify_audit() IS
     'the audit_id of the first broken link of segment.audit''s hash chain, NULL when intact';
 
-CREATE FUNCTION segment._audit_refuse() RETURNS trigger
+CREATE FUNCTION segment_internal._audit_refuse() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_NAME NOT IN ('segment_audit_append_only', 'segment_audit_no_truncate')
        OR TG_RELID NOT IN ('segment.audit'::regclass, 'segment.audit_head'::regclass) THEN
-        RAISE EXCEPTION 'trigger function segment._audit_refuse() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._audit_refuse() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
     IF TG_RELID = 'segment.audit_head'::regclass AND TG_OP = 'UPDATE' THEN
-        RETURN NEW;     -- segment._audit moves the head
+        RETURN NEW;     -- segment_internal._audit moves the head
     END IF;
     RAISE EXCEPTION 'segment.audit is append-only: % is refused', TG_OP
         USING ERRCODE = 'insufficient_privilege',
@@ -227,13 +227,13 @@ BEGIN
               HINT = 'Ship it off-box to keep a copy (docs/security.md#shipping-the-audit-trail-off-box).';
 END $$;
 CREATE TRIGGER segment_audit_append_only BEFORE UPDATE OR DELETE ON segment.audit
-    FOR EACH ROW EXECUTE FUNCTION segment._audit_refuse();
+    FOR EACH ROW EXECUTE FUNCTION segment_internal._audit_refuse();
 CREATE TRIGGER segment_audit_no_truncate BEFORE TRUNCATE ON segment.audit
-    FOR EACH STATEMENT EXECUTE FUNCTION segment._audit_refuse();
+    FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._audit_refuse();
 CREATE TRIGGER segment_audit_append_only BEFORE UPDATE OR DELETE ON segment.audit_head
-    FOR EACH ROW EXECUTE FUNCTION segment._audit_refuse();
+    FOR EACH ROW EXECUTE FUNCTION segment_internal._audit_refuse();
 CREATE TRIGGER segment_audit_no_truncate BEFORE TRUNCATE ON segment.audit_head
-    FOR EACH STATEMENT EXECUTE FUNCTION segment._audit_refuse();
+    FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._audit_refuse();
 ALTER TABLE segment.audit ENABLE ALWAYS TRIGGER segment_audit_append_only;
 ALTER TABLE segment.audit ENABLE ALWAYS TRIGGER segment_audit_no_truncate;
 ALTER TABLE segment.audit_head ENABLE ALWAYS TRIGGER segment_audit_append_only;
@@ -244,7 +244,7 @@ ALTER TABLE segment.audit_head ENABLE ALWAYS TRIGGER segment_audit_no_truncate;
 -- rather than calls in each function, so that every path is covered
 -- (create/alter/drop functions, cascades of unregister_subject, a DBA's
 -- direct INSERT).
-CREATE FUNCTION segment._audit_row() RETURNS trigger
+CREATE FUNCTION segment_internal._audit_row() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     before jsonb;
@@ -264,11 +264,11 @@ BEGIN
                            'segment.column_sensitivity'::regclass,
                            'segment.journey'::regclass, 'segment.journey_step'::regclass,
                            'segment.channel'::regclass, 'segment.consent'::regclass) THEN
-        RAISE EXCEPTION 'trigger function segment._audit_row() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._audit_row() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
-    IF NOT segment._governed() THEN
+    IF NOT segment_internal._governed() THEN
         RETURN NULL;
     END IF;
     IF TG_OP <> 'INSERT' THEN before := to_jsonb(OLD); END IF;
@@ -280,7 +280,7 @@ BEGIN
                     after ->> 'key', before ->> 'key',
                     coalesce(after, before) ->> 'column_name',
                     coalesce(after, before) ->> 'relation');
-    PERFORM segment._audit(TG_TABLE_NAME || '.' || lower(TG_OP), obj,
+    PERFORM segment_internal._audit(TG_TABLE_NAME || '.' || lower(TG_OP), obj,
                            jsonb_strip_nulls(jsonb_build_object('before', before, 'after', after,
                                                                 'role', current_user::text)));
     RETURN NULL;
@@ -295,23 +295,23 @@ BEGIN
                              'org_tree', 'user_map', 'column_sensitivity',
                              'journey', 'journey_step', 'channel', 'consent'] LOOP
         EXECUTE format('CREATE TRIGGER segment_audit AFTER INSERT OR UPDATE OR DELETE ON segment.%I '
-                       'FOR EACH ROW EXECUTE FUNCTION segment._audit_row()', t);
+                       'FOR EACH ROW EXECUTE FUNCTION segment_internal._audit_row()', t);
     END LOOP;
 END $$;
 
 -- Lifecycle actions: one audit row per transition a person made (expire,
 -- the nightly job's, is not one).
-CREATE FUNCTION segment._audit_transition() RETURNS trigger
+CREATE FUNCTION segment_internal._audit_transition() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_NAME <> 'segment_audit' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'INSERT'
        OR TG_RELID <> 'segment.opportunity_log'::regclass THEN
-        RAISE EXCEPTION 'trigger function segment._audit_transition() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._audit_transition() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
-    IF NEW.to_status <> 'expired' AND segment._governed() THEN
-        PERFORM segment._audit('opportunity.' || NEW.to_status, NEW.opportunity_id::text,
+    IF NEW.to_status <> 'expired' AND segment_internal._governed() THEN
+        PERFORM segment_internal._audit('opportunity.' || NEW.to_status, NEW.opportunity_id::text,
                                jsonb_strip_nulls(jsonb_build_object(
                                    'from', NEW.from_status, 'to', NEW.to_status,
                                    'note', NEW.note, 'role', NEW.changed_by)));
@@ -319,13 +319,13 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER segment_audit AFTER INSERT ON segment.opportunity_log
-    FOR EACH ROW EXECUTE FUNCTION segment._audit_transition();
+    FOR EACH ROW EXECUTE FUNCTION segment_internal._audit_transition();
 
 ------------------------------------------------------------------------
 -- The org tree and the user map
 ------------------------------------------------------------------------
 
-CREATE FUNCTION segment._bump_scope_version() RETURNS void
+CREATE FUNCTION segment_internal._bump_scope_version() RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO segment.scope_version AS v (version) VALUES (1)
     ON CONFLICT (singleton) DO UPDATE SET version = v.version + 1;
@@ -424,7 +424,7 @@ BEGIN
        SET relation = excluded.relation, id_column = excluded.id_column,
            parent_column = excluded.parent_column, units = excluded.units,
            loaded_at = now(), loaded_by = current_user;
-    PERFORM segment._bump_scope_version();
+    PERFORM segment_internal._bump_scope_version();
     DROP TABLE pg_temp.segment_org_load;
     DROP TABLE pg_temp.segment_org_depth;
     RETURN n;
@@ -479,16 +479,16 @@ BEGIN
            SET manager = excluded.manager, org_unit = excluded.org_unit,
                mapped_at = now(), mapped_by = current_user;
     END IF;
-    PERFORM segment._bump_scope_version();
+    PERFORM segment_internal._bump_scope_version();
 END $$;
 COMMENT ON FUNCTION segment.map_user(name, text, text) IS
     'binds a login role to a manager id (the subject''s owner column) and/or an org unit; both NULL unmaps it';
 
 -- The units of a unit's subtree (itself included), by the stored tree.
-CREATE FUNCTION segment.org_subtree(unit text) RETURNS SETOF text
+CREATE FUNCTION segment.org_subtree(org_unit text) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
     WITH RECURSIVE t(u) AS (
-        SELECT o.unit FROM segment.org_unit o WHERE o.unit = org_subtree.unit
+        SELECT o.unit FROM segment.org_unit o WHERE o.unit = org_subtree.org_unit
         UNION
         SELECT o.unit FROM segment.org_unit o JOIN t ON o.parent = t.u)
     SELECT u FROM t
@@ -500,22 +500,22 @@ COMMENT ON FUNCTION segment.org_subtree(text) IS 'the org unit and every unit be
 ------------------------------------------------------------------------
 
 -- The current user's manager id (user_map), NULL when not mapped to one.
-CREATE FUNCTION segment._my_manager() RETURNS text
+CREATE FUNCTION segment_internal._my_manager() RETURNS text
     AS 'MODULE_PATHNAME', 'segment_my_manager' LANGUAGE C STABLE PARALLEL RESTRICTED;
 -- Whether an org unit is in the current user's subtree (user_map.org_unit
 -- and every unit below it). The subtree is cached per backend and login,
 -- and rebuilt when segment.scope_version changes.
-CREATE FUNCTION segment._in_scope(org_unit text) RETURNS boolean
+CREATE FUNCTION segment_internal._in_scope(org_unit text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'segment_in_scope' LANGUAGE C STABLE PARALLEL RESTRICTED;
 -- Whether the current user sees every customer (admin, analyst, auditor,
 -- exporter-only roles excluded), or governance is not installed.
-CREATE FUNCTION segment._sees_all() RETURNS boolean
+CREATE FUNCTION segment_internal._sees_all() RETURNS boolean
     AS 'MODULE_PATHNAME', 'segment_sees_all' LANGUAGE C STABLE PARALLEL RESTRICTED;
 
 -- The owner (owner_column) and org unit (org_column) of one customer, for
 -- the per-customer readers' check (tags, has_tag, explain). SECURITY
 -- DEFINER: the caller need not read the subject's table.
-CREATE FUNCTION segment._customer_scope(subject_id int, key text)
+CREATE FUNCTION segment_internal._customer_scope(subject_id int, key text)
 RETURNS TABLE (owner text, org text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -534,7 +534,7 @@ END $$;
 
 -- The reviews read the opportunities with the privileges (and row-level
 -- security) of whoever queries them.
-ALTER VIEW segment._opportunity_facts SET (security_invoker = true);
+ALTER VIEW segment_internal._opportunity_facts SET (security_invoker = true);
 ALTER VIEW segment.rule_review SET (security_invoker = true);
 ALTER VIEW segment.manager_review SET (security_invoker = true);
 
@@ -543,7 +543,7 @@ ALTER VIEW segment.manager_review SET (security_invoker = true);
 ------------------------------------------------------------------------
 
 -- What each built-in role gets, as kinds of segment.grant_role.
-CREATE FUNCTION segment._builtin_roles()
+CREATE FUNCTION segment_internal._builtin_roles()
 RETURNS TABLE (role name, kinds text[], description text)
 LANGUAGE sql IMMUTABLE AS $$
     VALUES ('segment_admin'::name, ARRAY['admin'], 'subjects, rules, schedules, the org tree and user mappings; sees every row'),
@@ -560,7 +560,7 @@ $$;
 -- an extension's tables; the trigger below creates them again when a
 -- restore loads segment.governance's row (the roles must exist in the
 -- target cluster: restore the globals first).
-CREATE FUNCTION segment._install_policies() RETURNS void
+CREATE FUNCTION segment_internal._install_policies() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     ALTER TABLE segment.opportunity ENABLE ROW LEVEL SECURITY;
@@ -574,9 +574,9 @@ BEGIN
     CREATE POLICY segment_all ON segment.opportunity
         TO segment_admin, segment_analyst, segment_auditor USING (true) WITH CHECK (true);
     CREATE POLICY segment_own ON segment.opportunity
-        TO segment_manager USING (manager = segment._my_manager());
+        TO segment_manager USING (manager = segment_internal._my_manager());
     CREATE POLICY segment_subtree ON segment.opportunity
-        TO segment_branch_head USING (segment._in_scope(org_unit));
+        TO segment_branch_head USING (segment_internal._in_scope(org_unit));
     -- generation inserts (refresher, event writer): what it may insert is
     -- decided by its table privileges, not by rows it sees
     CREATE POLICY segment_insert ON segment.opportunity FOR INSERT TO PUBLIC WITH CHECK (true);
@@ -586,20 +586,20 @@ BEGIN
     CREATE POLICY segment_insert ON segment.opportunity_log FOR INSERT TO PUBLIC WITH CHECK (true);
 END $$;
 
-CREATE FUNCTION segment._governance_installed() RETURNS trigger
+CREATE FUNCTION segment_internal._governance_installed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_NAME <> 'segment_governance_installed' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
        OR TG_OP <> 'INSERT' OR TG_RELID <> 'segment.governance'::regclass THEN
-        RAISE EXCEPTION 'trigger function segment._governance_installed() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._governance_installed() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
-    PERFORM segment._install_policies();
+    PERFORM segment_internal._install_policies();
     RETURN NULL;
 END $$;
 CREATE TRIGGER segment_governance_installed AFTER INSERT ON segment.governance
-    FOR EACH ROW EXECUTE FUNCTION segment._governance_installed();
+    FOR EACH ROW EXECUTE FUNCTION segment_internal._governance_installed();
 
 -- Creates the built-in roles (NOLOGIN) when missing, grants them what they
 -- need, turns on row-level security and marks this database governed.
@@ -610,9 +610,9 @@ DECLARE
     r record;
     k text;
     cols text;
-    first_time boolean := NOT segment._governed();
+    first_time boolean := NOT segment_internal._governed();
 BEGIN
-    FOR r IN SELECT * FROM segment._builtin_roles() LOOP
+    FOR r IN SELECT * FROM segment_internal._builtin_roles() LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = r.role) THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r.role);
             RETURN NEXT format('created role %s', r.role);
@@ -623,7 +623,7 @@ BEGIN
         END LOOP;
     END LOOP;
     -- the audit trail: the auditor and the admin read it; nobody writes it
-    -- but segment._audit
+    -- but segment_internal._audit
     REVOKE ALL ON segment.audit, segment.audit_head
       FROM segment_admin, segment_analyst, segment_manager, segment_branch_head,
            segment_auditor, segment_exporter;
@@ -651,14 +651,14 @@ BEGIN
     -- row-level security: by the trigger on segment.governance the first
     -- time, directly when run again
     IF NOT first_time THEN
-        PERFORM segment._install_policies();
+        PERFORM segment_internal._install_policies();
     END IF;
     IF first_time THEN
         INSERT INTO segment.governance DEFAULT VALUES;
         RETURN NEXT 'governance installed: row-level security, export control, masking and the audit trail are on';
     END IF;
-    PERFORM segment._audit('governance.install_roles', current_database()::text,
-                           jsonb_build_object('roles', (SELECT jsonb_agg(b.role) FROM segment._builtin_roles() b),
+    PERFORM segment_internal._audit('governance.install_roles', current_database()::text,
+                           jsonb_build_object('roles', (SELECT jsonb_agg(b.role) FROM segment_internal._builtin_roles() b),
                                               'first_time', first_time));
 END $$;
 COMMENT ON FUNCTION segment.install_roles() IS
@@ -673,7 +673,7 @@ COMMENT ON FUNCTION segment.install_roles() IS
 -- subtree; the opportunity keeps its org unit); in a governed database a
 -- manager may not reassign (42501). Errors: 22004 NULL argument, 42704 no
 -- such (visible) opportunity, 55000 not open.
-CREATE FUNCTION segment.reassign(opportunity_id bigint, manager text) RETURNS void
+CREATE FUNCTION segment.opportunity_reassign(opportunity_id bigint, manager text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     o segment.opportunity;
@@ -682,7 +682,7 @@ BEGIN
     IF manager IS NULL OR btrim(manager) = '' THEN
         RAISE EXCEPTION 'manager must not be NULL or empty' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    refused := CASE WHEN NOT segment._governed() OR segment._sees_all() THEN false
+    refused := CASE WHEN NOT segment_internal._governed() OR segment_internal._sees_all() THEN false
                     WHEN NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'segment_branch_head') THEN true
                     ELSE NOT pg_has_role('segment_branch_head', 'USAGE') END;
     IF refused THEN
@@ -690,31 +690,31 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Branch heads (segment_branch_head) reassign within their org subtree.';
     END IF;
-    o := segment._lock_for(opportunity_id, 'reassign', '{generated,dispatched,in_progress}', 'reassigned', false);
+    o := segment_internal._lock_for(opportunity_id, 'reassign', '{generated,dispatched,in_progress}', 'reassigned', false);
     -- the audit trigger tells a reassignment from generation's assignment by this
     PERFORM set_config('segment_gov.reassigning', 'on', true);
     UPDATE segment.opportunity x
-       SET manager = reassign.manager,
+       SET manager = opportunity_reassign.manager,
            assignment = CASE WHEN x.assignment = 'pool' THEN 'org' ELSE x.assignment END,
            pool_reason = NULL
      WHERE x.opportunity_id = o.opportunity_id;
     PERFORM set_config('segment_gov.reassigning', '', true);
 END $$;
-COMMENT ON FUNCTION segment.reassign(bigint, text) IS
+COMMENT ON FUNCTION segment.opportunity_reassign(bigint, text) IS
     'gives an open opportunity to another manager (branch heads: within their org subtree)';
 
 -- Reassignments are lifecycle actions: audited.
-CREATE FUNCTION segment._audit_reassign() RETURNS trigger
+CREATE FUNCTION segment_internal._audit_reassign() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_NAME <> 'segment_audit_reassign' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' OR TG_OP <> 'UPDATE'
        OR TG_RELID <> 'segment.opportunity'::regclass THEN
-        RAISE EXCEPTION 'trigger function segment._audit_reassign() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._audit_reassign() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
-    IF coalesce(current_setting('segment_gov.reassigning', true), '') = 'on' AND segment._governed() THEN
-        PERFORM segment._audit('opportunity.reassign', NEW.opportunity_id::text,
+    IF coalesce(current_setting('segment_gov.reassigning', true), '') = 'on' AND segment_internal._governed() THEN
+        PERFORM segment_internal._audit('opportunity.reassign', NEW.opportunity_id::text,
                                jsonb_build_object('from', OLD.manager, 'to', NEW.manager,
                                                   'org_unit', NEW.org_unit, 'role', current_user::text));
     END IF;
@@ -722,7 +722,7 @@ BEGIN
 END $$;
 CREATE TRIGGER segment_audit_reassign AFTER UPDATE OF manager ON segment.opportunity
     FOR EACH ROW WHEN (OLD.manager IS DISTINCT FROM NEW.manager)
-    EXECUTE FUNCTION segment._audit_reassign();
+    EXECUTE FUNCTION segment_internal._audit_reassign();
 
 
 ------------------------------------------------------------------------
@@ -730,19 +730,19 @@ CREATE TRIGGER segment_audit_reassign AFTER UPDATE OF manager ON segment.opportu
 ------------------------------------------------------------------------
 
 -- 42501 unless the customer is in the caller's scope (src/governance.c).
-CREATE FUNCTION segment._check_customer(subject_id int, key text) RETURNS void
+CREATE FUNCTION segment_internal._check_customer(subject_id int, key text) RETURNS void
     AS 'MODULE_PATHNAME', 'segment_check_customer' LANGUAGE C STABLE PARALLEL RESTRICTED;
 -- 42501 unless the caller may list customers (segment_exporter).
-CREATE FUNCTION segment._check_export(what text) RETURNS void
+CREATE FUNCTION segment_internal._check_export(what text) RETURNS void
     AS 'MODULE_PATHNAME', 'segment_check_export' LANGUAGE C STABLE PARALLEL RESTRICTED;
 -- The value, masked when the column is personal and the caller lacks segment_exporter.
-CREATE FUNCTION segment._mask_pii(subject_id int, column_name name, value text) RETURNS text
+CREATE FUNCTION segment_internal._mask_pii(subject_id int, column_name name, value text) RETURNS text
     AS 'MODULE_PATHNAME', 'segment_mask_pii' LANGUAGE C STABLE PARALLEL RESTRICTED;
 -- Whether personal columns are masked for the caller: governed, and neither
 -- a superuser nor a member of segment_exporter.
-CREATE FUNCTION segment._masks_pii() RETURNS boolean
+CREATE FUNCTION segment_internal._masks_pii() RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN NOT segment._governed() THEN false
+    SELECT CASE WHEN NOT segment_internal._governed() THEN false
                 WHEN (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN false
                 WHEN NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'segment_exporter') THEN true
                 ELSE NOT pg_has_role('segment_exporter', 'USAGE') END
@@ -793,13 +793,13 @@ COMMENT ON FUNCTION segment.set_column_sensitivity(name, name, text) IS
 -- shares a line with the first statement so that error positions of the
 -- body stay what they were), top (a
 -- customer-level list: segment_exporter, audited) and render (scope, masking).
-CREATE OR REPLACE FUNCTION segment._member_id(sid int, key text, "create" boolean) RETURNS int8
+CREATE OR REPLACE FUNCTION segment_internal._member_id(sid int, key text, "create" boolean) RETURNS int8
 LANGUAGE plpgsql AS $$
 DECLARE
     ktype regtype;
     id int8;
 BEGIN
-    SELECT s.key_type INTO ktype FROM segment.subject s WHERE s.subject_id = sid; PERFORM segment._check_customer(sid, key);
+    SELECT s.key_type INTO ktype FROM segment.subject s WHERE s.subject_id = sid; PERFORM segment_internal._check_customer(sid, key);
     IF ktype IN ('int4'::regtype, 'int8'::regtype) THEN
         BEGIN
             id := key::int8;
@@ -830,8 +830,8 @@ CREATE OR REPLACE FUNCTION segment.top(subject name, scorecard name, audience te
 RETURNS TABLE (key text, score numeric)
 LANGUAGE plpgsql STABLE ROWS 100 AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
-    s segment.scorecard := segment._readable_scorecard(sid, subject, scorecard);
+    sid int := segment_internal._subject_id(subject);
+    s segment.scorecard := segment_internal._readable_scorecard(sid, subject, scorecard);
     int_keys boolean;
     aud segment.memberset;
     part segment.memberset;
@@ -846,7 +846,7 @@ BEGIN
         RAISE EXCEPTION 'n must not be negative, got %', n USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- governance: a customer-level list (docs/security.md#export-control)
-    PERFORM segment._check_export('segment.top');
+    PERFORM segment_internal._check_export('segment.top');
     IF n = 0 THEN
         RETURN;
     END IF;
@@ -855,7 +855,7 @@ BEGIN
     IF audience IS NOT NULL THEN
         aud := segment.audience(subject, audience);
     END IF;
-    FOR r IN SELECT x.score, x.members FROM segment._live_scores(s.scorecard_id, sid) x
+    FOR r IN SELECT x.score, x.members FROM segment_internal._live_scores(s.scorecard_id, sid) x
               ORDER BY x.score DESC
     LOOP
         part := CASE WHEN aud IS NULL THEN r.members ELSE r.members OPERATOR(segment.&) aud END;
@@ -877,13 +877,13 @@ BEGIN
         left_ := left_ - least(c, left_);
         EXIT WHEN left_ = 0;
     END LOOP;
-    PERFORM segment._audit_export('segment.top', subject, coalesce(audience, '(every scored customer)'), n - left_);
+    PERFORM segment_internal._audit_export('segment.top', subject, coalesce(audience, '(every scored customer)'), n - left_);
 END $$;
 
 CREATE OR REPLACE FUNCTION segment.render(rule name, key text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    r segment.opportunity_rule := segment._opportunity_rule(rule);
+    r segment.opportunity_rule := segment_internal._opportunity_rule(rule);
     s segment.subject;
     msg text;
     masked text;
@@ -894,19 +894,19 @@ BEGIN
     END IF;
     -- governance: the customer must be in the caller's scope, and personal
     -- columns are masked for a role without segment_exporter
-    PERFORM segment._check_customer(s.subject_id, key);
+    PERFORM segment_internal._check_customer(s.subject_id, key);
     SELECT string_agg(CASE WHEN m.column_name IS NULL THEN format('t0.%I', a.attname)
                            ELSE format('segment.mask(t0.%I::text) AS %I', a.attname, a.attname) END,
                       ', ' ORDER BY a.attnum)
       INTO masked
       FROM pg_attribute a
       LEFT JOIN segment.column_sensitivity m
-        ON m.subject_id = s.subject_id AND m.column_name = a.attname AND segment._masks_pii()
+        ON m.subject_id = s.subject_id AND m.column_name = a.attname AND segment_internal._masks_pii()
      WHERE a.attrelid = s.relation AND a.attnum > 0 AND NOT a.attisdropped;
     -- a snapshot subject: the row of the snapshot the current state holds
     EXECUTE format('SELECT %s FROM (SELECT %s FROM %s t0 WHERE t0.%I::text = $1%s) t',
                    r.template_sql, masked, s.relation, s.key_column,
-                   segment._snapshot_filter(s.subject_id, 't0'))
+                   segment_internal._snapshot_filter(s.subject_id, 't0'))
        INTO msg USING key;
     RETURN msg;
 END $$;

@@ -5,9 +5,11 @@
 -- to the upgrade script as its last step.
 
 -- What each kind of user needs, one row per privilege set on one object (or
--- '*': every object of that type in schema segment; functions: every
--- overload of that name). A kind also gets what the kinds in `includes` get.
-CREATE FUNCTION segment._role_grants(kind text)
+-- '*': every object of that type in schemas segment and segment_internal;
+-- functions: every overload of that name, in either schema: the helpers
+-- _NAME are in segment_internal, part 01). A kind also gets what the kinds in
+-- `includes` get.
+CREATE FUNCTION segment_internal._role_grants(kind text)
 RETURNS TABLE (object_type text, object_name name, privileges text)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH RECURSIVE
@@ -22,6 +24,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         -- reader: count, members, audience, has_tag, tags, keys, overlap,
         -- bucket_of, score, top, transitions, explain, render, review views
         ('reader', 'schema', 'segment', 'USAGE'),
+        ('reader', 'schema', 'segment_internal', 'USAGE'),
         ('reader', 'table', '*', 'SELECT'),
         ('reader', 'function', '_subject_id', 'EXECUTE'),
         ('reader', 'function', '_member_id', 'EXECUTE'),
@@ -134,7 +137,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('author', 'function', '_journey_definition', 'EXECUTE'),
         ('author', 'function', '_journey_audience', 'EXECUTE'),
         -- refresher: refresh (with the entry rules it fires), generate,
-        -- expire, evaluate_outcomes, CALL run_all
+        -- expire_opportunities, evaluate_outcomes, CALL run_all
         ('refresher', 'table', 'subject_state', 'INSERT, UPDATE'),
         ('refresher', 'table', 'tag_state', 'INSERT, UPDATE'),
         ('refresher', 'table', 'bucket_state', 'INSERT, UPDATE, DELETE'),
@@ -206,7 +209,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('event_writer', 'function', '_journey_holdout', 'EXECUTE'),
         ('event_writer', 'function', '_quiet_sql', 'EXECUTE'),
         ('event_writer', 'function', '_channel_chain', 'EXECUTE'),
-        -- worker: dispatch, start, complete, cancel opportunities
+        -- worker: opportunity_dispatch, _start, _complete, _cancel
         ('worker', 'table', 'opportunity', 'UPDATE'),
         ('worker', 'table', 'opportunity_log', 'INSERT'),
         ('worker', 'sequence', '*', 'USAGE'),
@@ -229,34 +232,35 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         -- attach_event_rule (their triggers need EXECUTE on the trigger
         -- functions) and schedule
         ('admin', 'schema', 'segment', 'USAGE'),
+        ('admin', 'schema', 'segment_internal', 'USAGE'),
         ('admin', 'table', '*', 'SELECT, INSERT, UPDATE, DELETE'),
         ('admin', 'sequence', '*', 'USAGE, SELECT, UPDATE'),
         ('admin', 'function', '*', 'EXECUTE'))
     SELECT DISTINCT g.object_type, g.object_name::name, g.privileges
       FROM g JOIN kinds ON kinds.k = g.kind
 $$;
-COMMENT ON FUNCTION segment._role_grants(text) IS
+COMMENT ON FUNCTION segment_internal._role_grants(text) IS
     'internal: the privileges each kind of segment.grant_role needs';
 
--- The privileges of one kind, expanded to the objects of schema segment
--- that exist now, as GRANT statements.
-CREATE FUNCTION segment._role_grant_statements(role regrole, kind text)
+-- The privileges of one kind, expanded to the objects of schemas segment and
+-- segment_internal that exist now, as GRANT statements.
+CREATE FUNCTION segment_internal._role_grant_statements(role regrole, kind text)
 RETURNS TABLE (object_type text, object text, privileges text, statement text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH o AS (
-        SELECT 'schema' AS object_type, 'segment'::text AS object, g.privileges
-          FROM segment._role_grants(kind) g WHERE g.object_type = 'schema'
+        SELECT 'schema' AS object_type, quote_ident(g.object_name) AS object, g.privileges
+          FROM segment_internal._role_grants(kind) g WHERE g.object_type = 'schema'
         UNION ALL
         SELECT g.object_type, c.oid::regclass::text, g.privileges
-          FROM segment._role_grants(kind) g
-          JOIN pg_class c ON c.relnamespace = 'segment'::regnamespace
+          FROM segment_internal._role_grants(kind) g
+          JOIN pg_class c ON c.relnamespace IN ('segment'::regnamespace, 'segment_internal'::regnamespace)
                AND (g.object_name = '*' OR c.relname = g.object_name)
                AND ((g.object_type = 'table' AND c.relkind IN ('r', 'p', 'v', 'm'))
                  OR (g.object_type = 'sequence' AND c.relkind = 'S'))
         UNION ALL
         SELECT g.object_type, p.oid::regprocedure::text, g.privileges
-          FROM segment._role_grants(kind) g
-          JOIN pg_proc p ON p.pronamespace = 'segment'::regnamespace
+          FROM segment_internal._role_grants(kind) g
+          JOIN pg_proc p ON p.pronamespace IN ('segment'::regnamespace, 'segment_internal'::regnamespace)
                AND (g.object_name = '*' OR p.proname = g.object_name)
          WHERE g.object_type = 'function')
     SELECT o.object_type, o.object, o.privileges,
@@ -280,13 +284,13 @@ BEGIN
         RAISE EXCEPTION 'role and kind must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM segment._role_grants(kind)) THEN
+    IF NOT EXISTS (SELECT 1 FROM segment_internal._role_grants(kind)) THEN
         RAISE EXCEPTION 'unknown kind of segment role "%"', kind
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Kinds: reader, author, refresher, event_writer, worker, admin (docs/security.md).';
     END IF;
     -- GRANT without the grant option only warns: refuse before granting anything
-    FOR g IN SELECT * FROM segment._role_grant_statements(role, kind) LOOP
+    FOR g IN SELECT * FROM segment_internal._role_grant_statements(role, kind) LOOP
         FOREACH priv IN ARRAY string_to_array(replace(g.privileges, ' ', ''), ',') LOOP
             ok := CASE g.object_type
                 WHEN 'schema' THEN pg_catalog.has_schema_privilege(g.object, priv || ' WITH GRANT OPTION')
@@ -302,7 +306,7 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
-    FOR g IN SELECT * FROM segment._role_grant_statements(role, kind) LOOP
+    FOR g IN SELECT * FROM segment_internal._role_grant_statements(role, kind) LOOP
         EXECUTE g.statement;
         RETURN NEXT g.statement;
     END LOOP;
@@ -310,17 +314,19 @@ END $$;
 COMMENT ON FUNCTION segment.grant_role(regrole, text) IS
     'grants a role what a kind of segment user needs (reader, author, refresher, event_writer, worker, admin); returns the GRANT statements';
 
--- Internal functions are not for PUBLIC: every function of the schema whose
--- name starts with "_" (the API's SECURITY INVOKER functions call them with
--- the caller's EXECUTE, which segment.grant_role gives). Trigger functions
--- are internal too, so that nobody can attach them to a table of theirs.
+-- Internal functions are not for PUBLIC: every function of schema
+-- segment_internal (PUBLIC has no USAGE on it either; the API's SECURITY
+-- INVOKER functions call them with the caller's USAGE and EXECUTE, which
+-- segment.grant_role gives). Trigger functions are internal too, so that
+-- nobody can attach them to a table of theirs.
 DO $$
 DECLARE
     f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace = 'segment'::regnamespace
-                AND (p.proname LIKE '\_%' OR p.prorettype IN ('trigger'::regtype, 'event_trigger'::regtype))
+              WHERE p.pronamespace = 'segment_internal'::regnamespace
+                 OR (p.pronamespace = 'segment'::regnamespace
+                     AND p.prorettype IN ('trigger'::regtype, 'event_trigger'::regtype))
               ORDER BY p.oid
     LOOP
         EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', f);
@@ -345,7 +351,7 @@ DECLARE
     f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace = 'segment'::regnamespace
+              WHERE p.pronamespace IN ('segment'::regnamespace, 'segment_internal'::regnamespace)
                 AND p.prokind = 'f'
                 AND p.proname NOT IN ('_in_control',
                                       'create_tag', 'alter_tag',

@@ -131,7 +131,7 @@ create function ac.same(aud text, label text) returns text language sql as $$
               label || ': ' || aud)
 $$;
 
-select cmp_ok((select hits from segment._audience_cache_stats()), '>', 0::bigint,
+select cmp_ok((select hits from segment_internal._audience_cache_stats()), '>', 0::bigint,
               'the reads above were answered from the cache');
 select ac.same('ac_t1 and not ac_t3', 'before any change');
 update ac.t set a = 0 where id % 3 = 0;

@@ -195,7 +195,7 @@ select is((select count(*) from segment.opportunity o join segment.opportunity_r
             where r.name = 'ev_ctl'), 20::bigint, 'all 20 visitors get one (control or not)');
 select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
             where r.name = 'ev_ctl'
-              and o.is_control is distinct from segment._in_control(r.rule_id, o.member_id, date '2026-03-02', 50)),
+              and o.is_control is distinct from segment_internal._in_control(r.rule_id, o.member_id, date '2026-03-02', 50)),
           0::bigint, 'control membership is the deterministic hash of (rule, member, period)');
 select ok((select count(*) filter (where o.is_control) between 1 and 19
              and bool_and(o.manager is null and o.assignment = 'control') filter (where o.is_control)
@@ -207,7 +207,7 @@ select segment.create_opportunity_rule('evx', 'ctl_twin', 'evx_all', 'mining', '
 select count(*) from segment.generate('ctl_twin', '2026-03-02');
 select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
             where r.name = 'ctl_twin'
-              and o.is_control is distinct from segment._in_control(r.rule_id, o.member_id, date '2026-03-02', 50)),
+              and o.is_control is distinct from segment_internal._in_control(r.rule_id, o.member_id, date '2026-03-02', 50)),
           0::bigint, 'batch generation uses the same control function');
 
 ------------------------------------------------------------------------
@@ -290,12 +290,12 @@ select is((select unknown || ' ' || sample_keys::text from segment.event_skip e 
 ------------------------------------------------------------------------
 select segment.create_opportunity_rule('evx', 'en_low', 'evx_low', 'maintenance', 'call',
                                        assignment => 'pool', cooldown_days => 0);
-select throws_ok($$select segment.fire_on_entry('en_low', 'evx_low and nosuch')$$, '42704', null,
+select throws_ok($$select segment.attach_entry_rule('en_low', 'evx_low and nosuch')$$, '42704', null,
                  'an entry audience naming an unknown tag is refused');
-select throws_ok($$select segment.fire_on_entry('nosuch', 'evx_low')$$, '42704', null,
-                 'fire_on_entry of an unknown rule is refused');
-select segment.fire_on_entry('en_low', 'evx_low');
-select throws_ok($$select segment.fire_on_entry('en_low', 'evx_low')$$, '42710', null,
+select throws_ok($$select segment.attach_entry_rule('nosuch', 'evx_low')$$, '42704', null,
+                 'attach_entry_rule of an unknown rule is refused');
+select segment.attach_entry_rule('en_low', 'evx_low');
+select throws_ok($$select segment.attach_entry_rule('en_low', 'evx_low')$$, '42710', null,
                  'firing twice on the same audience is refused');
 update evx.cust set bal = 50 where id in (14, 15);
 select results_eq($$select members, entered from segment.refresh('evx', '2026-07-01') where tag = 'evx_low'$$,
@@ -311,20 +311,20 @@ update evx.cust set bal = 50 where id = 16;
 select count(*) from segment.refresh('evx', '2026-07-03');
 select is((select string_agg(key, ' ' order by key) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
             where r.name = 'en_low'), '14 15 16', 'a new entry fires');
-select is((select segment._fire_entries(s.subject_id, 'evx_low', segment.memberset('{14}'), '2026-07-04')
+select is((select segment_internal._fire_entries(s.subject_id, 'evx_low', segment.memberset('{14}'), '2026-07-04')
              from segment.subject s where s.name = 'evx'), 1::bigint,
           'the hook for live maintenance makes the opportunity of a member said to have entered (14, next day)');
 select is((select count(*) from segment.generate(null, '2026-07-05') g where g.rule_name = 'en_low'), 0::bigint,
           'generate() for all rules skips entry rules');
 select throws_ok($$select segment.drop_opportunity_rule('en_low', true)$$, '2BP01', null,
                  'dropping an entry-fired rule is refused');
-select segment.stop_fire_on_entry('en_low', 'evx_low');
-select throws_ok($$select segment.stop_fire_on_entry('en_low', 'evx_low')$$, '42704', null,
+select segment.detach_entry_rule('en_low', 'evx_low');
+select throws_ok($$select segment.detach_entry_rule('en_low', 'evx_low')$$, '42704', null,
                  'stopping what does not fire is refused');
 update evx.cust set bal = 50 where id = 18;
 select count(*) from segment.refresh('evx', '2026-07-06');
 select is((select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id)
-            where r.name = 'en_low'), 4::bigint, 'after stop_fire_on_entry an entry fires nothing');
+            where r.name = 'en_low'), 4::bigint, 'after detach_entry_rule an entry fires nothing');
 
 select * from finish();
 rollback;

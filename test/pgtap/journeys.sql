@@ -244,18 +244,18 @@ select throws_ok($$select * from segment.generate('jx_call')$$, '55000', null,
                  'the escalation rule is not generated in batch');
 create temp table t0 as select now() - interval '1 second' as t;
 select is(segment.advance_journeys((select t from t0)), 2::bigint, 'jesc day 0: two touches');
-select is(segment.record_response((select outbox_id from segment.outbox where journey = 'jesc' and customer = '14'), 'clicked'),
+select is(segment.outbox_record_response((select outbox_id from segment.outbox where journey = 'jesc' and customer = '14'), 'clicked'),
           null::bigint, 'a click does not escalate (on_responses: replied)');
 create temp table opp as
-select segment.record_response((select outbox_id from segment.outbox where journey = 'jesc' and customer = c), 'replied') as id, c
+select segment.outbox_record_response((select outbox_id from segment.outbox where journey = 'jesc' and customer = c), 'replied') as id, c
   from (values ('14'), ('15')) v(c);
 select is((select string_agg(o.key || ':' || o.manager || ':' || o.assignment || ':' || o.source, ' ' order by o.key)
              from segment.opportunity o join opp on opp.id = o.opportunity_id),
           '14:101:owner:journey:jesc 15:101:owner:journey:jesc', 'a reply escalates to the owner manager as an opportunity');
 select is((select string_agg(status, ',' order by key) from segment.journey_instance i join segment.journey j using (journey_id)
             where j.name = 'jesc'), 'escalated,escalated', 'both instances wait for their opportunity');
-select segment.dispatch((select id from opp where c = '15'));
-select segment.start((select id from opp where c = '15'));
+select segment.opportunity_dispatch((select id from opp where c = '15'));
+select segment.opportunity_start((select id from opp where c = '15'));
 select is(segment.advance_journeys((select t + interval '2 days' from t0)), 0::bigint, 'two days later: nothing returns yet');
 select is(segment.advance_journeys((select t + interval '3 days' from t0)), 1::bigint, 'three days later: 14 returns with one touch');
 select is((select status || ':' || cancel_reason from segment.opportunity where opportunity_id = (select id from opp where c = '14')),
@@ -279,7 +279,7 @@ select is((select count(*) from segment.opportunity_log where opportunity_id = (
 -- 9. ack
 ------------------------------------------------------------------------
 create temp table one as select min(outbox_id) as id from segment.outbox where journey = 'jesc' and status = 'pending';
-select segment.ack((select id from one), 'delivered');
+select segment.outbox_ack((select id from one), 'delivered');
 select is((select status from segment.outbox where outbox_id = (select id from one)), 'delivered', 'ack records delivery');
 select is((select delivered from segment.journey_funnel where journey = 'jesc' and step = 1), 1::bigint, 'the funnel counts it');
 
@@ -316,11 +316,11 @@ select throws_ok($$select segment.set_channel('jx1', quiet_from => '21:00')$$, '
 select throws_ok($$select segment.set_channel('jx1', daily_capacity => -1)$$, '22023', null, 'a negative capacity');
 select throws_ok($$select segment.register_consent('jx', 'jx.cust', 'id', 'jsms', 'name')$$, '42804', null, 'a consent column that is not boolean');
 select throws_ok($$select segment.register_consent('jx', 'jx.cust', 'id', 'nosuch', 'sms_ok')$$, '42704', null, 'consent to an unknown channel');
-select throws_ok($$select segment.ack(-1, 'delivered')$$, 'P0002', null, 'ack of an unknown outbox row');
-select throws_ok($$select segment.ack((select min(outbox_id) from segment.outbox), 'lost')$$, '22023', null, 'ack with a bad status');
-select throws_ok($$select segment.ack((select min(outbox_id) from segment.outbox where status = 'skipped'), 'delivered')$$, '55000', null,
+select throws_ok($$select segment.outbox_ack(-1, 'delivered')$$, 'P0002', null, 'ack of an unknown outbox row');
+select throws_ok($$select segment.outbox_ack((select min(outbox_id) from segment.outbox), 'lost')$$, '22023', null, 'ack with a bad status');
+select throws_ok($$select segment.outbox_ack((select min(outbox_id) from segment.outbox where status = 'skipped'), 'delivered')$$, '55000', null,
                  'ack of a skipped touch');
-select throws_ok($$select segment.record_response((select min(outbox_id) from segment.outbox), 'Clicked!')$$, '22023', null, 'a bad response');
+select throws_ok($$select segment.outbox_record_response((select min(outbox_id) from segment.outbox), 'Clicked!')$$, '22023', null, 'a bad response');
 select throws_ok($$select segment.advance_journeys(null)$$, '22023', null, 'advance_journeys(NULL)');
 select throws_ok($$select segment.set_journey_escalation('jq', 'jx_call', return_after_days => 3)$$, '22023', null,
                  'a return without a channel');

@@ -55,11 +55,11 @@ end $$;
 -- The call of one transition function on one opportunity.
 create function lc.call(fn text, id bigint) returns text language sql immutable as $$
     select case fn
-        when 'dispatch'   then format('select segment.dispatch(%s::bigint)', id)
-        when 'dispatch[]' then format('select segment.dispatch(array[%s]::bigint[])', id)
-        when 'start'      then format('select segment.start(%s)', id)
-        when 'complete'   then format('select segment.complete(%s, true, 250.5, %L)', id, 'signed up')
-        when 'cancel'     then format('select segment.cancel(%s, %L)', id, 'customer abroad') end
+        when 'dispatch'   then format('select segment.opportunity_dispatch(%s::bigint)', id)
+        when 'dispatch[]' then format('select segment.opportunity_dispatch(array[%s]::bigint[])', id)
+        when 'start'      then format('select segment.opportunity_start(%s)', id)
+        when 'complete'   then format('select segment.opportunity_complete(%s, true, 250.5, %L)', id, 'signed up')
+        when 'cancel'     then format('select segment.opportunity_cancel(%s, %L)', id, 'customer abroad') end
 $$;
 
 -- Four assertions for one (function, status, control) case.
@@ -110,20 +110,20 @@ select lc.check_case(fn, st, ctl)
 
 -- The full path, one opportunity: 3 transitions, 3 log rows in order.
 select lc.mk('generated', false) as p \gset
-select segment.dispatch(:p::bigint) \g /dev/null
-select segment.start(:p) \g /dev/null
-select segment.complete(:p, false, null, 'not interested') \g /dev/null
+select segment.opportunity_dispatch(:p::bigint) \g /dev/null
+select segment.opportunity_start(:p) \g /dev/null
+select segment.opportunity_complete(:p, false, null, 'not interested') \g /dev/null
 select is((select string_agg(from_status || '>' || to_status, ' ' order by log_id)
              from segment.opportunity_log where opportunity_id = :p),
           'generated>dispatched dispatched>in_progress in_progress>completed', 'full path logged in order');
 select is((select row(status, converted, amount, note)::text from segment.opportunity where opportunity_id = :p),
           row('completed', false, null::numeric, 'not interested')::text, 'complete stores converted, amount, note');
 select lc.mk('in_progress', false) as p2 \gset
-select segment.complete(:p2, true, 250.5, 'signed up') \g /dev/null
+select segment.opportunity_complete(:p2, true, 250.5, 'signed up') \g /dev/null
 select is((select row(converted, amount, note)::text from segment.opportunity where opportunity_id = :p2),
           row(true, 250.5, 'signed up')::text, 'complete stores amount');
 select lc.mk('dispatched', true) as p3 \gset
-select segment.cancel(:p3, 'branch closed') \g /dev/null
+select segment.opportunity_cancel(:p3, 'branch closed') \g /dev/null
 select is((select cancel_reason from segment.opportunity where opportunity_id = :p3), 'branch closed',
           'cancel stores the reason (control opportunity cancelled)');
 
@@ -132,13 +132,13 @@ select is(split_part(lc.err(lc.call(fn, 999999)), '|', 1) || '|' || split_part(l
           '42704|opportunity 999999 does not exist', fn || ' of an unknown id: 42704')
   from unnest(array['dispatch', 'dispatch[]', 'start', 'complete', 'cancel']) fn;
 select is(split_part(lc.err(q), '|', 1), '22004', q || ': 22004')
-  from unnest(array['select segment.dispatch(null::bigint)', 'select segment.start(null)',
-                    'select segment.complete(null, true)', 'select segment.cancel(null, ''x'')',
-                    'select segment.dispatch(null::bigint[])']) q;
+  from unnest(array['select segment.opportunity_dispatch(null::bigint)', 'select segment.opportunity_start(null)',
+                    'select segment.opportunity_complete(null, true)', 'select segment.opportunity_cancel(null, ''x'')',
+                    'select segment.opportunity_dispatch(null::bigint[])']) q;
 
 -- The last day to act: valid_until = today acts, yesterday is refused (all four verbs).
 select lc.mk('generated', false, current_date) as d0 \gset
-select is(lc.err(format('select segment.dispatch(%s::bigint)', :d0)), 'ok', 'dispatch on the last day to act');
+select is(lc.err(format('select segment.opportunity_dispatch(%s::bigint)', :d0)), 'ok', 'dispatch on the last day to act');
 select is(split_part(lc.err(lc.call(fn, lc.mk(st, false, current_date - 1))), '|', 2),
           format('cannot %s opportunity %s: its last day to act was %s', replace(fn, '[]', ''),
                  currval('segment.opportunity_opportunity_id_seq'), current_date - 1),
@@ -146,44 +146,44 @@ select is(split_part(lc.err(lc.call(fn, lc.mk(st, false, current_date - 1))), '|
   from (values ('dispatch', 'generated'), ('dispatch[]', 'generated'), ('start', 'dispatched'),
                ('complete', 'in_progress'), ('cancel', 'generated')) v(fn, st);
 select lc.mk('dispatched', false, current_date - 1) as late \gset
-select is(split_part(lc.err(format('select segment.start(%s)', :late)), '|', 1), '55000', 'past deadline: 55000');
+select is(split_part(lc.err(format('select segment.opportunity_start(%s)', :late)), '|', 1), '55000', 'past deadline: 55000');
 select ok(lc.row_of(:late) ->> 'status' = 'dispatched' and lc.logs(:late) = 0, 'past deadline: unchanged');
 select lc.mk('dispatched', false, current_date) as lastday \gset
-select is(lc.err(format('select segment.cancel(%s, %L)', :lastday, 'x')), 'ok', 'cancel on the last day to act');
+select is(lc.err(format('select segment.opportunity_cancel(%s, %L)', :lastday, 'x')), 'ok', 'cancel on the last day to act');
 
 -- complete's arguments: checked before anything moves.
 select lc.mk('in_progress', false) as c \gset
-select is(lc.err(format('select segment.complete(%s, null)', :c)),
+select is(lc.err(format('select segment.opportunity_complete(%s, null)', :c)),
           '22004|converted must not be NULL|', 'complete with converted NULL: 22004');
-select is(split_part(lc.err(format('select segment.complete(%s, true, -1)', :c)), '|', 1), '22023', 'negative amount: 22023');
-select is(split_part(lc.err(format('select segment.complete(%s, true, ''NaN'')', :c)), '|', 1), '22023', 'NaN amount: 22023');
-select is(split_part(lc.err(format('select segment.complete(%s, true, ''Infinity'')', :c)), '|', 1), '22023', 'infinite amount: 22023');
-select is(split_part(lc.err(format('select segment.complete(%s, false, 100)', :c)), '|', 1), '22023',
+select is(split_part(lc.err(format('select segment.opportunity_complete(%s, true, -1)', :c)), '|', 1), '22023', 'negative amount: 22023');
+select is(split_part(lc.err(format('select segment.opportunity_complete(%s, true, ''NaN'')', :c)), '|', 1), '22023', 'NaN amount: 22023');
+select is(split_part(lc.err(format('select segment.opportunity_complete(%s, true, ''Infinity'')', :c)), '|', 1), '22023', 'infinite amount: 22023');
+select is(split_part(lc.err(format('select segment.opportunity_complete(%s, false, 100)', :c)), '|', 1), '22023',
           'an amount without conversion: 22023');
 select ok(lc.row_of(:c) ->> 'status' = 'in_progress' and lc.logs(:c) = 0, 'refused completes changed nothing');
-select is(lc.err(format('select segment.complete(%s, false, 0)', :c)), 'ok', 'amount 0 without conversion is accepted');
-select is(lc.err(format('select segment.complete(%s, true, 1)', :c)),
+select is(lc.err(format('select segment.opportunity_complete(%s, false, 0)', :c)), 'ok', 'amount 0 without conversion is accepted');
+select is(lc.err(format('select segment.opportunity_complete(%s, true, 1)', :c)),
           format('55000|cannot complete opportunity %s: it is completed|The transition from "completed" to "completed" is not allowed.', :c),
           'the second complete of one opportunity is refused');
 select is(lc.logs(:c), 1::bigint, 'completed once, logged once');
 
 -- cancel's reason
 select lc.mk('generated', false) as k \gset
-select is(split_part(lc.err(format('select segment.cancel(%s, null)', :k)), '|', 1), '22004', 'cancel without reason: 22004');
-select is(split_part(lc.err(format('select segment.cancel(%s, %L)', :k, '  ')), '|', 1), '22004', 'cancel with a blank reason: 22004');
+select is(split_part(lc.err(format('select segment.opportunity_cancel(%s, null)', :k)), '|', 1), '22004', 'cancel without reason: 22004');
+select is(split_part(lc.err(format('select segment.opportunity_cancel(%s, %L)', :k, '  ')), '|', 1), '22004', 'cancel with a blank reason: 22004');
 select ok(lc.row_of(:k) ->> 'status' = 'generated' and lc.logs(:k) = 0, 'refused cancels changed nothing');
 
 -- Batches: all or nothing, duplicates once, empty is 0, NULL element refused.
 select lc.mk('generated', false) as b1, lc.mk('generated', false) as b2, lc.mk('completed', false) as b3 \gset
-select is(split_part(lc.err(format('select segment.dispatch(array[%s, %s, %s]::bigint[])', :b1, :b2, :b3)), '|', 2),
+select is(split_part(lc.err(format('select segment.opportunity_dispatch(array[%s, %s, %s]::bigint[])', :b1, :b2, :b3)), '|', 2),
           format('cannot dispatch opportunity %s: it is completed', :b3), 'a batch with one bad id fails');
 select ok(lc.row_of(:b1) ->> 'status' = 'generated' and lc.row_of(:b2) ->> 'status' = 'generated'
           and lc.logs(:b1) + lc.logs(:b2) = 0, '... and dispatches none of the others');
-select is(split_part(lc.err(format('select segment.dispatch(array[%s, null]::bigint[])', :b1)), '|', 1), '22004',
+select is(split_part(lc.err(format('select segment.opportunity_dispatch(array[%s, null]::bigint[])', :b1)), '|', 1), '22004',
           'a batch with a NULL id: 22004');
-select is(segment.dispatch(array[:b2, :b1, :b2]::bigint[]), 2::bigint, 'a batch counts each id once');
+select is(segment.opportunity_dispatch(array[:b2, :b1, :b2]::bigint[]), 2::bigint, 'a batch counts each id once');
 select ok(lc.row_of(:b1) ->> 'status' = 'dispatched' and lc.logs(:b1) = 1 and lc.logs(:b2) = 1, '... each dispatched and logged once');
-select is(segment.dispatch('{}'::bigint[]), 0::bigint, 'an empty batch dispatches nothing');
+select is(segment.opportunity_dispatch('{}'::bigint[]), 0::bigint, 'an empty batch dispatches nothing');
 
 -- expire: boundary and every status, control included. Fresh rule so
 -- that only these opportunities are around.
@@ -193,7 +193,7 @@ select st, ctl, d, lc.mk(st, ctl, date '2026-03-10' + d) as id
   from unnest(array['generated', 'dispatched', 'in_progress', 'completed', 'expired', 'cancelled']) st,
        unnest(array[false, true]) ctl, unnest(array[-1, 0]) d;
 -- as_of 2026-03-10: valid_until 2026-03-09 (= as_of - 1) of the 3 open statuses x 2 groups expire; 2026-03-10 does not
-select is(segment.expire('2026-03-10'), 6::bigint, 'expire: the six open ones with valid_until = as_of - 1');
+select is(segment.expire_opportunities('2026-03-10'), 6::bigint, 'expire: the six open ones with valid_until = as_of - 1');
 select is((select string_agg(format('%s/%s/%s', e.st, e.ctl, e.d), ' ' order by e.id)
              from ex e join segment.opportunity o on o.opportunity_id = e.id where o.status = 'expired' and e.st <> 'expired'),
           'generated/f/-1 generated/t/-1 dispatched/f/-1 dispatched/t/-1 in_progress/f/-1 in_progress/t/-1',
@@ -211,10 +211,10 @@ select is((select string_agg(l.from_status || '>' || l.to_status || ':' || l.cha
        || 'in_progress>expired:' || current_user || ':last day to act 2026-03-09 passed (expire as of 2026-03-10) '
        || 'in_progress>expired:' || current_user || ':last day to act 2026-03-09 passed (expire as of 2026-03-10)',
           'expire: one log row each, from the old status, with who and why');
-select is(segment.expire('2026-03-10'), 0::bigint, 'expire again: nothing left');
-select is(segment.expire('2026-03-11'), 6::bigint, 'a day later the valid_until = 2026-03-10 ones expire');
-select is(split_part(lc.err('select segment.expire(null)'), '|', 1), '22023', 'expire(NULL): 22023');
-select is(split_part(lc.err('select segment.expire(''infinity'')'), '|', 1), '22023', 'expire(infinity): 22023');
+select is(segment.expire_opportunities('2026-03-10'), 0::bigint, 'expire again: nothing left');
+select is(segment.expire_opportunities('2026-03-11'), 6::bigint, 'a day later the valid_until = 2026-03-10 ones expire');
+select is(split_part(lc.err('select segment.expire_opportunities(null)'), '|', 1), '22023', 'expire(NULL): 22023');
+select is(split_part(lc.err('select segment.expire_opportunities(''infinity'')'), '|', 1), '22023', 'expire(infinity): 22023');
 select is((select count(*) from segment.opportunity_log), 12::bigint, 'twelve expirations logged in all');
 
 select * from finish();

@@ -25,17 +25,17 @@ select ok((select generated > 0 and control > 0 and generated + control = 400 fr
           'generate made treatment and control opportunities');
 select is((select count(*) from segment.opportunity where is_control), (select control from gen),
           'control opportunities recorded');
-select throws_ok(format('select segment.dispatch(%s::bigint)',
+select throws_ok(format('select segment.opportunity_dispatch(%s::bigint)',
                         (select min(opportunity_id) from segment.opportunity where is_control)),
                  '55000', null, 'a generated control opportunity cannot be dispatched');
-select is(segment.dispatch((select array_agg(opportunity_id) from segment.opportunity where not is_control)),
+select is(segment.opportunity_dispatch((select array_agg(opportunity_id) from segment.opportunity where not is_control)),
           (select generated from gen), 'every treatment opportunity dispatched in one batch');
 select is((select count(*) from segment.opportunity where not is_control and status = 'dispatched'),
           (select generated from gen), '... all dispatched');
 -- m0's customers: started and completed, converted when even id % 4 = 0
-select count(segment.start(opportunity_id)) from segment.opportunity where manager = 'm0' \g /dev/null
-select count(segment.complete(opportunity_id, member_id % 4 = 0)) from segment.opportunity where manager = 'm0' \g /dev/null
-select is(segment.expire(current_date + 3), (select count(*) from segment.opportunity where status <> 'completed'),
+select count(segment.opportunity_start(opportunity_id)) from segment.opportunity where manager = 'm0' \g /dev/null
+select count(segment.opportunity_complete(opportunity_id, member_id % 4 = 0)) from segment.opportunity where manager = 'm0' \g /dev/null
+select is(segment.expire_opportunities(current_date + 3), (select count(*) from segment.opportunity where status <> 'completed'),
           'expire after the window: every opportunity not completed (m1''s and control)');
 select is(segment.evaluate_outcomes(current_date + 3), 400::bigint, 'evaluate_outcomes: all 400, control included');
 -- goal: bal >= 20000, i.e. id >= 200

@@ -51,7 +51,7 @@ begin
     select rnd, 'universe', '', segment.audience('live', 'not lv_aum_is_null or lv_aum_is_null')
     union all
     select rnd, 'score', x.score::text, x.members
-      from segment._live_scores((select scorecard_id from segment.scorecard where name = 'lv_score'),
+      from segment_internal._live_scores((select scorecard_id from segment.scorecard where name = 'lv_score'),
                                 (select subject_id from segment.subject where name = 'live')) x;
     -- sample keys: changed ones (in the overlay) and others, deleted ones included
     insert into difftest.live_keys

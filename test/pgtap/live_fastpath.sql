@@ -47,7 +47,7 @@ begin
     select 'lf_tier.' || b, segment.to_array(segment.audience('lf', 'lf_tier.' || b))
       from unnest(array['hi', 'mid', 'lo']) b
     union all
-    select 'score ' || x.score, segment.to_array(x.members) from segment._live_scores(card, sid) x;
+    select 'score ' || x.score, segment.to_array(x.members) from segment_internal._live_scores(card, sid) x;
     perform count(*) from segment.refresh('lf');
     select string_agg(l.name, ', ' order by l.name) into bad
       from lf_live l

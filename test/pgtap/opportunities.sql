@@ -253,7 +253,7 @@ create temp table ofz_run1 as select * from segment.generate(null, '2026-03-01')
 select set_eq($$select o.member_id from segment.opportunity o join segment.opportunity_rule r using (rule_id)
                 where r.name = 'ofz_few_r' and o.is_control$$,
               $$select i::int8 from generate_series(1, 300) i
-                 where segment._in_control((select rule_id from segment.opportunity_rule where name = 'ofz_few_r'),
+                 where segment_internal._in_control((select rule_id from segment.opportunity_rule where name = 'ofz_few_r'),
                                            i, '2026-03-01', 30)$$,
               'small audience: the control group is exactly the formula''s');
 select is((select generated + control from ofz_run1 where rule_name = 'ofz_few_r'), 300::bigint,
@@ -261,7 +261,7 @@ select is((select generated + control from ofz_run1 where rule_name = 'ofz_few_r
 select set_eq($$select o.member_id from segment.opportunity o join segment.opportunity_rule r using (rule_id)
                 where r.name = 'ofz_ten' and o.is_control$$,
               $$select i::int8 from generate_series(1, 100000) i
-                 where segment._in_control((select rule_id from segment.opportunity_rule where name = 'ofz_ten'),
+                 where segment_internal._in_control((select rule_id from segment.opportunity_rule where name = 'ofz_ten'),
                                            i, '2026-03-01', 10)$$,
               'large audience: the control group is exactly the formula''s');
 -- binomial: n = 100000, p = 0.1 -> sd 94.9, 5 sd = 474; p = 0.5 -> sd 158, 5 sd = 791

@@ -113,11 +113,11 @@ select is(segment.evaluate_outcomes('2026-04-10'), 2::bigint, 'fixed goal: both 
 select is(split_part(oc.err('select segment.evaluate_outcomes(null)'), '|', 1), '22023', 'evaluate_outcomes(NULL): 22023');
 
 -- Statistics.
-select is(segment._normal_cdf(0), 0.5::float8, 'Phi(0) = 0.5');
-select ok(abs(segment._normal_cdf(1.959963984540054) - 0.975) < 1e-12, 'Phi(1.95996...) = 0.975');
+select is(segment_internal._normal_cdf(0), 0.5::float8, 'Phi(0) = 0.5');
+select ok(abs(segment_internal._normal_cdf(1.959963984540054) - 0.975) < 1e-12, 'Phi(1.95996...) = 0.975');
 -- Phi(-8) = 6.220960574271819e-16: a tail that 1 - Phi(8) would lose entirely
-select ok(abs(segment._normal_cdf(-8) / 6.220960574271819e-16 - 1) < 1e-9, 'Phi(-8) with full relative precision');
-select ok(abs(segment._normal_cdf(8) - 1) < 1e-15, 'Phi(8) = 1');
+select ok(abs(segment_internal._normal_cdf(-8) / 6.220960574271819e-16 - 1) < 1e-9, 'Phi(-8) with full relative precision');
+select ok(abs(segment_internal._normal_cdf(8) - 1) < 1e-15, 'Phi(8) = 1');
 
 -- Treatment 120/1000, control 80/1000, by hand:
 --   pt = 0.12, pc = 0.08, lift = 0.04, relative lift = 0.12/0.08 - 1 = 0.5
@@ -128,17 +128,17 @@ select ok(abs(segment._normal_cdf(8) - 1) < 1e-15, 'Phi(8) = 1');
 --   p-value = 2 * (1 - Phi(2.98142397)) = erfc(2.98142397 / sqrt 2) = 0.00286911279208
 select ok(abs(s.treatment_rate - 0.12) < 1e-9 and abs(s.control_rate - 0.08) < 1e-9
           and abs(s.lift - 0.04) < 1e-9 and abs(s.relative_lift - 0.5) < 1e-9, '120/1000 vs 80/1000: rates and lifts')
-  from segment._two_proportions(120, 1000, 80, 1000) s;
+  from segment_internal._two_proportions(120, 1000, 80, 1000) s;
 select ok(abs(s.lift_low - 0.0137628236910) < 1e-6 and abs(s.lift_high - 0.0662371763090) < 1e-6, '... 95% Wald interval')
-  from segment._two_proportions(120, 1000, 80, 1000) s;
+  from segment_internal._two_proportions(120, 1000, 80, 1000) s;
 select ok(abs(s.z - 2.98142396999972) < 1e-6 and abs(s.p_value - 0.00286911279208) < 1e-6, '... z and two-sided p-value (pooled)')
-  from segment._two_proportions(120, 1000, 80, 1000) s;
+  from segment_internal._two_proportions(120, 1000, 80, 1000) s;
 -- Undefined quantities are NULL, never a division error.
-select is((select row(s.lift, s.relative_lift, s.p_value is not null)::text from segment._two_proportions(3, 10, 0, 10) s),
+select is((select row(s.lift, s.relative_lift, s.p_value is not null)::text from segment_internal._two_proportions(3, 10, 0, 10) s),
           row(0.3::float8, null::float8, true)::text, 'control rate 0: relative lift NULL, the rest defined');
-select is((select row(s.lift, s.lift_low, s.lift_high, s.p_value)::text from segment._two_proportions(0, 10, 0, 10) s),
+select is((select row(s.lift, s.lift_low, s.lift_high, s.p_value)::text from segment_internal._two_proportions(0, 10, 0, 10) s),
           row(0::float8, 0::float8, 0::float8, null::float8)::text, 'no conversion at all: lift 0, interval [0, 0], p-value NULL');
-select is((select row(s.treatment_rate, s.control_rate, s.lift, s.p_value)::text from segment._two_proportions(0, 0, 2, 10) s),
+select is((select row(s.treatment_rate, s.control_rate, s.lift, s.p_value)::text from segment_internal._two_proportions(0, 0, 2, 10) s),
           row(null::float8, 0.2::float8, null::float8, null::float8)::text, 'no treatment evaluated: NULL rate and lift');
 
 -- Review fixture, rule oc_ab, treatment i = 1..1000, control i = 1001..2000,

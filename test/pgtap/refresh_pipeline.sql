@@ -54,7 +54,7 @@ select segment.create_tag('rpx', 'rpx_low', 'bal < 100');
 select segment.create_tag('rpx', 'rpx_vip', 'vip');
 select segment.create_opportunity_rule('rpx', 'rp_low', 'rpx_low', 'maintenance', 'call',
                                        assignment => 'pool', cooldown_days => 0);
-select segment.fire_on_entry('rp_low', 'rpx_low and not rpx_vip');
+select segment.attach_entry_rule('rp_low', 'rpx_low and not rpx_vip');
 
 create temp table last_run as select 0::bigint as run_id;
 create function pg_temp.steps() returns text language sql as $$
@@ -143,14 +143,14 @@ select is((select count(*) from segment.opportunity o join segment.opportunity_r
 
 ------------------------------------------------------------------------
 -- A failing entry rule: its generation cannot take the locks (the role
--- lacks EXECUTE on segment._lock_members). WARNING, logged, and the
+-- lacks EXECUTE on segment_internal._lock_members). WARNING, logged, and the
 -- refresh keeps its state.
 ------------------------------------------------------------------------
 create role rpx_refresher;
 select count(*) from segment.grant_role('rpx_refresher', 'refresher');
 grant usage on schema rpx to rpx_refresher;
 grant select on rpx.cust to rpx_refresher;
-revoke execute on function segment._lock_members(int, segment.memberset) from rpx_refresher;
+revoke execute on function segment_internal._lock_members(int, segment.memberset) from rpx_refresher;
 set local role rpx_refresher;
 select count(*) from segment.refresh('rpx', '2026-07-04');
 reset role;
@@ -165,10 +165,10 @@ select is((select count(*) from segment.opportunity o join segment.opportunity_r
             where r.name = 'rp_low'), 2::bigint, 'no opportunity for 5');
 
 ------------------------------------------------------------------------
--- A failing step: the role cannot run segment._fire_entered at all.
+-- A failing step: the role cannot run segment_internal._fire_entered at all.
 ------------------------------------------------------------------------
-grant execute on function segment._lock_members(int, segment.memberset) to rpx_refresher;
-revoke execute on function segment._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text)
+grant execute on function segment_internal._lock_members(int, segment.memberset) to rpx_refresher;
+revoke execute on function segment_internal._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text)
     from rpx_refresher;
 update rpx.cust set bal = 50 where id = 6;
 set local role rpx_refresher;
@@ -179,7 +179,7 @@ select is(pg_temp.steps(),
           'a failing step is logged in its place, without a count');
 select is(pg_temp.fire_error(), 'permission denied for function _fire_entered', 'with its error');
 select is(pg_temp.kept(), '6 true true no error', 'the refresh kept its state (6 entered rpx_low) and finished its run');
-grant execute on function segment._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text)
+grant execute on function segment_internal._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text)
     to rpx_refresher;
 
 -- the next refresh compares with the state the previous one wrote: 6 is
@@ -194,7 +194,7 @@ select is((select string_agg(o.key, ' ' order by o.key::int) from segment.opport
 ------------------------------------------------------------------------
 -- A subject without entry rules: the same steps, nothing to capture.
 ------------------------------------------------------------------------
-select segment.stop_fire_on_entry('rp_low', 'rpx_low and not rpx_vip');
+select segment.detach_entry_rule('rp_low', 'rpx_low and not rpx_vip');
 select count(*) from segment.refresh('rpx', '2026-07-07');
 select is(pg_temp.steps(),
           '1 capture_entry_audiences 0 audiences, 2 invalidate_live_definitions - -, 3 fire_entry_rules 0 opportunities',

@@ -88,10 +88,10 @@ select lives_ok($$select rk.setup('rk_mv', 'rk.mv')$$, 'a materialized view regi
 select lives_ok($$select rk.setup('rk_part', 'rk.part')$$, 'a partitioned table with a primary key registers');
 select lives_ok($$select rk.setup('rk_ft', 'rk.ft')$$, 'a foreign table registers');
 
-select is(segment._relation_kind('rk.v'), 'view', 'the view is read through SQL');
-select is(segment._relation_kind('rk.part'), 'partitioned', 'so is the partitioned table');
-select is(segment._relation_kind('rk.ft'), 'foreign', 'and the foreign table');
-select is(segment._relation_kind('rk.mv'), 'matview', 'the materialized view is read from its heap');
+select is(segment_internal._relation_kind('rk.v'), 'view', 'the view is read through SQL');
+select is(segment_internal._relation_kind('rk.part'), 'partitioned', 'so is the partitioned table');
+select is(segment_internal._relation_kind('rk.ft'), 'foreign', 'and the foreign table');
+select is(segment_internal._relation_kind('rk.mv'), 'matview', 'the materialized view is read from its heap');
 
 select lives_ok($$select count(*) from segment.refresh(null, '2026-12-01')$$, 'all four refresh');
 select isnt((select sum(members) from segment.refresh('rk_view', '2026-12-01')), 0::numeric,

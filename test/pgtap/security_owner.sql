@@ -52,6 +52,8 @@ grant insert, update, delete on segment.tag, segment.tag_history, segment.manual
 grant usage on all sequences in schema segment to sec_mallory;
 -- (a stronger attacker than any documented role: every function of segment)
 grant execute on all functions in schema segment to sec_mallory;
+grant usage on schema segment_internal to sec_mallory;
+grant execute on all functions in schema segment_internal to sec_mallory;
 grant select (id, aum) on sec.cust to sec_mallory;
 create schema sec_m authorization sec_mallory;
 

@@ -372,10 +372,10 @@ select * from snapt.check_all('mo', '2026-11-30');
 ------------------------------------------------------------------------------
 -- Missing snapshot in the nightly run, live refused, duplicates
 
-select throws_ok($$select segment._nightly_step('refresh', 'sd', '2026-12-07', 0)$$, 'P0002',
+select throws_ok($$select segment_internal._nightly_step('refresh', 'sd', '2026-12-07', 0)$$, 'P0002',
                  'subject "sd": the snapshot of 2026-12-07 is not loaded yet',
                  'the nightly refresh step refuses a missing snapshot (no reuse of 12-06)');
-select lives_ok($$select segment._nightly_step('refresh', 'sd', '2026-12-06', 0)$$,
+select lives_ok($$select segment_internal._nightly_step('refresh', 'sd', '2026-12-06', 0)$$,
                 'the nightly refresh step runs when the snapshot is there');
 select throws_ok($$select segment.enable_live('sp')$$, '0A000', null, 'enable_live on a snapshot subject: 0A000');
 select lives_ok($$select segment.register_subject('vw', 'snapt.v', 'id')$$, 'a view as a (plain) subject');
@@ -402,7 +402,7 @@ select lives_ok($$select segment.refresh('sl', '2026-12-01')$$, 'a key in severa
 select lives_ok($$select segment.create_opportunity_rule('sd', 'sd_up', 'sd_rich', 'maintenance', 'call',
                       assignment => 'pool', cooldown_days => 60, template => 'aum {aum}')$$,
                 'an opportunity rule with a template on the snapshot subject');
-select lives_ok($$select segment.fire_on_entry('sd_up', 'sd_rich')$$, 'fire it on entry into sd_rich');
+select lives_ok($$select segment.attach_entry_rule('sd_up', 'sd_rich')$$, 'fire it on entry into sd_rich');
 
 -- a day's partition attached later with another column order: read through SQL, same answers
 create table snapt.daily_1208 (vip boolean, customer_id int8 not null, branch text, aum numeric,

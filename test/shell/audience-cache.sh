@@ -2,7 +2,7 @@
 # audience-cache.sh: the backend-local cache of member sets (issue 15,
 # src/memberset_cache.c) never answers with members a refresh has replaced.
 # Session A stays connected and reads audiences (its cache warm: the second
-# read of each is a hit, checked with segment._audience_cache_stats());
+# read of each is a hit, checked with segment_internal._audience_cache_stats());
 # session B changes the table and refreshes:
 #   * B's refresh committed: A's next count and members are the new ones;
 #   * B's refresh still open: A reads the old ones (and after B's ROLLBACK
@@ -70,7 +70,7 @@ sqlc="select count(*) from cc where (v < 3) is true and (w % 2 = 1) is not true"
 sqlm="select coalesce(sum(id), 0) from cc where (v < 3) is true and (w % 2 = 1) is not true"
 segc="select segment.count('cc', '$aud')"
 segm="select coalesce(sum(m), 0) from segment.members('cc', '$aud') m"
-stats="select hits || ' ' || misses from segment._audience_cache_stats()"
+stats="select hits || ' ' || misses from segment_internal._audience_cache_stats()"
 
 check() {  # label: A's count and members against plain SQL now (in B)
   local want wantm got gotm
@@ -140,11 +140,11 @@ check "after cc_odd was dropped and recreated with another rule"
 
 # the cache off: the same answers, nothing new kept
 a "set segment.audience_cache_size = 0;" >/dev/null
-e0=$(a "select entries from segment._audience_cache_stats()")
+e0=$(a "select entries from segment_internal._audience_cache_stats()")
 check "with segment.audience_cache_size = 0"
 q -c "update cc set v = 5 where id % 9 = 0" -c "select count(*) from segment.refresh('cc')" >/dev/null
 check "with the cache off, after a refresh"
-e1=$(a "select entries from segment._audience_cache_stats()")
+e1=$(a "select entries from segment_internal._audience_cache_stats()")
 [[ -n $e0 && -n $e1 ]] && (( e1 <= e0 )); ok $? "with the cache off no entry is added ($e0 -> $e1)"
 
 echo "1..$n"

@@ -104,7 +104,7 @@ define() {   # define SUBJECT RELATION
 }
 define dist cust;       ok $? "subject over the distributed table ($(head -c 200 "$work/def.err"))"
 define loc cust_local;  ok $? "subject over the local copy ($(head -c 200 "$work/def.err"))"
-is "$(on 0 -c "select segment._relation_kind('cust')")" "citus" "segment recognises the Citus table"
+is "$(on 0 -c "select segment_internal._relation_kind('cust')")" "citus" "segment recognises the Citus table"
 
 compare() {   # compare SUBJECT RELATION AS_OF: tags whose count or members differ from SQL
     local bad=""

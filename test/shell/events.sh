@@ -55,7 +55,7 @@ read -r total ctl src <<<"$got"
 [[ $(q -c "select count(*) from segment.generation") == 1 ]]; ok $? "the COPY was one generation call"
 [[ $(q -c "select unknown from segment.event_skip") == 1000 ]]; ok $? "1,000 unknown customers reported"
 [[ $(q -c "select count(*) from segment.opportunity where is_control is distinct from
-                   segment._in_control(rule_id, member_id, period, 10)") == 0 ]]
+                   segment_internal._in_control(rule_id, member_id, period, 10)") == 0 ]]
 ok $? "controls are the deterministic hash of batch generation"
 
 echo "1..$n"

@@ -7,7 +7,7 @@
 # analyst, auditor, exporter. For every login and every scoped table, view
 # and function, what the login sees over its own connection equals what a
 # recursive CTE over the warehouse's org table says it should see:
-#   segment.opportunity, segment.opportunity_log, segment._opportunity_facts,
+#   segment.opportunity, segment.opportunity_log, segment_internal._opportunity_facts,
 #   segment.manager_review, segment.rule_review, segment.review(), and
 #   segment.tags() of a sample of customers (allowed or 42501).
 # Then the tree changes (a subtree moves to another parent) and
@@ -63,7 +63,7 @@ select count(*) from segment.refresh('cu', current_date);
 select segment.create_opportunity_rule('cu', 'call', 'all', 'maintenance', 'call', cooldown_days => 0, holdout_pct => 10);
 select segment.create_opportunity_rule('cu', 'visit', 'rich', 'mining', 'visit', cooldown_days => 0);
 select count(*) from segment.generate(NULL, current_date);
-select count(*) from (select segment.dispatch(opportunity_id) from segment.opportunity
+select count(*) from (select segment.opportunity_dispatch(opportunity_id) from segment.opportunity
                        where not is_control and opportunity_id % 3 = 0) x;
 select segment.register_org_tree('dw.org', 'id', 'parent');
 select count(*) from segment.install_roles();
@@ -121,7 +121,7 @@ for r in "${logins[@]}"; do
     ids="($(oracle_ids "$r"))"
     exp_opp=$(q -c "select count(*) || ':' || coalesce(md5(string_agg(id::text, ',' order by id)), '') from ($ids) x(id)")
     exp_log=$(q -c "select count(*) || ':' || coalesce(md5(string_agg(log_id::text, ',' order by log_id)), '') from segment.opportunity_log where opportunity_id in $ids")
-    exp_facts=$(q -c "select count(*) || ':' || coalesce(md5(string_agg(opportunity_id::text || was_dispatched::text, ',' order by opportunity_id)), '') from segment._opportunity_facts where opportunity_id in $ids")
+    exp_facts=$(q -c "select count(*) || ':' || coalesce(md5(string_agg(opportunity_id::text || was_dispatched::text, ',' order by opportunity_id)), '') from segment_internal._opportunity_facts where opportunity_id in $ids")
     exp_mrev=$(q -c "select coalesce(md5(string_agg(coalesce(manager, '-') || '/' || assigned || '/' || dispatched, ',' order by manager)), '')
                        from (select manager, count(*) assigned, count(*) filter (where status <> 'generated') dispatched
                                from segment.opportunity where opportunity_id in $ids and not is_control group by manager) x")
@@ -132,14 +132,14 @@ for r in "${logins[@]}"; do
     got=$(as "$r" "
         select count(*) || ':' || coalesce(md5(string_agg(opportunity_id::text, ',' order by opportunity_id)), '') from segment.opportunity;
         select count(*) || ':' || coalesce(md5(string_agg(log_id::text, ',' order by log_id)), '') from segment.opportunity_log;
-        select count(*) || ':' || coalesce(md5(string_agg(opportunity_id::text || was_dispatched::text, ',' order by opportunity_id)), '') from segment._opportunity_facts;
+        select count(*) || ':' || coalesce(md5(string_agg(opportunity_id::text || was_dispatched::text, ',' order by opportunity_id)), '') from segment_internal._opportunity_facts;
         select coalesce(md5(string_agg(coalesce(manager, '-') || '/' || assigned || '/' || dispatched, ',' order by manager)), '') from segment.manager_review;
         select coalesce(string_agg(rule || '/' || generated || '/' || control, ',' order by rule), '') from segment.rule_review;
         select coalesce(string_agg(rule || '/' || generated || '/' || control, ',' order by rule), '') from segment.review(current_date - 1, current_date + 1);")
     mapfile -t g <<<"$got"
     is "${g[0]:-}" "$exp_opp" "$r: segment.opportunity = oracle (${exp_opp%%:*} rows)"
     is "${g[1]:-}" "$exp_log" "$r: segment.opportunity_log = oracle (${exp_log%%:*} rows)"
-    is "${g[2]:-}" "$exp_facts" "$r: segment._opportunity_facts = oracle"
+    is "${g[2]:-}" "$exp_facts" "$r: segment_internal._opportunity_facts = oracle"
     is "${g[3]:-}" "$exp_mrev" "$r: segment.manager_review = oracle"
     is "${g[4]:-}" "$exp_rrev" "$r: segment.rule_review = oracle"
     is "${g[5]:-}" "$exp_rrev" "$r: segment.review() = oracle"

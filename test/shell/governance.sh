@@ -107,14 +107,14 @@ is "$(state "$(as postgres "select segment.register_org_tree('dw.org_cycle', 'u'
 is "$(q -c "select string_agg(unit || ':' || coalesce(parent, '-'), ' ' order by unit) from segment.org_unit")" "$tree_before" "... the registered tree is unchanged"
 
 # --- install_roles -------------------------------------------------------------------
-is "$(q -c "select segment._governed()")" "f" "before install_roles the database is not governed"
+is "$(q -c "select segment_internal._governed()")" "f" "before install_roles the database is not governed"
 is "$(q -c "select relrowsecurity from pg_class where oid = 'segment.opportunity'::regclass")" "f" "... and has no row-level security"
 q -c "select * from segment.install_roles()" >/dev/null; ok $? "install_roles"
 q -c "select * from segment.install_roles()" >/dev/null; ok $? "install_roles again (idempotent)"
 is "$(q -c "select string_agg(rolname || ':' || rolcanlogin, ' ' order by rolname) from pg_roles where rolname like 'segment\_%'")" \
    "segment_admin:false segment_analyst:false segment_auditor:false segment_branch_head:false segment_exporter:false segment_manager:false" \
    "the six built-in roles exist, NOLOGIN"
-is "$(q -c "select segment._governed(), (select relrowsecurity from pg_class where oid = 'segment.opportunity'::regclass)")" "t|t" \
+is "$(q -c "select segment_internal._governed(), (select relrowsecurity from pg_class where oid = 'segment.opportunity'::regclass)")" "t|t" \
    "the database is governed, row-level security is on"
 
 for r in $logins; do q -c "create role $r login password '$pw'" >/dev/null || exit 1; done
@@ -173,15 +173,15 @@ is "$(seen g_exporter)" "" "segment_exporter alone sees no opportunity"
 own=$(q -c "select min(opportunity_id) from segment.opportunity where manager = 'm_S11_0'")
 other=$(q -c "select min(opportunity_id) from segment.opportunity where manager = 'm_S21_0'")
 b1=$(q -c "select min(opportunity_id) from segment.opportunity where org_unit = 'S12'")
-is "$(as g_mgr_s11 "select segment.dispatch($own); select segment.start($own)")" "" "manager dispatches and starts its own opportunity"
-is "$(state "$(as g_mgr_s11 "select segment.dispatch($other)")")" "ERROR 42704" "manager cannot dispatch another manager's opportunity (42704: not visible)"
+is "$(as g_mgr_s11 "select segment.opportunity_dispatch($own); select segment.opportunity_start($own)")" "" "manager dispatches and starts its own opportunity"
+is "$(state "$(as g_mgr_s11 "select segment.opportunity_dispatch($other)")")" "ERROR 42704" "manager cannot dispatch another manager's opportunity (42704: not visible)"
 is "$(state "$(as g_mgr_s11 "update segment.opportunity set manager = 'm_S21_0' where opportunity_id = $own")")" "ERROR 42501" \
    "manager cannot give its opportunity away by UPDATE (42501: row-level security)"
-is "$(state "$(as g_mgr_s11 "select segment.reassign($own, 'm_S11_1')")")" "ERROR 42501" "manager cannot reassign (42501)"
-is "$(as g_head_b1 "select segment.dispatch($b1); select segment.reassign($b1, 'm_S12_1')")" "" "branch head dispatches and reassigns within its subtree"
+is "$(state "$(as g_mgr_s11 "select segment.opportunity_reassign($own, 'm_S11_1')")")" "ERROR 42501" "manager cannot reassign (42501)"
+is "$(as g_head_b1 "select segment.opportunity_dispatch($b1); select segment.opportunity_reassign($b1, 'm_S12_1')")" "" "branch head dispatches and reassigns within its subtree"
 is "$(q -c "select manager, status from segment.opportunity where opportunity_id = $b1")" "m_S12_1|dispatched" "... the opportunity moved"
-is "$(state "$(as g_head_b1 "select segment.reassign($other, 'm_S11_0')")")" "ERROR 42704" "branch head of B1 cannot reassign an opportunity of B2 (42704: not visible)"
-is "$(as g_head_ho "select segment.dispatch($other)")" "" "head office dispatches anywhere"
+is "$(state "$(as g_head_b1 "select segment.opportunity_reassign($other, 'm_S11_0')")")" "ERROR 42704" "branch head of B1 cannot reassign an opportunity of B2 (42704: not visible)"
+is "$(as g_head_ho "select segment.opportunity_dispatch($other)")" "" "head office dispatches anywhere"
 is "$(as g_mgr_s11 "select string_agg(distinct opportunity_id::text, ',') from segment.opportunity_log")" "$own" "manager sees only the log of its own opportunities"
 is "$(as g_head_b1 "select string_agg(distinct opportunity_id::text, ',' order by opportunity_id::text) from segment.opportunity_log")" \
    "$(q -c "select string_agg(distinct l.opportunity_id::text, ',' order by l.opportunity_id::text) from segment.opportunity_log l join segment.opportunity o using (opportunity_id) where o.org_unit in ($(subtree B1))")" \
@@ -319,11 +319,11 @@ for r in "${roles6[@]}"; do
       g_head_b1) o=$(gen "org_unit = 'S12'"); exp=yes;;
       *) o=$(gen "true"); exp=42501;;
     esac
-    is "$(can "$r" "select segment.dispatch($o)")" "$exp" "matrix: dispatch in scope, $r: $exp"
+    is "$(can "$r" "select segment.opportunity_dispatch($o)")" "$exp" "matrix: dispatch in scope, $r: $exp"
     case $r in
       g_admin) exp=yes; to=m_S21_1;; g_head_b1) exp=yes; to=m_S12_0;; *) exp=42501; to=m_S11_1;;
     esac
-    is "$(can "$r" "select segment.reassign($o, '$to')")" "$exp" "matrix: reassign in scope, $r: $exp"
+    is "$(can "$r" "select segment.opportunity_reassign($o, '$to')")" "$exp" "matrix: reassign in scope, $r: $exp"
 done
 cell "read segment.audit" "select count(*) from segment.audit" yes 42501 42501 42501 yes 42501
 cell "verify_audit()" "select segment.verify_audit()" yes 42501 42501 42501 yes 42501
@@ -355,7 +355,7 @@ is "$(state "$(as g_mgr_s11 "select count(*) from segment.audit")")" "ERROR 4250
 is "$(state "$(as g_analyst "select count(*) from segment.audit")")" "ERROR 42501" "an analyst cannot read it (42501)"
 is "$(state "$(as g_admin "insert into segment.audit values (999999, now(), 'x', 'forged', null, null, null, '\\x00')")")" "ERROR 42501" \
    "segment_admin cannot insert into it (42501)"
-is "$(state "$(as g_auditor "select segment._audit('forged', null, null)")")" "ERROR 42501" "the auditor cannot append through _audit (42501)"
+is "$(state "$(as g_auditor "select segment_internal._audit('forged', null, null)")")" "ERROR 42501" "the auditor cannot append through _audit (42501)"
 is "$(q -c "select segment.verify_audit() is null")" "t" "verify_audit(): intact (NULL)"
 
 # dump and restore of a governed database: policies, grants, mappings and the chain survive
@@ -363,7 +363,7 @@ tmpd=$(mktemp -d)
 rdb=${db}_restored
 pg_dump -Fc -d "$db" -f "$tmpd/gov.dump"; ok $? "pg_dump of the governed database"
 createdb "$rdb" && pg_restore -d "$rdb" "$tmpd/gov.dump" 2>"$tmpd/restore.err"; ok $? "pg_restore into a new database $(head -c 300 "$tmpd/restore.err" | tr '\n' ' ')"
-is "$(psql -X -At -d "$rdb" -c "select segment._governed(), segment.verify_audit() is null, (select count(*) from pg_policy where polrelid in ('segment.opportunity'::regclass, 'segment.opportunity_log'::regclass))")" \
+is "$(psql -X -At -d "$rdb" -c "select segment_internal._governed(), segment.verify_audit() is null, (select count(*) from pg_policy where polrelid in ('segment.opportunity'::regclass, 'segment.opportunity_log'::regclass))")" \
    "t|t|6" "restored: governed, the audit chain intact, the six policies"
 is "$(PGPASSWORD=$pw psql -X -At -U g_mgr_s11 -d "$rdb" -c "select coalesce(string_agg(opportunity_id::text, ',' order by opportunity_id), '') from segment.opportunity")" \
    "$(seen g_mgr_s11)" "restored: the manager sees exactly its opportunities"

@@ -36,7 +36,7 @@ select segment.register_subject('rpl', 'cust', 'id');
 select segment.create_tag('rpl', 'rpl_low', 'bal < 100');
 select segment.create_opportunity_rule('rpl', 'rpl_call', 'rpl_low', 'maintenance', 'call',
                                        assignment => 'pool', cooldown_days => 0);
-select segment.fire_on_entry('rpl_call', 'rpl_low');
+select segment.attach_entry_rule('rpl_call', 'rpl_low');
 select count(*) from segment.refresh('rpl', '2026-07-01');
 create role rpl_refresher login password 'segment_pipeline_pw';
 select count(*) from segment.grant_role('rpl_refresher', 'refresher');
@@ -44,7 +44,7 @@ grant select on cust to rpl_refresher;
 SQL
 
 # 1. an entry rule that fails (its generation cannot take the locks)
-q -c "revoke execute on function segment._lock_members(int, segment.memberset) from rpl_refresher" \
+q -c "revoke execute on function segment_internal._lock_members(int, segment.memberset) from rpl_refresher" \
   -c "update cust set bal = 50 where id = 3" >/dev/null
 err=$(PGPASSWORD=segment_pipeline_pw psql -X -q -At -v ON_ERROR_STOP=1 -U rpl_refresher -d "$db" \
            -c "select count(*) from segment.refresh('rpl', '2026-07-02')" 2>&1 >/dev/null)
@@ -55,8 +55,8 @@ is "$(kept)" \
    "committed: the state of the refresh (3 in rpl_low) and the step's error"
 
 # 2. a step that fails as a whole
-q -c "grant execute on function segment._lock_members(int, segment.memberset) to rpl_refresher" \
-  -c "revoke execute on function segment._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text) from rpl_refresher" \
+q -c "grant execute on function segment_internal._lock_members(int, segment.memberset) to rpl_refresher" \
+  -c "revoke execute on function segment_internal._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text) from rpl_refresher" \
   -c "update cust set bal = 50 where id = 4" >/dev/null
 err=$(PGPASSWORD=segment_pipeline_pw psql -X -q -At -v ON_ERROR_STOP=1 -U rpl_refresher -d "$db" \
            -c "select count(*) from segment.refresh('rpl', '2026-07-03')" 2>&1 >/dev/null)
@@ -67,7 +67,7 @@ is "$(kept)" \
    "committed: the state of the refresh (4 in rpl_low) and the step's error"
 
 # 3. granted again: the next refresh fires the next entry, not the missed ones
-q -c "grant execute on function segment._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text) to rpl_refresher" \
+q -c "grant execute on function segment_internal._fire_entered(int, segment.memberset, text[], segment.memberset[], date, text) to rpl_refresher" \
   -c "update cust set bal = 50 where id = 5" >/dev/null
 err=$(PGPASSWORD=segment_pipeline_pw psql -X -q -At -v ON_ERROR_STOP=1 -U rpl_refresher -d "$db" \
            -c "select count(*) from segment.refresh('rpl', '2026-07-04')" 2>&1 >/dev/null)

@@ -82,21 +82,21 @@ select segment.create_opportunity_rule('bank', 'td_renewal', '到期提醒', 'ma
 select segment.create_opportunity_rule('bank', 'wealth_upsell', 'high_value', 'mining', 'wealth',
     valid_days => 5, holdout_pct => 20, goal => 'stage = 3', assignment => 'owner');
 select count(*) from segment.generate(as_of => current_date);
-select segment.dispatch(array_agg(opportunity_id)) from segment.opportunity
+select segment.opportunity_dispatch(array_agg(opportunity_id)) from segment.opportunity
  where not is_control and opportunity_id % 4 <> 0;
-select count(segment.start(opportunity_id)) from segment.opportunity
+select count(segment.opportunity_start(opportunity_id)) from segment.opportunity
  where status = 'dispatched' and opportunity_id % 3 <> 0;
-select count(segment.complete(opportunity_id, opportunity_id % 2 = 0,
+select count(segment.opportunity_complete(opportunity_id, opportunity_id % 2 = 0,
                               case when opportunity_id % 2 = 0 then 1000 * opportunity_id end))
   from segment.opportunity where status = 'in_progress' and opportunity_id % 5 <> 0;
-select count(segment.cancel(opportunity_id, 'customer moved away'))
+select count(segment.opportunity_cancel(opportunity_id, 'customer moved away'))
   from segment.opportunity where status = 'dispatched' and opportunity_id % 7 = 0;
 -- the next day: customers move, the nightly run refreshes (and generates)
 update bank.customer set aum = aum + 300000, stage = least(stage + 1, 3) where id % 4 = 0;
 update bank.customer set aum = aum * 0.5 where id % 7 = 0;
 SQL
 psql -X -q -d "$db" -c "call segment.run_all(current_date + 1)" >/dev/null 2>&1 || { echo "not ok 1 - run_all"; exit 1; }
-q -c "select segment.expire(current_date + 6), segment.evaluate_outcomes(current_date + 6)" >/dev/null ||
+q -c "select segment.expire_opportunities(current_date + 6), segment.evaluate_outcomes(current_date + 6)" >/dev/null ||
     { echo "not ok 1 - outcomes"; exit 1; }
 
 period="current_date - 1, current_date + 10"

@@ -63,7 +63,7 @@ select count(*) from segment.refresh('cu', current_date);
 select segment.create_opportunity_rule('cu', 'big_deposit', 'rich', 'mining', 'call',
                                        template => 'Customer {id}', cooldown_days => 30);
 select segment.create_opportunity_rule('cu', 'nightly_card', 'young', 'mining', 'card', assignment => 'pool');
-select segment.fire_on_entry('big_deposit', 'rich');
+select segment.attach_entry_rule('big_deposit', 'rich');
 create table deposit (id bigserial primary key, cust_id int8 not null, amount numeric not null);
 select segment.attach_event_rule('big_deposit', 'deposit', 'cust_id', 'amount > 1000');
 SQL
@@ -99,16 +99,26 @@ is "$(state "$(as postgres "select segment.grant_role('seg_t_nobody', 'superuser
 is "$(state "$(as postgres "select segment.grant_role('seg_t_no_such_role', 'reader')")")" "ERROR 42704" \
    "grant_role with an unknown role: 42704"
 is "$(q -c "select string_agg(distinct object_type, ',' order by object_type)
-              from segment._role_grant_statements('seg_t_nobody', 'author')")" "function,schema,sequence,table" \
+              from segment_internal._role_grant_statements('seg_t_nobody', 'author')")" "function,schema,sequence,table" \
    "the author kind grants schema usage, tables, sequences and functions"
 
 # --- PUBLIC: internal functions are not executable --------------------------------
 is "$(q -c "select count(*) from pg_proc p where p.pronamespace = 'segment'::regnamespace
-              and p.proname like '\_%' and has_function_privilege('seg_t_usage', p.oid, 'EXECUTE')")" "0" \
+              and p.proname like '\_%'")" "0" \
+   "schema segment holds no internal function (they are in segment_internal)"
+is "$(q -c "select count(*) from pg_proc p where p.pronamespace = 'segment_internal'::regnamespace
+              and has_function_privilege('seg_t_usage', p.oid, 'EXECUTE')")" "0" \
    "a role with USAGE on schema segment only may execute no internal function"
-is "$(state "$(as seg_t_usage "select segment._rule_columns('cust', 'bal > 0')")")" "ERROR 42501" \
+is "$(q -c "select has_schema_privilege('seg_t_usage', 'segment_internal', 'USAGE')")" "f" \
+   "... and has no USAGE on schema segment_internal"
+is "$(q -c "select string_agg(p.proname, ',' order by p.proname) from pg_proc p
+              where p.pronamespace = 'segment_internal'::regnamespace
+                and p.proname in ('_rule_columns', '_live_rows', '_generate', '_live_tag')
+                and has_function_privilege('seg_t_reader', p.oid, 'EXECUTE')")" "_live_tag" \
+   "a reader may execute the helpers its functions call (_live_tag), not the others"
+is "$(state "$(as seg_t_usage "select segment_internal._rule_columns('cust', 'bal > 0')")")" "ERROR 42501" \
    "... _rule_columns: 42501"
-is "$(state "$(as seg_t_usage "select segment._live_rows()")")" "ERROR 42501" "... _live_rows: 42501"
+is "$(state "$(as seg_t_usage "select segment_internal._live_rows()")")" "ERROR 42501" "... _live_rows: 42501"
 is "$(as seg_t_usage "select segment.cardinality(segment.memberset(array[1,2,3]))")" "3" \
    "... memberset functions stay executable (API)"
 is "$(as seg_t_usage "select count(*) from (select segment.memberset_agg(i) from generate_series(1, 5) i) x")" "1" \
@@ -165,7 +175,7 @@ is "$(q -c "select count(*) from segment.opportunity o join segment.opportunity_
               where r.name = 'big_deposit' and o.member_id <= 10")" "10" \
    "... the entry rule fired for the ten customers who entered"
 is "$(as seg_t_refresher "select count(*) > 0 from segment.generate('nightly_card', current_date)")" "t" "refresher: generate"
-is "$(as seg_t_refresher "select segment.expire(current_date) >= 0")" "t" "refresher: expire"
+is "$(as seg_t_refresher "select segment.expire_opportunities(current_date) >= 0")" "t" "refresher: expire"
 is "$(as seg_t_refresher "call segment.run_all(current_date)" | head -1 | grep -c .)" "1" "refresher: CALL run_all"
 is "$(q -c "select status from segment.nightly_run order by run_id desc limit 1")" "succeeded" "... the nightly run succeeded"
 is "$(state "$(as seg_t_refresher "select segment.create_tag('cu', 'f_tag', 'bal > 1')")")" "ERROR 42501" \
@@ -183,7 +193,7 @@ is "$(state "$(as seg_t_event "select segment.create_tag('cu', 'e_tag', 'bal > 1
 # --- worker -----------------------------------------------------------------------------------
 opp=$(q -c "select opportunity_id from segment.opportunity where status = 'generated' and not is_control order by 1 limit 1")
 [[ -n $opp ]] || opp=0
-is "$(as seg_t_worker "select segment.dispatch($opp); select segment.start($opp); select segment.complete($opp, true)")" "" \
+is "$(as seg_t_worker "select segment.opportunity_dispatch($opp); select segment.opportunity_start($opp); select segment.opportunity_complete($opp, true)")" "" \
    "worker: dispatch, start, complete"
 is "$(q -c "select status, converted from segment.opportunity where opportunity_id = $opp")" "completed|t" "... the opportunity is completed, converted"
 is "$(state "$(as seg_t_worker "select segment.create_tag('cu', 'w_tag', 'bal > 1')")")" "ERROR 42501" \

@@ -171,8 +171,8 @@ select * from segment.overlap('customer', array['high_value', 'dormant', 'value_
 select segment.explain('customer', 42::bigint, 'high_value');
 select segment.render('xbank_out_t0', '42');
 select * from segment.generate(null, '$as_of');
-select segment.dispatch(pg_catalog.array_agg(o.opportunity_id)) from segment.opportunity o where not o.is_control;
-select segment.expire('$d20');
+select segment.opportunity_dispatch(pg_catalog.array_agg(o.opportunity_id)) from segment.opportunity o where not o.is_control;
+select segment.expire_opportunities('$d20');
 select segment.evaluate_outcomes('$d20');
 select * from segment.review('$as_of', '$d20');
 select segment.enable_live('customer');

@@ -45,6 +45,8 @@ select format('grant select on all tables in schema segment to %I', :'m') \gexec
 select format('grant insert, update, delete on segment.tag, segment.tag_history to %I', :'m') \gexec
 select format('grant usage on all sequences in schema segment to %I', :'m') \gexec
 select format('grant execute on all functions in schema segment to %I', :'m') \gexec
+select format('grant usage on schema segment_internal to %I', :'m') \gexec
+select format('grant execute on all functions in schema segment_internal to %I', :'m') \gexec
 select format('grant select (id, aum) on bank.cust to %I', :'m') \gexec
 select format('create schema m authorization %I', :'m') \gexec
 select format('set role %I', :'m') \gexec

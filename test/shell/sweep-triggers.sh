@@ -73,6 +73,8 @@ SQL
 for r in $roles; do q -c "create role $r login password 'segment_trig_pw'" >/dev/null || exit 1; done
 q >/dev/null <<'SQL' || exit 1
 grant usage on schema segment to seg_trig_usage;
+-- and on the internal schema: what refuses the trigger functions is EXECUTE
+grant usage on schema segment_internal to seg_trig_usage;
 grant usage, create on schema own to seg_trig_usage, seg_trig_reader;
 select count(*) from segment.grant_role('seg_trig_reader', 'reader');
 select count(*) from segment.grant_role('seg_trig_author', 'author');
@@ -170,10 +172,10 @@ for fn in "${trigfns[@]}"; do
 done
 
 # the subject's own table, under a trigger name segment did not record
-is "$(sqlstate postgres -c "create trigger forged after insert on cust referencing new table as segment_new for each statement execute function segment._live_trigger('1')" \
+is "$(sqlstate postgres -c "create trigger forged after insert on cust referencing new table as segment_new for each statement execute function segment_internal._live_trigger('1')" \
         -c "insert into cust values (5001, 100, 0, 999999, 20)" 2>/dev/null)" "42501" \
    "a trigger on the subject's own table under another name: 42501 when it fires"
-is "$(sqlstate postgres -c "create trigger forged after insert on deposit referencing new table as segment_new_events for each statement execute function segment._event_trigger('$rule_id')" \
+is "$(sqlstate postgres -c "create trigger forged after insert on deposit referencing new table as segment_new_events for each statement execute function segment_internal._event_trigger('$rule_id')" \
         -c "insert into deposit (cust_id, amount) values (1, 5000)" 2>/dev/null)" "42501" \
    "a second event trigger on the event table under another name: 42501 when it fires"
 q -c "drop trigger if exists forged on cust" -c "drop trigger if exists forged on deposit" >/dev/null
@@ -189,32 +191,32 @@ before=$(snapshot)
 
 # --- hole 2, exactly as reported --------------------------------------------------------------
 is "$(sqlstate seg_trig_usage -c "create temp table customer (id int8, owner int, org int, bal numeric, age int)" \
-        -c "create trigger f after insert on customer referencing new table as segment_new for each statement execute function segment._live_trigger('1')" \
+        -c "create trigger f after insert on customer referencing new table as segment_new for each statement execute function segment_internal._live_trigger('1')" \
         -c "insert into customer select i, 100, 0, 99999999, 20 from generate_series(1, 100) i" \
         -c "insert into customer values (9999999, 100, 0, 99999999, 20)" 2>/dev/null)" "42501" \
-   "hole 2: a USAGE-only role cannot attach segment._live_trigger('1') to a temp table (42501)"
+   "hole 2: a USAGE-only role cannot attach segment_internal._live_trigger('1') to a temp table (42501)"
 is "$(sqlstate seg_trig_usage -c "create temp table customer (id int8, old_id int8)" \
-        -c "create trigger f after update on customer for each row execute function segment._live_key_change('1', 'id')" 2>/dev/null)" "42501" \
-   "hole 2: nor segment._live_key_change (42501)"
+        -c "create trigger f after update on customer for each row execute function segment_internal._live_key_change('1', 'id')" 2>/dev/null)" "42501" \
+   "hole 2: nor segment_internal._live_key_change (42501)"
 is "$(snapshot)" "$before" "hole 2: memberships unchanged (rich, do_not_contact, universe, overlay rows)"
 
 # --- hole 3, exactly as reported --------------------------------------------------------------------
-is "$(sqlstate seg_trig_usage -c "select segment._rule_columns(NULL::regclass, NULL::text, NULL::text)" 2>/dev/null)" "42501" \
+is "$(sqlstate seg_trig_usage -c "select segment_internal._rule_columns(NULL::regclass, NULL::text, NULL::text)" 2>/dev/null)" "42501" \
    "hole 3: _rule_columns(NULL, NULL, NULL) by a USAGE-only role: 42501 (not executable by PUBLIC)"
-is "$(sqlstate postgres -c "select segment._rule_columns(NULL::regclass, NULL::text, NULL::text)" 2>/dev/null)" "22004" \
+is "$(sqlstate postgres -c "select segment_internal._rule_columns(NULL::regclass, NULL::text, NULL::text)" 2>/dev/null)" "22004" \
    "hole 3: _rule_columns(NULL, NULL, NULL) by a superuser: 22004, no crash"
-is "$(sqlstate postgres -c "select segment._rule_columns('cust', NULL::text, NULL::text)" 2>/dev/null)" "22004" \
+is "$(sqlstate postgres -c "select segment_internal._rule_columns('cust', NULL::text, NULL::text)" 2>/dev/null)" "22004" \
    "_rule_columns(relation, NULL, NULL): 22004"
-is "$(sqlstate postgres -c "select segment._rule_columns(0, 'x', NULL)" 2>/dev/null)" "42P01" \
+is "$(sqlstate postgres -c "select segment_internal._rule_columns(0, 'x', NULL)" 2>/dev/null)" "42P01" \
    "hole 3: _rule_columns(0, 'x', NULL): 42P01 (no table_open(0))"
-is "$(sqlstate postgres -c "select segment._rule_columns(4294967295, 'x', NULL)" 2>/dev/null)" "42P01" \
+is "$(sqlstate postgres -c "select segment_internal._rule_columns(4294967295, 'x', NULL)" 2>/dev/null)" "42P01" \
    "_rule_columns(4294967295, 'x', NULL): 42P01"
-is "$(sqlstate seg_trig_author -c "select segment._rule_columns('cust', 'bal > 0')" 2>/dev/null)" "42501" \
+is "$(sqlstate seg_trig_author -c "select segment_internal._rule_columns('cust', 'bal > 0')" 2>/dev/null)" "42501" \
    "_rule_columns on a table the caller may not read: 42501 (no column names leak)"
-is "$(sqlstate seg_trig_author -c "select segment._rule_columns('pg_authid', 'rolpassword is null')" 2>/dev/null)" "42501" \
+is "$(sqlstate seg_trig_author -c "select segment_internal._rule_columns('pg_authid', 'rolpassword is null')" 2>/dev/null)" "42501" \
    "_rule_columns on pg_authid by a non-superuser: 42501"
 q -c "grant select on cust to seg_trig_author" >/dev/null
-is "$(PGPASSWORD=segment_trig_pw psql -X -q -At -U seg_trig_author -d "$db" -c "select segment._rule_columns('cust', 'bal > 0 and age < 3')")" \
+is "$(PGPASSWORD=segment_trig_pw psql -X -q -At -U seg_trig_author -d "$db" -c "select segment_internal._rule_columns('cust', 'bal > 0 and age < 3')")" \
    "{bal,age}" "_rule_columns for a role that may read the table: its columns"
 is "$(q -c "select pg_postmaster_start_time()")" "$started" "the postmaster did not restart"
 is "$(q -c "select 1")" "1" "the server answers"

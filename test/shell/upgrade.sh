@@ -80,7 +80,9 @@ select segment.alter_tag('young', rule => 'age < 31');
 -- an entry rule: customers entering 'maturing' (the date moves) get a call
 select segment.create_opportunity_rule('bank', 'maturing_call', 'maturing', 'maintenance', 'call',
                                        assignment => 'pool', cooldown_days => 0);
+-- 0.1.0 has only the old name (<!-- api-rename: off -->)
 select segment.fire_on_entry('maturing_call', 'maturing');
+-- <!-- api-rename: on -->
 SQL
 rc=$?
 ok $rc "0.1.0 installs and takes definitions"
@@ -192,9 +194,11 @@ acl_of() {
     $PSQL -d "$1" <<'SQL'
 select p.oid::regprocedure::text, coalesce(p.proacl::text, 'default'), p.prosecdef, p.proisstrict,
        coalesce(array_to_string(p.proconfig, ','), '')
-  from pg_proc p where p.pronamespace = 'segment'::regnamespace order by 1;
-select c.relname, coalesce(c.relacl::text, 'default') from pg_class c
- where c.relnamespace = 'segment'::regnamespace order by 1;
+  from pg_proc p where p.pronamespace in ('segment'::regnamespace, 'segment_internal'::regnamespace) order by 1;
+select c.oid::regclass::text, coalesce(c.relacl::text, 'default') from pg_class c
+ where c.relnamespace in ('segment'::regnamespace, 'segment_internal'::regnamespace) order by 1;
+select n.nspname, coalesce(n.nspacl::text, 'default'), obj_description(n.oid, 'pg_namespace')
+  from pg_namespace n where n.nspname in ('segment', 'segment_internal') order by 1;
 SQL
 }
 acl_of "$OLD" > "$work/acl.old"

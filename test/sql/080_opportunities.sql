@@ -32,7 +32,7 @@ SELECT regress.err($$UPDATE segment.opportunity SET status = 'lost' WHERE key = 
 SELECT regress.err($$UPDATE segment.opportunity SET assignment = 'nobody' WHERE key = '1' AND rule_id = (SELECT rule_id FROM segment.opportunity_rule WHERE name = 'op_rule')$$) AS unknown_assignment;
 
 -- a status change is logged
-SELECT segment.dispatch(opportunity_id) FROM segment.opportunity WHERE key = '1' AND rule_id = (SELECT rule_id FROM segment.opportunity_rule WHERE name = 'op_rule');
+SELECT segment.opportunity_dispatch(opportunity_id) FROM segment.opportunity WHERE key = '1' AND rule_id = (SELECT rule_id FROM segment.opportunity_rule WHERE name = 'op_rule');
 SELECT l.from_status, l.to_status FROM segment.opportunity_log l JOIN segment.opportunity o USING (opportunity_id)
  WHERE o.key = '1' AND o.rule_id = (SELECT rule_id FROM segment.opportunity_rule WHERE name = 'op_rule');
 

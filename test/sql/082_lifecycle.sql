@@ -30,11 +30,11 @@ SELECT id AS o3 FROM lc_o WHERE n = 3 \gset
 SELECT id AS o4 FROM lc_o WHERE n = 4 \gset
 
 -- the happy path
-SELECT segment.dispatch(:o1);
-SELECT segment.start(:o1);
-SELECT segment.complete(:o1, true, 5000, 'signed');
-SELECT segment.dispatch(ARRAY[:o2, :o3]);
-SELECT segment.cancel(:o3, 'customer moved');
+SELECT segment.opportunity_dispatch(:o1);
+SELECT segment.opportunity_start(:o1);
+SELECT segment.opportunity_complete(:o1, true, 5000, 'signed');
+SELECT segment.opportunity_dispatch(ARRAY[:o2, :o3]);
+SELECT segment.opportunity_cancel(:o3, 'customer moved');
 CREATE FUNCTION pg_temp.lc_status() RETURNS TABLE (n bigint, status text, converted boolean, amount numeric,
                                                    note text, cancel_reason text, goal_met boolean)
 LANGUAGE sql AS $$
@@ -45,28 +45,28 @@ SELECT * FROM pg_temp.lc_status();
 SELECT o.from_status, o.to_status FROM segment.opportunity_log o WHERE o.opportunity_id = :o1 ORDER BY o.log_id;
 
 -- forbidden transitions and bad inputs
-SELECT regress.err(format('SELECT segment.complete(%s, false)', :o1)) AS complete_completed;
-SELECT regress.err(format('SELECT segment.start(%s)', :o3)) AS start_cancelled;
-SELECT regress.err(format('SELECT segment.start(%s)', :o4)) AS start_not_dispatched;
-SELECT regress.err(format('SELECT segment.dispatch(%s)', :ctl)) AS dispatch_control;
-SELECT regress.err(format('SELECT segment.complete(%s, NULL)', :o2)) AS converted_null;
-SELECT regress.err(format('SELECT segment.complete(%s, true, -5)', :o2)) AS negative_amount;
-SELECT regress.err(format('SELECT segment.complete(%s, false, 10)', :o2)) AS amount_without_conversion;
-SELECT regress.err(format('SELECT segment.cancel(%s, NULL)', :o2)) AS cancel_without_reason;
-SELECT regress.err('SELECT segment.dispatch(NULL::bigint)') AS null_id;
-SELECT regress.err('SELECT segment.dispatch(ARRAY[1, NULL]::bigint[])') AS null_in_array;
-SELECT regress.err('SELECT segment.dispatch(-1)') AS unknown_id;
-SELECT regress.err($$SELECT segment.expire('infinity')$$) AS expire_infinity;
+SELECT regress.err(format('SELECT segment.opportunity_complete(%s, false)', :o1)) AS complete_completed;
+SELECT regress.err(format('SELECT segment.opportunity_start(%s)', :o3)) AS start_cancelled;
+SELECT regress.err(format('SELECT segment.opportunity_start(%s)', :o4)) AS start_not_dispatched;
+SELECT regress.err(format('SELECT segment.opportunity_dispatch(%s)', :ctl)) AS dispatch_control;
+SELECT regress.err(format('SELECT segment.opportunity_complete(%s, NULL)', :o2)) AS converted_null;
+SELECT regress.err(format('SELECT segment.opportunity_complete(%s, true, -5)', :o2)) AS negative_amount;
+SELECT regress.err(format('SELECT segment.opportunity_complete(%s, false, 10)', :o2)) AS amount_without_conversion;
+SELECT regress.err(format('SELECT segment.opportunity_cancel(%s, NULL)', :o2)) AS cancel_without_reason;
+SELECT regress.err('SELECT segment.opportunity_dispatch(NULL::bigint)') AS null_id;
+SELECT regress.err('SELECT segment.opportunity_dispatch(ARRAY[1, NULL]::bigint[])') AS null_in_array;
+SELECT regress.err('SELECT segment.opportunity_dispatch(-1)') AS unknown_id;
+SELECT regress.err($$SELECT segment.expire_opportunities('infinity')$$) AS expire_infinity;
 SELECT regress.err($$SELECT * FROM segment.review(NULL, current_date)$$) AS review_null;
 SELECT regress.err($$SELECT * FROM segment.review('2026-07-01', '2026-06-01')$$) AS review_reversed;
 SELECT * FROM pg_temp.lc_status();
 
 -- expire: open ones (controls too) past their last day; valid_days 5 counts
 -- the generation day, so the last day is day + 4
-SELECT segment.expire(current_date + 4) AS expired_on_last_day;
-SELECT segment.expire(current_date + 5) AS expired_after_it;
-SELECT segment.expire(current_date + 6) AS expired_again;
-SELECT regress.err(format('SELECT segment.start(%s)', :o2)) AS start_expired;
+SELECT segment.expire_opportunities(current_date + 4) AS expired_on_last_day;
+SELECT segment.expire_opportunities(current_date + 5) AS expired_after_it;
+SELECT segment.expire_opportunities(current_date + 6) AS expired_again;
+SELECT regress.err(format('SELECT segment.opportunity_start(%s)', :o2)) AS start_expired;
 SELECT * FROM pg_temp.lc_status();
 
 -- outcomes: goal bal >= 1000 on the current rows, treatment and control

@@ -58,16 +58,16 @@ INSERT INTO ev_app (cust_id, status) VALUES (8, 'failed');
 SELECT count(*) AS after_detach FROM pg_temp.ev_opps('ev_loan');
 
 -- fire on entry: customers a refresh moves into ev_rich
-SELECT segment.fire_on_entry('ev_welcome', 'ev_rich');
+SELECT segment.attach_entry_rule('ev_welcome', 'ev_rich');
 UPDATE ev_cust SET bal = 1000 WHERE id IN (1, 2);
 SELECT tag, entered FROM segment.refresh('ev', '2026-08-02') WHERE tag = 'ev_rich';
 SELECT key FROM pg_temp.ev_opps('ev_welcome');
-SELECT regress.err($$SELECT segment.fire_on_entry('ev_welcome', 'ev_rich')$$) AS fires_twice;
-SELECT regress.err($$SELECT segment.fire_on_entry('ev_welcome', '')$$) AS empty_audience;
-SELECT regress.err($$SELECT segment.fire_on_entry('ev_welcome', 'no_such_tag')$$) AS unknown_audience;
-SELECT regress.err($$SELECT segment.stop_fire_on_entry('ev_welcome', 'ev_all')$$) AS stop_not_firing;
+SELECT regress.err($$SELECT segment.attach_entry_rule('ev_welcome', 'ev_rich')$$) AS fires_twice;
+SELECT regress.err($$SELECT segment.attach_entry_rule('ev_welcome', '')$$) AS empty_audience;
+SELECT regress.err($$SELECT segment.attach_entry_rule('ev_welcome', 'no_such_tag')$$) AS unknown_audience;
+SELECT regress.err($$SELECT segment.detach_entry_rule('ev_welcome', 'ev_all')$$) AS stop_not_firing;
 SELECT regress.err($$SELECT segment.drop_opportunity_rule('ev_welcome')$$) AS drop_rule_with_opportunities;
-SELECT segment.stop_fire_on_entry('ev_welcome', 'ev_rich');
+SELECT segment.detach_entry_rule('ev_welcome', 'ev_rich');
 UPDATE ev_cust SET bal = 1000 WHERE id = 9;
 SELECT tag, entered FROM segment.refresh('ev', '2026-08-03') WHERE tag = 'ev_rich';
 SELECT key FROM pg_temp.ev_opps('ev_welcome');

@@ -37,7 +37,7 @@ SELECT segment.enable_live('lv_cust');
 SELECT segment.enable_live('lv_cust');        -- twice
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT regexp_replace(tgname, '[0-9]+', 'N') AS tgname FROM pg_trigger WHERE tgrelid = 'lv.cust'::regclass AND NOT tgisinternal ORDER BY tgname;
-SELECT segment._live_trigger();               -- not as a trigger
+SELECT segment_internal._live_trigger();               -- not as a trigger
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 -- writes: evaluated as of the last refresh (2026-11-22), whatever the GUC says
@@ -110,7 +110,7 @@ SELECT segment.create_tag('lv_ret', 'lv_saver', 'savings > 0') > 0 AS created;
 SELECT count(*) FROM segment.refresh('lv_ret', '2026-11-22');
 SELECT segment.create_opportunity_rule('lv_ret', 'lv_wake', 'lv_saver', 'maintenance', 'call',
            assignment => 'pool', cooldown_days => 60) > 0 AS created;
-SELECT segment.fire_on_entry('lv_wake', 'lv_dormant');
+SELECT segment.attach_entry_rule('lv_wake', 'lv_dormant');
 SELECT segment.enable_live('lv_ret');
 SET segment.as_of = '2026-11-23';
 UPDATE lv.ret SET last_login = '2026-01-01' WHERE id IN (1, 2);   -- both enter; 2 is no saver
@@ -119,7 +119,7 @@ INSERT INTO lv.ret VALUES (5, '2025-12-01', 7);                    -- a new cust
 RESET segment.as_of;
 SELECT o.key, o.period, o.source FROM segment.opportunity o
   JOIN segment.opportunity_rule r USING (rule_id) WHERE r.name = 'lv_wake' ORDER BY o.key;
-SELECT segment.stop_fire_on_entry('lv_wake', 'lv_dormant');
+SELECT segment.detach_entry_rule('lv_wake', 'lv_dormant');
 SELECT segment.drop_opportunity_rule('lv_wake', "cascade" => true);
 SELECT segment.unregister_subject('lv_ret');
 

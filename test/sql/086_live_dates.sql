@@ -53,7 +53,7 @@ BEGIN
                         segment.memberset_agg(id) AS m
                    FROM ldt.cust GROUP BY 1) x USING (b);
     SELECT count(*) INTO wrong_scores
-      FROM (SELECT s.score, s.members FROM segment._live_scores(
+      FROM (SELECT s.score, s.members FROM segment_internal._live_scores(
                 (SELECT scorecard_id FROM segment.scorecard WHERE name = 'ldt_engage'), sid) s) l
       FULL JOIN (SELECT (CASE WHEN login >= state_as_of - 30 THEN 10 ELSE 0 END
                          + CASE WHEN opened > state_as_of - 365 THEN 5 ELSE 0 END
@@ -106,10 +106,10 @@ UPDATE ldt.cust SET aum = aum + 1 WHERE id % 50 = 4;
 SELECT * FROM ldt.check();
 
 -- the writer's helper: internal, not for PUBLIC; NULL for no state
-SELECT has_function_privilege('public', 'segment._live_writer_as_of(int)', 'execute') AS public_may_call;
-SELECT segment._live_writer_as_of(NULL) IS NULL AS null_in_null_out,
-       segment._live_writer_as_of(-1) IS NULL AS unknown_subject,
-       segment._live_writer_as_of((SELECT subject_id FROM segment.subject WHERE name = 'ldt')) AS as_of;
+SELECT has_function_privilege('public', 'segment_internal._live_writer_as_of(int)', 'execute') AS public_may_call;
+SELECT segment_internal._live_writer_as_of(NULL) IS NULL AS null_in_null_out,
+       segment_internal._live_writer_as_of(-1) IS NULL AS unknown_subject,
+       segment_internal._live_writer_as_of((SELECT subject_id FROM segment.subject WHERE name = 'ldt')) AS as_of;
 
 SELECT segment.unregister_subject('ldt');
 DROP SCHEMA ldt CASCADE;

@@ -51,12 +51,12 @@ SELECT * FROM pg_temp.jr_outbox();
 
 -- reporting on a touch
 SELECT outbox_id AS first FROM segment.outbox WHERE journey = 'jr_maturity' AND customer = '1' AND step = 1 \gset
-SELECT segment.ack(:first, 'delivered');
-SELECT segment.record_response(:first, 'clicked', '2027-01-02 12:00+00') IS NOT NULL AS escalated;
+SELECT segment.outbox_ack(:first, 'delivered');
+SELECT segment.outbox_record_response(:first, 'clicked', '2027-01-02 12:00+00') IS NOT NULL AS escalated;
 SELECT status, response FROM segment.outbox WHERE outbox_id = :first;
-SELECT regress.err(format('SELECT segment.ack(%s, %L)', :first, 'delivered')) AS ack_twice;
-SELECT regress.err(format('SELECT segment.ack(%s, %L)', :first, 'read')) AS ack_bad_status;
-SELECT regress.err('SELECT segment.ack(-1, ''delivered'')') AS ack_unknown;
+SELECT regress.err(format('SELECT segment.outbox_ack(%s, %L)', :first, 'delivered')) AS ack_twice;
+SELECT regress.err(format('SELECT segment.outbox_ack(%s, %L)', :first, 'read')) AS ack_bad_status;
+SELECT regress.err('SELECT segment.outbox_ack(-1, ''delivered'')') AS ack_unknown;
 
 -- the goal: a customer who bought leaves at the next advance
 UPDATE jr_cust SET bought = true WHERE id = 2;

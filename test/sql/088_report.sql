@@ -22,7 +22,7 @@ UPDATE rp_cust SET bal = 1000 WHERE id IN (1, 2);
 SELECT count(*) FROM segment.refresh('rp', '2026-09-02');
 SELECT segment.create_opportunity_rule('rp', 'rp_rule', 'rp_rich', 'mining', 'fund', valid_days => 3660) IS NOT NULL AS created;
 SELECT generated + control AS made FROM segment.generate('rp_rule', '2026-09-02');
-SELECT segment.dispatch(opportunity_id) FROM segment.opportunity o JOIN segment.opportunity_rule r USING (rule_id)
+SELECT segment.opportunity_dispatch(opportunity_id) FROM segment.opportunity o JOIN segment.opportunity_rule r USING (rule_id)
  WHERE r.name = 'rp_rule' AND o.key IN ('1', '2') AND NOT o.is_control ORDER BY o.member_id;
 
 SELECT as_of, customers, opportunities, treatment + control AS made, dispatched, completed

@@ -120,12 +120,12 @@ SELECT run_id, as_of, status, failed_step, steps, cron_jobid, cron_status FROM s
 
 ------------------------------------------------------------------------
 -- 7. pg_cron prerequisites: each case's error and hint (the checking
---    function is fed the server state by segment._require_cron)
+--    function is fed the server state by segment_internal._require_cron)
 ------------------------------------------------------------------------
-SELECT segment._cron_check(false, NULL, false, 'bank');         -- not in shared_preload_libraries
-SELECT segment._cron_check(true, 'postgres', false, 'bank');    -- jobs run from another database
-SELECT segment._cron_check(true, 'bank', false, 'bank');        -- CREATE EXTENSION pg_cron missing
-SELECT segment._cron_check(true, 'bank', true, 'bank') AS ready;
+SELECT segment_internal._cron_check(false, NULL, false, 'bank');         -- not in shared_preload_libraries
+SELECT segment_internal._cron_check(true, 'postgres', false, 'bank');    -- jobs run from another database
+SELECT segment_internal._cron_check(true, 'bank', false, 'bank');        -- CREATE EXTENSION pg_cron missing
+SELECT segment_internal._cron_check(true, 'bank', true, 'bank') AS ready;
 -- here (the test cluster runs jobs from database postgres): schedule and
 -- unschedule refuse, with the same error
 SELECT segment.schedule();

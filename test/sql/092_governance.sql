@@ -63,10 +63,10 @@ SELECT segment.create_opportunity_rule('gv', 'gv_rule', 'gv_all', 'mining', 'x',
 SELECT generated FROM segment.generate('gv_rule', '2026-10-01');
 SELECT o.opportunity_id AS gv1 FROM segment.opportunity o JOIN segment.opportunity_rule r USING (rule_id)
  WHERE r.name = 'gv_rule' AND o.key = '1' \gset
-SELECT segment.reassign(:gv1, 'm2');
+SELECT segment.opportunity_reassign(:gv1, 'm2');
 SELECT manager FROM segment.opportunity WHERE opportunity_id = :gv1;
-SELECT regress.err(format('SELECT segment.reassign(%s, %L)', :gv1, '')) AS empty_manager;
-SELECT regress.err('SELECT segment.reassign(-1, ''m2'')') AS unknown_opportunity;
+SELECT regress.err(format('SELECT segment.opportunity_reassign(%s, %L)', :gv1, '')) AS empty_manager;
+SELECT regress.err('SELECT segment.opportunity_reassign(-1, ''m2'')') AS unknown_opportunity;
 
 -- column sensitivity
 SELECT segment.set_column_sensitivity('gv', 'phone', 'pii');

@@ -5,7 +5,7 @@
 -- Every object with user-written code records the role it runs as. Rows
 -- written by 0.1.0 get the author of their latest definition change when
 -- that role still exists, else the extension's owner.
-CREATE FUNCTION segment._upgrade_owner(author name) RETURNS regrole
+CREATE FUNCTION segment_internal._upgrade_owner(author name) RETURNS regrole
 LANGUAGE sql STABLE AS $$
     SELECT coalesce((SELECT r.oid::regrole FROM pg_catalog.pg_roles r WHERE r.rolname = author),
                     (SELECT e.extowner::regrole FROM pg_catalog.pg_extension e WHERE e.extname = 'segment'))
@@ -13,7 +13,7 @@ $$;
 
 ALTER TABLE segment.tag ADD COLUMN owner regrole;
 UPDATE segment.tag t
-   SET owner = segment._upgrade_owner(
+   SET owner = segment_internal._upgrade_owner(
          coalesce((SELECT h.changed_by FROM segment.tag_history h
                     WHERE h.tag_id = t.tag_id AND h.action IN ('create', 'alter')
                     ORDER BY h.history_id DESC LIMIT 1), t.updated_by));
@@ -22,7 +22,7 @@ ALTER TABLE segment.tag ALTER COLUMN owner SET NOT NULL,
 
 ALTER TABLE segment.segment ADD COLUMN owner regrole;
 UPDATE segment.segment g
-   SET owner = segment._upgrade_owner(
+   SET owner = segment_internal._upgrade_owner(
          coalesce((SELECT h.changed_by FROM segment.definition_history h
                     WHERE h.kind = 'segment' AND h.object_id = g.segment_id AND h.action IN ('create', 'alter')
                     ORDER BY h.history_id DESC LIMIT 1), g.updated_by));
@@ -31,7 +31,7 @@ ALTER TABLE segment.segment ALTER COLUMN owner SET NOT NULL,
 
 ALTER TABLE segment.scheme ADD COLUMN owner regrole;
 UPDATE segment.scheme c
-   SET owner = segment._upgrade_owner(
+   SET owner = segment_internal._upgrade_owner(
          coalesce((SELECT h.changed_by FROM segment.definition_history h
                     WHERE h.kind = 'scheme' AND h.object_id = c.scheme_id AND h.action IN ('create', 'alter')
                     ORDER BY h.history_id DESC LIMIT 1), c.updated_by));
@@ -40,7 +40,7 @@ ALTER TABLE segment.scheme ALTER COLUMN owner SET NOT NULL,
 
 ALTER TABLE segment.scorecard ADD COLUMN owner regrole;
 UPDATE segment.scorecard c
-   SET owner = segment._upgrade_owner(
+   SET owner = segment_internal._upgrade_owner(
          coalesce((SELECT h.changed_by FROM segment.definition_history h
                     WHERE h.kind = 'scorecard' AND h.object_id = c.scorecard_id AND h.action IN ('create', 'alter')
                     ORDER BY h.history_id DESC LIMIT 1), c.updated_by));
@@ -49,7 +49,7 @@ ALTER TABLE segment.scorecard ALTER COLUMN owner SET NOT NULL,
 
 ALTER TABLE segment.opportunity_rule ADD COLUMN owner regrole;
 UPDATE segment.opportunity_rule r
-   SET owner = segment._upgrade_owner(
+   SET owner = segment_internal._upgrade_owner(
          coalesce((SELECT h.changed_by FROM segment.opportunity_rule_history h
                     WHERE h.rule_id = r.rule_id AND h.action IN ('create', 'alter')
                     ORDER BY h.history_id DESC LIMIT 1), r.updated_by));
@@ -57,21 +57,21 @@ ALTER TABLE segment.opportunity_rule ALTER COLUMN owner SET NOT NULL,
     ALTER COLUMN owner SET DEFAULT quote_ident(current_user)::regrole;
 
 ALTER TABLE segment.event_rule ADD COLUMN owner regrole;
-UPDATE segment.event_rule e SET owner = segment._upgrade_owner(e.created_by);
+UPDATE segment.event_rule e SET owner = segment_internal._upgrade_owner(e.created_by);
 ALTER TABLE segment.event_rule ALTER COLUMN owner SET NOT NULL,
     ALTER COLUMN owner SET DEFAULT quote_ident(current_user)::regrole;
 
-DROP FUNCTION segment._upgrade_owner(name);
+DROP FUNCTION segment_internal._upgrade_owner(name);
 
 -- The text to store for a rule: itself if it means the same under
 -- search_path = pg_catalog, pg_temp, else deparsed with every object outside
 -- pg_catalog schema-qualified (docs/dba-guide.md#rule-owners).
-CREATE FUNCTION segment._rule_canonical(relation regclass, rule text) RETURNS text
+CREATE FUNCTION segment_internal._rule_canonical(relation regclass, rule text) RETURNS text
     AS 'MODULE_PATHNAME', 'segment_rule_canonical' LANGUAGE C STABLE STRICT;
 
 -- Whether a stored goal ('goal') or event condition ('event') of an
 -- opportunity rule is true for each row, evaluated as the rule's owner.
-CREATE FUNCTION segment._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
+CREATE FUNCTION segment_internal._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
     RETURNS boolean[]
     AS 'MODULE_PATHNAME', 'segment_rule_matches' LANGUAGE C STABLE STRICT;
 
@@ -79,12 +79,12 @@ CREATE OR REPLACE FUNCTION segment.create_tag(subject name, tag name, rule text,
                                    category text DEFAULT NULL, description text DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     rel regclass;
     cols name[] := '{}';
     id int;
 BEGIN
-    PERFORM segment._check_name('tag', tag);
+    PERFORM segment_internal._check_name('tag', tag);
     IF EXISTS (SELECT 1 FROM segment.tag t WHERE t.name = tag) THEN
         RAISE EXCEPTION 'tag "%" already exists', tag
             USING ERRCODE = 'duplicate_object',
@@ -92,12 +92,12 @@ BEGIN
     END IF;
     IF rule IS NOT NULL THEN
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
-        cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
-        rule := segment._rule_canonical(rel, rule);
+        cols := segment_internal._rule_columns(rel, rule, format('tag "%s"', tag));
+        rule := segment_internal._rule_canonical(rel, rule);
     END IF;
-    PERFORM segment._check_name_free('tag', tag);   -- one namespace with segments, schemes, scorecards
+    PERFORM segment_internal._check_name_free('tag', tag);   -- one namespace with segments, schemes, scorecards
     INSERT INTO segment.tag (subject_id, name, rule, category, description, columns, column_types, owner)
-    VALUES (sid, tag, rule, category, description, cols, segment._column_types(rel, cols),
+    VALUES (sid, tag, rule, category, description, cols, segment_internal._column_types(rel, cols),
             quote_ident(current_user)::regrole)
     RETURNING tag_id INTO id;
     INSERT INTO segment.tag_history (tag_id, tag, action, new_rule, new_description, new_active)
@@ -109,7 +109,7 @@ CREATE OR REPLACE FUNCTION segment.alter_tag(tag name, rule text DEFAULT NULL, d
                                   active boolean DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    old segment.tag := segment._tag(tag);
+    old segment.tag := segment_internal._tag(tag);
     rel regclass;
     cols name[] := old.columns;
 BEGIN
@@ -120,8 +120,8 @@ BEGIN
                       HINT = 'Manual tags have no rule; create a rule tag instead.';
         END IF;
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = old.subject_id;
-        cols := segment._rule_columns(rel, rule, format('tag "%s"', tag));
-        rule := segment._rule_canonical(rel, rule);
+        cols := segment_internal._rule_columns(rel, rule, format('tag "%s"', tag));
+        rule := segment_internal._rule_canonical(rel, rule);
     END IF;
     IF rule IS NOT DISTINCT FROM NULL AND description IS NULL AND active IS NULL THEN
         RAISE EXCEPTION 'nothing to change for tag "%"', tag
@@ -133,7 +133,7 @@ BEGIN
            description = coalesce(alter_tag.description, t.description),
            active = coalesce(alter_tag.active, t.active),
            columns = cols,
-           column_types = segment._column_types(
+           column_types = segment_internal._column_types(
                (SELECT s.relation FROM segment.subject s WHERE s.subject_id = old.subject_id), cols),
            version = t.version + 1,
            updated_at = now(), updated_by = current_user,
@@ -151,20 +151,20 @@ CREATE OR REPLACE FUNCTION segment.create_segment(subject name, segment name, au
                                        description text DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     g segment.segment;
 BEGIN
-    PERFORM segment._check_name('segment', segment);
+    PERFORM segment_internal._check_name('segment', segment);
     IF audience IS NULL THEN
         RAISE EXCEPTION 'audience must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM segment._check_name_free('segment', segment);
-    PERFORM segment._audience_check(subject, audience, segment);
+    PERFORM segment_internal._check_name_free('segment', segment);
+    PERFORM segment_internal._audience_check(subject, audience, segment);
     INSERT INTO segment.segment (subject_id, name, audience, description, owner)
     VALUES (sid, segment, audience, description, quote_ident(current_user)::regrole)
     RETURNING * INTO g;
     INSERT INTO segment.definition_history (kind, object_id, name, action, new_definition)
-    VALUES ('segment', g.segment_id, segment, 'create', segment._segment_definition(g));
+    VALUES ('segment', g.segment_id, segment, 'create', segment_internal._segment_definition(g));
     RETURN g.segment_id;
 END $$;
 
@@ -175,15 +175,15 @@ DECLARE
     old segment.segment;
     new segment.segment;
 BEGIN
-    PERFORM segment._lock_definitions();
-    old := segment._segment(segment);
+    PERFORM segment_internal._lock_definitions();
+    old := segment_internal._segment(segment);
     IF audience IS NULL AND description IS NULL THEN
         RAISE EXCEPTION 'nothing to change for segment "%"', segment
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass audience or description.';
     END IF;
     IF audience IS NOT NULL THEN
-        PERFORM segment._audience_check(
+        PERFORM segment_internal._audience_check(
             (SELECT s.name FROM segment.subject s WHERE s.subject_id = old.subject_id),
             audience, segment);
     END IF;
@@ -198,13 +198,13 @@ BEGIN
     INSERT INTO segment.definition_history (kind, object_id, name, action,
                                             old_definition, new_definition)
     VALUES ('segment', old.segment_id, segment, 'alter',
-            segment._segment_definition(old), segment._segment_definition(new));
+            segment_internal._segment_definition(old), segment_internal._segment_definition(new));
 END $$;
 
 -- Validates a bucket list against the subject's table; returns the rows to
 -- store. Raises the rule's own error (with position and context) for a bad
 -- rule.
-CREATE OR REPLACE FUNCTION segment._scheme_buckets(rel regclass, scheme name, buckets text[])
+CREATE OR REPLACE FUNCTION segment_internal._scheme_buckets(rel regclass, scheme name, buckets text[])
 RETURNS TABLE (ord int, name name, rule text, columns name[], column_types regtype[])
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -216,13 +216,13 @@ DECLARE
     brule text;
     seen name[] := '{}';
 BEGIN
-    PERFORM segment._check_entries(buckets, 'buckets', format('scheme "%s"', scheme), 2,
+    PERFORM segment_internal._check_entries(buckets, 'buckets', format('scheme "%s"', scheme), 2,
                                    '(name, rule) pairs', $e$ARRAY[['affluent', 'aum >= 500000'], ['mass', 'true']]$e$, false);
     c := array_lower(buckets, 2);
     lo := array_lower(buckets, 1);
     FOR i IN lo .. array_upper(buckets, 1) LOOP
         n := n + 1;
-        bname := segment._check_part_name('bucket', buckets[i][c]);
+        bname := segment_internal._check_part_name('bucket', buckets[i][c]);
         IF bname = ANY (seen) THEN
             RAISE EXCEPTION 'bucket "%" appears twice in scheme "%"', bname, scheme
                 USING ERRCODE = 'duplicate_object',
@@ -238,9 +238,9 @@ BEGIN
         END IF;
         ord := n;
         name := bname;
-        columns := segment._rule_columns(rel, brule, format('bucket "%s" of scheme "%s"', bname, scheme));
-        rule := segment._rule_canonical(rel, brule);
-        column_types := segment._column_types(rel, columns);
+        columns := segment_internal._rule_columns(rel, brule, format('bucket "%s" of scheme "%s"', bname, scheme));
+        rule := segment_internal._rule_canonical(rel, brule);
+        column_types := segment_internal._column_types(rel, columns);
         RETURN NEXT;
     END LOOP;
 END $$;
@@ -249,24 +249,24 @@ CREATE OR REPLACE FUNCTION segment.create_scheme(subject name, scheme name, buck
                                       description text DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     rel regclass;
     defs segment.scheme_bucket[];
     id int;
 BEGIN
-    PERFORM segment._check_name('scheme', scheme);
-    PERFORM segment._check_name_free('scheme', scheme);   -- one namespace of audience names
+    PERFORM segment_internal._check_name('scheme', scheme);
+    PERFORM segment_internal._check_name_free('scheme', scheme);   -- one namespace of audience names
     SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
     -- validate everything before writing anything (no sequence value is used up)
     defs := ARRAY(SELECT ROW(0, b.ord, b.name, b.rule, b.columns, b.column_types)::segment.scheme_bucket
-                    FROM segment._scheme_buckets(rel, scheme, buckets) b);
+                    FROM segment_internal._scheme_buckets(rel, scheme, buckets) b);
     INSERT INTO segment.scheme (subject_id, name, description, owner)
     VALUES (sid, scheme, description, quote_ident(current_user)::regrole)
     RETURNING scheme_id INTO id;
     INSERT INTO segment.scheme_bucket (scheme_id, position, name, rule, columns, column_types)
     SELECT id, d.position, d.name, d.rule, d.columns, d.column_types FROM unnest(defs) d;
     INSERT INTO segment.definition_history (kind, object_id, name, action, new_definition)
-    VALUES ('scheme', id, scheme, 'create', segment._scheme_definition(id));
+    VALUES ('scheme', id, scheme, 'create', segment_internal._scheme_definition(id));
     RETURN id;
 END $$;
 
@@ -274,8 +274,8 @@ CREATE OR REPLACE FUNCTION segment.alter_scheme(scheme name, buckets text[] DEFA
                                      description text DEFAULT NULL, active boolean DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    old segment.scheme := segment._scheme(scheme, true);
-    old_def jsonb := segment._scheme_definition(old.scheme_id);
+    old segment.scheme := segment_internal._scheme(scheme, true);
+    old_def jsonb := segment_internal._scheme_definition(old.scheme_id);
     rel regclass;
     defs segment.scheme_bucket[];
 BEGIN
@@ -287,7 +287,7 @@ BEGIN
     IF buckets IS NOT NULL THEN
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = old.subject_id;
         defs := ARRAY(SELECT ROW(old.scheme_id, b.ord, b.name, b.rule, b.columns, b.column_types)::segment.scheme_bucket
-                        FROM segment._scheme_buckets(rel, scheme, buckets) b);
+                        FROM segment_internal._scheme_buckets(rel, scheme, buckets) b);
         DELETE FROM segment.scheme_bucket b WHERE b.scheme_id = old.scheme_id;
         INSERT INTO segment.scheme_bucket SELECT * FROM unnest(defs);
     END IF;
@@ -300,10 +300,10 @@ BEGIN
            owner = CASE WHEN alter_scheme.buckets IS NULL THEN s.owner ELSE quote_ident(current_user)::regrole END
      WHERE s.scheme_id = old.scheme_id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition, new_definition)
-    VALUES ('scheme', old.scheme_id, scheme, 'alter', old_def, segment._scheme_definition(old.scheme_id));
+    VALUES ('scheme', old.scheme_id, scheme, 'alter', old_def, segment_internal._scheme_definition(old.scheme_id));
 END $$;
 
-CREATE OR REPLACE FUNCTION segment._scorecard_items(rel regclass, scorecard name, items text[])
+CREATE OR REPLACE FUNCTION segment_internal._scorecard_items(rel regclass, scorecard name, items text[])
 RETURNS TABLE (ord int, rule text, points numeric, columns name[], column_types regtype[])
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -312,7 +312,7 @@ DECLARE
     n int := 0;
     irule text;
 BEGIN
-    PERFORM segment._check_entries(items, 'items', format('scorecard "%s"', scorecard), 2,
+    PERFORM segment_internal._check_entries(items, 'items', format('scorecard "%s"', scorecard), 2,
                                    '(rule, points) pairs', $e$ARRAY[['aum >= 500000', '40'], ['has_fund', '15']]$e$, false);
     c := array_lower(items, 2);
     FOR i IN array_lower(items, 1) .. array_upper(items, 1) LOOP
@@ -327,12 +327,12 @@ BEGIN
                 USING ERRCODE = 'null_value_not_allowed',
                       HINT = 'Give the points as a number, e.g. ''25''.';
         END IF;
-        points := segment._parse_number(items[i][c + 1],
+        points := segment_internal._parse_number(items[i][c + 1],
                                         format('points "%%s" of item %s', n));
         ord := n;
-        columns := segment._rule_columns(rel, irule, format('item %s of scorecard "%s"', n, scorecard));
-        rule := segment._rule_canonical(rel, irule);
-        column_types := segment._column_types(rel, columns);
+        columns := segment_internal._rule_columns(rel, irule, format('item %s of scorecard "%s"', n, scorecard));
+        rule := segment_internal._rule_canonical(rel, irule);
+        column_types := segment_internal._column_types(rel, columns);
         RETURN NEXT;
     END LOOP;
 END $$;
@@ -341,26 +341,26 @@ CREATE OR REPLACE FUNCTION segment.create_scorecard(subject name, scorecard name
                                          bands text[] DEFAULT NULL, description text DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     rel regclass;
     item_defs segment.scorecard_item[];
     band_defs segment.scorecard_band[];
     id int;
 BEGIN
-    PERFORM segment._check_name('scorecard', scorecard);
-    PERFORM segment._check_name_free('scorecard', scorecard);
+    PERFORM segment_internal._check_name('scorecard', scorecard);
+    PERFORM segment_internal._check_name_free('scorecard', scorecard);
     IF base IS NULL THEN
         RAISE EXCEPTION 'base of scorecard "%" must not be NULL', scorecard
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Use 0 for a score that is the sum of the points alone.';
     END IF;
-    PERFORM segment._check_base(scorecard, base);
+    PERFORM segment_internal._check_base(scorecard, base);
     SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
     -- validate everything before writing anything (no sequence value is used up)
     item_defs := ARRAY(SELECT ROW(0, i.ord, i.rule, i.points, i.columns, i.column_types)::segment.scorecard_item
-                         FROM segment._scorecard_items(rel, scorecard, items) i);
+                         FROM segment_internal._scorecard_items(rel, scorecard, items) i);
     band_defs := ARRAY(SELECT ROW(0, b.name, b.min_score, b.max_score)::segment.scorecard_band
-                         FROM segment._scorecard_bands(scorecard, coalesce(bands, '{}')) b);
+                         FROM segment_internal._scorecard_bands(scorecard, coalesce(bands, '{}')) b);
     INSERT INTO segment.scorecard (subject_id, name, base, description, owner)
     VALUES (sid, scorecard, base, description, quote_ident(current_user)::regrole)
     RETURNING scorecard_id INTO id;
@@ -369,7 +369,7 @@ BEGIN
     INSERT INTO segment.scorecard_band (scorecard_id, name, min_score, max_score)
     SELECT id, d.name, d.min_score, d.max_score FROM unnest(band_defs) d;
     INSERT INTO segment.definition_history (kind, object_id, name, action, new_definition)
-    VALUES ('scorecard', id, scorecard, 'create', segment._scorecard_definition(id));
+    VALUES ('scorecard', id, scorecard, 'create', segment_internal._scorecard_definition(id));
     RETURN id;
 END $$;
 
@@ -378,8 +378,8 @@ CREATE OR REPLACE FUNCTION segment.alter_scorecard(scorecard name, base numeric 
                                         description text DEFAULT NULL, active boolean DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    old segment.scorecard := segment._scorecard(scorecard, true);
-    old_def jsonb := segment._scorecard_definition(old.scorecard_id);
+    old segment.scorecard := segment_internal._scorecard(scorecard, true);
+    old_def jsonb := segment_internal._scorecard_definition(old.scorecard_id);
     rel regclass;
     item_defs segment.scorecard_item[];
     band_defs segment.scorecard_band[];
@@ -389,15 +389,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass base, items, bands, description or active.';
     END IF;
-    PERFORM segment._check_base(scorecard, base);
+    PERFORM segment_internal._check_base(scorecard, base);
     IF items IS NOT NULL THEN
         SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = old.subject_id;
         item_defs := ARRAY(SELECT ROW(old.scorecard_id, i.ord, i.rule, i.points, i.columns, i.column_types)::segment.scorecard_item
-                             FROM segment._scorecard_items(rel, scorecard, items) i);
+                             FROM segment_internal._scorecard_items(rel, scorecard, items) i);
     END IF;
     IF bands IS NOT NULL THEN
         band_defs := ARRAY(SELECT ROW(old.scorecard_id, b.name, b.min_score, b.max_score)::segment.scorecard_band
-                             FROM segment._scorecard_bands(scorecard, bands) b);
+                             FROM segment_internal._scorecard_bands(scorecard, bands) b);
     END IF;
     IF items IS NOT NULL THEN
         DELETE FROM segment.scorecard_item i WHERE i.scorecard_id = old.scorecard_id;
@@ -418,13 +418,13 @@ BEGIN
      WHERE s.scorecard_id = old.scorecard_id;
     INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition, new_definition)
     VALUES ('scorecard', old.scorecard_id, scorecard, 'alter', old_def,
-            segment._scorecard_definition(old.scorecard_id));
+            segment_internal._scorecard_definition(old.scorecard_id));
 END $$;
 
 -- Validates a rule as it would be after a create or alter and fills in the
 -- derived columns (template_sql, template_columns, goal_columns, ...).
 -- Raises on the first bad parameter; changes nothing.
-CREATE OR REPLACE FUNCTION segment._check_opportunity_rule(r segment.opportunity_rule, scorecard name)
+CREATE OR REPLACE FUNCTION segment_internal._check_opportunity_rule(r segment.opportunity_rule, scorecard name)
 RETURNS segment.opportunity_rule LANGUAGE plpgsql AS $$
 DECLARE
     s segment.subject;
@@ -437,7 +437,7 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'An audience combines tags, segments and scheme buckets, e.g. ''payroll and not has_wealth''.';
     END IF;
-    PERFORM segment._audience_check(s.name, r.audience);
+    PERFORM segment_internal._audience_check(s.name, r.audience);
     IF r.kind IS NULL OR r.kind NOT IN ('maintenance', 'mining') THEN
         RAISE EXCEPTION 'kind of % must be ''maintenance'' or ''mining'', got %', what, coalesce(quote_literal(r.kind), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
@@ -507,15 +507,15 @@ BEGIN
     r.goal := nullif(btrim(r.goal), '');
     r.goal_columns := '{}';
     IF r.goal IS NOT NULL THEN
-        r.goal_columns := segment._rule_columns(s.relation, r.goal, 'goal of ' || what);
-        r.goal := segment._rule_canonical(s.relation, r.goal);
+        r.goal_columns := segment_internal._rule_columns(s.relation, r.goal, 'goal of ' || what);
+        r.goal := segment_internal._rule_canonical(s.relation, r.goal);
     END IF;
-    r.goal_column_types := segment._column_types(s.relation, r.goal_columns);
+    r.goal_column_types := segment_internal._column_types(s.relation, r.goal_columns);
     r.template := nullif(r.template, '');
     r.template_sql := NULL;
     r.template_columns := '{}';
     IF r.template IS NOT NULL THEN
-        SELECT x.sql, x.columns INTO t FROM segment._compile_template(s.relation, r.template, what) x;
+        SELECT x.sql, x.columns INTO t FROM segment_internal._compile_template(s.relation, r.template, what) x;
         r.template_sql := t.sql;
         r.template_columns := t.columns;
         -- a template shows column values: only columns its author may read
@@ -543,9 +543,9 @@ RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     r segment.opportunity_rule;
 BEGIN
-    r.subject_id := segment._subject_id(subject);
-    PERFORM segment._check_name('opportunity rule', name);
-    PERFORM segment._lock_definitions();
+    r.subject_id := segment_internal._subject_id(subject);
+    PERFORM segment_internal._check_name('opportunity rule', name);
+    PERFORM segment_internal._lock_definitions();
     IF EXISTS (SELECT 1 FROM segment.opportunity_rule x WHERE x.name = create_opportunity_rule.name) THEN
         RAISE EXCEPTION 'opportunity rule "%" already exists', name
             USING ERRCODE = 'duplicate_object',
@@ -556,7 +556,7 @@ BEGIN
     r.valid_days := valid_days; r.cooldown_days := cooldown_days; r.holdout_pct := holdout_pct;
     r.goal := goal; r.assignment := assignment; r.capacity := capacity;
     r.description := description;
-    r := segment._check_opportunity_rule(r, priority_scorecard);
+    r := segment_internal._check_opportunity_rule(r, priority_scorecard);
     INSERT INTO segment.opportunity_rule
         (subject_id, name, audience, kind, product, channel, priority, priority_scorecard,
          template, template_sql, template_columns, valid_days, cooldown_days, holdout_pct,
@@ -567,7 +567,7 @@ BEGIN
             r.assignment, r.capacity, r.description, quote_ident(current_user)::regrole)
     RETURNING * INTO r;
     INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action, new_definition)
-    VALUES (r.rule_id, r.name, r.version, 'create', segment._opportunity_rule_definition(r));
+    VALUES (r.rule_id, r.name, r.version, 'create', segment_internal._opportunity_rule_definition(r));
     RETURN r.rule_id;
 END $$;
 
@@ -585,8 +585,8 @@ DECLARE
     r segment.opportunity_rule;
     card name;
 BEGIN
-    PERFORM segment._lock_definitions();
-    old := segment._opportunity_rule(name, true);
+    PERFORM segment_internal._lock_definitions();
+    old := segment_internal._opportunity_rule(name, true);
     r := old;
     r.audience := coalesce(audience, r.audience);
     r.kind := coalesce(kind, r.kind);
@@ -607,8 +607,8 @@ BEGIN
     IF priority_scorecard = '' THEN
         card := NULL;
     END IF;
-    r := segment._check_opportunity_rule(r, card);
-    IF segment._opportunity_rule_definition(r) = segment._opportunity_rule_definition(old) THEN
+    r := segment_internal._check_opportunity_rule(r, card);
+    IF segment_internal._opportunity_rule_definition(r) = segment_internal._opportunity_rule_definition(old) THEN
         RAISE EXCEPTION 'nothing to change for opportunity rule "%"', name
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass at least one parameter with a new value.';
@@ -630,8 +630,8 @@ BEGIN
     RETURNING * INTO r;
     INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action,
                                                   old_definition, new_definition)
-    VALUES (r.rule_id, r.name, r.version, 'alter', segment._opportunity_rule_definition(old),
-            segment._opportunity_rule_definition(r));
+    VALUES (r.rule_id, r.name, r.version, 'alter', segment_internal._opportunity_rule_definition(old),
+            segment_internal._opportunity_rule_definition(r));
 END $$;
 
 -- For every opportunity whose window has closed (valid_until < as_of) and
@@ -662,7 +662,7 @@ BEGIN
 
     FOR r IN
         SELECT ru.rule_id, ru.name, ru.goal, s.relation, s.key_column, s.key_type,
-               segment._snapshot_filter(s.subject_id, 't') AS snapshot_filter
+               segment_internal._snapshot_filter(s.subject_id, 't') AS snapshot_filter
           FROM segment.opportunity_rule ru
           JOIN segment.subject s ON s.subject_id = ru.subject_id
          WHERE EXISTS (SELECT 1 FROM segment.opportunity o
@@ -695,7 +695,7 @@ BEGIN
                 key_expr := format('t.%I::text', r.key_column);
                 opp_key := 'key';
             END IF;
-            -- The goal runs as its owner (segment._rule_matches) over the
+            -- The goal runs as its owner (segment_internal._rule_matches) over the
             -- rows of the due customers, which we read with our own rights.
             BEGIN
                 EXECUTE format($q$
@@ -711,7 +711,7 @@ BEGIN
                     ), met AS (
                         SELECT u.k, u.met
                           FROM due_rows d,
-                               unnest(d.keys, segment._rule_matches('goal', $1, %4$L::regclass, d.rows)) AS u(k, met)
+                               unnest(d.keys, segment_internal._rule_matches('goal', $1, %4$L::regclass, d.rows)) AS u(k, met)
                     )
                     UPDATE segment.opportunity o
                        SET goal_met = coalesce(met.met, false), evaluated_at = now()

@@ -2,7 +2,7 @@
 -- tables and Citus tables (read through SQL). The new bodies of register_subject,
 -- enable_live and attach_event_rule are in 90-merged-bodies.sql.
 
-CREATE FUNCTION segment._relation_kind(relation regclass) RETURNS text
+CREATE FUNCTION segment_internal._relation_kind(relation regclass) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k "char";
@@ -17,7 +17,7 @@ BEGIN
                 WHEN k = 'r' THEN 'table' WHEN k = 'm' THEN 'matview' WHEN k = 'p' THEN 'partitioned'
                 WHEN k = 'v' THEN 'view' WHEN k = 'f' THEN 'foreign' END;
 END $$;
-COMMENT ON FUNCTION segment._relation_kind(regclass) IS
+COMMENT ON FUNCTION segment_internal._relation_kind(regclass) IS
     'how segment reads a relation: table, matview, partitioned, view, foreign, citus; NULL when it cannot';
 
 

@@ -5,16 +5,16 @@
 -- the Makefile appends it.
 
 -- _rule_columns: NULL, bad OID and unreadable relation checked in C first
-CREATE OR REPLACE FUNCTION segment._rule_columns(relation regclass, rule text, what text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION segment_internal._rule_columns(relation regclass, rule text, what text DEFAULT NULL)
     RETURNS name[]
     AS 'MODULE_PATHNAME', 'segment_rule_columns_checked' LANGUAGE C STABLE;
 
 -- live maintenance records the triggers it created (hole 2)
 ALTER TABLE segment.live_subject ADD COLUMN triggers name[];
-UPDATE segment.live_subject SET triggers = segment._live_trigger_names(subject_id);
+UPDATE segment.live_subject SET triggers = segment_internal._live_trigger_names(subject_id);
 ALTER TABLE segment.live_subject ALTER COLUMN triggers SET NOT NULL;
 
-CREATE OR REPLACE FUNCTION segment._entry_before() RETURNS trigger
+CREATE OR REPLACE FUNCTION segment_internal._entry_before() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     sid int;
@@ -23,7 +23,7 @@ DECLARE
 BEGIN
     IF TG_NAME <> 'segment_entry_before' OR TG_RELID NOT IN ('segment.tag_state'::regclass,
             'segment.bucket_state'::regclass, 'segment.score_state'::regclass, 'segment.subject_state'::regclass) THEN
-        RAISE EXCEPTION 'trigger function segment._entry_before() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._entry_before() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
@@ -63,7 +63,7 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE OR REPLACE FUNCTION segment._entry_after() RETURNS trigger
+CREATE OR REPLACE FUNCTION segment_internal._entry_after() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     b record;
@@ -71,7 +71,7 @@ DECLARE
     sname name;
 BEGIN
     IF TG_NAME <> 'segment_entry_after' OR TG_RELID <> 'segment.universe_history'::regclass THEN
-        RAISE EXCEPTION 'trigger function segment._entry_after() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._entry_after() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
@@ -90,7 +90,7 @@ BEGIN
         END;
         -- a failing entry rule must not fail the refresh: it is reported
         BEGIN
-            PERFORM segment._fire_entries(NEW.subject_id, b.audience,
+            PERFORM segment_internal._fire_entries(NEW.subject_id, b.audience,
                                           after OPERATOR(segment.-) b.members, NEW.as_of);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'entry rules on % of subject "%" failed: %', quote_literal(b.audience), sname, SQLERRM
@@ -100,12 +100,12 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION segment._opportunity_rule_drop_guard() RETURNS trigger
+CREATE OR REPLACE FUNCTION segment_internal._opportunity_rule_drop_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE what text;
 BEGIN
     IF TG_NAME <> 'segment_event_rule_guard' OR TG_RELID <> 'segment.opportunity_rule'::regclass THEN
-        RAISE EXCEPTION 'trigger function segment._opportunity_rule_drop_guard() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._opportunity_rule_drop_guard() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass);
     END IF;
@@ -116,7 +116,7 @@ BEGIN
     IF what IS NOT NULL THEN
         RAISE EXCEPTION 'cannot drop opportunity rule "%": it fires on %', OLD.name, what
             USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Detach it first: segment.detach_event_rule(rule, event_table), segment.stop_fire_on_entry(rule, audience).';
+                  HINT = 'Detach it first: segment.detach_event_rule(rule, event_table), segment.detach_entry_rule(rule, audience).';
     END IF;
     RETURN OLD;
 END $$;

@@ -29,7 +29,7 @@ BEGIN
     END IF;
     -- The run commits step by step, so it cannot run inside a transaction
     -- block. Called from a function, the COMMIT below fails with 2D000.
-    IF segment._in_transaction_block() THEN
+    IF segment_internal._in_transaction_block() THEN
         RAISE EXCEPTION 'segment.run_all cannot run inside a transaction block'
             USING ERRCODE = 'active_sql_transaction',
                   DETAIL = 'The nightly run commits after each step, so that finished steps and its log survive a later failure.',
@@ -46,7 +46,7 @@ BEGIN
                 'skipped: another run in progress' ||
                 CASE WHEN other.run_id IS NULL THEN ''
                      ELSE format(' (run %s, pid %s, started %s)', other.run_id, other.backend_pid, other.started_at) END,
-                segment._nightly_client())
+                segment_internal._nightly_client())
         RETURNING nightly_run.run_id INTO run_id;
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
@@ -65,7 +65,7 @@ BEGIN
      WHERE r.status = 'running';
 
     INSERT INTO segment.nightly_run (as_of, status, client)
-    VALUES (as_of, 'running', segment._nightly_client())
+    VALUES (as_of, 'running', segment_internal._nightly_client())
     RETURNING nightly_run.run_id INTO run_id;
     INSERT INTO segment.nightly_step (run_id, step_no, step, subject, status)
     SELECT run_all.run_id, row_number() OVER (ORDER BY o, s), p, s, 'pending'
@@ -90,7 +90,7 @@ BEGIN
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         e_state := NULL;
         BEGIN
-            step_counts := segment._nightly_step(st.step, st.subject, as_of, run_id);
+            step_counts := segment_internal._nightly_step(st.step, st.subject, as_of, run_id);
         EXCEPTION
             WHEN query_canceled THEN
                 -- cancel / statement_timeout: record it, finish the log, then

@@ -3,7 +3,7 @@
 -- journey's audiences or escalation, an opportunity rule a journey escalates
 -- to. Final bodies of the two functions of part 81.
 
-CREATE OR REPLACE FUNCTION segment._refuse_if_rules_use(kind text, n name) RETURNS void
+CREATE OR REPLACE FUNCTION segment_internal._refuse_if_rules_use(kind text, n name) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     qualified boolean := kind IN ('scheme', 'scorecard');
@@ -12,10 +12,10 @@ BEGIN
     SELECT string_agg(DISTINCT format('"%s"', r.name), ', ') INTO users
       FROM segment.opportunity_rule r
       LEFT JOIN segment.entry_rule e USING (rule_id)
-     WHERE EXISTS (SELECT 1 FROM segment._audience_names(r.audience) a
+     WHERE EXISTS (SELECT 1 FROM segment_internal._audience_names(r.audience) a
                     WHERE CASE WHEN qualified THEN a.qualifier = n
                                ELSE a.qualifier IS NULL AND a.name = n END)
-        OR EXISTS (SELECT 1 FROM segment._audience_names(e.audience) a
+        OR EXISTS (SELECT 1 FROM segment_internal._audience_names(e.audience) a
                     WHERE CASE WHEN qualified THEN a.qualifier = n
                                ELSE a.qualifier IS NULL AND a.name = n END)
         OR (_refuse_if_rules_use.kind = 'scorecard' AND r.priority_scorecard =
@@ -33,7 +33,7 @@ BEGIN
                      FROM unnest(ARRAY[j.entry, j.exit, j.goal]
                                  || ARRAY(SELECT st.condition FROM segment.journey_step st
                                            WHERE st.journey_id = j.journey_id)) AS u(audience),
-                          segment._audience_names(u.audience) a
+                          segment_internal._audience_names(u.audience) a
                     WHERE CASE WHEN qualified THEN a.qualifier = n
                                ELSE a.qualifier IS NULL AND a.name = n END)
         OR (_refuse_if_rules_use.kind = 'scorecard' AND EXISTS (
@@ -53,8 +53,8 @@ DECLARE
     r segment.opportunity_rule;
     n bigint;
 BEGIN
-    PERFORM segment._lock_definitions();
-    r := segment._opportunity_rule(name, true);
+    PERFORM segment_internal._lock_definitions();
+    r := segment_internal._opportunity_rule(name, true);
     SELECT count(*) INTO n FROM segment.opportunity o WHERE o.rule_id = r.rule_id;
     IF n > 0 AND NOT coalesce("cascade", false) THEN
         RAISE EXCEPTION 'cannot drop opportunity rule "%": it has % opportunities', name, n
@@ -75,5 +75,5 @@ BEGIN
     DELETE FROM segment.generation g WHERE g.rule_id = r.rule_id;
     DELETE FROM segment.opportunity_rule x WHERE x.rule_id = r.rule_id;
     INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action, old_definition)
-    VALUES (r.rule_id, r.name, r.version, 'drop', segment._opportunity_rule_definition(r));
+    VALUES (r.rule_id, r.name, r.version, 'drop', segment_internal._opportunity_rule_definition(r));
 END $$;

@@ -2,7 +2,7 @@
 -- (relation kinds, rule owners, live dates, hardening), as in sql/install; the
 -- earlier parts leave them to this one.
 
-CREATE OR REPLACE FUNCTION segment._live_key_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION segment_internal._live_key_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     sid int := TG_ARGV[0]::int;
@@ -13,14 +13,14 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM segment.live_subject l JOIN segment.subject s USING (subject_id)
                     WHERE l.subject_id = sid AND s.relation = TG_RELID AND TG_NAME = ANY (l.triggers)
                       AND s.key_column = TG_ARGV[1] AND TG_NARGS = 2) THEN
-        RAISE EXCEPTION 'trigger function segment._live_key_change() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._live_key_change() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
                   HINT = 'Live maintenance installs its triggers with segment.enable_live(subject).';
     END IF;
     old_key := (to_jsonb(OLD) ->> TG_ARGV[1])::int8;
     IF old_key BETWEEN 0 AND 4294967295 THEN
-        d := segment._live_writer_as_of(sid);
+        d := segment_internal._live_writer_as_of(sid);
         IF d IS NOT NULL THEN
             INSERT INTO segment.live_member AS l (subject_id, member_id, deleted, tags, buckets, scores, as_of, changed_at)
             VALUES (sid, old_key, true, '{}', '{}', '{}', d, now())
@@ -35,9 +35,9 @@ END $$;
 CREATE OR REPLACE FUNCTION segment.enable_live(subject name) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    sid int := segment._subject_id(subject);
+    sid int := segment_internal._subject_id(subject);
     s segment.subject;
-    names name[] := segment._live_trigger_names(sid);
+    names name[] := segment_internal._live_trigger_names(sid);
 BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = sid;
     -- one enable/disable/refresh of a subject at a time
@@ -60,11 +60,11 @@ BEGIN
                   DETAIL = 'A new text key would need a new member id from segment.keymap, a single point every writer would wait on.',
                   HINT = 'Keep the subject current with segment.refresh().';
     END IF;
-    IF segment._relation_kind(s.relation) IS DISTINCT FROM 'table' THEN
+    IF segment_internal._relation_kind(s.relation) IS DISTINCT FROM 'table' THEN
         RAISE EXCEPTION 'live maintenance needs an ordinary table; the relation of subject "%" is a %',
-                        subject, segment._relation_kind(s.relation)
+                        subject, segment_internal._relation_kind(s.relation)
             USING ERRCODE = 'feature_not_supported',
-                  DETAIL = CASE segment._relation_kind(s.relation)
+                  DETAIL = CASE segment_internal._relation_kind(s.relation)
                            WHEN 'citus' THEN 'Live maintenance uses triggers with transition tables, which Citus does not run on distributed tables.'
                            WHEN 'view' THEN 'A view has no rows of its own to put triggers on.'
                            ELSE 'Live maintenance uses statement triggers with transition tables on the subject table.' END,
@@ -77,18 +77,18 @@ BEGIN
                   HINT = format('Run segment.refresh(%L) first.', subject);
     END IF;
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[1], s.relation, sid);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._live_trigger(%L)', names[1], s.relation, sid);
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING NEW TABLE AS segment_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[2], s.relation, sid);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._live_trigger(%L)', names[2], s.relation, sid);
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE OF %I ON %s FOR EACH ROW '
-                   'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION segment._live_key_change(%L, %L)',
+                   'WHEN (OLD.%I IS DISTINCT FROM NEW.%I) EXECUTE FUNCTION segment_internal._live_key_change(%L, %L)',
                    names[4], s.key_column, s.relation, s.key_column, s.key_column, sid, s.key_column);
     EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS segment_old '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION segment._live_trigger(%L)', names[3], s.relation, sid);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._live_trigger(%L)', names[3], s.relation, sid);
     INSERT INTO segment.live_subject (subject_id, triggers) VALUES (sid, names);
 END $$;
 
-CREATE OR REPLACE FUNCTION segment._event_trigger() RETURNS trigger
+CREATE OR REPLACE FUNCTION segment_internal._event_trigger() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     rid int := TG_ARGV[0]::int;
@@ -107,7 +107,7 @@ BEGIN
     -- only from the trigger attach_event_rule created on the event table
     SELECT * INTO a FROM segment.event_rule x WHERE x.rule_id = rid AND x.event_table = TG_RELID;
     IF a.rule_id IS NULL OR a.trigger_name <> TG_NAME OR TG_NARGS <> 1 THEN
-        RAISE EXCEPTION 'trigger function segment._event_trigger() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._event_trigger() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
                   HINT = 'Event rules install their triggers with segment.attach_event_rule().';
@@ -118,11 +118,11 @@ BEGIN
     END IF;
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
     -- with live maintenance's overlay (part 86): customers inserted since the refresh are known
-    SELECT segment._live_universe(x.universe, x.subject_id) INTO universe
+    SELECT segment_internal._live_universe(x.universe, x.subject_id) INTO universe
       FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
 
     -- the distinct customers of the events whose condition holds, as member ids;
-    -- the condition runs as its owner (segment._rule_matches), over the rows
+    -- the condition runs as its owner (segment_internal._rule_matches), over the rows
     -- with a key, collected here as the event table's row type
     IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN
         id_expr := 'CASE WHEN k.key BETWEEN 0 AND 4294967295 THEN k.key END';
@@ -137,7 +137,7 @@ BEGIN
                               FROM (SELECT DISTINCT u.key
                                       FROM (SELECT array_agg(e.%2$I%3$s) AS keys, array_agg(ROW(e.*)::%4$s) AS rows
                                               FROM segment_new_events e WHERE e.%2$I IS NOT NULL) ev,
-                                           unnest(ev.keys, segment._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
+                                           unnest(ev.keys, segment_internal._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
                                      WHERE u.ok) k %5$s) m',
                    id_expr, a.key_column,
                    CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '::int8' ELSE '::text' END,
@@ -168,8 +168,8 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    PERFORM segment._lock_members(s.subject_id, members);
-    PERFORM segment._generate(s.subject_id, ARRAY[rid], segment.as_of(), members,
+    PERFORM segment_internal._lock_members(s.subject_id, members);
+    PERFORM segment_internal._generate(s.subject_id, ARRAY[rid], segment.as_of(), members,
                               format('event:%s.%s', TG_TABLE_SCHEMA, TG_TABLE_NAME));
     RETURN NULL;
 END $$;
@@ -189,8 +189,8 @@ BEGIN
         RAISE EXCEPTION 'rule, event_table and key_column must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM segment._lock_definitions();
-    r := segment._opportunity_rule(rule, true);
+    PERFORM segment_internal._lock_definitions();
+    r := segment_internal._opportunity_rule(rule, true);
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
     SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = event_table;
     IF kind NOT IN ('r', 'p') THEN
@@ -198,7 +198,7 @@ BEGIN
             USING ERRCODE = 'wrong_object_type',
                   HINT = 'Events are rows inserted into an ordinary or partitioned table.';
     END IF;
-    IF segment._relation_kind(event_table) = 'citus' THEN
+    IF segment_internal._relation_kind(event_table) = 'citus' THEN
         RAISE EXCEPTION 'event rules cannot watch the Citus table %', event_table
             USING ERRCODE = 'feature_not_supported',
                   DETAIL = 'An event rule is a statement trigger with a transition table, which Citus does not run on distributed tables.',
@@ -216,7 +216,7 @@ BEGIN
             USING ERRCODE = 'undefined_column',
                   HINT = 'key_column is the event column that holds the customer key.';
     END IF;
-    IF NOT segment._event_key_ok(s.key_type, ktype) THEN
+    IF NOT segment_internal._event_key_ok(s.key_type, ktype) THEN
         RAISE EXCEPTION 'key column "%" of % has type %, but subject "%" is keyed by %',
                         key_column, event_table, ktype, s.name, s.key_type
             USING ERRCODE = 'datatype_mismatch',
@@ -227,9 +227,9 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Write ''true'' to make every event count.';
     END IF;
-    cols := segment._rule_columns(event_table, condition,
+    cols := segment_internal._rule_columns(event_table, condition,
                                   format('event rule "%s" on %s', rule, event_table));
-    condition := segment._rule_canonical(event_table, condition);
+    condition := segment_internal._rule_canonical(event_table, condition);
     -- the trigger reads the new rows under the table's own name: a column
     -- may be written "status" or "loan_application.status", not with its schema
     EXECUTE format('SELECT 1 FROM ONLY %s AS %I WHERE (%s) IS TRUE LIMIT 0',
@@ -238,9 +238,9 @@ BEGIN
     INSERT INTO segment.event_rule (rule_id, event_table, key_column, key_type, condition,
                                     columns, column_types, trigger_name, owner)
     VALUES (r.rule_id, event_table, key_column, ktype, condition, cols,
-            segment._column_types(event_table, cols), trg, quote_ident(current_user)::regrole);
+            segment_internal._column_types(event_table, cols), trg, quote_ident(current_user)::regrole);
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS segment_new_events
-                    FOR EACH STATEMENT EXECUTE FUNCTION segment._event_trigger(%L)',
+                    FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._event_trigger(%L)',
                    trg, event_table, r.rule_id);
 END $$;
 
@@ -254,7 +254,7 @@ DECLARE
     col name;
     id int;
 BEGIN
-    PERFORM segment._check_name('subject', subject);
+    PERFORM segment_internal._check_name('subject', subject);
     IF relation IS NULL OR key_column IS NULL THEN
         RAISE EXCEPTION 'relation and key_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -266,7 +266,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'A subject''s rules read every row: its table must be readable by you.';
     END IF;
-    kind := segment._relation_kind(relation);
+    kind := segment_internal._relation_kind(relation);
     IF kind IS NULL THEN
         RAISE EXCEPTION '"%" is not a table or view', relation
             USING ERRCODE = 'wrong_object_type',

@@ -19,7 +19,7 @@ DECLARE
     col name;
     id int;
 BEGIN
-    PERFORM segment._check_name('subject', subject);
+    PERFORM segment_internal._check_name('subject', subject);
     IF relation IS NULL OR key_column IS NULL THEN
         RAISE EXCEPTION 'relation and key_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -31,7 +31,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'A subject''s rules read every row: its table must be readable by you.';
     END IF;
-    kind := segment._relation_kind(relation);
+    kind := segment_internal._relation_kind(relation);
     IF kind IS NULL THEN
         RAISE EXCEPTION '"%" is not a table or view', relation
             USING ERRCODE = 'wrong_object_type',
@@ -124,57 +124,5 @@ END $$;
 
 -- segment.render's final body (the snapshot's row, masked) is in part 92
 
--- the DDL guard also protects a snapshot subject's date column
-CREATE OR REPLACE FUNCTION segment._check_rules_of(rel oid) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    t record;
-    keycol name;
-BEGIN
-    FOR t IN SELECT g.name AS tag, g.rule, g.columns, g.column_types, s.relation, s.name AS subject
-               FROM segment.tag g JOIN segment.subject s USING (subject_id)
-              WHERE s.relation = rel AND g.rule IS NOT NULL
-    LOOP
-        BEGIN
-            PERFORM segment._rule_columns(t.relation, t.rule, NULL);
-        EXCEPTION WHEN OTHERS THEN
-            RAISE EXCEPTION 'cannot change table "%": tag "%" of subject "%" depends on it', t.relation, t.tag, t.subject
-                USING ERRCODE = 'dependent_objects_still_exist',
-                      DETAIL = format('Rule %s would fail: %s', t.rule, SQLERRM),
-                      HINT = 'Alter or drop the tag first (segment.alter_tag, segment.drop_tag).';
-        END;
-        -- a rule that still parses after a retype may mean something else
-        -- (numeric rounded to integer, a date compared as text): refuse too
-        IF segment._column_types(t.relation, t.columns) IS DISTINCT FROM t.column_types THEN
-            RAISE EXCEPTION 'cannot change the type of a column that tag "%" of subject "%" reads', t.tag, t.subject
-                USING ERRCODE = 'dependent_objects_still_exist',
-                      DETAIL = format('Rule %s was written for columns %s of types %s, now %s.',
-                                      t.rule, t.columns, t.column_types,
-                                      segment._column_types(t.relation, t.columns)),
-                      HINT = 'Drop the tag, change the column, and create the tag again (or alter its rule to the new type first).';
-        END IF;
-    END LOOP;
-    FOR t IN SELECT s.name AS subject, s.key_column, s.key_type, s.relation, s.snapshot_column FROM segment.subject s
-              WHERE s.relation = rel
-    LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_attribute a
-                        WHERE a.attrelid = rel AND a.attname = t.key_column AND NOT a.attisdropped
-                          AND a.atttypid = t.key_type) THEN
-            RAISE EXCEPTION 'cannot change table "%": column "%" is the key of subject "%"', t.relation, t.key_column, t.subject
-                USING ERRCODE = 'dependent_objects_still_exist',
-                      HINT = 'Unregister the subject first with segment.unregister_subject().';
-        END IF;
-        -- a snapshot subject's date column (part 33)
-        IF t.snapshot_column IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_attribute a
-                        WHERE a.attrelid = rel AND a.attname = t.snapshot_column AND NOT a.attisdropped
-                          AND a.atttypid = 'date'::regtype) THEN
-            RAISE EXCEPTION 'cannot change table "%": column "%" is the snapshot column of subject "%"', t.relation, t.snapshot_column, t.subject
-                USING ERRCODE = 'dependent_objects_still_exist',
-                      HINT = 'Unregister the subject first with segment.unregister_subject().';
-        END IF;
-    END LOOP;
-    -- scheme buckets and scorecard items (part 74)
-    PERFORM segment._check_scheme_rules_of(rel);
-    -- goals and templates of opportunity rules (part 81)
-    PERFORM segment._check_opportunity_rules_of(rel);
-END $$;
+-- the DDL guard also protects a snapshot subject's date column: the final
+-- body of _check_rules_of is in part 91 (= install part 91)

@@ -8,7 +8,7 @@ ALTER TABLE segment.nightly_step ADD CONSTRAINT nightly_step_step_check
     CHECK (step IN ('refresh', 'expire', 'evaluate_outcomes', 'generate', 'size_snapshots',
                     'advance_journeys'));
 
-CREATE OR REPLACE FUNCTION segment._nightly_step(step text, subject name, as_of date, run_id bigint)
+CREATE OR REPLACE FUNCTION segment_internal._nightly_step(step text, subject name, as_of date, run_id bigint)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     result jsonb;
@@ -47,7 +47,7 @@ BEGIN
                       || CASE WHEN s.error IS NULL THEN '{}'::jsonb
                               ELSE jsonb_build_object('rule_errors', s.error) END;
     ELSIF step = 'expire' THEN
-        EXECUTE 'SELECT segment.expire($1)' INTO n USING as_of;
+        EXECUTE 'SELECT segment.expire_opportunities($1)' INTO n USING as_of;
         RETURN jsonb_build_object('expired', n);
     ELSIF step = 'evaluate_outcomes' THEN
         EXECUTE 'SELECT segment.evaluate_outcomes($1)' INTO n USING as_of;

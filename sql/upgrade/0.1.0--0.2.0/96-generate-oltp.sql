@@ -1,5 +1,5 @@
--- Upgrade part 96 (issue 15): final bodies of segment._load_staff and
--- segment._generate (84-generate.sql has the same). The contact cap is
+-- Upgrade part 96 (issue 15): final bodies of segment_internal._load_staff and
+-- segment_internal._generate (84-generate.sql has the same). The contact cap is
 -- counted with one member set per (rule, period) instead of grouping the
 -- window's opportunities by customer; the work tables are emptied with a
 -- DELETE for a few customers (an event) instead of a TRUNCATE, and are no
@@ -8,7 +8,7 @@
 -- prepared once per session and the cool-down and cap queries are static
 -- (their plans cached).
 
-CREATE OR REPLACE FUNCTION segment._load_staff(sid int, as_of date, members segment.memberset DEFAULT NULL)
+CREATE OR REPLACE FUNCTION segment_internal._load_staff(sid int, as_of date, members segment.memberset DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -42,11 +42,11 @@ BEGIN
         END IF;
         -- compared in the key's own type, so the key's index finds the rows
         EXECUTE format('SELECT array_agg(DISTINCT %s), array_agg(DISTINCT %s) FROM %s t WHERE t.%I = ANY (%s)%s',
-                       segment._column_as_text(s.owner_column),
-                       segment._column_as_text(s.org_column),
+                       segment_internal._column_as_text(s.owner_column),
+                       segment_internal._column_as_text(s.org_column),
                        s.relation, s.key_column,
                        CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '$1' ELSE '$2' END,
-                       segment._snapshot_filter(sid, 't'))
+                       segment_internal._snapshot_filter(sid, 't'))
            INTO owners, orgs USING segment.to_array(members), keys;
         only_these := format(' AND (m.%I::text = ANY (%L::text[]) OR m.%I::text = ANY (%L::text[]))',
                              st.manager_column, coalesce(owners, '{}'), st.org_column, coalesce(orgs, '{}'));
@@ -70,7 +70,7 @@ BEGIN
     RETURN true;
 END $$;
 
-CREATE OR REPLACE FUNCTION segment._generate(sid int, rule_ids int[], as_of date,
+CREATE OR REPLACE FUNCTION segment_internal._generate(sid int, rule_ids int[], as_of date,
                                   members segment.memberset DEFAULT NULL, source text DEFAULT 'batch')
 RETURNS TABLE (rule_name name, candidates bigint, generated bigint, control bigint,
                skipped_cooldown bigint, skipped_cap bigint, over_capacity bigint, failed bigint)
@@ -127,7 +127,7 @@ BEGIN
                             JOIN %s t ON t.%I = k.key', sid, s.relation, s.key_column);
     END IF;
     -- a snapshot subject: the rows of the snapshot its member sets are from
-    key_join := key_join || segment._snapshot_filter(sid, 't');
+    key_join := key_join || segment_internal._snapshot_filter(sid, 't');
 
     -- work table: candidates waiting for an org-unit manager. Created once
     -- per session (creating temporary tables in every event transaction cost
@@ -143,7 +143,7 @@ BEGIN
     ELSE
         TRUNCATE pg_temp._seg_cand;
     END IF;
-    has_staff := segment._load_staff(sid, as_of, members);
+    has_staff := segment_internal._load_staff(sid, as_of, members);
     IF members IS NULL THEN
         ANALYZE pg_temp._seg_staff;   -- a few customers (an event) plan fine without
     END IF;
@@ -234,7 +234,7 @@ BEGIN
                                            s.relation, sid, s.key_column);
                     END IF;
                     where_sql := format('WHERE $1 OPERATOR(segment.@>) %s', id_expr)
-                                 || segment._snapshot_filter(sid, 't');
+                                 || segment_internal._snapshot_filter(sid, 't');
                     -- most of the table: hash joins with staff and scores, not a
                     -- lookup per row (the set-returning estimate is no help)
                     PERFORM set_config('enable_nestloop', 'off', true);
@@ -253,7 +253,7 @@ BEGIN
                                   THEN 'true' ELSE 'false' END;
                 source_sql := format(
                     $q$SELECT %1$s AS member_id, t.%2$I::text AS key, %3$s AS priority,
-                              segment._in_control(%4$s, %1$s, $2, %5$s) AS is_control,
+                              segment_internal._in_control(%4$s, %1$s, $2, %5$s) AS is_control,
                               %6$s AS owner, %7$s AS org, %%s AS message, f.manager AS staff,
                               least(f.capacity - f.load, %8$s - coalesce(u.n, 0)) AS room
                          FROM %9$s %10$s
@@ -264,13 +264,13 @@ BEGIN
                     CASE WHEN r.priority_scorecard IS NULL THEN r.priority::text
                          ELSE format('%s + coalesce(sc.score, 0)', r.priority) END,
                     r.rule_id, r.holdout_pct,
-                    segment._column_as_text(s.owner_column),
-                    segment._column_as_text(s.org_column),
+                    segment_internal._column_as_text(s.owner_column),
+                    segment_internal._column_as_text(s.org_column),
                     coalesce(r.capacity::text, 'NULL'),
                     from_sql,
                     CASE WHEN r.priority_scorecard IS NULL THEN ''
                          ELSE format('LEFT JOIN (SELECT x.score, segment.member_ids(x.members) AS id
-                                                   FROM segment._live_scores(%s, %s) x) sc
+                                                   FROM segment_internal._live_scores(%s, %s) x) sc
                                              ON sc.id = %s', r.priority_scorecard, sid, id_expr) END,
                     CASE WHEN has_staff AND r.assignment = 'owner' THEN 'true' ELSE 'false' END,
                     where_sql);
@@ -389,7 +389,7 @@ BEGIN
                         EXCEPTION WHEN OTHERS THEN
                             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
                             INSERT INTO segment.generation_failure (rule_id, member_id, key, period, error, sqlstate)
-                            SELECT r.rule_id, c.id, coalesce(segment._key_of(sid, c.id), c.id::text), as_of, err, state;
+                            SELECT r.rule_id, c.id, coalesce(segment_internal._key_of(sid, c.id), c.id::text), as_of, err, state;
                             aud := aud OPERATOR(segment.-) segment.memberset(ARRAY[c.id]);
                             n_failed := n_failed + 1;
                         END;

@@ -1,8 +1,8 @@
--- Upgrade part 98 (issue 15): final body of segment._event_trigger (part
+-- Upgrade part 98 (issue 15): final body of segment_internal._event_trigger (part
 -- 85 has the same). For up to 1,000 customers the live overlay is read by
 -- key instead of merged whole into the universe in every event transaction.
 
-CREATE OR REPLACE FUNCTION segment._event_trigger() RETURNS trigger
+CREATE OR REPLACE FUNCTION segment_internal._event_trigger() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     rid int := TG_ARGV[0]::int;
@@ -23,7 +23,7 @@ BEGIN
     -- only from the trigger attach_event_rule created on the event table
     SELECT * INTO a FROM segment.event_rule x WHERE x.rule_id = rid AND x.event_table = TG_RELID;
     IF a.rule_id IS NULL OR a.trigger_name <> TG_NAME OR TG_NARGS <> 1 THEN
-        RAISE EXCEPTION 'trigger function segment._event_trigger() fired on a relation segment did not attach it to'
+        RAISE EXCEPTION 'trigger function segment_internal._event_trigger() fired on a relation segment did not attach it to'
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
                   HINT = 'Event rules install their triggers with segment.attach_event_rule().';
@@ -38,7 +38,7 @@ BEGIN
     SELECT x.universe INTO universe FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
 
     -- the distinct customers of the events whose condition holds, as member ids;
-    -- the condition runs as its owner (segment._rule_matches), over the rows
+    -- the condition runs as its owner (segment_internal._rule_matches), over the rows
     -- with a key, collected here as the event table's row type
     IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN
         id_expr := 'CASE WHEN k.key BETWEEN 0 AND 4294967295 THEN k.key END';
@@ -53,7 +53,7 @@ BEGIN
                               FROM (SELECT DISTINCT u.key
                                       FROM (SELECT array_agg(e.%2$I%3$s) AS keys, array_agg(ROW(e.*)::%4$s) AS rows
                                               FROM segment_new_events e WHERE e.%2$I IS NOT NULL) ev,
-                                           unnest(ev.keys, segment._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
+                                           unnest(ev.keys, segment_internal._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
                                      WHERE u.ok) k %5$s) m',
                    id_expr, a.key_column,
                    CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '::int8' ELSE '::text' END,
@@ -84,7 +84,7 @@ BEGIN
                 members := members OPERATOR(segment.|) new_live;
             END IF;
         ELSE
-            universe := segment._live_universe(universe, s.subject_id);
+            universe := segment_internal._live_universe(universe, s.subject_id);
             members := found_set OPERATOR(segment.&) universe;
         END IF;
     ELSE
@@ -104,8 +104,8 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    PERFORM segment._lock_members(s.subject_id, members);
-    PERFORM segment._generate(s.subject_id, ARRAY[rid], segment.as_of(), members,
+    PERFORM segment_internal._lock_members(s.subject_id, members);
+    PERFORM segment_internal._generate(s.subject_id, ARRAY[rid], segment.as_of(), members,
                               format('event:%s.%s', TG_TABLE_SCHEMA, TG_TABLE_NAME));
     RETURN NULL;
 END $$;

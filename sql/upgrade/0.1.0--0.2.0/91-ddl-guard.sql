@@ -1,0 +1,1 @@
+../../install/91-ddl-guard.sql

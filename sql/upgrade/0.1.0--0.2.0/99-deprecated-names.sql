@@ -1,0 +1,1 @@
+../../install/94-deprecated-names.sql
