@@ -4,17 +4,7 @@
 -- file alone) and must do what the new name does, errors included. The
 -- list must match docs/reference.md "Deprecated names (removed in 0.3.0)".
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
-set local client_min_messages = warning;
-create extension if not exists pgtap;
-create extension if not exists segment;
+\ir ../fixtures/pgtap.psql
 
 select plan(22);
 

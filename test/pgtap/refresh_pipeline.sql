@@ -6,18 +6,8 @@
 -- and the refresh keeps its state; a rolled-back refresh leaves no step
 -- rows; the live definitions cache sees the refresh's new date.
 
-\set ECHO none
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-\set ON_ERROR_STOP true
-
-begin;
+\ir ../fixtures/pgtap.psql
 set local client_min_messages = error;
-create extension if not exists pgtap;
-create extension if not exists segment;
-set local segment.progress_seconds = 0;
 
 select plan(27);
 
