@@ -1,4 +1,4 @@
--- segment install script, part 88: the report (issue 14, docs/report.md).
+-- segment install script, part 88: the report (docs/report.md).
 --
 -- segment.report(subject, from_date, to_date, org_unit) returns one HTML5
 -- page, self-contained and offline: inline CSS and inline SVG charts, no
@@ -9,9 +9,9 @@
 -- with them (test/shell/report.sh).
 --
 -- Scope: with org_unit, the opportunities and customers of that org unit
--- only (opportunity.org_unit, the subject's org_column). segment knows no
--- org tree yet (issue 12), so the "subtree" of a unit is the unit itself;
--- segment_internal._report_units is the one place that will expand it.
+-- and the units below it in the org tree (opportunity.org_unit, the
+-- subject's org_column); segment_internal._report_units is the one place
+-- that turns the argument into the set of units.
 --
 -- Personal data: the page holds aggregates only; no customer key, name,
 -- phone or message. Manager ids and rule, tag and bucket names appear, all
@@ -84,15 +84,17 @@ END $$;
 COMMENT ON FUNCTION segment_internal._report_check(name, date, date, text) IS
     'internal: checks the arguments of the report functions; returns the subject id';
 
--- The org units a scoped report covers (NULL: no scope, everything). Today
--- the unit itself: segment knows no org tree yet. When the org tree of
--- issue 12 exists, this is where the unit's subtree comes from.
+-- The org units a scoped report covers (NULL: no scope, everything): the
+-- unit and every unit below it in the loaded org tree (part 12); a unit the
+-- tree does not know (or no tree loaded) covers itself only.
 CREATE FUNCTION segment_internal._report_units(sid int, org_unit text) RETURNS text[]
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN org_unit IS NULL THEN NULL::text[] ELSE ARRAY[org_unit] END
+    SELECT CASE WHEN org_unit IS NULL THEN NULL::text[]
+                ELSE coalesce((SELECT array_agg(u ORDER BY u) FROM segment.org_subtree(org_unit) u),
+                              ARRAY[org_unit]) END
 $$;
 COMMENT ON FUNCTION segment_internal._report_units(int, text) IS
-    'internal: the org units a report scoped to org_unit covers (the unit itself until segment has an org tree)';
+    'internal: the org units a report scoped to org_unit covers (the unit and its subtree in the org tree)';
 
 -- The customers in scope: the member ids of the rows of the subject's table
 -- whose org column (as text) is one of the units, now. NULL: no scope.

@@ -1,7 +1,7 @@
 -- segment install script, part 92: governance (issue 12, docs/security.md).
 --
--- Built-in roles (segment.install_roles), the bank's org tree
--- (register_org_tree), logins bound to a manager id or an org unit
+-- Built-in roles (segment.install_roles), loading the bank's org tree
+-- (register_org_tree; its tables are in part 12), logins bound to a manager id or an org unit
 -- (map_user), row-level security on the opportunities, their log and the
 -- reviews, export control and masking (src/governance.c), and an
 -- append-only, hash-chained audit trail (segment.audit, verify_audit).
@@ -27,28 +27,6 @@ CREATE TABLE segment.governance (
     installed_at timestamptz NOT NULL DEFAULT now(),
     installed_by name NOT NULL DEFAULT current_user
 );
-
--- The registered org table (one at most) and its snapshot: segment reads
--- the warehouse's org table when it is registered or refreshed
--- (refresh_org_tree), so a half-loaded warehouse table cannot open or close
--- a branch's rows in the middle of a day.
-CREATE TABLE segment.org_tree (
-    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    relation      regclass NOT NULL,
-    id_column     name NOT NULL,
-    parent_column name NOT NULL,
-    units         int NOT NULL,
-    loaded_at     timestamptz NOT NULL DEFAULT now(),
-    loaded_by     name NOT NULL DEFAULT current_user
-);
-
-CREATE TABLE segment.org_unit (
-    unit   text PRIMARY KEY,
-    parent text REFERENCES segment.org_unit DEFERRABLE INITIALLY DEFERRED,
-    depth  int NOT NULL,          -- 0: a root (head office)
-    CHECK (parent IS DISTINCT FROM unit)
-);
-CREATE INDEX ON segment.org_unit (parent);
 
 -- A login bound to a manager id (the value of the subject's owner column
 -- and of segment.opportunity.manager) and/or an org unit.
@@ -106,8 +84,6 @@ CREATE TABLE segment.audit_head (
 );
 
 SELECT pg_catalog.pg_extension_config_dump('segment.governance', '');
-SELECT pg_catalog.pg_extension_config_dump('segment.org_tree', '');
-SELECT pg_catalog.pg_extension_config_dump('segment.org_unit', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.user_map', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.scope_version', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.column_sensitivity', '');
@@ -484,16 +460,6 @@ END $$;
 COMMENT ON FUNCTION segment.map_user(name, text, text) IS
     'binds a login role to a manager id (the subject''s owner column) and/or an org unit; both NULL unmaps it';
 
--- The units of a unit's subtree (itself included), by the stored tree.
-CREATE FUNCTION segment.org_subtree(org_unit text) RETURNS SETOF text
-LANGUAGE sql STABLE AS $$
-    WITH RECURSIVE t(u) AS (
-        SELECT o.unit FROM segment.org_unit o WHERE o.unit = org_subtree.org_unit
-        UNION
-        SELECT o.unit FROM segment.org_unit o JOIN t ON o.parent = t.u)
-    SELECT u FROM t
-$$;
-COMMENT ON FUNCTION segment.org_subtree(text) IS 'the org unit and every unit below it';
 
 ------------------------------------------------------------------------
 -- Visibility (src/governance.c)

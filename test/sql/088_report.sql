@@ -40,6 +40,19 @@ SELECT kind, as_of FROM segment.report_runs('rp', '2026-09-01', '2026-09-30') OR
 SELECT as_of, customers FROM segment.report_summary('rp', '2026-09-01', '2026-09-30', 'o1') ORDER BY as_of;
 SELECT manager, assigned FROM segment.report_managers('rp', '2026-09-01', '2026-09-30', 'o1') ORDER BY manager;
 
+-- with the bank's org tree loaded, a unit covers its subtree: hq (o0 and o1
+-- below it) is the whole bank, o1 still its own customers, an unknown unit
+-- itself only
+CREATE TABLE rp_org (id text PRIMARY KEY, parent text);
+INSERT INTO rp_org VALUES ('hq', NULL), ('o0', 'hq'), ('o1', 'hq');
+SELECT segment.register_org_tree('rp_org', 'id', 'parent') AS units;
+SELECT as_of, customers FROM segment.report_summary('rp', '2026-09-01', '2026-09-30', 'hq') ORDER BY as_of;
+SELECT as_of, customers FROM segment.report_summary('rp', '2026-09-01', '2026-09-30', 'o1') ORDER BY as_of;
+SELECT as_of, customers FROM segment.report_summary('rp', '2026-09-01', '2026-09-30', 'nowhere') ORDER BY as_of;
+SELECT manager, assigned FROM segment.report_managers('rp', '2026-09-01', '2026-09-30', 'hq') ORDER BY manager;
+DELETE FROM segment.org_unit;
+DELETE FROM segment.org_tree;
+
 -- the HTML page: one document, every section, nothing fetched from elsewhere
 SELECT left(h, 15) AS starts, h LIKE '%</html>%' AS ends, h LIKE '%<svg%' AS has_charts,
        h LIKE '%rp_rich%' AS names_tag, h LIKE '%rp_rule%' AS names_rule,
@@ -57,4 +70,4 @@ SELECT regress.err($$SELECT segment.report('rp', '2026-09-30', '2026-09-01')$$) 
 SELECT segment.drop_opportunity_rule('rp_rule', "cascade" => true);
 SELECT segment.unregister_subject('rp');
 SELECT segment.unregister_subject('rp_noorg');
-DROP TABLE rp_cust, rp_staff, rp_plain;
+DROP TABLE rp_cust, rp_staff, rp_plain, rp_org;
