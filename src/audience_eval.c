@@ -7,7 +7,7 @@
  *     (audience_count). The sets come from the backend-local cache
  *     (memberset_cache.h) or the catalog query, and are only ever read.
  *
- * Apart from parsing and resolving, so that the tuned hot path (issue 15:
+ * Apart from parsing and resolving, so that the tuned hot path (docs/performance.md:
  * in-place operations on the last reader of a set, "x and not y" without
  * the universe, one or_many for a chain of "or", a count without a result
  * set) stays in one file with nothing else in it.

@@ -1,6 +1,6 @@
 /*
  * governance.c
- *     Who may see what (issue 12, docs/security.md, sql/install/92-governance.sql).
+ *     Who may see what (docs/security.md, sql/install/92-governance.sql).
  *
  * The current user's scope: the manager id and org unit that
  * segment.user_map binds the login to, and the unit's subtree in

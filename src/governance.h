@@ -1,6 +1,6 @@
 /*
  * governance.h
- *     Who may see what (issue 12, docs/security.md): whether governance is
+ *     Who may see what (docs/security.md): whether governance is
  *     installed in this database, the current user's scope (manager id, org
  *     subtree, everything), export control and masking for the C readers.
  */

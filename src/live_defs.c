@@ -371,7 +371,7 @@ segment_live_defs_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("segment_internal._live_defs_changed() may only be called as a trigger")));
-	/* only from the triggers of part 89 (issue 11, hole 2) */
+	/* only from the triggers of part 89 (docs/security.md: trigger functions) */
 	nsp = get_namespace_oid("segment", false);
 	if (strcmp(td->tg_trigger->tgname, "segment_live_defs") == 0 &&
 		RelationGetNamespace(td->tg_relation) == nsp)

@@ -215,7 +215,7 @@ entry_after(int32 subject_id, Datum *entry)
 
 
 /*
- * Refuse to run from a trigger segment did not create (issue 11, hole 2):
+ * Refuse to run from a trigger segment did not create (docs/security.md):
  * the function is SECURITY DEFINER and writes the overlay every reader
  * merges, so a trigger anyone attaches to a table of theirs (a temp table
  * with the subject's column names) would forge memberships. The trigger

@@ -1,6 +1,6 @@
 /*
  * memberset_cache.h
- *     A backend-local cache of deserialized member sets (issue 15), so that
+ *     A backend-local cache of deserialized member sets (docs/performance.md), so that
  *     an audience read again does not detoast and deserialize its sets again.
  *
  * An entry is keyed by the state table, the key of the row in it (tag id,

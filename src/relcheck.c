@@ -1,7 +1,7 @@
 /*
  * relcheck.c
  *     Argument checks in front of the SQL-callable C functions that take a
- *     relation (issue 11, hole 3): NULL arguments, OIDs of no relation, and
+ *     relation (docs/security.md): NULL arguments, OIDs of no relation, and
  *     relations the caller may not read are refused with a SQLSTATE before
  *     any code opens the relation.
  *

@@ -1,6 +1,6 @@
 /*
  * state_read.h
- *     Direct reads of the state tables for audiences (issue 15): a tag by
+ *     Direct reads of the state tables for audiences (docs/performance.md): a tag by
  *     name, its stored member set, its unexpired manual members, and the
  *     subject's universe, by index lookups under the active snapshot instead
  *     of a catalog query through SPI. The sets come through the backend-local

@@ -1,4 +1,4 @@
--- segment install script, part 01: the internal schema (issue 16).
+-- segment install script, part 01: the internal schema (docs/architecture.md#schemas).
 -- The API lives in schema segment (the extension's schema); the helpers the
 -- API calls (functions named _NAME, trigger and event trigger functions, the
 -- view _opportunity_facts) live in segment_internal, out of the user's way:

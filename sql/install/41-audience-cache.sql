@@ -1,5 +1,5 @@
 -- segment install script, part 41: the backend-local cache of member sets
--- that audiences read (issue 15, src/memberset_cache.c). Its size is the
+-- that audiences read (src/memberset_cache.c, docs/performance.md). Its size is the
 -- setting segment.audience_cache_size; this function shows what the
 -- current backend holds (for tests and tuning).
 

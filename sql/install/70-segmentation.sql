@@ -1,4 +1,4 @@
--- segment install script, part 70: segments, schemes and scorecards (issue 3).
+-- segment install script, part 70: segments, schemes and scorecards (docs/segmentation.md).
 -- Definitions and history are dumped; current state is rebuilt by refresh.
 
 -- A named audience. Tags, segments, schemes and scorecards share one

@@ -1,5 +1,5 @@
--- segment install script, part 72: named segments (issue 3, part 1) and
--- overlap of audiences (part 5).
+-- segment install script, part 72: named segments and overlap of
+-- audiences (docs/segmentation.md, docs/audiences.md).
 --
 -- A segment is a named audience of one subject; wherever an audience is
 -- read, its name stands for that audience (expanded recursively by

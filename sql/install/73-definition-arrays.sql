@@ -1,7 +1,6 @@
 -- segment install script, part 73: the checks shared by the definitions of
 -- schemes (part 74) and scorecards (part 75): names and numbers taken from
--- a text array, and the shape of a definition array (issue 3; split from
--- part 74 by issue 16, one concern per part).
+-- a text array, and the shape of a definition array (docs/segmentation.md).
 
 -- A name taken from a text array (bucket, band): the name type would
 -- silently cut it at 63 bytes.

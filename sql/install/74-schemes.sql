@@ -1,4 +1,4 @@
--- segment install script, part 74: schemes (issue 3, parts 2-4):
+-- segment install script, part 74: schemes (docs/segmentation.md):
 -- create/alter/drop with validation and history, and the DDL guard for
 -- scheme buckets and scorecard items. The tables are in part 70; refresh (C)
 -- fills bucket_state and bucket_history; reading is part 76. See

@@ -1,4 +1,4 @@
--- segment install script, part 75: scorecards (issue 3, parts 2-4):
+-- segment install script, part 75: scorecards (docs/segmentation.md):
 -- create/alter/drop with validation and history. The tables are in part 70;
 -- refresh (C) fills score_state; reading is part 76. See
 -- docs/segmentation.md.

@@ -1,5 +1,5 @@
 -- segment install script, part 76: reading what refresh stores for schemes
--- and scorecards (issue 3): bucket_of, score, top, transitions, and the view
+-- and scorecards (docs/segmentation.md): bucket_of, score, top, transitions, and the view
 -- size_history (refresh fills size_snapshot and universe_history). Part 92
 -- (governance) gives top its final, scope-aware body.
 

@@ -1,4 +1,4 @@
--- segment install script, part 80: the opportunity catalog (issue 4).
+-- segment install script, part 80: the opportunity catalog (docs/opportunities.md).
 -- Rules, staff, contact policy, the opportunities themselves and their
 -- transition log. Everything here is business data, not recomputable
 -- state, so all of it is dumped.

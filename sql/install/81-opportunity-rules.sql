@@ -1,5 +1,5 @@
--- segment install script, part 81: defining opportunity rules (issue 4,
--- parts 1, 2, 5, 6): staff, contact policy, message templates and the rules
+-- segment install script, part 81: defining opportunity rules
+-- (docs/opportunities.md): staff, contact policy, message templates and the rules
 -- themselves. Generation is part 84, the lifecycle part 82.
 
 -- The staff table of a subject: who can be assigned its leads.

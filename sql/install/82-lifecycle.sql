@@ -1,9 +1,10 @@
--- segment install script, part 82: the life of an opportunity (issue 4,
--- parts 7 and 8). The state machine (dispatch, start, complete, cancel,
--- expire), every transition logged in segment.opportunity_log; the outcome
--- of each opportunity once its window closes (evaluate_outcomes); and the
--- review: per rule and month, treatment against control with lift, its 95%
--- interval and p-value; per manager, executed, converted and leaked.
+-- segment install script, part 82: the life of an opportunity
+-- (docs/opportunity-lifecycle.md). The state machine (opportunity_dispatch,
+-- _start, _complete, _cancel, expire_opportunities), every transition logged
+-- in segment.opportunity_log; the outcome of each opportunity once its
+-- window closes (evaluate_outcomes); and the review: per rule and month,
+-- treatment against control with lift, its 95% interval and p-value; per
+-- manager, executed, converted and leaked.
 --
 --   generated --dispatch--> dispatched --start--> in_progress --complete--> completed
 --       |                       |                      |

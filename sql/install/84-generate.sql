@@ -1,5 +1,5 @@
--- segment install script, part 84: generating opportunities (issue 4,
--- parts 2-6). Set-based: the candidates of each rule come from its
+-- segment install script, part 84: generating opportunities
+-- (docs/opportunities.md). Set-based: the candidates of each rule come from its
 -- audience's member set (no rescan of the rules), minus the members in
 -- cool-down (a member set of the rule's recent opportunities); one join with
 -- the subject's table fetches key, owner, org unit and renders the message;

@@ -1,5 +1,5 @@
 -- segment install script, part 85: opportunities made in the transaction
--- that inserts an event (issue 5, part 2), and opportunities fired when a
+-- that inserts an event (docs/events.md), and opportunities fired when a
 -- customer enters an audience.
 --
 -- An event rule attaches an opportunity rule to an event table: a

@@ -1,4 +1,4 @@
--- segment install script, part 87: contact journeys (issue 13).
+-- segment install script, part 87: contact journeys (docs/journeys.md).
 -- A journey is a sequence of timed steps (touches on channels) that
 -- customers of an entry audience go through: 30/15/7/1 days before a date
 -- column (anchor), or day 0/1/3/7 after they entered. Channels have a

@@ -1,5 +1,5 @@
 -- segment install script, part 90: the nightly run and its pg_cron glue
--- (issue 5, parts 3 and 4).
+-- (docs/scheduling.md).
 --
 -- segment.run_all(as_of) is a PROCEDURE: it refreshes every subject, expires
 -- overdue opportunities, evaluates outcomes, generates opportunities and

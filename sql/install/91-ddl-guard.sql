@@ -1,14 +1,15 @@
 -- segment install script, part 91: the DDL guard, one for every feature
--- (issue 16). Two event triggers: segment_ddl_guard (ALTER TABLE) calls each
--- feature's checker for the altered table -- _check_rules_of (tags and the
--- subject's columns, here; it calls the scheme and scorecard checker of part
--- 74 and the opportunity rules' of part 81), _check_event_rules_of (part 85),
--- _check_journeys_of (part 87); segment_drop_guard (DROP) refuses dropping a
--- subject's table, and calls _check_event_drops and _check_journey_drops
--- (here). Last of the feature parts, so that it calls only parts before it.
--- The upgrade from 0.1.0 runs this part too (the guards existed in 0.1.0,
--- under separate event triggers for event rules): CREATE OR REPLACE, and the
--- event triggers are created when missing.
+-- (docs/dba-guide.md, docs/architecture.md). Two event triggers:
+-- segment_ddl_guard (ALTER TABLE) calls each feature's checker for the
+-- altered table -- _check_rules_of (tags and the subject's columns, here; it
+-- calls the scheme and scorecard checker of part 74 and the opportunity
+-- rules' of part 81), _check_event_rules_of (part 85), _check_journeys_of
+-- (part 87); segment_drop_guard (DROP) refuses dropping a subject's table,
+-- and calls _check_event_drops and _check_journey_drops (here). Last of the
+-- feature parts, so that it calls only parts before it. The upgrade from
+-- 0.1.0 runs this part too (the guards existed in 0.1.0, under separate
+-- event triggers for event rules): CREATE OR REPLACE, and the event triggers
+-- are created when missing.
 
 -- Re-check every rule over a table after DDL on it; refuse the DDL when a
 -- rule no longer analyses (a dropped, renamed or retyped column).

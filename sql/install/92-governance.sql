@@ -1,4 +1,4 @@
--- segment install script, part 92: governance (issue 12, docs/security.md).
+-- segment install script, part 92: governance (docs/security.md).
 --
 -- Built-in roles (segment.install_roles), loading the bank's org tree
 -- (register_org_tree; its tables are in part 12), logins bound to a manager id or an org unit

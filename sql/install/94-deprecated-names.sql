@@ -1,11 +1,11 @@
 -- segment install script, part 94: the 0.1.0 names of renamed API functions
--- (issue 16, naming pass; docs/reference.md "Deprecated names (removed in
--- 0.3.0)"). Each is a one-line wrapper with the old signature calling the
--- new function, so that 0.1.0 callers keep working for one release; the same
--- part ends the upgrade from 0.1.0 (sql/upgrade/0.1.0--0.2.0/99-deprecated-
--- names.sql links here), which renamed the 0.1.0 functions first (part 06).
--- Names new in 0.2.0 (reassign, ack, record_response) were never released:
--- they have no wrapper.
+-- (docs/reference.md "Deprecated names (removed in 0.3.0)"). Each is a
+-- one-line wrapper with the old signature calling the new function, so that
+-- 0.1.0 callers keep working for one release; the same part ends the upgrade
+-- from 0.1.0 (sql/upgrade/0.1.0--0.2.0/99-deprecated-names.sql links here),
+-- which renamed the 0.1.0 functions first (part 06). Names new in 0.2.0
+-- (reassign, ack, record_response) were never released: they have no
+-- wrapper.
 
 CREATE FUNCTION segment.dispatch(opportunity_id bigint) RETURNS void
 LANGUAGE sql AS $$ SELECT segment.opportunity_dispatch(opportunity_id) $$;
