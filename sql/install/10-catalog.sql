@@ -90,6 +90,20 @@ CREATE TABLE segment.run (
 );
 CREATE INDEX ON segment.run (subject_id, started_at);
 
+-- A registered subject's id by name (every part looks subjects up by name).
+CREATE FUNCTION segment_internal._subject_id(subject name) RETURNS int
+LANGUAGE plpgsql STABLE AS $$
+DECLARE id int;
+BEGIN
+    SELECT s.subject_id INTO id FROM segment.subject s WHERE s.name = subject;
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'subject "%" is not registered', subject
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Register it with segment.register_subject(); registered subjects are listed in segment.subject.';
+    END IF;
+    RETURN id;
+END $$;
+
 SELECT pg_catalog.pg_extension_config_dump('segment.subject', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.subject_subject_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.tag', '');

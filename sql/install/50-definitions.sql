@@ -52,19 +52,6 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION segment_internal._subject_id(subject name) RETURNS int
-LANGUAGE plpgsql STABLE AS $$
-DECLARE id int;
-BEGIN
-    SELECT s.subject_id INTO id FROM segment.subject s WHERE s.name = subject;
-    IF id IS NULL THEN
-        RAISE EXCEPTION 'subject "%" is not registered', subject
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Register it with segment.register_subject(); registered subjects are listed in segment.subject.';
-    END IF;
-    RETURN id;
-END $$;
-
 -- How segment reads a relation's rows (src/subject_source.c decides the same
 -- way): 'table' and 'matview' from their heap; 'partitioned', 'view',
 -- 'foreign' and 'citus' (a Citus table: its coordinator shell holds no rows)

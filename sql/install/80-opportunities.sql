@@ -173,6 +173,36 @@ CREATE TABLE segment.generation (
 );
 CREATE INDEX ON segment.generation (rule_id, period);
 
+-- What makes a rule's opportunities besides batch generation: events and
+-- entries into an audience (part 85 attaches and fires them).
+-- One attachment of an opportunity rule to an event table.
+CREATE TABLE segment.event_rule (
+    rule_id      int NOT NULL REFERENCES segment.opportunity_rule,
+    event_table  regclass NOT NULL,
+    key_column   name NOT NULL,      -- the event column holding the customer key
+    key_type     regtype NOT NULL,   -- its type when attached (the DDL guard keeps it)
+    condition    text NOT NULL,      -- SQL boolean expression over the event row
+    columns      name[] NOT NULL DEFAULT '{}',      -- columns the condition reads ...
+    column_types regtype[] NOT NULL DEFAULT '{}',   -- ... and their types when attached
+    trigger_name name NOT NULL,      -- segment_event_rule_<rule_id>
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    created_by   name NOT NULL DEFAULT current_user,
+    owner        regrole NOT NULL DEFAULT quote_ident(current_user)::regrole,  -- the role its condition runs as
+    PRIMARY KEY (rule_id, event_table)
+);
+CREATE INDEX ON segment.event_rule (event_table);
+
+-- An opportunity rule fired for the customers who enter an audience.
+CREATE TABLE segment.entry_rule (
+    rule_id    int NOT NULL REFERENCES segment.opportunity_rule,
+    subject_id int NOT NULL REFERENCES segment.subject ON DELETE CASCADE,
+    audience   text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    created_by name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (rule_id, audience)
+);
+CREATE INDEX ON segment.entry_rule (subject_id);
+
 SELECT pg_catalog.pg_extension_config_dump('segment.staff', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.contact_policy', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.opportunity_rule', '');
@@ -187,3 +217,5 @@ SELECT pg_catalog.pg_extension_config_dump('segment.generation_failure', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.generation_failure_failure_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.generation', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.generation_generation_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.event_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('segment.entry_rule', '');

@@ -9,6 +9,15 @@
 --   audience -> cool-down -> render (failures recorded) -> contact cap
 --   (priority wins) -> control group -> owner -> org unit -> pool.
 
+-- Whether a rule is made by events or entries only: batch generate() with
+-- no rule name skips it (its audience is who MAY get the lead when the event
+-- happens, not who gets it every day).
+CREATE FUNCTION segment_internal._is_triggered(rule_id int) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = _is_triggered.rule_id)
+        OR EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = _is_triggered.rule_id)
+$$;
+
 -- Control membership: a fixed hash of (rule, member, period), so reruns and
 -- back-fills agree. 10,000 buckets: holdout_pct has two decimals of effect.
 CREATE FUNCTION segment_internal._in_control(rule_id int, member_id int8, period date, holdout_pct numeric)

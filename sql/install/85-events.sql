@@ -10,24 +10,9 @@
 -- assignment are exactly those of batch generation. An entry rule does the
 -- same for the customers who entered an audience in a refresh (the refresh
 -- pipeline, src/refresh_pipeline.c, calls it after the state is written) or
--- in live maintenance. docs/events.md is the guide.
-
--- One attachment of an opportunity rule to an event table.
-CREATE TABLE segment.event_rule (
-    rule_id      int NOT NULL REFERENCES segment.opportunity_rule,
-    event_table  regclass NOT NULL,
-    key_column   name NOT NULL,      -- the event column holding the customer key
-    key_type     regtype NOT NULL,   -- its type when attached (the DDL guard keeps it)
-    condition    text NOT NULL,      -- SQL boolean expression over the event row
-    columns      name[] NOT NULL DEFAULT '{}',      -- columns the condition reads ...
-    column_types regtype[] NOT NULL DEFAULT '{}',   -- ... and their types when attached
-    trigger_name name NOT NULL,      -- segment_event_rule_<rule_id>
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    created_by   name NOT NULL DEFAULT current_user,
-    owner        regrole NOT NULL DEFAULT quote_ident(current_user)::regrole,  -- the role its condition runs as
-    PRIMARY KEY (rule_id, event_table)
-);
-CREATE INDEX ON segment.event_rule (event_table);
+-- in live maintenance. docs/events.md is the guide. The attachments
+-- (segment.event_rule, segment.entry_rule) are tables of part 80, where
+-- generation (part 84) can see which rules they claim.
 
 -- Events whose customer segment does not know (not in the subject's
 -- universe: never refreshed, or not a customer at all): one row per
@@ -42,30 +27,8 @@ CREATE TABLE segment.event_skip (
 );
 CREATE INDEX ON segment.event_skip (rule_id, skipped_at);
 
--- An opportunity rule fired for the customers who enter an audience.
-CREATE TABLE segment.entry_rule (
-    rule_id    int NOT NULL REFERENCES segment.opportunity_rule,
-    subject_id int NOT NULL REFERENCES segment.subject ON DELETE CASCADE,
-    audience   text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    created_by name NOT NULL DEFAULT current_user,
-    PRIMARY KEY (rule_id, audience)
-);
-CREATE INDEX ON segment.entry_rule (subject_id);
-
-SELECT pg_catalog.pg_extension_config_dump('segment.event_rule', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.event_skip', '');
 SELECT pg_catalog.pg_extension_config_dump('segment.event_skip_skip_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('segment.entry_rule', '');
-
--- Whether a rule is made by events or entries only: batch generate() with
--- no rule name skips it (its audience is who MAY get the lead when the event
--- happens, not who gets it every day).
-CREATE FUNCTION segment_internal._is_triggered(rule_id int) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = _is_triggered.rule_id)
-        OR EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = _is_triggered.rule_id)
-$$;
 
 -- The locks of generation for a few customers of a subject, held until
 -- commit. A batch generate() holds pg_advisory_xact_lock(24175, subject)

@@ -10,8 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-known='33-snapshot.sql calls segment_internal._subject_id of 50-definitions.sql
-50-definitions.sql calls segment_internal._check_name_free of 72-segments.sql
+known='50-definitions.sql calls segment_internal._check_name_free of 72-segments.sql
 50-definitions.sql calls segment_internal._drop_segments_using of 72-segments.sql
 50-definitions.sql calls segment_internal._live_drop_triggers of 86-live.sql
 50-definitions.sql calls segment_internal._opportunity_rule_definition of 81-opportunity-rules.sql
@@ -21,7 +20,6 @@ known='33-snapshot.sql calls segment_internal._subject_id of 50-definitions.sql
 72-segments.sql calls segment_internal._refuse_if_rules_use of 81-opportunity-rules.sql
 76-scheme-reading.sql calls segment_internal._live_in_bucket of 86-live.sql
 76-scheme-reading.sql calls segment_internal._live_scores of 86-live.sql
-84-generate.sql calls segment_internal._is_triggered of 85-events.sql
 85-events.sql calls segment_internal._live_universe of 86-live.sql
 87-journeys.sql calls segment_internal._require_cron of 90-schedule.sql
 92-governance.sql calls segment.grant_role of 95-privileges.sql'
