@@ -1,10 +1,11 @@
 -- segment install script, part 92: governance (docs/security.md).
 --
--- Built-in roles (segment.install_roles), loading the bank's org tree
--- (register_org_tree; its tables are in part 12), logins bound to a manager id or an org unit
--- (map_user), row-level security on the opportunities, their log and the
--- reviews, export control and masking (src/governance.c), and an
--- append-only, hash-chained audit trail (segment.audit, verify_audit).
+-- Built-in roles (their list; segment.install_roles is in part 95), loading
+-- the bank's org tree (register_org_tree; its tables are in part 12), logins
+-- bound to a manager id or an org unit (map_user), row-level security on the
+-- opportunities, their log and the reviews, export control and masking
+-- (src/governance.c), and an append-only, hash-chained audit trail
+-- (segment.audit, verify_audit).
 --
 -- Governance is enforced in a database only once segment.install_roles()
 -- has run there (a row in segment.governance; segment_internal._governed()): roles
@@ -567,68 +568,8 @@ END $$;
 CREATE TRIGGER segment_governance_installed AFTER INSERT ON segment.governance
     FOR EACH ROW EXECUTE FUNCTION segment_internal._governance_installed();
 
--- Creates the built-in roles (NOLOGIN) when missing, grants them what they
--- need, turns on row-level security and marks this database governed.
--- Idempotent: run it again after an upgrade, to grant new objects.
-CREATE FUNCTION segment.install_roles() RETURNS SETOF text
-LANGUAGE plpgsql AS $$
-DECLARE
-    r record;
-    k text;
-    cols text;
-    first_time boolean := NOT segment_internal._governed();
-BEGIN
-    FOR r IN SELECT * FROM segment_internal._builtin_roles() LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = r.role) THEN
-            EXECUTE format('CREATE ROLE %I NOLOGIN', r.role);
-            RETURN NEXT format('created role %s', r.role);
-        END IF;
-        EXECUTE format('COMMENT ON ROLE %I IS %L', r.role, 'segment: ' || r.description);
-        FOREACH k IN ARRAY r.kinds LOOP
-            PERFORM segment.grant_role(r.role::regrole, k);
-        END LOOP;
-    END LOOP;
-    -- the audit trail: the auditor and the admin read it; nobody writes it
-    -- but segment_internal._audit
-    REVOKE ALL ON segment.audit, segment.audit_head
-      FROM segment_admin, segment_analyst, segment_manager, segment_branch_head,
-           segment_auditor, segment_exporter;
-    GRANT SELECT ON segment.audit, segment.audit_head TO segment_auditor, segment_admin;
-    GRANT EXECUTE ON FUNCTION segment.verify_audit() TO segment_auditor, segment_admin;
-    -- no personal columns of the opportunities, journey instances and the
-    -- journeys' outbox for the analyst and the auditor; the outbox and the
-    -- journey instances (customer-level lists without an owner or org
-    -- unit) not at all for managers and branch heads: the channel systems
-    -- read the outbox as segment_admin or segment_exporter
-    FOR r IN SELECT * FROM (VALUES ('segment.opportunity'::regclass, 'key, member_id, message, note'),
-                                   ('segment.journey_instance'::regclass, 'key, member_id'),
-                                   ('segment.outbox'::regclass, 'member_id, customer, message, idempotency_key, response'))
-                      AS x(rel, personal) LOOP
-        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
-          FROM pg_attribute a
-         WHERE a.attrelid = r.rel AND a.attnum > 0 AND NOT a.attisdropped
-           AND a.attname <> ALL (string_to_array(replace(r.personal, ' ', ''), ','));
-        EXECUTE format('REVOKE SELECT ON %s FROM segment_analyst, segment_auditor', r.rel);
-        EXECUTE format('GRANT SELECT (%s) ON %s TO segment_analyst, segment_auditor', cols, r.rel);
-        IF r.rel <> 'segment.opportunity'::regclass THEN
-            EXECUTE format('REVOKE SELECT ON %s FROM segment_manager, segment_branch_head', r.rel);
-        END IF;
-    END LOOP;
-    -- row-level security: by the trigger on segment.governance the first
-    -- time, directly when run again
-    IF NOT first_time THEN
-        PERFORM segment_internal._install_policies();
-    END IF;
-    IF first_time THEN
-        INSERT INTO segment.governance DEFAULT VALUES;
-        RETURN NEXT 'governance installed: row-level security, export control, masking and the audit trail are on';
-    END IF;
-    PERFORM segment_internal._audit('governance.install_roles', current_database()::text,
-                           jsonb_build_object('roles', (SELECT jsonb_agg(b.role) FROM segment_internal._builtin_roles() b),
-                                              'first_time', first_time));
-END $$;
-COMMENT ON FUNCTION segment.install_roles() IS
-    'creates the built-in roles segment_admin, _analyst, _manager, _branch_head, _auditor, _exporter, grants them, turns on row-level security and the audit trail (idempotent)';
+-- segment.install_roles(), which grants each built-in role its kinds through
+-- segment.grant_role, is in part 95 with grant_role.
 
 ------------------------------------------------------------------------
 -- Reassignment (branch heads, within their subtree)
