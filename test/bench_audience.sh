@@ -196,6 +196,45 @@ table() {  # column (2 best, 3 median), title
     done
   done
 }
+# server side: pgbench, one client, prepared statements, each statement for
+# BENCH_PGBENCH_SECONDS in BENCH_PGBENCH_ROUNDS interleaved rounds; no psql in
+# the way, so a ratio is what the two extensions cost plus one round trip
+# (printed as the floor: "select 1"). Member lists also get the executor's
+# own floor: count(*) over generate_series of as many rows.
+pgsecs=${BENCH_PGBENCH_SECONDS:-3}
+pgrounds=${BENCH_PGBENCH_ROUNDS:-2}
+pg_lat() {  # sql -> average latency in ms
+  printf '%s\n' "$1" > "$tmp/pgb.sql"
+  pgbench -n -M prepared -c 1 -T "$pgsecs" -f "$tmp/pgb.sql" 2>/dev/null | awk '/^latency average/ { print $4 }'
+}
+if command -v pgbench >/dev/null; then
+  : > "$tmp/pgb.out"
+  for ((r = 1; r <= pgrounds; r++)); do
+    echo "floor $(pg_lat 'select 1;')" >> "$tmp/pgb.out"
+    for n in "${names[@]}"; do
+      echo "sc$n $(pg_lat "$(seg_count "$n")")" >> "$tmp/pgb.out"
+      echo "sm$n $(pg_lat "$(seg_members "$n")")" >> "$tmp/pgb.out"
+      echo "gm$n $(pg_lat "select count(*) from generate_series(1::int8, $("${Q[@]}" -c "$(seg_count "$n")"));")" >> "$tmp/pgb.out"
+      if [[ $peer == yes ]]; then
+        echo "rc$n $(pg_lat "$(rb_count "$n")")" >> "$tmp/pgb.out"
+        echo "rm$n $(pg_lat "$(rb_members "$n")")" >> "$tmp/pgb.out"
+      fi
+    done
+  done
+  sort -k1,1 -k2,2g "$tmp/pgb.out" | awk '!seen[$1]++' > "$tmp/pgb.txt"
+  pg() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/pgb.txt"; }
+  echo "server side (pgbench -M prepared, 1 client, ${pgsecs} s x $pgrounds rounds, best average latency; round trip floor 'select 1' $(pg floor) ms)"
+  printf '%-28s %12s %12s %8s %22s\n' "audience" "segment ms" "pg_rb ms" "ratio" "floor (generate_series)"
+  for n in "${names[@]}"; do
+    for what in count members; do
+      k=${what:0:1}
+      awk -v l="$n tags, $what" -v s="$(pg s$k$n)" -v p="$(pg r$k$n)" -v g="$([[ $k == m ]] && pg gm$n)" 'BEGIN {
+        printf "%-28s %12.3f %12s %8s %22s\n", l, s, (p == "" ? "n/a" : sprintf("%.3f", p)),
+          (p == "" ? "n/a" : sprintf("%.2f", s / p)), (g == "" ? "" : sprintf("%.3f", g)) }'
+    done
+  done
+  echo
+fi
 table 2 "best of each (what the code costs)"
 table 3 "median of each"
 echo "(ratio = segment / pg_roaringbitmap; issue 15's target: <= 0.50)"
