@@ -17,10 +17,7 @@ known='50-definitions.sql calls segment_internal._check_name_free of 72-segments
 50-definitions.sql calls segment_internal._scheme_definition of 74-schemes.sql
 50-definitions.sql calls segment_internal._scorecard_definition of 75-scorecards.sql
 50-definitions.sql calls segment_internal._segment_definition of 72-segments.sql
-72-segments.sql calls segment_internal._refuse_if_rules_use of 81-opportunity-rules.sql
-76-scheme-reading.sql calls segment_internal._live_in_bucket of 86-live.sql
-76-scheme-reading.sql calls segment_internal._live_scores of 86-live.sql
-85-events.sql calls segment_internal._live_universe of 86-live.sql'
+72-segments.sql calls segment_internal._refuse_if_rules_use of 81-opportunity-rules.sql'
 
 status=0
 tmp=$(mktemp -d)
