@@ -305,13 +305,16 @@ BEGIN
 END $$;
 
 -- Member id of a key; for text keys, assigns one if create (under the subject lock).
+-- Governance: refused (42501) for a customer outside the caller's scope
+-- (_check_customer, part 13); the check shares the first statement's line so
+-- that the error positions of the body stay those of 0.1.0's.
 CREATE FUNCTION segment_internal._member_id(sid int, key text, "create" boolean) RETURNS int8
 LANGUAGE plpgsql AS $$
 DECLARE
     ktype regtype;
     id int8;
 BEGIN
-    SELECT s.key_type INTO ktype FROM segment.subject s WHERE s.subject_id = sid;
+    SELECT s.key_type INTO ktype FROM segment.subject s WHERE s.subject_id = sid; PERFORM segment_internal._check_customer(sid, key);
     IF ktype IN ('int4'::regtype, 'int8'::regtype) THEN
         BEGIN
             id := key::int8;
