@@ -1,6 +1,7 @@
 /*
  * governance.c
- *     Who may see what (docs/security.md, sql/install/92-governance.sql).
+ *     Who may see what (docs/security.md; sql/install/13-governance-checks.sql
+ *     declares its checks, sql/install/92-governance.sql the rest).
  *
  * The current user's scope: the manager id and org unit that
  * segment.user_map binds the login to, and the unit's subtree in

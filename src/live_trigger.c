@@ -19,7 +19,7 @@
  * key that left the table. Each writer touches only the overlay rows of its
  * own customers, so writers of different customers never wait on each
  * other. Readers merge the overlay over the sets of the last refresh
- * (segment_internal._live_* in part 86); a refresh folds it (live_fold).
+ * (segment_internal._live_* in part 71); a refresh folds it (live_fold).
  *
  * The rows reach the upsert through segment_internal._live_rows(), a set-returning
  * function that reads the statement's results from backend-local memory

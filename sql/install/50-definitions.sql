@@ -185,60 +185,9 @@ BEGIN
     RETURN id;
 END $$;
 
-CREATE FUNCTION segment.unregister_subject(subject name) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE id int := segment_internal._subject_id(subject);
-BEGIN
-    INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, old_description, old_active)
-    SELECT t.tag_id, t.name, 'drop', t.rule, t.description, t.active
-      FROM segment.tag t WHERE t.subject_id = id;
-    INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    SELECT 'scheme', m.scheme_id, m.name, 'drop', segment_internal._scheme_definition(m.scheme_id)
-      FROM segment.scheme m WHERE m.subject_id = id ORDER BY m.scheme_id;
-    INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    SELECT 'scorecard', c.scorecard_id, c.name, 'drop', segment_internal._scorecard_definition(c.scorecard_id)
-      FROM segment.scorecard c WHERE c.subject_id = id ORDER BY c.scorecard_id;
-    INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    SELECT 'segment', g.segment_id, g.name, 'drop', segment_internal._segment_definition(g)
-      FROM segment.segment g WHERE g.subject_id = id;
-    INSERT INTO segment.opportunity_rule_history (rule_id, name, version, action, old_definition)
-    SELECT r.rule_id, r.name, r.version, 'drop', segment_internal._opportunity_rule_definition(r)
-      FROM segment.opportunity_rule r WHERE r.subject_id = id ORDER BY r.rule_id;
-    -- opportunities have no foreign key (part 80): delete them here
-    DELETE FROM segment.opportunity o WHERE o.subject_id = id;
-    PERFORM segment_internal._live_drop_triggers(id);   -- part 86
-    DELETE FROM segment.subject s WHERE s.subject_id = id;
-END $$;
-
-CREATE FUNCTION segment.create_tag(subject name, tag name, rule text,
-                                   category text DEFAULT NULL, description text DEFAULT NULL)
-RETURNS int LANGUAGE plpgsql AS $$
-DECLARE
-    sid int := segment_internal._subject_id(subject);
-    rel regclass;
-    cols name[] := '{}';
-    id int;
-BEGIN
-    PERFORM segment_internal._check_name('tag', tag);
-    IF EXISTS (SELECT 1 FROM segment.tag t WHERE t.name = tag) THEN
-        RAISE EXCEPTION 'tag "%" already exists', tag
-            USING ERRCODE = 'duplicate_object',
-                  HINT = 'Tag names are unique across subjects; use segment.alter_tag() to change it.';
-    END IF;
-    IF rule IS NOT NULL THEN
-        SELECT s.relation INTO rel FROM segment.subject s WHERE s.subject_id = sid;
-        cols := segment_internal._rule_columns(rel, rule, format('tag "%s"', tag));
-        rule := segment_internal._rule_canonical(rel, rule);
-    END IF;
-    PERFORM segment_internal._check_name_free('tag', tag);   -- one namespace with segments, schemes, scorecards
-    INSERT INTO segment.tag (subject_id, name, rule, category, description, columns, column_types, owner)
-    VALUES (sid, tag, rule, category, description, cols, segment_internal._column_types(rel, cols),
-            quote_ident(current_user)::regrole)
-    RETURNING tag_id INTO id;
-    INSERT INTO segment.tag_history (tag_id, tag, action, new_rule, new_description, new_active)
-    VALUES (id, tag, 'create', rule, description, true);
-    RETURN id;
-END $$;
+-- segment.unregister_subject (it reaches every feature's definitions) and
+-- segment.create_tag (its name check reads the namespace of part 72) are in
+-- part 93.
 
 CREATE FUNCTION segment_internal._tag(tag name) RETURNS segment.tag
 LANGUAGE plpgsql STABLE AS $$
@@ -293,25 +242,19 @@ BEGIN
             old.active, coalesce(active, old.active));
 END $$;
 
-CREATE FUNCTION segment.drop_tag(tag name, "cascade" boolean DEFAULT false) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE old segment.tag := segment_internal._tag(tag);
-BEGIN
-    -- refused while segments use the tag, unless cascade (72-segments.sql)
-    PERFORM segment_internal._drop_segments_using('tag', tag, "cascade");
-    DELETE FROM segment.tag t WHERE t.tag_id = old.tag_id;
-    INSERT INTO segment.tag_history (tag_id, tag, action, old_rule, old_description, old_active)
-    VALUES (old.tag_id, tag, 'drop', old.rule, old.description, old.active);
-END $$;
+-- segment.drop_tag is in part 93 (what dropping a name reaches).
 
 -- Member id of a key; for text keys, assigns one if create (under the subject lock).
+-- Governance: refused (42501) for a customer outside the caller's scope
+-- (_check_customer, part 13); the check shares the first statement's line so
+-- that the error positions of the body stay those of 0.1.0's.
 CREATE FUNCTION segment_internal._member_id(sid int, key text, "create" boolean) RETURNS int8
 LANGUAGE plpgsql AS $$
 DECLARE
     ktype regtype;
     id int8;
 BEGIN
-    SELECT s.key_type INTO ktype FROM segment.subject s WHERE s.subject_id = sid;
+    SELECT s.key_type INTO ktype FROM segment.subject s WHERE s.subject_id = sid; PERFORM segment_internal._check_customer(sid, key);
     IF ktype IN ('int4'::regtype, 'int8'::regtype) THEN
         BEGIN
             id := key::int8;

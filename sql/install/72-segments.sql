@@ -76,56 +76,8 @@ LANGUAGE sql STABLE AS $$
                               'version', g.version)
 $$;
 
--- Before dropping `what` n (kind 'tag', 'segment', 'scheme', 'scorecard'):
--- refuse (2BP01) when segments use it, or with cascade drop them, and the
--- segments using those, recording each drop in definition_history.
-CREATE FUNCTION segment_internal._drop_segments_using(kind text, n name, "cascade" boolean)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    qualified boolean := kind IN ('scheme', 'scorecard');
-    users text;
-    nusers int;
-    g record;
-BEGIN
-    PERFORM segment_internal._lock_definitions();
-    -- opportunity rules are never dropped with what their audience uses:
-    -- they hold the leads' history (part 81)
-    PERFORM segment_internal._refuse_if_rules_use(kind, n);
-    SELECT string_agg(format('"%s"', u.name), ', ' ORDER BY u.name), count(*) INTO users, nusers
-      FROM segment_internal._segments_using(n, qualified) u WHERE NOT (kind = 'segment' AND u.name = n);
-    IF users IS NULL THEN
-        RETURN;
-    END IF;
-    IF NOT coalesce("cascade", false) THEN
-        RAISE EXCEPTION 'cannot drop % "%" because segments use it', kind, n
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  DETAIL = format('Used by %s %s.',
-                                  CASE WHEN nusers > 1 THEN 'segments' ELSE 'segment' END, users),
-                  HINT = 'Alter or drop those segments first, or pass cascade => true to drop them too.';
-    END IF;
-    -- every segment reached through "uses", nearest first
-    FOR g IN
-        WITH RECURSIVE reach(segment_id, name, depth) AS (
-            SELECT u.segment_id, u.name, 1 FROM segment_internal._segments_using(n, qualified) u
-            UNION ALL
-            SELECT u.segment_id, u.name, d.depth + 1
-              FROM reach d, LATERAL segment_internal._segments_using(d.name) u
-             WHERE d.depth < 1000
-        ) CYCLE segment_id SET is_cycle USING path
-        SELECT x.*, min(d.depth) AS depth
-          FROM reach d JOIN segment.segment x USING (segment_id)
-         WHERE NOT (kind = 'segment' AND x.name = n)
-         GROUP BY x.segment_id
-         ORDER BY min(d.depth), x.name
-    LOOP
-        PERFORM segment_internal._refuse_if_rules_use('segment', g.name);
-        RAISE NOTICE 'drop cascades to segment "%"', g.name;
-        INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-        SELECT 'segment', x.segment_id, x.name, 'drop', segment_internal._segment_definition(x)
-          FROM segment.segment x WHERE x.segment_id = g.segment_id;
-        DELETE FROM segment.segment x WHERE x.segment_id = g.segment_id;
-    END LOOP;
-END $$;
+-- segment_internal._drop_segments_using and segment.drop_segment are in part
+-- 93: a drop is refused while opportunity rules or journeys use the name.
 
 CREATE FUNCTION segment_internal._segment(segment name) RETURNS segment.segment
 LANGUAGE plpgsql STABLE AS $$
@@ -197,20 +149,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION segment.alter_segment(name, text, text) IS
     'changes the audience or description of a segment';
-
-CREATE FUNCTION segment.drop_segment(segment name, "cascade" boolean DEFAULT false)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE old segment.segment;
-BEGIN
-    PERFORM segment_internal._lock_definitions();
-    old := segment_internal._segment(segment);
-    PERFORM segment_internal._drop_segments_using('segment', segment, "cascade");
-    DELETE FROM segment.segment g WHERE g.segment_id = old.segment_id;
-    INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    VALUES ('segment', old.segment_id, segment, 'drop', segment_internal._segment_definition(old));
-END $$;
-COMMENT ON FUNCTION segment.drop_segment(name, boolean) IS
-    'drops a segment; refused while other segments use it, unless cascade';
 
 CREATE FUNCTION segment.overlap(subject name, audiences text[])
     RETURNS TABLE (a text, b text, a_members bigint, b_members bigint,

@@ -137,18 +137,7 @@ BEGIN
     VALUES ('scheme', old.scheme_id, scheme, 'alter', old_def, segment_internal._scheme_definition(old.scheme_id));
 END $$;
 
-CREATE FUNCTION segment.drop_scheme(scheme name, "cascade" boolean DEFAULT false) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    old segment.scheme := segment_internal._scheme(scheme, true);
-BEGIN
-    -- segments that name its buckets or bands: refuse, or drop them too
-    PERFORM segment_internal._drop_segments_using('scheme', scheme, "cascade");
-    INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    VALUES ('scheme', old.scheme_id, scheme, 'drop', segment_internal._scheme_definition(old.scheme_id));
-    DELETE FROM segment.scheme s WHERE s.scheme_id = old.scheme_id;
-END $$;
-
+-- segment.drop_scheme is in part 93 (what dropping a name reaches).
 
 -- The DDL guard for scheme buckets and scorecard items (called by
 -- segment_internal._check_rules_of after the tags): refuse an ALTER TABLE after which

@@ -221,15 +221,5 @@ BEGIN
             segment_internal._scorecard_definition(old.scorecard_id));
 END $$;
 
-CREATE FUNCTION segment.drop_scorecard(scorecard name, "cascade" boolean DEFAULT false) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    old segment.scorecard := segment_internal._scorecard(scorecard, true);
-BEGIN
-    -- segments that name its buckets or bands: refuse, or drop them too
-    PERFORM segment_internal._drop_segments_using('scorecard', scorecard, "cascade");
-    INSERT INTO segment.definition_history (kind, object_id, name, action, old_definition)
-    VALUES ('scorecard', old.scorecard_id, scorecard, 'drop', segment_internal._scorecard_definition(old.scorecard_id));
-    DELETE FROM segment.scorecard s WHERE s.scorecard_id = old.scorecard_id;
-END $$;
+-- segment.drop_scorecard is in part 93 (what dropping a name reaches).
 

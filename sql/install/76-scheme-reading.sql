@@ -95,7 +95,8 @@ COMMENT ON FUNCTION segment.score(name, bigint, name) IS
 
 -- The n highest-scoring members of an audience (NULL: every scored
 -- customer), highest first, ties by key. Walks the distinct scores downwards
--- and stops as soon as it has n.
+-- and stops as soon as it has n. Governance: a customer-level list, for
+-- segment_exporter only and audited (part 13).
 CREATE FUNCTION segment.top(subject name, scorecard name, audience text, n int)
 RETURNS TABLE (key text, score numeric)
 LANGUAGE plpgsql STABLE ROWS 100 AS $$
@@ -115,6 +116,8 @@ BEGIN
     IF n < 0 THEN
         RAISE EXCEPTION 'n must not be negative, got %', n USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- governance: a customer-level list (docs/security.md#export-control)
+    PERFORM segment_internal._check_export('segment.top');
     IF n = 0 THEN
         RETURN;
     END IF;
@@ -145,6 +148,7 @@ BEGIN
         left_ := left_ - least(c, left_);
         EXIT WHEN left_ = 0;
     END LOOP;
+    PERFORM segment_internal._audit_export('segment.top', subject, coalesce(audience, '(every scored customer)'), n - left_);
 END $$;
 COMMENT ON FUNCTION segment.top(name, name, text, int) IS
     'the n highest-scoring members of an audience (NULL: all), highest first, ties by key';

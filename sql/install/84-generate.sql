@@ -579,20 +579,35 @@ END $$;
 COMMENT ON FUNCTION segment.generate(name, date) IS
     'generates the opportunities of one rule (NULL: every active rule) for a day; idempotent';
 
--- The message of a rule for one customer, as generate() would render it.
+-- The message of a rule for one customer, as generate() would render it,
+-- under governance's checks (part 13).
 CREATE FUNCTION segment.render(rule name, key text) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     r segment.opportunity_rule := segment_internal._opportunity_rule(rule);
     s segment.subject;
     msg text;
+    masked text;
 BEGIN
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
     IF r.template_sql IS NULL THEN
         RETURN NULL;
     END IF;
-    EXECUTE format('SELECT %s FROM %s t WHERE t.%I::text = $1%s', r.template_sql, s.relation, s.key_column,
-                   segment_internal._snapshot_filter(s.subject_id, 't'))
+    -- governance: the customer must be in the caller's scope, and personal
+    -- columns are masked for a role without segment_exporter
+    PERFORM segment_internal._check_customer(s.subject_id, key);
+    SELECT string_agg(CASE WHEN m.column_name IS NULL THEN format('t0.%I', a.attname)
+                           ELSE format('segment.mask(t0.%I::text) AS %I', a.attname, a.attname) END,
+                      ', ' ORDER BY a.attnum)
+      INTO masked
+      FROM pg_attribute a
+      LEFT JOIN segment.column_sensitivity m
+        ON m.subject_id = s.subject_id AND m.column_name = a.attname AND segment_internal._masks_pii()
+     WHERE a.attrelid = s.relation AND a.attnum > 0 AND NOT a.attisdropped;
+    -- a snapshot subject: the row of the snapshot the current state holds
+    EXECUTE format('SELECT %s FROM (SELECT %s FROM %s t0 WHERE t0.%I::text = $1%s) t',
+                   r.template_sql, masked, s.relation, s.key_column,
+                   segment_internal._snapshot_filter(s.subject_id, 't0'))
        INTO msg USING key;
     RETURN msg;
 END $$;

@@ -93,7 +93,7 @@ BEGIN
         RETURN NULL;        -- the rule is deactivated
     END IF;
     SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
-    -- the universe of the last refresh; live maintenance's overlay (part 86)
+    -- the universe of the last refresh; live maintenance's overlay (part 71)
     -- is merged below, for the event's customers only
     SELECT x.universe INTO universe FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
 

@@ -7,7 +7,7 @@
 -- the same invalidation itself: the step invalidate_live_definitions of the
 -- refresh pipeline (src/refresh_pipeline.c), not a trigger on
 -- segment.subject_state. And the overlay rows of a deleted subject, which
--- have no foreign key (part 86).
+-- have no foreign key (part 71).
 
 CREATE FUNCTION segment_internal._live_defs_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'segment_live_defs_changed' LANGUAGE C;

@@ -46,7 +46,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('reader', 'function', '_column_as_text', 'EXECUTE'),
         ('reader', 'function', '_key_of', 'EXECUTE'),
         ('reader', 'function', '_snapshot_filter', 'EXECUTE'),
-        -- reader: governance (sql/install/92-governance.sql): the row-level
+        -- reader: governance (install parts 13 and 92): the row-level
         -- security policies and the per-customer, export and masking checks
         ('reader', 'function', '_my_manager', 'EXECUTE'),
         ('reader', 'function', '_in_scope', 'EXECUTE'),

@@ -1,4 +1,4 @@
--- Part 86 (sql/install/86-live.sql). Live maintenance: enable_live / disable_live, bad inputs (each with its
+-- Parts 71 and 86 (sql/install/71-live-overlay.sql, 86-live.sql). Live maintenance: enable_live / disable_live, bad inputs (each with its
 -- SQLSTATE, nothing changed after a failed call), and live membership after
 -- INSERT, UPDATE, DELETE, key changes and a rule that fails on a row.
 \set VERBOSITY default

@@ -1,4 +1,4 @@
--- Part 92 (sql/install/92-governance.sql), the parts that do not need the
+-- Parts 13 and 92 (sql/install/13-governance-checks.sql, 92-governance.sql), the parts that do not need the
 -- governance roles installed (segment.install_roles creates cluster-wide
 -- roles; test/shell/governance.sh and roles.sh test it in clusters of their
 -- own): the append-only, hash-chained audit log and verify_audit; the org

@@ -123,6 +123,7 @@ END $$;
 -- current snapshot only: their final bodies are in part 96
 
 -- segment.render's final body (the snapshot's row, masked) is in part 92
+-- (92-governance-bodies)
 
 -- the DDL guard also protects a snapshot subject's date column: the final
 -- body of _check_rules_of is in part 91 (= install part 91)

@@ -1,0 +1,1 @@
+../../install/13-governance-checks.sql
