@@ -260,6 +260,18 @@ if ($mode eq 'copies') {
 # --- the parts, directives expanded -------------------------------------------
 
 my $failed = 0;
+# A directive belongs in an upgrade part: in an install part (some are linked
+# into the upgrade) it would be a comment in the install script.
+for my $file (sort glob("$install_dir/*.sql")) {
+    my $lineno = 0;
+    for my $line (split /^/m, read_file($file)) {
+        $lineno++;
+        next unless $line =~ /^--\s*\@(?:function|procedure)\b/;
+        chomp $line;
+        print STDERR "$0: $file:$lineno: $line: a directive in an install part\n";
+        $failed = 1;
+    }
+}
 for my $part (@ARGV) {
     my $text = read_file($part);
     my $lineno = 0;
