@@ -2,8 +2,8 @@
 # expand-functions.pl: assemble an upgrade script from its parts, writing in
 # place of each directive line
 #
-#   -- @function segment.top(name, text, integer)
 #   -- @function segment_internal._generate
+#   -- @function segment.count(name, text)
 #   -- @procedure segment.run_all
 #
 # the one definition of that function (or procedure) in the install parts:
@@ -25,7 +25,9 @@
 # --copies lists the CREATE FUNCTION statements in the parts (symbolic links
 # to install parts left out) of a function some install part defines: copies
 # that should be directives (exit status 1 when there is one).
-# Only core Perl: the build runs it on a fresh Debian (`make deps`).
+# Only core Perl (strict, warnings): the build runs it on a fresh Debian with
+# what `make deps` installs (perl-base is essential; postgresql-common depends
+# on perl). Not Python: the build must not need it.
 use strict;
 use warnings;
 
