@@ -42,8 +42,14 @@ sql/segment--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql)) sql/instal
 
 # The privileges part ends the upgrade as it ends the install: it revokes
 # PUBLIC's EXECUTE from every internal function created before it.
-sql/segment--$(UPGRADE_FROM)--$(EXTVERSION).sql: $(sort $(wildcard sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)/*.sql)) sql/install/95-privileges.sql sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)
-	cat $(filter %.sql,$^) > $@
+# A line `-- @function NAME[(TYPES)]` (or `-- @procedure`) in an upgrade part
+# becomes that function's one definition in sql/install/*.sql
+# (tools/expand-functions.pl; it fails on no match or several), so every
+# install part is a prerequisite too.
+UPGRADE_PARTS = $(sort $(wildcard sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)/*.sql)) sql/install/95-privileges.sql
+sql/segment--$(UPGRADE_FROM)--$(EXTVERSION).sql: $(UPGRADE_PARTS) $(wildcard sql/install/*.sql) tools/expand-functions.pl sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION) sql/install
+	perl tools/expand-functions.pl sql/install $(UPGRADE_PARTS) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
 
 # No LLVM bitcode: nothing to gain for this module.
 override with_llvm = no

@@ -13,15 +13,6 @@ DROP FUNCTION segment_internal._entry_before();
 DROP FUNCTION segment_internal._entry_after();
 
 -- the final bodies of part 86 (live.sql)
-CREATE OR REPLACE FUNCTION segment_internal._live_entry_before(sid int, changed segment.memberset)
-RETURNS TABLE (audience text, members segment.memberset)
-LANGUAGE sql AS $$
-    SELECT * FROM segment_internal._entry_audiences(sid, changed)
-$$;
+-- @function segment_internal._live_entry_before
 
-CREATE OR REPLACE FUNCTION segment_internal._live_entry_after(sid int, changed segment.memberset, audiences text[],
-                                          befores segment.memberset[])
-RETURNS bigint LANGUAGE sql AS $$
-    -- period: segment.as_of() now, as for event rules (not the refresh's date)
-    SELECT f.made FROM segment_internal._fire_entered(sid, changed, audiences, befores, NULL, 'write') f
-$$;
+-- @function segment_internal._live_entry_after
