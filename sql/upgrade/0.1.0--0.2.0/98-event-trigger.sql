@@ -11,10 +11,14 @@ CREATE OR REPLACE FUNCTION segment_internal._event_trigger() RETURNS trigger
 -- keys, text_keys for text keys, with repeats) become member ids; keys
 -- segment does not know are recorded in event_skip; the others get the
 -- rule's opportunities (source: 'event:<schema>.<table>'). Static SQL only:
--- every statement keeps its plan for the session.
+-- every statement keeps its plan for the session. Generic plans, here and in
+-- the _generate it calls: a few customers plan alike whatever their ids, and
+-- statements whose other branch is a batch's (members IS NULL) otherwise
+-- stayed on custom plans, planned in every event transaction.
 CREATE FUNCTION segment_internal._event_fire(rid int, event_table regclass, source text,
                                              int_keys int8[], text_keys text[])
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s segment.subject;
     universe segment.memberset;
