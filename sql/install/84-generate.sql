@@ -435,6 +435,34 @@ BEGIN
                          ELSE format('SELECT o.manager, count(*) AS n FROM segment.opportunity o
                                        WHERE o.rule_id = %s AND o.period = $2 AND o.manager IS NOT NULL
                                        GROUP BY o.manager', r.rule_id) END);
+                -- a pool rule for a few customers (an event): the same
+                -- decisions without the owner and org-unit parts, which
+                -- place nobody for a pool rule (no staff is joined, no unit
+                -- has room, nothing is staged, no load changes), and whose
+                -- executor start was most of the statement for one customer.
+                -- test/pgtap/events_differential.sql compares it with batch.
+                IF members IS NOT NULL AND r.assignment = 'pool' THEN
+                    gen_sql := format($q$
+                    WITH rule_used AS (%6$s),
+                    src AS MATERIALIZED (%1$s),
+                    direct AS (
+                        INSERT INTO segment.opportunity AS o
+                            (rule_id, rule_version, subject_id, member_id, key, period, valid_until,
+                             is_control, priority, message, org_unit, manager, assignment, pool_reason, source)
+                        SELECT %2$s, %3$s, %4$s, d.member_id, d.key, $2, $2 + %5$s, d.is_control,
+                               d.priority, d.message, d.org, NULL,
+                               CASE WHEN d.is_control THEN 'control' ELSE 'pool' END,
+                               CASE WHEN d.is_control THEN NULL ELSE 'rule assigns to the pool' END,
+                               $3
+                          FROM src d
+                        RETURNING o.member_id, o.is_control)
+                    SELECT (SELECT segment.memberset_agg(direct.member_id) FROM direct),
+                           (SELECT count(*) FROM direct WHERE NOT direct.is_control),
+                           (SELECT count(*) FROM direct WHERE direct.is_control),
+                           0::bigint$q$,
+                    format(source_sql, msg), r.rule_id, r.version, sid, r.valid_days - 1,
+                    'SELECT NULL::text AS manager, 0::bigint AS n WHERE false');
+                END IF;
                 BEGIN
                     IF members IS NULL THEN
                         EXECUTE gen_sql
