@@ -180,6 +180,16 @@ extern const roaring_bitmap_t *audience_evaluate_view(const SubjectInfo *subject
 extern void audience_evaluate_many(const SubjectInfo *subject, int n,
 								   const char **texts, RoaringOwned **results);
 
+/*
+ * The members of `members` that are in the audience: the same names are
+ * looked up and the same errors raised as by audience_evaluate, but every
+ * step is restricted to `members`, so a few customers (an event) cost a few
+ * container reads per set instead of set algebra over every customer. The
+ * result is new, owned by CurrentMemoryContext.
+ */
+extern RoaringOwned *audience_evaluate_within(const SubjectInfo *subject, const char *text,
+											  const roaring_bitmap_t *members);
+
 /* ---- audience_names.c ---- */
 
 /*

@@ -353,6 +353,70 @@ count_tree(Audience *a, AudienceNode *n)
 }
 
 /*
+ * The members of w in a tree, without evaluating the tree over whole sets:
+ * every step is a set no larger than w (a name: its set and w; "not x": w
+ * in the universe, minus x within w). For a few customers (an event) this
+ * reads a few containers of each set instead of combining sets of every
+ * customer. Mirrors evaluate(): "x and not y" reads no universe, so the
+ * same audiences need it (prepare() has checked that it is there). A
+ * segment is evaluated within w through its own tree. The loaded sets are
+ * only read; every result is new and owned.
+ */
+static AVal
+within(Audience *a, AudienceNode *n, const roaring_bitmap_t *w)
+{
+	AVal		l,
+				r;
+
+	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
+	switch (n->kind)
+	{
+		case AUD_NODE_NAME:
+			{
+				AudienceRef *ref = &a->refs[n->ref];
+
+				if (ref->kind == AUD_NAME_SEGMENT)
+					return within(a, ref->root, w);
+				Assert(ref->bm != NULL);
+				return owned(roaring_bitmap_and(ref->bm, w));
+			}
+		case AUD_NODE_NOT:
+			Assert(a->universe_bm != NULL);
+			l = owned(roaring_bitmap_and(a->universe_bm, w));
+			r = within(a, n->left, l.bm);
+			break;
+		case AUD_NODE_AND:
+			if (n->right->kind == AUD_NODE_NOT || n->left->kind == AUD_NODE_NOT)
+			{
+				AudienceNode *pos = n->right->kind == AUD_NODE_NOT ? n->left : n->right;
+				AudienceNode *neg = n->right->kind == AUD_NODE_NOT ? n->right->left : n->left->left;
+
+				l = within(a, pos, w);
+				r = within(a, neg, l.bm);
+				break;
+			}
+			l = within(a, n->left, w);
+			r = within(a, n->right, l.bm);
+			roaring_bitmap_and_inplace(l.own->bitmap, r.bm);
+			release(r);
+			return l;
+		case AUD_NODE_OR:
+			l = within(a, n->left, w);
+			r = within(a, n->right, w);
+			roaring_bitmap_or_inplace(l.own->bitmap, r.bm);
+			release(r);
+			return l;
+		default:
+			pg_unreachable();
+	}
+	/* NOT and "x and not y": l minus r */
+	roaring_bitmap_andnot_inplace(l.own->bitmap, r.bm);
+	release(r);
+	return l;
+}
+
+/*
  * A loaded name's set: a tag's rule result plus its unexpired manual
  * members. The merged set is new (the stored one may be the cache's).
  */
@@ -485,4 +549,17 @@ audience_evaluate(const SubjectInfo *subject, const char *text)
 
 	audience_evaluate_many(subject, 1, &text, &result);
 	return result;
+}
+
+RoaringOwned *
+audience_evaluate_within(const SubjectInfo *subject, const char *text,
+						 const roaring_bitmap_t *members)
+{
+	ErrorContextCallback errcb;
+	Audience   *a = prepare(subject, 1, &text, &errcb);
+	AVal		v = within(a, a->roots[0], members);
+
+	release_sets(a);
+	error_context_stack = errcb.previous;
+	return v.own;
 }

@@ -276,4 +276,22 @@ typedef struct CatalogStoredRule
  */
 extern bool catalog_stored_rule(const char *kind, int32 rule_id, Oid relid, CatalogStoredRule *sr);
 
+/* An event rule's attachment to a table, as its trigger reads it. */
+typedef struct CatalogEventRule
+{
+	char	   *condition;
+	char	   *what;			/* 'event rule "x" on schema.table' */
+	Oid			owner;
+	char	   *key_column;
+	char	   *trigger_name;
+	bool		active;			/* the opportunity rule is active */
+} CatalogEventRule;
+
+/*
+ * The attachment of opportunity rule rule_id to relid (segment.event_rule
+ * and the rule's active flag); false when there is none. One saved plan:
+ * called by every event statement.
+ */
+extern bool catalog_event_rule(int32 rule_id, Oid relid, CatalogEventRule *er);
+
 #endif							/* SEGMENT_CATALOG_H */

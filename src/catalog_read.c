@@ -371,3 +371,40 @@ catalog_stored_rule(const char *kind, int32 rule_id, Oid relid, CatalogStoredRul
 	SPI_finish();
 	return found;
 }
+
+bool
+catalog_event_rule(int32 rule_id, Oid relid, CatalogEventRule *er)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2] = {Int32GetDatum(rule_id), ObjectIdGetDatum(relid)};
+	Oid			argtypes[2] = {INT4OID, OIDOID};
+	bool		found = false;
+	int			spi_nest;
+
+	spi_nest = segment_spi_connect();
+	segment_saved_plan(&plan,
+					   "SELECT e.condition, 'event rule \"' || r.name || '\" on ' || e.event_table::text,"
+					   "       e.owner::oid, e.key_column::text, e.trigger_name::text, r.active"
+					   "  FROM segment.event_rule e JOIN segment.opportunity_rule r USING (rule_id)"
+					   " WHERE e.rule_id = $1 AND e.event_table = $2",
+					   2, argtypes);
+	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the event rule");
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		er->condition = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 1));
+		er->what = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
+		er->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		er->key_column = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 4));
+		er->trigger_name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 5));
+		er->active = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		found = true;
+	}
+	segment_spi_finish(spi_nest);
+	return found;
+}

@@ -1,7 +1,8 @@
 /*
  * reading.c
  *     The SQL-callable reading side of the API: count, members,
- *     members_text, audience, keys and overlap over audiences
+ *     members_text, audience (and audience within a few members), keys and
+ *     overlap over audiences
  *     (audience_eval.c), and has_tag / tags for one customer. has_tag also
  *     takes the name of a segment (its audience is evaluated).
  *
@@ -48,6 +49,27 @@ segment_audience(PG_FUNCTION_ARGS)
 	MemberSet  *ms = memberset_from_roaring(set->bitmap);
 
 	roaring_owned_free(set);
+	PG_RETURN_MEMBERSET_P(ms);
+}
+
+/*
+ * segment_internal._audience_within(subject name, audience text, members
+ * segment.memberset) -> segment.memberset: audience(subject, audience) and
+ * members, evaluated within members (audience_evaluate_within): what
+ * generation for a few customers (an event) asks.
+ */
+PG_FUNCTION_INFO_V1(segment_audience_within);
+Datum
+segment_audience_within(PG_FUNCTION_ARGS)
+{
+	SubjectInfo *s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
+	char	   *aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	RoaringOwned *members = memberset_to_roaring(PG_GETARG_MEMBERSET_P(2));
+	RoaringOwned *set = audience_evaluate_within(s, aud, members->bitmap);
+	MemberSet  *ms = memberset_from_roaring(set->bitmap);
+
+	roaring_owned_free(set);
+	roaring_owned_free(members);
 	PG_RETURN_MEMBERSET_P(ms);
 }
 

@@ -52,6 +52,22 @@ extern DateADT segment_current_as_of(void);
 extern Oid	segment_as_of_funcoid(void);
 
 /*
+ * A stored goal or event condition evaluated as its owner (rule_matches.c):
+ * rule_matcher_begin pins the search_path, analyses the rule against rel,
+ * checks that the owner may read what it reads, and becomes the owner with
+ * SECURITY_RESTRICTED_OPERATION (rule_owner.h); rule_matcher_test says
+ * whether the rule IS TRUE on a row of rel; rule_matcher_end restores the
+ * user and the settings. An error in between unwinds both with the
+ * (sub)transaction.
+ */
+typedef struct RuleMatcher RuleMatcher;
+
+extern RuleMatcher *rule_matcher_begin(Relation rel, const char *rule, const char *what,
+									   Oid owner);
+extern bool rule_matcher_test(RuleMatcher *m, TupleTableSlot *slot);
+extern void rule_matcher_end(RuleMatcher *m);
+
+/*
  * Batch evaluation. A scan feeds rows into a RuleScan (rule_scan_add_row),
  * which copies the columns the rules read; when the batch is full the caller
  * evaluates every program over it (rule_eval_batch) and starts a new batch

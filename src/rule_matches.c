@@ -7,7 +7,9 @@
  * trigger) are evaluated by SQL code over a few rows. The function takes
  * the rule's identity, never rule text or a role: whoever calls it can only
  * make a stored rule run as the role that wrote it, which is what a refresh
- * does anyway. Kept apart from rule_owner.c, which rule_parse.c uses, so
+ * does anyway. The evaluation itself (rule_matcher_*, rule.h) is shared
+ * with the event rule trigger (event_trigger.c), which feeds it the rows of
+ * its transition table. Kept apart from rule_owner.c, which rule_parse.c uses, so
  * that parsing and owner checks do not depend on each other both ways.
  */
 #include "postgres.h"
@@ -26,6 +28,54 @@
 #include "catalog.h"
 #include "rule.h"
 #include "rule_owner.h"
+
+/* A stored rule compiled for evaluation as its owner (rule.h). */
+struct RuleMatcher
+{
+	int			nest;			/* GUC nest level: the pinned search_path */
+	RuleOwnerSave save;			/* the user to restore */
+	ExprState  *state;
+	ExprContext *econtext;
+};
+
+RuleMatcher *
+rule_matcher_begin(Relation rel, const char *rule, const char *what, Oid owner)
+{
+	RuleMatcher *m = palloc0(sizeof(RuleMatcher));
+	Node	   *analysed;
+
+	/* the GUC level also undoes whatever the rule's functions set */
+	m->nest = NewGUCNestLevel();
+	rule_pin_search_path();
+	analysed = rule_analyze(rel, rule, what, NULL);
+	rule_owner_check(owner, rel, rule_columns_read(analysed), what, false);
+	m->econtext = CreateStandaloneExprContext();
+	/* an error aborts the (sub)transaction, which restores the user id */
+	rule_owner_enter(owner, &m->save);
+	m->state = ExecInitExpr(rule_plan(analysed, segment_current_as_of()), NULL);
+	return m;
+}
+
+bool
+rule_matcher_test(RuleMatcher *m, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		v;
+
+	m->econtext->ecxt_scantuple = slot;
+	v = ExecEvalExprSwitchContext(m->state, m->econtext, &isnull);
+	ResetExprContext(m->econtext);
+	return !isnull && DatumGetBool(v);
+}
+
+void
+rule_matcher_end(RuleMatcher *m)
+{
+	rule_owner_leave(&m->save);
+	FreeExprContext(m->econtext, true);
+	AtEOXact_GUC(true, m->nest);
+	pfree(m);
+}
 
 /*
  * segment_internal._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
@@ -48,11 +98,7 @@ segment_rule_matches(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	int			n;
 	Datum	   *out;
-	int			nest;
-	RuleOwnerSave save;
-	Node	   *analysed;
-	ExprState  *state;
-	ExprContext *econtext;
+	RuleMatcher *m;
 	TupleTableSlot *slot;
 	int16		elmlen;
 	bool		elmbyval;
@@ -73,24 +119,12 @@ segment_rule_matches(PG_FUNCTION_ARGS)
 	deconstruct_array(rows, ARR_ELEMTYPE(rows), elmlen, elmbyval, elmalign, &elems, &nulls, &n);
 	out = palloc(sizeof(Datum) * Max(n, 1));
 
-	/* the GUC level also undoes whatever the rule's functions set */
-	nest = NewGUCNestLevel();
-	rule_pin_search_path();
-	analysed = rule_analyze(rel, sr.rule, sr.what, NULL);
-	rule_owner_check(sr.owner, rel, rule_columns_read(analysed), sr.what, false);
-
+	m = rule_matcher_begin(rel, sr.rule, sr.what, sr.owner);
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	econtext = CreateStandaloneExprContext();
-	econtext->ecxt_scantuple = slot;
-	/* an error aborts the (sub)transaction, which restores the user id */
-	rule_owner_enter(sr.owner, &save);
-	state = ExecInitExpr(rule_plan(analysed, segment_current_as_of()), NULL);
 	for (i = 0; i < n; i++)
 	{
 		HeapTupleData tup;
 		HeapTupleHeader th;
-		bool		isnull;
-		Datum		v;
 
 		CHECK_FOR_INTERRUPTS();
 		if (nulls[i])
@@ -104,15 +138,11 @@ segment_rule_matches(PG_FUNCTION_ARGS)
 		tup.t_tableOid = sr.relid;
 		tup.t_data = th;
 		ExecStoreHeapTuple(&tup, slot, false);
-		v = ExecEvalExprSwitchContext(state, econtext, &isnull);
-		out[i] = BoolGetDatum(!isnull && DatumGetBool(v));
+		out[i] = BoolGetDatum(rule_matcher_test(m, slot));
 		ExecClearTuple(slot);
-		ResetExprContext(econtext);
 	}
-	rule_owner_leave(&save);
-	FreeExprContext(econtext, true);
+	rule_matcher_end(m);
 	ExecDropSingleTupleTableSlot(slot);
-	AtEOXact_GUC(true, nest);
 	table_close(rel, AccessShareLock);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, n, BOOLOID, 1, true, TYPALIGN_CHAR));
 }

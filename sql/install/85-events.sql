@@ -60,14 +60,31 @@ END $$;
 -- Event rules
 ------------------------------------------------------------------------
 
--- The trigger of every event rule: TG_ARGV[0] is the rule id; the inserted
--- rows are the transition table segment_new_events.
+-- The trigger of every event rule (src/event_trigger.c): TG_ARGV[0] is the
+-- rule id; the inserted rows are the transition table segment_new_events.
+-- It refuses to run from any trigger but the one attach_event_rule created,
+-- does nothing for an inactive rule, keeps the rows with a customer key
+-- whose condition holds (the condition runs as its owner) and calls
+-- _event_fire below with their keys.
 CREATE FUNCTION segment_internal._event_trigger() RETURNS trigger
-LANGUAGE plpgsql AS $$
+    AS 'MODULE_PATHNAME', 'segment_event_trigger' LANGUAGE C;
+COMMENT ON FUNCTION segment_internal._event_trigger() IS
+    'statement trigger of an event rule: opportunities for the customers of the inserted events whose condition holds';
+
+-- The rest of an event statement, once the trigger has kept the events whose
+-- condition holds: their customer keys (int_keys for a subject with integer
+-- keys, text_keys for text keys, with repeats) become member ids; keys
+-- segment does not know are recorded in event_skip; the others get the
+-- rule's opportunities (source: 'event:<schema>.<table>'). Static SQL only:
+-- every statement keeps its plan for the session. Generic plans, here and in
+-- the _generate it calls: a few customers plan alike whatever their ids, and
+-- statements whose other branch is a batch's (members IS NULL) otherwise
+-- stayed on custom plans, planned in every event transaction.
+CREATE FUNCTION segment_internal._event_fire(rid int, event_table regclass, source text,
+                                             int_keys int8[], text_keys text[])
+RETURNS void LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    rid int := TG_ARGV[0]::int;
-    a segment.event_rule;
-    r segment.opportunity_rule;
     s segment.subject;
     universe segment.memberset;
     gone_live segment.memberset;
@@ -77,51 +94,31 @@ DECLARE
     n_keys int8;
     unmapped text[];
     n_unknown int8;
-    id_expr text;
-    map_join text;
 BEGIN
-    -- only from the trigger attach_event_rule created on the event table
-    SELECT * INTO a FROM segment.event_rule x WHERE x.rule_id = rid AND x.event_table = TG_RELID;
-    IF a.rule_id IS NULL OR a.trigger_name <> TG_NAME OR TG_NARGS <> 1 THEN
-        RAISE EXCEPTION 'trigger function segment_internal._event_trigger() fired on a relation segment did not attach it to'
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = format('Trigger "%s" on %s.', TG_NAME, TG_RELID::regclass),
-                  HINT = 'Event rules install their triggers with segment.attach_event_rule().';
-    END IF;
-    SELECT * INTO r FROM segment.opportunity_rule x WHERE x.rule_id = rid;
-    IF NOT r.active THEN
-        RETURN NULL;        -- the rule is deactivated
-    END IF;
-    SELECT * INTO s FROM segment.subject x WHERE x.subject_id = r.subject_id;
+    SELECT x.* INTO s FROM segment.subject x JOIN segment.opportunity_rule r USING (subject_id)
+     WHERE r.rule_id = rid;
     -- the universe of the last refresh; live maintenance's overlay (part 71)
     -- is merged below, for the event's customers only
     SELECT x.universe INTO universe FROM segment.subject_state x WHERE x.subject_id = s.subject_id;
 
-    -- the distinct customers of the events whose condition holds, as member ids;
-    -- the condition runs as its owner (segment_internal._rule_matches), over the rows
-    -- with a key, collected here as the event table's row type
+    -- the distinct customers, as member ids (integer keys outside
+    -- 0..4294967295 and text keys without a keymap entry have none)
     IF s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN
-        id_expr := 'CASE WHEN k.key BETWEEN 0 AND 4294967295 THEN k.key END';
-        map_join := '';
+        SELECT count(*), segment.memberset_agg(m.id),
+               (array_agg(m.key::text ORDER BY m.key) FILTER (WHERE m.id IS NULL))[1:10]
+          INTO n_keys, found_set, unmapped
+          FROM (SELECT k.key, CASE WHEN k.key BETWEEN 0 AND 4294967295 THEN k.key END AS id
+                  FROM (SELECT DISTINCT u.key FROM unnest(int_keys) u(key)) k) m;
     ELSE
-        id_expr := 'km.member_id';
-        map_join := format('LEFT JOIN segment.keymap km ON km.subject_id = %s AND km.key = k.key', s.subject_id);
+        SELECT count(*), segment.memberset_agg(m.id),
+               (array_agg(m.key::text ORDER BY m.key) FILTER (WHERE m.id IS NULL))[1:10]
+          INTO n_keys, found_set, unmapped
+          FROM (SELECT k.key, km.member_id AS id
+                  FROM (SELECT DISTINCT u.key FROM unnest(text_keys) u(key)) k
+                  LEFT JOIN segment.keymap km ON km.subject_id = s.subject_id AND km.key = k.key) m;
     END IF;
-    EXECUTE format('SELECT count(*), segment.memberset_agg(m.id),
-                           (array_agg(m.key::text ORDER BY m.key) FILTER (WHERE m.id IS NULL))[1:10]
-                      FROM (SELECT %1$s AS id, k.key
-                              FROM (SELECT DISTINCT u.key
-                                      FROM (SELECT array_agg(e.%2$I%3$s) AS keys, array_agg(ROW(e.*)::%4$s) AS rows
-                                              FROM segment_new_events e WHERE e.%2$I IS NOT NULL) ev,
-                                           unnest(ev.keys, segment_internal._rule_matches(''event'', $1, $2, ev.rows)) AS u(key, ok)
-                                     WHERE u.ok) k %5$s) m',
-                   id_expr, a.key_column,
-                   CASE WHEN s.key_type IN ('int4'::regtype, 'int8'::regtype) THEN '::int8' ELSE '::text' END,
-                   TG_RELID::regclass, map_join)
-       INTO n_keys, found_set, unmapped
-      USING rid, TG_RELID::regclass;
     IF n_keys = 0 THEN
-        RETURN NULL;
+        RETURN;
     END IF;
 
     -- customers segment does not know are skipped, and reported. With live
@@ -153,7 +150,7 @@ BEGIN
     n_unknown := n_keys - coalesce(segment.cardinality(members), 0);
     IF n_unknown > 0 THEN
         INSERT INTO segment.event_skip (rule_id, event_table, unknown, sample_keys)
-        VALUES (rid, TG_RELID, n_unknown,
+        VALUES (rid, event_table, n_unknown,
                 (coalesce(unmapped, '{}')
                  || CASE WHEN found_set IS NULL THEN '{}'::text[]
                          WHEN universe IS NULL THEN ARRAY(SELECT segment.keys(s.name, found_set) LIMIT 10)
@@ -161,16 +158,14 @@ BEGIN
                     END)[1:10]);
     END IF;
     IF members IS NULL OR segment.is_empty(members) THEN
-        RETURN NULL;
+        RETURN;
     END IF;
 
     PERFORM segment_internal._lock_members(s.subject_id, members);
-    PERFORM segment_internal._generate(s.subject_id, ARRAY[rid], segment.as_of(), members,
-                              format('event:%s.%s', TG_TABLE_SCHEMA, TG_TABLE_NAME));
-    RETURN NULL;
+    PERFORM segment_internal._generate(s.subject_id, ARRAY[rid], segment.as_of(), members, source);
 END $$;
-COMMENT ON FUNCTION segment_internal._event_trigger() IS
-    'statement trigger of an event rule: opportunities for the customers of the inserted events whose condition holds';
+COMMENT ON FUNCTION segment_internal._event_fire(int, regclass, text, int8[], text[]) IS
+    'the generation of an event statement for the customer keys its event rule''s trigger kept';
 
 CREATE FUNCTION segment_internal._event_key_ok(subject_key regtype, event_key regtype) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
