@@ -666,7 +666,8 @@ segment_refresh(PG_FUNCTION_ARGS)
 	if (DATE_NOT_FINITE(as_of))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("as_of must be a finite date")));
+				 errmsg("as_of must be a finite date"),
+				 errhint("A refresh stores the members of one day: give that day, e.g. current_date.")));
 
 	InitMaterializedSRF(fcinfo, 0);
 

@@ -561,6 +561,13 @@ DECLARE
     g record;
 BEGIN
     as_of := coalesce(as_of, current_date);
+    -- refused before anything is read or written: an infinite day has no
+    -- audience, cool-down or validity window (each rule would fail alone)
+    IF NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite date, not %', as_of
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'generate() makes the opportunities of one day: give that day, or NULL for today.';
+    END IF;
     IF rule IS NOT NULL THEN
         one := segment_internal._opportunity_rule(rule);
         IF NOT one.active THEN
