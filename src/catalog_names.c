@@ -218,44 +218,23 @@ name_array(int n, const char **names)
 
 /*
  * The plan of the current-state or the snapshot query, prepared once per
- * backend (again when the memberset type was re-created).
+ * backend (again when the extension was re-created: segment_saved_plan).
+ *
+ * A generic plan: the default (a custom plan per call while the generic one
+ * looks dearer) re-plans this six-branch query at every call, which costs
+ * several times the execution.
  */
 static SPIPlanPtr
 lookup_plan(bool snapshot, Oid *argtypes)
 {
 	static SPIPlanPtr current_plan = NULL;
-	static Oid	current_typid = InvalidOid;
 	static SPIPlanPtr snapshot_plan = NULL;
-	static Oid	snapshot_typid = InvalidOid;
-	SPIPlanPtr *plan = snapshot ? &snapshot_plan : &current_plan;
-	Oid		   *plan_typid = snapshot ? &snapshot_typid : &current_typid;
-	Oid			typid = memberset_type_oid();
 
-	if (*plan != NULL && *plan_typid != typid)
-	{
-		SPI_freeplan(*plan);
-		*plan = NULL;
-	}
-	if (*plan == NULL)
-	{
-		/*
-		 * A generic plan: the default (a custom plan per call while the
-		 * generic one looks dearer) re-plans this six-branch query at every
-		 * call, which costs several times the execution.
-		 */
-		SPIPlanPtr	p = snapshot ?
-			SPI_prepare_cursor(segment_internal_sql(snapshot_lookup_sql()), 8, argtypes, CURSOR_OPT_GENERIC_PLAN) :
-			SPI_prepare_cursor(segment_internal_sql(lookup_sql), 7, argtypes, CURSOR_OPT_GENERIC_PLAN);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for the audience lookup: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*plan = p;
-	}
-	*plan_typid = typid;
-	return *plan;
+	if (snapshot)
+		return segment_saved_plan_cursor(&snapshot_plan, snapshot_lookup_sql(), 8, argtypes,
+										 CURSOR_OPT_GENERIC_PLAN);
+	return segment_saved_plan_cursor(&current_plan, lookup_sql, 7, argtypes,
+									 CURSOR_OPT_GENERIC_PLAN);
 }
 
 static AudienceNameKind

@@ -18,6 +18,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "extension_cache.h"
 #include "segment.h"
 #include "state_read.h"
 #include "internal_schema.h"
@@ -27,11 +28,15 @@
 #define KEY_FETCH_BATCH 10000
 
 SPIPlanPtr
-segment_saved_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+segment_saved_plan_cursor(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+						  int cursor_options)
 {
+	/* a plan prepared before the extension was re-created names dropped objects */
+	extension_cache_check_plans();
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(segment_internal_sql(sql), nargs, argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(segment_internal_sql(sql), nargs, argtypes,
+											  cursor_options);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
@@ -39,8 +44,15 @@ segment_saved_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
 		*cache = plan;
+		extension_cache_plan_saved(cache);
 	}
 	return *cache;
+}
+
+SPIPlanPtr
+segment_saved_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	return segment_saved_plan_cursor(cache, sql, nargs, argtypes, 0);
 }
 
 bool
@@ -74,15 +86,26 @@ segment_spi_finish(int nestlevel)
 Oid
 memberset_type_oid(void)
 {
-	Oid			nsp = get_namespace_oid("segment", false);
-	Oid			typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-										CStringGetDatum("memberset"),
-										ObjectIdGetDatum(nsp));
+	/* cached until the extension's objects change (extension_cache.h) */
+	static Oid	cached = InvalidOid;
+	static uint64 cached_generation = 0;
+	uint64		generation = extension_cache_generation();
+	Oid			nsp;
+	Oid			typid;
 
+	if (OidIsValid(cached) && cached_generation == generation)
+		return cached;
+	nsp = get_namespace_oid("segment", false);
+	typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+							CStringGetDatum("memberset"),
+							ObjectIdGetDatum(nsp));
 	if (!OidIsValid(typid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("type segment.memberset does not exist")));
+	extension_cache_watch_type(typid);
+	cached = typid;
+	cached_generation = generation;
 	return typid;
 }
 
@@ -330,7 +353,6 @@ subject_put_keys(const SubjectInfo *s, MemberSet *set,
 	else
 	{
 		static SPIPlanPtr plan = NULL;
-		static Oid	plan_typid = InvalidOid;
 		Oid			argtypes[2] = {INT4OID, InvalidOid};
 		Datum		args[2];
 		Portal		portal;
@@ -340,18 +362,11 @@ subject_put_keys(const SubjectInfo *s, MemberSet *set,
 		args[1] = PointerGetDatum(set);
 
 		spi_nest = segment_spi_connect();
-		/* the type's OID changes if the extension is re-created */
-		if (plan != NULL && plan_typid != argtypes[1])
-		{
-			SPI_freeplan(plan);
-			plan = NULL;
-		}
 		segment_saved_plan(&plan,
 						   "SELECT k.key FROM segment.member_ids($2) AS m(id)"
 						   "  JOIN segment.keymap k ON k.subject_id = $1 AND k.member_id = m.id"
 						   " ORDER BY m.id",
 						   2, argtypes);
-		plan_typid = argtypes[1];
 		portal = SPI_cursor_open(NULL, plan, args, NULL, true);
 		for (;;)
 		{

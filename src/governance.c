@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 #include "parser/parse_relation.h"
 
+#include "extension_cache.h"
 #include "governance.h"
 #include "subject.h"
 
@@ -55,6 +56,8 @@ typedef struct ScopeCache
 	bool		valid;
 	Oid			userid;
 	int64		version;
+	uint64		generation;		/* extension_cache_generation(): a re-created
+								 * extension restarts version at 1 */
 	MemoryContext cxt;			/* owns manager and units */
 	char	   *manager;		/* NULL: not mapped to a manager id */
 	bool		has_unit;
@@ -62,7 +65,7 @@ typedef struct ScopeCache
 	int			keysize;		/* of units' keys: longest unit + 1 */
 } ScopeCache;
 
-static ScopeCache scope = {false, InvalidOid, 0, NULL, NULL, false, NULL, 0};
+static ScopeCache scope = {false, InvalidOid, 0, 0, NULL, NULL, false, NULL, 0};
 
 bool
 governance_installed(void)
@@ -150,6 +153,7 @@ scope_load(void)
 	static SPIPlanPtr map_plan = NULL;
 	static SPIPlanPtr tree_plan = NULL;
 	Oid			userid = GetUserId();
+	uint64		generation = extension_cache_generation();
 	int			spi_nest;
 	int64		version;
 	Datum		arg;
@@ -163,7 +167,8 @@ scope_load(void)
 	uint64		i;
 
 	version = scope_version_now();
-	if (scope.valid && scope.userid == userid && scope.version == version)
+	if (scope.valid && scope.userid == userid && scope.version == version &&
+		scope.generation == generation)
 		return;
 	spi_nest = segment_spi_connect();
 
@@ -239,6 +244,7 @@ scope_load(void)
 	scope.cxt = cxt;
 	scope.userid = userid;
 	scope.version = version;
+	scope.generation = generation;
 	scope.manager = manager;
 	scope.has_unit = unit != NULL;
 	scope.units = units;

@@ -27,6 +27,7 @@
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "extension_cache.h"
 #include "live_defs.h"
 #include "refresh_scan.h"
 #include "rule.h"
@@ -36,6 +37,7 @@ static LiveDefs *live_cache = NULL;
 static uint64 live_generation = 1;
 static bool live_callbacks = false;
 static Oid	live_catalog_relid = InvalidOid;	/* segment.live_subject */
+static uint64 live_extension_generation = 0;	/* of live_catalog_relid (extension_cache.h) */
 
 static void
 live_relcache_callback(Datum arg, Oid relid)
@@ -70,8 +72,23 @@ live_register_callbacks(void)
 	CacheRegisterSyscacheCallback(AUTHOID, live_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, live_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, live_syscache_callback, (Datum) 0);
-	CacheRegisterSyscacheCallback(NAMESPACEOID, live_syscache_callback, (Datum) 0);
 	live_callbacks = true;
+}
+
+/*
+ * A schema changed (a rule may name a function through it) or the extension
+ * was re-created: every entry is stale, and so is live_catalog_relid.
+ */
+static void
+live_check_extension(void)
+{
+	uint64		generation = extension_cache_generation();
+
+	if (generation == live_extension_generation)
+		return;
+	live_generation++;
+	live_catalog_relid = InvalidOid;
+	live_extension_generation = generation;
 }
 
 static bool
@@ -277,6 +294,7 @@ live_defs_get(Relation rel, int32 subject_id, Snapshot snap)
 	LiveDefs   *d;
 
 	live_register_callbacks();
+	live_check_extension();
 	for (link = &live_cache; *link != NULL; link = &(*link)->next)
 		if ((*link)->subject_id == subject_id)
 			break;

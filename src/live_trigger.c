@@ -158,18 +158,10 @@ static void
 entry_before(int32 subject_id, RoaringOwned *universe, RoaringOwned *gone, Datum *entry)
 {
 	static SPIPlanPtr plan = NULL;
-	static Oid	plan_typid = InvalidOid;
 	Oid			argtypes[2] = {INT4OID, memberset_type_oid()};
 	Datum		args[2];
 	RoaringOwned *changed = roaring_owned_copy(universe->bitmap);
 	bool		isnull;
-
-	if (plan != NULL && plan_typid != argtypes[1])
-	{
-		SPI_freeplan(plan);		/* the extension was recreated */
-		plan = NULL;
-	}
-	plan_typid = argtypes[1];
 
 	roaring_bitmap_or_inplace(changed->bitmap, gone->bitmap);
 	entry[0] = PointerGetDatum(memberset_from_roaring(changed->bitmap));
@@ -191,19 +183,12 @@ static void
 entry_after(int32 subject_id, Datum *entry)
 {
 	static SPIPlanPtr plan = NULL;
-	static Oid	plan_typid = InvalidOid;
 	Oid			mstype = memberset_type_oid();
 	Oid			argtypes[4] = {INT4OID, mstype, TEXTARRAYOID, get_array_type(mstype)};
 	Datum		args[4];
 
 	if (entry[1] == (Datum) 0)
 		return;
-	if (plan != NULL && plan_typid != mstype)
-	{
-		SPI_freeplan(plan);		/* the extension was recreated */
-		plan = NULL;
-	}
-	plan_typid = mstype;
 	args[0] = Int32GetDatum(subject_id);
 	args[1] = entry[0];
 	args[2] = entry[1];

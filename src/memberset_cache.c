@@ -19,6 +19,7 @@
 #include "utils/memutils.h"
 #include "access/detoast.h"
 
+#include "extension_cache.h"
 #include "memberset_cache.h"
 
 int			segment_audience_cache_kb = 65536;
@@ -64,10 +65,35 @@ cache_init(void)
 						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
+static void entry_clear(CacheEntry *e);
+
+/* Every set, e.g. of a dropped extension's tables: they are never read again. */
+static void
+cache_clear_all(void)
+{
+	HASH_SEQ_STATUS seq;
+	CacheEntry *e;
+
+	hash_seq_init(&seq, cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		entry_clear(e);
+		(void) hash_search(cache, &e->k, HASH_REMOVE, NULL);
+	}
+}
+
 void
 memberset_cache_begin(void)
 {
+	static uint64 extension_generation = 0;
+
 	cache_generation++;
+	if (extension_generation != extension_cache_generation())
+	{
+		if (cache != NULL)
+			cache_clear_all();
+		extension_generation = extension_cache_generation();
+	}
 }
 
 static void

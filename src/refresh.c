@@ -65,6 +65,7 @@
 #include "rule_owner.h"
 #include "segment.h"
 #include "subject.h"
+#include "subxact.h"
 
 #define KEYMAP_BATCH 10000
 
@@ -397,80 +398,77 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	MemoryContextSwitchTo(old);
 }
 
+/* One attempt of scan_isolating_failures, run by subxact_run. */
+typedef struct ScanAttempt
+{
+	SubjectRun *sr;
+	Relation	rel;
+	DateADT		as_of;
+	MemoryContext scancxt;
+	int			current_unit;	/* the unit being evaluated, -1 outside rules */
+} ScanAttempt;
+
+static void
+scan_attempt(void *arg)
+{
+	ScanAttempt *a = (ScanAttempt *) arg;
+
+	scan_subject(a->sr, a->rel, a->as_of, a->scancxt, &a->current_unit);
+}
+
 /* Scan until every tag either succeeded or is marked failed. */
 static void
 scan_isolating_failures(SubjectRun *sr, Relation rel, DateADT as_of,
 						MemoryContext runcxt)
 {
-	MemoryContext scancxt = AllocSetContextCreate(runcxt, "segment refresh scan",
-												  ALLOCSET_DEFAULT_SIZES);
+	ScanAttempt a;
 
+	a.sr = sr;
+	a.rel = rel;
+	a.as_of = as_of;
+	a.scancxt = AllocSetContextCreate(runcxt, "segment refresh scan",
+									  ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
-		MemoryContext oldcontext = CurrentMemoryContext;
-		ResourceOwner oldowner = CurrentResourceOwner;
-		volatile int current_unit = -1;
-		bool		done = false;
+		ErrorData  *edata;
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcontext);
-		PG_TRY();
-		{
-			scan_subject(sr, rel, as_of, scancxt, &current_unit);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-			CurrentResourceOwner = oldowner;
-			done = true;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(oldcontext);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-			CurrentResourceOwner = oldowner;
-
-			/* not a rule's fault (cancel, timeout, a bad key ...): the refresh fails */
-			if (current_unit < 0 || edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-				edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-				edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
-				ReThrowError(edata);
-
-			{
-				int			u = current_unit;
-				char	   *msg = MemoryContextStrdup(runcxt, edata->message);
-				const char *what;
-
-				if (u < sr->defs->ntags)
-				{
-					sr->tags[u].error = msg;
-					what = psprintf("tag \"%s\"", sr->defs->tags[u].name);
-				}
-				else if (u < sr->defs->ntags + sr->defs->nschemes)
-				{
-					sr->scheme_errors[u - sr->defs->ntags] = msg;
-					what = psprintf("scheme \"%s\"", sr->schemes[u - sr->defs->ntags].name);
-				}
-				else
-				{
-					u -= sr->defs->ntags + sr->defs->nschemes;
-					sr->scorecard_errors[u] = msg;
-					what = psprintf("scorecard \"%s\"", sr->scorecards[u].name);
-				}
-				ereport(WARNING,
-						(errcode(edata->sqlerrcode),
-						 errmsg("%s failed and keeps its previous members: %s", what, edata->message),
-						 errhint("Fix its rules; everything else is refreshed.")));
-			}
-			FreeErrorData(edata);
-			MemoryContextReset(scancxt);	/* frees the partial sets */
-		}
-		PG_END_TRY();
-		if (done)
+		a.current_unit = -1;
+		/* a cancel, a shutdown or out of memory are rethrown there */
+		if (subxact_run(scan_attempt, &a, &edata))
 			break;
+
+		/* not a rule's fault (a bad key, the table ...): the refresh fails */
+		if (a.current_unit < 0)
+			ReThrowError(edata);
+
+		{
+			int			u = a.current_unit;
+			char	   *msg = MemoryContextStrdup(runcxt, edata->message);
+			const char *what;
+
+			if (u < sr->defs->ntags)
+			{
+				sr->tags[u].error = msg;
+				what = psprintf("tag \"%s\"", sr->defs->tags[u].name);
+			}
+			else if (u < sr->defs->ntags + sr->defs->nschemes)
+			{
+				sr->scheme_errors[u - sr->defs->ntags] = msg;
+				what = psprintf("scheme \"%s\"", sr->schemes[u - sr->defs->ntags].name);
+			}
+			else
+			{
+				u -= sr->defs->ntags + sr->defs->nschemes;
+				sr->scorecard_errors[u] = msg;
+				what = psprintf("scorecard \"%s\"", sr->scorecards[u].name);
+			}
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("%s failed and keeps its previous members: %s", what, edata->message),
+					 errhint("Fix its rules; everything else is refreshed.")));
+		}
+		FreeErrorData(edata);
+		MemoryContextReset(a.scancxt);	/* frees the partial sets */
 	}
 }
 
@@ -668,7 +666,8 @@ segment_refresh(PG_FUNCTION_ARGS)
 	if (DATE_NOT_FINITE(as_of))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("as_of must be a finite date")));
+				 errmsg("as_of must be a finite date"),
+				 errhint("A refresh stores the members of one day: give that day, e.g. current_date.")));
 
 	InitMaterializedSRF(fcinfo, 0);
 

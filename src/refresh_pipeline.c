@@ -41,6 +41,7 @@
 #include "catalog.h"
 #include "refresh_pipeline.h"
 #include "subject.h"
+#include "subxact.h"
 #include "internal_schema.h"
 
 typedef enum StepPhase
@@ -198,40 +199,34 @@ log_step(RefreshPipeline *p, const PipelineStep *step, TimestampTz started,
 	segment_spi_finish(nest);
 }
 
+/* What subxact_run calls: one step with its pipeline and result. */
+typedef struct StepCall
+{
+	RefreshPipeline *p;
+	const PipelineStep *step;
+	StepResult *r;
+} StepCall;
+
+static void
+call_step(void *arg)
+{
+	StepCall   *c = (StepCall *) arg;
+
+	c->step->run(c->p, c->r);
+}
+
 /* One step in a subtransaction; a failure is a WARNING and a logged error. */
 static void
 run_step(RefreshPipeline *p, const PipelineStep *step)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	TimestampTz started = GetCurrentTimestamp();
 	StepResult *r = palloc0(sizeof(StepResult));
+	StepCall	call = {p, step, r};
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
+	/* a cancel, a shutdown or out of memory are not a step's fault: the refresh fails */
+	if (!subxact_run(call_step, &call, &edata))
 	{
-		step->run(p, r);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-
-		/* not a step's fault: the refresh fails */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-			edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
-			ReThrowError(edata);
 		r->counted = false;
 		r->failed = MemoryContextStrdup(p->cxt, edata->message);
 		ereport(WARNING,
@@ -242,7 +237,6 @@ run_step(RefreshPipeline *p, const PipelineStep *step)
 						   (long long) p->run_id)));
 		FreeErrorData(edata);
 	}
-	PG_END_TRY();
 	log_step(p, step, started, GetCurrentTimestamp(), r);
 }
 

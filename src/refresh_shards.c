@@ -46,6 +46,7 @@
 #include "shard_sets.h"
 #include "subject.h"
 #include "subject_source.h"
+#include "subxact.h"
 
 bool		segment_citus_pushdown = true;
 
@@ -366,28 +367,39 @@ typedef struct ShardRun
 	bool		pushable;
 } ShardRun;
 
-static void
-run_on_shards(ScanCore *sc, DateADT as_of, MemoryContext cxt, ShardRun *run)
+/* One attempt on the shards, run by subxact_run. */
+typedef struct ShardAttempt
 {
+	ScanCore   *sc;
+	DateADT		as_of;
+	MemoryContext cxt;			/* where the results live */
+	ShardRun   *run;
+} ShardAttempt;
+
+static void
+run_on_shards(void *arg)
+{
+	ShardAttempt *a = (ShardAttempt *) arg;
+	ShardRun   *run = a->run;
 	int			spi_nest = segment_spi_connect();
 
-	MemoryContextSwitchTo(cxt);
-	run->pushable = collect_units(sc, as_of, &run->units, &run->nunits);
+	MemoryContextSwitchTo(a->cxt);
+	run->pushable = collect_units(a->sc, a->as_of, &run->units, &run->nunits);
 	if (run->pushable)
 	{
 		run->ngroups = group_units(run->units, run->nunits, &run->owners);
-		run->results = run_groups(sc, run->units, run->nunits, run->ngroups, run->owners, cxt);
+		run->results = run_groups(a->sc, run->units, run->nunits, run->ngroups, run->owners, a->cxt);
 	}
 	segment_spi_finish(spi_nest);
-	MemoryContextSwitchTo(cxt);
+	MemoryContextSwitchTo(a->cxt);
 }
 
 bool
 refresh_shards_scan(ScanCore *sc, DateADT as_of)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ShardAttempt a;
 	ShardRun   *run;
+	ErrorData  *edata;
 
 	if (!segment_citus_pushdown || sc->row_filter != NULL ||
 		(sc->keytype != INT4OID && sc->keytype != INT8OID) ||
@@ -395,29 +407,13 @@ refresh_shards_scan(ScanCore *sc, DateADT as_of)
 		return false;
 
 	run = palloc0(sizeof(ShardRun));
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	a.sc = sc;
+	a.as_of = as_of;
+	a.cxt = CurrentMemoryContext;
+	a.run = run;
+	/* a cancel, a shutdown or out of memory are rethrown there */
+	if (!subxact_run(run_on_shards, &a, &edata))
 	{
-		run_on_shards(sc, as_of, cxt, run);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-			edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
-			ReThrowError(edata);
 		/* the row path reports a rule's or a key's error with its unit */
 		ereport(NOTICE,
 				(errmsg("refresh of subject \"%s\" reads its rows through the coordinator",
@@ -426,7 +422,6 @@ refresh_shards_scan(ScanCore *sc, DateADT as_of)
 		FreeErrorData(edata);
 		return false;
 	}
-	PG_END_TRY();
 
 	if (!run->pushable)
 	{

@@ -52,6 +52,7 @@
 #include "relcheck.h"
 #include "rule.h"
 #include "rule_owner.h"
+#include "subxact.h"
 
 typedef struct RuleErrorContext
 {
@@ -438,37 +439,35 @@ segment_rule_columns(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
+/* A trial analysis under the pinned search_path, run by subxact_run. */
+typedef struct PinnedAnalysis
+{
+	Relation	rel;
+	const char *rule;
+	Node	   *expr;
+} PinnedAnalysis;
+
+static void
+analyse_pinned(void *arg)
+{
+	PinnedAnalysis *a = (PinnedAnalysis *) arg;
+
+	a->expr = rule_analyze(a->rel, a->rule, NULL, NULL);
+}
+
 /*
  * Analyse rule under the pinned search_path in a subtransaction: NULL if it
- * does not analyse there (a function found only on the author's path).
+ * does not analyse there (a function found only on the author's path; the
+ * error itself is not needed). A cancel still cancels.
  */
 static Node *
 analyse_pinned_or_null(Relation rel, const char *rule)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Node	   *volatile expr = NULL;
+	PinnedAnalysis a = {rel, rule, NULL};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		expr = rule_analyze(rel, rule, NULL, NULL);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		expr = NULL;
-	}
-	PG_END_TRY();
-	return expr;
+	if (!subxact_run(analyse_pinned, &a, NULL))
+		return NULL;
+	return a.expr;
 }
 
 /*

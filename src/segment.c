@@ -9,6 +9,7 @@
 
 #include <limits.h>
 
+#include "extension_cache.h"
 #include "memberset_cache.h"
 #include "refresh_shards.h"
 #include "segment.h"
@@ -51,4 +52,6 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("segment");
+	/* plans and OIDs of the extension's objects go stale when it is re-created */
+	extension_cache_init();
 }

@@ -23,6 +23,21 @@
 #include "snapshot.h"
 #include "subject.h"
 
+/*
+ * An infinite date is no day a refresh can store: refused up front (22023),
+ * as segment.refresh refuses it, rather than reported as a snapshot that is
+ * not retained.
+ */
+static void
+check_as_of(DateADT d)
+{
+	if (DATE_NOT_FINITE(d))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must be a finite date, not %s", snapshot_date_text(d)),
+				 errhint("Give one of the retained snapshot dates: segment.snapshots(subject) lists them.")));
+}
+
 /* The subject, checked to be a snapshot subject with date d retained. */
 static SubjectInfo *
 retained_subject(Name subject, DateADT d)
@@ -75,10 +90,14 @@ Datum
 segment_count_as_of(PG_FUNCTION_ARGS)
 {
 	DateADT		d = PG_GETARG_DATEADT(2);
-	SubjectInfo *s = retained_subject(PG_GETARG_NAME(0), d);
-	RoaringOwned *set = evaluate_as_of(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), d);
-	int64		n = (int64) roaring_bitmap_get_cardinality(set->bitmap);
+	SubjectInfo *s;
+	RoaringOwned *set;
+	int64		n;
 
+	check_as_of(d);
+	s = retained_subject(PG_GETARG_NAME(0), d);
+	set = evaluate_as_of(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), d);
+	n = (int64) roaring_bitmap_get_cardinality(set->bitmap);
 	roaring_owned_free(set);
 	PG_RETURN_INT64(n);
 }
@@ -89,10 +108,14 @@ Datum
 segment_audience_as_of(PG_FUNCTION_ARGS)
 {
 	DateADT		d = PG_GETARG_DATEADT(2);
-	SubjectInfo *s = retained_subject(PG_GETARG_NAME(0), d);
-	RoaringOwned *set = evaluate_as_of(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), d);
-	MemberSet  *ms = memberset_from_roaring(set->bitmap);
+	SubjectInfo *s;
+	RoaringOwned *set;
+	MemberSet  *ms;
 
+	check_as_of(d);
+	s = retained_subject(PG_GETARG_NAME(0), d);
+	set = evaluate_as_of(s, text_to_cstring(PG_GETARG_TEXT_PP(1)), d);
+	ms = memberset_from_roaring(set->bitmap);
 	roaring_owned_free(set);
 	PG_RETURN_MEMBERSET_P(ms);
 }
@@ -109,6 +132,7 @@ segment_members_as_of(PG_FUNCTION_ARGS)
 	char	   *aud;
 	int64		n;
 
+	check_as_of(d);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	governance_check_export("segment.members");
 	s = retained_subject(PG_GETARG_NAME(0), d);
@@ -140,6 +164,7 @@ segment_members_text_as_of(PG_FUNCTION_ARGS)
 	MemberSet  *ms;
 	char	   *aud;
 
+	check_as_of(d);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	governance_check_export("segment.members_text");
 	s = retained_subject(PG_GETARG_NAME(0), d);

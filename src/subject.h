@@ -80,13 +80,18 @@ extern void subject_put_ids(const roaring_bitmap_t *set, Tuplestorestate *tupsto
 
 /*
  * SPI helper shared by the C files that query the catalog: on first use,
- * prepare sql and keep the plan (SPI_keepplan) in *cache. Must be called
- * while connected to SPI.
+ * prepare sql and keep the plan (SPI_keepplan) in *cache, a static of the
+ * caller. Prepared again after the extension was re-created
+ * (extension_cache.h): argtypes may hold memberset_type_oid(). Must be
+ * called while connected to SPI. The _cursor form takes SPI_prepare_cursor's
+ * options (CURSOR_OPT_GENERIC_PLAN).
  */
 extern SPIPlanPtr segment_saved_plan(SPIPlanPtr *cache, const char *sql,
 									 int nargs, Oid *argtypes);
+extern SPIPlanPtr segment_saved_plan_cursor(SPIPlanPtr *cache, const char *sql,
+											int nargs, Oid *argtypes, int cursor_options);
 
-/* OID of type segment.memberset (looked up by name; errors if missing). */
+/* OID of type segment.memberset (looked up by name, cached per generation; errors if missing). */
 extern Oid	memberset_type_oid(void);
 
 /*

@@ -158,6 +158,8 @@ DECLARE
     subject_rules int[];
     gen_sql text;
     stmt text;
+    ms_type oid;
+    stale text;
     msg text;
     has_staff boolean;
     staff_loaded boolean := false;
@@ -471,9 +473,20 @@ BEGIN
                         -- a few customers (an event): planning this statement
                         -- cost more than running it, so it is prepared once
                         -- per session and text (the text names the rule and
-                        -- its version), and its plan cached
-                        stmt := 'segment_generate_' || md5(gen_sql);
+                        -- its version), and its plan cached. The name also
+                        -- has the memberset type's OID: a statement prepared
+                        -- before the extension was re-created (same rule id
+                        -- and version) takes the dropped type, XX000 "cache
+                        -- lookup failed"; such statements are deallocated
+                        ms_type := pg_catalog.to_regtype('segment.memberset')::oid;
+                        stmt := 'segment_generate_' || md5(gen_sql || ' ' || ms_type);
                         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements p WHERE p.name = stmt) THEN
+                            FOR stale IN SELECT p.name FROM pg_catalog.pg_prepared_statements p
+                                          WHERE p.name LIKE 'segment\_generate\_%'
+                                            AND p.parameter_types[1]::oid <> ms_type
+                            LOOP
+                                EXECUTE format('DEALLOCATE %I', stale);
+                            END LOOP;
                             EXECUTE format('PREPARE %I (segment.memberset, date, text) AS %s', stmt, gen_sql);
                         END IF;
                         -- (a utility EXECUTE takes no $n: the few members as a literal)
@@ -603,6 +616,13 @@ DECLARE
     g record;
 BEGIN
     as_of := coalesce(as_of, current_date);
+    -- refused before anything is read or written: an infinite day has no
+    -- audience, cool-down or validity window (each rule would fail alone)
+    IF NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite date, not %', as_of
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'generate() makes the opportunities of one day: give that day, or NULL for today.';
+    END IF;
     IF rule IS NOT NULL THEN
         one := segment_internal._opportunity_rule(rule);
         IF NOT one.active THEN

@@ -67,7 +67,8 @@ BEGIN
     END IF;
     IF NOT pg_catalog.isfinite(from_date) OR NOT pg_catalog.isfinite(to_date) THEN
         RAISE EXCEPTION 'from_date and to_date must be finite dates'
-            USING ERRCODE = 'invalid_parameter_value';
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give the period the report covers, e.g. current_date - 30 and current_date.';
     END IF;
     IF from_date > to_date THEN
         RAISE EXCEPTION 'from_date % is after to_date %', from_date, to_date

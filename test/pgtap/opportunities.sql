@@ -12,7 +12,7 @@
 
 \ir ../fixtures/pgtap.psql
 
-select plan(74);
+select plan(79);
 
 ------------------------------------------------------------------------
 -- Fixture 1: assignment. 20 customers, all in the audience, same priority
@@ -399,6 +399,32 @@ select results_eq(
 select ok((select error like '%has not been refreshed%' from segment.generation g
              join segment.opportunity_rule r using (rule_id) where r.name = 'fx_broken'),
           'its error is kept in segment.generation');
+
+-- a non-finite date is refused up front (22023, with a hint), before any
+-- rule is looked at: nothing generated, nothing logged (it used to fail
+-- each rule alone, with a WARNING per rule)
+create temp table ofx_before as
+    select (select count(*) from segment.opportunity) as opps, (select count(*) from segment.generation) as gens;
+select throws_ok($$select * from segment.generate(null, 'infinity')$$, '22023',
+                 'as_of must be a finite date, not infinity', 'generate of every rule as of infinity: 22023');
+select throws_ok($$select * from segment.generate('fx_fine', '-infinity')$$, '22023',
+                 'as_of must be a finite date, not -infinity', 'generate of one rule as of -infinity: 22023');
+select throws_ok($$select * from segment.generate('nosuch', 'infinity')$$, '22023', null,
+                 'the date is checked before the rule name');
+create function pg_temp.hint_of(q text) returns text language plpgsql as $f$
+declare
+    h text;
+begin
+    execute q;
+    return null;
+exception when others then
+    get stacked diagnostics h = pg_exception_hint;
+    return h;
+end $f$;
+select ok(pg_temp.hint_of($$select * from segment.generate(null, 'infinity')$$) like '%give that day%',
+          'the error has a hint');
+select results_eq($$select (select count(*) from segment.opportunity), (select count(*) from segment.generation)$$,
+                  $$select opps, gens from ofx_before$$, 'a refused generate changes nothing');
 
 -- what a rule's audience uses is not dropped, not even by cascade
 select throws_ok($$select segment.drop_tag('ofx_all', "cascade" => true)$$, '2BP01', null,

@@ -286,6 +286,18 @@ select throws_ok($$select segment.count('sd', 'sd_rich', '2026-12-02')$$, 'P0002
                  'subject "sd" has no retained snapshot of 2026-12-02', 'a pruned snapshot: P0002');
 select throws_ok($$select segment.count('sd', 'sd_rich', '2026-12-24')$$, 'P0002', null,
                  'a date never refreshed: P0002');
+-- an infinite date is no snapshot: 22023 up front (as refresh), not P0002,
+-- also for an unknown subject or one that keeps no snapshots
+select throws_ok($$select segment.count('sd', 'sd_rich', 'infinity')$$, '22023',
+                 'as_of must be a finite date, not infinity', 'count as of infinity: 22023');
+select throws_ok($$select segment.count('nosuch', 'sd_rich', '-infinity')$$, '22023',
+                 'as_of must be a finite date, not -infinity', 'count as of -infinity, before the subject: 22023');
+select throws_ok($$select * from segment.members('sd', 'sd_rich', 'infinity')$$, '22023', null,
+                 'members as of infinity: 22023');
+select throws_ok($$select * from segment.members_text('sd', 'sd_rich', 'infinity')$$, '22023', null,
+                 'members_text as of infinity: 22023');
+select throws_ok($$select segment.audience('sd', 'sd_rich', 'infinity')$$, '22023', null,
+                 'audience as of infinity: 22023');
 select lives_ok($$select segment.set_snapshot_retention('sd', 1)$$, 'set_snapshot_retention 1');
 select is(array(select snapshot_date from segment.snapshots('sd')), '{2026-12-04}'::date[], 'retention 1 prunes at once');
 select throws_ok($$select segment.set_snapshot_retention('sd', 0)$$, '22023', null, 'retention 0: 22023');

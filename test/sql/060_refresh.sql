@@ -43,6 +43,21 @@ SELECT e ->> 'row_found' AS row_found, e ->> 'value' AS value FROM segment.expla
 SELECT e ->> 'audience' AS audience, e ->> 'value' AS value FROM segment.explain('rf', 18, 'rf_rich and not rf_new') e;
 UPDATE rf_cust SET aum = 3000 WHERE id = 3;
 
+-- a cancel is never a rule's failure: a rule still running when
+-- statement_timeout fires cancels the whole refresh (the per-rule
+-- subtransaction rethrows it, src/subxact.c); the tag is not reported as
+-- failed with its previous members kept
+CREATE FUNCTION rf_slow(x numeric) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM pg_sleep(0.05);
+    RETURN x > 0;
+END $$;
+SELECT segment.create_tag('rf', 'rf_slow', 'rf_slow(aum)') IS NOT NULL AS created;
+SET statement_timeout = '200ms';
+SELECT tag, members FROM segment.refresh('rf', '2026-01-15') ORDER BY tag;
+RESET statement_timeout;
+SELECT segment.drop_tag('rf_slow');
+DROP FUNCTION rf_slow(numeric);
 -- bad inputs
 SELECT regress.err($$SELECT * FROM segment.refresh('no_such_subject')$$);
 SELECT regress.err($$SELECT segment.explain('rf', 18, 'no_such_tag')$$);

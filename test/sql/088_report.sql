@@ -63,6 +63,8 @@ SELECT left(h, 15) AS starts, h LIKE '%</html>%' AS ends, h LIKE '%<svg%' AS has
 SELECT regress.err($$SELECT * FROM segment.report_summary('rp', NULL, '2026-09-30')$$) AS null_date;
 SELECT regress.err($$SELECT * FROM segment.report_summary('rp', '2026-09-30', '2026-09-01')$$) AS reversed;
 SELECT regress.err($$SELECT * FROM segment.report_summary('rp', '-infinity', '2026-09-01')$$) AS infinite;
+-- with its hint, as refresh and generate give theirs
+SELECT segment.report('rp', '2026-09-01', 'infinity');
 SELECT regress.err($$SELECT * FROM segment.report_summary('no_such', '2026-09-01', '2026-09-30')$$) AS unknown_subject;
 SELECT regress.err($$SELECT * FROM segment.report_summary('rp_noorg', '2026-09-01', '2026-09-30', 'o1')$$) AS no_org_column;
 SELECT regress.err($$SELECT segment.report('rp', '2026-09-30', '2026-09-01')$$) AS report_reversed;

@@ -1,0 +1,4 @@
+-- upgrade 0.1.0 -> 0.2.0, part 99: segment.generate refuses an infinite
+-- as_of up front (22023), as refresh, expire_opportunities and report do;
+-- 0.1.0 warned once per rule. The final body of sql/install/84-generate.sql.
+-- @function segment.generate
