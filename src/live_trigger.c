@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -293,7 +294,9 @@ live_statement(TriggerData *td, int32 subject_id)
 
 	/* rules see the date of the last refresh, also in executor fallbacks */
 	nestlevel = NewGUCNestLevel();
-	rule_pin_search_path();
+	/* the function's SET clause has pinned it already, unless it was created without */
+	if (strcmp(namespace_search_path, RULE_PINNED_SEARCH_PATH) != 0)
+		rule_pin_search_path();
 	defs = live_defs_get(rel, subject_id, snap);
 	live_check_trigger(td, subject_id, defs);
 	if (!defs->refreshed || (td->tg_newtable == NULL && td->tg_oldtable == NULL))

@@ -389,7 +389,7 @@ state_read_subject_version(int32 subject_id, Snapshot snap, TransactionId *xmin,
 	att = column_number(rel, "subject_id");
 	if (att == InvalidAttrNumber)
 		elog(ERROR, "segment.subject_state has no column subject_id");
-	ix = key_index(rel, att);
+	ix = RelationGetPrimaryKeyIndex(rel);	/* (subject_id) */
 	ScanKeyInit(&key, att, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(subject_id));
 	scan = systable_beginscan(rel, ix, OidIsValid(ix), snap, 1, &key);
 	tup = systable_getnext(scan);
