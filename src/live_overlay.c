@@ -488,7 +488,16 @@ stored_sets(const SubjectDefs *defs, uint64 generation, Snapshot snap)
 	int			i;
 
 	if (segment_audience_cache_kb <= 0)
+	{
+		/* turned off: give the memory back */
+		while (live_stored != NULL)
+		{
+			ls = live_stored;
+			live_stored = ls->next;
+			MemoryContextDelete(ls->cxt);
+		}
 		return NULL;
+	}
 	if (!state_read_subject_version(defs->subject_id, snap, &xmin, &ctid))
 		return NULL;
 	for (link = &live_stored; *link != NULL; link = &(*link)->next)
@@ -496,7 +505,8 @@ stored_sets(const SubjectDefs *defs, uint64 generation, Snapshot snap)
 			break;
 	ls = *link;
 	if (ls != NULL && ls->generation == generation && ls->xmin == xmin &&
-		ItemPointerEquals(&ls->ctid, &ctid))
+		ItemPointerEquals(&ls->ctid, &ctid) &&
+		ls->bytes <= (Size) segment_audience_cache_kb * 1024)
 		return ls->usable ? ls : NULL;
 	if (ls != NULL)
 	{
