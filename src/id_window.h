@@ -14,6 +14,12 @@
 #define ID_WINDOW_NONE	UINT32_MAX
 
 /*
+ * Batches of fewer rows are not worth a window: flushing one reads and
+ * clears its 8 kB bitset however few ids it holds.
+ */
+#define ID_WINDOW_MIN_ROWS 64
+
+/*
  * The ids of one 65536-id chunk (one CRoaring container: id >> 16 is its
  * key) as a plain bitset, until the scan moves to another chunk.
  */

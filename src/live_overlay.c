@@ -12,6 +12,11 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -21,14 +26,21 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "catalog.h"
 #include "live.h"
 #include "live_overlay.h"
+#include "memberset_cache.h"
 #include "numeric_scaled.h"
 #include "segment.h"
+#include "state_read.h"
 #include "subject.h"
 
 static LiveRows *live_pending = NULL;
@@ -344,6 +356,426 @@ compare_stored_set(void *arg, CatalogStoredSet *st)
 	roaring_owned_free(base);
 }
 
+/* ---------- small statements: one member at a time ---------- */
+
+/* A stored bucket of a scheme or a stored score of a scorecard, with its members. */
+typedef struct StoredPart
+{
+	char	   *bucket;			/* schemes */
+	ScoreValue	score;			/* scorecards */
+	bool		exact;			/* scorecards: the stored score has an exact form */
+	RoaringOwned *set;
+} StoredPart;
+
+/*
+ * The stored sets of a subject (its last refresh's), deserialized and kept
+ * per backend so that a statement of a few rows can tell, member by member,
+ * whether what readers see changes, without reading them again. Valid for
+ * one build of the definitions (their generation: which units, by id) and
+ * one version of the subject's segment.subject_state row, which a refresh
+ * writes in the same transaction as every stored set: the version is read
+ * with the statement's snapshot each time, so a refresh committed since is
+ * never compared against, whether or not its invalidation has arrived yet.
+ * Kept only while the sets fit in segment.audience_cache_size; a subject
+ * whose sets do not keep "usable" false for that version, and its small
+ * statements write every member (as statements did before).
+ */
+typedef struct LiveStored
+{
+	int32		subject_id;
+	uint64		generation;
+	TransactionId xmin;
+	ItemPointerData ctid;
+	bool		usable;
+	MemoryContext cxt;			/* the entry's */
+	MemoryContext sets;			/* the sets' (a child of cxt) */
+	Size		bytes;
+	RoaringOwned *universe;
+	RoaringOwned **tags;		/* per tag of the definitions; NULL: no stored set */
+	List	  **schemes;		/* per scheme: StoredPart */
+	List	  **scorecards;		/* per scorecard: StoredPart */
+	struct LiveStored *next;
+} LiveStored;
+
+static LiveStored *live_stored = NULL;
+
+typedef struct StoredLoad
+{
+	const SubjectDefs *defs;
+	LiveStored *ls;
+	Size		budget;
+} StoredLoad;
+
+/* One stored set (catalog_read_state_sets) into the backend's copy. */
+static void
+keep_stored_set(void *arg, CatalogStoredSet *st)
+{
+	StoredLoad *load = (StoredLoad *) arg;
+	const SubjectDefs *defs = load->defs;
+	LiveStored *ls = load->ls;
+	MemoryContext old;
+	RoaringOwned *set;
+	StoredPart *part;
+	int			i;
+
+	if (!ls->usable)
+	{
+		roaring_owned_free(st->set);
+		return;
+	}
+	ls->bytes += roaring_bitmap_portable_size_in_bytes(st->set->bitmap) + sizeof(roaring_bitmap_t);
+	if (ls->bytes > load->budget)
+	{
+		/* too big to keep: free what was kept, read on without keeping */
+		ls->usable = false;
+		roaring_owned_free(st->set);
+		MemoryContextReset(ls->sets);
+		return;
+	}
+	old = MemoryContextSwitchTo(ls->sets);
+	set = roaring_owned_adopt(st->set->bitmap);
+	st->set->bitmap = NULL;
+	switch (st->kind)
+	{
+		case CATALOG_SET_UNIVERSE:
+			ls->universe = set;
+			break;
+		case CATALOG_SET_TAG:
+			for (i = 0; i < defs->ntags; i++)
+				if (defs->tags[i].tag_id == st->id)
+					ls->tags[i] = set;
+			break;
+		case CATALOG_SET_BUCKET:
+			for (i = 0; i < defs->nschemes; i++)
+				if (defs->schemes[i].id == st->id)
+				{
+					part = palloc0(sizeof(StoredPart));
+					part->bucket = pstrdup(st->bucket);
+					part->set = set;
+					ls->schemes[i] = lappend(ls->schemes[i], part);
+				}
+			break;
+		case CATALOG_SET_SCORE:
+			for (i = 0; i < defs->nscorecards; i++)
+				if (defs->scorecards[i].id == st->id)
+				{
+					part = palloc0(sizeof(StoredPart));
+					part->exact = numeric_scaled((struct varlena *) PG_DETOAST_DATUM_PACKED(st->score),
+												 &part->score);
+					part->set = set;
+					ls->scorecards[i] = lappend(ls->scorecards[i], part);
+				}
+			break;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The subject's stored sets as snap sees them, for definitions of this
+ * generation; NULL when they are not kept (over the budget, the cache off,
+ * no state). SPI connected.
+ */
+static LiveStored *
+stored_sets(const SubjectDefs *defs, uint64 generation, Snapshot snap)
+{
+	LiveStored **link;
+	LiveStored *ls;
+	TransactionId xmin;
+	ItemPointerData ctid;
+	StoredLoad load;
+	Datum	   *d;
+	Datum		ids[3];
+	int			i;
+
+	if (segment_audience_cache_kb <= 0)
+	{
+		/* turned off: give the memory back */
+		while (live_stored != NULL)
+		{
+			ls = live_stored;
+			live_stored = ls->next;
+			MemoryContextDelete(ls->cxt);
+		}
+		return NULL;
+	}
+	if (!state_read_subject_version(defs->subject_id, snap, &xmin, &ctid))
+		return NULL;
+	for (link = &live_stored; *link != NULL; link = &(*link)->next)
+		if ((*link)->subject_id == defs->subject_id)
+			break;
+	ls = *link;
+	if (ls != NULL && ls->generation == generation && ls->xmin == xmin &&
+		ItemPointerEquals(&ls->ctid, &ctid) &&
+		ls->bytes <= (Size) segment_audience_cache_kb * 1024)
+		return ls->usable ? ls : NULL;
+	if (ls != NULL)
+	{
+		*link = ls->next;
+		MemoryContextDelete(ls->cxt);
+	}
+
+	/*
+	 * Read them into a context of the statement's until complete (an error
+	 * frees it with the statement's memory), then keep it.
+	 */
+	{
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "segment live stored sets",
+												  ALLOCSET_SMALL_SIZES);
+
+		ls = MemoryContextAllocZero(cxt, sizeof(LiveStored));
+		ls->cxt = cxt;
+	}
+	ls->sets = AllocSetContextCreate(ls->cxt, "segment live stored sets", ALLOCSET_DEFAULT_SIZES);
+	ls->subject_id = defs->subject_id;
+	ls->generation = generation;
+	ls->xmin = xmin;
+	ls->ctid = ctid;
+	ls->usable = true;
+	ls->tags = MemoryContextAllocZero(ls->sets, sizeof(RoaringOwned *) * Max(defs->ntags, 1));
+	ls->schemes = MemoryContextAllocZero(ls->sets, sizeof(List *) * Max(defs->nschemes, 1));
+	ls->scorecards = MemoryContextAllocZero(ls->sets, sizeof(List *) * Max(defs->nscorecards, 1));
+	d = palloc(sizeof(Datum) * Max(Max(defs->ntags, defs->nschemes), Max(defs->nscorecards, 1)));
+	for (i = 0; i < defs->ntags; i++)
+		d[i] = Int32GetDatum(defs->tags[i].tag_id);
+	ids[0] = PointerGetDatum(construct_array(d, defs->ntags, INT4OID, 4, true, TYPALIGN_INT));
+	for (i = 0; i < defs->nschemes; i++)
+		d[i] = Int32GetDatum(defs->schemes[i].id);
+	ids[1] = PointerGetDatum(construct_array(d, defs->nschemes, INT4OID, 4, true, TYPALIGN_INT));
+	for (i = 0; i < defs->nscorecards; i++)
+		d[i] = Int32GetDatum(defs->scorecards[i].id);
+	ids[2] = PointerGetDatum(construct_array(d, defs->nscorecards, INT4OID, 4, true, TYPALIGN_INT));
+	load.defs = defs;
+	load.ls = ls;
+	load.budget = (Size) segment_audience_cache_kb * 1024;
+	catalog_read_state_sets(defs->subject_id, ids[0], ids[1], ids[2], snap, keep_stored_set, &load);
+	if (ls->universe == NULL)
+		ls->usable = false;
+	if (!ls->usable)
+	{
+		MemoryContextReset(ls->sets);
+		ls->bytes = 0;
+	}
+	MemoryContextSetParent(ls->cxt, CacheMemoryContext);
+	ls->next = live_stored;
+	live_stored = ls;
+	return ls->usable ? ls : NULL;
+}
+
+/* A member's overlay row, as read by the statement. */
+typedef struct OverlayRow
+{
+	bool		found;
+	bool		deleted;
+	int			ntags;
+	int32	   *tags;
+	Jsonb	   *buckets;
+	Jsonb	   *scores;
+	DateADT		as_of;
+} OverlayRow;
+
+/* The overlay row of one member as snap sees it (a primary key lookup). */
+static void
+overlay_row(int32 subject_id, uint32 member_id, Snapshot snap, OverlayRow *out)
+{
+	Oid			relid = get_relname_relid("live_member", get_namespace_oid("segment", false));
+	Relation	rel;
+	TupleDesc	td;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	AttrNumber	a_subject,
+				a_member;
+
+	memset(out, 0, sizeof(OverlayRow));
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation segment.live_member does not exist");
+	rel = table_open(relid, AccessShareLock);
+	td = RelationGetDescr(rel);
+	a_subject = get_attnum(relid, "subject_id");
+	a_member = get_attnum(relid, "member_id");
+	ScanKeyInit(&keys[0], a_subject, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(subject_id));
+	ScanKeyInit(&keys[1], a_member, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum((int64) member_id));
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true, snap, 2, keys);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		ArrayType  *tags;
+
+		out->found = true;
+		out->deleted = DatumGetBool(heap_getattr(tup, get_attnum(relid, "deleted"), td, &isnull));
+		tags = DatumGetArrayTypePCopy(heap_getattr(tup, get_attnum(relid, "tags"), td, &isnull));
+		out->ntags = ArrayGetNItems(ARR_NDIM(tags), ARR_DIMS(tags));
+		if (ARR_HASNULL(tags) || ARR_ELEMTYPE(tags) != INT4OID)
+			elog(ERROR, "unexpected tags in segment.live_member");
+		out->tags = (int32 *) ARR_DATA_PTR(tags);
+		out->buckets = DatumGetJsonbPCopy(heap_getattr(tup, get_attnum(relid, "buckets"), td, &isnull));
+		out->scores = DatumGetJsonbPCopy(heap_getattr(tup, get_attnum(relid, "scores"), td, &isnull));
+		out->as_of = DatumGetDateADT(heap_getattr(tup, get_attnum(relid, "as_of"), td, &isnull));
+	}
+	systable_endscan(scan);
+	table_close(rel, NoLock);
+}
+
+/* The value of key id (a scheme or scorecard id) in an overlay row's object, or NULL. */
+static JsonbValue *
+overlay_value(Jsonb *obj, int32 id, JsonbValue *buf)
+{
+	char		key[16];
+
+	snprintf(key, sizeof(key), "%d", id);
+	return getKeyJsonValueFromContainer(&obj->root, key, strlen(key), buf);
+}
+
+/* The computed score of member m in scorecard i; false: none (not present). */
+static bool
+computed_score(ScanCore *sc, int i, uint32 m, ScoreValue *score)
+{
+	HASH_SEQ_STATUS hs;
+	ScoreSet   *ss;
+
+	hash_seq_init(&hs, sc->scorecards[i].scores);
+	while ((ss = hash_seq_search(&hs)) != NULL)
+		if (roaring_bitmap_contains(ss->set->bitmap, m))
+		{
+			*score = ss->score;
+			hash_seq_term(&hs);
+			return true;
+		}
+	return false;
+}
+
+/*
+ * Whether what readers see of member m (its overlay row ov when there is
+ * one, else the stored sets ls) differs from what the statement found: the
+ * units it evaluated (affected, or all when NULL) and presence in the table.
+ */
+static bool
+member_differs(const SubjectDefs *defs, ScanCore *sc, LiveStored *ls, const OverlayRow *ov,
+			   uint32 m, const bool *affected, DateADT as_of)
+{
+	bool		present = roaring_bitmap_contains(sc->universe->bitmap, m);
+	int			i,
+				k;
+
+	if (!present)				/* gone: readers must not count it */
+		return ov->found ? !ov->deleted || ov->as_of != as_of :
+			roaring_bitmap_contains(ls->universe->bitmap, m);
+	if (ov->found ? ov->deleted || ov->as_of != as_of :
+		!roaring_bitmap_contains(ls->universe->bitmap, m))
+		return true;			/* back, or new to readers */
+
+	for (i = 0; i < defs->ntags; i++)
+	{
+		bool		now,
+					seen = false;
+
+		if (affected != NULL && !affected[i])
+			continue;
+		now = roaring_bitmap_contains(sc->tags[i].set->bitmap, m);
+		if (ov->found)
+		{
+			for (k = 0; k < ov->ntags && !seen; k++)
+				seen = ov->tags[k] == defs->tags[i].tag_id;
+		}
+		else
+			seen = ls->tags[i] != NULL && roaring_bitmap_contains(ls->tags[i]->bitmap, m);
+		if (now != seen)
+			return true;
+	}
+	for (i = 0; i < defs->nschemes; i++)
+	{
+		ScanScheme *s = &sc->schemes[i];
+		const char *now = NULL;
+		const char *seen = NULL;
+		int			seen_len = 0;
+
+		if (affected != NULL && !affected[defs->ntags + i])
+			continue;
+		for (k = 0; k < s->nbuckets && now == NULL; k++)
+			if (roaring_bitmap_contains(s->buckets[k].set->bitmap, m))
+				now = s->buckets[k].name;
+		if (ov->found)
+		{
+			JsonbValue	buf;
+			JsonbValue *v = overlay_value(ov->buckets, defs->schemes[i].id, &buf);
+
+			if (v != NULL && v->type == jbvString)
+			{
+				seen = v->val.string.val;
+				seen_len = v->val.string.len;
+			}
+			else if (v != NULL)
+				return true;
+		}
+		else
+		{
+			ListCell   *lc;
+
+			foreach(lc, ls->schemes[i])
+			{
+				StoredPart *p = (StoredPart *) lfirst(lc);
+
+				if (roaring_bitmap_contains(p->set->bitmap, m))
+				{
+					seen = p->bucket;
+					seen_len = strlen(p->bucket);
+					break;
+				}
+			}
+		}
+		if ((now == NULL) != (seen == NULL))
+			return true;
+		if (now != NULL && (strlen(now) != seen_len || memcmp(now, seen, seen_len) != 0))
+			return true;
+	}
+	for (i = 0; i < defs->nscorecards; i++)
+	{
+		ScoreValue	now,
+					seen = 0;
+		bool		has_now,
+					has_seen = false;
+
+		if (sc->scorecards[i].skip || (affected != NULL && !affected[defs->ntags + defs->nschemes + i]))
+			continue;
+		has_now = computed_score(sc, i, m, &now);
+		if (ov->found)
+		{
+			JsonbValue	buf;
+			JsonbValue *v = overlay_value(ov->scores, defs->scorecards[i].id, &buf);
+
+			if (v != NULL)
+			{
+				if (v->type != jbvNumeric ||
+					!numeric_scaled((struct varlena *) v->val.numeric, &seen))
+					return true;
+				has_seen = true;
+			}
+		}
+		else
+		{
+			ListCell   *lc;
+
+			foreach(lc, ls->scorecards[i])
+			{
+				StoredPart *p = (StoredPart *) lfirst(lc);
+
+				if (roaring_bitmap_contains(p->set->bitmap, m))
+				{
+					if (!p->exact)
+						return true;	/* compares with nothing, as for many rows */
+					seen = p->score;
+					has_seen = true;
+					break;
+				}
+			}
+		}
+		if (has_now != has_seen || (has_now && now != seen))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Which of the statement's members need an overlay row. Small statements
  * write every member. Larger ones compare with what readers see now: a
@@ -357,8 +789,9 @@ compare_stored_set(void *arg, CatalogStoredSet *st)
  * (whose date the rules were evaluated at).
  */
 RoaringOwned *
-live_overlay_members_to_write(const SubjectDefs *defs, ScanCore *sc, RoaringOwned *gone,
-							  Snapshot snap, const bool *affected)
+live_overlay_members_to_write(const SubjectDefs *defs, uint64 generation, ScanCore *sc,
+							  RoaringOwned *gone, Snapshot snap, const bool *affected,
+							  DateADT as_of)
 {
 	static SPIPlanPtr overlay_all_plan = NULL;
 	static SPIPlanPtr overlay_plan = NULL;
@@ -380,7 +813,24 @@ live_overlay_members_to_write(const SubjectDefs *defs, ScanCore *sc, RoaringOwne
 
 	roaring_bitmap_or_inplace(all->bitmap, gone->bitmap);
 	if (roaring_bitmap_get_cardinality(all->bitmap) < LIVE_COMPARE_MIN_ROWS)
-		return all;
+	{
+		/* a few members: each against its overlay row, or the stored sets kept */
+		LiveStored *ls = stored_sets(defs, generation, snap);
+
+		if (ls == NULL)
+			return all;
+		changed = roaring_owned_create();
+		ids = set_ids(all, &n);
+		for (i = 0; i < n; i++)
+		{
+			OverlayRow	ov;
+
+			overlay_row(defs->subject_id, ids[i], snap, &ov);
+			if (member_differs(defs, sc, ls, &ov, ids[i], affected, as_of))
+				roaring_bitmap_add(changed->bitmap, ids[i]);
+		}
+		return changed;
+	}
 
 	/*
 	 * members that have an overlay row: looked up one by one for a few

@@ -14,7 +14,10 @@
 #include "catalog.h"
 #include "refresh_scan.h"
 
-/* Statements with fewer rows write every member without comparing. */
+/*
+ * Statements with fewer rows compare member by member (its overlay row, or
+ * the stored sets kept per backend); larger ones set by set.
+ */
 #define LIVE_COMPARE_MIN_ROWS 64
 
 /* The overlay rows of one statement, read by segment_internal._live_rows(). */
@@ -38,12 +41,15 @@ extern Snapshot live_writer_snapshot(int32 subject_id);
 
 /*
  * Which of the statement's members need an overlay row: sc holds what the
- * evaluator found for the statement's rows, gone the keys of its old rows;
- * affected (or NULL: all) the units it may have changed. SPI connected.
+ * evaluator found for the statement's rows (evaluated at as_of), gone the
+ * keys of its old rows; affected (or NULL: all) the units it may have
+ * changed, the only ones sc evaluated. generation names the build of the
+ * definitions (live_defs.h). SPI connected.
  */
-extern RoaringOwned *live_overlay_members_to_write(const SubjectDefs *defs, ScanCore *sc,
-												   RoaringOwned *gone, Snapshot snap,
-												   const bool *affected);
+extern RoaringOwned *live_overlay_members_to_write(const SubjectDefs *defs, uint64 generation,
+												   ScanCore *sc, RoaringOwned *gone,
+												   Snapshot snap, const bool *affected,
+												   DateADT as_of);
 
 /* One overlay row per member of write (sc: their state now; gone: deleted keys). */
 extern LiveRows *live_overlay_build_rows(const SubjectDefs *defs, ScanCore *sc, RoaringOwned *gone,

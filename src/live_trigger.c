@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -278,7 +279,9 @@ live_statement(TriggerData *td, int32 subject_id)
 
 	/* rules see the date of the last refresh, also in executor fallbacks */
 	nestlevel = NewGUCNestLevel();
-	rule_pin_search_path();
+	/* the function's SET clause has pinned it already, unless it was created without */
+	if (strcmp(namespace_search_path, RULE_PINNED_SEARCH_PATH) != 0)
+		rule_pin_search_path();
 	defs = live_defs_get(rel, subject_id, snap);
 	live_check_trigger(td, subject_id, defs);
 	if (!defs->refreshed || (td->tg_newtable == NULL && td->tg_oldtable == NULL))
@@ -297,8 +300,9 @@ live_statement(TriggerData *td, int32 subject_id)
 
 	/*
 	 * An UPDATE whose columns no rule reads changes nothing: done. One that
-	 * touches a few units and many rows evaluates those units first, over
-	 * every row, then every unit over the members that need an overlay row.
+	 * touches a few units evaluates those units first, over every row, then
+	 * (only when some member's tags, buckets or scores change for readers)
+	 * every unit over the members that need an overlay row.
 	 */
 	live_defs_reset_skips(defs);
 	affected = live_defs_affected(defs, td, &naffected);
@@ -308,8 +312,7 @@ live_statement(TriggerData *td, int32 subject_id)
 		end_statement(snap, old, cxt);
 		return;
 	}
-	if (affected != NULL && (naffected == SCAN_UNITS(sc) ||
-							 tuplestore_tuple_count(td->tg_newtable) < LIVE_COMPARE_MIN_ROWS))
+	if (affected != NULL && naffected == SCAN_UNITS(sc))
 		affected = NULL;		/* one pass over every unit */
 	if (affected != NULL)
 	{
@@ -343,7 +346,16 @@ live_statement(TriggerData *td, int32 subject_id)
 
 	if (defs->entry_rules)
 		entry_before(subject_id, sc->universe, gone, entry);
-	write = live_overlay_members_to_write(sd, sc, gone, snap, affected);
+	write = live_overlay_members_to_write(sd, defs->generation, sc, gone, snap, affected,
+										  defs->as_of);
+	if (roaring_bitmap_is_empty(write->bitmap) && !defs->entry_rules)
+	{
+		/* nothing readers see changes: no overlay row to write */
+		AtEOXact_GUC(true, nestlevel);
+		error_context_stack = errcb.previous;
+		end_statement(snap, old, cxt);
+		return;
+	}
 	if (affected != NULL)
 	{
 		/* the whole state of the members to write */

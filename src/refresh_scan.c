@@ -219,14 +219,19 @@ refresh_scan_compile(ScanCore *sc, DateADT as_of)
 	sc->null_keys = 0;
 }
 
-/* The ids of the rows of m into a set: its chunk's window, or its buffer. */
+/*
+ * The ids of the rows of m into a set: its chunk's window, or its buffer.
+ * Batches of fewer than ID_WINDOW_MIN_ROWS rows always take the buffer:
+ * flushing a window reads its whole bitset, which a statement of one row
+ * (live maintenance) would pay for every set.
+ */
 static void
 collect_into(RoaringOwned *set, uint32 *buf, int *nbuf, IdWindow *win,
 			 const uint64 *m, const IdBatch *b, int nwords)
 {
 	int			w;
 
-	if (b->one_chunk)
+	if (b->one_chunk && b->nrows >= ID_WINDOW_MIN_ROWS)
 	{
 		id_window_add(win, set->bitmap, b, m, nwords);
 		return;

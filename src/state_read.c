@@ -369,6 +369,41 @@ state_read_universe(StateRead *sr, const roaring_bitmap_t **set, RoaringOwned **
 					set, set_owned);
 }
 
+bool
+state_read_subject_version(int32 subject_id, Snapshot snap, TransactionId *xmin,
+						   ItemPointerData *ctid)
+{
+	Oid			nsp = get_namespace_oid("segment", false);
+	Oid			relid = get_relname_relid("subject_state", nsp);
+	Relation	rel;
+	AttrNumber	att;
+	Oid			ix;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation segment.subject_state does not exist");
+	rel = table_open(relid, AccessShareLock);
+	att = column_number(rel, "subject_id");
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "segment.subject_state has no column subject_id");
+	ix = RelationGetPrimaryKeyIndex(rel);	/* (subject_id) */
+	ScanKeyInit(&key, att, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(subject_id));
+	scan = systable_beginscan(rel, ix, OidIsValid(ix), snap, 1, &key);
+	tup = systable_getnext(scan);
+	found = HeapTupleIsValid(tup);
+	if (found)
+	{
+		*xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
+		*ctid = tup->t_self;
+	}
+	systable_endscan(scan);
+	table_close(rel, NoLock);	/* the lock is kept to the end of the transaction */
+	return found;
+}
+
 static void
 name_column(HeapTuple tup, TupleDesc td, AttrNumber att, NameData *dst, bool *present)
 {

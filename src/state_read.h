@@ -18,6 +18,9 @@
 
 #include "postgres.h"
 
+#include "storage/itemptr.h"
+#include "utils/snapshot.h"
+
 #include "memberset.h"
 #include "subject.h"
 
@@ -60,5 +63,16 @@ extern bool state_read_universe(StateRead *sr, const roaring_bitmap_t **set,
  * *found says whether the subject exists, and out is filled when it does.
  */
 extern bool state_read_subject(const char *name, SubjectInfo *out, bool *found);
+
+/*
+ * The version of the subject's row in segment.subject_state as snap sees it
+ * (its xmin and ctid): false when the subject has never been refreshed. A
+ * refresh writes that row and every stored set of the subject in one
+ * transaction, so the version names the stored sets (live maintenance keeps
+ * them per backend by it). A direct index read, without privilege checks
+ * (the caller is segment's own trigger); no SPI needed.
+ */
+extern bool state_read_subject_version(int32 subject_id, Snapshot snap, TransactionId *xmin,
+									   ItemPointerData *ctid);
 
 #endif							/* SEGMENT_STATE_READ_H */

@@ -18,6 +18,8 @@
 #        (off, on, on, off, off, on, ...) so that the load other jobs put on
 #        the machine falls on both sides; tps = transactions / seconds per
 #        side; ratio on / off (target >= 0.7).
+# Then test/bench_live_cpu.sh prints (l3) and (l1) in backend CPU time
+# (BENCH_LIVE_CPU=0 skips it).
 # Environment: ROWS (1000000), TAGS (60), BENCH_REPS (3), BENCH_LIVE_SECONDS
 # (30), BENCH_LIVE_SLICES (3), BENCH_AS_OF, BENCH_SEED, PG* for the connection.
 set -euo pipefail
@@ -150,5 +152,9 @@ SQL
     printf "%-58s %10.0f %10.2f\n", "     live on (" n1 " transactions)", b, b / a }'
 else
   echo "(l3) pgbench not found: skipped"
+fi
+# the same two lines in backend CPU time (steadier than rates on a shared machine)
+if [[ ${BENCH_LIVE_CPU:-1} == 1 ]]; then
+  bash "$here/bench_live_cpu.sh" || echo "bench live cpu: failed (needs a superuser: it reads /proc/self/stat with pg_read_file)"
 fi
 "${Q[@]}" -c "update segment.scheme set active = true; update segment.scorecard set active = true" >/dev/null
