@@ -201,7 +201,8 @@ select is((select l.as_of from segment.live_member l join segment.subject x usin
             where x.name = 'rpx' and l.member_id = 8), '2026-07-07'::date,
           'a live write before the refresh is evaluated at the state''s date');
 select count(*) from segment.refresh('rpx', '2026-07-08');
-update rpx.cust set bal = 70 where id = 8;
+-- a change readers see (8 leaves rpx_low): live writes only such changes
+update rpx.cust set bal = 1000 where id = 8;
 select is((select l.as_of from segment.live_member l join segment.subject x using (subject_id)
             where x.name = 'rpx' and l.member_id = 8), '2026-07-08'::date,
           'a live write after the refresh is evaluated at the new date (the cache was invalidated)');
