@@ -271,8 +271,8 @@ typedef struct CatalogStoredRule
 } CatalogStoredRule;
 
 /*
- * The stored goal ('goal') or event condition ('event') of an opportunity
- * rule over relid; false when there is none. Connects to SPI itself.
+ * The stored goal (kind 'goal', the one kind; event conditions: catalog_event_rule)
+ * of an opportunity rule over relid; false when there is none. Connects to SPI itself.
  */
 extern bool catalog_stored_rule(const char *kind, int32 rule_id, Oid relid, CatalogStoredRule *sr);
 

@@ -341,16 +341,11 @@ catalog_stored_rule(const char *kind, int32 rule_id, Oid relid, CatalogStoredRul
 		sql = "SELECT r.goal, 'goal of opportunity rule \"' || r.name || '\"', r.owner::oid, s.relation::oid"
 			"  FROM segment.opportunity_rule r JOIN segment.subject s USING (subject_id)"
 			" WHERE r.rule_id = $1 AND s.relation = $2 AND r.goal IS NOT NULL";
-	else if (strcmp(kind, "event") == 0)
-		sql = "SELECT e.condition, 'event rule \"' || r.name || '\" on ' || e.event_table::text,"
-			"       e.owner::oid, e.event_table::oid"
-			"  FROM segment.event_rule e JOIN segment.opportunity_rule r USING (rule_id)"
-			" WHERE e.rule_id = $1 AND e.event_table = $2";
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown kind of stored rule \"%s\"", kind),
-				 errhint("Kinds are goal and event.")));
+				 errhint("The one kind is goal; event conditions are read by the event trigger (catalog_event_rule).")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -1,10 +1,10 @@
 /*
  * rule_matches.c
- *     segment_internal._rule_matches: the evaluation of a stored goal or event
- *     condition as its owner over rows the caller collected.
+ *     segment_internal._rule_matches: the evaluation of a stored goal as its
+ *     owner over rows the caller collected.
  *
- * Opportunity goals (evaluate_outcomes) and event conditions (the event
- * trigger) are evaluated by SQL code over a few rows. The function takes
+ * Opportunity goals (evaluate_outcomes) are evaluated by SQL code over a
+ * few rows; event conditions by the event rule trigger itself. The function takes
  * the rule's identity, never rule text or a role: whoever calls it can only
  * make a stored rule run as the role that wrote it, which is what a refresh
  * does anyway. The evaluation itself (rule_matcher_*, rule.h) is shared
@@ -80,8 +80,8 @@ rule_matcher_end(RuleMatcher *m)
 /*
  * segment_internal._rule_matches(kind text, rule_id int, relation regclass, rows anyarray)
  *   RETURNS boolean[]
- * For each row (of relation's row type), whether the stored goal ('goal') or
- * event condition ('event') of the rule IS TRUE, evaluated as the rule's
+ * For each row (of relation's row type), whether the stored goal (kind
+ * 'goal', the one kind) of the rule IS TRUE, evaluated as the rule's
  * owner with SECURITY_RESTRICTED_OPERATION under the pinned search_path.
  */
 PG_FUNCTION_INFO_V1(segment_rule_matches);

@@ -198,7 +198,6 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         ('event_writer', 'function', '_generate', 'EXECUTE'),
         ('event_writer', 'function', '_audience_within', 'EXECUTE'),
         ('event_writer', 'function', '_event_fire', 'EXECUTE'),
-        ('event_writer', 'function', '_rule_matches', 'EXECUTE'),
         ('event_writer', 'function', '_in_control', 'EXECUTE'),
         ('event_writer', 'function', '_load_staff', 'EXECUTE'),
         ('event_writer', 'function', '_lock_members', 'EXECUTE'),
