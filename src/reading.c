@@ -25,6 +25,7 @@
 #include "catalog.h"
 #include "governance.h"
 #include "memberset.h"
+#include "reader.h"
 #include "subject.h"
 
 /* segment.count(subject name, audience text) -> bigint */
@@ -77,30 +78,20 @@ segment_audience_within(PG_FUNCTION_ARGS)
  * segment.members(subject name, audience text) -> setof bigint, ascending.
  * Materialized: the ids go into the result store in one loop (no call per
  * row), read in batches from the set, which is not copied (subject_put_ids).
+ * In a FROM clause the planner usually streams the set instead
+ * (members_scan.c); both share reader_members.
  */
 PG_FUNCTION_INFO_V1(segment_members);
 Datum
 segment_members(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	SubjectInfo *s;
-	char	   *aud;
 	const roaring_bitmap_t *set;
 	RoaringOwned *owned;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	s = subject_lookup(NameStr(*PG_GETARG_NAME(0)), false);
-	if (!s->integer_keys)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("subject \"%s\" has %s keys, which segment.members cannot return as bigint",
-						NameStr(s->name), format_type_be(s->key_type)),
-				 errhint("Use segment.members_text('%s', ...) instead.", NameStr(s->name))));
-	governance_check_export("segment.members");
-	aud = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	set = audience_evaluate_view(s, aud, &owned);
-	governance_audit_export("segment.members", NameStr(s->name), aud,
-							(int64) roaring_bitmap_get_cardinality(set));
+	set = reader_members(NameStr(*PG_GETARG_NAME(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						 NULL, false, &owned);
 	subject_put_ids(set, rsinfo->setResult, rsinfo->setDesc);
 	roaring_owned_free(owned);
 	return (Datum) 0;

@@ -10,6 +10,7 @@
 #include <limits.h>
 
 #include "extension_cache.h"
+#include "members_scan.h"
 #include "memberset_cache.h"
 #include "refresh_shards.h"
 #include "segment.h"
@@ -51,7 +52,16 @@ _PG_init(void)
 							65536, 0, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("segment.stream_members",
+							 "Stream segment.members in a FROM clause (Segment Member Scan) instead of a function scan.",
+							 "Off: the function scan stores every member in a tuplestore first (same rows, same order). Takes effect for statements planned afterwards.",
+							 &segment_stream_members,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("segment");
 	/* plans and OIDs of the extension's objects go stale when it is re-created */
 	extension_cache_init();
+	/* the planner hook that streams segment.members */
+	members_scan_init();
 }
