@@ -636,3 +636,17 @@ members_scan_init(void)
 	set_rel_pathlist_hook = members_set_rel_pathlist;
 	done = true;
 }
+
+/*
+ * segment_internal._members_support(internal) -> internal: the planner
+ * support function of segment.members (install part 32). It answers no
+ * request; that the planner calls it while estimating the call is what
+ * matters: it loads this library, and so installs the hook above, before
+ * the call's paths are made, in a backend's first statement too.
+ */
+PG_FUNCTION_INFO_V1(segment_members_support);
+Datum
+segment_members_support(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(NULL);
+}

@@ -122,7 +122,8 @@ COMMENT ON FUNCTION segment.count(name, text, date) IS
 
 CREATE FUNCTION segment.members(subject name, audience text, as_of date) RETURNS SETOF bigint
     AS 'MODULE_PATHNAME', 'segment_members_as_of' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED
-    ROWS 10000;
+    ROWS 10000
+    SUPPORT segment_internal._members_support;
 COMMENT ON FUNCTION segment.members(name, text, date) IS
     'keys of the members of an audience in a retained snapshot, ascending (integer-keyed subjects)';
 

@@ -11,7 +11,8 @@ COMMENT ON FUNCTION segment.count(name, text) IS 'number of members of an audien
 
 CREATE FUNCTION segment.members(subject name, audience text) RETURNS SETOF bigint
     AS 'MODULE_PATHNAME', 'segment_members' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED
-    ROWS 10000;
+    ROWS 10000
+    SUPPORT segment_internal._members_support;
 COMMENT ON FUNCTION segment.members(name, text) IS
     'keys of the members of an audience, ascending (integer-keyed subjects)';
 

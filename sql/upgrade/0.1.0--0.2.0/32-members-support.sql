@@ -1,0 +1,1 @@
+../../install/32-members-support.sql
