@@ -213,6 +213,29 @@ g_analyst_exp:segment.members_text:$rich
 g_analyst_exp:segment.keys:0" "... with actor, function and row count"
 is "$(q -c "select count(*) from segment.audit where action = 'export' and actor = 'g_mgr_s11'")" "0" "a refused export writes no audit row"
 
+# the same with the member list streamed (Segment Member Scan, the default;
+# a new backend's first statement) and with segment.stream_members off
+[[ $(as g_exporter "explain (costs off) select count(*) from segment.members('cu', 'rich')") == *"Segment Member Scan"* ]]
+ok $? "an exporter's member list is streamed (EXPLAIN of a new backend's first statement)"
+is "$(as g_mgr_s11 "select count(*) from segment.members('cu', 'rich')")" \
+   "$(as g_mgr_s11 "set segment.stream_members = off; select count(*) from segment.members('cu', 'rich')")" \
+   "a manager's refusal: the same error streamed and not"
+is "$(as g_mgr_s11 "select count(*) from segment.members('cu', 'rich', current_date)")" \
+   "$(as g_mgr_s11 "set segment.stream_members = off; select count(*) from segment.members('cu', 'rich', current_date)")" \
+   "... and as_of"
+audit_rows() { q -c "select count(*) || ':' || coalesce(string_agg(actor || ':' || (detail->>'function') || ':' || (detail->>'rows') || ':' || (detail->>'audience'), ',' order by audit_id), '')
+                     from segment.audit where action = 'export' and audit_id > $1"; }
+for mode in on off; do
+    last=$(q -c "select coalesce(max(audit_id), 0) from segment.audit")
+    is "$(as g_exporter "set segment.stream_members = $mode; select count(*) from generate_series(1, 3) g, segment.members('cu', 'rich') m")" "$((3 * rich))" \
+       "stream_members $mode: an exporter's list joined three times"
+    is "$(audit_rows "$last")" "1:g_exporter:segment.members:$rich:rich" "... one export audited (the set is read once), with its row count"
+    last=$(q -c "select coalesce(max(audit_id), 0) from segment.audit")
+    is "$(as g_exporter "set segment.stream_members = $mode; select count(*) from (values ('rich'), ('rich and any'), ('any')) a(x), lateral segment.members('cu', a.x) m")" \
+       "$((2 * rich + $(q -c "select count(*) from dw.cust")))" "stream_members $mode: LATERAL over three audiences"
+    is "$(audit_rows "$last" | cut -d: -f1)" "3" "... three exports audited"
+done
+
 # --- per-customer readers: scope ---------------------------------------------------
 own_c=$(q -c "select min(id) from dw.cust where owner = 'm_S11_0'")
 s12_c=$(q -c "select min(id) from dw.cust where org = 'S12'")
