@@ -17,6 +17,10 @@
 # and segment's
 #     counts:  select segment.count('customer', '<audience>')
 #     members: select count(*) from segment.members('customer', '<audience>')
+# Member lists are timed twice on segment's side: streamed (the default: a
+# Segment Member Scan returns the rows one at a time, src/members_scan.c)
+# and with segment.stream_members off (a function scan: every row into a
+# tuplestore and back, as the peer's rb_iterate); the "off" columns.
 # for a 2-, a 4- and an 8-tag audience. Both sides answer the same question
 # from stored bitmaps; the member counts are compared (check: line).
 #
@@ -124,6 +128,12 @@ rbx[8]="rb_or(rb_andnot(rb_and(rb_andnot(rb_and($(b t001), $(b t003)), $(b t011)
 
 seg_count() { echo "select segment.count('customer', '${aud[$1]}');"; }
 seg_members() { echo "select count(*) from segment.members('customer', '${aud[$1]}');"; }
+# the same with segment.stream_members off (the function scan), in psql's warm rounds
+seg_members_off() {
+  echo '\echo @@ warmup 0'; echo 'set segment.stream_members = off;'
+  echo "\\echo @@ so$1 $2"; seg_members "$1"
+  echo '\echo @@ warmup 0'; echo 'reset segment.stream_members;'
+}
 rb_count() { echo "select rb_cardinality(${rbx[$1]});"; }
 rb_members() { echo "select count(*) from rb_iterate(${rbx[$1]});"; }
 
@@ -148,7 +158,7 @@ echo "check: segment and pg_roaringbitmap agree on every audience: $check"
   echo '\o /dev/null'
   echo '\echo @@ warmup 0'
   for n in "${names[@]}"; do
-    seg_count "$n"; seg_members "$n"
+    seg_count "$n"; seg_members "$n"; seg_members_off "$n" 0
     [[ $peer == no ]] || { rb_count "$n"; rb_members "$n"; }
   done
   for ((r = 1; r <= wreps; r++)); do
@@ -156,6 +166,7 @@ echo "check: segment and pg_roaringbitmap agree on every audience: $check"
     for n in "${names[@]}"; do
       echo "\\echo @@ sc$n $r"; seg_count "$n"
       echo "\\echo @@ sm$n $r"; seg_members "$n"
+      seg_members_off "$n" "$r"
       if [[ $peer == yes ]]; then
         echo "\\echo @@ rc$n $r"; rb_count "$n"
         echo "\\echo @@ rm$n $r"; rb_members "$n"
@@ -192,21 +203,23 @@ stats "$tmp/cold.out" > "$tmp/cold.txt"
 get() { awk -v k="$2" -v c="${3:-2}" '$1 == k { print $c }' "$tmp/$1.txt"; }
 table() {  # column (2 best, 3 median), title
   echo "$2"
-  printf '%-28s %12s %12s %8s %8s %12s %12s %8s\n' "" "warm ms" "" "" "" "cold ms" "" ""
-  printf '%-28s %12s %12s %8s %8s %12s %12s %8s\n' "audience" "segment" "pg_rb" "ratio" "net" "segment" "pg_rb" "ratio"
-  printf '%-28s %12s %12s %8s %8s %12s %12s %8s\n' "--------" "-------" "-----" "-----" "---" "-------" "-----" "-----"
+  printf '%-28s %12s %12s %8s %8s %12s %12s %8s %12s %8s\n' "" "warm ms" "" "" "" "cold ms" "" "" "warm, off" ""
+  printf '%-28s %12s %12s %8s %8s %12s %12s %8s %12s %8s\n' "audience" "segment" "pg_rb" "ratio" "net" "segment" "pg_rb" "ratio" "segment" "ratio"
+  printf '%-28s %12s %12s %8s %8s %12s %12s %8s %12s %8s\n' "--------" "-------" "-----" "-----" "---" "-------" "-----" "-----" "-------" "-----"
   for n in "${names[@]}"; do
     for what in count members; do
       k=${what:0:1}; s=s$k$n; p=r$k$n
       awk -v l="$n tags, $what" -v sw="$(get warm "$s" "$1")" -v pw="$(get warm "$p" "$1")" -v f="$(get warm f1 "$1")" \
-          -v sc="$(get cold "$s" "$1")" -v pc="$(get cold "$p" "$1")" 'BEGIN {
-        printf "%-28s %12.3f %12s %8s %8s %12.3f %12s %8s\n", l, sw,
+          -v sc="$(get cold "$s" "$1")" -v pc="$(get cold "$p" "$1")" -v so="$( [[ $k == m ]] && get warm so$n "$1" || true)" 'BEGIN {
+        printf "%-28s %12.3f %12s %8s %8s %12.3f %12s %8s %12s %8s\n", l, sw,
           (pw == "" ? "n/a" : sprintf("%.3f", pw)), (pw == "" ? "n/a" : sprintf("%.2f", sw / pw)),
           (pw == "" || pw <= f ? "n/a" : sprintf("%.2f", (sw - f) / (pw - f))),
-          sc, (pc == "" ? "n/a" : sprintf("%.3f", pc)), (pc == "" ? "n/a" : sprintf("%.2f", sc / pc)) }'
+          sc, (pc == "" ? "n/a" : sprintf("%.3f", pc)), (pc == "" ? "n/a" : sprintf("%.2f", sc / pc)),
+          (so == "" ? "" : sprintf("%.3f", so)), (so == "" || pw == "" ? "" : sprintf("%.2f", so / pw)) }'
     done
   done
-  echo "(warm round trip, psql 'select 1' in the same rounds: $(get warm f1 "$1") ms; net = both sides less it)"
+  echo "(warm round trip, psql 'select 1' in the same rounds: $(get warm f1 "$1") ms; net = both sides less it;"
+  echo " warm, off: member lists with segment.stream_members off, the function scan, and its ratio to the peer)"
 }
 # server side: pgbench, one client, prepared statements, each statement for
 # BENCH_PGBENCH_SECONDS in BENCH_PGBENCH_ROUNDS interleaved rounds; no psql in
@@ -215,9 +228,9 @@ table() {  # column (2 best, 3 median), title
 # own floor: count(*) over generate_series of as many rows.
 pgsecs=${BENCH_PGBENCH_SECONDS:-3}
 pgrounds=${BENCH_PGBENCH_ROUNDS:-2}
-pg_lat() {  # sql -> average latency in ms
+pg_lat() {  # sql [extra PGOPTIONS] -> average latency in ms
   printf '%s\n' "$1" > "$tmp/pgb.sql"
-  pgbench -n -M prepared -c 1 -T "$pgsecs" -f "$tmp/pgb.sql" 2>/dev/null | awk '/^latency average/ { print $4 }'
+  PGOPTIONS="$PGOPTIONS ${2:-}" pgbench -n -M prepared -c 1 -T "$pgsecs" -f "$tmp/pgb.sql" 2>/dev/null | awk '/^latency average/ { print $4 }'
 }
 if command -v pgbench >/dev/null; then
   : > "$tmp/pgb.out"
@@ -226,6 +239,7 @@ if command -v pgbench >/dev/null; then
     for n in "${names[@]}"; do
       echo "sc$n $(pg_lat "$(seg_count "$n")")" >> "$tmp/pgb.out"
       echo "sm$n $(pg_lat "$(seg_members "$n")")" >> "$tmp/pgb.out"
+      echo "so$n $(pg_lat "$(seg_members "$n")" "-c segment.stream_members=off")" >> "$tmp/pgb.out"
       echo "gm$n $(pg_lat "select count(*) from generate_series(1::int8, $("${Q[@]}" -c "$(seg_count "$n")"));")" >> "$tmp/pgb.out"
       if [[ $peer == yes ]]; then
         echo "rc$n $(pg_lat "$(rb_count "$n")")" >> "$tmp/pgb.out"
@@ -237,14 +251,16 @@ if command -v pgbench >/dev/null; then
   pg() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/pgb.txt"; }
   echo "server side (pgbench -M prepared, 1 client, ${pgsecs} s x $pgrounds rounds, best average latency; round trip floor 'select 1' $(pg floor) ms)"
   echo "(net ratio: both sides less the round trip, i.e. what each extension's call costs on the server)"
-  printf '%-28s %12s %12s %8s %10s %24s\n' "audience" "segment ms" "pg_rb ms" "ratio" "net ratio" "floor (generate_series)"
+  echo "(members: segment streamed, the default; off: segment.stream_members off, the function scan, and its ratio)"
+  printf '%-28s %12s %12s %8s %10s %24s %12s %10s\n' "audience" "segment ms" "pg_rb ms" "ratio" "net ratio" "floor (generate_series)" "off ms" "off ratio"
   for n in "${names[@]}"; do
     for what in count members; do
       k=${what:0:1}
-      awk -v l="$n tags, $what" -v s="$(pg s$k$n)" -v p="$(pg r$k$n)" -v f="$(pg floor)" -v g="$( [[ $k == m ]] && pg gm$n || true)" 'BEGIN {
-        printf "%-28s %12.3f %12s %8s %10s %24s\n", l, s, (p == "" ? "n/a" : sprintf("%.3f", p)),
+      awk -v l="$n tags, $what" -v s="$(pg s$k$n)" -v p="$(pg r$k$n)" -v f="$(pg floor)" -v g="$( [[ $k == m ]] && pg gm$n || true)" \
+          -v o="$( [[ $k == m ]] && pg so$n || true)" 'BEGIN {
+        printf "%-28s %12.3f %12s %8s %10s %24s %12s %10s\n", l, s, (p == "" ? "n/a" : sprintf("%.3f", p)),
           (p == "" ? "n/a" : sprintf("%.2f", s / p)), (p == "" || p <= f ? "n/a" : sprintf("%.2f", (s - f) / (p - f))),
-          (g == "" ? "" : sprintf("%.3f", g)) }'
+          (g == "" ? "" : sprintf("%.3f", g)), (o == "" ? "" : sprintf("%.3f", o)), (o == "" || p == "" ? "" : sprintf("%.2f", o / p)) }'
     done
   done
   echo
