@@ -8,7 +8,8 @@
 -- plain SQL over the tags' rules. Shapes: plain, count, a filter and
 -- expressions, a join with the table, LATERAL over audiences of a table
 -- (rescans with other arguments, a NULL one), a correlated subquery,
--- ORDER BY / LIMIT / OFFSET, UNION and UNION ALL, IN and NOT EXISTS, two
+-- ORDER BY / LIMIT / OFFSET, UNION and UNION ALL, IN and NOT EXISTS, a
+-- LEFT JOIN LATERAL whose constant column the scan computes, two
 -- scans joined (a merge join that marks and restores), a nested loop that
 -- rescans with the same arguments, a CTE, a window; a scrollable and a
 -- plain cursor fetched backward; a PL/pgSQL function and a prepared
@@ -20,7 +21,7 @@
 
 \ir ../fixtures/pgtap.psql
 
-select plan(138);
+select plan(143);
 
 create schema ms;
 create table ms.t (id int8 primary key, a int, b int);
@@ -152,7 +153,10 @@ insert into ms.cases values
   (20, 'as_of over LATERAL dates', $$select d, count(*), sum(m) from (values (date '2026-12-01'), (date '2026-12-02')) v(d), lateral segment.members('msd', 'msd_a', d) m group by d$$, false,
       $$select data_dt, count(*), sum(id) from ms.daily where a < 40 group by data_dt$$),
   (21, 'the sparse far ids', $$select m from segment.members('ms', 'ms_a and ms_b and not ms_r') m where m > 100000$$, true,
-      $$select id from ms.t where id > 100000 order by id$$);
+      $$select id from ms.t where id > 100000 order by id$$),
+  (22, 'LEFT JOIN LATERAL with a constant column (a placeholder computed by the scan)',
+      $$select t.id, s.m, s.one from ms.t left join lateral (select m, 1 as one from segment.members('ms', 'ms_r and ms_a') m where m = t.id) s on true where t.id between 990 and 1100$$, false,
+      $$select id, case when id between 1000 and 9000 and a < 30 then id end, case when id between 1000 and 9000 and a < 30 then 1 end from ms.t where id between 990 and 1100$$);
 
 select is(ms.rows(q, true, ordered), ms.rows(q, false, ordered), format('%s: the same rows streamed and not', name))
   from ms.cases order by n;
@@ -317,6 +321,8 @@ select ok(ms.plan($$select segment.members('ms', 'ms_a')$$, true) !~ 'Segment Me
           'in the select list (ProjectSet): not a FROM item');
 select ok(ms.plan($$update ms.t set a = a from segment.members('ms', 'ms_r') m where t.id = m$$, true) ~ 'Function Scan on members',
           'UPDATE ... FROM (a row copied for rechecks): the function scan');
+select ok(ms.plan($$select t.id from ms.t join segment.members('ms', 'ms_r') m on t.id = m for update of t$$, true) ~ 'Function Scan on members',
+          'SELECT ... FOR UPDATE OF the table (the member row copied for rechecks): the function scan');
 alter function segment.members(name, text) set work_mem = '8MB';
 select ok(ms.plan($$select count(*) from segment.members('ms', 'ms_a')$$, true) !~ 'Segment Member Scan',
           'ALTER FUNCTION ... SET: the function scan (it applies the setting)');
