@@ -265,6 +265,51 @@ if command -v pgbench >/dev/null; then
   done
   echo
 fi
+# backend CPU per call (steadier than latencies on a shared machine): one
+# backend, BENCH_CPU_CALLS (default 200) calls of each member list in a
+# PL/pgSQL loop (EXECUTE: parsed and planned each time, on both sides), the
+# backend's utime + stime from /proc/self/stat before and after; segment
+# streamed, segment with stream_members off, the peer; BENCH_CPU_ROUNDS (2)
+# interleaved rounds, the lowest of each. Needs a superuser (pg_read_file).
+cpu_calls=${BENCH_CPU_CALLS:-200}
+cpu_rounds=${BENCH_CPU_ROUNDS:-2}
+if [[ $("${Q[@]}" -c "select rolsuper from pg_roles where rolname = current_user") == t ]]; then
+  {
+    echo "create function pg_temp.cpu_ms(q text, n int, stream text) returns float8 language plpgsql as \$\$"
+    echo "declare st text; t0 float8; t1 float8;"
+    echo "begin"
+    echo "  perform set_config('segment.stream_members', stream, false);"
+    echo "  st := split_part(pg_read_file('/proc/self/stat'), ') ', 2);"
+    echo "  t0 := split_part(st, ' ', 12)::float8 + split_part(st, ' ', 13)::float8;"
+    echo "  for i in 1..n loop execute q; end loop;"
+    echo "  st := split_part(pg_read_file('/proc/self/stat'), ') ', 2);"
+    echo "  t1 := split_part(st, ' ', 12)::float8 + split_part(st, ' ', 13)::float8;"
+    echo "  perform set_config('segment.stream_members', 'on', false);"
+    echo "  return (t1 - t0) * 1000.0 / $(getconf CLK_TCK) / n;"
+    echo "end \$\$;"
+    for n in "${names[@]}"; do   # warm-up
+      echo "select 'warm', pg_temp.cpu_ms(\$q\$$(seg_members "$n")\$q\$, 3, 'on');"
+      [[ $peer == no ]] || echo "select 'warm', pg_temp.cpu_ms(\$q\$$(rb_members "$n")\$q\$, 3, 'on');"
+    done
+    for ((r = 1; r <= cpu_rounds; r++)); do
+      for n in "${names[@]}"; do
+        echo "select 'sm$n', pg_temp.cpu_ms(\$q\$$(seg_members "$n")\$q\$, $cpu_calls, 'on');"
+        echo "select 'so$n', pg_temp.cpu_ms(\$q\$$(seg_members "$n")\$q\$, $cpu_calls, 'off');"
+        [[ $peer == no ]] || echo "select 'rm$n', pg_temp.cpu_ms(\$q\$$(rb_members "$n")\$q\$, $cpu_calls, 'on');"
+      done
+    done
+  } > "$tmp/cpu.sql"
+  "${Q[@]}" -F ' ' -f "$tmp/cpu.sql" | grep -v '^warm' | sort -k1,1 -k2,2g | awk '!seen[$1]++' > "$tmp/cpu.txt"
+  cpu() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/cpu.txt"; }
+  echo "member lists, backend CPU ms per call (one backend, $cpu_calls calls a line in a PL/pgSQL loop, $cpu_rounds rounds, the lowest)"
+  printf '%-28s %12s %12s %12s %10s %10s\n' "audience" "streamed" "off" "pg_rb" "ratio" "off ratio"
+  for n in "${names[@]}"; do
+    awk -v l="$n tags, members" -v s="$(cpu sm$n)" -v o="$(cpu so$n)" -v p="$(cpu rm$n)" 'BEGIN {
+      printf "%-28s %12.3f %12.3f %12s %10s %10s\n", l, s, o, (p == "" ? "n/a" : sprintf("%.3f", p)),
+        (p == "" || p == 0 ? "n/a" : sprintf("%.2f", s / p)), (p == "" || p == 0 ? "n/a" : sprintf("%.2f", o / p)) }'
+  done
+  echo
+fi
 table 2 "best of each (what the code costs)"
 table 3 "median of each"
 echo "(ratio = segment / pg_roaringbitmap; issue 15's target: <= 0.50)"
