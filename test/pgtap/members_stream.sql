@@ -21,7 +21,7 @@
 
 \ir ../fixtures/pgtap.psql
 
-select plan(143);
+select plan(145);
 
 create schema ms;
 create table ms.t (id int8 primary key, a int, b int);
@@ -236,6 +236,12 @@ select is(ms.cursor_walk($$select m, m % 7 from segment.members('ms', 'ms_b') m 
 select is(ms.cursor_walk($$select m from segment.members('ms', 'ms_a or ms_b') m$$, true, true),
           ms.cursor_walk($$select id from ms.t where a < 30 or b >= 50 order by id$$, true, true),
           '... and those of plain SQL');
+select is(ms.cursor_walk($$select m from segment.members('ms', 'ms_r') m$$, true, true),
+          ms.cursor_walk($$select id from ms.t where id between 1000 and 9000 order by id$$, true, true),
+          'a scrollable cursor over a run of ids (a run container, read from the cache): the rows of plain SQL');
+select is(ms.cursor_walk($$select m from segment.members('ms', 'ms_r or ms_a and ms_b and not ms_r') m$$, true, true),
+          ms.cursor_walk($$select id from ms.t where id between 1000 and 9000 or a < 30 and b >= 50 order by id$$, true, true),
+          'a scrollable cursor over runs, arrays and the sparse far ids: the rows of plain SQL');
 
 ------------------------------------------------------------------------------
 -- PL/pgSQL and prepared statements (cached and generic plans)
