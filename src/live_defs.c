@@ -245,7 +245,7 @@ compile_defs(LiveDefs *d, Relation rel, const char *name, const char *keycol, Sn
 			d->unit_cols[sd->ntags + sd->nschemes + i] = bms_add_member(cols, sd->keyattno);
 	}
 	refresh_scan_compile(sc, d->as_of);
-	/* the batch slot pins the relation's descriptor: one per statement */
+	/* the batch ends here; each statement begins its own (refresh_scan_restart) */
 	rule_scan_end(sc->rs);
 	d->defs = sd;
 	d->sc = sc;
@@ -363,6 +363,24 @@ live_defs_affected(LiveDefs *d, TriggerData *td, int *naffected)
 			(*naffected)++;
 	}
 	return affected;
+}
+
+Bitmapset *
+live_defs_columns(LiveDefs *d, const bool *affected)
+{
+	Bitmapset  *cols = NULL;
+	int			u;
+
+	if (affected == NULL)
+		return NULL;
+	for (u = 0; u < SCAN_UNITS(d->sc); u++)
+		if (affected[u])
+		{
+			if (d->unit_cols[u] == NULL)
+				return NULL;
+			cols = bms_union(cols, d->unit_cols[u]);
+		}
+	return bms_add_member(cols, d->defs->keyattno);
 }
 
 

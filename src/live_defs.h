@@ -76,4 +76,10 @@ extern void live_defs_reset_skips(LiveDefs *d);
  */
 extern bool *live_defs_affected(LiveDefs *d, TriggerData *td, int *naffected);
 
+/*
+ * The columns the units in affected read (NULL: every unit), with the key;
+ * NULL when one of them may read more than its columns (unit_cols).
+ */
+extern Bitmapset *live_defs_columns(LiveDefs *d, const bool *affected);
+
 #endif							/* SEGMENT_LIVE_DEFS_H */

@@ -35,6 +35,7 @@
 #include "utils/snapmgr.h"
 
 #include "catalog.h"
+#include "extension_cache.h"
 #include "live.h"
 #include "live_overlay.h"
 #include "memberset_cache.h"
@@ -573,28 +574,64 @@ typedef struct OverlayRow
 	DateADT		as_of;
 } OverlayRow;
 
+/*
+ * segment.live_member and its columns, looked up once per extension
+ * generation (extension_cache.h: a re-created extension has new OIDs).
+ */
+typedef struct OverlayRel
+{
+	uint64		generation;
+	Oid			relid;
+	AttrNumber	subject,
+				member,
+				deleted,
+				tags,
+				buckets,
+				scores,
+				as_of;
+} OverlayRel;
+
+static OverlayRel overlay_rel;
+
+static const OverlayRel *
+overlay_relation(void)
+{
+	uint64		generation = extension_cache_generation();
+	Oid			relid;
+
+	if (OidIsValid(overlay_rel.relid) && overlay_rel.generation == generation)
+		return &overlay_rel;
+	relid = get_relname_relid("live_member", get_namespace_oid("segment", false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation segment.live_member does not exist");
+	overlay_rel.subject = get_attnum(relid, "subject_id");
+	overlay_rel.member = get_attnum(relid, "member_id");
+	overlay_rel.deleted = get_attnum(relid, "deleted");
+	overlay_rel.tags = get_attnum(relid, "tags");
+	overlay_rel.buckets = get_attnum(relid, "buckets");
+	overlay_rel.scores = get_attnum(relid, "scores");
+	overlay_rel.as_of = get_attnum(relid, "as_of");
+	overlay_rel.relid = relid;
+	overlay_rel.generation = generation;
+	return &overlay_rel;
+}
+
 /* The overlay row of one member as snap sees it (a primary key lookup). */
 static void
 overlay_row(int32 subject_id, uint32 member_id, Snapshot snap, OverlayRow *out)
 {
-	Oid			relid = get_relname_relid("live_member", get_namespace_oid("segment", false));
+	const OverlayRel *ol = overlay_relation();
 	Relation	rel;
 	TupleDesc	td;
 	ScanKeyData keys[2];
 	SysScanDesc scan;
 	HeapTuple	tup;
-	AttrNumber	a_subject,
-				a_member;
 
 	memset(out, 0, sizeof(OverlayRow));
-	if (!OidIsValid(relid))
-		elog(ERROR, "relation segment.live_member does not exist");
-	rel = table_open(relid, AccessShareLock);
+	rel = table_open(ol->relid, AccessShareLock);
 	td = RelationGetDescr(rel);
-	a_subject = get_attnum(relid, "subject_id");
-	a_member = get_attnum(relid, "member_id");
-	ScanKeyInit(&keys[0], a_subject, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(subject_id));
-	ScanKeyInit(&keys[1], a_member, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum((int64) member_id));
+	ScanKeyInit(&keys[0], ol->subject, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(subject_id));
+	ScanKeyInit(&keys[1], ol->member, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum((int64) member_id));
 	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true, snap, 2, keys);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
@@ -603,15 +640,15 @@ overlay_row(int32 subject_id, uint32 member_id, Snapshot snap, OverlayRow *out)
 		ArrayType  *tags;
 
 		out->found = true;
-		out->deleted = DatumGetBool(heap_getattr(tup, get_attnum(relid, "deleted"), td, &isnull));
-		tags = DatumGetArrayTypePCopy(heap_getattr(tup, get_attnum(relid, "tags"), td, &isnull));
+		out->deleted = DatumGetBool(heap_getattr(tup, ol->deleted, td, &isnull));
+		tags = DatumGetArrayTypePCopy(heap_getattr(tup, ol->tags, td, &isnull));
 		out->ntags = ArrayGetNItems(ARR_NDIM(tags), ARR_DIMS(tags));
 		if (ARR_HASNULL(tags) || ARR_ELEMTYPE(tags) != INT4OID)
 			elog(ERROR, "unexpected tags in segment.live_member");
 		out->tags = (int32 *) ARR_DATA_PTR(tags);
-		out->buckets = DatumGetJsonbPCopy(heap_getattr(tup, get_attnum(relid, "buckets"), td, &isnull));
-		out->scores = DatumGetJsonbPCopy(heap_getattr(tup, get_attnum(relid, "scores"), td, &isnull));
-		out->as_of = DatumGetDateADT(heap_getattr(tup, get_attnum(relid, "as_of"), td, &isnull));
+		out->buckets = DatumGetJsonbPCopy(heap_getattr(tup, ol->buckets, td, &isnull));
+		out->scores = DatumGetJsonbPCopy(heap_getattr(tup, ol->scores, td, &isnull));
+		out->as_of = DatumGetDateADT(heap_getattr(tup, ol->as_of, td, &isnull));
 	}
 	systable_endscan(scan);
 	table_close(rel, NoLock);

@@ -34,8 +34,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -48,6 +53,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
@@ -60,6 +66,14 @@
 #include "rule_owner.h"
 #include "segment.h"
 #include "subject.h"
+
+/*
+ * After evaluating the units an UPDATE touched over its rows, the members
+ * to write are evaluated in full: read from the table by key when they are
+ * fewer than one in this many of the statement's rows (an index lookup per
+ * member against reading the whole transition table again).
+ */
+#define LIVE_BY_KEY_FACTOR 16
 
 /* For error context lines: which subject and unit was being evaluated. */
 typedef struct LiveErrorInfo
@@ -148,6 +162,127 @@ table_keys(Tuplestorestate *ts, TupleDesc desc, AttrNumber keyattno, Oid keytype
 	return set;
 }
 
+
+/*
+ * An index whose first column is the key (a valid btree, not partial, of
+ * the key's type): its OID and the key's equality function, or InvalidOid.
+ */
+static Oid
+key_index(Relation rel, AttrNumber keyattno, Oid keytype, RegProcedure *eqproc)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	foreach(lc, indexes)
+	{
+		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ix = irel->rd_index;
+
+		if (irel->rd_rel->relam == BTREE_AM_OID && ix->indisvalid &&
+			ix->indkey.values[0] == keyattno && irel->rd_opcintype[0] == keytype &&
+			heap_attisnull(irel->rd_indextuple, Anum_pg_index_indpred, NULL))
+		{
+			Oid			op = get_opfamily_member(irel->rd_opfamily[0], keytype, keytype,
+												 BTEqualStrategyNumber);
+
+			if (OidIsValid(op))
+			{
+				*eqproc = get_opcode(op);
+				found = RelationGetRelid(irel);
+			}
+		}
+		index_close(irel, NoLock);
+		if (OidIsValid(found))
+			break;
+	}
+	list_free(indexes);
+	return found;
+}
+
+/*
+ * Read the rows of the members in `only` from the table, by key through an
+ * index (key_index), as snap sees them, into the evaluator: every row with
+ * that key, as a refresh would. false when the table has no such index
+ * (nothing read).
+ */
+static bool
+feed_members(ScanCore *sc, Relation rel, RoaringOwned *only, Snapshot snap)
+{
+	RegProcedure eqproc = InvalidOid;
+	Oid			indexoid = key_index(rel, sc->keyattno, sc->keytype, &eqproc);
+	Relation	irel;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	uint32		ids[RULE_BATCH_ROWS];
+	uint32	   *members;
+	uint64		n,
+				i;
+
+	if (!OidIsValid(indexoid))
+		return false;
+	n = roaring_bitmap_get_cardinality(only->bitmap);
+	members = palloc(sizeof(uint32) * Max(n, 1));
+	roaring_bitmap_to_uint32_array(only->bitmap, members);
+	irel = index_open(indexoid, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, irel, snap, 1, 0);
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, eqproc,
+					sc->keytype == INT4OID ? Int32GetDatum((int32) members[i]) :
+					Int64GetDatum((int64) members[i]));
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+			refresh_scan_add_slot(sc, slot, ids);
+	}
+	refresh_scan_flush(sc, ids);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(irel, NoLock);
+	pfree(members);
+	return true;
+}
+
+/* Whether a unit evaluated (affected, or all when NULL) may read more than its columns. */
+static bool
+evaluates_opaque(LiveDefs *defs, const bool *affected)
+{
+	int			u;
+
+	for (u = 0; u < SCAN_UNITS(defs->sc); u++)
+		if ((affected == NULL || affected[u]) && defs->unit_cols[u] == NULL)
+			return true;
+	return false;
+}
+
+/*
+ * The rules' settings: segment.as_of is the date of the last refresh (and
+ * search_path pinned, live_statement), in a GUC nest level of the
+ * statement's, opened on first use (*nestlevel -1: none yet). Only rules
+ * that call functions other than built-in immutable ones can read them.
+ */
+static void
+rule_gucs(LiveDefs *defs, int *nestlevel, bool *as_of_set)
+{
+	if (*as_of_set)
+		return;
+	if (*nestlevel < 0)
+		*nestlevel = NewGUCNestLevel();
+	(void) set_config_option("segment.as_of",
+							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(defs->as_of))),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	*as_of_set = true;
+}
+
+static void
+end_gucs(int nestlevel)
+{
+	if (nestlevel >= 0)
+		AtEOXact_GUC(true, nestlevel);
+}
 
 /*
  * Entry rules (part 85): the watched audiences over the statement's
@@ -253,7 +388,8 @@ live_statement(TriggerData *td, int32 subject_id)
 	volatile int current_unit = -1;
 	ErrorContextCallback errcb;
 	LiveErrorInfo info;
-	int			nestlevel;
+	int			nestlevel = -1;
+	bool		as_of_set = false;
 	Datum		entry[3] = {0, 0, 0};	/* changed, audiences, before sets */
 	RoaringOwned *gone;
 	RoaringOwned *write;
@@ -261,6 +397,7 @@ live_statement(TriggerData *td, int32 subject_id)
 	Snapshot	snap;
 	bool	   *affected;
 	int			naffected = 0;
+	int64		nrows;
 
 	/*
 	 * Wait for a refresh moving the date to commit, then read the state as
@@ -277,38 +414,37 @@ live_statement(TriggerData *td, int32 subject_id)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* rules see the date of the last refresh, also in executor fallbacks */
-	nestlevel = NewGUCNestLevel();
 	/* the function's SET clause has pinned it already, unless it was created without */
 	if (strcmp(namespace_search_path, RULE_PINNED_SEARCH_PATH) != 0)
+	{
+		nestlevel = NewGUCNestLevel();
 		rule_pin_search_path();
+	}
 	defs = live_defs_get(rel, subject_id, snap);
 	live_check_trigger(td, subject_id, defs);
 	if (!defs->refreshed || (td->tg_newtable == NULL && td->tg_oldtable == NULL))
 	{
 		/* not refreshed: nothing to overlay */
-		AtEOXact_GUC(true, nestlevel);
+		end_gucs(nestlevel);
 		end_statement(snap, old, cxt);
 		return;
 	}
-	(void) set_config_option("segment.as_of",
-							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(defs->as_of))),
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	sd = defs->defs;
 	sc = defs->sc;
 	sc->current_unit = &current_unit;
 
 	/*
 	 * An UPDATE whose columns no rule reads changes nothing: done. One that
-	 * touches a few units evaluates those units first, over every row, then
-	 * (only when some member's tags, buckets or scores change for readers)
-	 * every unit over the members that need an overlay row.
+	 * touches a few units evaluates those units first, over every row and
+	 * reading only their columns, then (only when some member's tags,
+	 * buckets or scores change for readers) every unit over the members that
+	 * need an overlay row.
 	 */
 	live_defs_reset_skips(defs);
 	affected = live_defs_affected(defs, td, &naffected);
 	if (affected != NULL && naffected == 0)
 	{
-		AtEOXact_GUC(true, nestlevel);
+		end_gucs(nestlevel);
 		end_statement(snap, old, cxt);
 		return;
 	}
@@ -326,6 +462,10 @@ live_statement(TriggerData *td, int32 subject_id)
 			sc->scorecards[i].skip |= !affected[sc->ntags + sc->nschemes + i];
 	}
 
+	/* rules see the date of the last refresh, also in executor fallbacks */
+	if (defs->entry_rules || evaluates_opaque(defs, affected))
+		rule_gucs(defs, &nestlevel, &as_of_set);
+
 	info.subject = sd->name;
 	info.sd = sd;
 	info.current_unit = &current_unit;
@@ -335,11 +475,12 @@ live_statement(TriggerData *td, int32 subject_id)
 	error_context_stack = &errcb;
 
 	PushActiveSnapshot(snap);
-	refresh_scan_restart(sc, rel);
+	refresh_scan_restart(sc, rel, live_defs_columns(defs, affected));
 	if (td->tg_newtable != NULL)
 		feed_table(sc, td->tg_newtable, RelationGetDescr(rel), NULL);
 	refresh_scan_collect(sc);
 	PopActiveSnapshot();
+	nrows = sc->rows;
 	gone = td->tg_oldtable != NULL ?
 		table_keys(td->tg_oldtable, RelationGetDescr(rel), sd->keyattno, sd->keytype) :
 		roaring_owned_create();
@@ -351,23 +492,43 @@ live_statement(TriggerData *td, int32 subject_id)
 	if (roaring_bitmap_is_empty(write->bitmap) && !defs->entry_rules)
 	{
 		/* nothing readers see changes: no overlay row to write */
-		AtEOXact_GUC(true, nestlevel);
+		end_gucs(nestlevel);
 		error_context_stack = errcb.previous;
 		end_statement(snap, old, cxt);
 		return;
 	}
 	if (affected != NULL)
 	{
-		/* the whole state of the members to write */
+		/*
+		 * The whole state of the members to write. A few of many rows are
+		 * read from the table by key (an UPDATE's rows, visible to snap since
+		 * the statement's end); when that is not possible, or a member's row
+		 * is not there any more (a later trigger of the statement deleted
+		 * it), from the transition table again.
+		 */
+		bool		done = false;
+
 		live_defs_reset_skips(defs);
+		if (evaluates_opaque(defs, NULL))
+			rule_gucs(defs, &nestlevel, &as_of_set);
 		PushActiveSnapshot(snap);
-		refresh_scan_restart(sc, rel);
-		feed_table(sc, td->tg_newtable, RelationGetDescr(rel), write);
-		refresh_scan_collect(sc);
+		if (roaring_bitmap_get_cardinality(write->bitmap) * LIVE_BY_KEY_FACTOR < (uint64) nrows)
+		{
+			refresh_scan_restart(sc, rel, NULL);
+			done = feed_members(sc, rel, write, snap);
+			refresh_scan_collect(sc);
+			done = done && roaring_bitmap_is_subset(write->bitmap, sc->universe->bitmap);
+		}
+		if (!done)
+		{
+			refresh_scan_restart(sc, rel, NULL);
+			feed_table(sc, td->tg_newtable, RelationGetDescr(rel), write);
+			refresh_scan_collect(sc);
+		}
 		PopActiveSnapshot();
 	}
 	lr = live_overlay_build_rows(sd, sc, gone, write, defs->as_of);
-	AtEOXact_GUC(true, nestlevel);
+	end_gucs(nestlevel);
 	error_context_stack = errcb.previous;
 
 	live_overlay_write(lr);

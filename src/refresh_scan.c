@@ -515,24 +515,29 @@ refresh_scan_finish(ScanCore *sc)
  * refresh_scan_compile put them.
  */
 void
-refresh_scan_restart(ScanCore *sc, Relation rel)
+refresh_scan_restart(ScanCore *sc, Relation rel, const Bitmapset *attnos)
 {
+	RoaringOwned *empty;
 	int			i,
 				j;
 
 	sc->rel = rel;
 	GetUserIdAndSecContext(&sc->save_userid, &sc->save_sec_context);
-	/* every unit gets a set, also those skipped this time (they stay empty) */
+	/*
+	 * every unit gets a set; those skipped this time share one that stays
+	 * empty (nothing adds to the set of a skipped unit)
+	 */
+	empty = roaring_owned_create();
 	for (i = 0; i < sc->ntags; i++)
 	{
-		sc->tags[i].set = roaring_owned_create();
+		sc->tags[i].set = sc->tags[i].skip ? empty : roaring_owned_create();
 		sc->tags[i].nbuf = 0;
 	}
 	for (i = 0; i < sc->nschemes; i++)
 	{
 		for (j = 0; j < sc->schemes[i].nbuckets; j++)
 		{
-			sc->schemes[i].buckets[j].set = roaring_owned_create();
+			sc->schemes[i].buckets[j].set = sc->schemes[i].skip ? empty : roaring_owned_create();
 			sc->schemes[i].buckets[j].nbuf = 0;
 		}
 	}
@@ -547,7 +552,7 @@ refresh_scan_restart(ScanCore *sc, Relation rel)
 											   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	rule_scan_set_rel(sc->rs, rel);
-	rule_scan_begin(sc->rs, sc->keyattno);
+	rule_scan_begin_columns(sc->rs, sc->keyattno, attnos);
 	rule_scan_reset_batch(sc->rs);
 	sc->universe = roaring_owned_create();
 	sc->nubuf = 0;

@@ -141,9 +141,12 @@ extern void refresh_scan_finish(ScanCore *sc);
  * Live maintenance compiles once and evaluates statement after statement:
  * refresh_scan_collect flushes the buffers into the sets and keeps the
  * programs; refresh_scan_restart gives the compiled core new empty sets (in
- * CurrentMemoryContext) and an empty batch for the next rows.
+ * CurrentMemoryContext) and an empty batch for the next rows, fetching only
+ * the columns in attnos (NULL: all; rule_scan_begin_columns): then only the
+ * units reading no other column may be evaluated. Units skipped at the
+ * restart share one empty set: it must not be changed.
  */
 extern void refresh_scan_collect(ScanCore *sc);
-extern void refresh_scan_restart(ScanCore *sc, Relation rel);
+extern void refresh_scan_restart(ScanCore *sc, Relation rel, const Bitmapset *attnos);
 
 #endif							/* SEGMENT_REFRESH_SCAN_H */

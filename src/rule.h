@@ -88,6 +88,8 @@ extern RuleScan *rule_scan_create(Relation rel, ExprContext *econtext);
 extern RuleProgram *rule_compile(RuleScan *scan, Expr *planned);
 /* After all programs are compiled, before the first row. */
 extern void rule_scan_begin(RuleScan *scan, AttrNumber also_attno);
+/* Only the columns in attnos (NULL: all); the programs reading others must not run. */
+extern void rule_scan_begin_columns(RuleScan *scan, AttrNumber also_attno, const Bitmapset *attnos);
 extern void rule_scan_end(RuleScan *scan);
 /* The relation as opened by the statement that evaluates next (live maintenance). */
 extern void rule_scan_set_rel(RuleScan *scan, Relation rel);

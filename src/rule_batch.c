@@ -247,14 +247,68 @@ rule_scan_stats(RuleScan *scan, int *native_nodes, int *fallback_nodes)
 void
 rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 {
+	rule_scan_begin_columns(scan, also_attno, NULL);
+}
+
+/*
+ * As rule_scan_begin, fetching only the table columns in attnos (attribute
+ * numbers; NULL: every column a program reads). Live maintenance evaluates
+ * some of the programs over a statement's rows: those of the units that read
+ * a column the statement set, which read only those columns. A derived
+ * store over a column not fetched is not computed either; the programs of
+ * the other units must not run until the next begin.
+ */
+void
+rule_scan_begin_columns(RuleScan *scan, AttrNumber also_attno, const Bitmapset *attnos)
+{
+	MemoryContext cxt = GetMemoryChunkContext(scan);
 	int			c;
 
 	if (also_attno > scan->maxattno)
 		scan->maxattno = also_attno;
-	scan->vslot = MakeSingleTupleTableSlot(RelationGetDescr(scan->rel), &TTSOpsVirtual);
+	/*
+	 * The virtual slot of fallback leaves, over a copy of the relation's
+	 * descriptor (no pin to release): kept with the scan. A scan evaluates
+	 * one relation, as opened by each statement, of one shape.
+	 */
+	if (scan->vslot == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		scan->vdesc = CreateTupleDescCopy(RelationGetDescr(scan->rel));
+		scan->vslot = MakeSingleTupleTableSlot(scan->vdesc, &TTSOpsVirtual);
+		MemoryContextSwitchTo(old);
+	}
 	scan->nrows = 0;
-	scan->steps = palloc(sizeof(FetchStep) * Max(scan->ncols, 1));
+	if (scan->arena_base == NULL)
+		scan->arena_base = MemoryContextAlloc(cxt, RULE_ARENA_SIZE);
+	scan->arena_size = RULE_ARENA_SIZE;
+	scan->arena = scan->arena_base;
+	scan->arena_used = 0;
+
+	/* the steps of the same columns as last time are still right */
+	if (scan->steps != NULL && scan->steps_ncols == scan->ncols &&
+		scan->steps_also == also_attno &&
+		(attnos == NULL ? scan->steps_all : !scan->steps_all && bms_equal(attnos, scan->steps_attnos)))
+		return;
+	if (scan->steps == NULL || scan->steps_size < scan->ncols)
+	{
+		if (scan->steps != NULL)
+		{
+			pfree(scan->steps);
+			pfree(scan->active);
+		}
+		scan->steps_size = Max(scan->ncols, 1);
+		scan->steps = MemoryContextAlloc(cxt, sizeof(FetchStep) * scan->steps_size);
+		scan->active = MemoryContextAlloc(cxt, sizeof(int) * scan->steps_size);
+	}
+	scan->steps_ncols = -1;		/* incomplete until the end */
+	if (scan->steps_attnos != NULL)
+		bms_free(scan->steps_attnos);
+	scan->steps_attnos = NULL;
+	scan->fetch_maxattno = also_attno;
 	scan->nsteps = 0;
+	scan->nactive = 0;
 	for (c = 0; c < scan->ncols; c++)
 	{
 		ColumnStore *cs = scan->cols[c];
@@ -262,7 +316,20 @@ rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 		Form_pg_attribute att;
 
 		if (cs->derive != DV_NONE)
-			continue;			/* computed per batch, before evaluation */
+		{
+			/* computed per batch, before evaluation, when its operands are read */
+			cs->inactive = (cs->a.col >= 0 && scan->cols[cs->a.col]->inactive) ||
+				(cs->b.col >= 0 && scan->cols[cs->b.col]->inactive);
+			if (!cs->inactive)
+				scan->active[scan->nactive++] = c;
+			continue;
+		}
+		cs->inactive = attnos != NULL && !bms_is_member(cs->attidx + 1, attnos);
+		if (cs->inactive)
+			continue;
+		scan->active[scan->nactive++] = c;
+		if (cs->attidx + 1 > scan->fetch_maxattno)
+			scan->fetch_maxattno = cs->attidx + 1;
 		att = TupleDescAttr(RelationGetDescr(scan->rel), cs->attidx);
 		st = &scan->steps[scan->nsteps++];
 		st->attidx = cs->attidx;
@@ -282,9 +349,18 @@ rule_scan_begin(RuleScan *scan, AttrNumber also_attno)
 		else
 			st->kind = SK_INT;
 	}
-	scan->arena_size = RULE_ARENA_SIZE;
-	scan->arena_base = scan->arena = palloc(scan->arena_size);
-	scan->arena_used = 0;
+	if (attnos == NULL)
+		scan->fetch_maxattno = scan->maxattno;
+	else
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		scan->steps_attnos = bms_copy(attnos);
+		MemoryContextSwitchTo(old);
+	}
+	scan->steps_all = attnos == NULL;
+	scan->steps_also = also_attno;
+	scan->steps_ncols = scan->ncols;
 }
 
 static void
@@ -301,8 +377,7 @@ void
 rule_scan_end(RuleScan *scan)
 {
 	release_pins(scan);
-	ExecDropSingleTupleTableSlot(scan->vslot);
-	scan->vslot = NULL;
+	ExecClearTuple(scan->vslot);
 }
 
 void
@@ -329,11 +404,12 @@ rule_scan_reset_batch(RuleScan *scan)
 	scan->arena = scan->arena_base;
 	scan->arena_size = RULE_ARENA_SIZE;
 	scan->arena_used = 0;
-	for (c = 0; c < scan->ncols; c++)
+	/* stores that are not read until the next begin keep what they had */
+	for (c = 0; c < scan->nactive; c++)
 	{
-		memset(&scan->cols[c]->nulls, 0, sizeof(RuleMask));
+		memset(&scan->cols[scan->active[c]]->nulls, 0, sizeof(RuleMask));
 #ifdef HAVE_INT128
-		memset(&scan->cols[c]->n_slow, 0, sizeof(RuleMask));
+		memset(&scan->cols[scan->active[c]]->n_slow, 0, sizeof(RuleMask));
 #endif
 	}
 	ResetExprContext(scan->econtext);
@@ -419,7 +495,7 @@ rule_scan_add_row(RuleScan *scan, TupleTableSlot *slot)
 	bool		pinned = false;
 
 	Assert(r < RULE_BATCH_ROWS);
-	slot_getsomeattrs(slot, scan->maxattno);
+	slot_getsomeattrs(slot, scan->fetch_maxattno);
 	/*
 	 * A row of a heap page (a table scan): keep the page pinned until the
 	 * batch ends, so that its by-reference values can be read in place. Rows
@@ -908,9 +984,9 @@ prepare_batch(RuleScan *scan)
 {
 	int			c;
 
-	for (c = 0; c < scan->ncols; c++)
-		if (scan->cols[c]->derive != DV_NONE)
-			compute_derived(scan, scan->cols[c]);
+	for (c = 0; c < scan->nactive; c++)
+		if (scan->cols[scan->active[c]]->derive != DV_NONE)
+			compute_derived(scan, scan->cols[scan->active[c]]);
 	scan->derived_ready = true;
 }
 

@@ -138,6 +138,7 @@ typedef struct ColumnStore
 	Oid			funcoid;		/* PostgreSQL's function: raises its own error */
 	bool		result_int4;	/* int arithmetic overflows at int4 range */
 	RuleMask	errors;			/* rows where PostgreSQL would raise an error */
+	bool		inactive;		/* not read since rule_scan_begin_columns */
 } ColumnStore;
 
 typedef struct RuleNode RuleNode;
@@ -225,7 +226,17 @@ struct RuleScan
 	int			native_nodes;
 	int			fallback_nodes;
 	int			nsteps;			/* table columns read, from rule_scan_begin */
+	int			steps_size;
 	FetchStep  *steps;
+	AttrNumber	fetch_maxattno; /* the last column the steps read, or the key */
+	/* what the steps were built for (rule_scan_begin_columns) */
+	int			steps_ncols;	/* ncols then; -1: not built */
+	bool		steps_all;
+	Bitmapset  *steps_attnos;
+	AttrNumber	steps_also;
+	int			nactive;		/* stores read since that begin, derived ones included */
+	int		   *active;
+	TupleDesc	vdesc;			/* vslot's: a copy of the relation's */
 };
 
 /*
