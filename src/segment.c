@@ -9,6 +9,7 @@
 
 #include <limits.h>
 
+#include "event_fast.h"
 #include "extension_cache.h"
 #include "memberset_cache.h"
 #include "refresh_shards.h"
@@ -51,6 +52,13 @@ _PG_init(void)
 							65536, 0, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("segment.event_fast_path",
+							 "Generate an event statement of one customer through the one-customer path.",
+							 "Off: every event statement goes through segment_internal._event_fire (the same opportunities, slower).",
+							 &event_fast_path,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("segment");
 	/* plans and OIDs of the extension's objects go stale when it is re-created */
 	extension_cache_init();
