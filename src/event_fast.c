@@ -45,6 +45,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "audience.h"
@@ -219,7 +220,12 @@ fast_step(void *arg)
 	args[8] = BoolGetDatum(in_aud);
 	args[9] = Int32GetDatum(er->max_contacts);
 	nulls[9] = er->capped ? ' ' : 'n';
-	if (SPI_execute_plan(fast_decision_plan(er, ev->rule_id), args, nulls, true, 0) != SPI_OK_SELECT)
+	/*
+	 * Not read-only: a fresh snapshot, which sees what the rules fired before
+	 * this one in the statement made (the contact cap counts it), as each
+	 * statement of _generate does.
+	 */
+	if (SPI_execute_plan(fast_decision_plan(er, ev->rule_id), args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not decide the event's generation");
 	if (SPI_processed != 1)
 	{
@@ -302,6 +308,7 @@ event_fast_generate(int32 rule_id, const CatalogEventRule *er, int64 key, const 
 	FastEvent	ev;
 	ErrorData  *edata = NULL;
 	int32		lock_key;
+	bool		known;
 
 	/* what the fast path decides (see the header comment) */
 	if (!event_fast_path || strcmp(er->assignment, "pool") != 0 || er->scored || er->snapshot ||
@@ -309,20 +316,27 @@ event_fast_generate(int32 rule_id, const CatalogEventRule *er, int64 key, const 
 		key < 0 || key > (int64) PG_UINT32_MAX)
 		return false;
 
-	/* known to the last refresh (no overlay rows: state_read_begin) */
-	sr = state_read_begin(er->subject_id);
-	if (sr == NULL)
-		return false;
-	if (!state_read_universe(sr, &universe, &universe_owned))
-	{
-		state_read_end(sr);		/* never refreshed: recorded in event_skip */
-		return false;
-	}
+	/*
+	 * Known to the last refresh (no overlay rows: state_read_begin), under a
+	 * fresh snapshot as _event_fire's statements read it
+	 */
 	memset(&ev, 0, sizeof(ev));
-	ev.in_universe = roaring_bitmap_contains(universe, (uint32) key);
-	if (universe_owned != NULL)
-		roaring_owned_free(universe_owned);
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	sr = state_read_begin(er->subject_id);
+	known = sr != NULL && state_read_universe(sr, &universe, &universe_owned);
+	if (known)
+	{
+		ev.in_universe = roaring_bitmap_contains(universe, (uint32) key);
+		if (universe_owned != NULL)
+			roaring_owned_free(universe_owned);
+	}
 	state_read_end(sr);
+	if (!known)
+	{
+		PopActiveSnapshot();
+		return false;			/* never refreshed (event_skip), or overlay rows */
+	}
 
 	/*
 	 * The generation locks of _lock_members for one customer: the subject's
@@ -342,10 +356,13 @@ event_fast_generate(int32 rule_id, const CatalogEventRule *er, int64 key, const 
 	ev.member = key;
 	ev.source = source;
 	ev.as_of = segment_current_as_of();
+	/* (the audience is read under the same snapshot as the universe) */
 	if (!subxact_run(fast_step, &ev, &edata))
 	{
+		PopActiveSnapshot();
 		FreeErrorData(edata);
 		return false;
 	}
+	PopActiveSnapshot();
 	return ev.done;
 }
