@@ -30,7 +30,7 @@
 
 \ir ../fixtures/pgtap.psql
 
-select plan(21);
+select plan(23);
 -- _event_fire's calls in this transaction (pg_stat_xact_user_functions):
 -- which event statements the one-customer path (src/event_fast.c) left to it
 set local track_functions = 'all';
@@ -309,6 +309,24 @@ select set_eq($$select what, row_text from fast_out where side = 'fast'$$,
               'ev_owner, one event per statement: the same whichever path starts');
 select is((:calls1 - :calls0)::bigint, 64::bigint, 'ev_owner: an owner rule is left to the existing path');
 delete from fast_out;
+
+------------------------------------------------------------------------
+-- The condition is planned once per backend (src/rule_matches.c): a
+-- function it calls, replaced, is the new one at the next event statement
+-- (an inlined SQL function's body is part of the plan)
+------------------------------------------------------------------------
+create function evd.counts(k text) returns boolean language sql immutable as $$ select k = 'x' $$;
+select segment.attach_event_rule('ev_fast', 'evd.ev2', 'cust_id', 'evd.counts(kind)');
+insert into evd.ev2 (cust_id, kind) values (41, 'x');
+create or replace function evd.counts(k text) returns boolean language sql immutable as $$ select k = 'z' $$;
+insert into evd.ev2 (cust_id, kind) values (42, 'x');
+insert into evd.ev2 (cust_id, kind) values (43, 'z');
+select is((select array_agg(o.member_id order by o.member_id) from segment.opportunity o
+            where o.rule_id = :fast_rule and o.period = '2026-03-10' and o.source = 'event:evd.ev2'),
+          '{41,43}'::int8[], 'the condition follows a replaced function at once (41 and 43 counted, 42 not)');
+select is((select count(*) from segment.generation g where g.rule_id = :fast_rule and g.period = '2026-03-10'),
+          2::bigint, 'two event statements reached generation');
+select segment.detach_event_rule('ev_fast', 'evd.ev2');
 
 select * from finish();
 rollback;
