@@ -285,12 +285,34 @@ typedef struct CatalogEventRule
 	char	   *key_column;
 	char	   *trigger_name;
 	bool		active;			/* the opportunity rule is active */
+	/* what the one-customer fast path (event_fast.c) decides with: */
+	int32		subject_id;
+	char	   *subject_name;
+	Oid			relation;		/* the subject's table */
+	char	   *subject_key;	/* its key column */
+	Oid			subject_key_type;
+	char	   *org_column;		/* NULL: none */
+	bool		snapshot;		/* a daily snapshot subject */
+	char	   *audience;
+	char	   *assignment;		/* owner, org, pool */
+	Datum		priority;		/* numeric */
+	bool		scored;			/* priority_scorecard is set */
+	char	   *template_sql;	/* NULL: no message */
+	Datum		holdout_pct;	/* numeric */
+	int32		cooldown_days;
+	int32		valid_days;
+	int32		version;
+	bool		capped;			/* the subject has a contact policy: */
+	int32		max_contacts;
+	int32		period_days;
+	Datum		subject_rules;	/* int4[]: every rule of the subject */
 } CatalogEventRule;
 
 /*
  * The attachment of opportunity rule rule_id to relid (segment.event_rule
- * and the rule's active flag); false when there is none. One saved plan:
- * called by every event statement.
+ * and the rule's active flag), with the rule, its subject and the subject's
+ * contact policy; false when there is none. One saved plan: called by every
+ * event statement.
  */
 extern bool catalog_event_rule(int32 rule_id, Oid relid, CatalogEventRule *er);
 

@@ -12,6 +12,7 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/memutils.h"
 
 #include "catalog.h"
@@ -378,12 +379,22 @@ catalog_event_rule(int32 rule_id, Oid relid, CatalogEventRule *er)
 	int			spi_nest;
 
 	spi_nest = segment_spi_connect();
-	segment_saved_plan(&plan,
-					   "SELECT e.condition, 'event rule \"' || r.name || '\" on ' || e.event_table::text,"
-					   "       e.owner::oid, e.key_column::text, e.trigger_name::text, r.active"
-					   "  FROM segment.event_rule e JOIN segment.opportunity_rule r USING (rule_id)"
-					   " WHERE e.rule_id = $1 AND e.event_table = $2",
-					   2, argtypes);
+	/* generic: the same few index lookups whatever the rule */
+	segment_saved_plan_cursor(&plan,
+							  "SELECT e.condition, 'event rule \"' || r.name || '\" on ' || e.event_table::text,"
+							  "       e.owner::oid, e.key_column::text, e.trigger_name::text, r.active,"
+							  "       s.subject_id, s.name::text, s.relation::oid, s.key_column::text,"
+							  "       s.key_type::oid, s.org_column::text, s.snapshot_column IS NOT NULL,"
+							  "       r.audience, r.assignment, r.priority, r.priority_scorecard IS NOT NULL,"
+							  "       r.template_sql, r.holdout_pct, r.cooldown_days, r.valid_days, r.version,"
+							  "       cp.max_contacts, cp.period_days,"
+							  "       ARRAY(SELECT x.rule_id FROM segment.opportunity_rule x"
+							  "              WHERE x.subject_id = s.subject_id)"
+							  "  FROM segment.event_rule e JOIN segment.opportunity_rule r USING (rule_id)"
+							  "  JOIN segment.subject s ON s.subject_id = r.subject_id"
+							  "  LEFT JOIN segment.contact_policy cp ON cp.subject_id = s.subject_id"
+							  " WHERE e.rule_id = $1 AND e.event_table = $2",
+							  2, argtypes, CURSOR_OPT_GENERIC_PLAN);
 	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the event rule");
 	if (SPI_processed == 1)
@@ -391,6 +402,8 @@ catalog_event_rule(int32 rule_id, Oid relid, CatalogEventRule *er)
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
+		char	   *v;
+		MemoryContext old;
 
 		er->condition = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 1));
 		er->what = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
@@ -398,6 +411,34 @@ catalog_event_rule(int32 rule_id, Oid relid, CatalogEventRule *er)
 		er->key_column = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 4));
 		er->trigger_name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 5));
 		er->active = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		er->subject_id = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		er->subject_name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 8));
+		er->relation = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
+		er->subject_key = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 10));
+		er->subject_key_type = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
+		v = SPI_getvalue(tup, desc, 12);
+		er->org_column = v ? MemoryContextStrdup(cxt, v) : NULL;
+		er->snapshot = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+		er->audience = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 14));
+		er->assignment = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 15));
+		old = MemoryContextSwitchTo(cxt);
+		er->priority = datumCopy(SPI_getbinval(tup, desc, 16, &isnull), false, -1);
+		MemoryContextSwitchTo(old);
+		er->scored = DatumGetBool(SPI_getbinval(tup, desc, 17, &isnull));
+		v = SPI_getvalue(tup, desc, 18);
+		er->template_sql = v ? MemoryContextStrdup(cxt, v) : NULL;
+		old = MemoryContextSwitchTo(cxt);
+		er->holdout_pct = datumCopy(SPI_getbinval(tup, desc, 19, &isnull), false, -1);
+		MemoryContextSwitchTo(old);
+		er->cooldown_days = DatumGetInt32(SPI_getbinval(tup, desc, 20, &isnull));
+		er->valid_days = DatumGetInt32(SPI_getbinval(tup, desc, 21, &isnull));
+		er->version = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
+		er->max_contacts = DatumGetInt32(SPI_getbinval(tup, desc, 23, &er->capped));
+		er->capped = !er->capped;
+		er->period_days = DatumGetInt32(SPI_getbinval(tup, desc, 24, &isnull));
+		old = MemoryContextSwitchTo(cxt);
+		er->subject_rules = datumCopy(SPI_getbinval(tup, desc, 25, &isnull), false, -1);
+		MemoryContextSwitchTo(old);
 		found = true;
 	}
 	segment_spi_finish(spi_nest);

@@ -31,6 +31,7 @@
 #include "utils/tuplestore.h"
 
 #include "catalog.h"
+#include "event_fast.h"
 #include "rule.h"
 #include "subject.h"
 
@@ -61,6 +62,7 @@ segment_event_trigger(PG_FUNCTION_ARGS)
 	Oid			argtypes[5] = {INT4OID, REGCLASSOID, TEXTOID, INT8ARRAYOID, TEXTARRAYOID};
 	Datum		args[5];
 	char		nulls[5] = {' ', ' ', ' ', 'n', 'n'};
+	char	   *source;
 	int			spi_nest;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -136,11 +138,24 @@ segment_event_trigger(PG_FUNCTION_ARGS)
 	if (nkeys == 0)
 		return PointerGetDatum(NULL);
 
+	source = psprintf("event:%s.%s", get_namespace_name(RelationGetNamespace(rel)),
+					  RelationGetRelationName(rel));
+
+	/* one customer (an OLTP insert): the fast path, when it can decide */
+	if (integer_keys)
+	{
+		int			i;
+
+		for (i = 1; i < nkeys; i++)
+			if (DatumGetInt64(keys[i]) != DatumGetInt64(keys[0]))
+				break;
+		if (i == nkeys && event_fast_generate(rule_id, &er, DatumGetInt64(keys[0]), source))
+			return PointerGetDatum(NULL);
+	}
+
 	args[0] = Int32GetDatum(rule_id);
 	args[1] = ObjectIdGetDatum(RelationGetRelid(rel));
-	args[2] = CStringGetTextDatum(psprintf("event:%s.%s",
-										   get_namespace_name(RelationGetNamespace(rel)),
-										   RelationGetRelationName(rel)));
+	args[2] = CStringGetTextDatum(source);
 	if (integer_keys)
 	{
 		args[3] = PointerGetDatum(construct_array(keys, nkeys, INT8OID, 8, FLOAT8PASSBYVAL,

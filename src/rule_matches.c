@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -23,11 +24,45 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
 #include "utils/lsyscache.h"
 
 #include "catalog.h"
+#include "extension_cache.h"
 #include "rule.h"
 #include "rule_owner.h"
+
+/*
+ * The planned rules of a backend (an event table's condition is analysed
+ * and planned once, not in every event statement): keyed by relation,
+ * rule text, owner and as_of date, stamped with the extension generation.
+ * A relcache invalidation of the relation (ALTER TABLE, DROP) or any change
+ * of a function, operator or type drops them (a replaced SQL function
+ * inlined into the plan included); an entry in use by a matcher is freed
+ * when that matcher ends, or at the abort of its transaction. What is
+ * checked at every use is not cached: the owner's privileges on the
+ * columns read (rule_owner_check) and the EXECUTE privileges ExecInitExpr
+ * checks, as the owner.
+ */
+#define MATCHER_CACHE_SIZE 8
+typedef struct MatcherEntry
+{
+	Oid			relid;			/* InvalidOid: free slot */
+	Oid			owner;
+	DateADT		as_of;
+	uint64		generation;
+	char	   *rule;
+	bool		valid;
+	int			pins;			/* matchers using planned */
+	MemoryContext cxt;			/* holds rule, planned, columns */
+	Expr	   *planned;
+	Bitmapset  *columns;
+} MatcherEntry;
+
+static MatcherEntry matcher_cache[MATCHER_CACHE_SIZE];
+static int	matcher_victim = 0;
+static bool matcher_callbacks = false;
 
 /* A stored rule compiled for evaluation as its owner (rule.h). */
 struct RuleMatcher
@@ -36,23 +71,160 @@ struct RuleMatcher
 	RuleOwnerSave save;			/* the user to restore */
 	ExprState  *state;
 	ExprContext *econtext;
+	MatcherEntry *entry;		/* pinned cache entry, or NULL */
 };
+
+static void
+matcher_entry_release(MatcherEntry *e)
+{
+	if (e->relid == InvalidOid || e->valid || e->pins > 0)
+		return;
+	MemoryContextDelete(e->cxt);
+	memset(e, 0, sizeof(MatcherEntry));
+}
+
+static void
+matcher_relcache_callback(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < MATCHER_CACHE_SIZE; i++)
+		if (matcher_cache[i].relid != InvalidOid &&
+			(!OidIsValid(relid) || matcher_cache[i].relid == relid))
+		{
+			matcher_cache[i].valid = false;
+			matcher_entry_release(&matcher_cache[i]);
+		}
+}
+
+static void
+matcher_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	matcher_relcache_callback(arg, InvalidOid);
+}
+
+/* No matcher outlives its transaction: an error skipped rule_matcher_end. */
+static void
+matcher_xact_callback(XactEvent event, void *arg)
+{
+	int			i;
+
+	if (event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	for (i = 0; i < MATCHER_CACHE_SIZE; i++)
+	{
+		matcher_cache[i].pins = 0;
+		matcher_entry_release(&matcher_cache[i]);
+	}
+}
+
+/* The cached entry for the rule, or NULL. */
+static MatcherEntry *
+matcher_lookup(Oid relid, const char *rule, Oid owner, DateADT as_of)
+{
+	uint64		generation = extension_cache_generation();
+	int			i;
+
+	for (i = 0; i < MATCHER_CACHE_SIZE; i++)
+	{
+		MatcherEntry *e = &matcher_cache[i];
+
+		if (e->relid == relid && e->valid && e->owner == owner && e->as_of == as_of &&
+			e->generation == generation && strcmp(e->rule, rule) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Keep a copy of a planned rule; NULL when every slot is in use. */
+static MatcherEntry *
+matcher_store(Oid relid, const char *rule, Oid owner, DateADT as_of, Expr *planned,
+			  Bitmapset *columns)
+{
+	MatcherEntry *e = NULL;
+	MemoryContext old;
+	int			i;
+
+	if (!matcher_callbacks)
+	{
+		CacheRegisterRelcacheCallback(matcher_relcache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(PROCOID, matcher_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(OPEROID, matcher_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, matcher_syscache_callback, (Datum) 0);
+		RegisterXactCallback(matcher_xact_callback, NULL);
+		matcher_callbacks = true;
+	}
+	for (i = 0; i < MATCHER_CACHE_SIZE && e == NULL; i++)
+	{
+		MatcherEntry *c = &matcher_cache[(matcher_victim + i) % MATCHER_CACHE_SIZE];
+
+		if (c->pins == 0)
+		{
+			e = c;
+			matcher_victim = (matcher_victim + i + 1) % MATCHER_CACHE_SIZE;
+		}
+	}
+	if (e == NULL)
+		return NULL;
+	if (e->relid != InvalidOid)
+	{
+		e->valid = false;
+		matcher_entry_release(e);
+	}
+	e->cxt = AllocSetContextCreate(CacheMemoryContext, "segment rule matcher",
+								   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(e->cxt);
+	e->rule = pstrdup(rule);
+	e->planned = copyObject(planned);
+	e->columns = bms_copy(columns);
+	MemoryContextSwitchTo(old);
+	e->relid = relid;
+	e->owner = owner;
+	e->as_of = as_of;
+	e->generation = extension_cache_generation();
+	e->valid = true;
+	e->pins = 0;
+	return e;
+}
 
 RuleMatcher *
 rule_matcher_begin(Relation rel, const char *rule, const char *what, Oid owner)
 {
 	RuleMatcher *m = palloc0(sizeof(RuleMatcher));
-	Node	   *analysed;
+	DateADT		as_of = segment_current_as_of();
+	MatcherEntry *e;
+	Expr	   *planned;
 
 	/* the GUC level also undoes whatever the rule's functions set */
 	m->nest = NewGUCNestLevel();
 	rule_pin_search_path();
-	analysed = rule_analyze(rel, rule, what, NULL);
-	rule_owner_check(owner, rel, rule_columns_read(analysed), what, false);
-	m->econtext = CreateStandaloneExprContext();
-	/* an error aborts the (sub)transaction, which restores the user id */
-	rule_owner_enter(owner, &m->save);
-	m->state = ExecInitExpr(rule_plan(analysed, segment_current_as_of()), NULL);
+	e = matcher_lookup(RelationGetRelid(rel), rule, owner, as_of);
+	if (e != NULL)
+	{
+		rule_owner_check(owner, rel, e->columns, what, false);
+		m->econtext = CreateStandaloneExprContext();
+		/* an error aborts the (sub)transaction, which restores the user id */
+		rule_owner_enter(owner, &m->save);
+		planned = e->planned;
+	}
+	else
+	{
+		Node	   *analysed = rule_analyze(rel, rule, what, NULL);
+		Bitmapset  *columns = rule_columns_read(analysed);
+
+		rule_owner_check(owner, rel, columns, what, false);
+		m->econtext = CreateStandaloneExprContext();
+		rule_owner_enter(owner, &m->save);
+		planned = rule_plan(analysed, as_of);
+		e = matcher_store(RelationGetRelid(rel), rule, owner, as_of, planned, columns);
+	}
+	/* pinned before ExecInitExpr, whose lookups may process invalidations */
+	if (e != NULL)
+	{
+		e->pins++;
+		m->entry = e;
+	}
+	m->state = ExecInitExpr(planned, NULL);
 	return m;
 }
 
@@ -74,6 +246,11 @@ rule_matcher_end(RuleMatcher *m)
 	rule_owner_leave(&m->save);
 	FreeExprContext(m->econtext, true);
 	AtEOXact_GUC(true, m->nest);
+	if (m->entry != NULL)
+	{
+		m->entry->pins--;
+		matcher_entry_release(m->entry);
+	}
 	pfree(m);
 }
 

@@ -9,6 +9,7 @@
 
 #include <limits.h>
 
+#include "event_fast.h"
 #include "extension_cache.h"
 #include "members_scan.h"
 #include "memberset_cache.h"
@@ -56,6 +57,13 @@ _PG_init(void)
 							 "Stream segment.members in a FROM clause (Segment Member Scan) instead of a function scan.",
 							 "Off: the function scan stores every member in a tuplestore first (same rows, same order). Takes effect for statements planned afterwards.",
 							 &segment_stream_members,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("segment.event_fast_path",
+							 "Generate an event statement of one customer through the one-customer path.",
+							 "Off: every event statement goes through segment_internal._event_fire (the same opportunities, slower).",
+							 &event_fast_path,
 							 true,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);

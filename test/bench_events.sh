@@ -9,11 +9,19 @@
 #        makes a lead in its transaction (cool-down, contact cap, control
 #        group and assignment as generate(); a customer drawn twice is in
 #        cool-down the second time).
+#   (e3) the plain-SQL peer: what a bank would write without segment, an
+#        AFTER INSERT ... FOR EACH ROW trigger in PL/pgSQL that inserts a
+#        lead into its own table unless the customer had one in the last 30
+#        days (NOT EXISTS on an index), for the same events (no audience,
+#        contact cap, control group or generation log).
 # BENCH_EVENT_SECONDS (default 30) a side, in BENCH_EVENT_SLICES (default 3)
 # interleaved slices (off, on, on, off, off, on) so that the load other jobs
 # put on the machine falls on both sides; tps = transactions / seconds per
-# side. Targets: (e2) >= 1,000 tps and (e2) / (e1) >= 0.3.
-# Environment: BENCH_EVENT_SECONDS, BENCH_EVENT_SLICES, PG* (connection).
+# side (e3 in its own slices after them). Targets: (e2) >= 1,000 tps and
+# (e2) / (e1) >= 0.3; (e2) / (e3) is the ratio against a comparable job.
+# Then test/bench_events_cpu.sh (backend CPU a transaction, rule off / on)
+# unless BENCH_EVENT_CPU=0.
+# Environment: BENCH_EVENT_SECONDS, BENCH_EVENT_SLICES, BENCH_EVENT_CPU, PG*.
 set -euo pipefail
 
 secs=${BENCH_EVENT_SECONDS:-30}
@@ -41,6 +49,19 @@ end $$;
 reindex table segment.opportunity;
 vacuum analyze segment.opportunity;
 drop table if exists dw.bench_oltp_events;
+drop table if exists dw.bench_peer_lead;
+create table dw.bench_peer_lead (lead_id bigserial primary key, customer_id int8 not null,
+                                 period date not null, created_at timestamptz not null default now());
+create index on dw.bench_peer_lead (customer_id, period);
+create or replace function dw.bench_peer_lead() returns trigger language plpgsql as $f$
+begin
+    if new.kind = 'loan_failed' and new.amount > 0
+       and not exists (select 1 from dw.bench_peer_lead l
+                        where l.customer_id = new.customer_id and l.period > current_date - 30) then
+        insert into dw.bench_peer_lead (customer_id, period) values (new.customer_id, current_date);
+    end if;
+    return null;
+end $f$;
 create table dw.bench_oltp_events (event_id bigserial primary key, customer_id int8 not null,
                                    kind text not null, amount numeric, at timestamptz not null default now());
 select segment.create_opportunity_rule('customer', 'bench_oltp_event', 't001 or not t001',
@@ -52,7 +73,7 @@ insert into dw.bench_oltp_events (customer_id, kind, amount) values (:id, 'loan_
 SQL
 
 slice=$(( (secs + slices - 1) / slices ))
-declare -A txs=([off]=0 [on]=0) dur=([off]=0 [on]=0)
+declare -A txs=([off]=0 [on]=0 [peer]=0) dur=([off]=0 [on]=0 [peer]=0)
 run_slice() {
   local out n t
   "${Q[@]}" -c "checkpoint" >/dev/null
@@ -76,13 +97,22 @@ for ((i = 0; i < 2 * slices; i++)); do
   run_slice "$side"
 done
 [[ $state == off ]] || rule off
+"${Q[@]}" -c "create trigger bench_peer after insert on dw.bench_oltp_events for each row execute function dw.bench_peer_lead()" >/dev/null
+for ((i = 0; i < slices; i++)); do run_slice peer; done
+"${Q[@]}" -c "drop trigger bench_peer on dw.bench_oltp_events" >/dev/null
 made=$("${Q[@]}" -c "select count(*) from segment.opportunity o join segment.opportunity_rule r using (rule_id) where r.name = 'bench_oltp_event'")
 
 echo
 echo "== Event rule, OLTP: pgbench, 2 clients, one event INSERT per transaction, $slices x $slice s a side"
-awk -v n0="${txs[off]}" -v t0="${dur[off]}" -v n1="${txs[on]}" -v t1="${dur[on]}" -v made="$made" 'BEGIN {
-  a = n0 / t0; b = n1 / t1
+awk -v n0="${txs[off]}" -v t0="${dur[off]}" -v n1="${txs[on]}" -v t1="${dur[on]}" -v made="$made" \
+    -v n2="${txs[peer]}" -v t2="${dur[peer]}" 'BEGIN {
+  a = n0 / t0; b = n1 / t1; c = n2 / t2
   printf "%-58s %10s %10s\n", "step", "tps", "ratio"
   printf "%-58s %10.0f %10.2f\n", "(e1) no event rule (" n0 " transactions)", a, 1
   printf "%-58s %10.0f %10.2f\n", "(e2) event rule, a lead per new customer (" n1 " tx)", b, b / a
+  printf "%-58s %10.0f %10.2f\n", "(e3) plain-SQL peer: a row trigger, NOT EXISTS (" n2 " tx)", c, c / a
+  printf "(e2) / (e3): %.2f\n", b / c
   printf "check: (e2) made %d leads for %d events\n", made, n1 }'
+if [[ ${BENCH_EVENT_CPU:-1} != 0 ]]; then
+  bash "$(dirname "$0")/bench_events_cpu.sh"
+fi
