@@ -31,29 +31,7 @@ rule() {
     "${Q[@]}" -c "select segment.detach_event_rule('bench_oltp_event', 'dw.bench_oltp_events')" >/dev/null
   fi
 }
-# CPU seconds * CLK_TCK of the two pgbench backends, from start to exit
-pgbench_ticks() {
-  local pb pids p v tot=0
-  declare -A last=()
-  pgbench -n -c 2 -j 2 -t "$n" -f "$tmp/event.sql" > "$tmp/pgbench.out" 2>&1 &
-  pb=$!
-  pids=""
-  for _ in $(seq 1 200); do
-    pids=$("${Q[@]}" -c "select string_agg(pid::text, ' ') from pg_stat_activity where application_name = 'pgbench' and backend_type = 'client backend'")
-    [[ $(wc -w <<<"$pids") == 2 ]] && break
-    sleep 0.05
-  done
-  while kill -0 "$pb" 2>/dev/null; do
-    for p in $pids; do
-      v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)
-      [[ -n $v ]] && last[$p]=$v
-    done
-    sleep 0.02
-  done
-  wait "$pb"
-  for p in $pids; do tot=$((tot + ${last[$p]:-0})); done
-  echo "$tot"
-}
+. "$(dirname "$0")/bench_cpu.sh"   # pgbench_ticks
 
 echo
 echo "== Event rule, backend CPU: $((2 * n)) one-row event INSERTs a slice, $rounds rounds"
@@ -63,7 +41,7 @@ state=on
 for ((r = 1; r <= rounds; r++)); do
   for side in off on on off; do
     [[ $side != "$state" ]] && { rule "$side"; state=$side; }
-    t=$(pgbench_ticks)
+    t=$(pgbench_ticks "$tmp/event.sql" "$n")
     ticks[$side]=$(( ${ticks[$side]} + t ))
     awk -v t="$t" -v hz="$tck" -v n="$n" -v s="$side" 'BEGIN { printf "event rule %-3s %8.1f us a transaction\n", s, t / hz / (2 * n) * 1e6 }'
   done

@@ -29,29 +29,7 @@ cat > "$tmp/one.sql" <<SQL
 update dw.customer_wide set current_balance = current_balance + 1 where customer_id = :id;
 SQL
 
-# CPU seconds * CLK_TCK of the two pgbench backends, from start to exit
-pgbench_ticks() {
-  local pb pids p v tot=0
-  declare -A last=()
-  pgbench -n -c 2 -j 2 -t "$n" -f "$tmp/one.sql" > "$tmp/pgbench.out" 2>&1 &
-  pb=$!
-  pids=""
-  for _ in $(seq 1 200); do
-    pids=$("${Q[@]}" -c "select string_agg(pid::text, ' ') from pg_stat_activity where application_name = 'pgbench' and backend_type = 'client backend'")
-    [[ $(wc -w <<<"$pids") == 2 ]] && break
-    sleep 0.05
-  done
-  while kill -0 "$pb" 2>/dev/null; do
-    for p in $pids; do
-      v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)
-      [[ -n $v ]] && last[$p]=$v
-    done
-    sleep 0.02
-  done
-  wait "$pb"
-  for p in $pids; do tot=$((tot + ${last[$p]:-0})); done
-  echo "$tot"
-}
+. "$(dirname "$0")/bench_cpu.sh"   # pgbench_ticks
 
 echo
 echo "== Live maintenance, backend CPU: (l3) $((2 * n)) one-row UPDATEs a slice, $rounds rounds; (l1) $bulk_rounds rounds"
@@ -60,7 +38,7 @@ for ((r = 1; r <= rounds; r++)); do
   "${Q[@]}" -c "select count(*) from segment.refresh('customer')" >/dev/null
   for side in off on on off; do
     if [[ $side == on ]]; then live enable; else live disable; fi
-    t=$(pgbench_ticks)
+    t=$(pgbench_ticks "$tmp/one.sql" "$n")
     ticks[$side]=$(( ${ticks[$side]} + t ))
     awk -v t="$t" -v hz="$tck" -v n="$n" -v s="$side" 'BEGIN { printf "(l3) live %-3s %8.1f us a transaction\n", s, t / hz / (2 * n) * 1e6 }'
   done
