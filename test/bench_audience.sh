@@ -28,7 +28,10 @@
 #   interleaved rounds.
 # Cold: the first call in a new backend (a new psql connection per call, so
 #   the library load, catalog caches, plans and any backend-local cache start
-#   empty), BENCH_COLD_REPS (default 7) interleaved rounds.
+#   empty), BENCH_COLD_REPS (default 7) interleaved rounds. Each round also
+#   times "select 1" as a new backend's first statement (the cold floor:
+#   what any first statement pays, whichever extension), and the cold "net"
+#   column is the ratio of both sides less it.
 # Each line reports the best round and the median (as the rest of make bench,
 # the best one is what the code costs; the median says how loaded the
 # machine was).
@@ -179,6 +182,10 @@ echo "check: segment and pg_roaringbitmap agree on every audience: $check"
 # cold: a new backend per call
 : > "$tmp/cold.out"
 for ((r = 1; r <= creps; r++)); do
+  # the cold floor: the first statement of a new backend that loads neither
+  # extension ("select 1")
+  echo "@@ f1 $r" >> "$tmp/cold.out"
+  "${P[@]}" -c '\timing on' -c '\o /dev/null' -c 'select 1' >> "$tmp/cold.out"
   for n in "${names[@]}"; do
     for k in sc sm rc rm; do
       [[ $peer == no && $k == r* ]] && continue
@@ -203,22 +210,25 @@ stats "$tmp/cold.out" > "$tmp/cold.txt"
 get() { awk -v k="$2" -v c="${3:-2}" '$1 == k { print $c }' "$tmp/$1.txt"; }
 table() {  # column (2 best, 3 median), title
   echo "$2"
-  printf '%-28s %12s %12s %8s %8s %12s %12s %8s %12s %8s\n' "" "warm ms" "" "" "" "cold ms" "" "" "warm, off" ""
-  printf '%-28s %12s %12s %8s %8s %12s %12s %8s %12s %8s\n' "audience" "segment" "pg_rb" "ratio" "net" "segment" "pg_rb" "ratio" "segment" "ratio"
-  printf '%-28s %12s %12s %8s %8s %12s %12s %8s %12s %8s\n' "--------" "-------" "-----" "-----" "---" "-------" "-----" "-----" "-------" "-----"
+  printf '%-28s %12s %12s %8s %8s %12s %12s %8s %8s %12s %8s\n' "" "warm ms" "" "" "" "cold ms" "" "" "" "warm, off" ""
+  printf '%-28s %12s %12s %8s %8s %12s %12s %8s %8s %12s %8s\n' "audience" "segment" "pg_rb" "ratio" "net" "segment" "pg_rb" "ratio" "net" "segment" "ratio"
+  printf '%-28s %12s %12s %8s %8s %12s %12s %8s %8s %12s %8s\n' "--------" "-------" "-----" "-----" "---" "-------" "-----" "-----" "---" "-------" "-----"
   for n in "${names[@]}"; do
     for what in count members; do
       k=${what:0:1}; s=s$k$n; p=r$k$n
       awk -v l="$n tags, $what" -v sw="$(get warm "$s" "$1")" -v pw="$(get warm "$p" "$1")" -v f="$(get warm f1 "$1")" \
-          -v sc="$(get cold "$s" "$1")" -v pc="$(get cold "$p" "$1")" -v so="$( [[ $k == m ]] && get warm so$n "$1" || true)" 'BEGIN {
-        printf "%-28s %12.3f %12s %8s %8s %12.3f %12s %8s %12s %8s\n", l, sw,
+          -v sc="$(get cold "$s" "$1")" -v pc="$(get cold "$p" "$1")" -v cf="$(get cold f1 "$1")" \
+          -v so="$( [[ $k == m ]] && get warm so$n "$1" || true)" 'BEGIN {
+        printf "%-28s %12.3f %12s %8s %8s %12.3f %12s %8s %8s %12s %8s\n", l, sw,
           (pw == "" ? "n/a" : sprintf("%.3f", pw)), (pw == "" ? "n/a" : sprintf("%.2f", sw / pw)),
           (pw == "" || pw <= f ? "n/a" : sprintf("%.2f", (sw - f) / (pw - f))),
           sc, (pc == "" ? "n/a" : sprintf("%.3f", pc)), (pc == "" ? "n/a" : sprintf("%.2f", sc / pc)),
+          (pc == "" || pc <= cf ? "n/a" : sprintf("%.2f", (sc - cf) / (pc - cf))),
           (so == "" ? "" : sprintf("%.3f", so)), (so == "" || pw == "" ? "" : sprintf("%.2f", so / pw)) }'
     done
   done
   echo "(warm round trip, psql 'select 1' in the same rounds: $(get warm f1 "$1") ms; net = both sides less it;"
+  echo " cold floor, 'select 1' as a new backend's first statement: $(get cold f1 "$1") ms; cold net = both sides less it;"
   echo " warm, off: member lists with segment.stream_members off, the function scan, and its ratio to the peer)"
 }
 # server side: pgbench, one client, prepared statements, each statement for
