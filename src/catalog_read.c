@@ -421,22 +421,19 @@ catalog_event_rule(int32 rule_id, Oid relid, CatalogEventRule *er)
 		er->snapshot = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 		er->audience = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 14));
 		er->assignment = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 15));
-		old = MemoryContextSwitchTo(cxt);
-		er->priority = datumCopy(SPI_getbinval(tup, desc, 16, &isnull), false, -1);
-		MemoryContextSwitchTo(old);
 		er->scored = DatumGetBool(SPI_getbinval(tup, desc, 17, &isnull));
 		v = SPI_getvalue(tup, desc, 18);
 		er->template_sql = v ? MemoryContextStrdup(cxt, v) : NULL;
-		old = MemoryContextSwitchTo(cxt);
-		er->holdout_pct = datumCopy(SPI_getbinval(tup, desc, 19, &isnull), false, -1);
-		MemoryContextSwitchTo(old);
 		er->cooldown_days = DatumGetInt32(SPI_getbinval(tup, desc, 20, &isnull));
 		er->valid_days = DatumGetInt32(SPI_getbinval(tup, desc, 21, &isnull));
 		er->version = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
 		er->max_contacts = DatumGetInt32(SPI_getbinval(tup, desc, 23, &er->capped));
 		er->capped = !er->capped;
 		er->period_days = DatumGetInt32(SPI_getbinval(tup, desc, 24, &isnull));
+		/* the by-reference values (NOT NULL columns and an ARRAY()) */
 		old = MemoryContextSwitchTo(cxt);
+		er->priority = datumCopy(SPI_getbinval(tup, desc, 16, &isnull), false, -1);
+		er->holdout_pct = datumCopy(SPI_getbinval(tup, desc, 19, &isnull), false, -1);
 		er->subject_rules = datumCopy(SPI_getbinval(tup, desc, 25, &isnull), false, -1);
 		MemoryContextSwitchTo(old);
 		found = true;
