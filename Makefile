@@ -15,7 +15,12 @@ OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 UPGRADE_FROM = 0.1.0
 DATA_built  = sql/segment--$(EXTVERSION).sql sql/segment--$(UPGRADE_FROM)--$(EXTVERSION).sql
 DATA        = sql/segment--0.1.0.sql
-SHLIB_LINK  = -lroaring
+# CRoaring is not linked: src/roaring_lib.c opens it by its SONAME with
+# RTLD_LOCAL, so that another library's CRoaring (pg_roaringbitmap carries
+# one) never takes the place of segment's calls or the other way round.
+ROARING_LIBFILE := $(shell $(CC) -print-file-name=libroaring.so)
+ROARING_SONAME  := $(or $(shell objdump -p $(ROARING_LIBFILE) 2>/dev/null | awk '$$1 == "SONAME" { print $$2 }'),libroaring.so.0)
+PG_CPPFLAGS = -DROARING_SONAME='"$(ROARING_SONAME)"'
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers -Wno-cast-function-type
 

@@ -8,7 +8,7 @@
 
 #include "postgres.h"
 
-#include <roaring/roaring.h>
+#include "roaring_lib.h"
 
 #define ID_WINDOW_WORDS (65536 / 64)
 #define ID_WINDOW_NONE	UINT32_MAX

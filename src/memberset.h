@@ -29,7 +29,7 @@
 #include "fmgr.h"
 #include "utils/memutils.h"
 
-#include <roaring/roaring.h>
+#include "roaring_lib.h"
 
 /* On-disk / in-datum form: varlena header, format byte, padding, portable bytes. */
 typedef struct MemberSet

@@ -14,6 +14,7 @@
 #include "members_scan.h"
 #include "memberset_cache.h"
 #include "refresh_shards.h"
+#include "roaring_lib.h"
 #include "segment.h"
 
 PG_MODULE_MAGIC;
@@ -25,6 +26,8 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	/* CRoaring, bound to segment's own library (roaring_lib.h) */
+	roaring_lib_load();
 	DefineCustomIntVariable("segment.progress_seconds",
 							"Seconds between progress NOTICEs of a long refresh (0 turns them off).",
 							NULL,
