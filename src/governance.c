@@ -41,6 +41,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "parser/parse_relation.h"
 
@@ -67,6 +68,33 @@ typedef struct ScopeCache
 
 static ScopeCache scope = {false, InvalidOid, 0, 0, NULL, NULL, false, NULL, 0};
 
+/*
+ * Has segment.governance a row? Read directly under the statement's
+ * snapshot, as the query reads it; *direct is false when the current user
+ * could not read it plainly (no SELECT, row-level security): the query then
+ * answers, or raises what it raises.
+ */
+static bool
+governance_row_exists(Oid relid, bool *direct)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	bool		found;
+
+	*direct = false;
+	if (!ActiveSnapshotSet() ||
+		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	rel = table_open(relid, AccessShareLock);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	found = heap_getnext(scan, ForwardScanDirection) != NULL;
+	table_endscan(scan);
+	table_close(rel, NoLock);	/* the lock is kept to the end of the transaction, as the query's */
+	*direct = true;
+	return found;
+}
+
 bool
 governance_installed(void)
 {
@@ -74,7 +102,9 @@ governance_installed(void)
 	int			spi_nest;
 	bool		isnull;
 	bool		result;
+	bool		direct;
 	Oid			nsp;
+	Oid			relid;
 	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
 	static CommandId cached_cid = InvalidCommandId;
 	static bool cached = false;
@@ -84,8 +114,18 @@ governance_installed(void)
 		return cached;
 	/* a database still on a version of segment without governance (0.1.0) */
 	nsp = get_namespace_oid("segment", true);
-	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("governance", nsp)))
+	relid = OidIsValid(nsp) ? get_relname_relid("governance", nsp) : InvalidOid;
+	if (!OidIsValid(relid))
 		return false;
+	/* without a query when the table can be read plainly: no plan to make in a new backend */
+	result = governance_row_exists(relid, &direct);
+	if (direct)
+	{
+		cached_lxid = MyProc->lxid;
+		cached_cid = GetCurrentCommandId(false);
+		cached = result;
+		return result;
+	}
 	spi_nest = segment_spi_connect();
 	segment_saved_plan(&plan, "SELECT EXISTS (SELECT 1 FROM segment.governance)", 0, NULL);
 	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
