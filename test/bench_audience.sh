@@ -31,7 +31,11 @@
 #   empty), BENCH_COLD_REPS (default 7) interleaved rounds. Each round also
 #   times "select 1" as a new backend's first statement (the cold floor:
 #   what any first statement pays, whichever extension), and the cold "net"
-#   column is the ratio of both sides less it.
+#   column is the ratio of both sides less it. What a first call pays
+#   depends on which libraries the postmaster preloaded (a preloaded library
+#   is not loaded by the backend): the tables say which were
+#   (shared_preload_libraries). `make bench` preloads pg_cron and segment,
+#   as docs/dba-guide.md recommends, and the peer as shipped (not preloaded).
 # Each line reports the best round and the median (as the rest of make bench,
 # the best one is what the code costs; the median says how loaded the
 # machine was).
@@ -140,8 +144,14 @@ seg_members_off() {
 rb_count() { echo "select rb_cardinality(${rbx[$1]});"; }
 rb_members() { echo "select count(*) from rb_iterate(${rbx[$1]});"; }
 
+preloaded=$("${Q[@]}" -c 'show shared_preload_libraries')
+preload_says() {  # library -> yes/no
+  tr ', ' '\n\n' <<<"$preloaded" | grep -qx "$1" && echo yes || echo no
+}
+preload_line="shared_preload_libraries = '$preloaded' (segment preloaded: $(preload_says segment), pg_roaringbitmap preloaded: $(preload_says roaringbitmap))"
 echo
 echo "== Audiences against pg_roaringbitmap: $rows customers, warm: $wreps rounds in one backend, cold: $creps rounds of a new backend per call"
+echo "   $preload_line"
 check=ok
 for n in "${names[@]}"; do
   sc=$("${Q[@]}" -c "$(seg_count "$n")"); sm=$("${Q[@]}" -c "$(seg_members "$n")")
@@ -229,6 +239,7 @@ table() {  # column (2 best, 3 median), title
   done
   echo "(warm round trip, psql 'select 1' in the same rounds: $(get warm f1 "$1") ms; net = both sides less it;"
   echo " cold floor, 'select 1' as a new backend's first statement: $(get cold f1 "$1") ms; cold net = both sides less it;"
+  echo " cold: $preload_line;"
   echo " warm, off: member lists with segment.stream_members off, the function scan, and its ratio to the peer)"
 }
 # server side: pgbench, one client, prepared statements, each statement for
