@@ -9,8 +9,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/transam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -265,6 +270,7 @@ build_defs(Relation rel, int32 subject_id, Snapshot snap)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	LiveDefs   *d = palloc0(sizeof(LiveDefs));
 	LiveSubjectRow row;
+	int			nest = rule_pin_search_path_begin();	/* catalog SQL, rule analysis */
 
 	d->cxt = cxt;
 	d->subject_id = subject_id;
@@ -283,6 +289,7 @@ build_defs(Relation rel, int32 subject_id, Snapshot snap)
 		if (d->refreshed && d->relid == RelationGetRelid(rel))
 			compile_defs(d, rel, row.name, row.key_column, snap);
 	}
+	rule_pin_search_path_end(nest);
 	MemoryContextSwitchTo(old);
 	return d;
 }
@@ -311,6 +318,62 @@ live_defs_get(Relation rel, int32 subject_id, Snapshot snap)
 	d->next = live_cache;
 	live_cache = d;
 	return d;
+}
+
+
+Oid
+live_defs_key_index(LiveDefs *d, Relation rel, RegProcedure *eqproc)
+{
+	List	   *indexes;
+	ListCell   *lc;
+	AttrNumber	keyattno = d->defs->keyattno;
+	Oid			keytype = d->defs->keytype;
+
+	if (d->key_index_known)
+	{
+		*eqproc = d->key_eqproc;
+		return d->key_index;
+	}
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ix = irel->rd_index;
+
+		if (irel->rd_rel->relam == BTREE_AM_OID && ix->indisvalid &&
+			ix->indkey.values[0] == keyattno && irel->rd_opcintype[0] == keytype &&
+			heap_attisnull(irel->rd_indextuple, Anum_pg_index_indpred, NULL))
+		{
+			Oid			op = get_opfamily_member(irel->rd_opfamily[0], keytype, keytype,
+												 BTEqualStrategyNumber);
+
+			if (OidIsValid(op))
+			{
+				d->key_eqproc = get_opcode(op);
+				d->key_index = RelationGetRelid(irel);
+			}
+		}
+		index_close(irel, NoLock);
+		if (OidIsValid(d->key_index))
+			break;
+	}
+	list_free(indexes);
+	d->key_index_known = true;
+	*eqproc = d->key_eqproc;
+	return d->key_index;
+}
+
+Oid
+live_defs_function_owner(Oid fn_oid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
 }
 
 
