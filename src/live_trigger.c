@@ -245,11 +245,18 @@ rule_gucs(LiveDefs *defs, int *nestlevel, bool *as_of_set)
 	*as_of_set = true;
 }
 
+/*
+ * The end of rule_gucs' nest level: every setting changed in it is rolled
+ * back, ours and any a rule's function changed (a plain SET or set_config
+ * inside a function would otherwise outlive the statement and, for
+ * search_path, redirect the writer's next statements: the rule's owner is
+ * not the writer), as PostgreSQL does after index expressions.
+ */
 static void
 end_gucs(int nestlevel)
 {
 	if (nestlevel >= 0)
-		AtEOXact_GUC(true, nestlevel);
+		AtEOXact_GUC(false, nestlevel);
 }
 
 /*
