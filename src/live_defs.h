@@ -63,6 +63,16 @@ typedef struct LiveDefs
 	 * up on first use: an index created, dropped or made valid on the table
 	 * sends the table's relcache invalidation, which makes the entry stale.
 	 */
+	/*
+	 * The last UPDATE's set columns and what live_defs_affected and
+	 * live_defs_columns made of them: an OLTP writer sets the same columns
+	 * every time.
+	 */
+	Bitmapset  *last_updated;
+	bool	   *last_affected;
+	int			last_naffected;
+	bool		last_columns_known;
+	Bitmapset  *last_columns;
 	bool		key_index_known;
 	Oid			key_index;		/* InvalidOid: none */
 	RegProcedure key_eqproc;	/* the key's equality function for it */
