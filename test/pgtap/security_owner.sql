@@ -17,7 +17,7 @@
 \ir ../fixtures/pgtap.psql
 set local client_min_messages = error;
 
-select plan(55);
+select plan(58);
 
 create role sec_mallory;
 create role sec_app;
@@ -270,6 +270,16 @@ select is(segment.count('sec', 'sec_rich'), (select count(*) from sec.cust where
           'live counts equal plain SQL after those writes');
 select is(segment.has_tag('sec', 1001::bigint, 'sec_who'), true, 'live: the rules ran as their owner');
 select is((select aum from sec.cust where id = 150), 15000::numeric, 'the failed statement changed nothing');
+-- the same rule in a superuser's serial refresh and in explain: the SQL after
+-- the scan is pinned again, and the caller's search_path is his own after
+select current_setting('search_path') as path0 \gset
+set local max_parallel_workers_per_gather = 0;
+create temp table sec_r7 as select * from segment.refresh('sec');
+reset max_parallel_workers_per_gather;
+select ok(not sec.super(), 'refresh with a rule that moves search_path: its author did not become superuser');
+select is(current_setting('search_path'), :'path0'::text, 'and the refresher''s search_path is his own after it');
+select segment.explain('sec', 1::bigint, 'sec_path') is not null as explained \gset
+select is(current_setting('search_path'), :'path0'::text, 'explain of that tag: the caller''s search_path is his own after it');
 select segment.drop_tag('sec_path');
 select segment.drop_tag('sec_div');
 select segment.disable_live('sec');
