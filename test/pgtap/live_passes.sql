@@ -19,7 +19,7 @@
 
 \ir ../fixtures/pgtap.psql
 
-select plan(56);
+select plan(66);
 
 \o /dev/null
 create schema lp;
@@ -168,6 +168,15 @@ select * from lp.ok_step(lp.step($$update {rel} set a = 5, d = 9 where id betwee
                          'UPDATE of a and d, 31 rows');
 select * from lp.ok_step(lp.step($$update {rel} set flag = not flag where id = 3$$),
                          'UPDATE of flag, one row');
+-- an index on lp.u's key appears, then goes: the cached index lookup of the
+-- by-key pass follows (the table's relcache invalidation rebuilds the
+-- definitions), so the dropped index is never opened
+create index lp_u_id on lp.u (id);
+select * from lp.ok_step(lp.step($$update {rel} set c = c + case when id % 89 = 0 then 5 else 0 end$$),
+                         'UPDATE of c, 1,200 rows, few flip, lp.u indexed since (by key on both)');
+drop index lp.lp_u_id;
+select * from lp.ok_step(lp.step($$update {rel} set c = c + case when id % 83 = 0 then 5 else 0 end$$),
+                         'UPDATE of c, 1,200 rows, few flip, lp.u''s index dropped since');
 -- keys change, rows go and come
 select * from lp.ok_step(lp.step($$update {rel} set id = id + 100000 where id % 50 = 0$$),
                          'UPDATE of the key, 24 rows');
