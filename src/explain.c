@@ -627,7 +627,7 @@ done:
 		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 		MemoryContextSwitchTo(spicxt);
 	}
-	AtEOXact_GUC(true, nestlevel);
+	AtEOXact_GUC(false, nestlevel);	/* also undoes a plain SET in a rule's function */
 	SPI_finish();
 	PG_RETURN_JSONB_P(result);
 }

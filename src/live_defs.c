@@ -9,8 +9,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "access/transam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -91,10 +96,58 @@ live_check_extension(void)
 	live_extension_generation = generation;
 }
 
+/*
+ * A built-in date and time comparison, conversion or interval arithmetic
+ * between date, timestamp and timestamptz (e.g. timestamptz >= date, which a
+ * rule like "last_txn_at >= segment.as_of() - 7" calls): STABLE only
+ * because it reads the TimeZone setting; it resolves no name, reads no
+ * table and no other setting. In PostgreSQL 15 the built-in STABLE
+ * functions of one or two such arguments returning such a type or a
+ * boolean or integer are exactly the 35 functions of that kind.
+ */
+static bool
+live_timezone_only(Oid funcid)
+{
+	static const Oid types[] = {DATEOID, TIMESTAMPOID, TIMESTAMPTZOID, INTERVALOID};
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Form_pg_proc proc;
+	bool		ok;
+	int			i,
+				j;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	ok = proc->provolatile == PROVOLATILE_STABLE && proc->prokind == PROKIND_FUNCTION &&
+		!proc->proretset && proc->pronargs >= 1 && proc->pronargs <= 2 &&
+		(proc->prorettype == BOOLOID || proc->prorettype == INT4OID ||
+		 proc->prorettype == DATEOID || proc->prorettype == TIMESTAMPOID ||
+		 proc->prorettype == TIMESTAMPTZOID);
+	for (i = 0; ok && i < proc->pronargs; i++)
+	{
+		bool		found = false;
+
+		for (j = 0; j < lengthof(types); j++)
+			found |= proc->proargtypes.values[i] == types[j];
+		ok = found;
+	}
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+/*
+ * Whether a function may read more than its arguments (the table by key,
+ * segment.as_of, names under search_path): anything but a built-in
+ * immutable function or a built-in one that reads only TimeZone.
+ */
 static bool
 live_not_builtin_immutable(Oid funcid, void *context)
 {
-	return funcid >= FirstNormalObjectId || func_volatile(funcid) != PROVOLATILE_IMMUTABLE;
+	if (funcid >= FirstNormalObjectId)
+		return true;
+	if (func_volatile(funcid) == PROVOLATILE_IMMUTABLE)
+		return false;
+	return !live_timezone_only(funcid);
 }
 
 /* Whether a planned rule may read more of the row than its plain columns. */
@@ -265,6 +318,7 @@ build_defs(Relation rel, int32 subject_id, Snapshot snap)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	LiveDefs   *d = palloc0(sizeof(LiveDefs));
 	LiveSubjectRow row;
+	int			nest = rule_pin_search_path_begin();	/* catalog SQL, rule analysis */
 
 	d->cxt = cxt;
 	d->subject_id = subject_id;
@@ -283,6 +337,7 @@ build_defs(Relation rel, int32 subject_id, Snapshot snap)
 		if (d->refreshed && d->relid == RelationGetRelid(rel))
 			compile_defs(d, rel, row.name, row.key_column, snap);
 	}
+	rule_pin_search_path_end(nest);
 	MemoryContextSwitchTo(old);
 	return d;
 }
@@ -311,6 +366,73 @@ live_defs_get(Relation rel, int32 subject_id, Snapshot snap)
 	d->next = live_cache;
 	live_cache = d;
 	return d;
+}
+
+
+/* A copy of a set in cxt. */
+static Bitmapset *
+bms_copy_in(MemoryContext cxt, const Bitmapset *set)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Bitmapset  *copy = bms_copy(set);
+
+	MemoryContextSwitchTo(old);
+	return copy;
+}
+
+Oid
+live_defs_key_index(LiveDefs *d, Relation rel, RegProcedure *eqproc)
+{
+	List	   *indexes;
+	ListCell   *lc;
+	AttrNumber	keyattno = d->defs->keyattno;
+	Oid			keytype = d->defs->keytype;
+
+	if (d->key_index_known)
+	{
+		*eqproc = d->key_eqproc;
+		return d->key_index;
+	}
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ix = irel->rd_index;
+
+		if (irel->rd_rel->relam == BTREE_AM_OID && ix->indisvalid &&
+			ix->indkey.values[0] == keyattno && irel->rd_opcintype[0] == keytype &&
+			heap_attisnull(irel->rd_indextuple, Anum_pg_index_indpred, NULL))
+		{
+			Oid			op = get_opfamily_member(irel->rd_opfamily[0], keytype, keytype,
+												 BTEqualStrategyNumber);
+
+			if (OidIsValid(op))
+			{
+				d->key_eqproc = get_opcode(op);
+				d->key_index = RelationGetRelid(irel);
+			}
+		}
+		index_close(irel, NoLock);
+		if (OidIsValid(d->key_index))
+			break;
+	}
+	list_free(indexes);
+	d->key_index_known = true;
+	*eqproc = d->key_eqproc;
+	return d->key_index;
+}
+
+Oid
+live_defs_function_owner(Oid fn_oid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
 }
 
 
@@ -354,7 +476,12 @@ live_defs_affected(LiveDefs *d, TriggerData *td, int *naffected)
 			return NULL;		/* a whole-row or system column: anything */
 		updated = bms_add_member(updated, attno);
 	}
-	affected = palloc(sizeof(bool) * Max(SCAN_UNITS(d->sc), 1));
+	if (d->last_affected != NULL && bms_equal(updated, d->last_updated))
+	{
+		*naffected = d->last_naffected;
+		return d->last_affected;
+	}
+	affected = MemoryContextAlloc(d->cxt, sizeof(bool) * Max(SCAN_UNITS(d->sc), 1));
 	*naffected = 0;
 	for (u = 0; u < SCAN_UNITS(d->sc); u++)
 	{
@@ -362,6 +489,11 @@ live_defs_affected(LiveDefs *d, TriggerData *td, int *naffected)
 		if (affected[u])
 			(*naffected)++;
 	}
+	/* kept for the next UPDATE of the same columns (the old ones stay in d->cxt: rare) */
+	d->last_updated = bms_copy_in(d->cxt, updated);
+	d->last_affected = affected;
+	d->last_naffected = *naffected;
+	d->last_columns_known = false;
 	return affected;
 }
 
@@ -373,14 +505,27 @@ live_defs_columns(LiveDefs *d, const bool *affected)
 
 	if (affected == NULL)
 		return NULL;
+	if (affected == d->last_affected && d->last_columns_known)
+		return d->last_columns;
 	for (u = 0; u < SCAN_UNITS(d->sc); u++)
 		if (affected[u])
 		{
 			if (d->unit_cols[u] == NULL)
-				return NULL;
+			{
+				cols = NULL;
+				break;
+			}
 			cols = bms_union(cols, d->unit_cols[u]);
 		}
-	return bms_add_member(cols, d->defs->keyattno);
+	if (u == SCAN_UNITS(d->sc))
+		cols = bms_add_member(cols, d->defs->keyattno);
+	if (affected == d->last_affected)
+	{
+		d->last_columns = bms_copy_in(d->cxt, cols);
+		d->last_columns_known = true;
+		return d->last_columns;
+	}
+	return cols;
 }
 
 

@@ -58,12 +58,30 @@ typedef struct LiveDefs
 	 * immutable one, a domain): an UPDATE of other columns cannot change it.
 	 */
 	Bitmapset **unit_cols;
+	/*
+	 * The index live_defs_key_index finds (its first column the key), looked
+	 * up on first use: an index created, dropped or made valid on the table
+	 * sends the table's relcache invalidation, which makes the entry stale.
+	 */
+	/*
+	 * The last UPDATE's set columns and what live_defs_affected and
+	 * live_defs_columns made of them: an OLTP writer sets the same columns
+	 * every time.
+	 */
+	Bitmapset  *last_updated;
+	bool	   *last_affected;
+	int			last_naffected;
+	bool		last_columns_known;
+	Bitmapset  *last_columns;
+	bool		key_index_known;
+	Oid			key_index;		/* InvalidOid: none */
+	RegProcedure key_eqproc;	/* the key's equality function for it */
 	struct LiveDefs *next;
 } LiveDefs;
 
 /*
  * The valid entry of the subject, built when missing or stale (SPI
- * connected, the rules' GUCs set; read as of snap).
+ * connected; read as of snap, with search_path pinned for the build).
  */
 extern LiveDefs *live_defs_get(Relation rel, int32 subject_id, Snapshot snap);
 
@@ -81,5 +99,18 @@ extern bool *live_defs_affected(LiveDefs *d, TriggerData *td, int *naffected);
  * NULL when one of them may read more than its columns (unit_cols).
  */
 extern Bitmapset *live_defs_columns(LiveDefs *d, const bool *affected);
+
+/*
+ * An index of rel whose first column is the key (a valid btree, not
+ * partial, of the key's type), cached in d: its OID and the key's equality
+ * function, or InvalidOid.
+ */
+extern Oid	live_defs_key_index(LiveDefs *d, Relation rel, RegProcedure *eqproc);
+
+/*
+ * The owner of the trigger function fn_oid: the role live maintenance reads
+ * and writes segment's tables as (docs/security.md).
+ */
+extern Oid	live_defs_function_owner(Oid fn_oid);
 
 #endif							/* SEGMENT_LIVE_DEFS_H */

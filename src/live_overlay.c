@@ -40,6 +40,7 @@
 #include "live_overlay.h"
 #include "memberset_cache.h"
 #include "numeric_scaled.h"
+#include "rule_owner.h"
 #include "segment.h"
 #include "state_read.h"
 #include "subject.h"
@@ -487,6 +488,7 @@ stored_sets(const SubjectDefs *defs, uint64 generation, Snapshot snap)
 	Datum	   *d;
 	Datum		ids[3];
 	int			i;
+	int			nest;
 
 	if (segment_audience_cache_kb <= 0)
 	{
@@ -548,7 +550,9 @@ stored_sets(const SubjectDefs *defs, uint64 generation, Snapshot snap)
 	load.defs = defs;
 	load.ls = ls;
 	load.budget = (Size) segment_audience_cache_kb * 1024;
+	nest = rule_pin_search_path_begin();
 	catalog_read_state_sets(defs->subject_id, ids[0], ids[1], ids[2], snap, keep_stored_set, &load);
+	rule_pin_search_path_end(nest);
 	if (ls->universe == NULL)
 		ls->usable = false;
 	if (!ls->usable)
@@ -846,6 +850,7 @@ live_overlay_members_to_write(const SubjectDefs *defs, uint64 generation, ScanCo
 	bool		isnull;
 	int			n,
 				i;
+	int			nest;
 	uint32	   *ids;
 
 	roaring_bitmap_or_inplace(all->bitmap, gone->bitmap);
@@ -875,6 +880,7 @@ live_overlay_members_to_write(const SubjectDefs *defs, uint64 generation, ScanCo
 	 * array of 100,000 keys costs more than reading it)
 	 */
 	args[0] = Int32GetDatum(defs->subject_id);
+	nest = rule_pin_search_path_begin();
 	if (roaring_bitmap_get_cardinality(all->bitmap) <= LIVE_OVERLAY_PROBE_MAX)
 	{
 		ids = set_ids(all, &n);
@@ -930,6 +936,7 @@ live_overlay_members_to_write(const SubjectDefs *defs, uint64 generation, ScanCo
 	cmp.base_universe = NULL;
 	catalog_read_state_sets(defs->subject_id, tag_ids, scheme_ids, scorecard_ids, snap,
 							compare_stored_set, &cmp);
+	rule_pin_search_path_end(nest);
 	changed = cmp.changed;
 	base_universe = cmp.base_universe;
 
@@ -964,9 +971,12 @@ live_overlay_write(LiveRows *lr)
 {
 	static SPIPlanPtr plan = NULL;
 	int			ret;
+	int			nest;
 
 	if (lr->n == 0)
 		return;
+	/* the live trigger runs under the writer's search_path (live_trigger.c) */
+	nest = rule_pin_search_path_begin();
 	if (lr->n == 1)
 	{
 		/* one customer (OLTP): its values as parameters, no function scan */
@@ -992,6 +1002,7 @@ live_overlay_write(LiveRows *lr)
 		ret = SPI_execute_plan(one_plan, values, NULL, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not write segment.live_member: %s", SPI_result_code_string(ret));
+		rule_pin_search_path_end(nest);
 		return;
 	}
 	segment_saved_plan(&plan,
@@ -1015,6 +1026,7 @@ live_overlay_write(LiveRows *lr)
 		live_pending = NULL;
 	}
 	PG_END_TRY();
+	rule_pin_search_path_end(nest);
 }
 
 

@@ -164,53 +164,17 @@ table_keys(Tuplestorestate *ts, TupleDesc desc, AttrNumber keyattno, Oid keytype
 
 
 /*
- * An index whose first column is the key (a valid btree, not partial, of
- * the key's type): its OID and the key's equality function, or InvalidOid.
- */
-static Oid
-key_index(Relation rel, AttrNumber keyattno, Oid keytype, RegProcedure *eqproc)
-{
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	Oid			found = InvalidOid;
-
-	foreach(lc, indexes)
-	{
-		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
-		Form_pg_index ix = irel->rd_index;
-
-		if (irel->rd_rel->relam == BTREE_AM_OID && ix->indisvalid &&
-			ix->indkey.values[0] == keyattno && irel->rd_opcintype[0] == keytype &&
-			heap_attisnull(irel->rd_indextuple, Anum_pg_index_indpred, NULL))
-		{
-			Oid			op = get_opfamily_member(irel->rd_opfamily[0], keytype, keytype,
-												 BTEqualStrategyNumber);
-
-			if (OidIsValid(op))
-			{
-				*eqproc = get_opcode(op);
-				found = RelationGetRelid(irel);
-			}
-		}
-		index_close(irel, NoLock);
-		if (OidIsValid(found))
-			break;
-	}
-	list_free(indexes);
-	return found;
-}
-
-/*
  * Read the rows of the members in `only` from the table, by key through an
- * index (key_index), as snap sees them, into the evaluator: every row with
- * that key, as a refresh would. false when the table has no such index
- * (nothing read).
+ * index (live_defs_key_index), as snap sees them, into the evaluator: every
+ * row with that key, as a refresh would. false when the table has no such
+ * index (nothing read).
  */
 static bool
-feed_members(ScanCore *sc, Relation rel, RoaringOwned *only, Snapshot snap)
+feed_members(LiveDefs *defs, Relation rel, RoaringOwned *only, Snapshot snap)
 {
+	ScanCore   *sc = defs->sc;
 	RegProcedure eqproc = InvalidOid;
-	Oid			indexoid = key_index(rel, sc->keyattno, sc->keytype, &eqproc);
+	Oid			indexoid = live_defs_key_index(defs, rel, &eqproc);
 	Relation	irel;
 	TupleTableSlot *slot;
 	IndexScanDesc scan;
@@ -259,10 +223,12 @@ evaluates_opaque(LiveDefs *defs, const bool *affected)
 }
 
 /*
- * The rules' settings: segment.as_of is the date of the last refresh (and
- * search_path pinned, live_statement), in a GUC nest level of the
- * statement's, opened on first use (*nestlevel -1: none yet). Only rules
- * that call functions other than built-in immutable ones can read them.
+ * The rules' settings: segment.as_of is the date of the last refresh and
+ * search_path the pinned one, in a GUC nest level of the statement's,
+ * opened on first use (*nestlevel -1: none yet). Only rules that call
+ * functions other than built-in immutable ones can read them (a built-in
+ * immutable function resolves no name); the nest level also undoes any
+ * setting such a function changes.
  */
 static void
 rule_gucs(LiveDefs *defs, int *nestlevel, bool *as_of_set)
@@ -271,17 +237,26 @@ rule_gucs(LiveDefs *defs, int *nestlevel, bool *as_of_set)
 		return;
 	if (*nestlevel < 0)
 		*nestlevel = NewGUCNestLevel();
+	if (strcmp(namespace_search_path, RULE_PINNED_SEARCH_PATH) != 0)
+		rule_pin_search_path();
 	(void) set_config_option("segment.as_of",
 							 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(defs->as_of))),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	*as_of_set = true;
 }
 
+/*
+ * The end of rule_gucs' nest level: every setting changed in it is rolled
+ * back, ours and any a rule's function changed (a plain SET or set_config
+ * inside a function would otherwise outlive the statement and, for
+ * search_path, redirect the writer's next statements: the rule's owner is
+ * not the writer), as PostgreSQL does after index expressions.
+ */
 static void
 end_gucs(int nestlevel)
 {
 	if (nestlevel >= 0)
-		AtEOXact_GUC(true, nestlevel);
+		AtEOXact_GUC(false, nestlevel);
 }
 
 /*
@@ -298,16 +273,19 @@ entry_before(int32 subject_id, RoaringOwned *universe, RoaringOwned *gone, Datum
 	Datum		args[2];
 	RoaringOwned *changed = roaring_owned_copy(universe->bitmap);
 	bool		isnull;
+	int			nest;
 
 	roaring_bitmap_or_inplace(changed->bitmap, gone->bitmap);
 	entry[0] = PointerGetDatum(memberset_from_roaring(changed->bitmap));
 	roaring_owned_free(changed);
 	args[0] = Int32GetDatum(subject_id);
 	args[1] = entry[0];
+	nest = rule_pin_search_path_begin();
 	segment_saved_plan(&plan, "SELECT array_agg(audience), array_agg(members) "
 					   "  FROM segment_internal._live_entry_before($1, $2)", 2, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not evaluate the audiences of entry rules");
+	rule_pin_search_path_end(nest);
 	entry[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		entry[1] = (Datum) 0;
@@ -322,6 +300,7 @@ entry_after(int32 subject_id, Datum *entry)
 	Oid			mstype = memberset_type_oid();
 	Oid			argtypes[4] = {INT4OID, mstype, TEXTARRAYOID, get_array_type(mstype)};
 	Datum		args[4];
+	int			nest;
 
 	if (entry[1] == (Datum) 0)
 		return;
@@ -329,9 +308,11 @@ entry_after(int32 subject_id, Datum *entry)
 	args[1] = entry[0];
 	args[2] = entry[1];
 	args[3] = entry[2];
+	nest = rule_pin_search_path_begin();
 	segment_saved_plan(&plan, "SELECT segment_internal._live_entry_after($1, $2, $3, $4)", 4, argtypes);
 	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not fire the entry rules");
+	rule_pin_search_path_end(nest);
 }
 
 
@@ -414,12 +395,11 @@ live_statement(TriggerData *td, int32 subject_id)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* the function's SET clause has pinned it already, unless it was created without */
-	if (strcmp(namespace_search_path, RULE_PINNED_SEARCH_PATH) != 0)
-	{
-		nestlevel = NewGUCNestLevel();
-		rule_pin_search_path();
-	}
+	/*
+	 * search_path is the writer's: what resolves names under it pins it
+	 * first (building the definitions, rules that call functions other than
+	 * built-in immutable ones, every SPI query; segment_live_trigger).
+	 */
 	defs = live_defs_get(rel, subject_id, snap);
 	live_check_trigger(td, subject_id, defs);
 	if (!defs->refreshed || (td->tg_newtable == NULL && td->tg_oldtable == NULL))
@@ -515,7 +495,7 @@ live_statement(TriggerData *td, int32 subject_id)
 		if (roaring_bitmap_get_cardinality(write->bitmap) * LIVE_BY_KEY_FACTOR < (uint64) nrows)
 		{
 			refresh_scan_restart(sc, rel, NULL);
-			done = feed_members(sc, rel, write, snap);
+			done = feed_members(defs, rel, write, snap);
 			refresh_scan_collect(sc);
 			done = done && roaring_bitmap_is_subset(write->bitmap, sc->universe->bitmap);
 		}
@@ -540,6 +520,20 @@ live_statement(TriggerData *td, int32 subject_id)
 /*
  * segment_internal._live_trigger(subject_id text): the statement-level AFTER
  * INSERT / UPDATE / DELETE trigger that enable_live installs.
+ *
+ * It runs as the owner of the function (the extension's owner), so that
+ * writers need no rights on segment's tables, as a SECURITY DEFINER
+ * function would: the user id is switched here, with
+ * SECURITY_LOCAL_USERID_CHANGE (no SET ROLE inside), and restored on
+ * return; on error the (sub)transaction abort restores it, as PostgreSQL's
+ * own SECURITY DEFINER call relies on. The function is not SECURITY
+ * DEFINER and has no SET clause because that call saves and restores every
+ * setting per statement, and the search_path it would pin matters only
+ * where names are resolved: each of those places pins it itself (building
+ * the definitions, the rules that call functions other than built-in
+ * immutable ones, every SPI query: rule_pin_search_path_begin). A one-row
+ * UPDATE that changes no customer's tags resolves no name at all. Rules run
+ * as their owners, restricted (refresh_scan.c), as before.
  */
 PG_FUNCTION_INFO_V1(segment_live_trigger);
 Datum
@@ -547,6 +541,8 @@ segment_live_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	int32		subject_id;
+	Oid			save_userid;
+	int			save_sec_context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -560,7 +556,11 @@ segment_live_trigger(PG_FUNCTION_ARGS)
 				 errmsg("segment_internal._live_trigger() must be an AFTER ... FOR EACH STATEMENT trigger with one argument"),
 				 errhint("Use segment.enable_live(subject) to install it.")));
 	subject_id = pg_strtoint32(td->tg_trigger->tgargs[0]);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(live_defs_function_owner(fcinfo->flinfo->fn_oid),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	live_statement(td, subject_id);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return PointerGetDatum(NULL);
 }
 

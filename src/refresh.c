@@ -386,6 +386,9 @@ scan_subject(SubjectRun *sr, Relation rel, DateADT as_of, MemoryContext scancxt,
 	}
 	if (leaf)
 		table_close(leaf, AccessShareLock);
+	/* a rule's function may have moved search_path: what follows (SQL as the refresher) is pinned again */
+	if (strcmp(namespace_search_path, RULE_PINNED_SEARCH_PATH) != 0)
+		rule_pin_search_path();
 
 	for (i = 0; i < sr->defs->ntags; i++)
 		sr->tags[i].set = sc.tags[i].set;
@@ -691,6 +694,7 @@ segment_refresh(PG_FUNCTION_ARGS)
 		refresh_subject(lfirst(lc), as_of, rsinfo);
 
 	SPI_finish();
-	AtEOXact_GUC(true, nestlevel);
+	/* rolled back, not kept: a plain SET in a rule's function must not outlive the refresh */
+	AtEOXact_GUC(false, nestlevel);
 	return (Datum) 0;
 }

@@ -245,7 +245,7 @@ rule_matcher_end(RuleMatcher *m)
 {
 	rule_owner_leave(&m->save);
 	FreeExprContext(m->econtext, true);
-	AtEOXact_GUC(true, m->nest);
+	AtEOXact_GUC(false, m->nest);	/* also undoes a plain SET in a rule's function */
 	if (m->entry != NULL)
 	{
 		m->entry->pins--;

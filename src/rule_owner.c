@@ -37,6 +37,25 @@ rule_pin_search_path(void)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
+int
+rule_pin_search_path_begin(void)
+{
+	int			nestlevel;
+
+	if (strcmp(namespace_search_path, RULE_PINNED_SEARCH_PATH) == 0)
+		return -1;
+	nestlevel = NewGUCNestLevel();
+	rule_pin_search_path();
+	return nestlevel;
+}
+
+void
+rule_pin_search_path_end(int nestlevel)
+{
+	if (nestlevel >= 0)
+		AtEOXact_GUC(true, nestlevel);
+}
+
 const char *
 rule_owner_sql(const char *table, const char *alias)
 {

@@ -28,6 +28,16 @@
  */
 extern void rule_pin_search_path(void);
 
+/*
+ * The same in a GUC nest level of its own, opened only when search_path is
+ * not the pinned one already (-1 then): for C code that is not a function
+ * with a SET clause and reaches name lookups (SPI, parsing) on some paths
+ * only. rule_pin_search_path_end(level) closes it; an error closes it too
+ * (the (sub)transaction abort).
+ */
+extern int	rule_pin_search_path_begin(void);
+extern void rule_pin_search_path_end(int nestlevel);
+
 /* The user id to restore after a rule ran as its owner. */
 typedef struct RuleOwnerSave
 {

@@ -25,14 +25,16 @@ RETURNS TABLE (subject_id int, member_id int8, deleted boolean, tags int4[],
 COMMENT ON FUNCTION segment_internal._live_rows() IS
     'internal: the overlay rows of the statement the live trigger is processing';
 
--- Runs as the extension owner, so that writers need no rights on
--- segment's tables; with a fixed search_path, so that a writer cannot make
--- the rules it parses call functions of the writer's choosing. Rules must
--- therefore name functions outside pg_catalog with their schema (as
--- segment.as_of() is).
+-- Runs as the owner of this function (the extension's owner), so that
+-- writers need no rights on segment's tables; under search_path =
+-- pg_catalog, pg_temp wherever it resolves a name, so that a writer cannot
+-- make the rules it parses call functions of the writer's choosing. Rules
+-- must therefore name functions outside pg_catalog with their schema (as
+-- segment.as_of() is). Both are done in C (src/live_trigger.c), not by
+-- SECURITY DEFINER and a SET clause, which would save and restore every
+-- setting in each statement even when nothing is resolved by name.
 CREATE FUNCTION segment_internal._live_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'segment_live_trigger' LANGUAGE C SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp;
+    AS 'MODULE_PATHNAME', 'segment_live_trigger' LANGUAGE C;
 
 -- A live writer's share of the subject's live lock (class 24178, held to the
 -- end of the transaction; a refresh that moves the date takes it

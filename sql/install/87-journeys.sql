@@ -1229,16 +1229,6 @@ END $$;
 COMMENT ON FUNCTION segment.set_journey_escalation(name, name, text[], name, numeric, int, text, text) IS
     'escalates responding (hot) customers of a journey to a person as an opportunity, and returns unworked ones to a cheaper channel; rule NULL removes it';
 
--- Escalation and entry rules make opportunities only when something
--- happens: batch generate() leaves them alone. (Replaces part 85's body:
--- the rules a journey escalates to are triggered too.)
-CREATE OR REPLACE FUNCTION segment_internal._is_triggered(rule_id int) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM segment.event_rule e WHERE e.rule_id = _is_triggered.rule_id)
-        OR EXISTS (SELECT 1 FROM segment.entry_rule e WHERE e.rule_id = _is_triggered.rule_id)
-        OR EXISTS (SELECT 1 FROM segment.journey_escalation e WHERE e.rule_id = _is_triggered.rule_id)
-$$;
-
 -- A customer's response to a touch (clicked, replied, declined, ...). A
 -- response the journey escalates on, from a customer hot enough, makes an
 -- opportunity for a person at once; the instance then waits for it.

@@ -17,7 +17,7 @@
 \ir ../fixtures/pgtap.psql
 set local client_min_messages = error;
 
-select plan(44);
+select plan(58);
 
 create role sec_mallory;
 create role sec_app;
@@ -182,9 +182,109 @@ select is(split_part(sec.err($$insert into sec_m.ev values (2000, 5)$$), '|', 1)
           'an event whose condition calls ALTER ROLE: 42501, even inserted by a superuser');
 select ok(not sec.super(), 'event condition: the author did not become superuser');
 
--- hole 4: an operator in a writable public schema changes nothing
 select segment.alter_tag('sec_pwn', active => false);
+
+-- The live trigger is not SECURITY DEFINER: it becomes the extension's owner
+-- in C and pins search_path wherever it resolves a name (docs/security.md).
+-- sec_app, the writer, puts a schema of look-alikes first on her path: =
+-- between int4s and int8s and now(), the names the trigger's catalog reads
+-- and overlay upsert use; each records its call and tries ALTER ROLE sec_app
+-- SUPERUSER, which only a superuser's call can do. Her own statements name
+-- pg_catalog's operators. sec_mallory's tag sec_path calls a function that
+-- points search_path at her schema in mid-statement, where her now() tries
+-- ALTER ROLE sec_mallory SUPERUSER; sec_div fails on aum = 777.
+create table sec.hits (who text, what text);
+grant insert on sec.hits to public;
+create schema sec_w authorization sec_app;
+set local session authorization sec_app;
+create function sec_w.escalate(what text) returns void language plpgsql volatile as $$
+begin
+    insert into sec.hits values (current_user, what);
+    begin
+        execute 'alter role sec_app superuser';
+    exception when insufficient_privilege then null;
+    end;
+end $$;
+create function sec_w.eq4(int4, int4) returns boolean language plpgsql immutable as
+    $$ begin perform sec_w.escalate('int4 = int4'); return $1 operator(pg_catalog.=) $2; end $$;
+create function sec_w.eq8(int8, int8) returns boolean language plpgsql immutable as
+    $$ begin perform sec_w.escalate('int8 = int8'); return $1 operator(pg_catalog.=) $2; end $$;
+create operator sec_w.= (leftarg = int4, rightarg = int4, function = sec_w.eq4);
+create operator sec_w.= (leftarg = int8, rightarg = int8, function = sec_w.eq8);
+create function sec_w.now() returns timestamptz language plpgsql stable as
+    $$ begin perform sec_w.escalate('now()'); return pg_catalog.now(); end $$;
+reset session authorization;
+set local session authorization sec_mallory;
+create function sec_m.setpath(numeric) returns boolean language plpgsql stable as
+    $$ begin perform pg_catalog.set_config('search_path', 'sec_m, pg_catalog', false); return $1 > 0; end $$;
+create function sec_m.now() returns timestamptz language plpgsql stable as
+    $$ begin perform sec_m.pwn(); return pg_catalog.now(); end $$;
+select segment.create_tag('sec', 'sec_div', '1000 / (aum - 777) > 0');
+-- (after the last refresh: a refresh would run sec_path too)
+select segment.create_tag('sec', 'sec_path', 'sec_m.setpath(aum)');
+reset session authorization;
+create function sec.who_after(q text) returns text language plpgsql as $$
+begin
+    execute q;
+    return 'no error';
+exception when others then
+    return current_user || ' in the handler';
+end $$;
+grant execute on function sec.who_after(text) to public;
+
+-- under her path (pgTAP's functions are not on it: results kept in psql variables)
+set local session authorization sec_app;
+set local search_path = sec_w, pg_catalog;
+select 1 = 1 as probe \gset
+reset search_path;
+reset session authorization;
+select ok((select count(*) from sec.hits) > 0, 'the writer''s search_path resolves = to her look-alike, which records its call');
+delete from sec.hits;
+set local session authorization sec_app;
+set local search_path = sec_w, pg_catalog;
+-- a one-row UPDATE that moves a customer: the overlay upsert
+update sec.cust set aum = 200000 where id operator(pg_catalog.=) 1001;
+select current_user as user1, current_setting('search_path') as path1 \gset
+-- a bulk UPDATE (compared set by set through SQL)
+update sec.cust set aum = aum operator(pg_catalog.+) 200000 where id operator(pg_catalog.>) 1100 and id operator(pg_catalog.<=) 1200;
+-- a definition change: the next statement rebuilds the cached rules under her path
+reset session authorization;
 select segment.disable_live('sec');
+select segment.enable_live('sec');
+set local session authorization sec_app;
+set local search_path = sec_w, pg_catalog;
+update sec.cust set aum = 5 where id operator(pg_catalog.=) 1002;
+select sec.who_after($$update sec.cust set aum = 777 where id operator(pg_catalog.=) 150$$) as handler,
+       current_user as user2 \gset
+reset session authorization;
+reset search_path;
+select is(:'user1'::text, 'sec_app', 'live, one row written: the writer is herself again after the statement');
+select is(:'path1'::text, 'sec_w, pg_catalog', 'with her search_path, though a rule moved it in mid-statement');
+select is(:'handler'::text, 'sec_app in the handler', 'live, a rule fails: the writer is herself again in the exception handler');
+select is(:'user2'::text, 'sec_app', 'and after it');
+select is((select count(*) from sec.hits), 0::bigint,
+          'live under the writer''s search_path (one row, bulk, rebuild): no look-alike was called');
+select ok(not (select rolsuper from pg_roles where rolname = 'sec_app'), 'the writer did not become superuser');
+select ok(not sec.super(), 'a rule that moved search_path in mid-statement: its author did not become superuser');
+select is(segment.count('sec', 'sec_rich'), (select count(*) from sec.cust where aum >= 150000::numeric),
+          'live counts equal plain SQL after those writes');
+select is(segment.has_tag('sec', 1001::bigint, 'sec_who'), true, 'live: the rules ran as their owner');
+select is((select aum from sec.cust where id = 150), 15000::numeric, 'the failed statement changed nothing');
+-- the same rule in a superuser's serial refresh and in explain: the SQL after
+-- the scan is pinned again, and the caller's search_path is his own after
+select current_setting('search_path') as path0 \gset
+set local max_parallel_workers_per_gather = 0;
+create temp table sec_r7 as select * from segment.refresh('sec');
+reset max_parallel_workers_per_gather;
+select ok(not sec.super(), 'refresh with a rule that moves search_path: its author did not become superuser');
+select is(current_setting('search_path'), :'path0'::text, 'and the refresher''s search_path is his own after it');
+select segment.explain('sec', 1::bigint, 'sec_path') is not null as explained \gset
+select is(current_setting('search_path'), :'path0'::text, 'explain of that tag: the caller''s search_path is his own after it');
+select segment.drop_tag('sec_path');
+select segment.drop_tag('sec_div');
+select segment.disable_live('sec');
+
+-- hole 4: an operator in a writable public schema changes nothing
 grant create on schema public to sec_low;
 set local session authorization sec_low;
 create function public.sec_true(numeric, integer) returns boolean language sql immutable as $$ select true $$;

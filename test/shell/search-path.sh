@@ -11,7 +11,8 @@
 # public before pg_catalog, so any name segment leaves unpinned resolves to
 # the shadow. The same scenario (refresh, every reading function, explain,
 # render, generate, the lifecycle, expire, evaluate_outcomes, review, live
-# updates, an event, CALL run_all) runs in both. The test asserts that no
+# updates (bulk, one row, after the definitions are rebuilt), an event, CALL
+# run_all) runs in both. The test asserts that no
 # shadow was called and that both give the same output. Aggregates are not
 # shadowed (CREATE AGGREGATE look-alikes would need their support functions
 # shadowed too); everything else segment calls is.
@@ -179,6 +180,12 @@ select segment.enable_live('customer');
 update dw.customer_wide set aum = aum operator(pg_catalog.*) 3 where customer_id operator(pg_catalog.<=) 200;
 select segment.count('customer', 'high_value');
 select segment.has_tag('customer', 7::bigint, 'high_value');
+update dw.customer_wide set aum = 90000000 where customer_id operator(pg_catalog.=) 250;
+update dw.customer_wide set aum = aum where customer_id operator(pg_catalog.=) 251;
+select segment.disable_live('customer');
+select segment.enable_live('customer');
+update dw.customer_wide set aum = 1 where customer_id operator(pg_catalog.=) 7;
+select segment.has_tag('customer', 250::bigint, 'high_value'), segment.has_tag('customer', 7::bigint, 'high_value');
 insert into dw.transfer_out (customer_id, amount, same_name) select g, 90000, true from generate_series(1, 60) g;
 select count(*) from segment.opportunity;
 select segment.refresh('customer', '$d1');
@@ -215,6 +222,20 @@ else
 fi
 is "$($PSQL -d "$SHADOW" -c "select pg_catalog.count(*) from segment.nightly_run where status operator(pg_catalog.=) 'succeeded'" 2>/dev/null)" "1" \
    "run_all succeeded under the shadowed search_path"
+
+# SECURITY DEFINER functions pin search_path with a SET clause. The live
+# trigger acts as the extension's owner without being SECURITY DEFINER: it
+# switches the user id in C and pins search_path itself wherever it
+# resolves a name (src/live_trigger.c: a SET clause would save and restore
+# every setting in each statement); the scenario's live statements above
+# (bulk, one row written, one row that moves nobody, the definitions rebuilt
+# under the shadowed path) prove it calls no look-alike.
+is "$($PSQL -d "$CLEAN" -c "select coalesce(pg_catalog.string_agg(p.oid::regprocedure::text, ', '), '') from pg_proc p
+        where p.pronamespace in ('segment'::regnamespace, 'segment_internal'::regnamespace) and p.prosecdef
+          and not coalesce('search_path=pg_catalog, pg_temp' = any (p.proconfig), false)")" "" \
+   "every SECURITY DEFINER function pins search_path = pg_catalog, pg_temp"
+is "$($PSQL -d "$CLEAN" -c "select prosecdef, proconfig is null from pg_proc where oid = 'segment_internal._live_trigger()'::regprocedure")" "f|t" \
+   "the live trigger is not SECURITY DEFINER and has no SET clause: it becomes the owner and pins search_path in C"
 
 echo "1..$n"
 [[ $failed == 0 ]]

@@ -7,3 +7,7 @@
 -- @function segment.enable_live
 
 -- @function segment.attach_event_rule
+
+-- events and entries (part 85) and journeys' escalations (part 87) each
+-- added rules batch generation leaves alone
+-- @function segment_internal._is_triggered

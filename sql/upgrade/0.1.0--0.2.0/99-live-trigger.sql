@@ -1,0 +1,5 @@
+-- upgrade 0.1.0 -> 0.2.0, part 99: the live trigger switches to the
+-- extension's owner and pins search_path in C, where it resolves names, so
+-- it is no longer SECURITY DEFINER with a SET clause (CREATE OR REPLACE
+-- resets both). The definition of sql/install/86-live.sql.
+-- @function segment_internal._live_trigger
