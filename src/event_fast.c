@@ -60,13 +60,19 @@
 /*
  * The decision statement of a rule, prepared once per backend and rule and
  * kept while its text (the subject's table, columns and the rule's
- * template) stays the same. Plans follow extension re-creation through
- * segment_saved_plan_cursor (the slots are registered).
+ * template) stays the same. The text is built again only when the
+ * attachment was read again (a new stamp: the rule, its subject or the
+ * subject's table changed, catalog_event.c), and the plan kept when the text
+ * is the same: the plan cache re-analyses the saved text after a RENAME of
+ * the table, so a plan whose text names the old name must go. Plans follow
+ * extension re-creation through segment_saved_plan_cursor (the slots are
+ * registered).
  */
 #define FAST_PLANS 8
 typedef struct FastPlan
 {
 	int32		rule_id;
+	uint64		stamp;			/* of the attachment its text was built from */
 	char	   *sql;			/* TopMemoryContext */
 	SPIPlanPtr	plan;
 } FastPlan;
@@ -131,18 +137,23 @@ fast_decision_plan(const CatalogEventRule *er, int32 rule_id)
 {
 	Oid			argtypes[10] = {INT8OID, DATEOID, INT4OID, INT4OID, INT4OID, INT4OID,
 	INT4ARRAYOID, NUMERICOID, BOOLOID, INT4OID};
-	const char *sql = fast_decision_sql(er);
+	const char *sql;
 	FastPlan   *p = NULL;
 	int			i;
 
 	for (i = 0; i < FAST_PLANS; i++)
 		if (fast_plans[i].rule_id == rule_id && fast_plans[i].sql != NULL)
 			p = &fast_plans[i];
+	/* the attachment as it was when the text was built: the same text */
+	if (p != NULL && p->stamp == er->stamp)
+		return segment_saved_plan_cursor(&p->plan, p->sql, 10, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	sql = fast_decision_sql(er);
 	if (p == NULL)
 	{
 		p = &fast_plans[fast_next_victim];
 		fast_next_victim = (fast_next_victim + 1) % FAST_PLANS;
 	}
+	p->stamp = 0;
 	if (p->sql == NULL || p->rule_id != rule_id || strcmp(p->sql, sql) != 0)
 	{
 		if (p->plan != NULL)
@@ -157,6 +168,7 @@ fast_decision_plan(const CatalogEventRule *er, int32 rule_id)
 	segment_saved_plan_cursor(&p->plan, sql, 10, argtypes, CURSOR_OPT_GENERIC_PLAN);
 	if (p->sql == NULL)
 		p->sql = MemoryContextStrdup(TopMemoryContext, sql);
+	p->stamp = er->stamp;
 	return p->plan;
 }
 
