@@ -16,7 +16,7 @@
  * group (_in_control), the subject's row (key, org unit, the message
  * rendered by the rule's template), then one INSERT of the opportunity
  * ('control' or 'pool', as a pool rule places it) and of the generation
- * row with the same counters. The SQL runs as the current user under the
+ * row with the same counters (the generation row alone when it makes none). The SQL runs as the current user under the
  * pinned search_path, as _generate's does.
  *
  * Whatever it does not decide goes back to the existing path, which then
@@ -103,6 +103,8 @@ fast_decision_sql(const CatalogEventRule *er)
 	 * subject, $6 cap window days (NULL: no policy), $7 the subject's rules,
 	 * $8 holdout_pct, $9 in the audience, $10 max_contacts. The message is
 	 * rendered for a candidate only (as _generate renders candidates only).
+	 * OFFSET 0 keeps c a subquery: pulled up, each of its two sublinks
+	 * would be planned (started, and run) once per reference.
 	 */
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
@@ -120,7 +122,8 @@ fast_decision_sql(const CatalogEventRule *er)
 					 "               CASE WHEN $6 IS NULL THEN 0::int8"
 					 "                    ELSE (SELECT count(*) FROM segment.opportunity o"
 					 "                           WHERE o.subject_id = $5 AND o.period > $2 - $6 AND o.period <= $2"
-					 "                             AND o.rule_id = ANY ($7) AND o.member_id = $1) END AS segment_contacts) c"
+					 "                             AND o.rule_id = ANY ($7) AND o.member_id = $1) END AS segment_contacts"
+					 "         OFFSET 0) c"
 					 "  LEFT JOIN %s t ON t.%s = $1",
 					 quote_identifier(er->subject_key),
 					 er->org_column ? "t." : "",
@@ -177,6 +180,7 @@ static void
 fast_step(void *arg)
 {
 	static SPIPlanPtr write_plan = NULL;
+	static SPIPlanPtr log_plan = NULL;
 	FastEvent  *ev = (FastEvent *) arg;
 	const CatalogEventRule *er = ev->er;
 	TimestampTz started = GetCurrentTimestamp();	/* clock_timestamp(), as _generate */
@@ -291,6 +295,25 @@ fast_step(void *arg)
 	nulls[4] = key_null ? 'n' : ' ';
 	nulls[9] = message_null ? 'n' : ' ';
 	nulls[10] = org_null ? 'n' : ' ';
+	/*
+	 * No opportunity (not a candidate, cool-down, cap, no row): the
+	 * generation row alone, without starting an INSERT into
+	 * segment.opportunity and its six indexes
+	 */
+	if (!make)
+	{
+		if (SPI_execute_plan(segment_saved_plan_cursor(&log_plan,
+													   "INSERT INTO segment.generation (rule_id, period, started_at, candidates,"
+													   "                                generated, control, skipped_cooldown, skipped_cap,"
+													   "                                over_capacity, failed, error)"
+													   "VALUES ($1, $6, $14, $15, $16, $17, $18, $19, 0, 0, NULL)",
+													   19, write_types, CURSOR_OPT_GENERIC_PLAN),
+							 args, nulls, false, 0) != SPI_OK_INSERT || SPI_processed != 1)
+			elog(ERROR, "could not write the event's generation");
+		segment_spi_finish(spi_nest);
+		ev->done = true;
+		return;
+	}
 	segment_saved_plan_cursor(&write_plan,
 							  "WITH made AS ("
 							  "  INSERT INTO segment.opportunity AS o"
