@@ -103,8 +103,12 @@ fast_decision_sql(const CatalogEventRule *er)
 	 * subject, $6 cap window days (NULL: no policy), $7 the subject's rules,
 	 * $8 holdout_pct, $9 in the audience, $10 max_contacts. The message is
 	 * rendered for a candidate only (as _generate renders candidates only).
-	 * OFFSET 0 keeps c a subquery: pulled up, each of its two sublinks
-	 * would be planned (started, and run) once per reference.
+	 * The cool-down (the rule's opportunities of the member in the window
+	 * around $2) and the contacts (the subject's rules' opportunities of the
+	 * member in the cap window up to $2) in one aggregate over one index
+	 * range: the member's opportunities of the subject's rules (with the
+	 * rule itself) from the earlier of the two windows' starts (GREATEST
+	 * ignores a NULL $6) to the cool-down's end, which is after $2 ($4 >= 1).
 	 */
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
@@ -116,14 +120,15 @@ fast_decision_sql(const CatalogEventRule *er)
 					 "       CASE WHEN $9 AND NOT c.segment_cooled AND ($10 IS NULL OR c.segment_contacts < $10)"
 					 "            THEN %s END,"
 					 "       t.%s IS NOT NULL"
-					 "  FROM (SELECT EXISTS (SELECT 1 FROM segment.opportunity o"
-					 "                        WHERE o.rule_id = $3 AND o.member_id = $1"
-					 "                          AND o.period > $2 - $4 AND o.period < $2 + $4) AS segment_cooled,"
+					 "  FROM (SELECT coalesce(bool_or(o.rule_id = $3 AND o.period > $2 - $4 AND o.period < $2 + $4),"
+					 "                        false) AS segment_cooled,"
 					 "               CASE WHEN $6 IS NULL THEN 0::int8"
-					 "                    ELSE (SELECT count(*) FROM segment.opportunity o"
-					 "                           WHERE o.subject_id = $5 AND o.period > $2 - $6 AND o.period <= $2"
-					 "                             AND o.rule_id = ANY ($7) AND o.member_id = $1) END AS segment_contacts"
-					 "         OFFSET 0) c"
+					 "                    ELSE count(*) FILTER (WHERE o.subject_id = $5 AND o.period > $2 - $6"
+					 "                                            AND o.period <= $2 AND o.rule_id = ANY ($7))"
+					 "               END AS segment_contacts"
+					 "          FROM segment.opportunity o"
+					 "         WHERE o.rule_id = ANY ($7 || $3) AND o.member_id = $1"
+					 "           AND o.period > $2 - GREATEST($4, $6) AND o.period < $2 + $4) c"
 					 "  LEFT JOIN %s t ON t.%s = $1",
 					 quote_identifier(er->subject_key),
 					 er->org_column ? "t." : "",
