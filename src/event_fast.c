@@ -81,6 +81,10 @@ static FastPlan fast_plans[FAST_PLANS];
 bool		event_fast_path = true;
 static int	fast_next_victim = 0;
 
+/* the subject of the last attachment read (its stamp: catalog.h) */
+static SubjectInfo fast_subject;
+static uint64 fast_subject_stamp = 0;
+
 typedef struct FastEvent
 {
 	int32		rule_id;
@@ -189,6 +193,7 @@ fast_step(void *arg)
 	FastEvent  *ev = (FastEvent *) arg;
 	const CatalogEventRule *er = ev->er;
 	TimestampTz started = GetCurrentTimestamp();	/* clock_timestamp(), as _generate */
+	SubjectInfo subject;
 	SubjectInfo *s;
 	roaring_bitmap_t *within;
 	RoaringOwned *aud;
@@ -218,8 +223,18 @@ fast_step(void *arg)
 		BOOLOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID,
 	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
 
-	/* the audience within the member (as _audience_within) */
-	s = subject_lookup(er->subject_name, false);
+	/*
+	 * the audience within the member (as _audience_within); the subject as
+	 * the attachment's read found it (a change of segment.subject makes a
+	 * new read: catalog_event.c)
+	 */
+	if (er->stamp != fast_subject_stamp)
+	{
+		fast_subject = *subject_lookup(er->subject_name, false);
+		fast_subject_stamp = er->stamp;
+	}
+	subject = fast_subject;
+	s = &subject;
 	within = roaring_bitmap_create();
 	roaring_bitmap_add(within, (uint32) ev->member);
 	aud = audience_evaluate_within(s, er->audience, within);
