@@ -306,13 +306,22 @@ typedef struct CatalogEventRule
 	int32		max_contacts;
 	int32		period_days;
 	Datum		subject_rules;	/* int4[]: every rule of the subject */
+	/*
+	 * The same for two reads of one cached read (catalog_event.c): nothing of
+	 * the above changed in between, nor was the event table or the subject's
+	 * table renamed or altered.
+	 */
+	uint64		stamp;
 } CatalogEventRule;
 
 /*
  * The attachment of opportunity rule rule_id to relid (segment.event_rule
  * and the rule's active flag), with the rule, its subject and the subject's
- * contact policy; false when there is none. One saved plan: called by every
- * event statement.
+ * contact policy, into the current memory context; false when there is
+ * none. Called by every event statement: kept per backend until one of
+ * those rows, the event table or the subject's table changes
+ * (catalog_event.c); the latest committed attachment, as PostgreSQL reads
+ * its own catalog, not the one of the statement's snapshot.
  */
 extern bool catalog_event_rule(int32 rule_id, Oid relid, CatalogEventRule *er);
 

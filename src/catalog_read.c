@@ -3,8 +3,9 @@
  *     Reads of definitions and state for the SQL API (catalog.h): has_tag
  *     and tags for one customer, segment names, the retained snapshots of a
  *     subject, the subject list of a refresh of everything, and what
- *     explain shows of a tag, scheme or scorecard, the stored goals and
- *     event conditions of opportunity rules. Prefix: catalog_.
+ *     explain shows of a tag, scheme or scorecard, the stored goals of
+ *     opportunity rules (an event rule's attachment: catalog_event.c).
+ *     Prefix: catalog_.
  */
 #include "postgres.h"
 
@@ -365,79 +366,5 @@ catalog_stored_rule(const char *kind, int32 rule_id, Oid relid, CatalogStoredRul
 		found = true;
 	}
 	SPI_finish();
-	return found;
-}
-
-bool
-catalog_event_rule(int32 rule_id, Oid relid, CatalogEventRule *er)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	static SPIPlanPtr plan = NULL;
-	Datum		args[2] = {Int32GetDatum(rule_id), ObjectIdGetDatum(relid)};
-	Oid			argtypes[2] = {INT4OID, OIDOID};
-	bool		found = false;
-	int			spi_nest;
-
-	spi_nest = segment_spi_connect();
-	/* generic: the same few index lookups whatever the rule */
-	segment_saved_plan_cursor(&plan,
-							  "SELECT e.condition, 'event rule \"' || r.name || '\" on ' || e.event_table::text,"
-							  "       e.owner::oid, e.key_column::text, e.trigger_name::text, r.active,"
-							  "       s.subject_id, s.name::text, s.relation::oid, s.key_column::text,"
-							  "       s.key_type::oid, s.org_column::text, s.snapshot_column IS NOT NULL,"
-							  "       r.audience, r.assignment, r.priority, r.priority_scorecard IS NOT NULL,"
-							  "       r.template_sql, r.holdout_pct, r.cooldown_days, r.valid_days, r.version,"
-							  "       cp.max_contacts, cp.period_days,"
-							  "       ARRAY(SELECT x.rule_id FROM segment.opportunity_rule x"
-							  "              WHERE x.subject_id = s.subject_id)"
-							  "  FROM segment.event_rule e JOIN segment.opportunity_rule r USING (rule_id)"
-							  "  JOIN segment.subject s ON s.subject_id = r.subject_id"
-							  "  LEFT JOIN segment.contact_policy cp ON cp.subject_id = s.subject_id"
-							  " WHERE e.rule_id = $1 AND e.event_table = $2",
-							  2, argtypes, CURSOR_OPT_GENERIC_PLAN);
-	if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the event rule");
-	if (SPI_processed == 1)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *v;
-		MemoryContext old;
-
-		er->condition = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 1));
-		er->what = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
-		er->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-		er->key_column = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 4));
-		er->trigger_name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 5));
-		er->active = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
-		er->subject_id = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
-		er->subject_name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 8));
-		er->relation = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
-		er->subject_key = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 10));
-		er->subject_key_type = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
-		v = SPI_getvalue(tup, desc, 12);
-		er->org_column = v ? MemoryContextStrdup(cxt, v) : NULL;
-		er->snapshot = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
-		er->audience = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 14));
-		er->assignment = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 15));
-		er->scored = DatumGetBool(SPI_getbinval(tup, desc, 17, &isnull));
-		v = SPI_getvalue(tup, desc, 18);
-		er->template_sql = v ? MemoryContextStrdup(cxt, v) : NULL;
-		er->cooldown_days = DatumGetInt32(SPI_getbinval(tup, desc, 20, &isnull));
-		er->valid_days = DatumGetInt32(SPI_getbinval(tup, desc, 21, &isnull));
-		er->version = DatumGetInt32(SPI_getbinval(tup, desc, 22, &isnull));
-		er->max_contacts = DatumGetInt32(SPI_getbinval(tup, desc, 23, &er->capped));
-		er->capped = !er->capped;
-		er->period_days = DatumGetInt32(SPI_getbinval(tup, desc, 24, &isnull));
-		/* the by-reference values (NOT NULL columns and an ARRAY()) */
-		old = MemoryContextSwitchTo(cxt);
-		er->priority = datumCopy(SPI_getbinval(tup, desc, 16, &isnull), false, -1);
-		er->holdout_pct = datumCopy(SPI_getbinval(tup, desc, 19, &isnull), false, -1);
-		er->subject_rules = datumCopy(SPI_getbinval(tup, desc, 25, &isnull), false, -1);
-		MemoryContextSwitchTo(old);
-		found = true;
-	}
-	segment_spi_finish(spi_nest);
 	return found;
 }

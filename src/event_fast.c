@@ -16,7 +16,7 @@
  * group (_in_control), the subject's row (key, org unit, the message
  * rendered by the rule's template), then one INSERT of the opportunity
  * ('control' or 'pool', as a pool rule places it) and of the generation
- * row with the same counters. The SQL runs as the current user under the
+ * row with the same counters (the generation row alone when it makes none). The SQL runs as the current user under the
  * pinned search_path, as _generate's does.
  *
  * Whatever it does not decide goes back to the existing path, which then
@@ -60,13 +60,19 @@
 /*
  * The decision statement of a rule, prepared once per backend and rule and
  * kept while its text (the subject's table, columns and the rule's
- * template) stays the same. Plans follow extension re-creation through
- * segment_saved_plan_cursor (the slots are registered).
+ * template) stays the same. The text is built again only when the
+ * attachment was read again (a new stamp: the rule, its subject or the
+ * subject's table changed, catalog_event.c), and the plan kept when the text
+ * is the same: the plan cache re-analyses the saved text after a RENAME of
+ * the table, so a plan whose text names the old name must go. Plans follow
+ * extension re-creation through segment_saved_plan_cursor (the slots are
+ * registered).
  */
 #define FAST_PLANS 8
 typedef struct FastPlan
 {
 	int32		rule_id;
+	uint64		stamp;			/* of the attachment its text was built from */
 	char	   *sql;			/* TopMemoryContext */
 	SPIPlanPtr	plan;
 } FastPlan;
@@ -74,6 +80,10 @@ static FastPlan fast_plans[FAST_PLANS];
 
 bool		event_fast_path = true;
 static int	fast_next_victim = 0;
+
+/* the subject of the last attachment read (its stamp: catalog.h) */
+static SubjectInfo fast_subject;
+static uint64 fast_subject_stamp = 0;
 
 typedef struct FastEvent
 {
@@ -97,6 +107,12 @@ fast_decision_sql(const CatalogEventRule *er)
 	 * subject, $6 cap window days (NULL: no policy), $7 the subject's rules,
 	 * $8 holdout_pct, $9 in the audience, $10 max_contacts. The message is
 	 * rendered for a candidate only (as _generate renders candidates only).
+	 * The cool-down (the rule's opportunities of the member in the window
+	 * around $2) and the contacts (the subject's rules' opportunities of the
+	 * member in the cap window up to $2) in one aggregate over one index
+	 * range: the member's opportunities of the subject's rules (with the
+	 * rule itself) from the earlier of the two windows' starts (GREATEST
+	 * ignores a NULL $6) to the cool-down's end, which is after $2 ($4 >= 1).
 	 */
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
@@ -108,13 +124,15 @@ fast_decision_sql(const CatalogEventRule *er)
 					 "       CASE WHEN $9 AND NOT c.segment_cooled AND ($10 IS NULL OR c.segment_contacts < $10)"
 					 "            THEN %s END,"
 					 "       t.%s IS NOT NULL"
-					 "  FROM (SELECT EXISTS (SELECT 1 FROM segment.opportunity o"
-					 "                        WHERE o.rule_id = $3 AND o.member_id = $1"
-					 "                          AND o.period > $2 - $4 AND o.period < $2 + $4) AS segment_cooled,"
+					 "  FROM (SELECT coalesce(bool_or(o.rule_id = $3 AND o.period > $2 - $4 AND o.period < $2 + $4),"
+					 "                        false) AS segment_cooled,"
 					 "               CASE WHEN $6 IS NULL THEN 0::int8"
-					 "                    ELSE (SELECT count(*) FROM segment.opportunity o"
-					 "                           WHERE o.subject_id = $5 AND o.period > $2 - $6 AND o.period <= $2"
-					 "                             AND o.rule_id = ANY ($7) AND o.member_id = $1) END AS segment_contacts) c"
+					 "                    ELSE count(*) FILTER (WHERE o.subject_id = $5 AND o.period > $2 - $6"
+					 "                                            AND o.period <= $2 AND o.rule_id = ANY ($7))"
+					 "               END AS segment_contacts"
+					 "          FROM segment.opportunity o"
+					 "         WHERE o.rule_id = ANY ($7 || $3) AND o.member_id = $1"
+					 "           AND o.period > $2 - GREATEST($4, $6) AND o.period < $2 + $4) c"
 					 "  LEFT JOIN %s t ON t.%s = $1",
 					 quote_identifier(er->subject_key),
 					 er->org_column ? "t." : "",
@@ -131,18 +149,23 @@ fast_decision_plan(const CatalogEventRule *er, int32 rule_id)
 {
 	Oid			argtypes[10] = {INT8OID, DATEOID, INT4OID, INT4OID, INT4OID, INT4OID,
 	INT4ARRAYOID, NUMERICOID, BOOLOID, INT4OID};
-	const char *sql = fast_decision_sql(er);
+	const char *sql;
 	FastPlan   *p = NULL;
 	int			i;
 
 	for (i = 0; i < FAST_PLANS; i++)
 		if (fast_plans[i].rule_id == rule_id && fast_plans[i].sql != NULL)
 			p = &fast_plans[i];
+	/* the attachment as it was when the text was built: the same text */
+	if (p != NULL && p->stamp == er->stamp)
+		return segment_saved_plan_cursor(&p->plan, p->sql, 10, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	sql = fast_decision_sql(er);
 	if (p == NULL)
 	{
 		p = &fast_plans[fast_next_victim];
 		fast_next_victim = (fast_next_victim + 1) % FAST_PLANS;
 	}
+	p->stamp = 0;
 	if (p->sql == NULL || p->rule_id != rule_id || strcmp(p->sql, sql) != 0)
 	{
 		if (p->plan != NULL)
@@ -157,6 +180,7 @@ fast_decision_plan(const CatalogEventRule *er, int32 rule_id)
 	segment_saved_plan_cursor(&p->plan, sql, 10, argtypes, CURSOR_OPT_GENERIC_PLAN);
 	if (p->sql == NULL)
 		p->sql = MemoryContextStrdup(TopMemoryContext, sql);
+	p->stamp = er->stamp;
 	return p->plan;
 }
 
@@ -165,9 +189,11 @@ static void
 fast_step(void *arg)
 {
 	static SPIPlanPtr write_plan = NULL;
+	static SPIPlanPtr log_plan = NULL;
 	FastEvent  *ev = (FastEvent *) arg;
 	const CatalogEventRule *er = ev->er;
 	TimestampTz started = GetCurrentTimestamp();	/* clock_timestamp(), as _generate */
+	SubjectInfo subject;
 	SubjectInfo *s;
 	roaring_bitmap_t *within;
 	RoaringOwned *aud;
@@ -197,8 +223,18 @@ fast_step(void *arg)
 		BOOLOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID,
 	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
 
-	/* the audience within the member (as _audience_within) */
-	s = subject_lookup(er->subject_name, false);
+	/*
+	 * the audience within the member (as _audience_within); the subject as
+	 * the attachment's read found it (a change of segment.subject makes a
+	 * new read: catalog_event.c)
+	 */
+	if (er->stamp != fast_subject_stamp)
+	{
+		fast_subject = *subject_lookup(er->subject_name, false);
+		fast_subject_stamp = er->stamp;
+	}
+	subject = fast_subject;
+	s = &subject;
 	within = roaring_bitmap_create();
 	roaring_bitmap_add(within, (uint32) ev->member);
 	aud = audience_evaluate_within(s, er->audience, within);
@@ -279,6 +315,25 @@ fast_step(void *arg)
 	nulls[4] = key_null ? 'n' : ' ';
 	nulls[9] = message_null ? 'n' : ' ';
 	nulls[10] = org_null ? 'n' : ' ';
+	/*
+	 * No opportunity (not a candidate, cool-down, cap, no row): the
+	 * generation row alone, without starting an INSERT into
+	 * segment.opportunity and its six indexes
+	 */
+	if (!make)
+	{
+		if (SPI_execute_plan(segment_saved_plan_cursor(&log_plan,
+													   "INSERT INTO segment.generation (rule_id, period, started_at, candidates,"
+													   "                                generated, control, skipped_cooldown, skipped_cap,"
+													   "                                over_capacity, failed, error)"
+													   "VALUES ($1, $6, $14, $15, $16, $17, $18, $19, 0, 0, NULL)",
+													   19, write_types, CURSOR_OPT_GENERIC_PLAN),
+							 args, nulls, false, 0) != SPI_OK_INSERT || SPI_processed != 1)
+			elog(ERROR, "could not write the event's generation");
+		segment_spi_finish(spi_nest);
+		ev->done = true;
+		return;
+	}
 	segment_saved_plan_cursor(&write_plan,
 							  "WITH made AS ("
 							  "  INSERT INTO segment.opportunity AS o"

@@ -531,17 +531,20 @@ live_defs_columns(LiveDefs *d, const bool *affected)
 
 /*
  * segment_internal._live_defs_changed(): statement-level AFTER trigger on the tables
- * the cached definitions of live maintenance come from (part 89). Sends a
- * relcache invalidation of segment.live_subject, which every backend's
- * live_relcache_callback takes as "rebuild": at commit for the others, at
- * the next command in this one (and again if it rolls back).
+ * the cached definitions of live maintenance and the cached attachments of
+ * event rules (catalog_event.c) come from (part 89). Sends a relcache
+ * invalidation of segment.live_subject, which every backend's
+ * live_relcache_callback takes as "rebuild" (and catalog_event.c's as
+ * "forget"): at commit for the others, at the next command in this one (and
+ * again if it rolls back).
  */
 PG_FUNCTION_INFO_V1(segment_live_defs_changed);
 Datum
 segment_live_defs_changed(PG_FUNCTION_ARGS)
 {
 	static const char *const tables[] = {"subject", "tag", "scheme", "scheme_bucket", "scorecard",
-	"scorecard_item", "entry_rule", "live_subject"};
+		"scorecard_item", "entry_rule", "live_subject",
+	"opportunity_rule", "event_rule", "contact_policy"};
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Oid			nsp;
 	Oid			relid;

@@ -1,9 +1,11 @@
 -- segment install script, part 89: invalidation of the definitions that
--- live maintenance caches per backend (src/live.c). A statement on any
--- table those definitions come from sends a relcache invalidation of
--- segment.live_subject: every backend rebuilds its cached rules, date and
--- trigger names at the next live statement after the change commits (the
--- backend that made it, at once). A refresh, which moves the date, sends
+-- live maintenance and event rules cache per backend (src/live_defs.c,
+-- src/catalog_event.c). A statement on any table those definitions come
+-- from sends a relcache invalidation of segment.live_subject: every backend
+-- rebuilds its cached rules, date and trigger names, and forgets the event
+-- rules' attachments (event_rule with its opportunity rule, subject and
+-- contact policy), at the next live or event statement after the change
+-- commits (the backend that made it, at once). A refresh, which moves the date, sends
 -- the same invalidation itself: the step invalidate_live_definitions of the
 -- refresh pipeline (src/refresh_pipeline.c), not a trigger on
 -- segment.subject_state. And the overlay rows of a deleted subject, which
@@ -12,13 +14,14 @@
 CREATE FUNCTION segment_internal._live_defs_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'segment_live_defs_changed' LANGUAGE C;
 COMMENT ON FUNCTION segment_internal._live_defs_changed() IS
-    'internal: tells live maintenance in every backend that its cached definitions are stale';
+    'internal: tells live maintenance and event rules in every backend that their cached definitions are stale';
 
 DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['subject', 'tag', 'scheme', 'scheme_bucket',
-                             'scorecard', 'scorecard_item', 'entry_rule', 'live_subject']
+                             'scorecard', 'scorecard_item', 'entry_rule', 'live_subject',
+                             'opportunity_rule', 'event_rule', 'contact_policy']
     LOOP
         EXECUTE format('CREATE TRIGGER segment_live_defs AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '
                        'ON segment.%I FOR EACH STATEMENT EXECUTE FUNCTION segment_internal._live_defs_changed()', t);
